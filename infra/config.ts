@@ -1,0 +1,37 @@
+// Every setting comes from the environment; the README lists them with these defaults.
+export interface Config {
+  kafkaBrokers: string[];
+  databaseUrl: string;
+  apiPort: number;
+  fanoutPort: number;
+  adminToken: string | undefined;
+  /** Prefix for every topic name, so several deployments (or test runs) can share a cluster. */
+  topicPrefix: string;
+  /** Caption messages per partition the fanout keeps in memory for resuming clients. */
+  fanoutHistoryPerPartition: number;
+  /** Bytes a WebSocket may have queued before it is closed as a slow consumer. */
+  fanoutMaxBackpressure: number;
+  logLevel: string;
+}
+
+function int(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return {
+    kafkaBrokers: (env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(',').map((s) => s.trim()).filter(Boolean),
+    databaseUrl: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/castlog',
+    apiPort: int('API_PORT', 8080),
+    fanoutPort: int('FANOUT_PORT', 8081),
+    adminToken: env.ADMIN_TOKEN || undefined,
+    topicPrefix: env.TOPIC_PREFIX ?? '',
+    fanoutHistoryPerPartition: int('FANOUT_HISTORY_PER_PARTITION', 50_000),
+    fanoutMaxBackpressure: int('FANOUT_MAX_BACKPRESSURE', 1024 * 1024),
+    logLevel: env.LOG_LEVEL ?? 'info',
+  };
+}

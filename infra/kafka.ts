@@ -1,0 +1,309 @@
+// The one module that talks to Kafka (kafkajs). Everything else sees typed, decoded events
+// and (partition, offset) positions.
+import { Kafka, logLevel, type Admin, type Consumer, type Producer, type KafkaMessage } from 'kafkajs';
+import { v4 as uuidv4 } from 'uuid';
+import { AvroCodec, type Decoded } from '../schemas/codec.ts';
+import { TOPICS, topicOf, type TopicName } from '../schemas/catalog.ts';
+import { newMeta, toHeaders, fromHeaders, type EventMeta } from '../schemas/envelope.ts';
+import { partitionFor } from '../schemas/partitioner.ts';
+import type { EventDataMap, EventType } from '../schemas/types.generated.ts';
+import type { Logger } from './logger.ts';
+
+export interface Position {
+  partition: number;
+  offset: number;
+}
+
+export interface NewEvent<T extends EventType = EventType> {
+  type: T;
+  key: string;
+  data: EventDataMap[T];
+  source: string;
+  correlationId?: string;
+  causationId?: string;
+}
+
+export interface LogRecord {
+  topic: TopicName;
+  partition: number;
+  offset: number;
+  key: string;
+  /** Broker timestamp (ms), when the record was appended. */
+  timestamp: number;
+  meta: EventMeta;
+  event: Decoded;
+}
+
+export interface PartitionBatch {
+  topic: TopicName;
+  partition: number;
+  records: LogRecord[];
+  /** Offset after the last record in the partition, as the broker last reported it. */
+  highWatermark: number;
+}
+
+export interface ConsumeOptions {
+  groupId: string;
+  topics: TopicName[];
+  /** Where each assigned partition starts; undefined keeps the group's committed offset or the end. */
+  startAt?: (topic: TopicName, partition: number) => Promise<number | undefined>;
+  onBatch: (batch: PartitionBatch) => Promise<void>;
+  /** Called for a record that cannot be decoded; it is skipped, never retried forever. */
+  onPoison?: (topic: TopicName, partition: number, offset: number, error: unknown) => void;
+  /** Commit consumed offsets to the group (for lag tools); positions of record live elsewhere. */
+  commit?: boolean;
+  maxBytesPerPartition?: number;
+}
+
+export class KafkaUnavailable extends Error {}
+
+interface Pending {
+  topic: string;
+  partition: number;
+  message: { key: string; value: Buffer; headers: Record<string, string>; partition: number };
+  resolve: (p: Position) => void;
+  reject: (e: unknown) => void;
+}
+
+export class EventLog {
+  readonly codec: AvroCodec;
+  private readonly kafka: Kafka;
+  private producer: Producer | undefined;
+  private producerReady: Promise<Producer> | undefined;
+  private adminClient: Admin | undefined;
+  private readonly consumers = new Set<Consumer>();
+  private queue: Pending[] = [];
+  private flushing = false;
+
+  constructor(
+    brokers: string[],
+    private readonly prefix: string,
+    private readonly logger: Logger,
+    codec?: AvroCodec,
+    /** How long an append may wait for Kafka before it is refused. */
+    private readonly appendTimeoutMs = 900,
+  ) {
+    this.codec = codec ?? new AvroCodec();
+    this.kafka = new Kafka({
+      clientId: 'castlog',
+      brokers,
+      connectionTimeout: 1000,
+      requestTimeout: 5000,
+      retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 5 },
+      logLevel: logLevel.NOTHING,
+    });
+  }
+
+  topicName(topic: TopicName): string {
+    return this.prefix + topic;
+  }
+
+  private logicalTopic(name: string): TopicName {
+    return name.slice(this.prefix.length) as TopicName;
+  }
+
+  async admin(): Promise<Admin> {
+    if (!this.adminClient) {
+      const admin = this.kafka.admin({ retry: { retries: 1, initialRetryTime: 100 } });
+      await admin.connect();
+      this.adminClient = admin;
+    }
+    return this.adminClient;
+  }
+
+  /** Creates every topic of the catalog that does not exist yet. */
+  async ensureTopics(): Promise<void> {
+    const admin = await this.admin();
+    const existing = new Set(await admin.listTopics());
+    const missing = Object.entries(TOPICS)
+      .filter(([name]) => !existing.has(this.topicName(name as TopicName)))
+      .map(([name, spec]) => ({ topic: this.topicName(name as TopicName), numPartitions: spec.partitions, replicationFactor: -1 }));
+    if (missing.length) await admin.createTopics({ topics: missing, waitForLeaders: true });
+  }
+
+  /** [low, high) offsets of every partition of a topic. */
+  async offsets(topic: TopicName): Promise<{ partition: number; low: number; high: number }[]> {
+    const admin = await this.admin();
+    const rows = await admin.fetchTopicOffsets(this.topicName(topic));
+    return rows
+      .map((r) => ({ partition: r.partition, low: Number(r.low), high: Number(r.high) }))
+      .sort((a, b) => a.partition - b.partition);
+  }
+
+  /** True when a broker answers a metadata request within the connection timeout. */
+  async ping(): Promise<boolean> {
+    try {
+      const admin = await this.admin();
+      await withTimeout(admin.describeCluster(), 1000);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async readyProducer(): Promise<Producer> {
+    if (!this.producerReady) {
+      const producer = this.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        retry: { initialRetryTime: 50, maxRetryTime: 500, retries: 3 },
+      });
+      this.producerReady = producer.connect().then(
+        () => (this.producer = producer),
+        (e) => {
+          this.producerReady = undefined;
+          throw e;
+        },
+      );
+    }
+    return this.producerReady;
+  }
+
+  /**
+   * Appends events with acks=all through the idempotent producer. Resolves with each event's
+   * position once Kafka has acknowledged it. Concurrent appends share one produce request
+   * (group commit), so many slow streams still make few round trips.
+   */
+  append(events: NewEvent[]): Promise<Position[]> {
+    return Promise.all(events.map((e) => this.appendOne(e)));
+  }
+
+  private appendOne(e: NewEvent): Promise<Position> {
+    const topic = topicOf(e.type);
+    const partition = partitionFor(e.key, TOPICS[topic].partitions);
+    const value = this.codec.encode(e.type, e.data);
+    const headers = toHeaders(newMeta(e.type, e.source, e.correlationId, e.causationId));
+    return new Promise<Position>((resolve, reject) => {
+      this.queue.push({ topic: this.topicName(topic), partition, message: { key: e.key, value, headers, partition }, resolve, reject });
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.queue.length) {
+        const batch = this.queue.splice(0, 10_000);
+        try {
+          const producer = await withTimeout(this.readyProducer(), this.appendTimeoutMs);
+          const byTopic = new Map<string, Pending[]>();
+          for (const p of batch) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p]);
+          const metadata = await withTimeout(
+            producer.sendBatch({
+              acks: -1,
+              topicMessages: [...byTopic].map(([topic, ps]) => ({ topic, messages: ps.map((p) => p.message) })),
+            }),
+            this.appendTimeoutMs,
+          );
+          const base = new Map(metadata.map((m) => [`${m.topicName}/${m.partition}`, Number(m.baseOffset)]));
+          const next = new Map<string, number>();
+          for (const p of batch) {
+            const k = `${p.topic}/${p.partition}`;
+            const i = next.get(k) ?? 0;
+            next.set(k, i + 1);
+            const b = base.get(k);
+            if (b === undefined) p.reject(new KafkaUnavailable(`no acknowledgement for ${k}`));
+            else p.resolve({ partition: p.partition, offset: b + i });
+          }
+        } catch (err) {
+          this.logger.warn({ err: String(err) }, 'append failed');
+          // The producer may be wedged on a dead connection: start afresh on the next append.
+          const producer = this.producer;
+          this.producer = undefined;
+          this.producerReady = undefined;
+          void producer?.disconnect().catch(() => undefined);
+          for (const p of batch) p.reject(new KafkaUnavailable(String(err)));
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  decode(topic: TopicName, partition: number, m: KafkaMessage): LogRecord {
+    const event = this.codec.decode(m.value ?? Buffer.alloc(0));
+    return {
+      topic,
+      partition,
+      offset: Number(m.offset),
+      key: m.key?.toString() ?? '',
+      timestamp: Number(m.timestamp),
+      meta: fromHeaders(m.headers as Record<string, Buffer>),
+      event,
+    };
+  }
+
+  /** Runs a consumer until stop(); each partition's records arrive in order, one batch at a time. */
+  async consume(opts: ConsumeOptions): Promise<{ stop: () => Promise<void> }> {
+    const consumer = this.kafka.consumer({
+      groupId: opts.groupId,
+      allowAutoTopicCreation: false,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+      maxWaitTimeInMs: 100,
+      maxBytesPerPartition: opts.maxBytesPerPartition ?? 4 * 1024 * 1024,
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 2000 },
+    });
+    this.consumers.add(consumer);
+    await consumer.connect();
+    for (const topic of opts.topics) await consumer.subscribe({ topic: this.topicName(topic), fromBeginning: false });
+
+    if (opts.startAt) {
+      const startAt = opts.startAt;
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        for (const [name, partitions] of Object.entries(e.payload.memberAssignment)) {
+          for (const partition of partitions) {
+            void startAt(this.logicalTopic(name), partition).then((offset) => {
+              if (offset !== undefined) consumer.seek({ topic: name, partition, offset: String(offset) });
+            });
+          }
+        }
+      });
+    }
+
+    await consumer.run({
+      autoCommit: opts.commit ?? false,
+      eachBatchAutoResolve: true,
+      eachBatch: async ({ batch }) => {
+        const topic = this.logicalTopic(batch.topic);
+        const records: LogRecord[] = [];
+        for (const m of batch.messages) {
+          try {
+            records.push(this.decode(topic, batch.partition, m));
+          } catch (error) {
+            opts.onPoison?.(topic, batch.partition, Number(m.offset), error);
+          }
+        }
+        await opts.onBatch({ topic, partition: batch.partition, records, highWatermark: Number(batch.highWatermark) });
+      },
+    });
+    return {
+      stop: async () => {
+        this.consumers.delete(consumer);
+        await consumer.disconnect();
+      },
+    };
+  }
+
+  /** A group id no other process shares: for readers that must see every partition. */
+  static privateGroup(name: string): string {
+    return `${name}-${uuidv4()}`;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.consumers].map((c) => c.disconnect()));
+    await Promise.allSettled([this.producer?.disconnect(), this.adminClient?.disconnect()]);
+  }
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new KafkaUnavailable(`Kafka did not answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e) => (clearTimeout(t), reject(e)),
+    );
+  });
+}

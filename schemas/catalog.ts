@@ -1,0 +1,22 @@
+// The topic catalog: every topic, its key, its partition count and the events it carries.
+// The stack launcher creates topics from here; producers partition by key from here.
+import type { EventType } from './types.generated.ts';
+
+export interface TopicSpec {
+  partitions: number;
+  key: string;
+  events: readonly EventType[];
+}
+
+export const TOPICS = {
+  captions: { partitions: 6, key: 'channel id', events: ['CaptionFragmentReceived'] },
+} as const satisfies Record<string, TopicSpec>;
+
+export type TopicName = keyof typeof TOPICS;
+
+export function topicOf(event: EventType): TopicName {
+  for (const [name, spec] of Object.entries(TOPICS) as [TopicName, TopicSpec][]) {
+    if (spec.events.includes(event)) return name;
+  }
+  throw new Error(`no topic carries ${event}`);
+}

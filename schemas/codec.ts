@@ -1,0 +1,55 @@
+// Avro single-object encoding: 0xC3 0x01, the writer schema's CRC-64-AVRO fingerprint, then the body.
+// Any consumer can find the writer schema from the bytes alone; we read older versions through
+// avsc's resolver into the latest version of the same event.
+import type avro from 'avsc';
+import { SchemaRegistry, type SchemaVersion } from './registry.ts';
+import type { EventDataMap, EventType } from './types.generated.ts';
+
+const MAGIC = Buffer.from([0xc3, 0x01]);
+const HEADER = MAGIC.length + 8;
+
+export class CodecError extends Error {}
+
+export interface Decoded<T extends EventType = EventType> {
+  type: T;
+  /** The writer's schema version. */
+  version: number;
+  data: EventDataMap[T];
+}
+
+export class AvroCodec {
+  private readonly resolvers = new Map<string, avro.Resolver>();
+
+  constructor(readonly registry: SchemaRegistry = SchemaRegistry.load()) {}
+
+  encode<T extends EventType>(type: T, data: EventDataMap[T]): Buffer {
+    const schema = this.registry.latest(type);
+    return Buffer.concat([MAGIC, schema.fingerprint, schema.type.toBuffer(data)]);
+  }
+
+  writerOf(bytes: Buffer): SchemaVersion {
+    if (bytes.length < HEADER || bytes[0] !== MAGIC[0] || bytes[1] !== MAGIC[1]) {
+      throw new CodecError('not Avro single-object encoding (missing 0xC3 0x01 marker)');
+    }
+    const hex = bytes.subarray(2, HEADER).toString('hex');
+    const writer = this.registry.byFingerprint(hex);
+    if (!writer) throw new CodecError(`unknown schema fingerprint ${hex}`);
+    return writer;
+  }
+
+  decode(bytes: Buffer): Decoded {
+    const writer = this.writerOf(bytes);
+    const reader = this.registry.latest(writer.event);
+    const body = bytes.subarray(HEADER);
+    const data =
+      reader === writer ? reader.type.fromBuffer(body) : reader.type.fromBuffer(body, this.resolver(reader, writer));
+    return { type: writer.event as EventType, version: writer.version, data } as Decoded;
+  }
+
+  private resolver(reader: SchemaVersion, writer: SchemaVersion): avro.Resolver {
+    const key = `${reader.fingerprintHex}<${writer.fingerprintHex}`;
+    let r = this.resolvers.get(key);
+    if (!r) this.resolvers.set(key, (r = reader.type.createResolver(writer.type)));
+    return r;
+  }
+}
