@@ -12,6 +12,8 @@ export interface Config {
   /** Bytes a WebSocket may have queued before it is closed as a slow consumer. */
   fanoutMaxBackpressure: number;
   logLevel: string;
+  /** The WebSocket URL browsers should use, when it is not this host at FANOUT_PORT. */
+  publicLiveUrl: string | undefined;
 }
 
 function int(name: string, fallback: number): number {
@@ -33,5 +35,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fanoutHistoryPerPartition: int('FANOUT_HISTORY_PER_PARTITION', 50_000),
     fanoutMaxBackpressure: int('FANOUT_MAX_BACKPRESSURE', 1024 * 1024),
     logLevel: env.LOG_LEVEL ?? 'info',
+    publicLiveUrl: env.PUBLIC_LIVE_URL || undefined,
   };
 }

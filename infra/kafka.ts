@@ -38,6 +38,8 @@ export interface PartitionBatch {
   topic: TopicName;
   partition: number;
   records: LogRecord[];
+  /** Offset of the first message fetched, decodable or not. */
+  firstOffset: number;
   /** Offset after the last record in the partition, as the broker last reported it. */
   highWatermark: number;
 }
@@ -47,7 +49,8 @@ export interface ConsumeOptions {
   topics: TopicName[];
   /** Where each assigned partition starts; undefined keeps the group's committed offset or the end. */
   startAt?: (topic: TopicName, partition: number) => Promise<number | undefined>;
-  onBatch: (batch: PartitionBatch) => Promise<void>;
+  /** Handles one partition's batch; returning { seek } re-reads that partition from the offset given. */
+  onBatch: (batch: PartitionBatch) => Promise<void | { seek: number }>;
   /** Called for a record that cannot be decoded; it is skipped, never retried forever. */
   onPoison?: (topic: TopicName, partition: number, offset: number, error: unknown) => void;
   /** Commit consumed offsets to the group (for lag tools); positions of record live elsewhere. */
@@ -130,15 +133,24 @@ export class EventLog {
       .sort((a, b) => a.partition - b.partition);
   }
 
-  /** True when a broker answers a metadata request within the connection timeout. */
+  private lastPing: { at: number; ok: boolean } = { at: 0, ok: false };
+
+  /** True when a broker answers a metadata request in time; remembered for a second. */
   async ping(): Promise<boolean> {
+    if (Date.now() - this.lastPing.at < 1000) return this.lastPing.ok;
+    let ok = false;
     try {
-      const admin = await this.admin();
-      await withTimeout(admin.describeCluster(), 1000);
-      return true;
+      const admin = await withTimeout(this.admin(), 700);
+      await withTimeout(admin.describeCluster(), 700);
+      ok = true;
     } catch {
-      return false;
+      // A dead connection may be cached in the admin client: make a fresh one next time.
+      const admin = this.adminClient;
+      this.adminClient = undefined;
+      void admin?.disconnect().catch(() => undefined);
     }
+    this.lastPing = { at: Date.now(), ok };
+    return ok;
   }
 
   private async readyProducer(): Promise<Producer> {
@@ -209,6 +221,7 @@ export class EventLog {
           }
         } catch (err) {
           this.logger.warn({ err: String(err) }, 'append failed');
+          this.lastPing = { at: Date.now(), ok: false };
           // The producer may be wedged on a dead connection: start afresh on the next append.
           const producer = this.producer;
           this.producer = undefined;
@@ -265,8 +278,8 @@ export class EventLog {
 
     await consumer.run({
       autoCommit: opts.commit ?? false,
-      eachBatchAutoResolve: true,
-      eachBatch: async ({ batch }) => {
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset }) => {
         const topic = this.logicalTopic(batch.topic);
         const records: LogRecord[] = [];
         for (const m of batch.messages) {
@@ -276,7 +289,9 @@ export class EventLog {
             opts.onPoison?.(topic, batch.partition, Number(m.offset), error);
           }
         }
-        await opts.onBatch({ topic, partition: batch.partition, records, highWatermark: Number(batch.highWatermark) });
+        const outcome = await opts.onBatch({ topic, partition: batch.partition, records, firstOffset: Number(batch.firstOffset() ?? -1), highWatermark: Number(batch.highWatermark) });
+        if (outcome) consumer.seek({ topic: batch.topic, partition: batch.partition, offset: String(outcome.seek) });
+        else if (batch.messages.length) resolveOffset(batch.lastOffset());
       },
     });
     return {

@@ -1,0 +1,38 @@
+// /healthz (the process is up), /readyz (Kafka and Postgres answer), /metrics (Prometheus).
+import type { FastifyInstance } from 'fastify';
+import { pingDb, type Db } from '../../infra/db.ts';
+import type { EventLog } from '../../infra/kafka.ts';
+import { prom, type Registry } from '../../infra/metrics.ts';
+
+export function healthRoutes(app: FastifyInstance, deps: { db: Db; log: EventLog; metrics: Registry }): void {
+  const { db, log, metrics } = deps;
+
+  // Consumer lag of every projection, read at scrape time from the log's ends and the
+  // positions each projection committed with its rows.
+  new prom.Gauge({
+    name: 'castlog_consumer_lag',
+    help: 'Records in the log a projection has not applied yet',
+    labelNames: ['consumer', 'topic', 'partition'],
+    registers: [metrics],
+    async collect() {
+      this.reset();
+      const positions = await db.selectFrom('projection_positions').selectAll().execute().catch(() => []);
+      const topics = [...new Set(positions.map((p) => p.topic))];
+      for (const topic of topics) {
+        const ends = await log.offsets(topic as never).catch(() => []);
+        for (const p of positions.filter((x) => x.topic === topic)) {
+          const end = ends.find((e) => e.partition === p.partition);
+          if (end) this.set({ consumer: p.projection, topic, partition: String(p.partition) }, Math.max(0, end.high - p.next_offset));
+        }
+      }
+    },
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const [kafka, postgres] = await Promise.all([log.ping(), pingDb(db)]);
+    const ok = kafka && postgres;
+    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable', kafka, postgres });
+  });
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+}

@@ -1,0 +1,48 @@
+// The HTTP API: wiring of its route plugins. No business logic here.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
+import type { Config } from '../../infra/config.ts';
+import type { Db } from '../../infra/db.ts';
+import type { EventLog } from '../../infra/kafka.ts';
+import type { Logger } from '../../infra/logger.ts';
+import type { Registry } from '../../infra/metrics.ts';
+import { StationKeys } from '../../infra/stations.ts';
+import { registerErrors, HttpError } from './errors.ts';
+import { healthRoutes } from './health.ts';
+import { historyRoutes } from './history.ts';
+import { ingestRoutes } from './ingest.ts';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export interface ApiDeps {
+  config: Config;
+  db: Db;
+  log: EventLog;
+  logger: Logger;
+  metrics: Registry;
+}
+
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger, requestTimeout: 0 }) as unknown as FastifyInstance;
+  registerErrors(app);
+  // JSON bodies must be valid UTF-8: a replacement character silently stored is worse than a 400.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, JSON.parse(utf8.decode(body as Buffer)));
+    } catch (e) {
+      done(new HttpError(400, e instanceof SyntaxError ? `body: malformed JSON: ${e.message}` : 'body: is not valid UTF-8', 'body'), undefined);
+    }
+  });
+
+  healthRoutes(app, deps);
+  ingestRoutes(app, { log: deps.log, stations: new StationKeys(deps.db), metrics: deps.metrics });
+  historyRoutes(app, deps);
+
+  const page = (name: string) => readFileSync(new URL(`../web/${name}`, import.meta.url), 'utf8');
+  app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('index.html')));
+  app.get('/v1/config', async (req) => ({
+    liveUrl: deps.config.publicLiveUrl ?? `ws://${(req.headers.host ?? 'localhost').replace(/:\d+$/, '')}:${deps.config.fanoutPort}/v1/live`,
+  }));
+  return app;
+}

@@ -1,0 +1,53 @@
+// What every app starts with: config, JSON logger, Postgres (migrated), the event log, metrics.
+import { loadConfig, type Config } from '../infra/config.ts';
+import { createDb, type Db } from '../infra/db.ts';
+import { EventLog } from '../infra/kafka.ts';
+import { createLogger, type Logger } from '../infra/logger.ts';
+import { createRegistry, type Registry } from '../infra/metrics.ts';
+import { migrate } from '../projections/migrate.ts';
+
+export interface App {
+  config: Config;
+  logger: Logger;
+  db: Db;
+  log: EventLog;
+  metrics: Registry;
+  /** Registers cleanup to run, in reverse order, on SIGINT/SIGTERM or close(). */
+  onClose(fn: () => Promise<unknown> | unknown): void;
+  close(): Promise<void>;
+}
+
+export async function boot(name: string, opts: { migrate?: boolean } = {}): Promise<App> {
+  const config = loadConfig();
+  const logger = createLogger(name, config.logLevel);
+  const db = createDb(config.databaseUrl);
+  if (opts.migrate !== false) await retry(() => migrate(db), logger, 'migrate');
+  const log = new EventLog(config.kafkaBrokers, config.topicPrefix, logger);
+  const closers: (() => Promise<unknown> | unknown)[] = [() => db.destroy(), () => log.close()];
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      for (const fn of closers.reverse()) await Promise.resolve().then(fn).catch((err) => logger.warn({ err: String(err) }, 'close'));
+    })());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      logger.info({ signal }, 'stopping');
+      void close().then(() => process.exit(0));
+    });
+  }
+  process.on('unhandledRejection', (err) => logger.error({ err: String(err) }, 'unhandled rejection'));
+  return { config, logger, db, log, metrics: createRegistry(name), onClose: (fn) => closers.push(fn), close };
+}
+
+/** Retries start-up work while Kafka or Postgres are still coming up. */
+export async function retry<T>(fn: () => Promise<T>, logger: Logger, what: string, attempts = 60): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= attempts) throw err;
+      logger.warn({ err: String(err), attempt: i }, `${what} failed, retrying`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}

@@ -1,0 +1,72 @@
+// What a capture station may send, checked before anything is written. Pure: no I/O.
+import type { CaptionMode } from '../../schemas/types.generated.ts';
+
+export const MAX_TEXT_CHARS = 2000;
+export const MODES: readonly CaptionMode[] = ['rollup', 'popon', 'painton'];
+// BCP-47 in its common shape: a 2-3 letter language (or 4-8 letter registered one) and subtags.
+const BCP47 = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
+const FIELDS = new Set(['seq', 'text', 'start', 'end', 'mode', 'lang']);
+
+export interface Fragment {
+  seq: number;
+  text: string;
+  start: number;
+  end: number;
+  mode: CaptionMode | null;
+  lang: string | null;
+}
+
+export type FragmentCheck = { ok: true; fragment: Fragment } | { ok: false; error: string };
+
+const fail = (error: string): FragmentCheck => ({ ok: false, error });
+const isTime = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+export function checkFragment(input: unknown): FragmentCheck {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return fail('a fragment must be a JSON object');
+  const f = input as Record<string, unknown>;
+  for (const key of Object.keys(f)) if (!FIELDS.has(key)) return fail(`${key}: unknown field`);
+  if (!Number.isSafeInteger(f.seq) || (f.seq as number) < 0) return fail('seq: must be a non-negative integer');
+  if (typeof f.text !== 'string') return fail('text: must be a string');
+  if (f.text.length > MAX_TEXT_CHARS && [...f.text].length > MAX_TEXT_CHARS) {
+    return fail(`text: must be at most ${MAX_TEXT_CHARS} characters`);
+  }
+  if (!isTime(f.start)) return fail('start: must be milliseconds since the epoch (a non-negative integer)');
+  if (!isTime(f.end)) return fail('end: must be milliseconds since the epoch (a non-negative integer)');
+  if (f.end < f.start) return fail('end: must not be before start');
+  if (f.mode !== undefined && f.mode !== null && !MODES.includes(f.mode as CaptionMode)) {
+    return fail(`mode: must be one of ${MODES.join(', ')}`);
+  }
+  if (f.lang !== undefined && f.lang !== null && (typeof f.lang !== 'string' || !BCP47.test(f.lang))) {
+    return fail('lang: must be a BCP-47 language tag such as "en" or "pt-BR"');
+  }
+  return {
+    ok: true,
+    fragment: {
+      seq: f.seq as number,
+      text: f.text,
+      start: f.start,
+      end: f.end,
+      mode: (f.mode as CaptionMode | undefined) ?? null,
+      lang: (f.lang as string | undefined) ?? null,
+    },
+  };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Parses one NDJSON line (raw bytes): invalid UTF-8 and malformed JSON are errors, not exceptions. */
+export function parseFragmentLine(line: Uint8Array): FragmentCheck {
+  let text: string;
+  try {
+    text = utf8.decode(line);
+  } catch {
+    return fail('line is not valid UTF-8');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    return fail(`malformed JSON: ${(e as Error).message}`);
+  }
+  return checkFragment(value);
+}

@@ -1,0 +1,16 @@
+// Brings the database to the newest schema. Migrations are numbered files with up and down.
+import { Migrator, type Migration } from 'kysely';
+import type { Db } from '../infra/db.ts';
+import * as m0001 from './migrations/0001_stations.ts';
+import * as m0002 from './migrations/0002_captions.ts';
+
+const MIGRATIONS: Record<string, Migration> = {
+  '0001_stations': m0001,
+  '0002_captions': m0002,
+};
+
+export async function migrate(db: Db): Promise<void> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS } });
+  const { error } = await migrator.migrateToLatest();
+  if (error) throw error;
+}

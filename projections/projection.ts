@@ -1,0 +1,19 @@
+// A projection: named, versioned, reads some topics, applies batches of records inside the
+// caller's transaction. The runner stores its positions in that same transaction.
+import type { Transaction } from 'kysely';
+import type { Decoded } from '../schemas/codec.ts';
+import type { TopicName } from '../schemas/catalog.ts';
+import type { Database } from './database.ts';
+
+export interface ProjectedRecord {
+  topic: TopicName;
+  partition: number;
+  offset: number;
+  event: Decoded;
+}
+
+export interface Projection {
+  name: string;
+  topics: TopicName[];
+  apply(trx: Transaction<Database>, records: ProjectedRecord[]): Promise<void>;
+}
