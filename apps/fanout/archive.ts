@@ -1,0 +1,38 @@
+// The fanout's view of the caption read model, for clients resuming from further back than memory.
+import { formatPosition } from '../../domain/position.ts';
+import type { Db } from '../../infra/db.ts';
+import type { CaptionArchive } from './hub.ts';
+import { captionMessage } from './protocol.ts';
+
+export function postgresArchive(db: Db, projection = 'captions'): CaptionArchive {
+  return {
+    // One snapshot for the rows and the projection's position: a row committed in between
+    // cannot be skipped.
+    after: (channel, partition, offset, limit) =>
+      db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
+        const rows = await trx
+          .selectFrom('caption_fragments')
+          .selectAll()
+          .where('channel', '=', channel).where('partition', '=', partition).where('offset', '>', offset)
+          .orderBy('offset')
+          .limit(limit)
+          .execute();
+        const pos = await trx
+          .selectFrom('projection_positions')
+          .select('next_offset')
+          .where('projection', '=', projection).where('topic', '=', 'captions').where('partition', '=', partition)
+          .executeTakeFirst();
+        return {
+          appliedUpTo: pos?.next_offset ?? 0,
+          rows: rows.map((r) => ({
+            offset: r.offset,
+            channel,
+            json: captionMessage(
+              { channel, station: r.station, seq: r.seq, text: r.text, start: r.start_ms, end: r.end_ms, mode: r.mode as never, lang: r.lang },
+              formatPosition(r),
+            ),
+          })),
+        };
+      }),
+  };
+}

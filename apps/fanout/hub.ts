@@ -1,0 +1,221 @@
+// Who listens to which channel, and getting every caption to them once, in order. A client that
+// subscribes with `since` gets what it missed first, from memory if the partition history still
+// holds it, else from the Postgres read model, then continues live with no gap and no repeat.
+import { isChannelId, CHANNEL_ID_RULE } from '../../domain/captions/channel.ts';
+import { formatPosition, parsePosition } from '../../domain/position.ts';
+import { partitionFor } from '../../schemas/partitioner.ts';
+import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
+import { PartitionHistory, type Entry } from './history.ts';
+import {
+  CLOSE_SLOW_CONSUMER, CLOSE_SLOW_REASON, MAX_SUBSCRIPTIONS,
+  captionMessage, errorMessage, subscribedMessage, unsubscribedMessage,
+} from './protocol.ts';
+
+export interface Socket {
+  /** 1 sent, 0 sent but buffered, 2 dropped (uWS semantics). */
+  send(message: string): number;
+  bufferedAmount(): number;
+  cork(fn: () => void): void;
+  end(code: number, reason: string): void;
+}
+
+interface Subscription {
+  channel: string;
+  partition: number;
+  /** Offset of the last record delivered (or skipped as already seen). */
+  after: number;
+  live: boolean;
+}
+
+export class Client {
+  readonly subs = new Map<string, Subscription>();
+  closed = false;
+  constructor(readonly socket: Socket) {}
+}
+
+/** The read model, for clients that were away longer than the partition history reaches. */
+export interface CaptionArchive {
+  /** Up to `limit` fragments of a channel after an offset, and how far the read model has applied the partition. */
+  after(channel: string, partition: number, offset: number, limit: number): Promise<{ rows: Entry[]; appliedUpTo: number }>;
+}
+
+export interface Record {
+  offset: number;
+  data: CaptionFragmentReceived;
+}
+
+export interface HubStats {
+  delivered(n: number): void;
+  slowClosed(): void;
+  fannedOut(partition: number, offset: number, receivedAt: number): void;
+}
+
+const ARCHIVE_PAGE = 1000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Hub {
+  private readonly histories: PartitionHistory[];
+  private readonly listeners = new Map<string, Set<Client>>();
+  /** Highest seq delivered per channel and station: a station's retry is not delivered twice. */
+  private readonly lastSeq = new Map<string, number>();
+
+  constructor(
+    readonly partitions: number,
+    startOffsets: number[],
+    historyCapacity: number,
+    private readonly maxBackpressure: number,
+    private readonly archive: CaptionArchive,
+    private readonly stats: HubStats,
+    private readonly recoveryTimeoutMs = 30_000,
+  ) {
+    this.histories = startOffsets.map((o) => new PartitionHistory(historyCapacity, o));
+  }
+
+  history(partition: number): PartitionHistory {
+    return this.histories[partition]!;
+  }
+
+  /** Records of one partition, in offset order, as the tail consumer reads them. */
+  onRecords(partition: number, records: Record[]): void {
+    const h = this.histories[partition]!;
+    const fresh = new Map<string, Entry[]>();
+    for (const r of records) {
+      if (r.offset < h.next) continue; // seen already (a re-fetch)
+      const d = r.data;
+      const key = `${d.channel}\u0000${d.station}`;
+      if ((this.lastSeq.get(key) ?? -1) >= d.seq) {
+        h.add(r.offset, undefined);
+        continue;
+      }
+      this.lastSeq.set(key, d.seq);
+      const entry: Entry = { offset: r.offset, channel: d.channel, json: captionMessage(d, formatPosition({ partition, offset: r.offset })) };
+      h.add(r.offset, entry);
+      this.stats.fannedOut(partition, r.offset, d.receivedAt);
+      let list = fresh.get(d.channel);
+      if (!list) fresh.set(d.channel, (list = []));
+      list.push(entry);
+    }
+    for (const [channel, entries] of fresh) {
+      const clients = this.listeners.get(channel);
+      if (!clients) continue;
+      for (const client of clients) {
+        const sub = client.subs.get(channel);
+        if (sub?.live) this.deliver(client, sub, entries);
+      }
+    }
+  }
+
+  private deliver(client: Client, sub: Subscription, entries: Entry[]): void {
+    if (client.closed) return;
+    const { socket } = client;
+    if (socket.bufferedAmount() > this.maxBackpressure) return this.closeSlow(client);
+    let sent = 0;
+    let dropped = false;
+    socket.cork(() => {
+      for (const e of entries) {
+        if (e.offset <= sub.after) continue;
+        if (socket.send(e.json) === 2) {
+          dropped = true;
+          break;
+        }
+        sub.after = e.offset;
+        sent++;
+      }
+    });
+    this.stats.delivered(sent);
+    if (dropped) this.closeSlow(client);
+  }
+
+  private closeSlow(client: Client): void {
+    if (client.closed) return;
+    this.stats.slowClosed();
+    client.closed = true;
+    client.socket.end(CLOSE_SLOW_CONSUMER, CLOSE_SLOW_REASON);
+  }
+
+  private send(client: Client, message: string): void {
+    if (!client.closed) client.socket.cork(() => client.socket.send(message));
+  }
+
+  subscribe(client: Client, channel: string, since?: string): void {
+    if (!isChannelId(channel)) return this.send(client, errorMessage('invalid_channel', `channel ${CHANNEL_ID_RULE}`, String(channel)));
+    const partition = partitionFor(channel, this.partitions);
+    let after: number;
+    if (since !== undefined) {
+      const p = parsePosition(since);
+      if (!p) return this.send(client, errorMessage('invalid_position', 'since must be a position "partition:offset" as received', channel));
+      if (p.partition !== partition) return this.send(client, errorMessage('invalid_position', 'since is a position of another channel', channel));
+      after = p.offset;
+    } else {
+      after = this.histories[partition]!.next - 1; // from now on
+    }
+    if (!client.subs.has(channel) && client.subs.size >= MAX_SUBSCRIPTIONS) {
+      return this.send(client, errorMessage('too_many_subscriptions', `at most ${MAX_SUBSCRIPTIONS} channels per connection`, channel));
+    }
+    this.unsubscribe(client, channel, false);
+    const sub: Subscription = { channel, partition, after, live: false };
+    client.subs.set(channel, sub);
+    let set = this.listeners.get(channel);
+    if (!set) this.listeners.set(channel, (set = new Set()));
+    set.add(client);
+    this.send(client, subscribedMessage(channel, formatPosition({ partition, offset: after }), since !== undefined));
+    if (this.histories[partition]!.covers(after)) this.goLive(client, sub);
+    else void this.recover(client, sub);
+  }
+
+  /** Sends what the partition history holds after sub.after, then marks the subscription live. */
+  private goLive(client: Client, sub: Subscription): void {
+    const h = this.histories[sub.partition]!;
+    const missed = h.after(sub.channel, sub.after);
+    if (missed.length) this.deliver(client, sub, missed);
+    sub.after = Math.max(sub.after, h.next - 1);
+    sub.live = true;
+  }
+
+  /** Catches a client up from the read model until the partition history covers the rest. */
+  private async recover(client: Client, sub: Subscription): Promise<void> {
+    const deadline = Date.now() + this.recoveryTimeoutMs;
+    const current = () => !client.closed && client.subs.get(sub.channel) === sub;
+    try {
+      while (current()) {
+        if (this.histories[sub.partition]!.covers(sub.after)) return this.goLive(client, sub);
+        while (current() && client.socket.bufferedAmount() > this.maxBackpressure / 2) await sleep(10);
+        const { rows, appliedUpTo } = await this.archive.after(sub.channel, sub.partition, sub.after, ARCHIVE_PAGE);
+        if (!current()) return;
+        if (rows.length) this.deliver(client, sub, rows);
+        if (rows.length < ARCHIVE_PAGE) {
+          // Every row of this channel the read model had applied is delivered.
+          sub.after = Math.max(sub.after, appliedUpTo - 1);
+          if (!this.histories[sub.partition]!.covers(sub.after)) {
+            if (Date.now() > deadline) throw new Error('the read model is too far behind');
+            await sleep(100);
+          }
+        }
+      }
+    } catch (err) {
+      if (!current()) return;
+      this.unsubscribe(client, sub.channel, false);
+      this.send(client, errorMessage('unavailable', `could not recover the missed captions (${(err as Error).message}); subscribe again with the same since`, sub.channel));
+    }
+  }
+
+  unsubscribe(client: Client, channel: string, confirm = true): void {
+    if (client.subs.delete(channel)) {
+      const set = this.listeners.get(channel);
+      set?.delete(client);
+      if (set?.size === 0) this.listeners.delete(channel);
+    }
+    if (confirm) this.send(client, unsubscribedMessage(channel));
+  }
+
+  disconnect(client: Client): void {
+    client.closed = true;
+    for (const channel of [...client.subs.keys()]) this.unsubscribe(client, channel, false);
+  }
+
+  subscriptionCount(): number {
+    let n = 0;
+    for (const s of this.listeners.values()) n += s.size;
+    return n;
+  }
+}

@@ -1,0 +1,81 @@
+// The uWebSockets.js server: /v1/live for browsers, /healthz, /readyz and /metrics for operators.
+import uWS from 'uWebSockets.js';
+import type { Registry } from '../../infra/metrics.ts';
+import { Client, type Hub } from './hub.ts';
+import { CLOSE_RESTART, errorMessage, parseClientMessage } from './protocol.ts';
+
+interface UserData {
+  client?: Client;
+}
+
+export interface FanoutServer {
+  port: number;
+  connections(): number;
+  close(): void;
+}
+
+export function startFanoutServer(hub: Hub, opts: { port: number; maxBackpressure: number; metrics: Registry; ready: () => Promise<boolean> }): Promise<FanoutServer> {
+  const sockets = new Set<uWS.WebSocket<UserData>>();
+  const decoder = new TextDecoder();
+  const app = uWS.App()
+    .ws<UserData>('/v1/live', {
+      compression: uWS.DISABLED,
+      maxPayloadLength: 16 * 1024,
+      idleTimeout: 120,
+      sendPingsAutomatically: true,
+      // The hub closes a slow client itself, with a code that says how to resume; this is only a backstop.
+      maxBackpressure: opts.maxBackpressure * 4,
+      closeOnBackpressureLimit: 0,
+      open: (ws) => {
+        sockets.add(ws);
+        ws.getUserData().client = new Client({
+          send: (m) => ws.send(m, false),
+          bufferedAmount: () => ws.getBufferedAmount(),
+          cork: (fn) => void ws.cork(fn),
+          end: (code, reason) => ws.end(code, reason),
+        });
+      },
+      message: (ws, raw) => {
+        const client = ws.getUserData().client!;
+        const m = parseClientMessage(decoder.decode(raw));
+        if (typeof m === 'string') return void ws.send(errorMessage('bad_request', m), false);
+        if (m.op === 'subscribe') hub.subscribe(client, m.channel, m.since);
+        else hub.unsubscribe(client, m.channel);
+      },
+      close: (ws) => {
+        sockets.delete(ws);
+        const client = ws.getUserData().client;
+        if (client) hub.disconnect(client);
+      },
+    })
+    .get('/healthz', (res) => void res.writeHeader('content-type', 'application/json').end('{"status":"ok"}'))
+    .get('/readyz', (res) => {
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      void opts.ready().then((ok) => {
+        if (!aborted) res.cork(() => res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').end(JSON.stringify({ status: ok ? 'ready' : 'unavailable' })));
+      });
+    })
+    .get('/metrics', (res) => {
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      void opts.metrics.metrics().then((text) => {
+        if (!aborted) res.cork(() => res.writeHeader('content-type', opts.metrics.contentType).end(text));
+      });
+    })
+    .any('/*', (res) => void res.writeStatus('404 Not Found').end('{"error":"not found"}'));
+
+  return new Promise((resolve, reject) => {
+    app.listen('0.0.0.0', opts.port, (token) => {
+      if (!token) return reject(new Error(`fanout cannot listen on port ${opts.port}`));
+      resolve({
+        port: uWS.us_socket_local_port(token),
+        connections: () => sockets.size,
+        close: () => {
+          for (const ws of [...sockets]) ws.end(CLOSE_RESTART, 'server restarting: reconnect and resubscribe with since');
+          uWS.us_listen_socket_close(token);
+        },
+      });
+    });
+  });
+}
