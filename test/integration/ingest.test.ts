@@ -1,0 +1,172 @@
+// Capture stations posting fragments: acknowledgements, positions, and every kind of bad input.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { System, fragment, waitFor } from '../support/system.ts';
+
+let sys: System;
+let key: string;
+
+beforeAll(async () => {
+  sys = await System.create();
+  await sys.start('api');
+  await sys.start('projector');
+  key = await sys.stationKey('ingest-station');
+});
+afterAll(() => sys?.stop());
+
+describe('NDJSON ingest', () => {
+  it('acknowledges every good line with its log position, in order, and stores it once', async () => {
+    const body = [1, 2, 3].map((s) => JSON.stringify(fragment(s, `line ${s}`, { lang: 'en', mode: 'rollup' }))).join('\n') + '\n';
+    const r = await sys.postNdjson('news.one', key, body);
+    expect(r.status).toBe(200);
+    expect(r.lines.map((l) => l.seq)).toEqual([1, 2, 3]);
+    const offsets = r.lines.map((l) => Number(l.position.split(':')[1]));
+    expect(offsets[1]).toBe(offsets[0]! + 1);
+    expect(offsets[2]).toBe(offsets[1]! + 1);
+    const rows = await waitFor('rows', async () => ((await sys.fragments('news.one')).length === 3 ? sys.fragments('news.one') : undefined));
+    expect(rows.map((x) => x.text)).toEqual(['line 1', 'line 2', 'line 3']);
+  });
+
+  it('answers each line as soon as it is durable, while the request stays open', async () => {
+    const enc = new TextEncoder();
+    let push!: (s: string) => void;
+    let end!: () => void;
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        push = (s) => c.enqueue(enc.encode(s));
+        end = () => c.close();
+      },
+    });
+    const res = fetch(`${sys.api}/v1/channels/slow.stream/captions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}` },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    push(JSON.stringify(fragment(1)) + '\n');
+    const response = await res;
+    const reader = response.body!.getReader();
+    const first = await reader.read(); // arrives before the request body has ended
+    expect(JSON.parse(new TextDecoder().decode(first.value!))).toMatchObject({ seq: 1, position: expect.stringMatching(/^\d+:\d+$/) });
+    push(JSON.stringify(fragment(2)) + '\n');
+    const second = await reader.read();
+    expect(JSON.parse(new TextDecoder().decode(second.value!))).toMatchObject({ seq: 2 });
+    end();
+    expect((await reader.read()).done).toBe(true);
+  });
+
+  it('skips bad lines with an error naming the line and goes on', async () => {
+    const before = await sys.captionsInLog();
+    const lines = [
+      JSON.stringify(fragment(10)), // 1 ok
+      '{"seq": 11, "text": "unterminated"', // 2 malformed JSON
+      JSON.stringify(fragment(12, 'x'.repeat(2001))), // 3 oversize text
+      Buffer.from([0x7b, 0xff, 0xfe, 0x7d]).toString('latin1'), // 4 invalid UTF-8 (sent as raw bytes below)
+      JSON.stringify({ ...fragment(13), seq: 'thirteen' }), // 5 wrong type
+      JSON.stringify({ ...fragment(14), end: 1 }), // 6 end before start
+      JSON.stringify(fragment(15, 'é'.repeat(2000), { mode: 'popon' })), // 7 ok: 2000 characters, 4000 bytes
+      JSON.stringify({ ...fragment(16), mode: 'scroll' }), // 8 bad mode
+      JSON.stringify({ ...fragment(17), lang: 'not a tag' }), // 9 bad lang
+      '[1,2]', // 10 not an object
+    ];
+    const r = await sys.postNdjson('bad.lines', key, Buffer.from(lines.join('\n') + '\n', 'latin1').toString('latin1') === '' ? '' : Buffer.concat(lines.map((l, i) => Buffer.concat([i === 3 ? Buffer.from(l, 'latin1') : Buffer.from(l, 'utf8'), Buffer.from('\n')]))));
+    expect(r.status).toBe(200);
+    const byLine = Object.fromEntries(r.lines.filter((l) => l.line).map((l) => [l.line, l.error]));
+    expect(byLine[2]).toMatch(/malformed JSON/);
+    expect(byLine[3]).toMatch(/^text: .*2000 characters/);
+    expect(byLine[4]).toMatch(/UTF-8/);
+    expect(byLine[5]).toMatch(/^seq: /);
+    expect(byLine[6]).toMatch(/^end: /);
+    expect(byLine[8]).toMatch(/^mode: /);
+    expect(byLine[9]).toMatch(/^lang: /);
+    expect(byLine[10]).toMatch(/object/);
+    expect(r.lines.filter((l) => l.position).map((l) => l.seq)).toEqual([10, 15]);
+    expect((await sys.captionsInLog()) - before).toBe(2);
+  });
+});
+
+describe('JSON ingest', () => {
+  it('accepts one fragment or an array and answers accepted and rejected', async () => {
+    const one = await sys.postJson('json.one', key, fragment(1));
+    expect(one.status).toBe(200);
+    expect(one.body.accepted).toEqual([{ seq: 1, position: expect.stringMatching(/^\d+:\d+$/) }]);
+    const many = await sys.postJson('json.one', key, [fragment(2), { seq: -1 }, fragment(3)]);
+    expect(many.status).toBe(200);
+    expect(many.body.accepted.map((a: any) => a.seq)).toEqual([2, 3]);
+    expect(many.body.rejected).toEqual([{ line: 2, error: expect.stringMatching(/^seq: /) }]);
+  });
+
+  it('rejects a body that is not JSON, or not UTF-8, with 400 and writes nothing', async () => {
+    const before = await sys.captionsInLog();
+    const bad = await sys.postJson('json.bad', key, '{"seq": 1,');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/malformed JSON/);
+    const r = await fetch(`${sys.api}/v1/channels/json.bad/captions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]),
+    });
+    expect(r.status).toBe(400);
+    expect((await r.json()).error).toMatch(/UTF-8/);
+    const allBad = await sys.postJson('json.bad', key, [{ seq: 1 }]);
+    expect(allBad.status).toBe(400);
+    expect((await sys.captionsInLog()) - before).toBe(0);
+  });
+});
+
+describe('who may write where', () => {
+  it('refuses a bad channel id with 400 naming the field', async () => {
+    for (const channel of ['Upper', '-dash-first', 'a'.repeat(65), 'sp%20ace', '%C3%A9t%C3%A9']) {
+      const r = await sys.postJson(channel, key, fragment(1));
+      expect(r.status, channel).toBe(400);
+      expect(r.body).toMatchObject({ field: 'channel', error: expect.stringMatching(/channel/) });
+    }
+  });
+
+  it('refuses a missing or wrong key with 401 and writes nothing', async () => {
+    const before = await sys.captionsInLog();
+    const none = await sys.postJson('keys', undefined, fragment(1));
+    expect(none.status).toBe(401);
+    expect(none.body.field).toBe('authorization');
+    const wrong = await sys.postJson('keys', 'cst_not-a-real-key', fragment(1));
+    expect(wrong.status).toBe(401);
+    const nd = await fetch(`${sys.api}/v1/channels/keys/captions`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', authorization: 'Bearer nope' }, body: JSON.stringify(fragment(1)) + '\n' });
+    expect(nd.status).toBe(401);
+    expect((await sys.captionsInLog()) - before).toBe(0);
+  });
+
+  it('drops a station retry: the same (channel, station, seq) is stored once', async () => {
+    await sys.postJson('retry.ch', key, [fragment(1, 'first'), fragment(2, 'second')]);
+    await sys.postJson('retry.ch', key, [fragment(2, 'second'), fragment(3, 'third')]);
+    const rows = await waitFor('3 rows', async () => {
+      const r = await sys.fragments('retry.ch');
+      return r.length >= 3 && r;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await sys.fragments('retry.ch')).map((x) => x.seq)).toEqual([1, 2, 3]);
+    expect(rows.map((x) => x.text)).toEqual(['first', 'second', 'third']);
+    const list = await sys.get('/v1/channels');
+    expect(list.body.channels.find((c: any) => c.id === 'retry.ch')).toMatchObject({ fragmentCount: 3 });
+  });
+});
+
+describe('Kafka unreachable', () => {
+  it('answers 503 within a second and writes nothing', async () => {
+    const other = await System.create({ KAFKA_BROKERS: '127.0.0.1:1' });
+    try {
+      await other.start('api');
+      const k = await other.stationKey();
+      const t0 = performance.now();
+      const r = await other.postJson('down', k, fragment(1));
+      const ms = performance.now() - t0;
+      expect(r.status).toBe(503);
+      expect(r.body.error).toMatch(/Kafka/);
+      expect(ms).toBeLessThan(1000);
+      const ready = await other.get('/readyz');
+      expect(ready.status).toBe(503);
+      expect(ready.body).toMatchObject({ kafka: false, postgres: true });
+      expect(await other.captionsInLog()).toBe(0);
+    } finally {
+      await other.stop();
+    }
+  });
+});

@@ -1,0 +1,193 @@
+// Runs the real castlog processes against the real Kafka and Postgres for a test file. Each file
+// gets its own topic prefix and database, so files can run side by side.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import { ensureDatabase } from '../../infra/stack/postgres-local.ts';
+import { createDb, type Db } from '../../infra/db.ts';
+import { EventLog } from '../../infra/kafka.ts';
+import { createLogger } from '../../infra/logger.ts';
+import { addStation } from '../../infra/stations.ts';
+import { migrate } from '../../projections/migrate.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export type AppName = 'api' | 'projector' | 'fanout';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.once('error', reject);
+  });
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+export class System {
+  readonly env: NodeJS.ProcessEnv;
+  readonly procs = new Map<AppName, ChildProcess>();
+  readonly output = new Map<AppName, string[]>();
+  db!: Db;
+  log!: EventLog;
+
+  private constructor(readonly name: string, readonly apiPort: number, readonly fanoutPort: number, readonly projectorPort: number, extraEnv: NodeJS.ProcessEnv) {
+    const base = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/castlog_test');
+    base.pathname = `/${name}`;
+    this.env = {
+      ...process.env,
+      DATABASE_URL: base.toString(),
+      TOPIC_PREFIX: `${name}.`,
+      API_PORT: String(apiPort),
+      FANOUT_PORT: String(fanoutPort),
+      PROJECTOR_PORT: String(projectorPort),
+      ADMIN_TOKEN: 'test-admin-token',
+      LOG_LEVEL: 'warn',
+      ...extraEnv,
+    };
+  }
+
+  static async create(extraEnv: NodeJS.ProcessEnv = {}): Promise<System> {
+    const name = `t_${randomBytes(5).toString('hex')}`;
+    const sys = new System(name, await freePort(), await freePort(), await freePort(), extraEnv);
+    await ensureDatabase(sys.env.DATABASE_URL!);
+    sys.db = createDb(sys.env.DATABASE_URL!, 4);
+    await migrate(sys.db);
+    sys.log = new EventLog((process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','), sys.env.TOPIC_PREFIX!, createLogger('test', 'silent'));
+    await sys.log.ensureTopics();
+    return sys;
+  }
+
+  get api(): string {
+    return `http://127.0.0.1:${this.apiPort}`;
+  }
+
+  get live(): string {
+    return `ws://127.0.0.1:${this.fanoutPort}/v1/live`;
+  }
+
+  async start(app: AppName, env: NodeJS.ProcessEnv = {}): Promise<void> {
+    const lines: string[] = [];
+    this.output.set(app, lines);
+    const child = spawn(process.execPath, ['--import', 'tsx', `apps/${app}/main.ts`], { cwd: ROOT, env: { ...this.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d: Buffer) => lines.push(d.toString()));
+    child.stderr!.on('data', (d: Buffer) => lines.push(d.toString()));
+    this.procs.set(app, child);
+    const port = { api: this.apiPort, fanout: this.fanoutPort, projector: this.projectorPort }[app];
+    await waitFor(`${app} to be ready`, async () => {
+      if (child.exitCode !== null) throw new Error(`${app} exited: ${lines.join('')}`);
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
+      return r?.ok;
+    }, 60_000, 200);
+  }
+
+  /** kill -9: no chance to flush or commit anything. */
+  async kill(app: AppName, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.procs.get(app);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise((r) => (child.once('exit', r), child.kill(signal)));
+    this.procs.delete(app);
+  }
+
+  async stationKey(name = `station-${randomBytes(3).toString('hex')}`): Promise<string> {
+    return addStation(this.db, name);
+  }
+
+  /** POSTs JSON fragments; returns status and body. */
+  async postJson(channel: string, key: string | undefined, body: unknown): Promise<{ status: number; body: any }> {
+    const r = await fetch(`${this.api}/v1/channels/${channel}/captions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    return { status: r.status, body: await r.json() };
+  }
+
+  /** POSTs an NDJSON body (string or bytes) and returns the response lines. */
+  async postNdjson(channel: string, key: string, body: string | Buffer): Promise<{ status: number; lines: any[] }> {
+    const r = await fetch(`${this.api}/v1/channels/${channel}/captions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}` },
+      body: typeof body === 'string' ? body : new Uint8Array(body),
+    });
+    const text = await r.text();
+    return { status: r.status, lines: text.split('\n').filter(Boolean).map((l) => JSON.parse(l)) };
+  }
+
+  async get(path: string): Promise<{ status: number; body: any }> {
+    const r = await fetch(`${this.api}${path}`);
+    return { status: r.status, body: await r.json() };
+  }
+
+  /** Rows in the read model, in log order. */
+  async fragments(channel: string): Promise<{ seq: number; text: string; offset: number }[]> {
+    return this.db.selectFrom('caption_fragments').select(['seq', 'text', 'offset']).where('channel', '=', channel).orderBy('offset').execute();
+  }
+
+  async captionsInLog(): Promise<number> {
+    return (await this.log.offsets('captions')).reduce((n, o) => n + o.high - o.low, 0);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.procs.keys()].map((a) => this.kill(a, 'SIGTERM')));
+    await this.log?.close();
+    await this.db?.destroy();
+  }
+}
+
+/** A WebSocket client of /v1/live that records every message. */
+export class LiveClient {
+  readonly messages: any[] = [];
+  closed: { code: number; reason: string } | undefined;
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (m) => this.messages.push(JSON.parse(m.toString())));
+    ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
+  }
+
+  static async connect(url: string): Promise<LiveClient> {
+    const ws = new WebSocket(url);
+    await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+    return new LiveClient(ws);
+  }
+
+  subscribe(channel: string, since?: string): void {
+    this.ws.send(JSON.stringify({ op: 'subscribe', channel, ...(since ? { since } : {}) }));
+  }
+
+  captions(channel?: string): any[] {
+    return this.messages.filter((m) => m.type === 'caption' && (!channel || m.channel === channel));
+  }
+
+  async waitForCaptions(n: number, channel?: string, timeoutMs = 20_000): Promise<any[]> {
+    return waitFor(`${n} captions${channel ? ` on ${channel}` : ''} (have ${this.captions(channel).length})`, () => this.captions(channel).length >= n && this.captions(channel), timeoutMs, 20);
+  }
+
+  async waitFor(type: string, channel?: string): Promise<any> {
+    return waitFor(`a ${type} message`, () => this.messages.find((m) => m.type === type && (!channel || m.channel === channel)), 10_000, 10);
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+export function fragment(seq: number, text = `fragment ${seq}`, extra: Record<string, unknown> = {}) {
+  return { seq, text, start: 1_700_000_000_000 + seq * 1000, end: 1_700_000_000_000 + seq * 1000 + 900, ...extra };
+}
