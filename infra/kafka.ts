@@ -60,6 +60,8 @@ export interface ConsumeOptions {
 
 export class KafkaUnavailable extends Error {}
 
+const MAX_REQUEST_BYTES = 512 * 1024;
+
 interface Pending {
   topic: string;
   partition: number;
@@ -197,7 +199,7 @@ export class EventLog {
     this.flushing = true;
     try {
       while (this.queue.length) {
-        const batch = this.queue.splice(0, 10_000);
+        const batch = this.queue.splice(0, this.batchLength());
         try {
           const producer = await withTimeout(this.readyProducer(), this.appendTimeoutMs);
           const byTopic = new Map<string, Pending[]>();
@@ -235,6 +237,19 @@ export class EventLog {
     }
   }
 
+  /** How many queued events fit one produce request: a partition's record batch must stay under the
+   * broker's message.max.bytes (1 MiB by default), so requests are capped well below it. */
+  private batchLength(): number {
+    let bytes = 0;
+    let n = 0;
+    while (n < this.queue.length && n < 10_000) {
+      bytes += this.queue[n]!.message.value.length + 200;
+      if (bytes > MAX_REQUEST_BYTES && n > 0) break;
+      n++;
+    }
+    return n;
+  }
+
   decode(topic: TopicName, partition: number, m: KafkaMessage): LogRecord {
     const event = this.codec.decode(m.value ?? Buffer.alloc(0));
     return {
@@ -251,7 +266,8 @@ export class EventLog {
   /** Runs a consumer until stop(); each partition's records arrive in order, one batch at a time. */
   async consume(opts: ConsumeOptions): Promise<{ stop: () => Promise<void> }> {
     const consumer = this.kafka.consumer({
-      groupId: opts.groupId,
+      // Namespaced like topics, so deployments sharing a cluster never share a group.
+      groupId: this.prefix + opts.groupId,
       allowAutoTopicCreation: false,
       sessionTimeout: 10_000,
       heartbeatInterval: 1000,
@@ -289,7 +305,14 @@ export class EventLog {
             opts.onPoison?.(topic, batch.partition, Number(m.offset), error);
           }
         }
-        const outcome = await opts.onBatch({ topic, partition: batch.partition, records, firstOffset: Number(batch.firstOffset() ?? -1), highWatermark: Number(batch.highWatermark) });
+        let outcome: void | { seek: number };
+        try {
+          outcome = await opts.onBatch({ topic, partition: batch.partition, records, firstOffset: Number(batch.firstOffset() ?? -1), highWatermark: Number(batch.highWatermark) });
+        } catch (err) {
+          // kafkajs retries the batch; say why, or a stuck consumer is a silent one.
+          this.logger.error({ err: String(err), stack: (err as Error).stack, topic, partition: batch.partition }, 'batch handler failed, will retry');
+          throw err;
+        }
         if (outcome) consumer.seek({ topic: batch.topic, partition: batch.partition, offset: String(outcome.seek) });
         else if (batch.messages.length) resolveOffset(batch.lastOffset());
       },

@@ -159,43 +159,78 @@ export class Hub {
     if (!set) this.listeners.set(channel, (set = new Set()));
     set.add(client);
     this.send(client, subscribedMessage(channel, formatPosition({ partition, offset: after }), since !== undefined));
-    if (this.histories[partition]!.covers(after)) this.goLive(client, sub);
-    else void this.recover(client, sub);
+    void this.catchUp(client, sub);
   }
 
-  /** Sends what the partition history holds after sub.after, then marks the subscription live. */
-  private goLive(client: Client, sub: Subscription): void {
-    const h = this.histories[sub.partition]!;
-    const missed = h.after(sub.channel, sub.after);
-    if (missed.length) this.deliver(client, sub, missed);
-    sub.after = Math.max(sub.after, h.next - 1);
-    sub.live = true;
-  }
-
-  /** Catches a client up from the read model until the partition history covers the rest. */
-  private async recover(client: Client, sub: Subscription): Promise<void> {
-    const deadline = Date.now() + this.recoveryTimeoutMs;
+  /**
+   * Sends what the client missed, paced by its socket buffer: from the read model while the
+   * partition history no longer holds it, then from the history. The switch to live happens in
+   * the same tick as the last history entry is sent, so nothing falls between the two.
+   */
+  private async catchUp(client: Client, sub: Subscription): Promise<void> {
     const current = () => !client.closed && client.subs.get(sub.channel) === sub;
+    // The deadline is for making no progress, not for the whole catch-up: days of captions take a while.
+    let deadline = Date.now() + this.recoveryTimeoutMs;
+    let progress = sub.after;
     try {
       while (current()) {
-        if (this.histories[sub.partition]!.covers(sub.after)) return this.goLive(client, sub);
-        while (current() && client.socket.bufferedAmount() > this.maxBackpressure / 2) await sleep(10);
-        const { rows, appliedUpTo } = await this.archive.after(sub.channel, sub.partition, sub.after, ARCHIVE_PAGE);
-        if (!current()) return;
-        if (rows.length) this.deliver(client, sub, rows);
-        if (rows.length < ARCHIVE_PAGE) {
-          // Every row of this channel the read model had applied is delivered.
-          sub.after = Math.max(sub.after, appliedUpTo - 1);
-          if (!this.histories[sub.partition]!.covers(sub.after)) {
-            if (Date.now() > deadline) throw new Error('the read model is too far behind');
-            await sleep(100);
+        if (sub.after !== progress) (progress = sub.after), (deadline = Date.now() + this.recoveryTimeoutMs);
+        const h = this.histories[sub.partition]!;
+        if (h.covers(sub.after)) {
+          if (this.sendSome(client, sub, h.after(sub.channel, sub.after))) {
+            sub.after = Math.max(sub.after, h.next - 1);
+            sub.live = true;
+            return;
+          }
+        } else {
+          const { rows, appliedUpTo } = await this.archive.after(sub.channel, sub.partition, sub.after, ARCHIVE_PAGE);
+          if (!current()) return;
+          const all = this.sendSome(client, sub, rows);
+          // Every row of this channel that the read model had applied is sent: skip to its end.
+          if (all && rows.length < ARCHIVE_PAGE) {
+            sub.after = Math.max(sub.after, appliedUpTo - 1);
+            if (!this.histories[sub.partition]!.covers(sub.after)) {
+              if (Date.now() > deadline) throw new Error('the read model is too far behind');
+              await sleep(100);
+            }
           }
         }
+        await this.drained(client, current, deadline);
       }
     } catch (err) {
       if (!current()) return;
       this.unsubscribe(client, sub.channel, false);
       this.send(client, errorMessage('unavailable', `could not recover the missed captions (${(err as Error).message}); subscribe again with the same since`, sub.channel));
+    }
+  }
+
+  /** Sends entries until the socket buffer is half full; true when all were sent. */
+  private sendSome(client: Client, sub: Subscription, entries: Entry[]): boolean {
+    const { socket } = client;
+    let i = 0;
+    let dropped = false;
+    socket.cork(() => {
+      for (; i < entries.length; i++) {
+        const e = entries[i]!;
+        if (e.offset <= sub.after) continue;
+        if (socket.bufferedAmount() > this.maxBackpressure / 2) break;
+        if (socket.send(e.json) === 2) {
+          dropped = true;
+          break;
+        }
+        sub.after = e.offset;
+      }
+    });
+    this.stats.delivered(i);
+    if (dropped) this.closeSlow(client);
+    return !dropped && i === entries.length;
+  }
+
+  /** Waits for a catching-up client to drain its socket; one that does not is a slow consumer. */
+  private async drained(client: Client, current: () => boolean, deadline: number): Promise<void> {
+    while (current() && client.socket.bufferedAmount() > this.maxBackpressure / 2) {
+      if (Date.now() > deadline) return this.closeSlow(client);
+      await sleep(5);
     }
   }
 

@@ -24,7 +24,7 @@ export function startFanoutServer(hub: Hub, opts: { port: number; maxBackpressur
       idleTimeout: 120,
       sendPingsAutomatically: true,
       // The hub closes a slow client itself, with a code that says how to resume; this is only a backstop.
-      maxBackpressure: opts.maxBackpressure * 4,
+      maxBackpressure: Math.max(opts.maxBackpressure * 16, 64 * 1024 * 1024),
       closeOnBackpressureLimit: 0,
       open: (ws) => {
         sockets.add(ws);

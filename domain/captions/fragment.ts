@@ -6,6 +6,8 @@ export const MODES: readonly CaptionMode[] = ['rollup', 'popon', 'painton'];
 // BCP-47 in its common shape: a 2-3 letter language (or 4-8 letter registered one) and subtags.
 const BCP47 = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
 const FIELDS = new Set(['seq', 'text', 'start', 'end', 'mode', 'lang']);
+// An unpaired UTF-16 surrogate (JSON can carry one as "\ud83d"): not a character, not encodable as UTF-8.
+const LONE_SURROGATE = /\p{Cs}/u;
 
 export interface Fragment {
   seq: number;
@@ -18,20 +20,24 @@ export interface Fragment {
 
 export type FragmentCheck = { ok: true; fragment: Fragment } | { ok: false; error: string };
 
+/** The largest integer avsc writes as an Avro long (one less than MAX_SAFE_INTEGER); larger cannot be stored. */
+export const MAX_LONG = 9_007_199_254_740_990;
+
 const fail = (error: string): FragmentCheck => ({ ok: false, error });
-const isTime = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isLong = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_LONG;
 
 export function checkFragment(input: unknown): FragmentCheck {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) return fail('a fragment must be a JSON object');
   const f = input as Record<string, unknown>;
   for (const key of Object.keys(f)) if (!FIELDS.has(key)) return fail(`${key}: unknown field`);
-  if (!Number.isSafeInteger(f.seq) || (f.seq as number) < 0) return fail('seq: must be a non-negative integer');
+  if (!isLong(f.seq)) return fail('seq: must be a non-negative integer');
   if (typeof f.text !== 'string') return fail('text: must be a string');
+  if (LONE_SURROGATE.test(f.text)) return fail('text: must be Unicode text (it has an unpaired surrogate escape)');
   if (f.text.length > MAX_TEXT_CHARS && [...f.text].length > MAX_TEXT_CHARS) {
     return fail(`text: must be at most ${MAX_TEXT_CHARS} characters`);
   }
-  if (!isTime(f.start)) return fail('start: must be milliseconds since the epoch (a non-negative integer)');
-  if (!isTime(f.end)) return fail('end: must be milliseconds since the epoch (a non-negative integer)');
+  if (!isLong(f.start)) return fail('start: must be milliseconds since the epoch (a non-negative integer)');
+  if (!isLong(f.end)) return fail('end: must be milliseconds since the epoch (a non-negative integer)');
   if (f.end < f.start) return fail('end: must not be before start');
   if (f.mode !== undefined && f.mode !== null && !MODES.includes(f.mode as CaptionMode)) {
     return fail(`mode: must be one of ${MODES.join(', ')}`);
@@ -42,7 +48,7 @@ export function checkFragment(input: unknown): FragmentCheck {
   return {
     ok: true,
     fragment: {
-      seq: f.seq as number,
+      seq: f.seq,
       text: f.text,
       start: f.start,
       end: f.end,

@@ -1,0 +1,323 @@
+// Shared pieces of the benchmark: knobs, clocks, HDR histograms, child processes, CPU sampling,
+// and the capture-station client (a long-running NDJSON POST).
+import { fork, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import * as hdr from 'hdr-histogram-js';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const QUICK = process.env.BENCH_QUICK === '1';
+
+/** A numeric knob: BENCH_<NAME> wins, else the quick or the full default. */
+export function knob(name: string, full: number, quick: number = full): number {
+  const raw = process.env[`BENCH_${name}`];
+  if (raw !== undefined && raw !== '') {
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`BENCH_${name} must be a non-negative number, got ${raw}`);
+    return n;
+  }
+  return QUICK ? quick : full;
+}
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes on this machine. */
+export const now = (): number => performance.timeOrigin + performance.now();
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- histograms (microseconds)
+
+export type Histogram = hdr.Histogram;
+
+export function histogram(): Histogram {
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+}
+
+export const encodeHistogram = (h: Histogram): string => hdr.encodeIntoCompressedBase64(h);
+export const decodeHistogram = (s: string): Histogram => hdr.decodeFromCompressedBase64(s);
+
+export interface Latency {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+/** Percentiles in milliseconds of a histogram recorded in microseconds. */
+export function latency(h: Histogram): Latency {
+  const ms = (us: number) => Math.round(us) / 1000;
+  return {
+    count: h.totalCount,
+    p50: ms(h.getValueAtPercentile(50)),
+    p90: ms(h.getValueAtPercentile(90)),
+    p99: ms(h.getValueAtPercentile(99)),
+    p999: ms(h.getValueAtPercentile(99.9)),
+    max: ms(h.maxValue),
+    mean: Math.round(h.mean) / 1000,
+  };
+}
+
+// ---------------------------------------------------------------- child processes
+
+/** Forks one of the bench's own TypeScript files with an IPC channel. */
+export function forkBench(file: string, env: NodeJS.ProcessEnv = {}, execArgv: string[] = []): ChildProcess {
+  const child = fork(fileURLToPath(new URL(file, import.meta.url)), [], {
+    cwd: ROOT,
+    execArgv: ['--import', 'tsx', ...execArgv],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return child;
+}
+
+export type Msg = { type: string; [k: string]: any };
+
+/** The next message of a type from a child; rejects if the child exits first or time runs out. */
+export function nextMessage<T extends Msg = Msg>(child: ChildProcess, type: string, timeoutMs = 120_000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onMessage = (m: Msg) => {
+      if (m?.type === type) (cleanup(), resolve(m as T));
+      else if (m?.type === 'fatal') (cleanup(), reject(new Error(`child failed: ${m.error}`)));
+    };
+    const onExit = (code: number | null, signal: string | null) => (cleanup(), reject(new Error(`child exited (${code ?? signal}) before sending ${type}`)));
+    const timer = setTimeout(() => (cleanup(), reject(new Error(`timed out waiting for ${type} from child`))), timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+export function send(child: ChildProcess, m: Msg): void {
+  if (child.connected) child.send(m);
+}
+
+/** Ends a child we started: asks politely, then SIGKILL by its pid. */
+export async function stopChild(child: ChildProcess | undefined, graceMs = 3000): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+/** For a child script: report an uncaught failure to the parent, then exit. */
+export function childFatal(err: unknown): never {
+  const error = err instanceof Error ? `${err.message}\n${err.stack}` : String(err);
+  try {
+    process.send?.({ type: 'fatal', error });
+  } catch {
+    // the parent is gone
+  }
+  console.error(error);
+  process.exit(1);
+}
+
+// ---------------------------------------------------------------- CPU accounting
+
+const TICKS = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) a process has used, or undefined when it is gone. */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Busy and total jiffies of the whole machine. */
+function machineTicks(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = line.reduce((a, b) => a + b, 0);
+  const idle = (line[3] ?? 0) + (line[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** The pid of the shared Kafka broker's JVM, to show its CPU (read-only /proc lookup). */
+export function kafkaPid(): number | undefined {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (cmd.includes('kafka.Kafka') && cmd.includes('19092')) return Number(d);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
+export const CORES = (() => {
+  try {
+    return readFileSync('/proc/cpuinfo', 'utf8').split('\n').filter((l) => l.startsWith('processor')).length || 1;
+  } catch {
+    return 1;
+  }
+})();
+
+/** CPU use of named processes and of the machine over an interval, in % of one core. */
+export class CpuMeter {
+  private start = new Map<string, number>();
+  private t0 = 0;
+  private m0 = machineTicks();
+  constructor(private readonly pids: () => Record<string, number | undefined>) {}
+
+  begin(): void {
+    this.start.clear();
+    for (const [name, pid] of Object.entries(this.pids())) {
+      const s = pid === undefined ? undefined : cpuSeconds(pid);
+      if (s !== undefined) this.start.set(name, s);
+    }
+    this.t0 = performance.now();
+    this.m0 = machineTicks();
+  }
+
+  /** % of one core per process, plus machine (all cores, out of CORES*100) and "other" (not ours). */
+  end(): Record<string, number> {
+    const secs = (performance.now() - this.t0) / 1000;
+    const out: Record<string, number> = {};
+    let ours = 0;
+    for (const [name, pid] of Object.entries(this.pids())) {
+      const s0 = this.start.get(name);
+      const s1 = pid === undefined ? undefined : cpuSeconds(pid);
+      if (s0 === undefined || s1 === undefined) continue;
+      const pct = Math.round(((s1 - s0) / secs) * 100);
+      out[name] = pct;
+      ours += pct;
+    }
+    const m1 = machineTicks();
+    const machine = Math.round(((m1.busy - this.m0.busy) / Math.max(1, m1.total - this.m0.total)) * CORES * 100);
+    out.machine = machine;
+    out.other = Math.max(0, machine - ours);
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------- capture stations
+
+export const CAPTION_TEXT = 'and now the weather for the northern coast, with rain moving in by';
+
+/** One NDJSON fragment line; seq doubles as the bench's global id of the fragment. */
+export function fragmentLine(seq: number, text = CAPTION_TEXT): string {
+  const start = 1_700_000_000_000 + seq * 100;
+  return `{"seq":${seq},"text":"${text} ${seq}","start":${start},"end":${start + 90},"mode":"rollup","lang":"en"}\n`;
+}
+
+export interface AckEvent {
+  seq: number;
+  sentAt: number;
+  ackAt: number;
+}
+
+/**
+ * A capture station's long-running POST /v1/channels/{channel}/captions with an NDJSON body:
+ * lines go out as they are written, acknowledgements come back in order on the same request.
+ */
+export class StationStream {
+  private readonly req: http.ClientRequest;
+  /** seq and send time of each line written and not yet acknowledged, in order. */
+  private readonly sentSeq: number[] = [];
+  private readonly sentAt: number[] = [];
+  private head = 0;
+  private rest = '';
+  acked = 0;
+  errors = 0;
+  lastError: string | undefined;
+  status: number | undefined;
+  readonly ended: Promise<void>;
+  onAck: (a: AckEvent) => void = () => undefined;
+  onDrainAcks: () => void = () => undefined;
+
+  constructor(port: number, readonly channel: string, key: string) {
+    this.req = http.request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: `/v1/channels/${channel}/captions`,
+      agent: false,
+      headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}`, 'transfer-encoding': 'chunked' },
+    });
+    this.req.setNoDelay(true);
+    this.ended = new Promise<void>((resolve, reject) => {
+      this.req.on('error', reject);
+      this.req.on('response', (res) => {
+        this.status = res.statusCode;
+        res.on('data', (chunk: Buffer) => this.onData(chunk));
+        res.on('end', () => resolve());
+        res.on('error', reject);
+      });
+    });
+    this.ended.catch(() => undefined);
+    this.req.flushHeaders();
+  }
+
+  get outstanding(): number {
+    return this.sentSeq.length - this.head;
+  }
+
+  /** Writes fragments (lines already built) in one chunk. */
+  write(seqs: number[], lines: string): void {
+    const t = now();
+    for (const s of seqs) {
+      this.sentSeq.push(s);
+      this.sentAt.push(t);
+    }
+    this.req.write(lines);
+  }
+
+  private onData(chunk: Buffer): void {
+    const t = now();
+    const text = this.rest + chunk.toString('utf8');
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
+      const line = text.slice(start, nl);
+      start = nl + 1;
+      if (!line) continue;
+      const i = this.head++;
+      const seq = this.sentSeq[i]!;
+      const sentAt = this.sentAt[i]!;
+      if (!line.includes('"position"')) {
+        this.errors++;
+        this.lastError = line;
+        continue;
+      }
+      this.acked++;
+      this.onAck({ seq, sentAt, ackAt: t });
+    }
+    this.rest = text.slice(start);
+    // Forget what is acknowledged now and then, so the arrays stay small.
+    if (this.head > 4096 && this.head * 2 > this.sentSeq.length) {
+      this.sentSeq.splice(0, this.head);
+      this.sentAt.splice(0, this.head);
+      this.head = 0;
+    }
+    this.onDrainAcks();
+  }
+
+  /** Ends the request body; resolves when the API has answered every line and closed. */
+  async end(): Promise<void> {
+    this.req.end();
+    await this.ended;
+  }
+
+  destroy(): void {
+    this.req.destroy();
+  }
+}
+
+// ---------------------------------------------------------------- channels
+
+export const channelName = (i: number): string => `bench.ch${String(i).padStart(3, '0')}`;
+export const channelNames = (n: number): string[] => Array.from({ length: n }, (_, i) => channelName(i));
+
+export const fmt = (n: number | undefined, digits = 0): string =>
+  n === undefined || !Number.isFinite(n) ? 'n/a' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
