@@ -16,8 +16,11 @@ export function registerErrors(app: FastifyInstance): void {
     }
     if (err.validation?.length) {
       const v = err.validation[0]!;
-      const missing = (v.params as { missingProperty?: string } | undefined)?.missingProperty;
-      const field = missing ?? (v.instancePath.replace(/^\//, '').replace(/\//g, '.') || err.validationContext || 'body');
+      const params = (v.params ?? {}) as { missingProperty?: string; additionalProperty?: string };
+      if (params.additionalProperty) {
+        return reply.status(400).send({ error: `${params.additionalProperty}: unknown parameter`, field: params.additionalProperty });
+      }
+      const field = params.missingProperty ?? (v.instancePath.replace(/^\//, '').replace(/\//g, '.') || err.validationContext || 'body');
       return reply.status(400).send({ error: `${field}: ${v.message ?? 'is invalid'}`, field });
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;

@@ -23,7 +23,12 @@ export interface ApiDeps {
 }
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger, requestTimeout: 0 }) as unknown as FastifyInstance;
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    requestTimeout: 0, // ingest requests may stay open for hours
+    // An unknown parameter is a mistake worth telling the caller about, not something to drop.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  }) as unknown as FastifyInstance;
   registerErrors(app);
   // JSON bodies must be valid UTF-8: a replacement character silently stored is worse than a 400.
   app.removeContentTypeParser('application/json');
