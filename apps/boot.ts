@@ -32,6 +32,9 @@ export async function boot(name: string, opts: { migrate?: boolean } = {}): Prom
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       logger.info({ signal }, 'stopping');
+      // Long-lived requests (a station's ingest stream) must not hold the process forever;
+      // everything acknowledged is in Kafka already.
+      setTimeout(() => process.exit(0), 5000).unref();
       void close().then(() => process.exit(0));
     });
   }
