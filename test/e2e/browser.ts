@@ -12,12 +12,15 @@ export async function launchChromium(): Promise<Browser> {
   });
 }
 
-/** Collects what the page reports as broken: uncaught exceptions and console errors. */
+/** Collects what the page reports as broken: uncaught exceptions, console errors and HTTP errors. */
 export function pageProblems(page: Page, ignore: RegExp[] = []): string[] {
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
     if (m.type() === 'error' && !ignore.some((r) => r.test(m.text()))) problems.push(`console: ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.request().method()} ${r.url()}`);
   });
   return problems;
 }
