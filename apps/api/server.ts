@@ -26,6 +26,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     requestTimeout: 0, // ingest requests may stay open for hours
+    trustProxy: true, // castlog sits behind a trusted proxy (it also sets x-userid)
     // An unknown parameter is a mistake worth telling the caller about, not something to drop.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }) as unknown as FastifyInstance;
@@ -47,7 +48,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const page = (name: string) => readFileSync(new URL(`../web/${name}`, import.meta.url), 'utf8');
   app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('index.html')));
   app.get('/v1/config', async (req) => ({
-    liveUrl: deps.config.publicLiveUrl ?? `ws://${(req.headers.host ?? 'localhost').replace(/:\d+$/, '')}:${deps.config.fanoutPort}/v1/live`,
+    liveUrl:
+      deps.config.publicLiveUrl ??
+      `${req.protocol === 'https' ? 'wss' : 'ws'}://${(req.headers.host ?? 'localhost').replace(/:\d+$/, '')}:${deps.config.fanoutPort}/v1/live`,
   }));
   return app;
 }

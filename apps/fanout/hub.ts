@@ -67,6 +67,8 @@ export class Hub {
     private readonly archive: CaptionArchive,
     private readonly stats: HubStats,
     private readonly recoveryTimeoutMs = 30_000,
+    /** Per partition, the log end when the fanout started: "from now on" never means older. */
+    private readonly liveFrom: number[] = startOffsets,
   ) {
     this.histories = startOffsets.map((o) => new PartitionHistory(historyCapacity, o));
   }
@@ -147,7 +149,8 @@ export class Hub {
       if (p.partition !== partition) return this.send(client, errorMessage('invalid_position', 'since is a position of another channel', channel));
       after = p.offset;
     } else {
-      after = this.histories[partition]!.next - 1; // from now on
+      // From now on: while the history is still warming up, "now" is the end the log had at start.
+      after = Math.max(this.histories[partition]!.next, this.liveFrom[partition] ?? 0) - 1;
     }
     if (!client.subs.has(channel) && client.subs.size >= MAX_SUBSCRIPTIONS) {
       return this.send(client, errorMessage('too_many_subscriptions', `at most ${MAX_SUBSCRIPTIONS} channels per connection`, channel));

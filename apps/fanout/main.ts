@@ -28,7 +28,7 @@ const hub = new Hub(TOPICS.captions.partitions, starts, config.fanoutHistoryPerP
   fannedOut: (partition, offset, receivedAt) => {
     if (offset >= ends[partition]!.high) e2e.observe(Math.max(0, Date.now() - receivedAt) / 1000);
   },
-});
+}, 30_000, ends.map((o) => o.high));
 
 const consumer = await log.consume({
   groupId: EventLog.privateGroup('castlog-fanout'),
