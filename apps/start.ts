@@ -7,7 +7,7 @@ import { loadConfig } from '../infra/config.ts';
 import { EventLog } from '../infra/kafka.ts';
 import { createLogger } from '../infra/logger.ts';
 
-const APPS = ['api', 'projector', 'fanout'] as const;
+const APPS = ['api', 'relay', 'projector', 'fanout'] as const;
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 const stack = await launchStack();

@@ -8,8 +8,14 @@ pg.types.setTypeParser(20, (v) => Number(v));
 
 export type Db = Kysely<Database>;
 
-export function createDb(url: string, max = 10): Db {
-  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 1000, idleTimeoutMillis: 30_000 });
+export function createDb(url: string, max = 10, opts: { queryTimeoutMs?: number; connectTimeoutMs?: number } = {}): Db {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 1000,
+    idleTimeoutMillis: 30_000,
+    ...(opts.queryTimeoutMs ? { query_timeout: opts.queryTimeoutMs } : {}),
+  });
   // An idle client losing its server must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

@@ -184,12 +184,21 @@ export class EventLog {
   }
 
   private appendOne(e: NewEvent): Promise<Position> {
+    const meta = newMeta(e.type, e.source, e.correlationId, e.causationId);
+    return this.appendEncoded({ type: e.type, key: e.key, value: this.codec.encode(e.type, e.data), meta });
+  }
+
+  /** Appends encoded events; resolves when Kafka has acknowledged all of them (in order per key). */
+  appendEncodedAll(events: { type: EventType; key: string; value: Buffer; meta: EventMeta }[]): Promise<Position[]> {
+    return Promise.all(events.map((e) => this.appendEncoded(e)));
+  }
+
+  /** Appends an event already encoded (the relay forwards the event store's bytes unchanged). */
+  appendEncoded(e: { type: EventType; key: string; value: Buffer; meta: EventMeta }): Promise<Position> {
     const topic = topicOf(e.type);
     const partition = partitionFor(e.key, TOPICS[topic].partitions);
-    const value = this.codec.encode(e.type, e.data);
-    const headers = toHeaders(newMeta(e.type, e.source, e.correlationId, e.causationId));
     return new Promise<Position>((resolve, reject) => {
-      this.queue.push({ topic: this.topicName(topic), partition, message: { key: e.key, value, headers, partition }, resolve, reject });
+      this.queue.push({ topic: this.topicName(topic), partition, message: { key: e.key, value: e.value, headers: toHeaders(e.meta), partition }, resolve, reject });
       void this.flush();
     });
   }

@@ -37,7 +37,55 @@ export interface ProjectionPositionsTable {
   updated_at: ColumnType<Date, Date | undefined, Date>;
 }
 
+export interface EventsTable {
+  position: Generated<number>;
+  tx_id: Generated<string>;
+  stream: string;
+  version: number;
+  type: string;
+  key: string;
+  data: Buffer;
+  meta: unknown;
+}
+
+export interface SnapshotsTable {
+  stream: string;
+  version: number;
+  state: unknown;
+}
+
+export interface RelayCheckpointsTable {
+  name: string;
+  tx_id: string;
+  position: number;
+}
+
+export interface AppliedVersionsTable {
+  projection: string;
+  stream: string;
+  version: number;
+}
+
+export interface ViewersTable {
+  user_id: string;
+  stream_limit: number | null;
+  issued_at_ms: number;
+}
+
+export interface ViewerLeasesTable {
+  user_id: string;
+  stream_id: string;
+  activated_at_ms: number;
+  expires_at_ms: number;
+}
+
 export interface Database {
+  applied_versions: AppliedVersionsTable;
+  viewers: ViewersTable;
+  viewer_leases: ViewerLeasesTable;
+  events: EventsTable;
+  snapshots: SnapshotsTable;
+  relay_checkpoints: RelayCheckpointsTable;
   stations: StationsTable;
   caption_fragments: CaptionFragmentsTable;
   channels: ChannelsTable;

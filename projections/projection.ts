@@ -3,12 +3,14 @@
 import type { Transaction } from 'kysely';
 import type { Decoded } from '../schemas/codec.ts';
 import type { TopicName } from '../schemas/catalog.ts';
+import type { EventMeta } from '../schemas/envelope.ts';
 import type { Database } from './database.ts';
 
 export interface ProjectedRecord {
   topic: TopicName;
   partition: number;
   offset: number;
+  meta: EventMeta;
   event: Decoded;
 }
 

@@ -10,6 +10,11 @@ export interface TopicSpec {
 
 export const TOPICS = {
   captions: { partitions: 6, key: 'channel id', events: ['CaptionFragmentReceived'] },
+  streams: {
+    partitions: 6,
+    key: 'user id (stream id for StreamIdIssued)',
+    events: ['UserIdIssued', 'StreamIdIssued', 'UserLimitSet', 'StreamActivated', 'StreamHeartbeat', 'StreamDeactivated', 'ActivationRejected'],
+  },
 } as const satisfies Record<string, TopicSpec>;
 
 export type TopicName = keyof typeof TOPICS;

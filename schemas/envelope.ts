@@ -9,6 +9,10 @@ export interface EventMeta {
   time: string;
   correlationId: string;
   causationId: string | null;
+  /** For events decided through the event store: their aggregate stream and version there.
+   *  The relay publishes at least once; readers drop repeats by (stream, streamVersion). */
+  stream?: string;
+  streamVersion?: number;
 }
 
 export function newMeta(type: string, source: string, correlationId?: string, causationId?: string): EventMeta {
@@ -27,6 +31,8 @@ export function toHeaders(meta: EventMeta): Record<string, string> {
     'content-type': 'application/avro',
   };
   if (meta.causationId) headers.causation_id = meta.causationId;
+  if (meta.stream !== undefined) headers.stream = meta.stream;
+  if (meta.streamVersion !== undefined) headers.stream_version = String(meta.streamVersion);
   return headers;
 }
 
@@ -45,5 +51,6 @@ export function fromHeaders(headers: RawHeaders | undefined): EventMeta {
     time: get('ce_time') ?? '',
     correlationId: get('correlation_id') ?? '',
     causationId: get('causation_id') ?? null,
+    ...(get('stream') !== undefined ? { stream: get('stream'), streamVersion: Number(get('stream_version')) } : {}),
   };
 }

@@ -1,10 +1,20 @@
 import { boot, retry } from '../boot.ts';
+import { createDb } from '../../infra/db.ts';
+import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
+import { PostgresEventStore } from '../../infra/eventstore/postgres.ts';
+import { startLeaseSweeper } from './lease-sweeper.ts';
 import { buildApi } from './server.ts';
 
 const app = await boot('api');
 // The API must answer (503s, /readyz) even while Kafka is down, so topics are made in the background.
 void retry(() => app.log.ensureTopics(), app.logger, 'ensure topics', Infinity).catch(() => undefined);
-const api = await buildApi(app);
+// Decisions get their own pool with short timeouts: an unreachable store is a fast 503.
+const decisionsDb = createDb(app.config.databaseUrl, 10, { connectTimeoutMs: 800, queryTimeoutMs: 800 });
+app.onClose(() => decisionsDb.destroy());
+const store = new PostgresEventStore(decisionsDb, app.log.codec);
+const api = await buildApi({ ...app, store });
 await api.listen({ port: app.config.apiPort, host: '0.0.0.0' });
 app.onClose(() => api.close());
+const stopSweeper = startLeaseSweeper(app.db, new CommandHandler(store), app.logger);
+app.onClose(stopSweeper);
 app.logger.info({ url: `http://localhost:${app.config.apiPort}/` }, 'api listening');

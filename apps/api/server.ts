@@ -11,6 +11,8 @@ import { registerErrors, HttpError } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { historyRoutes } from './history.ts';
 import { ingestRoutes } from './ingest.ts';
+import { streamRoutes } from './streams.ts';
+import type { EventStore } from '../../infra/eventstore/port.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -20,6 +22,7 @@ export interface ApiDeps {
   log: EventLog;
   logger: Logger;
   metrics: Registry;
+  store: EventStore;
 }
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
@@ -44,6 +47,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   healthRoutes(app, deps);
   ingestRoutes(app, { log: deps.log, stations: new StationKeys(deps.db), metrics: deps.metrics });
   historyRoutes(app, deps);
+  streamRoutes(app, deps);
 
   const page = (name: string) => readFileSync(new URL(`../web/${name}`, import.meta.url), 'utf8');
   app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('index.html')));

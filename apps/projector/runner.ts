@@ -8,16 +8,23 @@ import type { Logger } from '../../infra/logger.ts';
 import { prom, LATENCY_BUCKETS, type Registry } from '../../infra/metrics.ts';
 import type { Projection } from '../../projections/projection.ts';
 
+/** One set of metrics per process, labelled by projection. */
+function projectionMetrics(metrics: Registry) {
+  const get = <T>(name: string, make: () => T): T => (metrics.getSingleMetric(name) as T | undefined) ?? make();
+  return {
+    applied: get('castlog_projection_events_total', () => new prom.Counter({ name: 'castlog_projection_events_total', help: 'Events applied', labelNames: ['projection'], registers: [metrics] })),
+    lag: get('castlog_projection_lag', () => new prom.Gauge({ name: 'castlog_projection_lag', help: 'Records in the log not yet applied', labelNames: ['projection', 'topic', 'partition'], registers: [metrics] })),
+    latency: get('castlog_projection_latency_seconds', () => new prom.Histogram({ name: 'castlog_projection_latency_seconds', help: 'From ingest acknowledgement to the row committed', labelNames: ['projection'], buckets: LATENCY_BUCKETS, registers: [metrics] })),
+  };
+}
+
 export interface RunningProjection {
   stop(): Promise<void>;
 }
 
 export async function runProjection(deps: { log: EventLog; db: Db; logger: Logger; metrics: Registry }, projection: Projection): Promise<RunningProjection> {
   const { log, db, logger, metrics } = deps;
-  const applied = new prom.Counter({ name: 'castlog_projection_events_total', help: 'Events applied', labelNames: ['projection'], registers: [metrics] });
-  const lag = new prom.Gauge({ name: 'castlog_projection_lag', help: 'Records in the log not yet applied', labelNames: ['projection', 'topic', 'partition'], registers: [metrics] });
-  const latency = new prom.Histogram({ name: 'castlog_projection_latency_seconds', help: 'From ingest acknowledgement to the row committed', labelNames: ['projection'], buckets: LATENCY_BUCKETS, registers: [metrics] });
-
+  const { applied, lag, latency } = projectionMetrics(metrics);
   const consumer = await log.consume({
     groupId: `castlog-projection-${projection.name}`,
     topics: projection.topics,
@@ -68,7 +75,7 @@ export async function runProjection(deps: { log: EventLog; db: Db; logger: Logge
         applied.inc({ projection: projection.name }, outcome.applied.length);
         const now = Date.now();
         const last = outcome.applied.at(-1)!;
-        const receivedAt = (last.event.data as { receivedAt?: number }).receivedAt ?? last.timestamp;
+        const receivedAt = (last.event.data as { receivedAt?: number }).receivedAt ?? Date.parse(last.meta.time);
         latency.observe({ projection: projection.name }, Math.max(0, now - receivedAt) / 1000);
       }
       return undefined;

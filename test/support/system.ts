@@ -13,7 +13,7 @@ import { addStation } from '../../infra/stations.ts';
 import { migrate } from '../../projections/migrate.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export type AppName = 'api' | 'projector' | 'fanout';
+export type AppName = 'api' | 'projector' | 'fanout' | 'relay';
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -48,6 +48,8 @@ export class System {
   db!: Db;
   log!: EventLog;
 
+  relayPort = 0;
+
   private constructor(readonly name: string, readonly apiPort: number, readonly fanoutPort: number, readonly projectorPort: number, extraEnv: NodeJS.ProcessEnv) {
     const base = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/castlog_test');
     base.pathname = `/${name}`;
@@ -67,6 +69,8 @@ export class System {
   static async create(extraEnv: NodeJS.ProcessEnv = {}): Promise<System> {
     const name = `t_${randomBytes(5).toString('hex')}`;
     const sys = new System(name, await freePort(), await freePort(), await freePort(), extraEnv);
+    sys.relayPort = await freePort();
+    sys.env.RELAY_PORT = String(sys.relayPort);
     await ensureDatabase(sys.env.DATABASE_URL!);
     sys.db = createDb(sys.env.DATABASE_URL!, 4);
     await migrate(sys.db);
@@ -90,7 +94,7 @@ export class System {
     child.stdout!.on('data', (d: Buffer) => lines.push(d.toString()));
     child.stderr!.on('data', (d: Buffer) => lines.push(d.toString()));
     this.procs.set(app, child);
-    const port = { api: this.apiPort, fanout: this.fanoutPort, projector: this.projectorPort }[app];
+    const port = { api: this.apiPort, fanout: this.fanoutPort, projector: this.projectorPort, relay: this.relayPort }[app];
     await waitFor(`${app} to be ready`, async () => {
       if (child.exitCode !== null) throw new Error(`${app} exited: ${lines.join('')}`);
       const r = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);

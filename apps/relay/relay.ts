@@ -1,0 +1,56 @@
+// Publishes every event appended to the event store onto its Kafka topic, in commit order, at
+// least once. It reads only below the oldest transaction still running, so an event whose
+// transaction commits late is never skipped; its checkpoint advances only after Kafka acks.
+import { sql } from 'kysely';
+import type { Db } from '../../infra/db.ts';
+import type { EventLog } from '../../infra/kafka.ts';
+import type { Logger } from '../../infra/logger.ts';
+import type { EventMeta } from '../../schemas/envelope.ts';
+import type { EventType } from '../../schemas/types.generated.ts';
+
+export interface Checkpoint {
+  txId: string;
+  position: number;
+}
+
+interface Row {
+  position: number;
+  tx_id: string;
+  type: string;
+  key: string;
+  data: Buffer;
+  meta: EventMeta;
+}
+
+export class Relay {
+  private checkpoint: Checkpoint = { txId: '0', position: 0 };
+
+  constructor(private readonly db: Db, private readonly log: EventLog, private readonly logger: Logger, readonly name = 'default', private readonly batch = 1000) {}
+
+  async loadCheckpoint(): Promise<Checkpoint> {
+    const row = await this.db.selectFrom('relay_checkpoints').select(['tx_id', 'position']).where('name', '=', this.name).executeTakeFirst();
+    this.checkpoint = row ? { txId: row.tx_id, position: row.position } : { txId: '0', position: 0 };
+    return this.checkpoint;
+  }
+
+  /** Publishes the next batch; returns how many events it published. */
+  async step(): Promise<number> {
+    const { txId, position } = this.checkpoint;
+    const { rows } = await sql<Row>`
+      SELECT position, tx_id::text AS tx_id, type, key, data, meta FROM events
+      WHERE (tx_id, position) > (${txId}::xid8, ${position})
+        AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+      ORDER BY tx_id, position
+      LIMIT ${this.batch}`.execute(this.db);
+    if (!rows.length) return 0;
+    await this.log.appendEncodedAll(rows.map((r) => ({ type: r.type as EventType, key: r.key, value: r.data, meta: r.meta })));
+    const last = rows.at(-1)!;
+    this.checkpoint = { txId: last.tx_id, position: Number(last.position) };
+    await this.db
+      .insertInto('relay_checkpoints')
+      .values({ name: this.name, tx_id: last.tx_id, position: Number(last.position) })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ tx_id: last.tx_id, position: Number(last.position) }))
+      .execute();
+    return rows.length;
+  }
+}

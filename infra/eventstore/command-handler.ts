@@ -1,0 +1,50 @@
+// The one way a command is handled: load the aggregate, decide, append with the expected version;
+// if another writer got there first, load again and decide again. Commands for one stream are
+// queued within a process, so concurrent requests for one user do not fight each other here;
+// across processes the expected version settles it.
+import type { Decider } from '../../domain/decider.ts';
+import { WrongExpectedVersion, type DomainEvent, type EventStore } from './port.ts';
+
+export interface Handled<E, S> {
+  events: E[];
+  state: S;
+  version: number;
+}
+
+export class CommandHandler {
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly store: EventStore, private readonly maxAttempts = 100) {}
+
+  handle<C, E extends DomainEvent, S>(
+    decider: Decider<C, E, S>,
+    stream: string,
+    command: C | (() => C),
+    opts: { key: string; source: string; correlationId?: string },
+  ): Promise<Handled<E, S>> {
+    const run = async (): Promise<Handled<E, S>> => {
+      for (let attempt = 1; ; attempt++) {
+        const { version, state } = await this.store.load(stream, decider.initialState, decider.evolve);
+        // A command built fresh per attempt (e.g. with the current time) sees the time of its decision.
+        const cmd = typeof command === 'function' ? (command as () => C)() : command;
+        const events = decider.decide(cmd, state);
+        const next = events.reduce(decider.evolve, state);
+        try {
+          const { version: v } = await this.store.append(stream, version, events, { ...opts, snapshot: next });
+          return { events, state: next, version: v };
+        } catch (err) {
+          if (!(err instanceof WrongExpectedVersion) || attempt >= this.maxAttempts) throw err;
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, attempt * 2)));
+        }
+      }
+    };
+    const previous = this.queues.get(stream) ?? Promise.resolve();
+    const result = previous.then(run, run);
+    const tail = result.catch(() => undefined);
+    this.queues.set(stream, tail);
+    void tail.then(() => {
+      if (this.queues.get(stream) === tail) this.queues.delete(stream);
+    });
+    return result;
+  }
+}
