@@ -17,12 +17,12 @@ export interface App {
   close(): Promise<void>;
 }
 
-export async function boot(name: string, opts: { migrate?: boolean } = {}): Promise<App> {
+export async function boot(name: string, opts: { migrate?: boolean; appendTimeoutMs?: number } = {}): Promise<App> {
   const config = loadConfig();
   const logger = createLogger(name, config.logLevel);
   const db = createDb(config.databaseUrl);
   if (opts.migrate !== false) await retry(() => migrate(db), logger, 'migrate');
-  const log = new EventLog(config.kafkaBrokers, config.topicPrefix, logger);
+  const log = new EventLog(config.kafkaBrokers, config.topicPrefix, logger, undefined, opts.appendTimeoutMs);
   const closers: (() => Promise<unknown> | unknown)[] = [() => db.destroy(), () => log.close()];
   let closing: Promise<void> | undefined;
   const close = () =>

@@ -16,8 +16,10 @@ export function createDb(url: string, max = 10, opts: { queryTimeoutMs?: number;
     idleTimeoutMillis: 30_000,
     ...(opts.queryTimeoutMs ? { query_timeout: opts.queryTimeoutMs } : {}),
   });
-  // An idle client losing its server must not crash the process; the next query reconnects.
+  // A client losing its server, idle or checked out, must not crash the process: the query in
+  // flight fails (and becomes a 503), the next one reconnects.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -238,7 +238,10 @@ export class EventLog {
           this.producer = undefined;
           this.producerReady = undefined;
           void producer?.disconnect().catch(() => undefined);
-          for (const p of batch) p.reject(new KafkaUnavailable(String(err)));
+          // Everything queued behind a failed batch fails with it: sending it now could put it on
+          // the log ahead of the failed events, and callers rely on order per key.
+          const behind = this.queue.splice(0);
+          for (const p of [...batch, ...behind]) p.reject(new KafkaUnavailable(String(err)));
         }
       }
     } finally {

@@ -41,8 +41,13 @@ export class AvroCodec {
     const writer = this.writerOf(bytes);
     const reader = this.registry.latest(writer.event);
     const body = bytes.subarray(HEADER);
-    const data =
-      reader === writer ? reader.type.fromBuffer(body) : reader.type.fromBuffer(body, this.resolver(reader, writer));
+    let data: unknown;
+    try {
+      data = reader === writer ? reader.type.fromBuffer(body) : reader.type.fromBuffer(body, this.resolver(reader, writer));
+    } catch (err) {
+      // A damaged body is the same kind of problem as an unknown schema: one error type for callers.
+      throw new CodecError(`${writer.event} v${writer.version}: ${(err as Error).message}`);
+    }
     return { type: writer.event as EventType, version: writer.version, data } as Decoded;
   }
 

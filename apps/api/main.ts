@@ -8,8 +8,9 @@ import { buildApi } from './server.ts';
 const app = await boot('api');
 // The API must answer (503s, /readyz) even while Kafka is down, so topics are made in the background.
 void retry(() => app.log.ensureTopics(), app.logger, 'ensure topics', Infinity).catch(() => undefined);
-// Decisions get their own pool with short timeouts: an unreachable store is a fast 503.
-const decisionsDb = createDb(app.config.databaseUrl, 10, { connectTimeoutMs: 800, queryTimeoutMs: 800 });
+// Decisions get their own pool. A stopped or cut-off Postgres refuses connections at once (a fast
+// 503); the timeouts bound a server that hangs, and leave room for bursts waiting for a client.
+const decisionsDb = createDb(app.config.databaseUrl, 20, { connectTimeoutMs: 3000, queryTimeoutMs: 1000 });
 app.onClose(() => decisionsDb.destroy());
 const store = new PostgresEventStore(decisionsDb, app.log.codec);
 const api = await buildApi({ ...app, store });

@@ -16,8 +16,6 @@ import { isAdmin } from './admin.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SOURCE = '/api/streams';
-/** Past this, the answer is 503: a decision that cannot be made in time is not guessed. */
-const DEADLINE_MS = 950;
 
 const ko = (status: number, error: string, extra: Record<string, unknown> = {}) => new HttpError(status, error, undefined, { status: 'ko', ...extra });
 
@@ -27,21 +25,16 @@ function uuidOf(value: unknown, field: string): string {
   return value.toLowerCase();
 }
 
-async function withinDeadline<T>(work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new EventStoreUnavailable('the event store did not answer in time')), DEADLINE_MS);
-  });
+/** Maps what the store and the decider say to HTTP: unreachable is a 503, never a guess. */
+async function decided<T>(work: Promise<T>): Promise<T> {
   try {
-    return await Promise.race([work, deadline]);
+    return await work;
   } catch (err) {
     if (err instanceof EventStoreUnavailable) throw ko(503, 'Service Unavailable');
     if (err instanceof DomainError) {
       throw ko({ not_found: 404, conflict: 409, invalid: 400 }[err.kind], err.message);
     }
     throw err;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -64,13 +57,13 @@ export function streamRoutes(app: FastifyInstance, deps: { store: EventStore; db
 
   app.get('/users/newId', async () => {
     const userId = randomUUID();
-    await withinDeadline(viewerCommand(userId, () => ({ type: 'IssueUserId', userId, now: Date.now() })));
+    await decided(viewerCommand(userId, () => ({ type: 'IssueUserId', userId, now: Date.now() })));
     return { userId };
   });
 
   app.get('/streams/newId', async () => {
     const streamId = randomUUID();
-    await withinDeadline(handler.handle(streamIds, streamIdStream(streamId), { type: 'IssueStreamId', streamId, now: Date.now() }, { key: streamId, source: SOURCE }));
+    await decided(handler.handle(streamIds, streamIdStream(streamId), { type: 'IssueStreamId', streamId, now: Date.now() }, { key: streamId, source: SOURCE }));
     knownStreamIds.add(streamId);
     return { streamId };
   });
@@ -88,7 +81,7 @@ export function streamRoutes(app: FastifyInstance, deps: { store: EventStore; db
     };
     let outcome = 'error';
     try {
-      const { events, state } = await withinDeadline(requireStreamId(streamId).then(() => viewerCommand(userId, make)));
+      const { events, state } = await decided(requireStreamId(streamId).then(() => viewerCommand(userId, make)));
       const now = Date.now();
       const active = activeStreams(state, now);
       const limit = limitOf(state, config.streamLimit);
@@ -118,7 +111,7 @@ export function streamRoutes(app: FastifyInstance, deps: { store: EventStore; db
       if (!isAdmin(req, config.adminToken)) throw new HttpError(401, 'authorization: the admin token is required', 'authorization');
       const userId = uuidOf(req.params.userId, 'userId');
       const limit = (req.body as { limit: number }).limit;
-      const { state } = await withinDeadline(viewerCommand(userId, () => ({ type: 'SetLimit', userId, limit, now: Date.now() })));
+      const { state } = await decided(viewerCommand(userId, () => ({ type: 'SetLimit', userId, limit, now: Date.now() })));
       return { userId, limit: state.limit };
     },
   );

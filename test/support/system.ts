@@ -79,6 +79,16 @@ export class System {
     return sys;
   }
 
+  /** Another set of processes on the same database and topics (a second API instance, say). */
+  static async sharing(other: System): Promise<System> {
+    const sys = new System(other.name, await freePort(), await freePort(), await freePort(), {});
+    sys.relayPort = await freePort();
+    Object.assign(sys.env, { DATABASE_URL: other.env.DATABASE_URL, TOPIC_PREFIX: other.env.TOPIC_PREFIX, STREAM_LIMIT: other.env.STREAM_LIMIT, RELAY_PORT: String(sys.relayPort) });
+    sys.db = createDb(sys.env.DATABASE_URL!, 2);
+    sys.log = new EventLog((process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','), sys.env.TOPIC_PREFIX!, createLogger('test', 'silent'));
+    return sys;
+  }
+
   get api(): string {
     return `http://127.0.0.1:${this.apiPort}`;
   }

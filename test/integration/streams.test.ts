@@ -1,0 +1,280 @@
+// Concurrent stream limits through real API processes, the event store in Postgres, the relay
+// and Kafka: races across instances, leases, outages, and canWatch's own scenarios.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { System, waitFor } from '../support/system.ts';
+import { TcpProxy } from '../support/proxy.ts';
+
+let sys: System;
+let secondApi: System; // a second API process on the same database and topics
+const LIMIT = 3;
+
+async function call(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: unknown) {
+  const r = await fetch(base + path, {
+    method,
+    headers: { accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: r.status, body: (await r.json()) as any };
+}
+const newUser = async (base = sys.api) => (await call(base, 'GET', '/users/newId')).body.userId as string;
+const newStream = async (base = sys.api) => (await call(base, 'GET', '/streams/newId')).body.streamId as string;
+const activate = (base: string, userId: string, streamId: string, method = 'PATCH') => call(base, method, `/streams/${streamId}/activate`, { 'x-userid': userId });
+const deactivate = (base: string, userId: string, streamId: string, method = 'PATCH') => call(base, method, `/streams/${streamId}/deactivate`, { 'x-userid': userId });
+
+beforeAll(async () => {
+  sys = await System.create({ STREAM_LIMIT: String(LIMIT) });
+  await Promise.all([sys.start('api'), sys.start('relay'), sys.start('projector')]);
+  secondApi = await System.sharing(sys);
+  await secondApi.start('api');
+});
+afterAll(async () => {
+  await secondApi?.stop();
+  await sys?.stop();
+});
+
+describe("canWatch's end-to-end scenarios, as its client runs them (PUT, x-userid)", () => {
+  // canWatch's client (src/client.js) uses superagent: a non-2xx answer rejects the promise.
+  const client = {
+    async request(path: string, method = 'GET', userId?: string) {
+      const r = await call(sys.api, method, path, userId ? { 'x-userid': userId } : {});
+      if (r.status < 200 || r.status >= 300) throw Object.assign(new Error(`status ${r.status}`), { status: r.status, response: { body: r.body } });
+      return r.body;
+    },
+    getUserId() { return this.request('/users/newId'); },
+    getStremId() { return this.request('/streams/newId'); },
+    activateStream({ userId, streamId }: { userId: string; streamId: string }) { return this.request(`/streams/${streamId}/activate`, 'PUT', userId); },
+    deactivateStream({ userId, streamId }: { userId: string; streamId: string }) { return this.request(`/streams/${streamId}/deactivate`, 'PUT', userId); },
+  };
+
+  it('happy path: a new user activates three streams and deactivates them', async () => {
+    const { userId } = await client.getUserId();
+    const streamIds: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { streamId } = await client.getStremId();
+      streamIds.push(streamId);
+      expect(await client.activateStream({ userId, streamId })).toMatchObject({ status: 'ok' });
+    }
+    for (const streamId of streamIds) expect(await client.deactivateStream({ userId, streamId })).toMatchObject({ status: 'ok' });
+  });
+
+  it('too many streams: the fourth activation is refused', async () => {
+    const { userId } = await client.getUserId();
+    for (let i = 0; i < 3; i++) await client.activateStream({ userId, streamId: (await client.getStremId()).streamId });
+    const { streamId } = await client.getStremId();
+    const err = await client.activateStream({ userId, streamId }).then(() => undefined, (e) => e);
+    expect(err?.status).toBe(409);
+    expect(err.response.body).toMatchObject({ status: 'ko', error: 'too many streams', limit: 3 });
+    expect(err.response.body.active).toHaveLength(3);
+  });
+});
+
+describe('limits under concurrency', () => {
+  it('1,000 concurrent activations of distinct streams for one user over two API processes: exactly N succeed', async () => {
+    const userId = await newUser();
+    const streams = await Promise.all(Array.from({ length: 1000 }, (_, i) => newStream(i % 2 ? secondApi.api : sys.api)));
+    const results = await Promise.all(streams.map((s, i) => activate(i % 2 ? secondApi.api : sys.api, userId, s)));
+    const statuses = results.reduce<Record<number, number>>((m, r) => ((m[r.status] = (m[r.status] ?? 0) + 1), m), {});
+    expect(statuses, JSON.stringify(results.find((r) => r.status !== 200 && r.status !== 409))).toEqual({ 200: LIMIT, 409: 1000 - LIMIT });
+    const ok = results.filter((r) => r.status === 200);
+    const refused = results.filter((r) => r.status === 409);
+    expect(ok).toHaveLength(LIMIT);
+    expect(refused).toHaveLength(1000 - LIMIT);
+    const events = await sys.db.selectFrom('events').select('type').where('stream', '=', `viewer-${userId}`).execute();
+    expect(events.filter((e) => e.type === 'StreamActivated')).toHaveLength(LIMIT);
+    expect(events.filter((e) => e.type === 'ActivationRejected')).toHaveLength(1000 - LIMIT);
+  }, 120_000);
+
+  it('100 users racing at once: none over their limit', async () => {
+    const users = await Promise.all(Array.from({ length: 100 }, () => newUser()));
+    const streams = await Promise.all(Array.from({ length: 8 }, () => newStream()));
+    const results = await Promise.all(users.flatMap((u, i) => streams.map((s, j) => activate((i + j) % 2 ? secondApi.api : sys.api, u, s).then((r) => ({ u, r })))));
+    for (const u of users) expect(results.filter((x) => x.u === u && x.r.status === 200)).toHaveLength(LIMIT);
+    expect(results.filter((x) => x.r.status !== 200 && x.r.status !== 409).map((x) => x.r)).toEqual([]);
+  }, 120_000);
+
+  it('activating an already active stream counts once; deactivating a stream that is not active changes nothing', async () => {
+    const userId = await newUser();
+    const [a, b] = [await newStream(), await newStream()];
+    await activate(sys.api, userId, a);
+    const again = await activate(secondApi.api, userId, a, 'POST');
+    expect(again).toEqual({ status: 200, body: { status: 'ok', active: [a], limit: LIMIT } });
+    const before = await sys.db.selectFrom('events').select('version').where('stream', '=', `viewer-${userId}`).execute();
+    const noop = await deactivate(sys.api, userId, b);
+    expect(noop).toEqual({ status: 200, body: { status: 'ok', active: [a], limit: LIMIT } });
+    const after = await sys.db.selectFrom('events').select('version').where('stream', '=', `viewer-${userId}`).execute();
+    expect(after).toHaveLength(before.length);
+  });
+
+  it('per-user limits are set by an admin only', async () => {
+    const userId = await newUser();
+    const none = await call(sys.api, 'PUT', `/v1/admin/users/${userId}/limit`, {}, { limit: 1 });
+    expect(none.status).toBe(401);
+    const wrong = await call(sys.api, 'PUT', `/v1/admin/users/${userId}/limit`, { authorization: 'Bearer nope' }, { limit: 1 });
+    expect(wrong.status).toBe(401);
+    const set = await call(sys.api, 'PUT', `/v1/admin/users/${userId}/limit`, { authorization: 'Bearer test-admin-token' }, { limit: 1 });
+    expect(set).toEqual({ status: 200, body: { userId, limit: 1 } });
+    expect((await activate(sys.api, userId, await newStream())).status).toBe(200);
+    const second = await activate(secondApi.api, userId, await newStream());
+    expect(second.status).toBe(409);
+    expect(second.body).toMatchObject({ limit: 1 });
+  });
+});
+
+describe('leases', () => {
+  it('an expired lease frees its slot and is recorded as StreamDeactivated {reason: expired}', async () => {
+    const short = await System.create({ STREAM_LIMIT: '2', STREAM_LEASE_TTL_MS: '1500' });
+    try {
+      await Promise.all([short.start('api'), short.start('projector'), short.start('relay')]);
+      const userId = await newUser(short.api);
+      const [a, b, c] = [await newStream(short.api), await newStream(short.api), await newStream(short.api)];
+      expect((await activate(short.api, userId, a)).status).toBe(200);
+      expect((await activate(short.api, userId, b)).status).toBe(200);
+      expect((await activate(short.api, userId, c)).status).toBe(409);
+      // b's player keeps renewing; a's player crashed.
+      const renew = setInterval(() => void call(short.api, 'PATCH', `/streams/${b}/heartbeat`, { 'x-userid': userId }), 400);
+      try {
+        await waitFor('a slot to free up', async () => (await activate(short.api, userId, c)).status === 200, 10_000, 200);
+      } finally {
+        clearInterval(renew);
+      }
+      const expired = await waitFor('the expiry event', async () => {
+        const rows = await short.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `viewer-${userId}`).where('type', '=', 'StreamDeactivated').execute();
+        return rows.length > 0 && rows;
+      });
+      const decoded = expired.map((r) => short.log.codec.decode(r.data).data as { streamId: string; reason: string });
+      expect(decoded).toEqual([expect.objectContaining({ streamId: a, reason: 'expired' })]);
+      const mine = await call(short.api, 'GET', `/v1/users/${userId}/streams`, { 'x-userid': userId });
+      await waitFor('read model', async () => {
+        const r = await call(short.api, 'GET', `/v1/users/${userId}/streams`, { 'x-userid': userId });
+        return r.body.active.map((s: any) => s.streamId).sort().join() === [b, c].sort().join();
+      });
+      expect(mine.status).toBe(200);
+      expect((await call(short.api, 'PATCH', `/streams/${a}/heartbeat`, { 'x-userid': userId })).status).toBe(409);
+    } finally {
+      await short.stop();
+    }
+  }, 60_000);
+});
+
+describe('outages', () => {
+  it('answers 503 within a second while Postgres is unreachable, then recovers on its own', async () => {
+    const pgUrl = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/castlog_test');
+    const proxy = await TcpProxy.start({ host: pgUrl.hostname, port: Number(pgUrl.port || 5432) });
+    const cut = await System.create({});
+    const viaProxy = new URL(cut.env.DATABASE_URL!);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    cut.env.DATABASE_URL = viaProxy.toString();
+    try {
+      await cut.start('api');
+      const userId = await newUser(cut.api);
+      const streamId = await newStream(cut.api);
+      await proxy.down();
+      for (const path of [`/streams/${streamId}/activate`, `/streams/${streamId}/deactivate`]) {
+        const t0 = performance.now();
+        const r = await call(cut.api, 'PATCH', path, { 'x-userid': userId });
+        expect(performance.now() - t0).toBeLessThan(1000);
+        expect(r).toEqual({ status: 503, body: { status: 'ko', error: 'Service Unavailable' } });
+      }
+      const t0 = performance.now();
+      const fresh = await call(cut.api, 'GET', '/users/newId');
+      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(fresh.status).toBe(503);
+      expect((await call(cut.api, 'GET', '/readyz')).status).toBe(503);
+      // Nothing half-done: the user has no activation.
+      expect(await cut.db.selectFrom('events').select('type').where('stream', '=', `viewer-${userId}`).execute()).toEqual([{ type: 'UserIdIssued' }]);
+
+      await proxy.up();
+      const back = await waitFor('service to resume', async () => {
+        const r = await activate(cut.api, userId, streamId);
+        return r.status === 200 && r;
+      }, 15_000, 200);
+      expect(back.body).toMatchObject({ status: 'ok', active: [streamId] });
+    } catch (e) {
+      console.error(cut.output.get('api')?.join(''));
+      throw e;
+    } finally {
+      await proxy.down();
+      await cut.stop();
+    }
+  }, 60_000);
+
+  it('the relay killed mid-run and restarted: the streams topic holds every event, in order per user', async () => {
+    const users = await Promise.all(Array.from({ length: 20 }, () => newUser()));
+    const streams = await Promise.all(Array.from({ length: 5 }, () => newStream()));
+    let running = true;
+    const load = (async () => {
+      let i = 0;
+      while (running) {
+        const u = users[i % users.length]!;
+        const s = streams[(i * 7) % streams.length]!;
+        await (i % 3 === 2 ? deactivate(secondApi.api, u, s) : activate(i % 2 ? sys.api : secondApi.api, u, s));
+        i++;
+      }
+    })();
+    for (let k = 0; k < 2; k++) {
+      await new Promise((r) => setTimeout(r, 700));
+      await sys.kill('relay');
+      await new Promise((r) => setTimeout(r, 300));
+      await sys.start('relay');
+    }
+    running = false;
+    await load;
+
+    const stored = await sys.db.selectFrom('events').select(['stream', 'version']).execute();
+    const seen = new Map<string, number[]>();
+    let records = 0;
+    const consumer = await sys.log.consume({
+      groupId: `verify-${Date.now()}`,
+      topics: ['streams'],
+      startAt: async () => 0,
+      onBatch: async (b) => {
+        for (const r of b.records) {
+          records++;
+          const list = seen.get(r.meta.stream!) ?? [];
+          list.push(r.meta.streamVersion!);
+          seen.set(r.meta.stream!, list);
+        }
+      },
+    });
+    try {
+      await waitFor('every stored event on Kafka', () => stored.every((e) => seen.get(e.stream)?.includes(e.version)), 60_000, 200);
+    } finally {
+      await consumer.stop();
+    }
+    expect(records).toBeGreaterThanOrEqual(stored.length);
+    for (const [stream, versions] of seen) {
+      // Repeats allowed; dropping them leaves 1, 2, 3... in order.
+      const firsts = versions.filter((v, i) => versions.indexOf(v) === i);
+      expect(firsts, `${stream}: ${versions.join(',')}`).toEqual(firsts.map((_, i) => i + 1));
+    }
+  }, 120_000);
+});
+
+describe('bad input', () => {
+  it('gets the documented status codes and changes nothing', async () => {
+    const userId = await newUser();
+    const streamId = await newStream();
+    const count = async () => (await sys.db.selectFrom('events').select('position').execute()).length;
+    const before = await count();
+    const cases: [string, string, Record<string, string>, unknown, number][] = [
+      ['PATCH', `/streams/${streamId}/activate`, {}, undefined, 400], // missing x-userid
+      ['PATCH', `/streams/${streamId}/activate`, { 'x-userid': 'bob' }, undefined, 400], // not a UUID
+      ['PATCH', `/streams/not-a-uuid/activate`, { 'x-userid': userId }, undefined, 400],
+      ['PATCH', `/streams/${streamId}/activate`, { 'x-userid': '00000000-0000-4000-8000-000000000000' }, undefined, 404],
+      ['PATCH', `/streams/00000000-0000-4000-8000-000000000000/activate`, { 'x-userid': userId }, undefined, 404],
+      ['GET', `/streams/${streamId}/activate`, { 'x-userid': userId }, undefined, 405],
+      ['DELETE', `/streams/${streamId}/deactivate`, { 'x-userid': userId }, undefined, 405],
+      ['PUT', `/v1/admin/users/${userId}/limit`, { authorization: 'Bearer test-admin-token' }, '{"limit": 2', 400],
+      ['PUT', `/v1/admin/users/${userId}/limit`, { authorization: 'Bearer test-admin-token' }, { limit: -1 }, 400],
+      ['PUT', `/v1/admin/users/${userId}/limit`, { authorization: 'Bearer test-admin-token' }, { limit: 'three' }, 400],
+      ['PUT', `/v1/admin/users/00000000-0000-4000-8000-000000000000/limit`, { authorization: 'Bearer test-admin-token' }, { limit: 2 }, 404],
+      ['GET', `/v1/users/${userId}/streams`, { 'x-userid': '00000000-0000-4000-8000-000000000000' }, undefined, 403],
+    ];
+    for (const [method, path, headers, body, status] of cases) {
+      const r = await call(sys.api, method, path, headers, body);
+      expect(r.status, `${method} ${path} ${JSON.stringify(headers)} ${JSON.stringify(body)}`).toBe(status);
+      expect(r.body.error, `${method} ${path}`).toEqual(expect.any(String));
+    }
+    expect(await count()).toBe(before);
+  });
+});
