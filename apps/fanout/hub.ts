@@ -1,14 +1,14 @@
 // Who listens to which channel, and getting every caption to them once, in order. A client that
 // subscribes with `since` gets what it missed first, from memory if the partition history still
 // holds it, else from the Postgres read model, then continues live with no gap and no repeat.
-import { isChannelId, CHANNEL_ID_RULE } from '../../domain/captions/channel.ts';
 import { formatPosition, parsePosition } from '../../domain/position.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
+import { captionsFeed, type Feed, type FeedRecord } from './feeds.ts';
 import { PartitionHistory, type Entry } from './history.ts';
 import {
   CLOSE_SLOW_CONSUMER, CLOSE_SLOW_REASON, MAX_SUBSCRIPTIONS,
-  captionMessage, errorMessage, subscribedMessage, unsubscribedMessage,
+  errorMessage, subscribedMessage, unsubscribedMessage,
 } from './protocol.ts';
 
 export interface Socket {
@@ -39,8 +39,8 @@ export interface CaptionArchive {
   after(channel: string, partition: number, offset: number, limit: number): Promise<{ rows: Entry[]; appliedUpTo: number }>;
 }
 
-export interface Record {
-  offset: number;
+/** A caption record, the default feed's input. */
+export interface Record extends FeedRecord {
   data: CaptionFragmentReceived;
 }
 
@@ -56,19 +56,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class Hub {
   private readonly histories: PartitionHistory[];
   private readonly listeners = new Map<string, Set<Client>>();
-  /** Highest seq delivered per channel and station: a station's retry is not delivered twice. */
-  private readonly lastSeq = new Map<string, number>();
 
   constructor(
     readonly partitions: number,
     startOffsets: number[],
     historyCapacity: number,
     private readonly maxBackpressure: number,
-    private readonly archive: CaptionArchive,
+    /** Where clients find what the history no longer holds; without one, they start from the oldest it holds. */
+    private readonly archive: CaptionArchive | undefined,
     private readonly stats: HubStats,
     private readonly recoveryTimeoutMs = 30_000,
     /** Per partition, the log end when the fanout started: "from now on" never means older. */
     private readonly liveFrom: number[] = startOffsets,
+    private readonly feed: Feed = captionsFeed(),
   ) {
     this.histories = startOffsets.map((o) => new PartitionHistory(historyCapacity, o));
   }
@@ -78,23 +78,21 @@ export class Hub {
   }
 
   /** Records of one partition, in offset order, as the tail consumer reads them. */
-  onRecords(partition: number, records: Record[]): void {
+  onRecords(partition: number, records: FeedRecord[]): void {
     const h = this.histories[partition]!;
     const fresh = new Map<string, Entry[]>();
     for (const r of records) {
       if (r.offset < h.next) continue; // seen already (a re-fetch)
-      const d = r.data;
-      const key = `${d.channel}\u0000${d.station}`;
-      if ((this.lastSeq.get(key) ?? -1) >= d.seq) {
+      const e = this.feed.entry(partition, r);
+      if (!e) {
         h.add(r.offset, undefined);
         continue;
       }
-      this.lastSeq.set(key, d.seq);
-      const entry: Entry = { offset: r.offset, channel: d.channel, json: captionMessage(d, formatPosition({ partition, offset: r.offset })) };
+      const entry: Entry = { offset: r.offset, channel: e.key, json: e.json };
       h.add(r.offset, entry);
-      this.stats.fannedOut(partition, r.offset, d.receivedAt);
-      let list = fresh.get(d.channel);
-      if (!list) fresh.set(d.channel, (list = []));
+      this.stats.fannedOut(partition, r.offset, e.at);
+      let list = fresh.get(e.key);
+      if (!list) fresh.set(e.key, (list = []));
       list.push(entry);
     }
     for (const [channel, entries] of fresh) {
@@ -140,8 +138,9 @@ export class Hub {
   }
 
   subscribe(client: Client, channel: string, since?: string): void {
-    if (!isChannelId(channel)) return this.send(client, errorMessage('invalid_channel', `channel ${CHANNEL_ID_RULE}`, String(channel)));
-    const partition = partitionFor(channel, this.partitions);
+    const invalid = this.feed.invalidKey(channel);
+    if (invalid) return this.send(client, errorMessage('invalid_channel', invalid, String(channel)));
+    const partition = partitionFor(this.feed.partitionKey(channel), this.partitions);
     let after: number;
     if (since !== undefined) {
       const p = parsePosition(since);
@@ -161,7 +160,13 @@ export class Hub {
     let set = this.listeners.get(channel);
     if (!set) this.listeners.set(channel, (set = new Set()));
     set.add(client);
-    this.send(client, subscribedMessage(channel, formatPosition({ partition, offset: after }), since !== undefined));
+    let recovered = since !== undefined;
+    const h = this.histories[partition]!;
+    if (!this.archive && !h.covers(after)) {
+      after = h.start - 1; // what the client missed is gone: say so, and give it what is here
+      recovered = false;
+    }
+    this.send(client, subscribedMessage(channel, formatPosition({ partition, offset: after }), recovered));
     void this.catchUp(client, sub);
   }
 
@@ -186,7 +191,7 @@ export class Hub {
             return;
           }
         } else {
-          const { rows, appliedUpTo } = await this.archive.after(sub.channel, sub.partition, sub.after, ARCHIVE_PAGE);
+          const { rows, appliedUpTo } = await this.archive!.after(sub.channel, sub.partition, sub.after, ARCHIVE_PAGE);
           if (!current()) return;
           const all = this.sendSome(client, sub, rows);
           // Every row of this channel that the read model had applied is sent: skip to its end.
@@ -248,7 +253,8 @@ export class Hub {
 
   disconnect(client: Client): void {
     client.closed = true;
-    for (const channel of [...client.subs.keys()]) this.unsubscribe(client, channel, false);
+    // A client may also hold subscriptions of another hub (another topic): leave those to it.
+    for (const channel of [...client.subs.keys()]) if (this.listeners.get(channel)?.has(client)) this.unsubscribe(client, channel, false);
   }
 
   subscriptionCount(): number {

@@ -5,8 +5,8 @@ import { pingDb } from '../../infra/db.ts';
 import { EventLog } from '../../infra/kafka.ts';
 import { prom, LATENCY_BUCKETS } from '../../infra/metrics.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
-import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import { postgresArchive } from './archive.ts';
+import { userEventsFeed } from './feeds.ts';
 import { Hub } from './hub.ts';
 import { startFanoutServer } from './server.ts';
 
@@ -19,38 +19,46 @@ const slow = new prom.Counter({ name: 'castlog_fanout_slow_consumers_total', hel
 const e2e = new prom.Histogram({ name: 'castlog_e2e_latency_seconds', help: 'From ingest to the fanout handing the caption to subscribers', buckets: LATENCY_BUCKETS, registers: [metrics] });
 
 // Start far enough back that clients resuming after a short absence are served from memory.
-const ends = await retry(() => log.offsets('captions'), logger, 'read offsets');
-const starts = ends.map((o) => Math.max(o.low, o.high - config.fanoutHistoryPerPartition));
-const hub = new Hub(TOPICS.captions.partitions, starts, config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, postgresArchive(db), {
-  delivered: (n) => deliveries.inc(n),
+const topics = ['captions', 'streams'] as const;
+const ends = Object.fromEntries(await Promise.all(topics.map(async (t) => [t, await retry(() => log.offsets(t), logger, 'read offsets')] as const)));
+const starts = (t: (typeof topics)[number]) => ends[t]!.map((o) => Math.max(o.low, o.high - config.fanoutHistoryPerPartition));
+const stats = (t: (typeof topics)[number]) => ({
+  delivered: (n: number) => deliveries.inc(n),
   slowClosed: () => slow.inc(),
   // Records read while warming the history up are old news, not latency.
-  fannedOut: (partition, offset, receivedAt) => {
-    if (offset >= ends[partition]!.high) e2e.observe(Math.max(0, Date.now() - receivedAt) / 1000);
+  fannedOut: (partition: number, offset: number, at: number) => {
+    if (t === 'captions' && offset >= ends[t]![partition]!.high) e2e.observe(Math.max(0, Date.now() - at) / 1000);
   },
-}, 30_000, ends.map((o) => o.high));
+});
+const hubs = {
+  captions: new Hub(TOPICS.captions.partitions, starts('captions'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, postgresArchive(db), stats('captions'), 30_000, ends.captions!.map((o) => o.high)),
+  // A user's own events are served from memory only: older ones are in the read model's current state.
+  users: new Hub(TOPICS.streams.partitions, starts('streams'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, undefined, stats('streams'), 30_000, ends.streams!.map((o) => o.high), userEventsFeed()),
+};
+const hubOf = (topic: string) => (topic === 'captions' ? hubs.captions : hubs.users);
 
 const consumer = await log.consume({
   groupId: EventLog.privateGroup('castlog-fanout'),
-  topics: ['captions'],
-  startAt: async (_topic, partition) => hub.history(partition).next,
+  topics: [...topics],
+  startAt: async (topic, partition) => hubOf(topic).history(partition).next,
   onPoison: (topic, partition, offset, err) => logger.error({ topic, partition, offset, err: String(err) }, 'undecodable record skipped'),
   onBatch: async (batch) => {
+    const hub = hubOf(batch.topic);
     const next = hub.history(batch.partition).next;
     if (batch.firstOffset > next) return { seek: next }; // never skip: read the hole first
-    hub.onRecords(batch.partition, batch.records.map((r) => ({ offset: r.offset, data: r.event.data as CaptionFragmentReceived })));
+    hub.onRecords(batch.partition, batch.records.map((r) => ({ offset: r.offset, data: r.event.data, type: r.event.type, meta: r.meta })));
     return undefined;
   },
 });
 app.onClose(() => consumer.stop());
 
-const server = await startFanoutServer(hub, {
+const server = await startFanoutServer(hubs, {
   port: config.fanoutPort,
   maxBackpressure: config.fanoutMaxBackpressure,
   metrics,
   ready: async () => (await pingDb(db)) && (await log.ping()),
 });
 new prom.Gauge({ name: 'castlog_fanout_connections', help: 'Open WebSockets', registers: [metrics], collect() { this.set(server.connections()); } });
-new prom.Gauge({ name: 'castlog_fanout_subscriptions', help: 'Channel subscriptions', registers: [metrics], collect() { this.set(hub.subscriptionCount()); } });
+new prom.Gauge({ name: 'castlog_fanout_subscriptions', help: 'Channel subscriptions', registers: [metrics], collect() { this.set(hubs.captions.subscriptionCount() + hubs.users.subscriptionCount()); } });
 app.onClose(() => server.close());
 logger.info({ url: `ws://localhost:${server.port}/v1/live` }, 'fanout listening');

@@ -12,7 +12,7 @@ export type ClientMessage =
   | { op: 'subscribe'; channel: string; since?: string }
   | { op: 'unsubscribe'; channel: string };
 
-export type ErrorCode = 'bad_request' | 'invalid_channel' | 'invalid_position' | 'too_many_subscriptions' | 'unavailable';
+export type ErrorCode = 'bad_request' | 'invalid_channel' | 'invalid_position' | 'too_many_subscriptions' | 'unavailable' | 'forbidden';
 
 export function captionMessage(d: Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'>, position: string): string {
   return JSON.stringify({
@@ -28,6 +28,10 @@ export function captionMessage(d: Pick<CaptionFragmentReceived, 'channel' | 'sta
     lang: d.lang,
   });
 }
+
+/** One of a user's own events (on channel "user:<id>"): stream activations, heartbeats, and so on. */
+export const userEventMessage = (channel: string, position: string, event: string, data: unknown) =>
+  JSON.stringify({ type: 'event', channel, position, event, data });
 
 export const subscribedMessage = (channel: string, position: string, recovered: boolean) =>
   JSON.stringify({ type: 'subscribed', channel, position, recovered });

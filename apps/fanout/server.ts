@@ -1,11 +1,20 @@
 // The uWebSockets.js server: /v1/live for browsers, /healthz, /readyz and /metrics for operators.
 import uWS from 'uWebSockets.js';
 import type { Registry } from '../../infra/metrics.ts';
+import { USER_PREFIX } from './feeds.ts';
 import { Client, type Hub } from './hub.ts';
 import { CLOSE_RESTART, errorMessage, parseClientMessage } from './protocol.ts';
 
 interface UserData {
   client?: Client;
+  /** The user the trusted proxy in front vouched for (x-userid on the upgrade request). */
+  userId: string;
+}
+
+export interface Hubs {
+  captions: Hub;
+  /** Users' own events, on channels "user:<id>". */
+  users?: Hub;
 }
 
 export interface FanoutServer {
@@ -14,7 +23,7 @@ export interface FanoutServer {
   close(): void;
 }
 
-export function startFanoutServer(hub: Hub, opts: { port: number; maxBackpressure: number; metrics: Registry; ready: () => Promise<boolean> }): Promise<FanoutServer> {
+export function startFanoutServer(hubs: Hubs, opts: { port: number; maxBackpressure: number; metrics: Registry; ready: () => Promise<boolean> }): Promise<FanoutServer> {
   const sockets = new Set<uWS.WebSocket<UserData>>();
   const decoder = new TextDecoder();
   const app = uWS.App()
@@ -26,6 +35,15 @@ export function startFanoutServer(hub: Hub, opts: { port: number; maxBackpressur
       // The hub closes a slow client itself, with a code that says how to resume; this is only a backstop.
       maxBackpressure: Math.max(opts.maxBackpressure * 16, 64 * 1024 * 1024),
       closeOnBackpressureLimit: 0,
+      upgrade: (res, req, context) => {
+        res.upgrade<UserData>(
+          { userId: req.getHeader('x-userid').toLowerCase() },
+          req.getHeader('sec-websocket-key'),
+          req.getHeader('sec-websocket-protocol'),
+          req.getHeader('sec-websocket-extensions'),
+          context,
+        );
+      },
       open: (ws) => {
         sockets.add(ws);
         ws.getUserData().client = new Client({
@@ -39,13 +57,21 @@ export function startFanoutServer(hub: Hub, opts: { port: number; maxBackpressur
         const client = ws.getUserData().client!;
         const m = parseClientMessage(decoder.decode(raw));
         if (typeof m === 'string') return void ws.send(errorMessage('bad_request', m), false);
+        let hub = hubs.captions;
+        if (m.channel.startsWith(USER_PREFIX)) {
+          if (!hubs.users) return void ws.send(errorMessage('invalid_channel', 'user channels are not served here', m.channel), false);
+          if (m.channel.slice(USER_PREFIX.length) !== ws.getUserData().userId) {
+            return void ws.send(errorMessage('forbidden', 'a user channel is only for that user (x-userid)', m.channel), false);
+          }
+          hub = hubs.users;
+        }
         if (m.op === 'subscribe') hub.subscribe(client, m.channel, m.since);
         else hub.unsubscribe(client, m.channel);
       },
       close: (ws) => {
         sockets.delete(ws);
         const client = ws.getUserData().client;
-        if (client) hub.disconnect(client);
+        if (client) for (const hub of [hubs.captions, hubs.users]) hub?.disconnect(client);
       },
     })
     .get('/healthz', (res) => void res.writeHeader('content-type', 'application/json').end('{"status":"ok"}'))

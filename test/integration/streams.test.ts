@@ -1,7 +1,7 @@
 // Concurrent stream limits through real API processes, the event store in Postgres, the relay
 // and Kafka: races across instances, leases, outages, and canWatch's own scenarios.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { System, waitFor } from '../support/system.ts';
+import { LiveClient, System, waitFor } from '../support/system.ts';
 import { TcpProxy } from '../support/proxy.ts';
 
 let sys: System;
@@ -16,14 +16,25 @@ async function call(base: string, method: string, path: string, headers: Record<
   });
   return { status: r.status, body: (await r.json()) as any };
 }
-const newUser = async (base = sys.api) => (await call(base, 'GET', '/users/newId')).body.userId as string;
-const newStream = async (base = sys.api) => (await call(base, 'GET', '/streams/newId')).body.streamId as string;
+async function issue(base: string, path: string, field: string): Promise<string> {
+  const r = await call(base, 'GET', path);
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return r.body[field];
+}
+const newUser = (base = sys.api) => issue(base, '/users/newId', 'userId');
+const newStream = (base = sys.api) => issue(base, '/streams/newId', 'streamId');
+/** Ids for a test, made a few at a time: making them is setup, not the race under test. */
+async function many<T>(n: number, make: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < n; i += 25) out.push(...(await Promise.all(Array.from({ length: Math.min(25, n - i) }, (_, j) => make(i + j)))));
+  return out;
+}
 const activate = (base: string, userId: string, streamId: string, method = 'PATCH') => call(base, method, `/streams/${streamId}/activate`, { 'x-userid': userId });
 const deactivate = (base: string, userId: string, streamId: string, method = 'PATCH') => call(base, method, `/streams/${streamId}/deactivate`, { 'x-userid': userId });
 
 beforeAll(async () => {
   sys = await System.create({ STREAM_LIMIT: String(LIMIT) });
-  await Promise.all([sys.start('api'), sys.start('relay'), sys.start('projector')]);
+  await Promise.all([sys.start('api'), sys.start('relay'), sys.start('projector'), sys.start('fanout')]);
   secondApi = await System.sharing(sys);
   await secondApi.start('api');
 });
@@ -71,7 +82,7 @@ describe("canWatch's end-to-end scenarios, as its client runs them (PUT, x-useri
 describe('limits under concurrency', () => {
   it('1,000 concurrent activations of distinct streams for one user over two API processes: exactly N succeed', async () => {
     const userId = await newUser();
-    const streams = await Promise.all(Array.from({ length: 1000 }, (_, i) => newStream(i % 2 ? secondApi.api : sys.api)));
+    const streams = await many(1000, (i) => newStream(i % 2 ? secondApi.api : sys.api));
     const results = await Promise.all(streams.map((s, i) => activate(i % 2 ? secondApi.api : sys.api, userId, s)));
     const statuses = results.reduce<Record<number, number>>((m, r) => ((m[r.status] = (m[r.status] ?? 0) + 1), m), {});
     expect(statuses, JSON.stringify(results.find((r) => r.status !== 200 && r.status !== 409))).toEqual({ 200: LIMIT, 409: 1000 - LIMIT });
@@ -85,8 +96,8 @@ describe('limits under concurrency', () => {
   }, 120_000);
 
   it('100 users racing at once: none over their limit', async () => {
-    const users = await Promise.all(Array.from({ length: 100 }, () => newUser()));
-    const streams = await Promise.all(Array.from({ length: 8 }, () => newStream()));
+    const users = await many(100, () => newUser());
+    const streams = await many(8, () => newStream());
     const results = await Promise.all(users.flatMap((u, i) => streams.map((s, j) => activate((i + j) % 2 ? secondApi.api : sys.api, u, s).then((r) => ({ u, r })))));
     for (const u of users) expect(results.filter((x) => x.u === u && x.r.status === 200)).toHaveLength(LIMIT);
     expect(results.filter((x) => x.r.status !== 200 && x.r.status !== 409).map((x) => x.r)).toEqual([]);
@@ -154,6 +165,34 @@ describe('leases', () => {
       await short.stop();
     }
   }, 60_000);
+});
+
+describe("the user's live topic", () => {
+  it('pushes a user their own stream events, and nobody else', async () => {
+    const userId = await newUser();
+    const [a, b] = [await newStream(), await newStream()];
+    const mine = await LiveClient.connect(sys.live, { 'x-userid': userId });
+    const other = await LiveClient.connect(sys.live, { 'x-userid': await newUser() });
+    try {
+      mine.subscribe(`user:${userId}`);
+      other.subscribe(`user:${userId}`);
+      expect(await mine.waitFor('subscribed', `user:${userId}`)).toMatchObject({ recovered: false });
+      expect(await other.waitFor('error')).toMatchObject({ code: 'forbidden', channel: `user:${userId}` });
+      await activate(sys.api, userId, a);
+      await activate(secondApi.api, userId, b);
+      await deactivate(sys.api, userId, a);
+      const events = await waitFor('three events', () => {
+        const got = mine.messages.filter((m) => m.type === 'event');
+        return got.length >= 3 && got;
+      });
+      expect(events.map((e) => [e.event, e.data.streamId])).toEqual([['StreamActivated', a], ['StreamActivated', b], ['StreamDeactivated', a]]);
+      expect(events[2]).toMatchObject({ channel: `user:${userId}`, position: expect.stringMatching(/^\d+:\d+$/), data: { userId, reason: 'stopped' } });
+      expect(other.messages.filter((m) => m.type === 'event')).toEqual([]);
+    } finally {
+      mine.close();
+      other.close();
+    }
+  });
 });
 
 describe('outages', () => {

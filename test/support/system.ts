@@ -175,8 +175,8 @@ export class LiveClient {
     ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
   }
 
-  static async connect(url: string): Promise<LiveClient> {
-    const ws = new WebSocket(url);
+  static async connect(url: string, headers: Record<string, string> = {}): Promise<LiveClient> {
+    const ws = new WebSocket(url, { headers });
     await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
     return new LiveClient(ws);
   }

@@ -1,0 +1,70 @@
+// What the fanout serves from each topic: how a record becomes a keyed message, and how a repeat
+// is recognised. Captions are keyed by channel; stream-limit events by "user:<id>".
+import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
+import { formatPosition } from '../../domain/position.ts';
+import type { EventMeta } from '../../schemas/envelope.ts';
+import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
+import { captionMessage, userEventMessage } from './protocol.ts';
+
+export interface FeedRecord {
+  offset: number;
+  data: unknown;
+  type?: string;
+  meta?: EventMeta;
+}
+
+export interface FeedEntry {
+  key: string;
+  json: string;
+  /** When the event was accepted (ms), for the end-to-end latency metric. */
+  at: number;
+}
+
+export interface Feed {
+  /** Undefined for a record that is not delivered (a repeat, or nothing a subscriber sees). */
+  entry(partition: number, record: FeedRecord): FeedEntry | undefined;
+  /** Why a subscription key is invalid, or undefined when it is fine. */
+  invalidKey(key: string): string | undefined;
+  /** The Kafka key whose partition holds a subscription key's records. */
+  partitionKey(key: string): string;
+}
+
+/** Captions: a station's retry (same channel, station and a seq not above the last) is dropped. */
+export function captionsFeed(): Feed {
+  const lastSeq = new Map<string, number>();
+  return {
+    entry(partition, r) {
+      const d = r.data as CaptionFragmentReceived;
+      const station = `${d.channel}\u0000${d.station}`;
+      if ((lastSeq.get(station) ?? -1) >= d.seq) return undefined;
+      lastSeq.set(station, d.seq);
+      return { key: d.channel, json: captionMessage(d, formatPosition({ partition, offset: r.offset })), at: d.receivedAt };
+    },
+    invalidKey: (key) => (isChannelId(key) ? undefined : `channel ${CHANNEL_ID_RULE}`),
+    partitionKey: (key) => key,
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const USER_PREFIX = 'user:';
+
+/** A user's own events (stream activations and the like): the relay may repeat an event, seen
+ * by its (stream, version). */
+export function userEventsFeed(): Feed {
+  const lastVersion = new Map<string, number>();
+  return {
+    entry(partition, r) {
+      const d = r.data as { userId?: string; at?: number };
+      if (!d.userId || !r.type) return undefined;
+      const { stream, streamVersion } = r.meta ?? {};
+      if (stream !== undefined && streamVersion !== undefined) {
+        if ((lastVersion.get(stream) ?? 0) >= streamVersion) return undefined;
+        lastVersion.set(stream, streamVersion);
+      }
+      const key = USER_PREFIX + d.userId;
+      return { key, json: userEventMessage(key, formatPosition({ partition, offset: r.offset }), r.type, d), at: d.at ?? Date.now() };
+    },
+    invalidKey: (key) => (key.startsWith(USER_PREFIX) && UUID.test(key.slice(USER_PREFIX.length)) ? undefined : 'user channels are named user:<user id>'),
+    partitionKey: (key) => key.slice(USER_PREFIX.length),
+  };
+}
