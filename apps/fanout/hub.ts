@@ -216,6 +216,7 @@ export class Hub {
   private sendSome(client: Client, sub: Subscription, entries: Entry[]): boolean {
     const { socket } = client;
     let i = 0;
+    let sent = 0;
     let dropped = false;
     socket.cork(() => {
       for (; i < entries.length; i++) {
@@ -227,9 +228,10 @@ export class Hub {
           break;
         }
         sub.after = e.offset;
+        sent++;
       }
     });
-    this.stats.delivered(i);
+    this.stats.delivered(sent);
     if (dropped) this.closeSlow(client);
     return !dropped && i === entries.length;
   }
