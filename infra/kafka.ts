@@ -137,6 +137,14 @@ export class EventLog {
 
   private lastPing: { at: number; ok: boolean } = { at: 0, ok: false };
 
+  /** Per partition, the first offset whose timestamp is at or after `time` (the end if none). */
+  async offsetsAt(topic: TopicName, time: number): Promise<Map<number, number>> {
+    const admin = await this.admin();
+    const rows = await admin.fetchTopicOffsetsByTimestamp(this.topicName(topic), time);
+    const ends = await this.offsets(topic);
+    return new Map(rows.map((r) => [r.partition, Number(r.offset) < 0 ? ends.find((e) => e.partition === r.partition)!.high : Number(r.offset)]));
+  }
+
   /** True when a broker answers a metadata request in time; remembered for a second. */
   async ping(): Promise<boolean> {
     if (Date.now() - this.lastPing.at < 1000) return this.lastPing.ok;

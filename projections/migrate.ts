@@ -5,16 +5,19 @@ import * as m0001 from './migrations/0001_stations.ts';
 import * as m0002 from './migrations/0002_captions.ts';
 import * as m0003 from './migrations/0003_event_store.ts';
 import * as m0004 from './migrations/0004_streams.ts';
+import * as m0010 from './migrations/0010_projection_versions.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001_stations': m0001,
   '0002_captions': m0002,
   '0003_event_store': m0003,
   '0004_streams': m0004,
+  '0010_projection_versions': m0010,
 };
 
 export async function migrate(db: Db): Promise<void> {
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS } });
+  // Unordered: migrations written in parallel may land after a higher-numbered one has run.
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS }, allowUnorderedMigrations: true });
   const { error } = await migrator.migrateToLatest();
   if (error) throw error;
 }

@@ -1,6 +1,6 @@
 // A projection: named, versioned, reads some topics, applies batches of records inside the
 // caller's transaction. The runner stores its positions in that same transaction.
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Decoded } from '../schemas/codec.ts';
 import type { TopicName } from '../schemas/catalog.ts';
 import type { EventMeta } from '../schemas/envelope.ts';
@@ -17,5 +17,9 @@ export interface ProjectedRecord {
 export interface Projection {
   name: string;
   topics: TopicName[];
+  /** Tables readers use, through public views of the serving version. */
+  views: string[];
+  /** Creates this projection's tables in the current schema (a version's own). */
+  createTables(db: Kysely<any>): Promise<void>;
   apply(trx: Transaction<Database>, records: ProjectedRecord[]): Promise<void>;
 }

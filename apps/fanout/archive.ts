@@ -1,10 +1,11 @@
 // The fanout's view of the caption read model, for clients resuming from further back than memory.
+import { sql } from 'kysely';
 import { formatPosition } from '../../domain/position.ts';
 import type { Db } from '../../infra/db.ts';
 import type { CaptionArchive } from './hub.ts';
 import { captionMessage } from './protocol.ts';
 
-export function postgresArchive(db: Db, projection = 'captions'): CaptionArchive {
+export function postgresArchive(db: Db): CaptionArchive {
   return {
     // One snapshot for the rows and the projection's position: a row committed in between
     // cannot be skipped.
@@ -20,7 +21,9 @@ export function postgresArchive(db: Db, projection = 'captions'): CaptionArchive
         const pos = await trx
           .selectFrom('projection_positions')
           .select('next_offset')
-          .where('projection', '=', projection).where('topic', '=', 'captions').where('partition', '=', partition)
+          // The serving version's position: the views show that version's rows.
+          .where('projection', '=', sql<string>`(SELECT 'captions_v' || current FROM projection_versions WHERE name = 'captions')`)
+          .where('topic', '=', 'captions').where('partition', '=', partition)
           .executeTakeFirst();
         return {
           appliedUpTo: pos?.next_offset ?? 0,

@@ -7,6 +7,7 @@ import type { EventLog } from '../../infra/kafka.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { prom, LATENCY_BUCKETS, type Registry } from '../../infra/metrics.ts';
 import type { Projection } from '../../projections/projection.ts';
+import { schemaOf } from '../../projections/versions.ts';
 
 /** One set of metrics per process, labelled by projection. */
 function projectionMetrics(metrics: Registry) {
@@ -22,24 +23,36 @@ export interface RunningProjection {
   stop(): Promise<void>;
 }
 
-export async function runProjection(deps: { log: EventLog; db: Db; logger: Logger; metrics: Registry }, projection: Projection): Promise<RunningProjection> {
-  const { log, db, logger, metrics } = deps;
+/**
+ * Runs version `version` of a projection: its tables are in schema <name>_v<version>, its
+ * positions are kept under that name. `afterBatch` runs after each committed batch (the
+ * supervisor uses it to swap in a version being built once it has caught up).
+ */
+export async function runProjection(
+  deps: { log: EventLog; db: Db; logger: Logger; metrics: Registry },
+  projection: Projection,
+  version: number,
+  afterBatch: (lag: number) => Promise<void> = async () => undefined,
+): Promise<RunningProjection> {
+  const { log, db, metrics } = deps;
+  const key = schemaOf(projection.name, version);
+  const logger = deps.logger.child({ projection: key });
   const { applied, lag, latency } = projectionMetrics(metrics);
   const consumer = await log.consume({
-    groupId: `castlog-projection-${projection.name}`,
+    groupId: `castlog-projection-${key}`,
     topics: projection.topics,
     commit: true,
     startAt: async (topic, partition) => {
       const low = (await log.offsets(topic)).find((o) => o.partition === partition)?.low ?? 0;
       await db
         .insertInto('projection_positions')
-        .values({ projection: projection.name, topic, partition, next_offset: low })
+        .values({ projection: key, topic, partition, next_offset: low })
         .onConflict((oc) => oc.doNothing())
         .execute();
       const row = await db
         .selectFrom('projection_positions')
         .select('next_offset')
-        .where('projection', '=', projection.name).where('topic', '=', topic).where('partition', '=', partition)
+        .where('projection', '=', key).where('topic', '=', topic).where('partition', '=', partition)
         .executeTakeFirstOrThrow();
       logger.info({ topic, partition, offset: row.next_offset }, 'projection starts at stored position');
       return row.next_offset;
@@ -47,10 +60,12 @@ export async function runProjection(deps: { log: EventLog; db: Db; logger: Logge
     onPoison: (topic, partition, offset, error) => logger.error({ topic, partition, offset, err: String(error) }, 'undecodable record skipped'),
     onBatch: async (batch) => {
       const outcome = await db.transaction().execute(async (trx) => {
+        // The version's own tables come first; shared ones (positions) are in public.
+        await sql`SET LOCAL search_path TO ${sql.id(key)}, public`.execute(trx);
         const pos = await trx
           .selectFrom('projection_positions')
           .select('next_offset')
-          .where('projection', '=', projection.name).where('topic', '=', batch.topic).where('partition', '=', batch.partition)
+          .where('projection', '=', key).where('topic', '=', batch.topic).where('partition', '=', batch.partition)
           .forUpdate()
           .executeTakeFirst();
         const next = pos?.next_offset ?? 0;
@@ -62,7 +77,7 @@ export async function runProjection(deps: { log: EventLog; db: Db; logger: Logge
         await projection.apply(trx, fresh);
         const nextOffset = fresh.at(-1)!.offset + 1;
         await sql`INSERT INTO projection_positions (projection, topic, partition, next_offset, updated_at)
-                  VALUES (${projection.name}, ${batch.topic}, ${batch.partition}, ${nextOffset}, now())
+                  VALUES (${key}, ${batch.topic}, ${batch.partition}, ${nextOffset}, now())
                   ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()`.execute(trx);
         return { next: nextOffset, applied: fresh };
       });
@@ -70,9 +85,11 @@ export async function runProjection(deps: { log: EventLog; db: Db; logger: Logge
         logger.warn({ topic: batch.topic, partition: batch.partition, seek: outcome.seek }, 'gap before stored position, seeking back');
         return { seek: outcome.seek };
       }
-      lag.set({ projection: projection.name, topic: batch.topic, partition: batch.partition }, Math.max(0, batch.highWatermark - outcome.next));
+      const behind = Math.max(0, batch.highWatermark - outcome.next);
+      lag.set({ projection: key, topic: batch.topic, partition: batch.partition }, behind);
       if ('applied' in outcome && outcome.applied) {
         applied.inc({ projection: projection.name }, outcome.applied.length);
+        await afterBatch(behind);
         const now = Date.now();
         const last = outcome.applied.at(-1)!;
         const receivedAt = (last.event.data as { receivedAt?: number }).receivedAt ?? Date.parse(last.meta.time);

@@ -4,10 +4,13 @@ import { sql } from 'kysely';
 import { formatPosition } from '../../domain/position.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import type { Projection, ProjectedRecord } from '../projection.ts';
+import { CAPTION_TABLES, createCaptionTables } from './tables.ts';
 
 export const captionsProjection: Projection = {
   name: 'captions',
   topics: ['captions'],
+  views: CAPTION_TABLES,
+  createTables: createCaptionTables,
   async apply(trx, records: ProjectedRecord[]) {
     const rows = records.filter((r) => r.event.type === 'CaptionFragmentReceived');
     if (!rows.length) return;

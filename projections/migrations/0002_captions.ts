@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { createCaptionTables } from '../captions/tables.ts';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
@@ -10,32 +11,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addPrimaryKeyConstraint('projection_positions_pk', ['projection', 'topic', 'partition'])
     .execute();
-  await db.schema
-    .createTable('caption_fragments')
-    .addColumn('channel', 'text', (c) => c.notNull())
-    .addColumn('partition', 'integer', (c) => c.notNull())
-    .addColumn('offset', 'bigint', (c) => c.notNull())
-    .addColumn('station', 'text', (c) => c.notNull())
-    .addColumn('seq', 'bigint', (c) => c.notNull())
-    .addColumn('text', 'text', (c) => c.notNull())
-    .addColumn('start_ms', 'bigint', (c) => c.notNull())
-    .addColumn('end_ms', 'bigint', (c) => c.notNull())
-    .addColumn('mode', 'text')
-    .addColumn('lang', 'text')
-    .addColumn('received_at_ms', 'bigint', (c) => c.notNull())
-    .addPrimaryKeyConstraint('caption_fragments_pk', ['partition', 'offset'])
-    // A station's retry is the same fragment again: the first copy in the log wins.
-    .addUniqueConstraint('caption_fragments_once', ['channel', 'station', 'seq'])
-    .execute();
-  await db.schema.createIndex('caption_fragments_by_channel').on('caption_fragments').columns(['channel', 'offset']).execute();
-  await db.schema.createIndex('caption_fragments_by_time').on('caption_fragments').columns(['channel', 'start_ms']).execute();
-  await db.schema
-    .createTable('channels')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('fragment_count', 'bigint', (c) => c.notNull())
-    .addColumn('last_fragment_ms', 'bigint', (c) => c.notNull())
-    .addColumn('last_position', 'text', (c) => c.notNull())
-    .execute();
+  await createCaptionTables(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

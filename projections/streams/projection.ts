@@ -2,6 +2,7 @@
 import type { Transaction } from 'kysely';
 import type { Database } from '../database.ts';
 import type { Projection, ProjectedRecord } from '../projection.ts';
+import { STREAM_TABLES, createStreamTables } from './tables.ts';
 import type { EventDataMap } from '../../schemas/types.generated.ts';
 
 const NAME = 'streams';
@@ -22,6 +23,8 @@ async function firstTime(trx: Transaction<Database>, r: ProjectedRecord): Promis
 export const streamsProjection: Projection = {
   name: NAME,
   topics: ['streams'],
+  views: STREAM_TABLES,
+  createTables: createStreamTables,
   async apply(trx, records) {
     for (const r of records) {
       if (!(await firstTime(trx, r))) continue;

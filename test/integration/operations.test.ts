@@ -30,7 +30,7 @@ it('exposes consumer lag and the end-to-end latency histogram in Prometheus form
 
   const api = await (await fetch(`${sys.api}/metrics`)).text();
   expect(api).toMatch(/^# TYPE castlog_consumer_lag gauge$/m);
-  expect(api).toMatch(/^castlog_consumer_lag\{consumer="captions",topic="captions",partition="\d+",app="api"\} 0$/m);
+  expect(api).toMatch(/^castlog_consumer_lag\{consumer="captions_v1",topic="captions",partition="\d+",app="api"\} 0$/m);
   expect(api).toMatch(/^castlog_ingest_fragments_total\{outcome="accepted",app="api"\} 2$/m);
 
   const fanout = await (await fetch(`http://127.0.0.1:${sys.fanoutPort}/metrics`)).text();

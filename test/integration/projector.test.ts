@@ -56,6 +56,6 @@ it('holds every acknowledged fragment exactly once after kill -9 in the middle o
   for (const channel of channels) expect(list.body.channels.find((c: any) => c.id === channel).fragmentCount).toBe(perChannel);
   // And the stored positions are at the end of the log.
   const ends = await sys.log.offsets('captions');
-  const positions = await sys.db.selectFrom('projection_positions').selectAll().where('projection', '=', 'captions').execute();
+  const positions = await sys.db.selectFrom('projection_positions').selectAll().where('projection', '=', 'captions_v1').execute();
   for (const e of ends) expect(positions.find((p) => p.partition === e.partition)?.next_offset ?? e.high).toBe(e.high);
 }, 180_000);

@@ -1,0 +1,198 @@
+// What admins do with projections, for the CLI and the admin HTTP API alike:
+// status, rebuild (the projector builds the next version and swaps it in), verify.
+import { createHash } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Db } from '../infra/db.ts';
+import { EventLog } from '../infra/kafka.ts';
+import { PROJECTIONS } from '../projections/catalog.ts';
+import { schemaOf, startRebuild, versions } from '../projections/versions.ts';
+import type { CaptionFragmentReceived } from '../schemas/types.generated.ts';
+import type { TopicName } from '../schemas/catalog.ts';
+
+export interface VersionStatus {
+  version: number;
+  role: 'serving' | 'building';
+  rows: Record<string, number>;
+  positions: { topic: string; partition: number; next: number; end: number; lag: number }[];
+  lag: number;
+  /** Share of the log applied, 0..1 (for a version being built, its progress). */
+  progress: number;
+}
+
+export interface ProjectionStatus {
+  name: string;
+  current: number;
+  building: number | null;
+  versions: VersionStatus[];
+}
+
+export async function projectionStatus(db: Db, log: EventLog): Promise<ProjectionStatus[]> {
+  const out: ProjectionStatus[] = [];
+  for (const row of await versions(db)) {
+    const projection = PROJECTIONS[row.name];
+    if (!projection) continue;
+    const ends = new Map<string, { low: number; high: number }>();
+    for (const topic of projection.topics) for (const o of await log.offsets(topic)) ends.set(`${topic}/${o.partition}`, o);
+    const vs: VersionStatus[] = [];
+    for (const [version, role] of [[row.current, 'serving'], [row.building, 'building']] as const) {
+      if (version === null) continue;
+      const key = schemaOf(row.name, version);
+      const stored = await db.selectFrom('projection_positions').selectAll().where('projection', '=', key).execute();
+      const positions = [...ends].map(([tp, e]) => {
+        const [topic, p] = tp.split('/');
+        const next = stored.find((s) => s.topic === topic && s.partition === Number(p))?.next_offset ?? e.low;
+        return { topic: topic!, partition: Number(p), next, end: e.high, lag: Math.max(0, e.high - next) };
+      });
+      const total = [...ends.values()].reduce((n, e) => n + e.high - e.low, 0);
+      const done = positions.reduce((n, p) => n + Math.max(0, p.next - (ends.get(`${p.topic}/${p.partition}`)?.low ?? 0)), 0);
+      const rows: Record<string, number> = {};
+      for (const table of projection.views) {
+        const { rows: r } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql.id(key, table)}`.execute(db);
+        rows[table] = r[0]!.n;
+      }
+      vs.push({ version, role, rows, positions, lag: positions.reduce((n, p) => n + p.lag, 0), progress: total === 0 ? 1 : Math.min(1, done / total) });
+    }
+    out.push({ name: row.name, current: row.current, building: row.building, versions: vs });
+  }
+  return out;
+}
+
+export class UnknownProjection extends Error {}
+
+export async function rebuild(db: Db, name: string): Promise<number> {
+  const projection = PROJECTIONS[name];
+  if (!projection) throw new UnknownProjection(`no projection named ${name}; known: ${Object.keys(PROJECTIONS).join(', ')}`);
+  // Versions older than the serving one are kept until the next rebuild, for a look back.
+  const [row] = (await versions(db)).filter((v) => v.name === name);
+  if (row) for (let v = row.current - 1; v >= 1; v--) await sql`DROP SCHEMA IF EXISTS ${sql.id(schemaOf(name, v))} CASCADE`.execute(db);
+  return startRebuild(db, projection);
+}
+
+// ---- verify: a hash summary of the log against the read model ----
+
+export interface Difference {
+  channel: string;
+  /** The hour (UTC) whose fragments differ, as an ISO time. */
+  hour: string;
+  inLog: number;
+  inModel: number;
+}
+
+interface Leaf {
+  channel: string;
+  partition: number;
+  offset: number;
+  hash: Buffer;
+  hour: number;
+}
+
+const HOUR = 3_600_000;
+const leafOf = (partition: number, offset: number, d: Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'>): Leaf => ({
+  channel: d.channel,
+  partition,
+  offset,
+  hour: Math.floor(d.start / HOUR) * HOUR,
+  hash: createHash('sha256').update(JSON.stringify([partition, offset, d.station, d.seq, d.text, d.start, d.end, d.mode, d.lang])).digest(),
+});
+
+/** channel -> hour -> (hash of its leaves in log order, count); a channel's root hashes its hours. */
+function tree(leaves: Leaf[]): Map<string, { root: string; hours: Map<number, { hash: string; count: number }> }> {
+  const byChannel = new Map<string, Map<number, Leaf[]>>();
+  for (const l of leaves) {
+    const hours = byChannel.get(l.channel) ?? new Map<number, Leaf[]>();
+    byChannel.set(l.channel, hours);
+    hours.set(l.hour, [...(hours.get(l.hour) ?? []), l]);
+  }
+  const out = new Map<string, { root: string; hours: Map<number, { hash: string; count: number }> }>();
+  for (const [channel, hours] of byChannel) {
+    const summary = new Map<number, { hash: string; count: number }>();
+    const root = createHash('sha256');
+    for (const hour of [...hours.keys()].sort((a, b) => a - b)) {
+      const ls = hours.get(hour)!.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+      const h = createHash('sha256');
+      for (const l of ls) h.update(l.hash);
+      const hash = h.digest('hex');
+      summary.set(hour, { hash, count: ls.length });
+      root.update(`${hour}:${hash}`);
+    }
+    out.set(channel, { root: root.digest('hex'), hours: summary });
+  }
+  return out;
+}
+
+/** Compares the captions read model with the log up to the positions it has applied. */
+export async function verifyCaptions(db: Db, log: EventLog): Promise<{ ok: boolean; checked: number; differences: Difference[] }> {
+  const [row] = (await versions(db)).filter((v) => v.name === 'captions');
+  const key = schemaOf('captions', row!.current);
+  const upTo = new Map((await db.selectFrom('projection_positions').selectAll().where('projection', '=', key).execute()).map((p) => [p.partition, p.next_offset]));
+  const ends = await log.offsets('captions');
+
+  // The log side, read from its start up to what the model has applied; repeats of
+  // (channel, station, seq) dropped as every reader drops them.
+  const logLeaves: Leaf[] = [];
+  const seen = new Set<string>();
+  const target = new Set(ends.filter((e) => (upTo.get(e.partition) ?? e.low) > e.low).map((e) => e.partition));
+  if (target.size > 0) {
+    let allRead!: () => void;
+    const read = new Promise<void>((r) => (allRead = r));
+    const finished = new Set<number>();
+    const consumer = await log.consume({
+      groupId: EventLog.privateGroup('castlog-verify'),
+      topics: ['captions' as TopicName],
+      startAt: async (_t, partition) => ends.find((e) => e.partition === partition)!.low,
+      onBatch: async (b) => {
+        if (!target.has(b.partition) || finished.has(b.partition)) return;
+        const stop = upTo.get(b.partition)!;
+        for (const r of b.records) {
+          if (r.offset >= stop) break;
+          const d = r.event.data as CaptionFragmentReceived;
+          const id = `${d.channel}\u0000${d.station}\u0000${d.seq}`;
+          if (seen.has(id)) continue;
+          seen.add(id);
+          logLeaves.push(leafOf(b.partition, r.offset, d));
+        }
+        if ((b.records.at(-1)?.offset ?? -1) + 1 >= stop) {
+          finished.add(b.partition);
+          if (finished.size === target.size) allRead();
+        }
+      },
+    });
+    await read;
+    await consumer.stop();
+  }
+
+  // The model side.
+  const modelLeaves: Leaf[] = [];
+  let after = { partition: -1, offset: -1 };
+  for (;;) {
+    const rows = await db
+      .selectFrom('caption_fragments')
+      .selectAll()
+      .where((eb) => eb.or([eb('partition', '>', after.partition), eb.and([eb('partition', '=', after.partition), eb('offset', '>', after.offset)])]))
+      .orderBy('partition').orderBy('offset')
+      .limit(10_000)
+      .execute();
+    if (!rows.length) break;
+    for (const r of rows) {
+      if (r.offset >= (upTo.get(r.partition) ?? 0)) continue;
+      modelLeaves.push(leafOf(r.partition, r.offset, { channel: r.channel, station: r.station, seq: r.seq, text: r.text, start: r.start_ms, end: r.end_ms, mode: r.mode as never, lang: r.lang }));
+    }
+    after = { partition: rows.at(-1)!.partition, offset: rows.at(-1)!.offset };
+  }
+
+  const a = tree(logLeaves);
+  const b = tree(modelLeaves);
+  const differences: Difference[] = [];
+  for (const channel of new Set([...a.keys(), ...b.keys()])) {
+    const x = a.get(channel);
+    const y = b.get(channel);
+    if (x && y && x.root === y.root) continue;
+    for (const hour of new Set([...(x?.hours.keys() ?? []), ...(y?.hours.keys() ?? [])])) {
+      const hx = x?.hours.get(hour);
+      const hy = y?.hours.get(hour);
+      if (hx?.hash !== hy?.hash) differences.push({ channel, hour: new Date(hour).toISOString(), inLog: hx?.count ?? 0, inModel: hy?.count ?? 0 });
+    }
+  }
+  differences.sort((p, q) => p.channel.localeCompare(q.channel) || p.hour.localeCompare(q.hour));
+  return { ok: differences.length === 0, checked: logLeaves.length, differences };
+}

@@ -1,0 +1,68 @@
+// Keeps the right projection versions running: the serving one, and the one being built, if any.
+// When the one being built has caught up, it is swapped in and the old one stops.
+import type { Db } from '../../infra/db.ts';
+import type { EventLog } from '../../infra/kafka.ts';
+import type { Logger } from '../../infra/logger.ts';
+import type { Registry } from '../../infra/metrics.ts';
+import { PROJECTIONS } from '../../projections/catalog.ts';
+import { ensureRegistered, schemaOf, trySwap, versions } from '../../projections/versions.ts';
+import { runProjection, type RunningProjection } from './runner.ts';
+
+export function superviseProjections(deps: { log: EventLog; db: Db; logger: Logger; metrics: Registry }, everyMs = 1000): { stop: () => Promise<void> } {
+  const running = new Map<string, RunningProjection>();
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let busy: Promise<void> = Promise.resolve();
+
+  const swapIfReady = async (name: string, version: number) => {
+    if (await trySwap(deps.db, PROJECTIONS[name]!, version)) {
+      deps.logger.info({ projection: name, version }, 'rebuilt version swapped in');
+      void reconcileSoon();
+    }
+  };
+
+  let registered = false;
+  async function reconcile(): Promise<void> {
+    if (!registered) {
+      for (const p of Object.values(PROJECTIONS)) await ensureRegistered(deps.db, p);
+      registered = true;
+    }
+    for (const row of await versions(deps.db)) {
+      const projection = PROJECTIONS[row.name];
+      if (!projection) continue;
+      const wanted = new Set([row.current, ...(row.building !== null ? [row.building] : [])].map((v) => schemaOf(row.name, v)));
+      for (const [key, r] of running) {
+        if (key.startsWith(`${row.name}_v`) && !wanted.has(key)) {
+          running.delete(key);
+          await r.stop();
+          deps.logger.info({ projection: key }, 'projection version stopped');
+        }
+      }
+      for (const version of [row.current, row.building]) {
+        if (version === null || running.has(schemaOf(row.name, version))) continue;
+        const building = version === row.building;
+        const r = await runProjection(deps, projection, version, building ? async (lag) => (lag === 0 ? swapIfReady(row.name, version) : undefined) : undefined);
+        running.set(schemaOf(row.name, version), r);
+      }
+      // Also try on a timer: a version may catch up on a partition that then stays quiet.
+      if (row.building !== null) await swapIfReady(row.name, row.building);
+    }
+  }
+
+  const reconcileSoon = () => (busy = busy.then(reconcile).catch((err) => deps.logger.warn({ err: String(err) }, 'projection supervisor')));
+  const tick = () => {
+    if (stopped) return;
+    void reconcileSoon().then(() => {
+      if (!stopped) timer = setTimeout(tick, everyMs);
+    });
+  };
+  tick();
+  return {
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await busy;
+      await Promise.all([...running.values()].map((r) => r.stop()));
+    },
+  };
+}

@@ -1,0 +1,33 @@
+// The caption read model's tables. Each projection version creates them in its own schema.
+import type { Kysely } from 'kysely';
+
+export const CAPTION_TABLES = ['caption_fragments', 'channels'];
+
+export async function createCaptionTables(db: Kysely<any>): Promise<void> {
+  await db.schema
+    .createTable('caption_fragments')
+    .addColumn('channel', 'text', (c) => c.notNull())
+    .addColumn('partition', 'integer', (c) => c.notNull())
+    .addColumn('offset', 'bigint', (c) => c.notNull())
+    .addColumn('station', 'text', (c) => c.notNull())
+    .addColumn('seq', 'bigint', (c) => c.notNull())
+    .addColumn('text', 'text', (c) => c.notNull())
+    .addColumn('start_ms', 'bigint', (c) => c.notNull())
+    .addColumn('end_ms', 'bigint', (c) => c.notNull())
+    .addColumn('mode', 'text')
+    .addColumn('lang', 'text')
+    .addColumn('received_at_ms', 'bigint', (c) => c.notNull())
+    .addPrimaryKeyConstraint('caption_fragments_pk', ['partition', 'offset'])
+    // A station's retry is the same fragment again: the first copy in the log wins.
+    .addUniqueConstraint('caption_fragments_once', ['channel', 'station', 'seq'])
+    .execute();
+  await db.schema.createIndex('caption_fragments_by_channel').on('caption_fragments').columns(['channel', 'offset']).execute();
+  await db.schema.createIndex('caption_fragments_by_time').on('caption_fragments').columns(['channel', 'start_ms']).execute();
+  await db.schema
+    .createTable('channels')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('fragment_count', 'bigint', (c) => c.notNull())
+    .addColumn('last_fragment_ms', 'bigint', (c) => c.notNull())
+    .addColumn('last_position', 'text', (c) => c.notNull())
+    .execute();
+}

@@ -1,0 +1,9 @@
+// Every projection, by name: what the projector runs and what admins rebuild.
+import { captionsProjection } from './captions/projection.ts';
+import type { Projection } from './projection.ts';
+import { streamsProjection } from './streams/projection.ts';
+
+export const PROJECTIONS: Record<string, Projection> = {
+  [captionsProjection.name]: captionsProjection,
+  [streamsProjection.name]: streamsProjection,
+};

@@ -1,0 +1,102 @@
+// Versions of a projection. Version N of projection P lives in schema P_vN; public views show the
+// serving one. A rebuild creates P_vN+1, the projector fills it from offset 0 while P_vN keeps
+// serving, and once it has caught up one transaction points the views at it.
+import { sql, type Kysely } from 'kysely';
+import type { Database } from './database.ts';
+import type { Projection } from './projection.ts';
+
+export const schemaOf = (name: string, version: number) => `${name}_v${version}`;
+
+export interface VersionRow {
+  name: string;
+  current: number;
+  building: number | null;
+}
+
+export async function versions(db: Kysely<Database>): Promise<VersionRow[]> {
+  const { rows } = await sql<VersionRow>`SELECT name, current, building FROM projection_versions ORDER BY name`.execute(db);
+  return rows;
+}
+
+export class RebuildError extends Error {}
+
+/** Creates the next version's schema and tables and marks it as building. */
+export async function startRebuild(db: Kysely<Database>, projection: Projection): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const { rows } = await sql<VersionRow>`SELECT name, current, building FROM projection_versions WHERE name = ${projection.name} FOR UPDATE`.execute(trx);
+    const row = rows[0];
+    if (!row) throw new RebuildError(`unknown projection ${projection.name}`);
+    if (row.building !== null) throw new RebuildError(`${projection.name} v${row.building} is already being built`);
+    const next = row.current + 1;
+    const schema = schemaOf(projection.name, next);
+    // A leftover from an abandoned build of the same number is replaced.
+    await sql`DROP SCHEMA IF EXISTS ${sql.id(schema)} CASCADE`.execute(trx);
+    await sql`CREATE SCHEMA ${sql.id(schema)}`.execute(trx);
+    await sql`SET LOCAL search_path TO ${sql.id(schema)}, public`.execute(trx);
+    await projection.createTables(trx);
+    await sql`UPDATE projection_versions SET building = ${next}, building_started_at = now() WHERE name = ${projection.name}`.execute(trx);
+    return next;
+  });
+}
+
+/**
+ * Swaps the views to `version` if it has caught up with the serving version. The serving version's
+ * positions are locked while comparing, so it cannot move ahead between the check and the swap.
+ * Returns true once swapped.
+ */
+export async function trySwap(db: Kysely<Database>, projection: Projection, version: number): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const { rows } = await sql<VersionRow>`SELECT name, current, building FROM projection_versions WHERE name = ${projection.name} FOR UPDATE`.execute(trx);
+    const row = rows[0];
+    if (!row || row.building !== version) return false;
+    const oldKey = schemaOf(projection.name, row.current);
+    const newKey = schemaOf(projection.name, version);
+    const { rows: behind } = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM (SELECT topic, partition, next_offset FROM projection_positions WHERE projection = ${oldKey} FOR UPDATE) old
+      LEFT JOIN projection_positions neu ON neu.projection = ${newKey} AND neu.topic = old.topic AND neu.partition = old.partition
+      WHERE neu.next_offset IS NULL OR neu.next_offset < old.next_offset`.execute(trx);
+    if (behind[0]!.n > 0) return false;
+    for (const view of projection.views) {
+      await sql`DROP VIEW IF EXISTS ${sql.id(view)}`.execute(trx);
+      await sql`CREATE VIEW ${sql.id(view)} AS SELECT * FROM ${sql.id(newKey, view)}`.execute(trx);
+    }
+    await sql`UPDATE projection_versions SET current = ${version}, building = NULL, swapped_at = now() WHERE name = ${projection.name}`.execute(trx);
+    return true;
+  });
+}
+
+/** Drops a version that no longer serves and is not being built. */
+export async function dropVersion(db: Kysely<Database>, name: string, version: number): Promise<void> {
+  const key = schemaOf(name, version);
+  await db.transaction().execute(async (trx) => {
+    await sql`DROP SCHEMA IF EXISTS ${sql.id(key)} CASCADE`.execute(trx);
+    await sql`DELETE FROM projection_positions WHERE projection = ${key}`.execute(trx);
+  });
+}
+
+/**
+ * Makes sure a projection has a version: creates <name>_v1 with its tables and public views the
+ * first time. Tables a migration already made in public are moved into it rather than recreated.
+ */
+export async function ensureRegistered(db: Kysely<Database>, projection: Projection): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await sql`SELECT pg_advisory_xact_lock(hashtext('projection_versions'))`.execute(trx);
+    const { rows } = await sql`SELECT 1 FROM projection_versions WHERE name = ${projection.name}`.execute(trx);
+    if (rows.length) return;
+    const schema = schemaOf(projection.name, 1);
+    await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(trx);
+    const { rows: existing } = await sql<{ table_name: string }>`
+      SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`.execute(trx);
+    const inPublic = new Set(existing.map((r) => r.table_name));
+    if (projection.views.every((v) => inPublic.has(v))) {
+      for (const v of projection.views) await sql`ALTER TABLE ${sql.id(v)} SET SCHEMA ${sql.id(schema)}`.execute(trx);
+    } else {
+      await sql`SET LOCAL search_path TO ${sql.id(schema)}, public`.execute(trx);
+      await projection.createTables(trx);
+      await sql`SET LOCAL search_path TO public`.execute(trx);
+    }
+    for (const v of projection.views) await sql`CREATE VIEW ${sql.id(v)} AS SELECT * FROM ${sql.id(schema, v)}`.execute(trx);
+    await sql`UPDATE projection_positions SET projection = ${schema} WHERE projection = ${projection.name}`.execute(trx);
+    await sql`INSERT INTO projection_versions (name, current) VALUES (${projection.name}, 1)`.execute(trx);
+  });
+}
