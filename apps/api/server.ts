@@ -12,6 +12,8 @@ import { healthRoutes } from './health.ts';
 import { historyRoutes } from './history.ts';
 import { ingestRoutes } from './ingest.ts';
 import { streamRoutes } from './streams.ts';
+import { projectionAdminRoutes } from './admin-projections.ts';
+import { schemaRoutes } from './schemas.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -48,6 +50,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   ingestRoutes(app, { log: deps.log, stations: new StationKeys(deps.db), metrics: deps.metrics });
   historyRoutes(app, deps);
   streamRoutes(app, deps);
+  projectionAdminRoutes(app, deps);
+  schemaRoutes(app, { registry: deps.log.codec.registry });
 
   const page = (name: string) => readFileSync(new URL(`../web/${name}`, import.meta.url), 'utf8');
   app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('index.html')));
