@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import { formatPosition } from '../../domain/position.ts';
 import type { Db } from '../../infra/db.ts';
 import type { CaptionArchive } from './hub.ts';
+import type { ReplaySource } from './replay.ts';
 import { captionMessage } from './protocol.ts';
 
 export function postgresArchive(db: Db): CaptionArchive {
@@ -37,5 +38,20 @@ export function postgresArchive(db: Db): CaptionArchive {
           })),
         };
       }),
+  };
+}
+
+/** Captions by time, for replays. */
+export function postgresReplaySource(db: Db): ReplaySource {
+  return {
+    async page(channel, from, to, after, limit) {
+      let q = db.selectFrom('caption_fragments').selectAll().where('channel', '=', channel).where('start_ms', '>=', from).where('start_ms', '<', to);
+      if (after) q = q.where((eb) => eb.or([eb('start_ms', '>', after.start), eb.and([eb('start_ms', '=', after.start), eb('offset', '>', after.offset)])]));
+      const rows = await q.orderBy('start_ms').orderBy('offset').limit(limit).execute();
+      return rows.map((r) => ({
+        channel, partition: r.partition, offset: r.offset, station: r.station, seq: r.seq, text: r.text,
+        start: r.start_ms, end: r.end_ms, mode: r.mode as never, lang: r.lang,
+      }));
+    },
   };
 }

@@ -5,7 +5,8 @@ import { pingDb } from '../../infra/db.ts';
 import { EventLog } from '../../infra/kafka.ts';
 import { prom, LATENCY_BUCKETS } from '../../infra/metrics.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
-import { postgresArchive } from './archive.ts';
+import { postgresArchive, postgresReplaySource } from './archive.ts';
+import { Replayer } from './replay.ts';
 import { userEventsFeed } from './feeds.ts';
 import { Hub } from './hub.ts';
 import { startFanoutServer } from './server.ts';
@@ -33,6 +34,7 @@ const stats = (t: (typeof topics)[number]) => ({
 const hubs = {
   captions: new Hub(TOPICS.captions.partitions, starts('captions'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, postgresArchive(db), stats('captions'), 30_000, ends.captions!.map((o) => o.high)),
   // A user's own events are served from memory only: older ones are in the read model's current state.
+  replays: new Replayer(postgresReplaySource(db), config.fanoutMaxBackpressure),
   users: new Hub(TOPICS.streams.partitions, starts('streams'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, undefined, stats('streams'), 30_000, ends.streams!.map((o) => o.high), userEventsFeed()),
 };
 const hubOf = (topic: string) => (topic === 'captions' ? hubs.captions : hubs.users);

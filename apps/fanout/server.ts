@@ -3,6 +3,8 @@ import uWS from 'uWebSockets.js';
 import type { Registry } from '../../infra/metrics.ts';
 import { USER_PREFIX } from './feeds.ts';
 import { Client, type Hub } from './hub.ts';
+import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
+import type { Replayer } from './replay.ts';
 import { CLOSE_RESTART, errorMessage, parseClientMessage } from './protocol.ts';
 
 interface UserData {
@@ -15,6 +17,8 @@ export interface Hubs {
   captions: Hub;
   /** Users' own events, on channels "user:<id>". */
   users?: Hub;
+  /** Historical ranges replayed at their original pacing. */
+  replays?: Replayer;
 }
 
 export interface FanoutServer {
@@ -57,6 +61,12 @@ export function startFanoutServer(hubs: Hubs, opts: { port: number; maxBackpress
         const client = ws.getUserData().client!;
         const m = parseClientMessage(decoder.decode(raw));
         if (typeof m === 'string') return void ws.send(errorMessage('bad_request', m), false);
+        if (m.op === 'stop_replay') return void hubs.replays?.stop(client, m.id);
+        if (m.op === 'replay') {
+          if (!hubs.replays) return void ws.send(errorMessage('bad_request', 'replays are not served here'), false);
+          if (!isChannelId(m.channel)) return void ws.send(errorMessage('invalid_channel', `channel ${CHANNEL_ID_RULE}`, m.channel), false);
+          return hubs.replays.start(client, m);
+        }
         let hub = hubs.captions;
         if (m.channel.startsWith(USER_PREFIX)) {
           if (!hubs.users) return void ws.send(errorMessage('invalid_channel', 'user channels are not served here', m.channel), false);
@@ -71,7 +81,10 @@ export function startFanoutServer(hubs: Hubs, opts: { port: number; maxBackpress
       close: (ws) => {
         sockets.delete(ws);
         const client = ws.getUserData().client;
-        if (client) for (const hub of [hubs.captions, hubs.users]) hub?.disconnect(client);
+        if (client) {
+          for (const hub of [hubs.captions, hubs.users]) hub?.disconnect(client);
+          hubs.replays?.stopAll(client);
+        }
       },
     })
     .get('/healthz', (res) => void res.writeHeader('content-type', 'application/json').end('{"status":"ok"}'))

@@ -1,0 +1,89 @@
+// Replays a channel's captions between two times at their original pacing times `speed`, from the
+// read model, on the same socket as live subscriptions and other replays.
+import { formatPosition } from '../../domain/position.ts';
+import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
+import type { Client } from './hub.ts';
+import { MAX_REPLAYS, errorMessage, replayCaptionMessage, replayEndMessage, replayStartedMessage } from './protocol.ts';
+
+export type ReplayRow = Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'> & { partition: number; offset: number };
+
+export interface ReplaySource {
+  /** Captions of a channel with from <= start < to, after a (start, offset) key, in that order. */
+  page(channel: string, from: number, to: number, after: { start: number; offset: number } | undefined, limit: number): Promise<ReplayRow[]>;
+}
+
+export interface ReplayRequest {
+  channel: string;
+  from: number;
+  to: number;
+  speed: number;
+  id: string;
+}
+
+const PAGE = 500;
+
+export class Replayer {
+  private readonly running = new WeakMap<Client, Map<string, () => void>>();
+
+  constructor(private readonly source: ReplaySource, private readonly maxBackpressure: number) {}
+
+  start(client: Client, r: ReplayRequest): void {
+    const mine = this.running.get(client) ?? new Map<string, () => void>();
+    this.running.set(client, mine);
+    if (mine.has(r.id)) return this.send(client, errorMessage('bad_request', `a replay with id ${r.id} is already running`, r.channel));
+    if (mine.size >= MAX_REPLAYS) return this.send(client, errorMessage('too_many_replays', `at most ${MAX_REPLAYS} replays at once per connection`, r.channel));
+    let stopped = false;
+    let wake: (() => void) | undefined;
+    mine.set(r.id, () => {
+      stopped = true;
+      wake?.();
+    });
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, ms);
+        wake = () => (clearTimeout(t), resolve());
+      });
+    const gone = () => stopped || client.closed;
+
+    void (async () => {
+      this.send(client, replayStartedMessage(r.id, r.channel, r.from, r.to, r.speed));
+      const origin = performance.now();
+      let sent = 0;
+      let after: { start: number; offset: number } | undefined;
+      try {
+        while (!gone()) {
+          const rows = await this.source.page(r.channel, r.from, r.to, after, PAGE);
+          for (const row of rows) {
+            const wait = origin + (row.start - r.from) / r.speed - performance.now();
+            if (wait > 0) await sleep(wait);
+            while (!gone() && client.socket.bufferedAmount() > this.maxBackpressure / 2) await sleep(5);
+            if (gone()) break;
+            this.send(client, replayCaptionMessage(r.id, formatPosition(row), row));
+            sent++;
+          }
+          if (rows.length < PAGE) break;
+          after = { start: rows.at(-1)!.start, offset: rows.at(-1)!.offset };
+        }
+        this.send(client, replayEndMessage(r.id, r.channel, sent, stopped));
+      } catch (err) {
+        this.send(client, errorMessage('unavailable', `replay ${r.id} stopped: ${(err as Error).message}`, r.channel));
+      } finally {
+        mine.delete(r.id);
+      }
+    })();
+  }
+
+  stop(client: Client, id: string): void {
+    const stop = this.running.get(client)?.get(id);
+    if (stop) stop();
+    else this.send(client, errorMessage('bad_request', `no running replay with id ${id}`));
+  }
+
+  stopAll(client: Client): void {
+    for (const stop of this.running.get(client)?.values() ?? []) stop();
+  }
+
+  private send(client: Client, message: string): void {
+    if (!client.closed) client.socket.cork(() => client.socket.send(message));
+  }
+}
