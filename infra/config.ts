@@ -18,6 +18,20 @@ export interface Config {
   streamLeaseTtlMs: number;
   /** The WebSocket URL browsers should use, when it is not this host at FANOUT_PORT. */
   publicLiveUrl: string | undefined;
+  /** The content-addressed blob store (uploads, intermediates, encode outputs). */
+  blobDir: string;
+  /** Largest upload accepted (raw .yuv's limit; other files are also held to uploadMaxSeconds). */
+  uploadMaxBytes: number;
+  /** Longest video (by ffprobe) accepted for files that are not raw .yuv. */
+  uploadMaxSeconds: number;
+  /** How long an unfinished upload is kept before it expires and its bytes are removed. */
+  uploadExpiryMs: number;
+  /** A worker that has written nothing to a job for this long is presumed dead; another takes over. */
+  workerLeaseMs: number;
+  /** Jobs one worker process runs at once. */
+  workerConcurrency: number;
+  /** Shortest gap between two EncodeProgressed events of a job. */
+  encodeProgressIntervalMs: number;
 }
 
 function int(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
@@ -43,5 +57,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicLiveUrl: env.PUBLIC_LIVE_URL || undefined,
     streamLimit: num('STREAM_LIMIT', 3),
     streamLeaseTtlMs: num('STREAM_LEASE_TTL_MS', 60_000),
+    blobDir: env.BLOB_DIR || '.castlog/blobs',
+    uploadMaxBytes: num('UPLOAD_MAX_BYTES', 50 * 1024 ** 3),
+    uploadMaxSeconds: num('UPLOAD_MAX_SECONDS', 30 * 60),
+    uploadExpiryMs: num('UPLOAD_EXPIRY_MS', 24 * 3600_000),
+    workerLeaseMs: num('WORKER_LEASE_MS', 15_000),
+    workerConcurrency: num('WORKER_CONCURRENCY', 1),
+    encodeProgressIntervalMs: num('ENCODE_PROGRESS_INTERVAL_MS', 500),
   };
 }

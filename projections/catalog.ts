@@ -2,8 +2,12 @@
 import { captionsProjection } from './captions/projection.ts';
 import type { Projection } from './projection.ts';
 import { streamsProjection } from './streams/projection.ts';
+import { uploadsProjection } from './uploads/projection.ts';
+import { encodesProjection } from './encodes/projection.ts';
 
 export const PROJECTIONS: Record<string, Projection> = {
   [captionsProjection.name]: captionsProjection,
   [streamsProjection.name]: streamsProjection,
+  [uploadsProjection.name]: uploadsProjection,
+  [encodesProjection.name]: encodesProjection,
 };

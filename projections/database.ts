@@ -79,7 +79,55 @@ export interface ViewerLeasesTable {
   expires_at_ms: number;
 }
 
+export interface UploadsTable {
+  upload_id: string;
+  user_id: string;
+  filename: string;
+  filetype: string | null;
+  raw: boolean;
+  length: number;
+  offset: number;
+  status: string;
+  sha256: string | null;
+  duration_seconds: number | null;
+  reason: string | null;
+  created_at_ms: number;
+  updated_at_ms: number;
+}
+
+export interface EncodeJobsTable {
+  job_id: string;
+  user_id: string;
+  upload_id: string;
+  sha256: string;
+  filename: string;
+  raw: boolean;
+  options: ColumnType<unknown, string, string>;
+  status: string;
+  attempt: number;
+  step: string | null;
+  percent: number;
+  steps_done: ColumnType<string[], string, string>;
+  worker: string | null;
+  output_sha256: string | null;
+  output_size: number | null;
+  error: string | null;
+  stderr_tail: string | null;
+  requested_at_ms: number;
+  updated_at_ms: number;
+}
+
+export interface EncodeJobUsersTable {
+  job_id: string;
+  user_id: string;
+  upload_id: string;
+  at_ms: number;
+}
+
 export interface Database {
+  uploads: UploadsTable;
+  encode_jobs: EncodeJobsTable;
+  encode_job_users: EncodeJobUsersTable;
   applied_versions: AppliedVersionsTable;
   viewers: ViewersTable;
   viewer_leases: ViewerLeasesTable;

@@ -15,6 +15,16 @@ export const TOPICS = {
     key: 'user id (stream id for StreamIdIssued)',
     events: ['UserIdIssued', 'StreamIdIssued', 'UserLimitSet', 'StreamActivated', 'StreamHeartbeat', 'StreamDeactivated', 'ActivationRejected'],
   },
+  uploads: {
+    partitions: 6,
+    key: 'upload id',
+    events: ['UploadCreated', 'UploadChunkAppended', 'UploadCompleted', 'UploadRejected', 'UploadTerminated', 'UploadExpired'],
+  },
+  encodes: {
+    partitions: 6,
+    key: 'job id',
+    events: ['EncodeRequested', 'EncodeDeduplicated', 'EncodeStepStarted', 'EncodeProgressed', 'EncodeStepCompleted', 'EncodeFailed', 'EncodeCompleted'],
+  },
 } as const satisfies Record<string, TopicSpec>;
 
 export type TopicName = keyof typeof TOPICS;

@@ -22,6 +22,80 @@ export interface CaptionFragmentReceived {
   receivedAt: number;
 }
 
+export interface EncodeCompleted {
+  jobId: string;
+  userId: string;
+  outputSha256: string;
+  size: number;
+  container: string;
+  at: number;
+}
+
+export interface EncodeDeduplicated {
+  jobId: string;
+  userId: string;
+  ownerId: string;
+  uploadId: string;
+  again: boolean;
+  at: number;
+}
+
+export interface EncodeFailed {
+  jobId: string;
+  userId: string;
+  step: string;
+  reason: string;
+  stderrTail: string;
+  at: number;
+}
+
+export interface EncodeProgressed {
+  jobId: string;
+  userId: string;
+  step: string;
+  percent: number;
+  at: number;
+}
+
+export interface EncodeOptions {
+  preset: string;
+  qp: number;
+  container: string;
+  logo: boolean;
+  width: null | number;
+  height: null | number;
+  fps: null | number;
+}
+
+export interface EncodeRequested {
+  jobId: string;
+  userId: string;
+  uploadId: string;
+  sha256: string;
+  filename: string;
+  raw: boolean;
+  options: EncodeOptions;
+  attempt: number;
+  at: number;
+}
+
+export interface EncodeStepCompleted {
+  jobId: string;
+  userId: string;
+  step: string;
+  info: string;
+  at: number;
+}
+
+export interface EncodeStepStarted {
+  jobId: string;
+  userId: string;
+  step: string;
+  worker: string;
+  attempt: number;
+  at: number;
+}
+
 export interface StreamActivated {
   userId: string;
   streamId: string;
@@ -50,6 +124,53 @@ export interface StreamIdIssued {
   at: number;
 }
 
+export interface UploadChunkAppended {
+  uploadId: string;
+  userId: string;
+  offset: number;
+  length: number;
+  sha256: string;
+  at: number;
+}
+
+export interface UploadCompleted {
+  uploadId: string;
+  userId: string;
+  sha256: string;
+  size: number;
+  durationSeconds: null | number;
+  at: number;
+}
+
+export interface UploadCreated {
+  uploadId: string;
+  userId: string;
+  filename: string;
+  filetype: null | string;
+  length: number;
+  raw: boolean;
+  at: number;
+}
+
+export interface UploadExpired {
+  uploadId: string;
+  userId: string;
+  at: number;
+}
+
+export interface UploadRejected {
+  uploadId: string;
+  userId: string;
+  reason: string;
+  at: number;
+}
+
+export interface UploadTerminated {
+  uploadId: string;
+  userId: string;
+  at: number;
+}
+
 export interface UserIdIssued {
   userId: string;
   at: number;
@@ -61,15 +182,28 @@ export interface UserLimitSet {
   at: number;
 }
 
-export type EventType = "ActivationRejected" | "CaptionFragmentReceived" | "StreamActivated" | "StreamDeactivated" | "StreamHeartbeat" | "StreamIdIssued" | "UserIdIssued" | "UserLimitSet";
+export type EventType = "ActivationRejected" | "CaptionFragmentReceived" | "EncodeCompleted" | "EncodeDeduplicated" | "EncodeFailed" | "EncodeProgressed" | "EncodeRequested" | "EncodeStepCompleted" | "EncodeStepStarted" | "StreamActivated" | "StreamDeactivated" | "StreamHeartbeat" | "StreamIdIssued" | "UploadChunkAppended" | "UploadCompleted" | "UploadCreated" | "UploadExpired" | "UploadRejected" | "UploadTerminated" | "UserIdIssued" | "UserLimitSet";
 
 export interface EventDataMap {
   ActivationRejected: ActivationRejected;
   CaptionFragmentReceived: CaptionFragmentReceived;
+  EncodeCompleted: EncodeCompleted;
+  EncodeDeduplicated: EncodeDeduplicated;
+  EncodeFailed: EncodeFailed;
+  EncodeProgressed: EncodeProgressed;
+  EncodeRequested: EncodeRequested;
+  EncodeStepCompleted: EncodeStepCompleted;
+  EncodeStepStarted: EncodeStepStarted;
   StreamActivated: StreamActivated;
   StreamDeactivated: StreamDeactivated;
   StreamHeartbeat: StreamHeartbeat;
   StreamIdIssued: StreamIdIssued;
+  UploadChunkAppended: UploadChunkAppended;
+  UploadCompleted: UploadCompleted;
+  UploadCreated: UploadCreated;
+  UploadExpired: UploadExpired;
+  UploadRejected: UploadRejected;
+  UploadTerminated: UploadTerminated;
   UserIdIssued: UserIdIssued;
   UserLimitSet: UserLimitSet;
 }

@@ -15,6 +15,9 @@ import { streamRoutes } from './streams.ts';
 import { projectionAdminRoutes } from './admin-projections.ts';
 import { schemaRoutes } from './schemas.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
+import { BlobStore } from '../../infra/blobs/blob-store.ts';
+import { uploadRoutes } from './uploads.ts';
+import { encodeRoutes } from './encodes.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -52,9 +55,17 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   streamRoutes(app, deps);
   projectionAdminRoutes(app, deps);
   schemaRoutes(app, { registry: deps.log.codec.registry });
+  const blobs = new BlobStore(deps.config.blobDir);
+  const uploads = uploadRoutes(app, { ...deps, blobs });
+  app.addHook('onClose', async () => uploads.stop());
+  encodeRoutes(app, { ...deps, blobs });
 
   const page = (name: string) => readFileSync(new URL(`../web/${name}`, import.meta.url), 'utf8');
   app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('index.html')));
+  app.get('/upload', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('upload.html')));
+  // The upload page's tus client, served from our own node_modules (no CDN).
+  const tusClient = readFileSync(new URL('../../node_modules/tus-js-client/dist/tus.min.js', import.meta.url));
+  app.get('/vendor/tus.min.js', (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(tusClient));
   app.get('/v1/config', async (req) => ({
     liveUrl:
       deps.config.publicLiveUrl ??

@@ -1,0 +1,161 @@
+// Encodes: POST /v1/encodes asks for one (202, or the existing job when the same file was already
+// encoded with the same options), POST /v1/encodes/check asks before uploading, GET answers from
+// the read model, and /output downloads the result with HTTP Range. Workers do the encoding.
+import type { FastifyInstance } from 'fastify';
+import { DomainError } from '../../domain/decider.ts';
+import { encodeJob, jobStream, type EncodeCommand } from '../../domain/encodes/job.ts';
+import { jobIdOf, normalizeOptions, rawFrameBytes } from '../../domain/encodes/options.ts';
+import { upload, uploadStream } from '../../domain/uploads/upload.ts';
+import type { BlobStore } from '../../infra/blobs/blob-store.ts';
+import type { Db } from '../../infra/db.ts';
+import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
+import { EventStoreUnavailable, type EventStore } from '../../infra/eventstore/port.ts';
+import { HttpError } from './errors.ts';
+import { userIdOf } from './uploads.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const SHA256 = /^[0-9a-f]{64}$/;
+const SOURCE = '/api/encodes';
+const MEDIA_TYPES: Record<string, string> = { mp4: 'video/mp4', mkv: 'video/x-matroska', hevc: 'video/hevc' };
+
+/** What the store and the deciders say, as HTTP: the field at fault comes first in the message. */
+async function decided<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (err instanceof EventStoreUnavailable) throw new HttpError(503, 'Service Unavailable');
+    if (err instanceof DomainError) {
+      const field = /^([\w.-]+):/.exec(err.message)?.[1];
+      throw new HttpError({ not_found: 404, conflict: 409, invalid: 400 }[err.kind], err.message, field);
+    }
+    throw err;
+  }
+}
+
+const body = (req: { body: unknown }): Record<string, unknown> => {
+  if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw new HttpError(400, 'body: must be a JSON object', 'body');
+  return req.body as Record<string, unknown>;
+};
+
+/** Parses a single `bytes=` range against a size; undefined when the header asks for none. */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
+  if (!header) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return 'unsatisfiable';
+  let start: number;
+  let end: number;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return 'unsatisfiable';
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start >= size || start > end) return 'unsatisfiable';
+  return { start, end };
+}
+
+export function encodeRoutes(app: FastifyInstance, deps: { store: EventStore; db: Db; blobs: BlobStore }): void {
+  const { store, db, blobs } = deps;
+  const handler = new CommandHandler(store);
+
+  app.post('/v1/encodes', async (req, reply) => {
+    const userId = userIdOf(req);
+    const b = body(req);
+    const uploadId = b.uploadId;
+    if (uploadId === undefined) throw new HttpError(400, 'uploadId: required', 'uploadId');
+    if (typeof uploadId !== 'string' || !UUID.test(uploadId)) throw new HttpError(400, 'uploadId: must be a UUID', 'uploadId');
+    for (const key of Object.keys(b)) if (key !== 'uploadId' && key !== 'options') throw new HttpError(400, `${key}: unknown parameter`, key);
+    const { state: file } = await decided(store.load(uploadStream(uploadId.toLowerCase()), upload.initialState, upload.evolve));
+    if (file.status === 'none' || file.userId !== userId) throw new HttpError(404, `uploadId: no upload ${uploadId}`, 'uploadId');
+    if (file.status !== 'completed' || !file.sha256) {
+      throw new HttpError(409, `uploadId: the upload is ${file.status === 'uploading' ? 'not complete yet' : file.status}${file.reason ? ` (${file.reason})` : ''}`, 'uploadId');
+    }
+    const options = await decided(Promise.resolve().then(() => normalizeOptions(b.options, file.raw)));
+    if (file.raw && file.length % rawFrameBytes(options.width!, options.height!) !== 0) {
+      throw new HttpError(400, `options.width: ${file.length} bytes is not a whole number of ${options.width}x${options.height} yuv420p frames`, 'options.width');
+    }
+    const jobId = jobIdOf(file.sha256, options);
+    const sha256 = file.sha256;
+    const { events, state } = await decided(
+      handler.handle(encodeJob, jobStream(jobId), (): EncodeCommand => ({
+        type: 'Request', jobId, userId, uploadId: uploadId.toLowerCase(), sha256, filename: file.filename, raw: file.raw, options, now: Date.now(),
+      }), { key: jobId, source: SOURCE }),
+    );
+    const event = events[0]!;
+    if (event.type === 'EncodeRequested') return reply.status(202).send({ jobId, status: state.status, attempt: state.attempt });
+    const again = event.type === 'EncodeDeduplicated' && event.data.again;
+    return reply.status(200).send({
+      jobId, status: state.status, deduplicated: true, again,
+      message: again ? 'you already asked for this encode; here it is' : 'this file was already encoded with these options; here is that encode',
+    });
+  });
+
+  app.post('/v1/encodes/check', async (req) => {
+    userIdOf(req);
+    const b = body(req);
+    for (const key of Object.keys(b)) if (key !== 'sha256' && key !== 'options') throw new HttpError(400, `${key}: unknown parameter`, key);
+    if (typeof b.sha256 !== 'string' || !SHA256.test(b.sha256)) throw new HttpError(400, 'sha256: must be 64 lowercase hex digits', 'sha256');
+    const given = (b.options ?? {}) as Record<string, unknown>;
+    // Before uploading, the file's kind is told by the options: raw video is the one with a size and rate.
+    const raw = typeof given === 'object' && given !== null && ['width', 'height', 'fps'].some((k) => k in given);
+    const options = await decided(Promise.resolve().then(() => normalizeOptions(b.options, raw)));
+    const jobId = jobIdOf(b.sha256, options);
+    const { state } = await decided(store.load(jobStream(jobId), encodeJob.initialState, encodeJob.evolve));
+    const exists = state.status !== 'none' && state.status !== 'failed';
+    return { exists, jobId: exists ? jobId : null, status: exists ? state.status : null };
+  });
+
+  async function visibleJob(jobId: string, userId: string) {
+    if (!UUID.test(jobId)) throw new HttpError(404, `jobId: no job ${jobId}`, 'jobId');
+    const job = await db
+      .selectFrom('encode_jobs')
+      .innerJoin('encode_job_users', 'encode_job_users.job_id', 'encode_jobs.job_id')
+      .selectAll('encode_jobs')
+      .where('encode_jobs.job_id', '=', jobId.toLowerCase())
+      .where('encode_job_users.user_id', '=', userId)
+      .executeTakeFirst();
+    if (!job) throw new HttpError(404, `jobId: no job ${jobId}`, 'jobId');
+    return job;
+  }
+
+  app.get<{ Params: { jobId: string } }>('/v1/encodes/:jobId', async (req) => {
+    const userId = userIdOf(req);
+    const job = await visibleJob(req.params.jobId, userId);
+    const owner = job.user_id === userId;
+    return {
+      jobId: job.job_id, status: job.status, step: job.step, percent: job.percent, stepsDone: job.steps_done, attempt: job.attempt,
+      options: job.options, filename: job.filename, raw: job.raw, ...(owner ? { uploadId: job.upload_id } : {}),
+      error: job.error, ...(owner ? { stderrTail: job.stderr_tail } : {}),
+      output: job.status === 'completed' ? { size: job.output_size, url: `/v1/encodes/${job.job_id}/output` } : null,
+      updatedAt: job.updated_at_ms,
+    };
+  });
+
+  app.get<{ Params: { jobId: string } }>('/v1/encodes/:jobId/output', async (req, reply) => {
+    const userId = userIdOf(req);
+    const job = await visibleJob(req.params.jobId, userId);
+    if (job.status !== 'completed' || !job.output_sha256) throw new HttpError(409, `jobId: the encode is ${job.status}, not completed`, 'jobId');
+    const size = await blobs.size(job.output_sha256);
+    if (size === undefined) throw new HttpError(410, 'jobId: the output is no longer stored', 'jobId');
+    const container = (job.options as { container: string }).container;
+    const name = `${job.filename.replace(/\.[^.]*$/, '').replace(/[^\w.-]+/g, '_') || 'output'}.${container}`;
+    reply
+      .header('accept-ranges', 'bytes')
+      .header('content-type', MEDIA_TYPES[container] ?? 'application/octet-stream')
+      .header('content-disposition', `attachment; filename="${name}"`)
+      .header('etag', `"${job.output_sha256}"`);
+    const range = parseRange(req.headers.range, size);
+    if (range === 'unsatisfiable') {
+      return reply.status(416).header('content-range', `bytes */${size}`).send({ error: `range: not satisfiable for ${size} bytes`, field: 'range' });
+    }
+    if (range) {
+      reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', range.end - range.start + 1);
+      return reply.send(blobs.read(job.output_sha256, range));
+    }
+    reply.header('content-length', size);
+    return reply.send(blobs.read(job.output_sha256));
+  });
+}

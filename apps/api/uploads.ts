@@ -1,0 +1,156 @@
+// tus 1.0 resumable uploads at /v1/uploads/ (core, creation, creation-with-upload, checksum,
+// termination, expiration), spoken by @tus/server over our own data store (upload-store.ts).
+// Fastify hands the raw request to tus untouched; this edge checks who asks (x-userid) and what
+// checksum they sent, and gives every error the one JSON shape. GET /v1/uploads/{id} is not tus:
+// it tells the owner how their upload stands, rejection reason included.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Server as TusServer } from '@tus/server';
+import { NodeRequest, sendNodeResponse } from 'srvx/node';
+import { DomainError } from '../../domain/decider.ts';
+import { UploadTooLarge } from '../../domain/uploads/upload.ts';
+import type { BlobStore } from '../../infra/blobs/blob-store.ts';
+import type { Config } from '../../infra/config.ts';
+import type { Db } from '../../infra/db.ts';
+import { EventStoreUnavailable, type EventStore } from '../../infra/eventstore/port.ts';
+import type { Logger } from '../../infra/logger.ts';
+import { HttpError } from './errors.ts';
+import { UploadStore, type UploadRequest } from './upload-store.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const PATH = '/v1/uploads';
+const CHECKSUMS = { sha1: 20, sha256: 32 } as const;
+
+/** The caller's user id (x-userid, set by the trusted proxy), as in the stream-limit routes. */
+export function userIdOf(req: FastifyRequest): string {
+  const value = req.headers['x-userid'];
+  if (value === undefined || value === '') throw new HttpError(400, 'x-userid: required', 'x-userid');
+  if (typeof value !== 'string' || !UUID.test(value)) throw new HttpError(400, 'x-userid: must be a UUID', 'x-userid');
+  return value.toLowerCase();
+}
+
+function checksumOf(req: FastifyRequest): UploadRequest['checksum'] {
+  const header = req.headers['upload-checksum'];
+  if (header === undefined) return undefined;
+  const [algorithm, b64, extra] = String(header).trim().split(/\s+/);
+  if (!algorithm || !b64 || extra !== undefined) throw new HttpError(400, 'upload-checksum: must be "<algorithm> <base64 digest>"', 'upload-checksum');
+  if (!(algorithm in CHECKSUMS)) throw new HttpError(400, `upload-checksum: algorithm ${algorithm} is not supported; use sha1 or sha256`, 'upload-checksum');
+  const digest = Buffer.from(b64, 'base64');
+  if (digest.length !== CHECKSUMS[algorithm as keyof typeof CHECKSUMS]) throw new HttpError(400, `upload-checksum: not a base64 ${algorithm} digest`, 'upload-checksum');
+  return { algorithm: algorithm as 'sha1' | 'sha256', digest };
+}
+
+/** Which request header a tus error is about, so the JSON names the field. */
+const TUS_FIELDS: [RegExp, string][] = [
+  [/offset/i, 'upload-offset'],
+  [/size exceeded|length/i, 'upload-length'],
+  [/metadata/i, 'upload-metadata'],
+  [/content-type/i, 'content-type'],
+  [/tus-resumable/i, 'tus-resumable'],
+  [/concat/i, 'upload-concat'],
+  [/terminate/i, 'uploadId'],
+  [/file for this url|not found/i, 'uploadId'],
+];
+
+function jsonError(status: number, text: string): string {
+  try {
+    if (typeof JSON.parse(text)?.error === 'string') return text; // already ours
+  } catch {
+    // a plain-text tus message
+  }
+  const message = text.trim() || 'request failed';
+  const field = TUS_FIELDS.find(([re]) => re.test(message))?.[1];
+  return JSON.stringify({ error: field ? `${field}: ${message}` : message, ...(field ? { field } : {}), status });
+}
+
+/** Maps what our store throws to tus's {status_code, body}; the edge then makes bodies JSON. */
+function tusErrorOf(err: unknown): { status_code: number; body: string } | undefined {
+  if (err instanceof EventStoreUnavailable) return { status_code: 503, body: JSON.stringify({ error: 'Service Unavailable' }) };
+  if (err instanceof UploadTooLarge) return { status_code: 413, body: JSON.stringify({ error: err.message, field: err.message.split(':')[0] }) };
+  if (err instanceof DomainError) {
+    const status = { not_found: 404, conflict: 409, invalid: 400 }[err.kind];
+    return { status_code: status, body: JSON.stringify({ error: err.message, field: err.message.split(':')[0] }) };
+  }
+  return undefined;
+}
+
+export function uploadRoutes(app: FastifyInstance, deps: { store: EventStore; blobs: BlobStore; config: Config; db: Db; logger: Logger }): { store: UploadStore; stop: () => void } {
+  const context = new AsyncLocalStorage<UploadRequest>();
+  const store = new UploadStore(deps, context);
+  const tus = new TusServer({
+    path: PATH,
+    datastore: store,
+    maxSize: deps.config.uploadMaxBytes,
+    relativeLocation: true,
+    namingFunction: () => randomUUID(),
+    // A finished upload is a file others may have encodes of; deleting it is not a tus matter.
+    disableTerminationForFinishedUploads: true,
+    allowedHeaders: ['Upload-Checksum', 'X-UserId'],
+    exposedHeaders: ['Upload-Expires', 'Tus-Checksum-Algorithm'],
+    onUploadFinish: async (_req, file) => {
+      const { rejected } = await store.finish(file.id);
+      if (rejected) throw { status_code: 422, body: JSON.stringify({ error: rejected, field: 'file' }) };
+      return {};
+    },
+    onResponseError: (_req, err) => {
+      const mapped = tusErrorOf(err);
+      if (!mapped && !('status_code' in err)) deps.logger.error({ err: String(err), stack: (err as Error).stack }, 'upload request failed');
+      return mapped;
+    },
+  });
+
+  app.register(async (scope) => {
+    // tus reads the body itself, as a stream: fastify must not parse or buffer it.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
+
+    const viaTus = async (req: FastifyRequest, reply: FastifyReply) => {
+      // A browser's CORS preflight carries no user; everything else must say who it is.
+      const ctx: UploadRequest = req.method === 'OPTIONS' ? { userId: '' } : { userId: userIdOf(req), checksum: checksumOf(req) };
+      const id = (req.params as { id?: string }).id || undefined; // '/v1/uploads/' is the collection
+      if (id !== undefined && req.method !== 'OPTIONS') {
+        if (!UUID.test(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
+        // Someone else's upload is reported as missing, before tus looks at anything else.
+        await store.owned(id, ctx.userId).catch((err) => {
+          throw err instanceof EventStoreUnavailable ? new HttpError(503, 'Service Unavailable') : new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
+        });
+      }
+      reply.hijack();
+      const request = new NodeRequest({ req: req.raw, res: reply.raw });
+      let response = await context.run(ctx, () => tus.handleWeb(request));
+      if (req.method === 'OPTIONS') response.headers.set('Tus-Checksum-Algorithm', Object.keys(CHECKSUMS).join(','));
+      if (response.status >= 400) {
+        const body = jsonError(response.status, await response.text());
+        const headers = new Headers(response.headers);
+        headers.set('content-type', 'application/json; charset=utf-8');
+        headers.set('content-length', String(Buffer.byteLength(body)));
+        response = new Response(body, { status: response.status, headers });
+      }
+      await sendNodeResponse(reply.raw, response);
+    };
+
+    const methods = ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+    scope.route({ method: [...methods], url: PATH, handler: viaTus, exposeHeadRoute: false });
+    scope.route({ method: [...methods], url: `${PATH}/:id`, handler: viaTus, exposeHeadRoute: false });
+    scope.get<{ Params: { id: string } }>(`${PATH}/:id`, async (req) => {
+      const userId = userIdOf(req);
+      const id = req.params.id;
+      if (!UUID.test(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
+      const state = await store.owned(id, userId).catch((err) => {
+        throw err instanceof EventStoreUnavailable ? new HttpError(503, 'Service Unavailable') : new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
+      });
+      return {
+        uploadId: id, status: state.status, filename: state.filename, filetype: state.filetype, raw: state.raw,
+        length: state.length, offset: state.offset, sha256: state.sha256, reason: state.reason, createdAt: state.createdAt,
+      };
+    });
+  });
+
+  // tus expiration: unfinished uploads past their time are expired and their bytes removed.
+  const sweep = setInterval(() => {
+    void context.run({ userId: '' }, () => tus.cleanUpExpiredUploads()).catch((err) => deps.logger.warn({ err: String(err) }, 'upload expiry sweep failed'));
+  }, Math.min(60_000, Math.max(1000, Math.floor(deps.config.uploadExpiryMs / 4))));
+  sweep.unref();
+  return { store, stop: () => clearInterval(sweep) };
+}

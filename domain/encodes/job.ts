@@ -1,0 +1,161 @@
+// One encode job: a file (by sha256) and normalized options, run as a fixed list of steps by
+// whichever worker holds it. Rules:
+// - the same file and options asked again is deduplicated onto this job, unless it failed, in
+//   which case it is a new attempt;
+// - a step may start only when every step before it has completed (a worker that took the job
+//   over may redo a step whose outputs it cannot find);
+// - progress and completion belong to the running step; nothing happens after completion.
+// Which worker holds the job is settled by the expected version of its stream, not here.
+import type {
+  EncodeCompleted, EncodeDeduplicated, EncodeFailed, EncodeOptions, EncodeProgressed, EncodeRequested, EncodeStepCompleted, EncodeStepStarted,
+} from '../../schemas/types.generated.ts';
+import { DomainError, type Decider } from '../decider.ts';
+
+export type EncodeEvent =
+  | { type: 'EncodeRequested'; data: EncodeRequested }
+  | { type: 'EncodeDeduplicated'; data: EncodeDeduplicated }
+  | { type: 'EncodeStepStarted'; data: EncodeStepStarted }
+  | { type: 'EncodeProgressed'; data: EncodeProgressed }
+  | { type: 'EncodeStepCompleted'; data: EncodeStepCompleted }
+  | { type: 'EncodeFailed'; data: EncodeFailed }
+  | { type: 'EncodeCompleted'; data: EncodeCompleted };
+
+export type Step = 'probe' | 'extract' | 'encode' | 'logo' | 'mux' | 'cleanup';
+
+export type EncodeCommand =
+  | { type: 'Request'; jobId: string; userId: string; uploadId: string; sha256: string; filename: string; raw: boolean; options: EncodeOptions; now: number }
+  | { type: 'StartStep'; jobId: string; step: Step; worker: string; now: number }
+  | { type: 'Progress'; jobId: string; step: Step; percent: number; now: number }
+  | { type: 'CompleteStep'; jobId: string; step: Step; info: string; now: number }
+  | { type: 'Fail'; jobId: string; step: string; reason: string; stderrTail: string; now: number }
+  | { type: 'Complete'; jobId: string; outputSha256: string; size: number; now: number };
+
+export type JobStatus = 'none' | 'queued' | 'running' | 'completed' | 'failed';
+
+export interface JobState {
+  status: JobStatus;
+  /** Who asked first; their user topic gets the job's events. */
+  userId: string;
+  /** Everyone who asked for this encode and may see it. */
+  users: string[];
+  uploadId: string;
+  sha256: string;
+  filename: string;
+  raw: boolean;
+  options: EncodeOptions | null;
+  attempt: number;
+  step: Step | null;
+  worker: string | null;
+  percent: number;
+  /** Completed steps of this attempt and what each recorded (JSON). */
+  completed: Partial<Record<Step, string>>;
+  lastEventAt: number;
+  output: { sha256: string; size: number; container: string } | null;
+  error: string | null;
+}
+
+export const initialState = (): JobState => ({
+  status: 'none', userId: '', users: [], uploadId: '', sha256: '', filename: '', raw: false, options: null, attempt: 0,
+  step: null, worker: null, percent: 0, completed: {}, lastEventAt: 0, output: null, error: null,
+});
+
+/** The steps of a job, in order. Raw input needs no extraction; the logo is optional. */
+export function stepsOf(raw: boolean, logo: boolean): Step[] {
+  return ['probe', ...(raw ? [] : (['extract'] as Step[])), 'encode', ...(logo ? (['logo'] as Step[]) : []), 'mux', 'cleanup'];
+}
+
+export const planOf = (state: JobState): Step[] => stepsOf(state.raw, state.options?.logo ?? false);
+
+/** The first step of the plan not yet completed, or null when all are. */
+export function nextStep(state: JobState): Step | null {
+  return planOf(state).find((s) => state.completed[s] === undefined) ?? null;
+}
+
+export const isTerminal = (state: JobState) => state.status === 'completed' || state.status === 'failed';
+
+export function evolve(state: JobState, event: EncodeEvent): JobState {
+  const at = event.data.at;
+  switch (event.type) {
+    case 'EncodeRequested': {
+      const d = event.data;
+      const users = state.users.includes(d.userId) ? state.users : [...state.users, d.userId];
+      return {
+        ...initialState(), status: 'queued', userId: state.userId || d.userId, users, uploadId: d.uploadId, sha256: d.sha256, filename: d.filename,
+        raw: d.raw, options: d.options, attempt: d.attempt, lastEventAt: at,
+      };
+    }
+    case 'EncodeDeduplicated':
+      return { ...state, users: state.users.includes(event.data.userId) ? state.users : [...state.users, event.data.userId], lastEventAt: at };
+    case 'EncodeStepStarted': {
+      // Starting a step again (a takeover redoing lost work) forgets it and every step after it.
+      const plan = planOf(state);
+      const from = plan.indexOf(event.data.step as Step);
+      const completed = Object.fromEntries(Object.entries(state.completed).filter(([s]) => plan.indexOf(s as Step) < from));
+      return { ...state, status: 'running', step: event.data.step as Step, worker: event.data.worker, percent: 0, completed, lastEventAt: at };
+    }
+    case 'EncodeProgressed':
+      return { ...state, percent: event.data.percent, lastEventAt: at };
+    case 'EncodeStepCompleted':
+      return { ...state, completed: { ...state.completed, [event.data.step]: event.data.info }, step: null, percent: 100, lastEventAt: at };
+    case 'EncodeFailed':
+      return { ...state, status: 'failed', step: null, error: event.data.reason, lastEventAt: at };
+    case 'EncodeCompleted':
+      return { ...state, status: 'completed', step: null, output: { sha256: event.data.outputSha256, size: event.data.size, container: event.data.container }, lastEventAt: at };
+  }
+}
+
+function requireActive(state: JobState, jobId: string): void {
+  if (state.status === 'none') throw new DomainError('not_found', `jobId: no job ${jobId}`);
+  if (isTerminal(state)) throw new DomainError('conflict', `jobId: job ${jobId} is ${state.status}`);
+}
+
+function requireRunning(state: JobState, jobId: string, step: Step): void {
+  requireActive(state, jobId);
+  if (state.step !== step) throw new DomainError('conflict', `step: ${step} is not the running step of job ${jobId} (${state.step ?? 'none'} is)`);
+}
+
+export function decide(command: EncodeCommand, state: JobState): EncodeEvent[] {
+  const { jobId, now } = command;
+  const userId = state.userId;
+  switch (command.type) {
+    case 'Request': {
+      const { uploadId, sha256, filename, raw, options } = command;
+      if (state.status === 'none' || state.status === 'failed') {
+        return [{ type: 'EncodeRequested', data: { jobId, userId: state.userId || command.userId, uploadId, sha256, filename, raw, options, attempt: state.attempt + 1, at: now } }];
+      }
+      return [{ type: 'EncodeDeduplicated', data: { jobId, userId: command.userId, ownerId: state.userId, uploadId, again: state.users.includes(command.userId), at: now } }];
+    }
+    case 'StartStep': {
+      requireActive(state, jobId);
+      const plan = planOf(state);
+      const index = plan.indexOf(command.step);
+      if (index < 0) throw new DomainError('invalid', `step: ${command.step} is not a step of job ${jobId}`);
+      const missing = plan.slice(0, index).find((s) => state.completed[s] === undefined);
+      if (missing) throw new DomainError('conflict', `step: ${command.step} cannot start before ${missing} has completed`);
+      return [{ type: 'EncodeStepStarted', data: { jobId, userId, step: command.step, worker: command.worker, attempt: state.attempt, at: now } }];
+    }
+    case 'Progress': {
+      requireRunning(state, jobId, command.step);
+      const percent = Math.min(100, Math.max(0, Math.round(command.percent * 10) / 10));
+      return [{ type: 'EncodeProgressed', data: { jobId, userId, step: command.step, percent, at: now } }];
+    }
+    case 'CompleteStep':
+      requireRunning(state, jobId, command.step);
+      return [{ type: 'EncodeStepCompleted', data: { jobId, userId, step: command.step, info: command.info, at: now } }];
+    case 'Fail':
+      requireActive(state, jobId);
+      return [{ type: 'EncodeFailed', data: { jobId, userId, step: command.step, reason: command.reason, stderrTail: command.stderrTail, at: now } }];
+    case 'Complete': {
+      requireActive(state, jobId);
+      const missing = nextStep(state);
+      if (missing) throw new DomainError('conflict', `jobId: step ${missing} has not completed`);
+      const container = state.options!.container;
+      return [{ type: 'EncodeCompleted', data: { jobId, userId, outputSha256: command.outputSha256, size: command.size, container, at: now } }];
+    }
+  }
+}
+
+export const encodeJob: Decider<EncodeCommand, EncodeEvent, JobState> = { initialState, decide, evolve };
+
+/** The event-store stream of a job. */
+export const jobStream = (jobId: string) => `encode-${jobId}`;
