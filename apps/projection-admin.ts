@@ -127,10 +127,10 @@ export async function verifyCaptions(db: Db, log: EventLog): Promise<{ ok: boole
   const upTo = new Map((await db.selectFrom('projection_positions').selectAll().where('projection', '=', key).execute()).map((p) => [p.partition, p.next_offset]));
   const ends = await log.offsets('captions');
 
-  // The log side, read from its start up to what the model has applied; repeats of
-  // (channel, station, seq) dropped as every reader drops them.
+  // The log side, read from its start up to what the model has applied; a station's retry (a seq
+  // not above its last on that channel) dropped as every reader drops it.
   const logLeaves: Leaf[] = [];
-  const seen = new Set<string>();
+  const lastSeq = new Map<string, number>();
   const target = new Set(ends.filter((e) => (upTo.get(e.partition) ?? e.low) > e.low).map((e) => e.partition));
   if (target.size > 0) {
     let allRead!: () => void;
@@ -146,9 +146,9 @@ export async function verifyCaptions(db: Db, log: EventLog): Promise<{ ok: boole
         for (const r of b.records) {
           if (r.offset >= stop) break;
           const d = r.event.data as CaptionFragmentReceived;
-          const id = `${d.channel}\u0000${d.station}\u0000${d.seq}`;
-          if (seen.has(id)) continue;
-          seen.add(id);
+          const station = `${d.channel}\u0000${d.station}`;
+          if ((lastSeq.get(station) ?? -1) >= d.seq) continue;
+          lastSeq.set(station, d.seq);
           logLeaves.push(leafOf(b.partition, r.offset, d));
         }
         if ((b.records.at(-1)?.offset ?? -1) + 1 >= stop) {

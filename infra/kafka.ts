@@ -123,7 +123,23 @@ export class EventLog {
     const missing = Object.entries(TOPICS)
       .filter(([name]) => !existing.has(this.topicName(name as TopicName)))
       .map(([name, spec]) => ({ topic: this.topicName(name as TopicName), numPartitions: spec.partitions, replicationFactor: -1 }));
-    if (missing.length) await admin.createTopics({ topics: missing, waitForLeaders: true });
+    if (!missing.length) return;
+    await admin.createTopics({ topics: missing, waitForLeaders: true }).catch((e: { type?: string }) => {
+      if (e.type !== 'TOPIC_ALREADY_EXISTS') throw e; // another process made them first
+    });
+    // Leaders are elected, but a broker may not serve the new partitions for a moment: return only
+    // once every new topic answers, so callers never see "does not host this topic-partition".
+    for (const { topic } of missing) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await admin.fetchTopicOffsets(topic);
+          break;
+        } catch (err) {
+          if (attempt >= 50) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    }
   }
 
   /** [low, high) offsets of every partition of a topic. */

@@ -1,4 +1,4 @@
-// Caption history: every fragment once (a station's retry is dropped by (channel, station, seq)),
+// Caption history: every fragment once (a station's retry, a seq not above its last, is dropped),
 // and per channel its fragment count and last fragment time.
 import { sql } from 'kysely';
 import { formatPosition } from '../../domain/position.ts';
@@ -15,11 +15,11 @@ export const captionsProjection: Projection = {
     const rows = records.filter((r) => r.event.type === 'CaptionFragmentReceived');
     if (!rows.length) return;
     const data = rows.map((r) => r.event.data as CaptionFragmentReceived);
-    // One statement for the whole batch: unnest is far faster than row-by-row inserts.
+    // One statement for the whole batch (unnest is far faster than row-by-row inserts). A fragment
+    // whose seq is not above the last one from its station on its channel, earlier in this batch
+    // or before it, is a station's retry: it is dropped, as the fanout drops it.
     const inserted = await sql<{ channel: string; n: number; last_ms: number; last_partition: number; last_offset: number }>`
-      WITH ins AS (
-        INSERT INTO caption_fragments
-          (channel, partition, "offset", station, seq, text, start_ms, end_ms, mode, lang, received_at_ms)
+      WITH batch AS (
         SELECT * FROM unnest(
           ${data.map((d) => d.channel)}::text[], ${rows.map((r) => r.partition)}::int[],
           ${rows.map((r) => r.offset)}::bigint[], ${data.map((d) => d.station)}::text[],
@@ -27,8 +27,25 @@ export const captionsProjection: Projection = {
           ${data.map((d) => d.start)}::bigint[], ${data.map((d) => d.end)}::bigint[],
           ${data.map((d) => d.mode)}::text[], ${data.map((d) => d.lang)}::text[],
           ${data.map((d) => d.receivedAt)}::bigint[])
+          AS b(channel, partition, "offset", station, seq, text, start_ms, end_ms, mode, lang, received_at_ms)
+      ), fresh AS (
+        SELECT b.* FROM (
+          SELECT b.*, max(b.seq) OVER (PARTITION BY b.channel, b.station ORDER BY b.partition, b."offset"
+                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS earlier
+          FROM batch b
+        ) b
+        LEFT JOIN station_seqs s ON s.channel = b.channel AND s.station = b.station
+        WHERE b.seq > greatest(coalesce(b.earlier, -1), coalesce(s.last_seq, -1))
+      ), ins AS (
+        INSERT INTO caption_fragments
+          (channel, partition, "offset", station, seq, text, start_ms, end_ms, mode, lang, received_at_ms)
+        SELECT channel, partition, "offset", station, seq, text, start_ms, end_ms, mode, lang, received_at_ms FROM fresh
         ON CONFLICT DO NOTHING
-        RETURNING channel, partition, "offset", start_ms
+        RETURNING channel, station, seq, partition, "offset", start_ms
+      ), seqs AS (
+        INSERT INTO station_seqs (channel, station, last_seq)
+        SELECT channel, station, max(seq) FROM ins GROUP BY channel, station
+        ON CONFLICT (channel, station) DO UPDATE SET last_seq = greatest(station_seqs.last_seq, excluded.last_seq)
       )
       SELECT channel, count(*)::int AS n, max(start_ms) AS last_ms,
              (array_agg(partition ORDER BY "offset" DESC))[1] AS last_partition,

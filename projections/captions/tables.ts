@@ -3,6 +3,17 @@ import type { Kysely } from 'kysely';
 
 export const CAPTION_TABLES = ['caption_fragments', 'channels'];
 
+/** The last seq applied per station and channel: a fragment not above it is a repeat. */
+export async function createStationSeqs(db: Kysely<any>): Promise<void> {
+  await db.schema
+    .createTable('station_seqs')
+    .addColumn('channel', 'text', (c) => c.notNull())
+    .addColumn('station', 'text', (c) => c.notNull())
+    .addColumn('last_seq', 'bigint', (c) => c.notNull())
+    .addPrimaryKeyConstraint('station_seqs_pk', ['channel', 'station'])
+    .execute();
+}
+
 export async function createCaptionTables(db: Kysely<any>): Promise<void> {
   await db.schema
     .createTable('caption_fragments')
@@ -30,4 +41,5 @@ export async function createCaptionTables(db: Kysely<any>): Promise<void> {
     .addColumn('last_fragment_ms', 'bigint', (c) => c.notNull())
     .addColumn('last_position', 'text', (c) => c.notNull())
     .execute();
+  await createStationSeqs(db);
 }

@@ -146,6 +146,11 @@ describe('who may write where', () => {
     expect(rows.map((x) => x.text)).toEqual(['first', 'second', 'third']);
     const list = await sys.get('/v1/channels');
     expect(list.body.channels.find((c: any) => c.id === 'retry.ch')).toMatchObject({ fragmentCount: 3 });
+    // seq increases per station: one that goes back is a repeat for history as for live viewers.
+    await sys.postJson('retry.ch', key, [fragment(2, 'second again, changed'), fragment(4, 'fourth')]);
+    await waitFor('4 rows', async () => (await sys.fragments('retry.ch')).length >= 4);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await sys.fragments('retry.ch')).map((x) => x.text)).toEqual(['first', 'second', 'third', 'fourth']);
   });
 });
 

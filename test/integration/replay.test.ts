@@ -29,11 +29,12 @@ it('replays a range in order at its original spacing divided by speed', async ()
   const got = c.captions('rp.news');
   expect(got.map((m) => m.text)).toEqual(broadcast.map((b) => b.text));
   expect(got[0]).toMatchObject({ type: 'caption', replay: 'evening', originalTime: T0, start: T0, station: 'replay-station', position: expect.stringMatching(/^\d+:\d+$/) });
-  const gaps = arrivals.slice(1).map((t, i) => t - arrivals[i]!);
-  for (const g of gaps) expect(g).toBeGreaterThan(60); // 1 s apart on air, 100 ms at speed 10
-  const total = arrivals.at(-1)! - arrivals[0]!;
-  expect(total).toBeGreaterThan(450);
-  expect(total).toBeLessThan(1500);
+  // 1 s apart on air is 100 ms apart at speed 10. Each caption keeps to that schedule, give or take
+  // timer jitter on a busy machine (a late one does not push the others later).
+  const since = arrivals.map((t) => t - arrivals[0]!);
+  since.forEach((t, i) => expect(Math.abs(t - i * 100), `caption ${i + 1} at ${t.toFixed(0)} ms`).toBeLessThan(250));
+  expect(since.at(-1)!).toBeGreaterThan(400); // paced, not sent at once
+  expect(since.at(-1)!).toBeLessThan(1000); // and not at speed 1
   c.close();
 });
 
