@@ -1,7 +1,6 @@
 // Caption history: every fragment once (a station's retry, a seq not above its last, is dropped),
 // and per channel its fragment count and last fragment time.
 import { sql } from 'kysely';
-import { formatPosition } from '../../domain/position.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import type { Projection, ProjectedRecord } from '../projection.ts';
 import { CAPTION_TABLES, createCaptionTables } from './tables.ts';
@@ -18,7 +17,7 @@ export const captionsProjection: Projection = {
     // One statement for the whole batch (unnest is far faster than row-by-row inserts). A fragment
     // whose seq is not above the last one from its station on its channel, earlier in this batch
     // or before it, is a station's retry: it is dropped, as the fanout drops it.
-    const inserted = await sql<{ channel: string; n: number; last_ms: number; last_partition: number; last_offset: number }>`
+    await sql`
       WITH batch AS (
         SELECT * FROM unnest(
           ${data.map((d) => d.channel)}::text[], ${rows.map((r) => r.partition)}::int[],
@@ -46,24 +45,16 @@ export const captionsProjection: Projection = {
         INSERT INTO station_seqs (channel, station, last_seq)
         SELECT channel, station, max(seq) FROM ins GROUP BY channel, station
         ON CONFLICT (channel, station) DO UPDATE SET last_seq = greatest(station_seqs.last_seq, excluded.last_seq)
+      ), per_channel AS (
+        SELECT channel, count(*) AS n, max(start_ms) AS last_ms,
+               (array_agg(partition::text || ':' || "offset"::text ORDER BY "offset" DESC))[1] AS last_position
+        FROM ins GROUP BY channel
       )
-      SELECT channel, count(*)::int AS n, max(start_ms) AS last_ms,
-             (array_agg(partition ORDER BY "offset" DESC))[1] AS last_partition,
-             max("offset") AS last_offset
-      FROM ins GROUP BY channel`.execute(trx);
-    for (const c of inserted.rows) {
-      const position = formatPosition({ partition: c.last_partition, offset: Number(c.last_offset) });
-      await trx
-        .insertInto('channels')
-        .values({ id: c.channel, fragment_count: c.n, last_fragment_ms: Number(c.last_ms), last_position: position })
-        .onConflict((oc) =>
-          oc.column('id').doUpdateSet({
-            fragment_count: sql`channels.fragment_count + excluded.fragment_count`,
-            last_fragment_ms: sql`greatest(channels.last_fragment_ms, excluded.last_fragment_ms)`,
-            last_position: sql`excluded.last_position`,
-          }),
-        )
-        .execute();
-    }
+      INSERT INTO channels (id, fragment_count, last_fragment_ms, last_position)
+      SELECT channel, n, last_ms, last_position FROM per_channel
+      ON CONFLICT (id) DO UPDATE SET
+        fragment_count = channels.fragment_count + excluded.fragment_count,
+        last_fragment_ms = greatest(channels.last_fragment_ms, excluded.last_fragment_ms),
+        last_position = excluded.last_position`.execute(trx);
   },
 };
