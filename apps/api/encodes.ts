@@ -149,7 +149,8 @@ export function encodeRoutes(app: FastifyInstance, deps: { store: EventStore; db
       .header('etag', `"${job.output_sha256}"`);
     const range = parseRange(req.headers.range, size);
     if (range === 'unsatisfiable') {
-      return reply.status(416).header('content-range', `bytes */${size}`).send({ error: `range: not satisfiable for ${size} bytes`, field: 'range' });
+      reply.removeHeader('content-disposition');
+      return reply.status(416).header('content-range', `bytes */${size}`).type('application/json; charset=utf-8').send(JSON.stringify({ error: `range: not satisfiable for ${size} bytes`, field: 'range' }));
     }
     if (range) {
       reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', range.end - range.start + 1);

@@ -108,6 +108,13 @@ export class BlobStore {
     return { ...w, path: this.pathOf(w.sha256) };
   }
 
+  /** The sha256 of a file, read once. */
+  async hashFile(path: string): Promise<string> {
+    const sha = createHash('sha256');
+    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) sha.update(chunk as Buffer);
+    return sha.digest('hex');
+  }
+
   read(sha256: string, range?: { start: number; end: number }): Readable {
     return createReadStream(this.pathOf(sha256), range);
   }

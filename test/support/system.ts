@@ -14,6 +14,8 @@ import { migrate } from '../../projections/migrate.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export type AppName = 'api' | 'projector' | 'fanout' | 'relay';
+/** Every process a test can start; the encode worker has no fixed port. */
+export type ProcessName = AppName | 'worker';
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -43,8 +45,8 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 
 export class System {
   readonly env: NodeJS.ProcessEnv;
-  readonly procs = new Map<AppName, ChildProcess>();
-  readonly output = new Map<AppName, string[]>();
+  readonly procs = new Map<ProcessName, ChildProcess>();
+  readonly output = new Map<ProcessName, string[]>();
   db!: Db;
   log!: EventLog;
 
@@ -97,14 +99,16 @@ export class System {
     return `ws://127.0.0.1:${this.fanoutPort}/v1/live`;
   }
 
-  async start(app: AppName, env: NodeJS.ProcessEnv = {}): Promise<void> {
+  async start(app: ProcessName, env: NodeJS.ProcessEnv = {}): Promise<void> {
+    // Each worker started gets a fresh health port, so one can be started after another was killed.
+    if (app === 'worker' && !env.WORKER_PORT) env = { ...env, WORKER_PORT: String(await freePort()) };
     const lines: string[] = [];
     this.output.set(app, lines);
     const child = spawn(process.execPath, ['--import', 'tsx', `apps/${app}/main.ts`], { cwd: ROOT, env: { ...this.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d: Buffer) => lines.push(d.toString()));
     child.stderr!.on('data', (d: Buffer) => lines.push(d.toString()));
     this.procs.set(app, child);
-    const port = { api: this.apiPort, fanout: this.fanoutPort, projector: this.projectorPort, relay: this.relayPort }[app];
+    const port = { api: this.apiPort, fanout: this.fanoutPort, projector: this.projectorPort, relay: this.relayPort, worker: Number(env.WORKER_PORT) }[app];
     await waitFor(`${app} to be ready`, async () => {
       if (child.exitCode !== null) throw new Error(`${app} exited: ${lines.join('')}`);
       const r = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
@@ -113,7 +117,7 @@ export class System {
   }
 
   /** kill -9: no chance to flush or commit anything. */
-  async kill(app: AppName, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  async kill(app: ProcessName, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = this.procs.get(app);
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise((r) => (child.once('exit', r), child.kill(signal)));

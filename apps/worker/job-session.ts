@@ -1,0 +1,44 @@
+// A worker's hold on one job: the job's state and the stream version the worker last wrote. Every
+// append expects exactly that version, so if anyone else wrote to the job meanwhile (a worker that
+// took it over) the append fails with JobLost and this worker stops: two workers never both write.
+import { encodeJob, jobStream, type EncodeCommand, type EncodeEvent, type JobState } from '../../domain/encodes/job.ts';
+import { WrongExpectedVersion, type EventStore } from '../../infra/eventstore/port.ts';
+
+export class JobLost extends Error {}
+
+const SOURCE = '/worker';
+
+/** Commands without the fields the session fills in itself. */
+type Command = EncodeCommand extends infer C ? (C extends { jobId: string; now: number } ? Omit<C, 'jobId' | 'now'> : never) : never;
+
+export class JobSession {
+  private constructor(private readonly store: EventStore, readonly jobId: string, public state: JobState, public version: number) {}
+
+  static async load(store: EventStore, jobId: string): Promise<JobSession> {
+    const { state, version } = await store.load(jobStream(jobId), encodeJob.initialState, encodeJob.evolve);
+    return new JobSession(store, jobId, state, version);
+  }
+
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** Decides against the state this worker holds and appends at the version it last saw, one at a time. */
+  apply(command: Command): Promise<EncodeEvent[]> {
+    const next = this.queue.then(() => this.applyNow(command));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async applyNow(command: Command): Promise<EncodeEvent[]> {
+    const events = encodeJob.decide({ ...command, jobId: this.jobId, now: Date.now() } as EncodeCommand, this.state);
+    const next = events.reduce(encodeJob.evolve, this.state);
+    try {
+      const { version } = await this.store.append(jobStream(this.jobId), this.version, events, { key: this.jobId, source: SOURCE, snapshot: next });
+      this.version = version;
+      this.state = next;
+      return events;
+    } catch (err) {
+      if (err instanceof WrongExpectedVersion) throw new JobLost(`job ${this.jobId} was written by another worker`);
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,224 @@
+// The encode pipeline end to end through the real processes (api, relay, projector, workers),
+// real Kafka, Postgres and ffmpeg: upload with tus-js-client, ask for an encode, watch it run step
+// by step, download the result and check it with ffprobe; dedup; a worker killed mid-encode.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { System, waitFor } from '../support/system.ts';
+import { idOf, makeClip, makeYuv, meanU, newUserId, probe, sha256, tusUpload } from '../support/uploads.ts';
+
+let sys: System;
+let dir: string;
+let blobDir: string;
+
+async function call(method: string, path: string, userId: string | undefined, body?: unknown, headers: Record<string, string> = {}) {
+  const r = await fetch(sys.api + path, {
+    method,
+    headers: { ...(userId ? { 'x-userid': userId } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const buf = Buffer.from(await r.arrayBuffer());
+  let json: any;
+  try {
+    json = JSON.parse(buf.toString());
+  } catch {
+    json = undefined;
+  }
+  return { status: r.status, body: json, bytes: buf, headers: r.headers };
+}
+
+async function upload(userId: string, data: Buffer, filename: string): Promise<string> {
+  return idOf(await tusUpload(sys.api, data, { userId, filename }));
+}
+
+async function finished(jobId: string, userId: string, timeoutMs = 90_000): Promise<any> {
+  return waitFor(`job ${jobId} to finish`, async () => {
+    const r = await call('GET', `/v1/encodes/${jobId}`, userId);
+    return r.status === 200 && (r.body.status === 'completed' || r.body.status === 'failed') && r.body;
+  }, timeoutMs, 200);
+}
+
+/** The job's events in the event store, decoded. */
+async function jobEvents(jobId: string): Promise<{ type: string; data: any }[]> {
+  const rows = await sys.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `encode-${jobId}`).orderBy('version').execute();
+  return rows.map((r) => ({ type: r.type, data: sys.log.codec.decode(r.data).data }));
+}
+
+beforeAll(async () => {
+  dir = `/tmp/castlog-tests/encodes-${Date.now()}`;
+  blobDir = join(dir, 'blobs');
+  await mkdir(dir, { recursive: true });
+  sys = await System.create({ BLOB_DIR: blobDir, WORKER_LEASE_MS: '3000', ENCODE_PROGRESS_INTERVAL_MS: '250' });
+  await Promise.all([sys.start('api'), sys.start('relay'), sys.start('projector'), sys.start('worker')]);
+});
+afterAll(async () => {
+  await sys?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('upload, encode, download', () => {
+  it('a clip with audio becomes an HEVC mp4 with the logo at the end, every step an event', async () => {
+    const user = newUserId();
+    const clip = join(dir, 'clip.mp4');
+    await makeClip(clip, { seconds: 2, width: 320, height: 240, fps: 25 });
+    const uploadId = await upload(user, readFileSync(clip), 'holiday.mp4');
+
+    const asked = await call('POST', '/v1/encodes', user, { uploadId, options: { preset: 'ultrafast', qp: 30, container: 'mp4', logo: true } });
+    expect(asked.status, JSON.stringify(asked.body)).toBe(202);
+    expect(asked.body).toMatchObject({ jobId: expect.any(String), status: 'queued' });
+    const { jobId } = asked.body;
+
+    const job = await finished(jobId, user);
+    expect(job, JSON.stringify(job)).toMatchObject({ status: 'completed', stepsDone: ['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup'], output: { url: `/v1/encodes/${jobId}/output` } });
+
+    const out = await call('GET', `/v1/encodes/${jobId}/output`, user);
+    expect(out.status).toBe(200);
+    expect(out.headers.get('content-type')).toBe('video/mp4');
+    expect(out.headers.get('accept-ranges')).toBe('bytes');
+    const file = join(dir, 'out.mp4');
+    await writeFile(file, out.bytes);
+    const p = await probe(file);
+    expect(p).toMatchObject({ codec: 'hevc', audio: 'aac' });
+    expect(p.format).toContain('mp4');
+    expect(p.frames).toBe(50 + 25); // 2 s of video and 1 s of logo at 25 fps
+    // The logo is a blue card: strongly blue chroma at the end, unlike the test pattern before it.
+    expect(await meanU(file, -0.1)).toBeGreaterThan(170);
+    expect(await meanU(file, 0.5)).toBeLessThan(150);
+
+    const part = await call('GET', `/v1/encodes/${jobId}/output`, user, undefined, { range: 'bytes=100-199' });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe(`bytes 100-199/${out.bytes.length}`);
+    expect(part.bytes.equals(out.bytes.subarray(100, 200))).toBe(true);
+    const tail = await call('GET', `/v1/encodes/${jobId}/output`, user, undefined, { range: 'bytes=-10' });
+    expect(tail.status).toBe(206);
+    expect(tail.bytes.equals(out.bytes.subarray(-10))).toBe(true);
+    expect((await call('GET', `/v1/encodes/${jobId}/output`, user, undefined, { range: `bytes=${out.bytes.length}-` })).status).toBe(416);
+
+    const events = await jobEvents(jobId);
+    for (const e of events) expect(e.data.userId, e.type).toBe(user);
+    const steps = (type: string) => events.filter((e) => e.type === type).map((e) => e.data.step);
+    expect(steps('EncodeStepStarted')).toEqual(['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup']);
+    expect(steps('EncodeStepCompleted')).toEqual(['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup']);
+    expect(events.at(-1)).toMatchObject({ type: 'EncodeCompleted', data: { outputSha256: sha256(out.bytes), size: out.bytes.length, container: 'mp4' } });
+    expect(events.filter((e) => e.type === 'EncodeProgressed').length).toBeGreaterThan(0);
+    // Intermediate files are gone; only the output (and the upload) remain, by hash.
+    expect(existsSync(join(blobDir, 'jobs', jobId))).toBe(false);
+
+    // Nobody else sees it.
+    expect((await call('GET', `/v1/encodes/${jobId}`, newUserId())).status).toBe(404);
+    expect((await call('GET', `/v1/encodes/${jobId}/output`, newUserId())).status).toBe(404);
+  }, 120_000);
+
+  it('raw yuv becomes HEVC in Matroska, and bare HEVC without the logo', async () => {
+    const user = newUserId();
+    const yuv = join(dir, 'raw.yuv');
+    await makeYuv(yuv, { width: 64, height: 48, frames: 30, fps: 30 });
+    const uploadId = await upload(user, readFileSync(yuv), 'camera.yuv');
+
+    const mkv = await call('POST', '/v1/encodes', user, { uploadId, options: { preset: 'fast', qp: 28, container: 'mkv', width: 64, height: 48, fps: 30 } });
+    expect(mkv.status, JSON.stringify(mkv.body)).toBe(202);
+    const bare = await call('POST', '/v1/encodes', user, { uploadId, options: { preset: 'ultrafast', container: 'hevc', logo: false, width: 64, height: 48, fps: 30 } });
+    expect(bare.status, JSON.stringify(bare.body)).toBe(202);
+
+    const a = await finished(mkv.body.jobId, user);
+    expect(a, JSON.stringify(a)).toMatchObject({ status: 'completed', stepsDone: ['probe', 'encode', 'logo', 'mux', 'cleanup'] });
+    const fileA = join(dir, 'raw.mkv');
+    await writeFile(fileA, (await call('GET', `/v1/encodes/${mkv.body.jobId}/output`, user)).bytes);
+    expect(await probe(fileA)).toMatchObject({ codec: 'hevc', format: 'matroska,webm', frames: 30 + 30, audio: null });
+
+    const b = await finished(bare.body.jobId, user);
+    expect(b, JSON.stringify(b)).toMatchObject({ status: 'completed', stepsDone: ['probe', 'encode', 'mux', 'cleanup'] });
+    const fileB = join(dir, 'raw.hevc');
+    await writeFile(fileB, (await call('GET', `/v1/encodes/${bare.body.jobId}/output`, user)).bytes);
+    expect(await probe(fileB)).toMatchObject({ codec: 'hevc', format: 'hevc', frames: 30 });
+  }, 120_000);
+});
+
+describe('dedup', () => {
+  it('the same file with the same options is one encode, whoever asks', async () => {
+    const alice = newUserId();
+    const bob = newUserId();
+    const clip = join(dir, 'dedup.mp4');
+    await makeClip(clip, { seconds: 1, width: 160, height: 120, audio: false });
+    const bytes = readFileSync(clip);
+    const options = { preset: 'ultrafast', qp: 35 };
+    const mine = await upload(alice, bytes, 'a.mp4');
+
+    const before = await call('POST', '/v1/encodes/check', alice, { sha256: sha256(bytes), options });
+    expect(before).toMatchObject({ status: 200, body: { exists: false } });
+
+    const first = await call('POST', '/v1/encodes', alice, { uploadId: mine, options });
+    expect(first.status).toBe(202);
+    // Defaults filled in are the same options as spelled out.
+    const again = await call('POST', '/v1/encodes', alice, { uploadId: mine, options: { ...options, container: 'mp4', logo: true } });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ jobId: first.body.jobId, deduplicated: true, again: true });
+
+    const theirs = await upload(bob, bytes, 'b.mp4');
+    const check = await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options });
+    expect(check.body).toMatchObject({ exists: true, jobId: first.body.jobId });
+    const other = await call('POST', '/v1/encodes', bob, { uploadId: theirs, options });
+    expect(other.status).toBe(200);
+    expect(other.body).toMatchObject({ jobId: first.body.jobId, deduplicated: true, again: false });
+
+    await finished(first.body.jobId, alice);
+    const done = await waitFor('bob to see the job', async () => {
+      const r = await call('GET', `/v1/encodes/${first.body.jobId}`, bob);
+      return r.status === 200 && r.body;
+    });
+    expect(done).toMatchObject({ status: 'completed' });
+    expect(done.uploadId).toBeUndefined(); // alice's upload id is hers
+    expect((await call('GET', `/v1/encodes/${first.body.jobId}/output`, bob)).status).toBe(200);
+
+    const events = await jobEvents(first.body.jobId);
+    expect(events.filter((e) => e.type === 'EncodeRequested')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'EncodeDeduplicated').map((e) => [e.data.userId, e.data.again])).toEqual([[alice, true], [bob, false]]);
+    expect(events.filter((e) => e.type === 'EncodeStepStarted' && e.data.step === 'encode')).toHaveLength(1);
+
+    const different = await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options: { ...options, qp: 36 } });
+    expect(different.body).toMatchObject({ exists: false });
+  }, 120_000);
+});
+
+describe('a worker killed mid-encode', () => {
+  it('another worker takes the job over from the last completed step, and no file is left behind', async () => {
+    const user = newUserId();
+    const clip = join(dir, 'long.mp4');
+    await makeClip(clip, { seconds: 8, width: 640, height: 360, fps: 25 });
+    const uploadId = await upload(user, readFileSync(clip), 'long.mp4');
+    const asked = await call('POST', '/v1/encodes', user, { uploadId, options: { preset: 'medium', qp: 24 } });
+    expect(asked.status).toBe(202);
+    const { jobId } = asked.body;
+
+    const first = await waitFor('the encode step to be running', async () => {
+      const events = await jobEvents(jobId);
+      const started = events.find((e) => e.type === 'EncodeStepStarted' && e.data.step === 'encode');
+      return started && events.some((e) => e.type === 'EncodeProgressed' && e.data.step === 'encode') && started.data.worker;
+    }, 60_000, 50);
+    await sys.kill('worker');
+    const partial = readdirSync(join(blobDir, 'jobs', jobId));
+    expect(partial.some((f) => f.includes('.part-'))).toBe(true); // the killed worker's half-written output
+
+    await sys.start('worker');
+    const job = await finished(jobId, user);
+    expect(job, JSON.stringify(job)).toMatchObject({ status: 'completed' });
+
+    const events = await jobEvents(jobId);
+    const started = events.filter((e) => e.type === 'EncodeStepStarted');
+    expect(started.map((e) => e.data.step)).toEqual(['probe', 'extract', 'encode', 'encode', 'logo', 'mux', 'cleanup']);
+    const second = started[3]!.data.worker;
+    expect(second).not.toBe(first);
+    expect(new Set(started.slice(0, 3).map((e) => e.data.worker))).toEqual(new Set([first]));
+    expect(new Set(started.slice(3).map((e) => e.data.worker))).toEqual(new Set([second]));
+    // After the takeover, only the new worker wrote.
+    const takeover = events.indexOf(started[3]!);
+    expect(events.slice(takeover).filter((e) => e.type === 'EncodeProgressed' && e.data.step === 'encode').length).toBeGreaterThan(0);
+    expect(existsSync(join(blobDir, 'jobs', jobId))).toBe(false);
+    expect(readdirSync(join(blobDir, 'tmp')).filter((f) => !f.startsWith('chunk-'))).toEqual([]);
+
+    const file = join(dir, 'long-out.mp4');
+    await writeFile(file, (await call('GET', `/v1/encodes/${jobId}/output`, user)).bytes);
+    expect(await probe(file)).toMatchObject({ codec: 'hevc', frames: 200 + 25 });
+  }, 180_000);
+});
