@@ -56,6 +56,8 @@ export interface ConsumeOptions {
   /** Commit consumed offsets to the group (for lag tools); positions of record live elsewhere. */
   commit?: boolean;
   maxBytesPerPartition?: number;
+  /** How many partitions' batches may be handled at once (each partition stays in order). */
+  partitionsConcurrently?: number;
 }
 
 export class KafkaUnavailable extends Error {}
@@ -330,6 +332,7 @@ export class EventLog {
 
     await consumer.run({
       autoCommit: opts.commit ?? false,
+      partitionsConsumedConcurrently: opts.partitionsConcurrently ?? 1,
       eachBatchAutoResolve: false,
       eachBatch: async ({ batch, resolveOffset }) => {
         const topic = this.logicalTopic(batch.topic);

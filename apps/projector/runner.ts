@@ -42,6 +42,8 @@ export async function runProjection(
     groupId: `castlog-projection-${key}`,
     topics: projection.topics,
     commit: true,
+    // Partitions are independent: applying several at once keeps Node and Postgres both busy.
+    partitionsConcurrently: 3,
     startAt: async (topic, partition) => {
       const low = (await log.offsets(topic)).find((o) => o.partition === partition)?.low ?? 0;
       await db
@@ -60,8 +62,10 @@ export async function runProjection(
     onPoison: (topic, partition, offset, error) => logger.error({ topic, partition, offset, err: String(error) }, 'undecodable record skipped'),
     onBatch: async (batch) => {
       const outcome = await db.transaction().execute(async (trx) => {
-        // The version's own tables come first; shared ones (positions) are in public.
-        await sql`SET LOCAL search_path TO ${sql.id(key)}, public`.execute(trx);
+        // The version's own tables come first; shared ones (positions) are in public. Rows and
+        // positions commit together, so a commit lost to a Postgres crash loses both and is
+        // applied again: no need to wait for the WAL flush.
+        await sql`SET LOCAL search_path TO ${sql.id(key)}, public; SET LOCAL synchronous_commit TO off`.execute(trx);
         const pos = await trx
           .selectFrom('projection_positions')
           .select('next_offset')

@@ -28,9 +28,8 @@ export async function createCaptionTables(db: Kysely<any>): Promise<void> {
     .addColumn('mode', 'text')
     .addColumn('lang', 'text')
     .addColumn('received_at_ms', 'bigint', (c) => c.notNull())
+    // Repeats never get here (station_seqs drops them), so the log position is the only key.
     .addPrimaryKeyConstraint('caption_fragments_pk', ['partition', 'offset'])
-    // A station's retry is the same fragment again: the first copy in the log wins.
-    .addUniqueConstraint('caption_fragments_once', ['channel', 'station', 'seq'])
     .execute();
   await db.schema.createIndex('caption_fragments_by_channel').on('caption_fragments').columns(['channel', 'offset']).execute();
   await db.schema.createIndex('caption_fragments_by_time').on('caption_fragments').columns(['channel', 'start_ms']).execute();
