@@ -126,7 +126,8 @@ export class EventLog {
       .filter(([name]) => !existing.has(this.topicName(name as TopicName)))
       .map(([name, spec]) => ({ topic: this.topicName(name as TopicName), numPartitions: spec.partitions, replicationFactor: -1 }));
     if (!missing.length) return;
-    await admin.createTopics({ topics: missing, waitForLeaders: true }).catch((e: { type?: string }) => {
+    // kafkajs's own waitForLeaders gives up when metadata briefly says "unknown topic": wait below instead.
+    await admin.createTopics({ topics: missing, waitForLeaders: false }).catch((e: { type?: string }) => {
       if (e.type !== 'TOPIC_ALREADY_EXISTS') throw e; // another process made them first
     });
     // Leaders are elected, but a broker may not serve the new partitions for a moment: return only
@@ -163,13 +164,18 @@ export class EventLog {
     return new Map(rows.map((r) => [r.partition, Number(r.offset) < 0 ? ends.find((e) => e.partition === r.partition)!.high : Number(r.offset)]));
   }
 
-  /** True when a broker answers a metadata request in time; remembered for a second. */
+  private lastAppendOk = 0;
+
+  /** True when Kafka acknowledged an append in the last two seconds, or a broker answers a
+   *  metadata request in time (remembered for a second). */
   async ping(): Promise<boolean> {
+    if (Date.now() - this.lastAppendOk < 2000) return true;
     if (Date.now() - this.lastPing.at < 1000) return this.lastPing.ok;
     let ok = false;
     try {
-      const admin = await withTimeout(this.admin(), 700);
-      await withTimeout(admin.describeCluster(), 700);
+      const deadline = Date.now() + 900;
+      const admin = await withTimeout(this.admin(), 900);
+      await withTimeout(admin.describeCluster(), Math.max(1, deadline - Date.now()));
       ok = true;
     } catch {
       // A dead connection may be cached in the admin client: make a fresh one next time.
@@ -246,6 +252,7 @@ export class EventLog {
             }),
             this.appendTimeoutMs,
           );
+          this.lastAppendOk = Date.now();
           const base = new Map(metadata.map((m) => [`${m.topicName}/${m.partition}`, Number(m.baseOffset)]));
           const next = new Map<string, number>();
           for (const p of batch) {
@@ -259,6 +266,7 @@ export class EventLog {
         } catch (err) {
           this.logger.warn({ err: String(err) }, 'append failed');
           this.lastPing = { at: Date.now(), ok: false };
+          this.lastAppendOk = 0;
           // The producer may be wedged on a dead connection: start afresh on the next append.
           const producer = this.producer;
           this.producer = undefined;
