@@ -1,5 +1,6 @@
 // The one description of every table, so a wrong column is a compile error.
 import type { ColumnType, Generated } from 'kysely';
+import type { AnalyticsDatabase } from './analytics/tables.ts';
 
 export interface StationsTable {
   name: string;
@@ -124,7 +125,7 @@ export interface EncodeJobUsersTable {
   at_ms: number;
 }
 
-export interface Database {
+export interface Database extends AnalyticsDatabase {
   uploads: UploadsTable;
   encode_jobs: EncodeJobsTable;
   encode_job_users: EncodeJobUsersTable;

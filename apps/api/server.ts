@@ -18,6 +18,7 @@ import type { EventStore } from '../../infra/eventstore/port.ts';
 import { BlobStore } from '../../infra/blobs/blob-store.ts';
 import { uploadRoutes } from './uploads.ts';
 import { encodeRoutes } from './encodes.ts';
+import { analyticsRoutes } from './analytics.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -59,6 +60,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const uploads = uploadRoutes(app, { ...deps, blobs });
   app.addHook('onClose', async () => uploads.stop());
   encodeRoutes(app, { ...deps, blobs });
+  analyticsRoutes(app, deps);
 
   const page = (name: string) => readFileSync(new URL(`../web/${name}`, import.meta.url), 'utf8');
   app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('index.html')));
