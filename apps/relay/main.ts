@@ -17,10 +17,6 @@ app.onClose(() => new Promise((r) => server.close(r)));
 
 let wake: (() => void) | undefined;
 let stopping = false;
-app.onClose(() => {
-  stopping = true;
-  wake?.();
-});
 
 async function holdLockAndListen(): Promise<pg.Client> {
   for (;;) {
@@ -38,13 +34,17 @@ async function holdLockAndListen(): Promise<pg.Client> {
       logger.warn({ err: String(err) }, 'relay lock: database unavailable');
     }
     await client.end().catch(() => undefined);
-    if (stopping) process.exit(0);
     await new Promise((r) => setTimeout(r, 1000)); // standby: another copy is active
   }
 }
 
 const lock = await holdLockAndListen();
 app.onClose(() => lock.end().catch(() => undefined));
+// Registered last, so it runs first on close: the lock connection ending is then expected.
+app.onClose(() => {
+  stopping = true;
+  wake?.();
+});
 lock.on('end', () => {
   if (!stopping) {
     logger.error('lost the relay lock connection; exiting so a standby can take over');
