@@ -7,7 +7,7 @@ import { loadConfig } from '../infra/config.ts';
 import { EventLog } from '../infra/kafka.ts';
 import { createLogger } from '../infra/logger.ts';
 
-const APPS = ['api', 'relay', 'projector', 'fanout'] as const;
+const APPS = ['api', 'relay', 'projector', 'fanout', 'worker'] as const;
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 const stack = await launchStack();
@@ -37,6 +37,7 @@ process.on('SIGTERM', () => void stop(0));
 console.log(`
 castlog is running
   page      http://localhost:${config.apiPort}/
+  upload    http://localhost:${config.apiPort}/upload
   api       http://localhost:${config.apiPort}/v1/channels
   live      ws://localhost:${config.fanoutPort}/v1/live
   metrics   http://localhost:${config.apiPort}/metrics, http://localhost:${config.fanoutPort}/metrics

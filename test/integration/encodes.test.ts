@@ -222,3 +222,63 @@ describe('a worker killed mid-encode', () => {
     expect(await probe(file)).toMatchObject({ codec: 'hevc', frames: 200 + 25 });
   }, 180_000);
 });
+
+describe('bad encode requests', () => {
+  it('get 400 naming the field (or 404, 409), and change nothing', async () => {
+    const user = newUserId();
+    const clip = join(dir, 'bad.mp4');
+    await makeClip(clip, { seconds: 1, width: 160, height: 120, audio: false });
+    const uploadId = await upload(user, readFileSync(clip), 'bad.mp4');
+    const yuvPath = join(dir, 'bad.yuv');
+    await makeYuv(yuvPath, { width: 32, height: 32, frames: 3 });
+    const rawId = await upload(user, readFileSync(yuvPath), 'bad.yuv');
+    const unfinished = await fetch(`${sys.api}/v1/uploads/`, {
+      method: 'POST',
+      headers: { 'tus-resumable': '1.0.0', 'x-userid': user, 'upload-length': '100', 'upload-metadata': `filename ${Buffer.from('u.mp4').toString('base64')}` },
+    });
+    const unfinishedId = idOf(unfinished.headers.get('location')!);
+    const count = async () => (await sys.db.selectFrom('events').select('position').where('stream', 'like', 'encode-%').execute()).length;
+    const before = await count();
+
+    const cases: [unknown, string | undefined, number, string][] = [
+      [{ options: {} }, user, 400, 'uploadId'],
+      [{ uploadId: 'nope' }, user, 400, 'uploadId'],
+      [{ uploadId, extra: 1 }, user, 400, 'extra'],
+      [{ uploadId }, undefined, 400, 'x-userid'],
+      [{ uploadId, options: { qp: 52 } }, user, 400, 'options.qp'],
+      [{ uploadId, options: { qp: 1.5 } }, user, 400, 'options.qp'],
+      [{ uploadId, options: { preset: 'warp' } }, user, 400, 'options.preset'],
+      [{ uploadId, options: { container: 'avi' } }, user, 400, 'options.container'],
+      [{ uploadId, options: { logo: 'yes' } }, user, 400, 'options.logo'],
+      [{ uploadId, options: { width: 640 } }, user, 400, 'options.width'],
+      [{ uploadId, options: { bitrate: 5 } }, user, 400, 'options.bitrate'],
+      [{ uploadId, options: 'fast' }, user, 400, 'options'],
+      [{ uploadId: rawId, options: { width: 32, height: 32 } }, user, 400, 'options.fps'],
+      [{ uploadId: rawId, options: { width: 31, height: 32, fps: 25 } }, user, 400, 'options.width'],
+      [{ uploadId: rawId, options: { width: 64, height: 64, fps: 25 } }, user, 400, 'options.width'], // 3 frames of 32x32 is not whole frames of 64x64
+      [{ uploadId: rawId, options: { width: 32, height: 32, fps: 0 } }, user, 400, 'options.fps'],
+      [{ uploadId }, newUserId(), 404, 'uploadId'],
+      [{ uploadId: '00000000-0000-4000-8000-000000000000' }, user, 404, 'uploadId'],
+      [{ uploadId: unfinishedId }, user, 409, 'uploadId'],
+      ['{"uploadId": ', user, 400, 'body'],
+      [[1, 2], user, 400, 'body'],
+    ];
+    for (const [body, who, status, field] of cases) {
+      const r = await call('POST', '/v1/encodes', who, body);
+      expect(r.status, `${JSON.stringify(body)}: ${JSON.stringify(r.body)}`).toBe(status);
+      expect(r.body, JSON.stringify(body)).toMatchObject({ error: expect.any(String), field });
+    }
+    for (const [body, status, field] of [
+      [{ sha256: 'abc' }, 400, 'sha256'],
+      [{ sha256: 'a'.repeat(64), options: { qp: -1 } }, 400, 'options.qp'],
+      [{ sha256: 'a'.repeat(64), options: { width: 32, height: 32 } }, 400, 'options.fps'],
+    ] as const) {
+      const r = await call('POST', '/v1/encodes/check', user, body);
+      expect(r.status, JSON.stringify(r.body)).toBe(status);
+      expect(r.body.field).toBe(field);
+    }
+    expect((await call('GET', '/v1/encodes/not-a-job', user)).status).toBe(404);
+    expect((await call('GET', '/v1/encodes/00000000-0000-4000-8000-000000000000', user)).status).toBe(404);
+    expect(await count()).toBe(before);
+  }, 60_000);
+});

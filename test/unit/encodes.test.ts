@@ -1,0 +1,117 @@
+// The encode job rules as given events / command / expected events or error, and the options:
+// validation naming the field, defaults, and the job id that makes the same file with the same
+// options the same job.
+import { describe, expect, it } from 'vitest';
+import { DomainError, type DomainErrorKind } from '../../domain/decider.ts';
+import { decide, evolve, initialState, nextStep, stepsOf, type EncodeCommand, type EncodeEvent, type Step } from '../../domain/encodes/job.ts';
+import { jobIdOf, normalizeOptions } from '../../domain/encodes/options.ts';
+import type { EncodeOptions } from '../../schemas/types.generated.ts';
+
+const fold = (events: EncodeEvent[]) => events.reduce(evolve, initialState());
+
+function given(events: EncodeEvent[]) {
+  return {
+    when(command: EncodeCommand) {
+      const decision = () => decide(command, Object.freeze(fold(events)));
+      return {
+        then: (expected: EncodeEvent[]) => expect(decision()).toEqual(expected),
+        thenThrows(kind: DomainErrorKind) {
+          expect(decision).toThrow(DomainError);
+          try {
+            decision();
+          } catch (e) {
+            expect((e as DomainError).kind).toBe(kind);
+          }
+        },
+      };
+    },
+  };
+}
+
+const J = 'job-1';
+const A = 'user-a';
+const B = 'user-b';
+const T = 1_700_000_000_000;
+const OPTIONS: EncodeOptions = { preset: 'fast', qp: 30, container: 'mp4', logo: true, width: null, height: null, fps: null };
+const requested = (attempt = 1, userId = A, uploadId = `up-${userId}`, options = OPTIONS): EncodeEvent => ({
+  type: 'EncodeRequested', data: { jobId: J, userId, uploadId, sha256: 'abc', filename: 'a.mp4', raw: false, options, attempt, at: T },
+});
+const started = (step: Step, worker = 'w1'): EncodeEvent => ({ type: 'EncodeStepStarted', data: { jobId: J, userId: A, step, worker, attempt: 1, at: T } });
+const completed = (step: Step): EncodeEvent => ({ type: 'EncodeStepCompleted', data: { jobId: J, userId: A, step, info: '{}', at: T } });
+const failed: EncodeEvent = { type: 'EncodeFailed', data: { jobId: J, userId: A, step: 'encode', reason: 'encode: boom', stderrTail: 'x', at: T } };
+const request = (userId = A): EncodeCommand => ({ type: 'Request', jobId: J, userId, uploadId: `up-${userId}`, sha256: 'abc', filename: 'a.mp4', raw: false, options: OPTIONS, now: T });
+const start = (step: Step, worker = 'w1'): EncodeCommand => ({ type: 'StartStep', jobId: J, step, worker, now: T });
+const through = (last: Step): EncodeEvent[] => {
+  const plan = stepsOf(false, true);
+  return plan.slice(0, plan.indexOf(last) + 1).flatMap((s) => [started(s), completed(s)]);
+};
+
+describe('encode job decider: requests and dedup', () => {
+  it('a first request queues the job', () => given([]).when(request()).then([requested()]));
+  it('asking again is deduplicated, and says whether the asker had asked before', () => {
+    given([requested()]).when(request()).then([{ type: 'EncodeDeduplicated', data: { jobId: J, userId: A, ownerId: A, uploadId: `up-${A}`, again: true, at: T } }]);
+    given([requested(), ...through('mux')]).when(request(B)).then([{ type: 'EncodeDeduplicated', data: { jobId: J, userId: B, ownerId: A, uploadId: `up-${B}`, again: false, at: T } }]);
+    expect(fold([requested(), { type: 'EncodeDeduplicated', data: { jobId: J, userId: B, ownerId: A, uploadId: 'x', again: false, at: T } }]).users).toEqual([A, B]);
+  });
+  it('a request after a failure is a new attempt, owned by the first asker', () => {
+    given([requested(), started('probe'), failed]).when(request(B)).then([requested(2, A, `up-${B}`)]);
+  });
+});
+
+describe('encode job decider: steps', () => {
+  it('plans extract only for non-raw input and the logo only when asked', () => {
+    expect(stepsOf(false, true)).toEqual(['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup']);
+    expect(stepsOf(true, false)).toEqual(['probe', 'encode', 'mux', 'cleanup']);
+  });
+  it('starts steps in order, and the next step follows the completed ones', () => {
+    given([requested()]).when(start('probe')).then([started('probe')]);
+    given([requested(), ...through('extract')]).when(start('encode')).then([started('encode')]);
+    expect(nextStep(fold([requested(), ...through('extract')]))).toBe('encode');
+  });
+  it.each<[string, EncodeEvent[], EncodeCommand, DomainErrorKind]>([
+    ['a step before the ones it needs', [requested(), ...through('probe')], start('encode'), 'conflict'],
+    ['a step not in the plan', [requested(1, A, `up-${A}`, { ...OPTIONS, logo: false }), ...through('encode')], start('logo'), 'invalid'],
+    ['anything on a completed job', [requested(), ...through('cleanup'), { type: 'EncodeCompleted', data: { jobId: J, userId: A, outputSha256: 'o', size: 1, container: 'mp4', at: T } }], start('probe'), 'conflict'],
+    ['anything on a failed job', [requested(), started('probe'), failed], start('probe'), 'conflict'],
+    ['a job that was never asked for', [], start('probe'), 'not_found'],
+    ['progress of a step that is not running', [requested(), started('probe')], { type: 'Progress', jobId: J, step: 'encode', percent: 5, now: T }, 'conflict'],
+    ['completion before every step is done', [requested(), ...through('logo')], { type: 'Complete', jobId: J, outputSha256: 'o', size: 1, now: T }, 'conflict'],
+  ])('refuses %s', (_n, events, command, kind) => given(events).when(command).thenThrows(kind));
+  it('a takeover may start a completed step again, forgetting it and what came after', () => {
+    const state = fold([requested(), ...through('encode'), started('encode', 'w2')]);
+    expect(state.completed).toEqual({ probe: '{}', extract: '{}' });
+    expect(state.worker).toBe('w2');
+  });
+  it('progress is rounded and kept within 0..100', () =>
+    given([requested(), started('probe')]).when({ type: 'Progress', jobId: J, step: 'probe', percent: 123.456, now: T }).then([{ type: 'EncodeProgressed', data: { jobId: J, userId: A, step: 'probe', percent: 100, at: T } }]));
+  it('completes once every step is done', () =>
+    given([requested(), ...through('cleanup')]).when({ type: 'Complete', jobId: J, outputSha256: 'o', size: 9, now: T }).then([{ type: 'EncodeCompleted', data: { jobId: J, userId: A, outputSha256: 'o', size: 9, container: 'mp4', at: T } }]));
+});
+
+describe('encode options', () => {
+  it('fills in the defaults', () => expect(normalizeOptions({}, false)).toEqual({ preset: 'medium', qp: 22, container: 'mp4', logo: true, width: null, height: null, fps: null }));
+  it.each<[unknown, boolean, string]>([
+    [{ preset: 'turbo' }, false, 'options.preset'],
+    [{ qp: 52 }, false, 'options.qp'],
+    [{ qp: -1 }, false, 'options.qp'],
+    [{ qp: '30' }, false, 'options.qp'],
+    [{ container: 'avi' }, false, 'options.container'],
+    [{ logo: 1 }, false, 'options.logo'],
+    [{ fps: 25 }, false, 'options.fps'],
+    [{ colour: 'red' }, false, 'options.colour'],
+    [[], false, 'options'],
+    [{ width: 64, height: 48 }, true, 'options.fps'],
+    [{ width: 63, height: 48, fps: 25 }, true, 'options.width'],
+    [{ width: 64, height: 99999, fps: 25 }, true, 'options.height'],
+    [{ width: 64, height: 48, fps: 0 }, true, 'options.fps'],
+  ])('refuses %j (raw: %s), naming %s', (input, raw, field) => {
+    expect(() => normalizeOptions(input, raw)).toThrow(new RegExp(`^${field.replace('.', '\\.')}:`));
+  });
+  it('the same file and the same normalized options give the same job id; any difference another', () => {
+    const a = jobIdOf('f'.repeat(64), normalizeOptions({ qp: 22 }, false));
+    expect(jobIdOf('f'.repeat(64), normalizeOptions({ preset: 'medium', container: 'mp4', logo: true }, false))).toBe(a);
+    expect(jobIdOf('f'.repeat(64), normalizeOptions({ qp: 23 }, false))).not.toBe(a);
+    expect(jobIdOf('e'.repeat(64), normalizeOptions({ qp: 22 }, false))).not.toBe(a);
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
