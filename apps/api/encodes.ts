@@ -3,7 +3,7 @@
 // the read model, and /output downloads the result with HTTP Range. Workers do the encoding.
 import type { FastifyInstance } from 'fastify';
 import { DomainError } from '../../domain/decider.ts';
-import { encodeJob, jobStream, type EncodeCommand } from '../../domain/encodes/job.ts';
+import { encodeJob, jobStream, planOf, type EncodeCommand } from '../../domain/encodes/job.ts';
 import { jobIdOf, normalizeOptions, rawFrameBytes } from '../../domain/encodes/options.ts';
 import { upload, uploadStream } from '../../domain/uploads/upload.ts';
 import type { BlobStore } from '../../infra/blobs/blob-store.ts';
@@ -123,7 +123,18 @@ export function encodeRoutes(app: FastifyInstance, deps: { store: EventStore; db
 
   app.get<{ Params: { jobId: string } }>('/v1/encodes/:jobId', async (req) => {
     const userId = userIdOf(req);
-    const job = await visibleJob(req.params.jobId, userId);
+    const job = await visibleJob(req.params.jobId, userId).catch(async (err) => {
+      // Just asked for, not yet in the read model: the job's own stream answers, so a client may
+      // GET right after its 202.
+      if (!(err instanceof HttpError) || err.statusCode !== 404 || !UUID.test(req.params.jobId)) throw err;
+      const { state } = await decided(store.load(jobStream(req.params.jobId.toLowerCase()), encodeJob.initialState, encodeJob.evolve));
+      if (!state.users.includes(userId)) throw err;
+      return {
+        job_id: req.params.jobId.toLowerCase(), user_id: state.userId, upload_id: state.uploadId, filename: state.filename, raw: state.raw, options: state.options,
+        status: state.status, step: state.step, percent: state.percent, steps_done: planOf(state).filter((s) => state.completed[s] !== undefined),
+        attempt: state.attempt, error: state.error, stderr_tail: null, output_size: state.output?.size ?? null, updated_at_ms: state.lastEventAt,
+      };
+    });
     const owner = job.user_id === userId;
     return {
       jobId: job.job_id, status: job.status, step: job.step, percent: job.percent, stepsDone: job.steps_done, attempt: job.attempt,
