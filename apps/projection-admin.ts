@@ -26,6 +26,15 @@ export interface ProjectionStatus {
   versions: VersionStatus[];
 }
 
+/** Exact for small tables; Postgres's estimate past 100k rows, so status can be polled every second. */
+async function rowCount(db: Db, schema: string, table: string): Promise<number> {
+  const { rows: est } = await sql<{ n: number }>`
+    SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = ${`"${schema}"."${table}"`}::regclass`.execute(db);
+  if ((est[0]?.n ?? 0) > 100_000) return Number(est[0]!.n);
+  const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql.id(schema, table)}`.execute(db);
+  return rows[0]!.n;
+}
+
 export async function projectionStatus(db: Db, log: EventLog): Promise<ProjectionStatus[]> {
   const out: ProjectionStatus[] = [];
   for (const row of await versions(db)) {
@@ -46,10 +55,7 @@ export async function projectionStatus(db: Db, log: EventLog): Promise<Projectio
       const total = [...ends.values()].reduce((n, e) => n + e.high - e.low, 0);
       const done = positions.reduce((n, p) => n + Math.max(0, p.next - (ends.get(`${p.topic}/${p.partition}`)?.low ?? 0)), 0);
       const rows: Record<string, number> = {};
-      for (const table of projection.views) {
-        const { rows: r } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql.id(key, table)}`.execute(db);
-        rows[table] = r[0]!.n;
-      }
+      for (const table of projection.views) rows[table] = await rowCount(db, key, table);
       vs.push({ version, role, rows, positions, lag: positions.reduce((n, p) => n + p.lag, 0), progress: total === 0 ? 1 : Math.min(1, done / total) });
     }
     out.push({ name: row.name, current: row.current, building: row.building, versions: vs });
