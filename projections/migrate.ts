@@ -6,6 +6,7 @@ import * as m0002 from './migrations/0002_captions.ts';
 import * as m0003 from './migrations/0003_event_store.ts';
 import * as m0004 from './migrations/0004_streams.ts';
 import * as m0010 from './migrations/0010_projection_versions.ts';
+import * as m0011 from './migrations/0011_search.ts';
 import * as m0015 from './migrations/0015_station_seqs.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
@@ -14,6 +15,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0003_event_store': m0003,
   '0004_streams': m0004,
   '0010_projection_versions': m0010,
+  '0011_search': m0011,
   '0015_station_seqs': m0015,
 };
 

@@ -10,6 +10,7 @@ import { StationKeys } from '../../infra/stations.ts';
 import { registerErrors, HttpError } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { historyRoutes } from './history.ts';
+import { searchRoutes } from './search.ts';
 import { ingestRoutes } from './ingest.ts';
 import { streamRoutes } from './streams.ts';
 import { projectionAdminRoutes } from './admin-projections.ts';
@@ -53,6 +54,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   healthRoutes(app, deps);
   ingestRoutes(app, { log: deps.log, stations: new StationKeys(deps.db), metrics: deps.metrics });
   historyRoutes(app, deps);
+  searchRoutes(app, deps);
   streamRoutes(app, deps);
   projectionAdminRoutes(app, deps);
   schemaRoutes(app, { registry: deps.log.codec.registry });

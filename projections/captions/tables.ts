@@ -1,5 +1,6 @@
 // The caption read model's tables. Each projection version creates them in its own schema.
 import type { Kysely } from 'kysely';
+import { addSearchColumn } from './search-sql.ts';
 
 export const CAPTION_TABLES = ['caption_fragments', 'channels'];
 
@@ -33,6 +34,8 @@ export async function createCaptionTables(db: Kysely<any>): Promise<void> {
     .execute();
   await db.schema.createIndex('caption_fragments_by_channel').on('caption_fragments').columns(['channel', 'offset']).execute();
   await db.schema.createIndex('caption_fragments_by_time').on('caption_fragments').columns(['channel', 'start_ms']).execute();
+  // Full-text search: a generated tsvector per fragment and its GIN index (see search-sql.ts).
+  await addSearchColumn(db);
   await db.schema
     .createTable('channels')
     .addColumn('id', 'text', (c) => c.primaryKey())

@@ -1,0 +1,106 @@
+// Full-text search over caption fragments: the SQL functions behind the `search_vector` column of
+// every captions version, and the column and index themselves.
+//
+// How languages meet (the column is built once per row, on insert, by Postgres):
+//   document = to_tsvector(<config of the fragment's lang>, text)
+//   query    = websearch_to_tsquery(<config>, q) OR-ed over every configuration we map to (or,
+//              with `lang=xx`, over that language's configuration and `simple` only).
+// The document is stemmed in its own language only, not also indexed unstemmed ("lang || simple"):
+// that second parse doubled the cost of every insert (see the measurements in README, Search),
+// and the query side gets the same reach by trying q under each configuration instead. So
+// "running" finds "runs" in English captions, "élection" finds "élections" in French ones, and a
+// word in a caption of an unmapped or missing language (indexed with `simple`) is found as typed.
+// Phrases ("quoted") keep their word distance: stop words the stemmer drops still count as
+// positions, on both sides. The price: a query made only of a language's stop words ("to be or not
+// to be") finds nothing in that language's captions, as in any stemmed search.
+import { sql, type Kysely } from 'kysely';
+
+/** BCP-47 primary language subtag -> Postgres text search configuration. Anything else: simple. */
+export const LANGUAGE_CONFIGS: Readonly<Record<string, string>> = {
+  ar: 'arabic', hy: 'armenian', eu: 'basque', ca: 'catalan', da: 'danish', nl: 'dutch', en: 'english',
+  fi: 'finnish', fr: 'french', de: 'german', el: 'greek', hi: 'hindi', hu: 'hungarian', id: 'indonesian',
+  ga: 'irish', it: 'italian', lt: 'lithuanian', ne: 'nepali', nb: 'norwegian', nn: 'norwegian', no: 'norwegian',
+  pt: 'portuguese', ro: 'romanian', ru: 'russian', sr: 'serbian', es: 'spanish', sv: 'swedish', ta: 'tamil',
+  tr: 'turkish', yi: 'yiddish',
+};
+
+// The functions are part of every stored search_vector: their output must never change for the same
+// input while rows computed with them exist. A different mapping needs new function names (a _2
+// suffix) used by a new projection version, never CREATE OR REPLACE of these.
+export const CONFIG_FN = 'castlog_ts_config';
+export const VECTOR_FN = 'castlog_search_vector';
+export const QUERY_FN = 'castlog_search_query';
+
+/**
+ * Creates the search functions in schema public if they are missing. Languages whose configuration
+ * this Postgres lacks (older servers have fewer) map to simple.
+ */
+export async function ensureSearchFunctions(db: Kysely<any>): Promise<void> {
+  // Serialize creators (a migration and a rebuild, or two fresh databases' migrations racing on a
+  // shared cluster would otherwise both try to insert the same pg_proc row).
+  await sql`SELECT pg_advisory_xact_lock(hashtext('castlog_search_functions'))`.execute(db);
+  const { rows } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace ns ON ns.oid = p.pronamespace
+    WHERE ns.nspname = 'public' AND p.proname IN (${CONFIG_FN}, ${VECTOR_FN}, ${QUERY_FN})`.execute(db);
+  if (rows[0]!.n === 3) return;
+  const { rows: have } = await sql<{ cfgname: string }>`SELECT cfgname FROM pg_ts_config WHERE cfgnamespace = 'pg_catalog'::regnamespace`.execute(db);
+  const available = new Set(have.map((r) => r.cfgname));
+  const pairs = Object.entries(LANGUAGE_CONFIGS).filter(([, cfg]) => available.has(cfg));
+  // Literal SQL built from our own constant table above (letters only), never from input.
+  const whens = pairs.map(([tag, cfg]) => `WHEN '${tag}' THEN 'pg_catalog.${cfg}'::regconfig`).join(' ');
+  const configs = [...new Set(pairs.map(([, cfg]) => `'pg_catalog.${cfg}'`))].join(', ');
+  await sql
+    .raw(
+      `CREATE OR REPLACE FUNCTION public.${CONFIG_FN}(lang text) RETURNS regconfig
+         LANGUAGE sql IMMUTABLE PARALLEL SAFE
+         AS $f$ SELECT CASE lower(substring(lang from '^[A-Za-z]+')) ${whens} ELSE 'pg_catalog.simple'::regconfig END $f$`,
+    )
+    .execute(db);
+  await sql
+    .raw(
+      `CREATE OR REPLACE FUNCTION public.${VECTOR_FN}(lang text, body text) RETURNS tsvector
+         LANGUAGE sql IMMUTABLE PARALLEL SAFE
+         AS $f$ SELECT pg_catalog.to_tsvector(public.${CONFIG_FN}(lang), body) $f$`,
+    )
+    .execute(db);
+  // The query: q under every configuration (or under lang's and simple), OR-ed, each distinct
+  // variant once (English and Dutch often agree on a word; a repeated branch would only inflate
+  // ranks). Empty variants (all stop words in that language) drop out.
+  await sql
+    .raw(
+      `CREATE OR REPLACE FUNCTION public.${QUERY_FN}(lang text, q text) RETURNS tsquery
+         LANGUAGE plpgsql STABLE PARALLEL SAFE AS $f$
+         DECLARE
+           cfg regconfig;
+           v tsquery;
+           seen text[] := '{}';
+           result tsquery := ''::tsquery;
+         BEGIN
+           FOREACH cfg IN ARRAY CASE WHEN lang IS NULL THEN ARRAY['pg_catalog.simple', ${configs}]::regconfig[]
+                                     ELSE ARRAY['pg_catalog.simple'::regconfig, public.${CONFIG_FN}(lang)] END LOOP
+             v := pg_catalog.websearch_to_tsquery(cfg, q);
+             IF pg_catalog.numnode(v) > 0 AND NOT (v::text = ANY (seen)) THEN
+               seen := seen || v::text;
+               result := CASE WHEN pg_catalog.numnode(result) = 0 THEN v ELSE result || v END;
+             END IF;
+           END LOOP;
+           RETURN result;
+         END $f$`,
+    )
+    .execute(db);
+}
+
+/** The generated column's expression; also what the GIN index covers. */
+export const SEARCH_VECTOR_EXPR = sql`public.castlog_search_vector(lang, text)`;
+
+/**
+ * Adds search_vector and its GIN index to a caption_fragments table (in `schema`, or the current
+ * search_path). fastupdate (the default, said out loud): inserts go to the index's pending list
+ * and are merged in bulk, several times cheaper per row than inserting into the tree directly.
+ */
+export async function addSearchColumn(db: Kysely<any>, schema?: string): Promise<void> {
+  await ensureSearchFunctions(db);
+  const table = schema ? sql.id(schema, 'caption_fragments') : sql.id('caption_fragments');
+  await sql`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (${SEARCH_VECTOR_EXPR}) STORED`.execute(db);
+  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_search ON ${table} USING gin (search_vector) WITH (fastupdate = on)`.execute(db);
+}

@@ -1,0 +1,29 @@
+import { sql, type Kysely } from 'kysely';
+import { addSearchColumn } from '../captions/search-sql.ts';
+
+// Full-text search: every existing captions version gets the generated search_vector column and
+// its GIN index (new versions get them from createCaptionTables). Adding a stored generated column
+// rewrites the table once, under an exclusive lock: expect the projector and history reads to wait
+// for it on a large table. The public caption_fragments view is a SELECT * frozen when it was
+// made, so it is made again to show the new column.
+export async function up(db: Kysely<unknown>): Promise<void> {
+  const { rows } = await sql<{ nspname: string }>`SELECT nspname FROM pg_namespace WHERE nspname ~ '^captions_v[0-9]+$' ORDER BY nspname`.execute(db);
+  for (const { nspname } of rows) await addSearchColumn(db, nspname);
+  const { rows: tables } = await sql<{ schema: string }>`
+    SELECT table_schema AS schema FROM information_schema.tables
+    WHERE table_schema = 'public' AND table_name = 'caption_fragments' AND table_type = 'BASE TABLE'`.execute(db);
+  if (tables.length) {
+    // Not yet versioned (0010 not run): the table itself is in public.
+    await addSearchColumn(db, 'public');
+    return;
+  }
+  const { rows: serving } = await sql<{ current: number }>`SELECT current FROM projection_versions WHERE name = 'captions'`.execute(db);
+  if (!serving.length) return; // no captions version yet: ensureRegistered makes the view with the column
+  const schema = `captions_v${serving[0]!.current}`;
+  await sql`DROP VIEW IF EXISTS caption_fragments`.execute(db);
+  await sql`CREATE VIEW caption_fragments AS SELECT * FROM ${sql.id(schema, 'caption_fragments')}`.execute(db);
+}
+
+export async function down(): Promise<void> {
+  throw new Error('0011_search cannot be undone automatically');
+}
