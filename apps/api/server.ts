@@ -11,6 +11,7 @@ import { registerErrors, HttpError } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { historyRoutes } from './history.ts';
 import { searchRoutes } from './search.ts';
+import { exportRoutes } from './export.ts';
 import { ingestRoutes } from './ingest.ts';
 import { streamRoutes } from './streams.ts';
 import { projectionAdminRoutes } from './admin-projections.ts';
@@ -55,6 +56,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   ingestRoutes(app, { log: deps.log, stations: new StationKeys(deps.db), metrics: deps.metrics });
   historyRoutes(app, deps);
   searchRoutes(app, deps);
+  exportRoutes(app, deps);
   streamRoutes(app, deps);
   projectionAdminRoutes(app, deps);
   schemaRoutes(app, { registry: deps.log.codec.registry });
