@@ -39,6 +39,9 @@ export const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => HT
 
 /** ts_headline output (markers around matches) -> safe HTML with <mark>. */
 export function snippetHtml(headline: string): string {
+  // ts_headline leaves tag-like words out (<b>, <img ...>), and line breaks mean nothing in a
+  // snippet: runs of white space become one space.
+  headline = headline.replace(/\s+/g, ' ').trim();
   let out = '';
   let open = false;
   for (const part of headline.split(/([\u0001\u0002])/)) {

@@ -68,6 +68,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   const page = (name: string) => readFileSync(new URL(`../web/${name}`, import.meta.url), 'utf8');
   app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('index.html')));
+  app.get('/search', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('search.html')));
   app.get('/admin', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('admin.html')));
   app.get('/upload', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('upload.html')));
   // The upload page's tus client, served from our own node_modules (no CDN).
