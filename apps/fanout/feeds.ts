@@ -27,6 +27,9 @@ export interface Feed {
   invalidKey(key: string): string | undefined;
   /** The Kafka key whose partition holds a subscription key's records. */
   partitionKey(key: string): string;
+  /** A subscription key's records are spread over every partition (the topic is keyed by
+   *  something else): such subscriptions are live only, with no resuming from a position. */
+  spansPartitions?: boolean;
 }
 
 /** Captions: a station's retry (same channel, station and a seq not above the last) is dropped. */
@@ -48,9 +51,11 @@ export function captionsFeed(): Feed {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const USER_PREFIX = 'user:';
 
-/** A user's own events (stream activations and the like): the relay may repeat an event, seen
- * by its (stream, version). */
-export function userEventsFeed(): Feed {
+/** A user's own events (stream activations, upload and encode progress): the relay may repeat an
+ * event, seen by its (stream, version). For `streams` (keyed by user) a user channel lives in one
+ * partition and can be resumed; `uploads` and `encodes` are keyed by upload and job, so there the
+ * channel spans partitions and positions carry the topic ("uploads/3:17"). */
+export function userEventsFeed(topic?: 'uploads' | 'encodes'): Feed {
   const lastVersion = new Map<string, number>();
   return {
     entry(partition, r) {
@@ -62,9 +67,11 @@ export function userEventsFeed(): Feed {
         lastVersion.set(stream, streamVersion);
       }
       const key = USER_PREFIX + d.userId;
-      return { key, json: userEventMessage(key, formatPosition({ partition, offset: r.offset }), r.type, d), at: d.at ?? Date.now() };
+      const position = (topic ? `${topic}/` : '') + formatPosition({ partition, offset: r.offset });
+      return { key, json: userEventMessage(key, position, r.type, d), at: d.at ?? Date.now() };
     },
     invalidKey: (key) => (key.startsWith(USER_PREFIX) && UUID.test(key.slice(USER_PREFIX.length)) ? undefined : 'user channels are named user:<user id>'),
     partitionKey: (key) => key.slice(USER_PREFIX.length),
+    spansPartitions: topic !== undefined,
   };
 }

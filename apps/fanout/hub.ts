@@ -28,7 +28,8 @@ interface Subscription {
 }
 
 export class Client {
-  readonly subs = new Map<string, Subscription>();
+  /** Subscriptions across every hub, for the per-connection limit. */
+  subscriptions = 0;
   closed = false;
   constructor(readonly socket: Socket) {}
 }
@@ -56,6 +57,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class Hub {
   private readonly histories: PartitionHistory[];
   private readonly listeners = new Map<string, Set<Client>>();
+  /** This hub's subscriptions of each client (a client may hold the same channel in other hubs). */
+  private readonly subsOf = new WeakMap<Client, Map<string, Subscription>>();
+
+  private subs(client: Client): Map<string, Subscription> {
+    let m = this.subsOf.get(client);
+    if (!m) this.subsOf.set(client, (m = new Map()));
+    return m;
+  }
 
   constructor(
     readonly partitions: number,
@@ -99,7 +108,7 @@ export class Hub {
       const clients = this.listeners.get(channel);
       if (!clients) continue;
       for (const client of clients) {
-        const sub = client.subs.get(channel);
+        const sub = this.subs(client).get(channel);
         if (sub?.live) this.deliver(client, sub, entries);
       }
     }
@@ -137,9 +146,21 @@ export class Hub {
     if (!client.closed) client.socket.cork(() => client.socket.send(message));
   }
 
-  subscribe(client: Client, channel: string, since?: string): void {
+  /** `quiet`: no subscribed message (another hub answers for the same channel). */
+  subscribe(client: Client, channel: string, since?: string, quiet = false): void {
     const invalid = this.feed.invalidKey(channel);
     if (invalid) return this.send(client, errorMessage('invalid_channel', invalid, String(channel)));
+    if (this.feed.spansPartitions) {
+      // Live only: every record from now on, from whichever partition it comes.
+      this.unsubscribe(client, channel, false);
+      this.subs(client).set(channel, { channel, partition: -1, after: -1, live: true });
+      client.subscriptions++;
+      let set = this.listeners.get(channel);
+      if (!set) this.listeners.set(channel, (set = new Set()));
+      set.add(client);
+      if (!quiet) this.send(client, subscribedMessage(channel, '', false));
+      return;
+    }
     const partition = partitionFor(this.feed.partitionKey(channel), this.partitions);
     let after: number;
     if (since !== undefined) {
@@ -151,12 +172,13 @@ export class Hub {
       // From now on: while the history is still warming up, "now" is the end the log had at start.
       after = Math.max(this.histories[partition]!.next, this.liveFrom[partition] ?? 0) - 1;
     }
-    if (!client.subs.has(channel) && client.subs.size >= MAX_SUBSCRIPTIONS) {
+    if (!this.subs(client).has(channel) && client.subscriptions >= MAX_SUBSCRIPTIONS) {
       return this.send(client, errorMessage('too_many_subscriptions', `at most ${MAX_SUBSCRIPTIONS} channels per connection`, channel));
     }
     this.unsubscribe(client, channel, false);
     const sub: Subscription = { channel, partition, after, live: false };
-    client.subs.set(channel, sub);
+    this.subs(client).set(channel, sub);
+    client.subscriptions++;
     let set = this.listeners.get(channel);
     if (!set) this.listeners.set(channel, (set = new Set()));
     set.add(client);
@@ -176,7 +198,7 @@ export class Hub {
    * the same tick as the last history entry is sent, so nothing falls between the two.
    */
   private async catchUp(client: Client, sub: Subscription): Promise<void> {
-    const current = () => !client.closed && client.subs.get(sub.channel) === sub;
+    const current = () => !client.closed && this.subs(client).get(sub.channel) === sub;
     // The deadline is for making no progress, not for the whole catch-up: days of captions take a while.
     let deadline = Date.now() + this.recoveryTimeoutMs;
     let progress = sub.after;
@@ -245,7 +267,8 @@ export class Hub {
   }
 
   unsubscribe(client: Client, channel: string, confirm = true): void {
-    if (client.subs.delete(channel)) {
+    if (this.subs(client).delete(channel)) {
+      client.subscriptions--;
       const set = this.listeners.get(channel);
       set?.delete(client);
       if (set?.size === 0) this.listeners.delete(channel);
@@ -255,8 +278,7 @@ export class Hub {
 
   disconnect(client: Client): void {
     client.closed = true;
-    // A client may also hold subscriptions of another hub (another topic): leave those to it.
-    for (const channel of [...client.subs.keys()]) if (this.listeners.get(channel)?.has(client)) this.unsubscribe(client, channel, false);
+    for (const channel of [...this.subs(client).keys()]) this.unsubscribe(client, channel, false);
   }
 
   subscriptionCount(): number {

@@ -20,7 +20,7 @@ const slow = new prom.Counter({ name: 'castlog_fanout_slow_consumers_total', hel
 const e2e = new prom.Histogram({ name: 'castlog_e2e_latency_seconds', help: 'From ingest to the fanout handing the caption to subscribers', buckets: LATENCY_BUCKETS, registers: [metrics] });
 
 // Start far enough back that clients resuming after a short absence are served from memory.
-const topics = ['captions', 'streams'] as const;
+const topics = ['captions', 'streams', 'uploads', 'encodes'] as const;
 const ends = Object.fromEntries(await Promise.all(topics.map(async (t) => [t, await retry(() => log.offsets(t), logger, 'read offsets')] as const)));
 const starts = (t: (typeof topics)[number]) => ends[t]!.map((o) => Math.max(o.low, o.high - config.fanoutHistoryPerPartition));
 const stats = (t: (typeof topics)[number]) => ({
@@ -37,7 +37,12 @@ const hubs = {
   replays: new Replayer(postgresReplaySource(db), config.fanoutMaxBackpressure),
   users: new Hub(TOPICS.streams.partitions, starts('streams'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, undefined, stats('streams'), 30_000, ends.streams!.map((o) => o.high), userEventsFeed()),
 };
-const hubOf = (topic: string) => (topic === 'captions' ? hubs.captions : hubs.users);
+const activity = {
+  uploads: new Hub(TOPICS.uploads.partitions, starts('uploads'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, undefined, stats('uploads'), 30_000, ends.uploads!.map((o) => o.high), userEventsFeed('uploads')),
+  encodes: new Hub(TOPICS.encodes.partitions, starts('encodes'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, undefined, stats('encodes'), 30_000, ends.encodes!.map((o) => o.high), userEventsFeed('encodes')),
+};
+const byTopic: Record<string, Hub> = { captions: hubs.captions, streams: hubs.users, ...activity };
+const hubOf = (topic: string): Hub => byTopic[topic]!;
 
 const consumer = await log.consume({
   groupId: EventLog.privateGroup('castlog-fanout'),
@@ -54,7 +59,7 @@ const consumer = await log.consume({
 });
 app.onClose(() => consumer.stop());
 
-const server = await startFanoutServer(hubs, {
+const server = await startFanoutServer({ ...hubs, activity: Object.values(activity) }, {
   port: config.fanoutPort,
   maxBackpressure: config.fanoutMaxBackpressure,
   metrics,
