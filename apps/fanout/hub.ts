@@ -116,23 +116,38 @@ export class Hub {
 
   private deliver(client: Client, sub: Subscription, entries: Entry[]): void {
     if (client.closed) return;
+    if (client.socket.bufferedAmount() > this.maxBackpressure) return this.closeSlow(client);
+    this.sendEntries(client, sub, entries, false);
+  }
+
+  /**
+   * Sends the entries the subscription has not had yet, in one cork. With `pace` it stops once the
+   * socket buffer is half full (catch-up); a send uWS drops closes the client. True when all went.
+   */
+  private sendEntries(client: Client, sub: Subscription, entries: Entry[], pace: boolean): boolean {
     const { socket } = client;
-    if (socket.bufferedAmount() > this.maxBackpressure) return this.closeSlow(client);
+    // Offsets order a subscription within its one partition; one spanning partitions is live only,
+    // and every entry reaches it once (records are de-duplicated by offset before fan-out).
+    const ordered = sub.partition >= 0;
+    let i = 0;
     let sent = 0;
     let dropped = false;
     socket.cork(() => {
-      for (const e of entries) {
-        if (e.offset <= sub.after) continue;
+      for (; i < entries.length; i++) {
+        const e = entries[i]!;
+        if (ordered && e.offset <= sub.after) continue;
+        if (pace && socket.bufferedAmount() > this.maxBackpressure / 2) break;
         if (socket.send(e.json) === 2) {
           dropped = true;
           break;
         }
-        sub.after = e.offset;
+        if (ordered) sub.after = e.offset;
         sent++;
       }
     });
     this.stats.delivered(sent);
     if (dropped) this.closeSlow(client);
+    return !dropped && i === entries.length;
   }
 
   private closeSlow(client: Client): void {
@@ -146,18 +161,23 @@ export class Hub {
     if (!client.closed) client.socket.cork(() => client.socket.send(message));
   }
 
+  /** Registers a subscription, replacing one the client had for the same channel. */
+  private listen(client: Client, sub: Subscription): void {
+    this.unsubscribe(client, sub.channel, false);
+    this.subs(client).set(sub.channel, sub);
+    client.subscriptions++;
+    let set = this.listeners.get(sub.channel);
+    if (!set) this.listeners.set(sub.channel, (set = new Set()));
+    set.add(client);
+  }
+
   /** `quiet`: no subscribed message (another hub answers for the same channel). */
   subscribe(client: Client, channel: string, since?: string, quiet = false): void {
     const invalid = this.feed.invalidKey(channel);
     if (invalid) return this.send(client, errorMessage('invalid_channel', invalid, String(channel)));
     if (this.feed.spansPartitions) {
       // Live only: every record from now on, from whichever partition it comes.
-      this.unsubscribe(client, channel, false);
-      this.subs(client).set(channel, { channel, partition: -1, after: -1, live: true });
-      client.subscriptions++;
-      let set = this.listeners.get(channel);
-      if (!set) this.listeners.set(channel, (set = new Set()));
-      set.add(client);
+      this.listen(client, { channel, partition: -1, after: -1, live: true });
       if (!quiet) this.send(client, subscribedMessage(channel, '', false));
       return;
     }
@@ -175,19 +195,14 @@ export class Hub {
     if (!this.subs(client).has(channel) && client.subscriptions >= MAX_SUBSCRIPTIONS) {
       return this.send(client, errorMessage('too_many_subscriptions', `at most ${MAX_SUBSCRIPTIONS} channels per connection`, channel));
     }
-    this.unsubscribe(client, channel, false);
-    const sub: Subscription = { channel, partition, after, live: false };
-    this.subs(client).set(channel, sub);
-    client.subscriptions++;
-    let set = this.listeners.get(channel);
-    if (!set) this.listeners.set(channel, (set = new Set()));
-    set.add(client);
     let recovered = since !== undefined;
     const h = this.histories[partition]!;
     if (!this.archive && !h.covers(after)) {
       after = h.start - 1; // what the client missed is gone: say so, and give it what is here
       recovered = false;
     }
+    const sub: Subscription = { channel, partition, after, live: false };
+    this.listen(client, sub);
     this.send(client, subscribedMessage(channel, formatPosition({ partition, offset: after }), recovered));
     void this.catchUp(client, sub);
   }
@@ -207,7 +222,7 @@ export class Hub {
         if (sub.after !== progress) (progress = sub.after), (deadline = Date.now() + this.recoveryTimeoutMs);
         const h = this.histories[sub.partition]!;
         if (h.covers(sub.after)) {
-          if (this.sendSome(client, sub, h.after(sub.channel, sub.after))) {
+          if (this.sendEntries(client, sub, h.after(sub.channel, sub.after), true)) {
             sub.after = Math.max(sub.after, h.next - 1);
             sub.live = true;
             return;
@@ -215,7 +230,7 @@ export class Hub {
         } else {
           const { rows, appliedUpTo } = await this.archive!.after(sub.channel, sub.partition, sub.after, ARCHIVE_PAGE);
           if (!current()) return;
-          const all = this.sendSome(client, sub, rows);
+          const all = this.sendEntries(client, sub, rows, true);
           // Every row of this channel that the read model had applied is sent: skip to its end.
           if (all && rows.length < ARCHIVE_PAGE) {
             sub.after = Math.max(sub.after, appliedUpTo - 1);
@@ -232,30 +247,6 @@ export class Hub {
       this.unsubscribe(client, sub.channel, false);
       this.send(client, errorMessage('unavailable', `could not recover the missed captions (${(err as Error).message}); subscribe again with the same since`, sub.channel));
     }
-  }
-
-  /** Sends entries until the socket buffer is half full; true when all were sent. */
-  private sendSome(client: Client, sub: Subscription, entries: Entry[]): boolean {
-    const { socket } = client;
-    let i = 0;
-    let sent = 0;
-    let dropped = false;
-    socket.cork(() => {
-      for (; i < entries.length; i++) {
-        const e = entries[i]!;
-        if (e.offset <= sub.after) continue;
-        if (socket.bufferedAmount() > this.maxBackpressure / 2) break;
-        if (socket.send(e.json) === 2) {
-          dropped = true;
-          break;
-        }
-        sub.after = e.offset;
-        sent++;
-      }
-    });
-    this.stats.delivered(sent);
-    if (dropped) this.closeSlow(client);
-    return !dropped && i === entries.length;
   }
 
   /** Waits for a catching-up client to drain its socket; one that does not is a slow consumer. */

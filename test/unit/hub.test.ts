@@ -646,3 +646,35 @@ describe('refused subscriptions', () => {
     expect(socket.last()).toMatchObject({ type: 'subscribed', channel: 'one-more' });
   });
 });
+
+describe('feeds without a read model behind them', () => {
+  const stats: HubStats = { delivered: () => undefined, slowClosed: () => undefined, fannedOut: () => undefined };
+  const userId = '7d6f6a52-3a5e-4c1e-9f0e-2b1f9b6e7a10';
+  const event = (offset: number, type = 'UploadChunkAppended') => ({ offset, type, data: { userId, at: 1 }, meta: undefined });
+
+  it('a channel spread over partitions gets every event once, whatever the offsets', async () => {
+    const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
+    const hub = new Hub(PARTITIONS, Array(PARTITIONS).fill(0), 100, 1_000_000, undefined, stats, 5000, undefined, userEventsFeed('uploads'));
+    const socket = new FakeSocket();
+    hub.subscribe(new Client(socket), `user:${userId}`);
+    // Offsets of different partitions are unrelated: a later event may have a smaller one.
+    hub.onRecords(2, [event(50)]);
+    hub.onRecords(0, [event(3)]);
+    hub.onRecords(1, [event(7), event(8)]);
+    expect(socket.messages().filter((m) => m.type === 'event').map((m) => m.position)).toEqual(['uploads/2:50', 'uploads/0:3', 'uploads/1:7', 'uploads/1:8']);
+  });
+
+  it('a since older than memory is answered recovered: false, with what memory holds, then live', async () => {
+    const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
+    const hub = new Hub(PARTITIONS, Array(PARTITIONS).fill(0), 2, 1_000_000, undefined, stats, 5000, undefined, userEventsFeed());
+    const p = partitionFor(userId, PARTITIONS);
+    hub.onRecords(p, [0, 1, 2, 3].map((o) => event(o, 'StreamHeartbeat')));
+    const socket = new FakeSocket();
+    hub.subscribe(new Client(socket), `user:${userId}`, `${p}:0`);
+    hub.onRecords(p, [event(4, 'StreamHeartbeat')]);
+    await new Promise((r) => setTimeout(r, 10));
+    const msgs = socket.messages();
+    expect(msgs[0]).toMatchObject({ type: 'subscribed', recovered: false, position: `${p}:1` });
+    expect(msgs.filter((m) => m.type === 'event').map((m) => m.position)).toEqual([`${p}:2`, `${p}:3`, `${p}:4`]);
+  });
+});
