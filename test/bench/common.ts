@@ -4,7 +4,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import * as hdr from 'hdr-histogram-js';
+import { waitFor, type AppName, type System } from '../support/system.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const QUICK = process.env.BENCH_QUICK === '1';
@@ -61,6 +63,21 @@ export function latency(h: Histogram): Latency {
 
 // ---------------------------------------------------------------- child processes
 
+const children = new Set<ChildProcess>();
+const systems = new Set<System>();
+
+/** Remembers a System so an interrupted bench can end its processes. */
+export function trackSystem<T extends System>(sys: T): T {
+  systems.add(sys);
+  return sys;
+}
+
+/** Ends, by pid, every process this bench started and has not ended yet (on SIGINT/SIGTERM). */
+export function killEverythingStarted(): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const sys of systems) for (const c of sys.procs.values()) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+
 /** Forks one of the bench's own TypeScript files with an IPC channel. */
 export function forkBench(file: string, env: NodeJS.ProcessEnv = {}, execArgv: string[] = []): ChildProcess {
   const child = fork(fileURLToPath(new URL(file, import.meta.url)), [], {
@@ -69,6 +86,8 @@ export function forkBench(file: string, env: NodeJS.ProcessEnv = {}, execArgv: s
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   return child;
 }
 
@@ -105,6 +124,57 @@ export async function stopChild(child: ChildProcess | undefined, graceMs = 3000)
   const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(t);
+}
+
+/**
+ * sys.start(app), or with BENCH_PROF set the same process under `node --cpu-prof` (profiles land
+ * in .castlog/prof when it stops); registered in sys.procs either way, so sys.stop() ends it.
+ */
+export async function startApp(sys: System, app: AppName): Promise<void> {
+  if (!process.env.BENCH_PROF) return sys.start(app);
+  const lines: string[] = [];
+  sys.output.set(app, lines);
+  const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir=.castlog/prof', '--import', 'tsx', `apps/${app}/main.ts`], { cwd: ROOT, env: sys.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d: Buffer) => lines.push(d.toString()));
+  child.stderr!.on('data', (d: Buffer) => lines.push(d.toString()));
+  sys.procs.set(app, child);
+  const port = { api: sys.apiPort, fanout: sys.fanoutPort, projector: sys.projectorPort, relay: sys.relayPort }[app];
+  await waitFor(`${app} to be ready`, async () => {
+    if (child.exitCode !== null) throw new Error(`${app} exited: ${lines.join('')}`);
+    return (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok;
+  }, 60_000, 200);
+}
+
+/** Bucket counts of a Prometheus histogram from a /metrics page: le -> cumulative count. */
+export async function scrapeHistogram(url: string, name: string): Promise<Map<number, number>> {
+  const text = await (await fetch(url)).text();
+  const out = new Map<number, number>();
+  const re = new RegExp(`^${name}_bucket\\{[^}]*le="([^"]+)"[^}]*\\} (\\S+)$`, 'gm');
+  for (const m of text.matchAll(re)) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  return out;
+}
+
+/** Sum of a Prometheus counter or gauge (all label sets) from a /metrics page. */
+export async function scrapeValue(url: string, name: string): Promise<number | undefined> {
+  try {
+    const text = await (await fetch(url)).text();
+    let sum: number | undefined;
+    for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) sum = (sum ?? 0) + Number(m[1]);
+    return sum;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Share of observations at or under each bucket bound, between two scrapes. */
+export function bucketShares(before: Map<number, number>, after: Map<number, number>): { total: number; le: Record<string, number> } {
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  const le: Record<string, number> = {};
+  for (const [bound, n] of after) {
+    if (bound === Infinity) continue;
+    le[`${bound * 1000}ms`] = total ? Math.round((((n - (before.get(bound) ?? 0)) / total) * 10000)) / 100 : 0;
+  }
+  return { total, le };
 }
 
 /** For a child script: report an uncaught failure to the parent, then exit. */
@@ -234,6 +304,8 @@ export class StationStream {
   lastError: string | undefined;
   status: number | undefined;
   readonly ended: Promise<void>;
+  /** The response status, once the API has answered the request's head. */
+  readonly responded: Promise<number>;
   onAck: (a: AckEvent) => void = () => undefined;
   onDrainAcks: () => void = () => undefined;
 
@@ -247,12 +319,23 @@ export class StationStream {
       headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}`, 'transfer-encoding': 'chunked' },
     });
     this.req.setNoDelay(true);
+    let responded!: (status: number) => void;
+    this.responded = new Promise<number>((r) => (responded = r));
     this.ended = new Promise<void>((resolve, reject) => {
-      this.req.on('error', reject);
+      this.req.on('error', (e) => (responded(0), reject(e)));
       this.req.on('response', (res) => {
         this.status = res.statusCode;
+        responded(res.statusCode ?? 0);
         res.on('data', (chunk: Buffer) => this.onData(chunk));
-        res.on('end', () => resolve());
+        res.on('end', () => {
+          // An error answer (401, 503...) is one JSON body, not NDJSON lines.
+          if (this.rest.trim()) {
+            this.errors++;
+            this.lastError = `HTTP ${res.statusCode}: ${this.rest.trim().slice(0, 300)}`;
+            this.rest = '';
+          }
+          resolve();
+        });
         res.on('error', reject);
       });
     });
@@ -303,15 +386,69 @@ export class StationStream {
     this.onDrainAcks();
   }
 
-  /** Ends the request body; resolves when the API has answered every line and closed. */
-  async end(): Promise<void> {
+  /** Ends the request body; resolves when the API has answered every line and closed (or gives up). */
+  async end(timeoutMs = 30_000): Promise<void> {
     this.req.end();
-    await this.ended;
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.lastError ??= `no answer to ${this.outstanding} lines within ${timeoutMs} ms of the end of the request`;
+        this.errors += this.outstanding;
+        this.req.destroy();
+        resolve();
+      }, timeoutMs);
+    });
+    await Promise.race([this.ended.catch((e) => void (this.lastError ??= String(e))), gaveUp]);
+    clearTimeout(timer);
   }
 
   destroy(): void {
     this.req.destroy();
   }
+}
+
+/**
+ * Opens one stream per (channel, key), a few at a time, and opens again any the API refuses
+ * (a 503 when its Kafka check fails): stations retry, and a refused request wrote nothing.
+ * The API sends its response head with the first acknowledgement, so each stream is primed with
+ * one fragment (`prime` gives its seq and line) and counts as open once that is acknowledged.
+ */
+export async function openStations(
+  port: number,
+  specs: { channel: string; key: string }[],
+  prime: (channel: string) => { seq: number; line: string },
+  concurrency = 10,
+): Promise<{ streams: StationStream[]; refused: number; refusals: string[] }> {
+  const streams: StationStream[] = new Array(specs.length);
+  const refusals: string[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < specs.length) {
+      const i = next++;
+      const { channel, key } = specs[i]!;
+      for (let attempt = 1; ; attempt++) {
+        const s = new StationStream(port, channel, key);
+        const acked = new Promise<void>((resolve) => (s.onDrainAcks = () => resolve()));
+        const { seq, line } = prime(channel);
+        s.write([seq], line);
+        const status = await Promise.race([s.responded, sleep(30_000).then(() => -1)]);
+        if (status === 200) {
+          await Promise.race([acked, s.ended.catch(() => undefined), sleep(30_000)]);
+          if (s.acked >= 1) {
+            s.onDrainAcks = () => undefined;
+            streams[i] = s;
+            break;
+          }
+        }
+        s.destroy();
+        refusals.push(status === 200 ? `no acknowledgement (${s.lastError ?? 'none'})` : status === -1 ? 'no answer in 30 s' : `HTTP ${status}`);
+        if (attempt >= 15) throw new Error(`the API refused the stream for ${channel} ${attempt} times (last: ${refusals.at(-1)})`);
+        await sleep(500);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, specs.length) }, worker));
+  return { streams, refused: refusals.length, refusals: [...new Set(refusals)] };
 }
 
 // ---------------------------------------------------------------- channels

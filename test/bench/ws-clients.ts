@@ -278,6 +278,9 @@ process.on('message', (m: Msg) => {
     case 'count':
       process.send!({ type: 'count', received });
       break;
+    case 'snapshot':
+      process.send!({ type: 'snapshot', received, perClient, closedUnexpectedly });
+      break;
     case 'finish': {
       finishing = true;
       let pendingEarly = 0;

@@ -1,0 +1,87 @@
+// The results table: one row per figure, castlog next to its same-run baseline, the ratio, and
+// the target where there is one.
+import type { Results } from './run.ts';
+import { fmt, type Latency } from './common.ts';
+
+type Row = [scenario: string, metric: string, castlog: string, baseline: string, ratio: string, target: string];
+
+const ms = (l: Latency | undefined, keys: (keyof Latency)[] = ['p50', 'p99', 'max']) => (l ? keys.map((k) => fmt(l[k], 1)).join(' / ') : 'n/a');
+const x = (r: number | undefined) => (r === undefined || !Number.isFinite(r) ? 'n/a' : `${r.toFixed(2)}x`);
+const cpu = (c: Record<string, number> | undefined) => (c ? Object.entries(c).map(([k, v]) => `${k} ${v}%`).join(', ') : '');
+const verdict = (ok: boolean) => (ok ? 'MET' : 'MISSED');
+
+export function report(r: Results): string {
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  const i = r.ingest;
+  if (i) {
+    const s = `1 ingest (${i.stations} stations x ${i.windowPerStation} in flight)`;
+    rows.push([s, 'fragments/s via API, acks=all', fmt(i.api.fragmentsPerSec), `EventLog.append in-process ${fmt(i.eventLogAppend.fragmentsPerSec)}`, x(i.ratioToEventLog), '']);
+    rows.push(['', '', '', `raw kafkajs, ${i.rawKafka.batch}/batch ${fmt(i.rawKafka.fragmentsPerSec)}`, x(i.ratioToRawKafka), '']);
+    rows.push(['', 'ack latency p50 / p99 / max ms (saturated)', ms(i.api.ack), `EventLog.append ${ms(i.eventLogAppend.ack)}`, x(i.api.ack.p99 / i.eventLogAppend.ack.p99), '']);
+    if (i.api.refusedStreams) notes.push(`ingest: ${i.api.refusedStreams} stream openings were refused by the API and retried`);
+    if (i.api.errors) notes.push(`ingest: the API refused ${fmt(i.api.errors)} lines over the run, e.g. ${i.api.lastError}`);
+    if (i.eventLogAppend.failures) notes.push(`ingest: ${fmt(i.eventLogAppend.failures)} EventLog.append calls rejected (900 ms append timeout) in the baseline run`);
+    notes.push(`ingest: best of ${i.rounds} alternating round(s) of ${i.seconds} s; all rounds fragments/s: API ${i.all.api.join(', ')}; EventLog.append ${i.all.eventLogAppend.join(', ')}; raw kafkajs ${i.all.rawKafka.join(', ')}`);
+    notes.push(`ingest CPU (% of one core) API run: ${cpu(i.api.cpu)}; EventLog.append run: ${cpu(i.eventLogAppend.cpu)}; raw kafkajs run: ${cpu(i.rawKafka.cpu)}`);
+  }
+  const e = r.e2e;
+  if (e) {
+    const f = e.kafkaFloor;
+    for (const p of e.phases) {
+      const s = `2 e2e ${fmt(p.subscribers)} subs, ${p.channels} ch, ${fmt(p.rate)}/s`;
+      const large = p.subscribers >= 10_000;
+      rows.push([s, 'ack -> WS p50 / p99 / max ms', ms(p.fromAck), `Kafka leg alone ${ms(f.latency)}`, x(p.fromAck.p99 / f.latency.p99), large ? `p99 <= 25: ${verdict(p.fromAck.p99 <= 25 && p.missing === 0)}` : '']);
+      rows.push(['', 'station send -> WS p50 / p99 / max ms', ms(p.fromSend), '', '', '']);
+      rows.push(['', 'ingest ack p50 / p99 / max ms (paced)', ms(p.ingestAck), '', '', '']);
+      if (p.fanoutMetric) {
+        const le = p.fanoutMetric.le;
+        rows.push(['', 'fanout metric API->hub: share <= 5 / 10 / 25 / 50 ms', `${le['5ms'] ?? '?'}% / ${le['10ms'] ?? '?'}% / ${le['25ms'] ?? '?'}% / ${le['50ms'] ?? '?'}%`, '', '', '']);
+      }
+      rows.push(['', 'deliveries measured / expected', `${fmt(p.samples)} / ${fmt(p.expected)}`, `${fmt(p.beforeAck)} arrived before the ack (as 0 ms)`, '', '']);
+      notes.push(`e2e ${p.subscribers} subs CPU: ${cpu(p.cpu)};${p.refusedStreams ? ` ${p.refusedStreams} stream openings refused and retried;` : ''} clock offsets child-parent ${p.clockOffsetMs.join(', ')} ms; connect ${p.connectMs} ms${p.problems.length ? `; PROBLEMS: ${p.problems.join('; ')}` : ''}`);
+    }
+    notes.push(`e2e start-up burst: ${e.startBurst.refused} of ${e.startBurst.streams} station streams opened at once on the fresh API were refused (HTTP ${e.startBurst.statuses.join('/')})`);
+    notes.push(`e2e Kafka leg alone: ${fmt(f.samples)} samples, ${fmt(f.beforeAck)} consumed before the append resolved; its EventLog.append p50 / p99 / max ${ms(f.append)} ms`);
+  }
+  const fo = r.fanout;
+  if (fo) {
+    for (const sh of fo.shapes) {
+      const s = `3 fanout ${fmt(fo.clients)} clients, ${fo.channels} ch, ${sh.perChannel} msg/client/round`;
+      const ok = sh.castlog.deliveriesPerSec >= 1_000_000 && sh.ratio >= 5 && sh.castlog.verified;
+      rows.push([s, 'deliveries/s (all verified received)', fmt(sh.castlog.deliveriesPerSec), `plain ws server ${fmt(sh.ws.deliveriesPerSec)}`, x(sh.ratio), `>= 1M and >= 5x: ${verdict(ok)}`]);
+      rows.push(['', 'deliveries per server CPU-second', fmt(sh.castlog.perServerCpuSecond), `plain ws server ${fmt(sh.ws.perServerCpuSecond)}`, x(sh.cpuEfficiencyRatio), '']);
+      notes.push(`fanout ${sh.perChannel}/round CPU of the best runs: castlog ${cpu(sh.castlog.cpu)}; ws ${cpu(sh.ws.cpu)}`);
+      for (const run of sh.runs) if (!run.verified) notes.push(`fanout ${run.server} ${run.perChannel}/round PROBLEMS: ${run.problems.join('; ')}`);
+    }
+    notes.push(`fanout clients: ${fo.clientKind}, one process per server; best of ${fo.rounds} alternating round(s) of ${fo.secondsPerRun} s`);
+  }
+  const p = r.projection;
+  if (p) {
+    const s = `4 projection ${fmt(p.events)} events`;
+    rows.push([s, 'events/s, partitions assigned -> all applied', fmt(p.projector.eventsPerSec), `INSERT unnest ${fmt(p.insertUnnest.eventsPerSec)} (batch ${fmt(p.insertUnnest.batch)})`, x(p.ratioToInsert), `>= 50k: ${verdict(p.projector.eventsPerSec >= 50_000 && p.projector.rowsVerified)}`]);
+    rows.push(['', '', '', `consume only ${fmt(p.consumeOnly.eventsPerSec)}`, x(p.ratioToConsume), '']);
+    rows.push(['', 'events/s, process spawn -> all applied', fmt(p.projector.totalEventsPerSec), `(start-up ${fmt(p.projector.startupSeconds, 1)} s)`, '', '']);
+    rows.push(['', 'setup: EventLog.append events/s', fmt(p.append.eventsPerSec), `${fmt(p.append.chunk)} events per call`, '', '']);
+    if (p.append.failures) notes.push(`projection setup: ${p.append.failures} EventLog.append calls failed (900 ms timeout) and were repeated; ${fmt(p.records)} records in the log for ${fmt(p.events)} events`);
+    notes.push(`projection: ${p.projector.which}; rows verified: ${p.projector.rowsVerified}; CPU (while applying): ${cpu(p.projector.cpu)}`);
+    const others = Object.entries(p.projector.others);
+    if (others.length) notes.push(`projection: other projections in the projector reading captions, events/s from the same start: ${others.map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join(', ')}`);
+  }
+  for (const [k, v] of Object.entries(r.errors)) notes.push(`${k} FAILED: ${v.split('\n')[0]}`);
+
+  const head: Row = ['scenario', 'metric', 'castlog', 'baseline (same run)', 'ratio', 'target'];
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
+  const line = (row: Row) => row.map((cell, c) => (c === 2 || c === 4 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join(' | ').trimEnd();
+  const sep = widths.map((w) => '-'.repeat(w)).join('-+-');
+  return [
+    `castlog bench ${r.at}  (${r.cores} cores${r.quick ? ', QUICK' : ''}, ${r.durationSeconds ?? '?'} s, load average ${r.loadavg})`,
+    'Shared machine: other processes ran alongside (see "other" CPU below); treat numbers as noisy.',
+    '',
+    line(head),
+    sep,
+    ...rows.map(line),
+    '',
+    ...notes.map((n) => `* ${n}`),
+  ].join('\n');
+}

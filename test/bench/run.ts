@@ -1,0 +1,100 @@
+// `npm run bench`: brings up the stack (reusing the Kafka on 127.0.0.1:19092 and the local
+// Postgres), runs each scenario against real castlog processes, prints a table and writes it to
+// .castlog/bench-results.json.
+//
+// Knobs (full default / BENCH_QUICK=1 default):
+//   BENCH_QUICK=1                 small and short, for development
+//   BENCH_ONLY=ingest,e2e,fanout,projection
+//   BENCH_PROF=1                  api, fanout, projector and the fanout bench servers run under
+//                                 node --cpu-prof; profiles land in .castlog/prof
+//   ingest:     BENCH_INGEST_STATIONS (8/4), _WINDOW fragments in flight per station (500/200),
+//               _SECONDS (8/3), _WARMUP (2/1), _RAW_BATCH (2000/1000), _ROUNDS (2/1)
+//   e2e:        BENCH_E2E_RATE fragments/s (2000), _SECONDS (15/4), _WARMUP (3/2), _CHANNELS (100),
+//               _SUBS_SMALL (1000/200), _SUBS_LARGE (10000/2000), _CLIENT_PROCS (2), _OPEN_CONCURRENCY (10)
+//   fanout:     BENCH_FANOUT_CLIENTS (10000/2000), _CHANNELS (100), _SECONDS per run (4/2),
+//               _ROUNDS (2/1), _WINDOW deliveries in flight (200000/100000), _SHAPES (1,4),
+//               BENCH_FANOUT_CLIENT=ws (`ws` package clients instead of the raw counting ones)
+//   projection: BENCH_PROJECTION_EVENTS (200000/30000), _APPEND_CHUNK (10000)
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { launchStack } from '../../infra/stack/launch.ts';
+import { CORES, QUICK, ROOT, killEverythingStarted } from './common.ts';
+import { e2eBench, type E2eResult } from './e2e-latency.ts';
+import { fanoutBench, type FanoutResult } from './fanout.ts';
+import { ingestBench, type IngestResult } from './ingest.ts';
+import { projectionBench, type ProjectionResult } from './projection.ts';
+import { report } from './report.ts';
+
+// The shared services; without these launchStack would start its own (or containers).
+process.env.KAFKA_BROKERS ??= '127.0.0.1:19092';
+process.env.DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/castlog_test';
+process.env.CASTLOG_NO_DOCKER ??= '1';
+
+// 10k WebSockets on each side: every process we start (they inherit our limit) must be allowed
+// more than 10k descriptors. Raise the soft limit to the hard one when we can (prlimit on our pid).
+const hard = spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim();
+spawnSync('prlimit', ['--pid', String(process.pid), `--nofile=${hard}:${hard}`], { encoding: 'utf8' });
+const nofile = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim();
+if (Number(nofile) < 12_000) console.error(`warning: the open-files limit is ${nofile}; 10k WebSockets in one process need more (raise ulimit -n)`);
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`bench: ${signal}, ending the processes it started`);
+    killEverythingStarted();
+    process.exit(130);
+  });
+}
+
+const only = new Set((process.env.BENCH_ONLY ?? 'ingest,e2e,fanout,projection').split(',').map((s) => s.trim()).filter(Boolean));
+const started = Date.now();
+const log = (s: string) => console.error(`[bench ${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${s}`);
+
+const stack = await launchStack(process.env, 'castlog_test');
+log(`stack: kafka ${stack.kafkaBrokers}, postgres ${stack.databaseUrl}; ${CORES} cores; open files ${nofile}${QUICK ? '; QUICK mode' : ''}`);
+
+export interface Results {
+  at: string;
+  quick: boolean;
+  cores: number;
+  loadavg: string;
+  durationSeconds?: number;
+  ingest?: IngestResult;
+  e2e?: E2eResult;
+  fanout?: FanoutResult;
+  projection?: ProjectionResult;
+  errors: Record<string, string>;
+}
+
+const loadavg = () => spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).stdout.trim();
+const results: Results = { at: new Date().toISOString(), quick: QUICK, cores: CORES, loadavg: loadavg(), errors: {} };
+
+async function scenario<K extends 'ingest' | 'e2e' | 'fanout' | 'projection'>(name: K, fn: () => Promise<NonNullable<Results[K]>>): Promise<void> {
+  if (!only.has(name)) return;
+  const t0 = Date.now();
+  try {
+    results[name] = (await fn()) as Results[K];
+  } catch (e) {
+    results.errors[name] = e instanceof Error ? (e.stack ?? e.message) : String(e);
+    log(`${name} FAILED: ${results.errors[name]}`);
+  }
+  log(`${name} took ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+}
+
+try {
+  await scenario('ingest', () => ingestBench(log));
+  await scenario('e2e', () => e2eBench(log));
+  await scenario('fanout', () => fanoutBench(log));
+  await scenario('projection', () => projectionBench(log));
+} finally {
+  await stack.stop();
+}
+results.durationSeconds = Math.round((Date.now() - started) / 1000);
+results.loadavg += ` -> ${loadavg()}`;
+
+const text = report(results);
+console.log(text);
+mkdirSync(join(ROOT, '.castlog'), { recursive: true });
+writeFileSync(join(ROOT, '.castlog', 'bench-results.json'), JSON.stringify({ ...results, table: text.split('\n') }, null, 2));
+log('wrote .castlog/bench-results.json');
+process.exit(Object.keys(results.errors).length ? 1 : 0);
