@@ -21,7 +21,7 @@ import { sql, type Transaction } from 'kysely';
 import type { CaptionFragmentReceived, EventDataMap } from '../../schemas/types.generated.ts';
 import type { Database } from '../database.ts';
 import type { Projection, ProjectedRecord } from '../projection.ts';
-import { firstTime } from '../uploads/first-time.ts';
+import { firstTime } from '../applied-versions.ts';
 import { ANALYTICS_TABLES, MINUTE, createAnalyticsTables } from './tables.ts';
 
 const NAME = 'analytics';

@@ -1,7 +1,7 @@
 // The analytics read model's tables: per-minute rollups of the log. Each projection version
 // creates them in its own schema; readers use the public views of the serving version.
 import type { Kysely } from 'kysely';
-import { createAppliedVersions } from '../uploads/tables.ts';
+import { createAppliedVersions } from '../applied-versions.ts';
 
 export const ANALYTICS_TABLES = [
   'analytics_caption_minutes',

@@ -2,7 +2,7 @@
 import type { EventDataMap } from '../../schemas/types.generated.ts';
 import type { Projection } from '../projection.ts';
 import { ENCODE_TABLES, createEncodeTables } from './tables.ts';
-import { firstTime } from '../uploads/first-time.ts';
+import { firstTime } from '../applied-versions.ts';
 
 const NAME = 'encodes';
 

@@ -1,7 +1,7 @@
 // The encodes read model's tables: jobs, and who may see each (the owner and everyone
 // deduplicated onto it). Each projection version creates them in its own schema.
 import type { Kysely } from 'kysely';
-import { createAppliedVersions } from '../uploads/tables.ts';
+import { createAppliedVersions } from '../applied-versions.ts';
 
 export const ENCODE_TABLES = ['encode_jobs', 'encode_job_users'];
 

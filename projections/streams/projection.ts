@@ -1,24 +1,10 @@
 // Who watches what: viewers, their per-user limit and their current leases.
-import type { Transaction } from 'kysely';
-import type { Database } from '../database.ts';
-import type { Projection, ProjectedRecord } from '../projection.ts';
+import type { Projection } from '../projection.ts';
+import { firstTime } from '../applied-versions.ts';
 import { STREAM_TABLES, createStreamTables } from './tables.ts';
 import type { EventDataMap } from '../../schemas/types.generated.ts';
 
 const NAME = 'streams';
-
-/** True the first time a (stream, version) is seen; repeats from the relay are skipped. */
-async function firstTime(trx: Transaction<Database>, r: ProjectedRecord): Promise<boolean> {
-  const { stream, streamVersion } = r.meta;
-  if (stream === undefined || streamVersion === undefined) return true;
-  const row = await trx
-    .insertInto('applied_versions')
-    .values({ projection: NAME, stream, version: streamVersion })
-    .onConflict((oc) => oc.columns(['projection', 'stream']).doUpdateSet({ version: streamVersion }).where('applied_versions.version', '<', streamVersion))
-    .returning('version')
-    .executeTakeFirst();
-  return row !== undefined;
-}
 
 export const streamsProjection: Projection = {
   name: NAME,
@@ -27,7 +13,7 @@ export const streamsProjection: Projection = {
   createTables: createStreamTables,
   async apply(trx, records) {
     for (const r of records) {
-      if (!(await firstTime(trx, r))) continue;
+      if (!(await firstTime(trx, NAME, r))) continue;
       const { type } = r.event;
       switch (type) {
         case 'UserIdIssued': {

@@ -1,18 +1,11 @@
 // The stream-limit read model's tables. Each projection version creates them in its own schema.
 import type { Kysely } from 'kysely';
+import { createAppliedVersions } from '../applied-versions.ts';
 
 export const STREAM_TABLES = ['viewers', 'viewer_leases'];
 
 export async function createStreamTables(db: Kysely<any>): Promise<void> {
-  // The last version of each event-store stream applied: the relay publishes at least once, so a
-  // repeat is recognised by (stream, version).
-  await db.schema
-    .createTable('applied_versions')
-    .addColumn('projection', 'text', (c) => c.notNull())
-    .addColumn('stream', 'text', (c) => c.notNull())
-    .addColumn('version', 'integer', (c) => c.notNull())
-    .addPrimaryKeyConstraint('applied_versions_pk', ['projection', 'stream'])
-    .execute();
+  await createAppliedVersions(db);
   await db.schema
     .createTable('viewers')
     .addColumn('user_id', 'text', (c) => c.primaryKey())

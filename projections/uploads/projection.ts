@@ -2,7 +2,7 @@
 import type { EventDataMap } from '../../schemas/types.generated.ts';
 import type { Projection } from '../projection.ts';
 import { UPLOAD_TABLES, createUploadTables } from './tables.ts';
-import { firstTime } from './first-time.ts';
+import { firstTime } from '../applied-versions.ts';
 
 const NAME = 'uploads';
 

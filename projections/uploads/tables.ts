@@ -1,5 +1,6 @@
 // The uploads read model's tables. Each projection version creates them in its own schema.
 import type { Kysely } from 'kysely';
+import { createAppliedVersions } from '../applied-versions.ts';
 
 export const UPLOAD_TABLES = ['uploads'];
 
@@ -27,13 +28,3 @@ export async function createUploadTables(db: Kysely<any>): Promise<void> {
   await db.schema.createIndex('uploads_by_sha256').on('uploads').column('sha256').execute();
 }
 
-/** The last version of each event-store stream applied: the relay publishes at least once. */
-export async function createAppliedVersions(db: Kysely<any>): Promise<void> {
-  await db.schema
-    .createTable('applied_versions')
-    .addColumn('projection', 'text', (c) => c.notNull())
-    .addColumn('stream', 'text', (c) => c.notNull())
-    .addColumn('version', 'integer', (c) => c.notNull())
-    .addPrimaryKeyConstraint('applied_versions_pk', ['projection', 'stream'])
-    .execute();
-}
