@@ -68,6 +68,11 @@ export function report(r: Results): string {
     const others = Object.entries(p.projector.others);
     if (others.length) notes.push(`projection: other projections in the projector reading captions, events/s from the same start: ${others.map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join(', ')}`);
   }
+  const se = r.search;
+  if (se) {
+    rows.push([`5 search ${fmt(se.fragments)} fragments`, 'GET /v1/search p50 / p99 / max ms, all kinds', ms(se.overall), `load ${fmt(se.loadSeconds, 1)} s, GIN build ${fmt(se.indexSeconds, 1)} s (${fmt(se.indexMB)} MB)`, '', '']);
+    for (const [kind, l] of Object.entries(se.kinds)) rows.push(['', `  ${kind} (~${fmt(l.meanHits)} hits) p50 / p99 ms`, ms(l, ['p50', 'p99']), '', '', '']);
+  }
   for (const [k, v] of Object.entries(r.errors)) notes.push(`${k} FAILED: ${v.split('\n')[0]}`);
 
   const head: Row = ['scenario', 'metric', 'castlog', 'baseline (same run)', 'ratio', 'target'];

@@ -4,7 +4,7 @@
 //
 // Knobs (full default / BENCH_QUICK=1 default):
 //   BENCH_QUICK=1                 small and short, for development
-//   BENCH_ONLY=ingest,e2e,fanout,projection
+//   BENCH_ONLY=ingest,e2e,fanout,projection,search
 //   BENCH_PROF=1                  api, fanout, projector and the fanout bench servers run under
 //                                 node --cpu-prof; profiles land in .castlog/prof
 //   ingest:     BENCH_INGEST_STATIONS (8/4), _WINDOW fragments in flight per station (500/200),
@@ -15,6 +15,7 @@
 //               _ROUNDS (2/1), _WINDOW deliveries in flight (200000/100000), _SHAPES (1,4),
 //               BENCH_FANOUT_CLIENT=ws (`ws` package clients instead of the raw counting ones)
 //   projection: BENCH_PROJECTION_EVENTS (200000/30000), _APPEND_CHUNK (10000)
+//   search:     BENCH_SEARCH_FRAGMENTS (1000000/100000), _QUERIES per kind of query (40/10)
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ import { e2eBench, type E2eResult } from './e2e-latency.ts';
 import { fanoutBench, type FanoutResult } from './fanout.ts';
 import { ingestBench, type IngestResult } from './ingest.ts';
 import { projectionBench, type ProjectionResult } from './projection.ts';
+import { searchBench, type SearchResult } from './search.ts';
 import { report } from './report.ts';
 
 // The shared services; without these launchStack would start its own (or containers).
@@ -46,7 +48,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const only = new Set((process.env.BENCH_ONLY ?? 'ingest,e2e,fanout,projection').split(',').map((s) => s.trim()).filter(Boolean));
+const only = new Set((process.env.BENCH_ONLY ?? 'ingest,e2e,fanout,projection,search').split(',').map((s) => s.trim()).filter(Boolean));
 const started = Date.now();
 const log = (s: string) => console.error(`[bench ${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${s}`);
 
@@ -63,13 +65,14 @@ export interface Results {
   e2e?: E2eResult;
   fanout?: FanoutResult;
   projection?: ProjectionResult;
+  search?: SearchResult;
   errors: Record<string, string>;
 }
 
 const loadavg = () => spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).stdout.trim();
 const results: Results = { at: new Date().toISOString(), quick: QUICK, cores: CORES, loadavg: loadavg(), errors: {} };
 
-async function scenario<K extends 'ingest' | 'e2e' | 'fanout' | 'projection'>(name: K, fn: () => Promise<NonNullable<Results[K]>>): Promise<void> {
+async function scenario<K extends 'ingest' | 'e2e' | 'fanout' | 'projection' | 'search'>(name: K, fn: () => Promise<NonNullable<Results[K]>>): Promise<void> {
   if (!only.has(name)) return;
   const t0 = Date.now();
   try {
@@ -86,6 +89,7 @@ try {
   await scenario('e2e', () => e2eBench(log));
   await scenario('fanout', () => fanoutBench(log));
   await scenario('projection', () => projectionBench(log));
+  await scenario('search', () => searchBench(log));
 } finally {
   await stack.stop();
 }
