@@ -7,7 +7,7 @@
 //    relay, Kafka and a worker) against the very same ffmpeg commands run one after another by hand
 //    (apps/worker/commands.ts builds both). Alternating rounds, each with its own qp so dedup does
 //    not answer; the best of each is kept.
-// Knobs: BENCH_UPLOAD_MB (256; quick 32), BENCH_UPLOAD_CHUNK_MB (16), BENCH_UPLOAD_ROUNDS (3),
+// Knobs: BENCH_UPLOAD_MB (256; quick 32), BENCH_UPLOAD_CHUNK_MB (16; 0 = one PATCH per file), BENCH_UPLOAD_ROUNDS (3),
 // BENCH_ENCODE_SECONDS (10; quick 3), BENCH_ENCODE_ROUNDS (2; quick 1).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -74,7 +74,11 @@ async function byHand(clip: string, dir: string, qp: number): Promise<number> {
     frames: Math.round(p.durationSeconds! * p.video!.fps), hasAudio: p.hasAudio, durationSeconds: p.durationSeconds!,
   };
   const at = (f: string) => join(dir, f);
-  const exec = async (c: { cmd: string; args: string[] }) => run(c.cmd, c.args);
+  const exec = async (c: { cmd: string; args: string[] }) => {
+    const t = performance.now();
+    await run(c.cmd, c.args);
+    if (process.env.BENCH_TIMELINE) console.error(`  by hand ${Math.round(performance.now() - t)} ms ${c.args.includes('libx265') ? 'x265' : c.args.includes('concat') ? 'join' : c.args.includes('lavfi') ? 'logo yuv' : c.args.includes('copy') ? 'mux' : 'extract'}`);
+  };
   await exec(extractCommand(clip, media, at('video.yuv'), media.hasAudio ? at('audio.wav') : null));
   const frames = (await stat(at('video.yuv'))).size / ((media.width * media.height * 3) / 2);
   for (const c of encodeCommands('x265', at('video.yuv'), media, options, at('video.mkv'))) await exec(c);
@@ -104,7 +108,8 @@ export async function uploadsBench(log: Log): Promise<UploadsResult> {
     fileServer = fs.child;
 
     // --- 1. upload MB/s ---
-    const chunk = chunkMegabytes * 1024 * 1024;
+    // 0 MB means one PATCH for the whole file, tus-js-client's default.
+    const chunk = chunkMegabytes > 0 ? chunkMegabytes * 1024 * 1024 : Infinity;
     const castlog: number[] = [];
     const fileStore: number[] = [];
     let eventsPerUpload = 0;
@@ -155,6 +160,13 @@ export async function uploadsBench(log: Log): Promise<UploadsResult> {
       const rows = await sys.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `encode-${jobId}`).execute();
       const at = (t: string) => (sys.log.codec.decode(rows.find((e) => e.type === t)!.data).data as { at: number }).at;
       const seconds = (at('EncodeCompleted') - at('EncodeRequested')) / 1000;
+      if (process.env.BENCH_TIMELINE) {
+        const t = at('EncodeRequested');
+        for (const e of rows) {
+          const d = sys.log.codec.decode(e.data).data as { at: number; step?: string; percent?: number };
+          if (e.type !== 'EncodeProgressed') log(`  +${d.at - t} ms ${e.type} ${d.step ?? ''}`);
+        }
+      }
       void t0;
       viaCastlog.push(seconds);
       viaHand.push(await byHand(clip, join(work, 'by-hand'), qp));
