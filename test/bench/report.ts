@@ -1,6 +1,7 @@
 // The results table: one row per figure, castlog next to its same-run baseline, the ratio, and
 // the target where there is one.
 import type { Results } from './run.ts';
+import { uploadsRows } from './uploads.ts';
 import { fmt, type Latency } from './common.ts';
 
 type Row = [scenario: string, metric: string, castlog: string, baseline: string, ratio: string, target: string];
@@ -72,6 +73,10 @@ export function report(r: Results): string {
   if (se) {
     rows.push([`5 search ${fmt(se.fragments)} fragments`, 'GET /v1/search p50 / p99 / max ms, all kinds', ms(se.overall), `load ${fmt(se.loadSeconds, 1)} s, GIN build ${fmt(se.indexSeconds, 1)} s (${fmt(se.indexMB)} MB)`, '', '']);
     for (const [kind, l] of Object.entries(se.kinds)) rows.push(['', `  ${kind} (~${fmt(l.meanHits)} hits) p50 / p99 ms`, ms(l, ['p50', 'p99']), '', '', '']);
+  }
+  if (r.uploads) {
+    rows.push(...uploadsRows(r.uploads));
+    notes.push(`uploads: ${r.uploads.upload.eventsPerUpload} events per castlog upload; MB/s per round castlog ${r.uploads.upload.all.castlog.map((v) => fmt(v, 1)).join(', ')}, file-store ${r.uploads.upload.all.fileStore.map((v) => fmt(v, 1)).join(', ')}; encode ${r.uploads.pipeline.clip}, s per round castlog ${r.uploads.pipeline.all.castlog.map((v) => fmt(v, 2)).join(', ')}, by hand ${r.uploads.pipeline.all.byHand.map((v) => fmt(v, 2)).join(', ')}`);
   }
   for (const [k, v] of Object.entries(r.errors)) notes.push(`${k} FAILED: ${v.split('\n')[0]}`);
 
