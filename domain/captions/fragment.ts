@@ -33,6 +33,8 @@ export function checkFragment(input: unknown): FragmentCheck {
   if (!isLong(f.seq)) return fail('seq: must be a non-negative integer');
   if (typeof f.text !== 'string') return fail('text: must be a string');
   if (LONE_SURROGATE.test(f.text)) return fail('text: must be Unicode text (it has an unpaired surrogate escape)');
+  // Postgres text cannot hold U+0000: accepting one would stop the read model at that fragment.
+  if (f.text.includes('\u0000')) return fail('text: must not contain NUL (U+0000) characters');
   if (f.text.length > MAX_TEXT_CHARS && [...f.text].length > MAX_TEXT_CHARS) {
     return fail(`text: must be at most ${MAX_TEXT_CHARS} characters`);
   }

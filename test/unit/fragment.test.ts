@@ -139,6 +139,12 @@ describe('parseFragmentLine', () => {
     expect(errorOf(parseFragmentLine(bytes(`{"seq":1,"text":"${escaped}","start":1,"end":2}`)))).toMatch(/^text: /);
   });
 
+  it('rejects a NUL character, escaped or raw: Postgres text cannot hold one, and the read model would stop there', () => {
+    expect(errorOf(parseFragmentLine(bytes('{"seq":1,"text":"a\\u0000b","start":1,"end":2}')))).toBe('text: must not contain NUL (U+0000) characters');
+    expect(errorOf(checkFragment({ ...minimal, text: 'a\u0000b' }))).toMatch(/^text: .*NUL/);
+    expect(checkFragment({ ...minimal, text: 'a\u0001b' }).ok).toBe(true);
+  });
+
   it('applies the field checks to what it parsed', () => {
     expect(errorOf(parseFragmentLine(bytes(JSON.stringify({ ...minimal, seq: -3 }))))).toMatch(/^seq: /);
     expect(errorOf(parseFragmentLine(bytes('[1,2]')))).toBe('a fragment must be a JSON object');
