@@ -8,6 +8,7 @@ import { PROJECTIONS } from '../projections/catalog.ts';
 import { schemaOf, startRebuild, versions } from '../projections/versions.ts';
 import type { CaptionFragmentReceived } from '../schemas/types.generated.ts';
 import type { TopicName } from '../schemas/catalog.ts';
+import { FRAGMENT_COLUMNS } from '../projections/captions/tables.ts';
 
 export interface VersionStatus {
   version: number;
@@ -173,7 +174,7 @@ export async function verifyCaptions(db: Db, log: EventLog): Promise<{ ok: boole
   for (;;) {
     const rows = await db
       .selectFrom('caption_fragments')
-      .selectAll()
+      .select(FRAGMENT_COLUMNS)
       .where((eb) => eb.or([eb('partition', '>', after.partition), eb.and([eb('partition', '=', after.partition), eb('offset', '>', after.offset)])]))
       .orderBy('partition').orderBy('offset')
       .limit(10_000)

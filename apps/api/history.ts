@@ -6,6 +6,7 @@ import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import type { Db } from '../../infra/db.ts';
 import { badRequest } from './errors.ts';
+import { FRAGMENT_COLUMNS } from '../../projections/captions/tables.ts';
 
 /** Milliseconds since the epoch, or an ISO 8601 date. */
 export function parseTime(field: string, value: string | undefined): number | undefined {
@@ -47,7 +48,7 @@ export function historyRoutes(app: FastifyInstance, deps: { db: Db }): void {
       const from = parseTime('from', req.query.from);
       const to = parseTime('to', req.query.to);
       const limit = req.query.limit ?? 100;
-      let q = db.selectFrom('caption_fragments').selectAll().where('channel', '=', channel);
+      let q = db.selectFrom('caption_fragments').select(FRAGMENT_COLUMNS).where('channel', '=', channel);
       if (req.query.after !== undefined) {
         const after = parsePosition(req.query.after);
         if (!after) throw badRequest('after', 'must be a position "partition:offset" as returned by the API');

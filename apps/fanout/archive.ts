@@ -5,6 +5,7 @@ import type { Db } from '../../infra/db.ts';
 import type { CaptionArchive } from './hub.ts';
 import type { ReplaySource } from './replay.ts';
 import { captionMessage } from './protocol.ts';
+import { FRAGMENT_COLUMNS } from '../../projections/captions/tables.ts';
 
 export function postgresArchive(db: Db): CaptionArchive {
   return {
@@ -14,7 +15,7 @@ export function postgresArchive(db: Db): CaptionArchive {
       db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
         const rows = await trx
           .selectFrom('caption_fragments')
-          .selectAll()
+          .select(FRAGMENT_COLUMNS)
           .where('channel', '=', channel).where('partition', '=', partition).where('offset', '>', offset)
           .orderBy('offset')
           .limit(limit)
@@ -45,7 +46,7 @@ export function postgresArchive(db: Db): CaptionArchive {
 export function postgresReplaySource(db: Db): ReplaySource {
   return {
     async page(channel, from, to, after, limit) {
-      let q = db.selectFrom('caption_fragments').selectAll().where('channel', '=', channel).where('start_ms', '>=', from).where('start_ms', '<', to);
+      let q = db.selectFrom('caption_fragments').select(FRAGMENT_COLUMNS).where('channel', '=', channel).where('start_ms', '>=', from).where('start_ms', '<', to);
       if (after) q = q.where((eb) => eb.or([eb('start_ms', '>', after.start), eb.and([eb('start_ms', '=', after.start), eb('offset', '>', after.offset)])]));
       const rows = await q.orderBy('start_ms').orderBy('offset').limit(limit).execute();
       return rows.map((r) => ({

@@ -4,6 +4,9 @@ import { addSearchColumn } from './search-sql.ts';
 
 export const CAPTION_TABLES = ['caption_fragments', 'channels'];
 
+/** The columns readers of a fragment need (not the search vector, which can be large). */
+export const FRAGMENT_COLUMNS = ['channel', 'partition', 'offset', 'station', 'seq', 'text', 'start_ms', 'end_ms', 'mode', 'lang'] as const;
+
 /** The last seq applied per station and channel: a fragment not above it is a repeat. */
 export async function createStationSeqs(db: Kysely<any>): Promise<void> {
   await db.schema
