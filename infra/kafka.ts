@@ -87,8 +87,9 @@ export class EventLog {
     private readonly prefix: string,
     private readonly logger: Logger,
     codec?: AvroCodec,
-    /** How long an append may wait for Kafka before it is refused. */
-    private readonly appendTimeoutMs = 900,
+    /** How long an append may wait for Kafka's acknowledgement before it is reported as not
+     *  acknowledged (an unreachable Kafka is found faster, by ping, before a request starts). */
+    private readonly appendTimeoutMs = 3000,
   ) {
     this.codec = codec ?? new AvroCodec();
     this.kafka = new Kafka({
@@ -109,13 +110,21 @@ export class EventLog {
     return name.slice(this.prefix.length) as TopicName;
   }
 
-  async admin(): Promise<Admin> {
-    if (!this.adminClient) {
+  private adminReady: Promise<Admin> | undefined;
+
+  /** One admin client, connected once however many callers ask at the same moment. */
+  admin(): Promise<Admin> {
+    if (!this.adminReady) {
       const admin = this.kafka.admin({ retry: { retries: 1, initialRetryTime: 100 } });
-      await admin.connect();
-      this.adminClient = admin;
+      this.adminReady = admin.connect().then(
+        () => (this.adminClient = admin),
+        (e) => {
+          this.adminReady = undefined;
+          throw e;
+        },
+      );
     }
-    return this.adminClient;
+    return this.adminReady;
   }
 
   /** Creates every topic of the catalog that does not exist yet. */
@@ -168,20 +177,32 @@ export class EventLog {
 
   /** True when Kafka acknowledged an append in the last two seconds, or a broker answers a
    *  metadata request in time (remembered for a second). */
+  private pinging: Promise<boolean> | undefined;
+
   async ping(): Promise<boolean> {
     if (Date.now() - this.lastAppendOk < 2000) return true;
     if (Date.now() - this.lastPing.at < 1000) return this.lastPing.ok;
+    // Single flight: a hundred requests arriving at once share one metadata round trip.
+    this.pinging ??= this.pingOnce().finally(() => (this.pinging = undefined));
+    return this.pinging;
+  }
+
+  private async pingOnce(): Promise<boolean> {
     let ok = false;
     try {
       const deadline = Date.now() + 900;
       const admin = await withTimeout(this.admin(), 900);
       await withTimeout(admin.describeCluster(), Math.max(1, deadline - Date.now()));
       ok = true;
-    } catch {
-      // A dead connection may be cached in the admin client: make a fresh one next time.
-      const admin = this.adminClient;
-      this.adminClient = undefined;
-      void admin?.disconnect().catch(() => undefined);
+    } catch (err) {
+      // A refused or broken connection may be cached in the admin client: make a fresh one next
+      // time. A mere timeout (a busy machine) leaves it to the calls still using it.
+      if (!(err instanceof KafkaUnavailable)) {
+        const admin = this.adminClient;
+        this.adminClient = undefined;
+        this.adminReady = undefined;
+        void admin?.disconnect().catch(() => undefined);
+      }
     }
     this.lastPing = { at: Date.now(), ok };
     return ok;
@@ -244,7 +265,11 @@ export class EventLog {
         try {
           const producer = await withTimeout(this.readyProducer(), this.appendTimeoutMs);
           const byTopic = new Map<string, Pending[]>();
-          for (const p of batch) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p]);
+          for (const p of batch) {
+            const list = byTopic.get(p.topic);
+            if (list) list.push(p);
+            else byTopic.set(p.topic, [p]);
+          }
           const metadata = await withTimeout(
             producer.sendBatch({
               acks: -1,
@@ -265,13 +290,16 @@ export class EventLog {
           }
         } catch (err) {
           this.logger.warn({ err: String(err) }, 'append failed');
-          this.lastPing = { at: Date.now(), ok: false };
           this.lastAppendOk = 0;
-          // The producer may be wedged on a dead connection: start afresh on the next append.
-          const producer = this.producer;
-          this.producer = undefined;
-          this.producerReady = undefined;
-          void producer?.disconnect().catch(() => undefined);
+          if (!(err instanceof KafkaUnavailable)) {
+            // A broken producer may be wedged on a dead connection: start afresh on the next
+            // append. A timeout alone keeps it: its request may still complete, in order.
+            this.lastPing = { at: Date.now(), ok: false };
+            const producer = this.producer;
+            this.producer = undefined;
+            this.producerReady = undefined;
+            void producer?.disconnect().catch(() => undefined);
+          }
           // Everything queued behind a failed batch fails with it: sending it now could put it on
           // the log ahead of the failed events, and callers rely on order per key.
           const behind = this.queue.splice(0);

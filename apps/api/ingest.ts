@@ -2,7 +2,6 @@
 // acknowledged (with its log position) only once Kafka has it with acks=all.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
-import { PassThrough } from 'node:stream';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { checkFragment, parseFragmentLine, type Fragment } from '../../domain/captions/fragment.ts';
 import { formatPosition } from '../../domain/position.ts';
@@ -15,7 +14,7 @@ import { splitLines } from './lines.ts';
 const MAX_LINE_BYTES = 64 * 1024;
 /** Fragments of one request waiting for Kafka before we stop reading more of it. */
 const MAX_IN_FLIGHT = 2048;
-const NOT_STORED = 'not stored: Kafka is unavailable; send this fragment again';
+const NOT_STORED = 'not acknowledged: Kafka did not confirm it in time; send this fragment again (a repeat is dropped)';
 
 type Ack = { seq: number; position: string } | { line: number; error: string; seq?: number };
 
@@ -55,9 +54,12 @@ export function ingestRoutes(app: FastifyInstance, deps: { log: EventLog; statio
     if (!(await log.ping())) throw new HttpError(503, 'Service Unavailable: Kafka cannot be reached; nothing was written');
 
     if (req.headers['content-type']?.startsWith('application/x-ndjson')) {
-      const out = new PassThrough();
-      reply.header('content-type', 'application/x-ndjson').header('cache-control', 'no-store');
-      void reply.send(out);
+      // From here on the response is ours: the head goes out at once, so the station knows its
+      // stream is accepted before its first acknowledgement, then one line per input line.
+      reply.hijack();
+      const out = reply.raw;
+      out.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      out.flushHeaders();
       let line = 0;
       let inFlight = 0;
       let written: Promise<unknown> = Promise.resolve();

@@ -1,4 +1,5 @@
 // Capture stations posting fragments: acknowledgements, positions, and every kind of bad input.
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { System, fragment, waitFor } from '../support/system.ts';
 
@@ -27,31 +28,26 @@ describe('NDJSON ingest', () => {
   });
 
   it('answers each line as soon as it is durable, while the request stays open', async () => {
-    const enc = new TextEncoder();
-    let push!: (s: string) => void;
-    let end!: () => void;
-    const stream = new ReadableStream<Uint8Array>({
-      start(c) {
-        push = (s) => c.enqueue(enc.encode(s));
-        end = () => c.close();
-      },
-    });
-    const res = fetch(`${sys.api}/v1/channels/slow.stream/captions`, {
+    // A station holds one request open and writes a line at a time, as ccextractor's client does.
+    const req = http.request(`${sys.api}/v1/channels/slow.stream/captions`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}` },
-      body: stream,
-      duplex: 'half',
-    } as RequestInit);
-    push(JSON.stringify(fragment(1)) + '\n');
-    const response = await res;
-    const reader = response.body!.getReader();
-    const first = await reader.read(); // arrives before the request body has ended
-    expect(JSON.parse(new TextDecoder().decode(first.value!))).toMatchObject({ seq: 1, position: expect.stringMatching(/^\d+:\d+$/) });
-    push(JSON.stringify(fragment(2)) + '\n');
-    const second = await reader.read();
-    expect(JSON.parse(new TextDecoder().decode(second.value!))).toMatchObject({ seq: 2 });
-    end();
-    expect((await reader.read()).done).toBe(true);
+    });
+    req.flushHeaders();
+    // The stream is accepted (status and headers) before the station has sent anything.
+    const response = await new Promise<http.IncomingMessage>((resolve) => req.once('response', resolve));
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^application\/x-ndjson/);
+    const lines: any[] = [];
+    response.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))));
+    req.write(JSON.stringify(fragment(1)) + '\n');
+    await waitFor('first ack', () => lines.length === 1);
+    expect(lines[0]).toMatchObject({ seq: 1, position: expect.stringMatching(/^\d+:\d+$/) });
+    req.write(JSON.stringify(fragment(2)) + '\n');
+    await waitFor('second ack', () => lines.length === 2);
+    expect(lines[1]).toMatchObject({ seq: 2 });
+    req.end();
+    await new Promise((resolve) => response.once('end', resolve));
   });
 
   it('skips bad lines with an error naming the line and goes on', async () => {
