@@ -66,8 +66,14 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   encodeRoutes(app, { ...deps, blobs });
   analyticsRoutes(app, deps);
 
-  const page = (name: string) => readFileSync(new URL(`../web/${name}`, import.meta.url), 'utf8');
+  const pages = new Map<string, string>();
+  const page = (name: string) => {
+    let text = pages.get(name);
+    if (text === undefined) pages.set(name, (text = readFileSync(new URL(`../web/${name}`, import.meta.url), 'utf8')));
+    return text;
+  };
   app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('index.html')));
+  app.get('/theme.css', (_req, reply) => reply.type('text/css; charset=utf-8').send(page('theme.css')));
   app.get('/search', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('search.html')));
   app.get('/admin', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('admin.html')));
   app.get('/upload', (_req, reply) => reply.type('text/html; charset=utf-8').send(page('upload.html')));
