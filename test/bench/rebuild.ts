@@ -88,9 +88,3 @@ export async function rebuildBench(log: (s: string) => void): Promise<RebuildRes
   }
 }
 
-// Runnable on its own: `tsx test/bench/rebuild.ts`.
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const t = Date.now();
-  console.log(JSON.stringify(await rebuildBench((s) => console.error(`[${((Date.now() - t) / 1000).toFixed(1)}s] ${s}`)), null, 2));
-  process.exit(0);
-}

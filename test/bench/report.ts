@@ -74,6 +74,18 @@ export function report(r: Results): string {
     rows.push([`5 search ${fmt(se.fragments)} fragments`, 'GET /v1/search p50 / p99 / max ms, all kinds', ms(se.overall), `load ${fmt(se.loadSeconds, 1)} s, GIN build ${fmt(se.indexSeconds, 1)} s (${fmt(se.indexMB)} MB)`, '', '']);
     for (const [kind, l] of Object.entries(se.kinds)) rows.push(['', `  ${kind} (~${fmt(l.meanHits)} hits) p50 / p99 ms`, ms(l, ['p50', 'p99']), '', '', '']);
   }
+  const rb = r.rebuild;
+  if (rb) {
+    rows.push([
+      `4b rebuild ${fmt(rb.events)} caption events`,
+      'seconds from rebuild request to swap',
+      fmt(rb.rebuild.seconds, 1),
+      `first build of v1 ${fmt(rb.firstBuild.seconds, 1)} s`,
+      x(rb.ratioToFirstBuild),
+      `<= ${rb.targetSeconds} s: ${verdict(rb.rebuild.seconds <= rb.targetSeconds)}`,
+    ]);
+    notes.push(`rebuild: ${fmt(rb.rebuild.eventsPerSec)} events/s while v1 kept serving; rows verified: ${rb.rebuild.rowsVerified}; append ${fmt(rb.appendSeconds, 1)} s`);
+  }
   if (r.uploads) {
     rows.push(...uploadsRows(r.uploads));
     notes.push(`uploads: ${r.uploads.upload.eventsPerUpload} events per castlog upload; MB/s per round castlog ${r.uploads.upload.all.castlog.map((v) => fmt(v, 1)).join(', ')}, file-store ${r.uploads.upload.all.fileStore.map((v) => fmt(v, 1)).join(', ')}; encode ${r.uploads.pipeline.clip}, s per round castlog ${r.uploads.pipeline.all.castlog.map((v) => fmt(v, 2)).join(', ')}, by hand ${r.uploads.pipeline.all.byHand.map((v) => fmt(v, 2)).join(', ')}`);
