@@ -58,6 +58,14 @@ export interface ConsumeOptions {
   maxBytesPerPartition?: number;
   /** How many partitions' batches may be handled at once (each partition stays in order). */
   partitionsConcurrently?: number;
+  /**
+   * Batches per partition that may wait for onBatch while the next fetch runs (kafkajs fetches
+   * only once every batch of the last fetch was handled, so without this the database idles
+   * during fetches and Node idles during writes). Only for consumers that keep their own
+   * positions and check each batch against them: group offsets then run ahead of what is handled,
+   * and a failing batch is retried in place rather than fetched again.
+   */
+  pipeline?: number;
 }
 
 export class KafkaUnavailable extends Error {}
@@ -366,6 +374,8 @@ export class EventLog {
       });
     }
 
+    let stopped = false;
+    const lanes = new Lanes();
     await consumer.run({
       autoCommit: opts.commit ?? false,
       partitionsConsumedConcurrently: opts.partitionsConcurrently ?? 1,
@@ -380,24 +390,47 @@ export class EventLog {
             opts.onPoison?.(topic, batch.partition, Number(m.offset), error);
           }
         }
+        const handed: PartitionBatch = { topic, partition: batch.partition, records, firstOffset: Number(batch.firstOffset() ?? -1), highWatermark: Number(batch.highWatermark) };
+        const seek = (outcome: void | { seek: number }) => outcome && consumer.seek({ topic: batch.topic, partition: batch.partition, offset: String(outcome.seek) });
+        if (opts.pipeline) {
+          const lane = lanes.get(batch.topic, batch.partition);
+          lane.push(() => this.handleUntilDone(opts, handed, () => stopped).then(seek));
+          if (batch.messages.length) resolveOffset(batch.lastOffset());
+          await lane.waitBelow(opts.pipeline + 1);
+          return;
+        }
         let outcome: void | { seek: number };
         try {
-          outcome = await opts.onBatch({ topic, partition: batch.partition, records, firstOffset: Number(batch.firstOffset() ?? -1), highWatermark: Number(batch.highWatermark) });
+          outcome = await opts.onBatch(handed);
         } catch (err) {
           // kafkajs retries the batch; say why, or a stuck consumer is a silent one.
           this.logger.error({ err: String(err), stack: (err as Error).stack, topic, partition: batch.partition }, 'batch handler failed, will retry');
           throw err;
         }
-        if (outcome) consumer.seek({ topic: batch.topic, partition: batch.partition, offset: String(outcome.seek) });
+        if (outcome) seek(outcome);
         else if (batch.messages.length) resolveOffset(batch.lastOffset());
       },
     });
     return {
       stop: async () => {
+        stopped = true;
         this.consumers.delete(consumer);
         await consumer.disconnect();
+        await lanes.drained();
       },
     };
+  }
+
+  /** onBatch until it succeeds (or the consumer stops), backing off; for pipelined consumers. */
+  private async handleUntilDone(opts: ConsumeOptions, batch: PartitionBatch, stopped: () => boolean): Promise<void | { seek: number }> {
+    for (let delay = 200; !stopped(); delay = Math.min(delay * 2, 5000)) {
+      try {
+        return await opts.onBatch(batch);
+      } catch (err) {
+        this.logger.error({ err: String(err), stack: (err as Error).stack, topic: batch.topic, partition: batch.partition }, 'batch handler failed, will retry');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   /** A group id no other process shares: for readers that must see every partition. */
@@ -408,6 +441,41 @@ export class EventLog {
   async close(): Promise<void> {
     await Promise.allSettled([...this.consumers].map((c) => c.disconnect()));
     await Promise.allSettled([this.producer?.disconnect(), this.adminClient?.disconnect()]);
+  }
+}
+
+/** One queue of work per partition: each runs its tasks in order, and says how many are waiting. */
+class Lanes {
+  private readonly lanes = new Map<string, Lane>();
+
+  get(topic: string, partition: number): Lane {
+    const key = `${topic}/${partition}`;
+    let lane = this.lanes.get(key);
+    if (!lane) this.lanes.set(key, (lane = new Lane()));
+    return lane;
+  }
+
+  async drained(): Promise<void> {
+    await Promise.all([...this.lanes.values()].map((l) => l.waitBelow(1)));
+  }
+}
+
+class Lane {
+  private tail: Promise<unknown> = Promise.resolve();
+  private depth = 0;
+  private waiters: (() => void)[] = [];
+
+  push(task: () => Promise<unknown>): void {
+    this.depth++;
+    this.tail = this.tail.then(task).catch(() => undefined).finally(() => {
+      this.depth--;
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  /** Resolves once fewer than n tasks are queued or running. */
+  async waitBelow(n: number): Promise<void> {
+    while (this.depth >= n) await new Promise<void>((r) => this.waiters.push(r));
   }
 }
 

@@ -8,6 +8,7 @@ import * as m0004 from './migrations/0004_streams.ts';
 import * as m0010 from './migrations/0010_projection_versions.ts';
 import * as m0011 from './migrations/0011_search.ts';
 import * as m0015 from './migrations/0015_station_seqs.ts';
+import * as m0016 from './migrations/0016_building_indexed.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001_stations': m0001,
@@ -17,6 +18,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0010_projection_versions': m0010,
   '0011_search': m0011,
   '0015_station_seqs': m0015,
+  '0016_building_indexed': m0016,
 };
 
 export async function migrate(db: Db): Promise<void> {

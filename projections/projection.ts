@@ -21,5 +21,10 @@ export interface Projection {
   views: string[];
   /** Creates this projection's tables in the current schema (a version's own). */
   createTables(db: Kysely<any>): Promise<void>;
+  /**
+   * Indexes only readers need. A version being rebuilt gets them once it has caught up, just before
+   * the swap: one bulk build is many times cheaper than keeping them current row by row.
+   */
+  createIndexes?(db: Kysely<any>): Promise<void>;
   apply(trx: Transaction<Database>, records: ProjectedRecord[]): Promise<void>;
 }

@@ -34,28 +34,52 @@ export async function startRebuild(db: Kysely<Database>, projection: Projection)
     await sql`CREATE SCHEMA ${sql.id(schema)}`.execute(trx);
     await sql`SET LOCAL search_path TO ${sql.id(schema)}, public`.execute(trx);
     await projection.createTables(trx);
-    await sql`UPDATE projection_versions SET building = ${next}, building_started_at = now() WHERE name = ${projection.name}`.execute(trx);
+    await sql`UPDATE projection_versions SET building = ${next}, building_started_at = now(), building_indexed_at = NULL WHERE name = ${projection.name}`.execute(trx);
     return next;
   });
 }
 
+/** Partitions where `version` is behind the serving version (not locked: a hint, not a promise). */
+async function partitionsBehind(db: Kysely<Database>, oldKey: string, newKey: string, lock = sql``): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM (SELECT topic, partition, next_offset FROM projection_positions WHERE projection = ${oldKey} ${lock}) old
+    LEFT JOIN projection_positions neu ON neu.projection = ${newKey} AND neu.topic = old.topic AND neu.partition = old.partition
+    WHERE neu.next_offset IS NULL OR neu.next_offset < old.next_offset`.execute(db);
+  return rows[0]!.n;
+}
+
 /**
- * Swaps the views to `version` if it has caught up with the serving version. The serving version's
- * positions are locked while comparing, so it cannot move ahead between the check and the swap.
- * Returns true once swapped.
+ * Once `version` has caught up, makes the readers' indexes it was built without: one bulk build
+ * each. Its own projector waits on the table lock meanwhile; the serving version is untouched.
+ */
+async function indexWhenCaughtUp(db: Kysely<Database>, projection: Projection, version: number, oldKey: string, newKey: string): Promise<boolean> {
+  if ((await partitionsBehind(db, oldKey, newKey)) > 0) return false;
+  await db.transaction().execute(async (trx) => {
+    await sql`SET LOCAL search_path TO ${sql.id(newKey)}, public; SET LOCAL maintenance_work_mem TO '256MB'`.execute(trx);
+    await projection.createIndexes?.(trx);
+    await sql`SET LOCAL search_path TO public`.execute(trx);
+    await sql`UPDATE projection_versions SET building_indexed_at = now() WHERE name = ${projection.name} AND building = ${version}`.execute(trx);
+  });
+  return true;
+}
+
+/**
+ * Swaps the views to `version` if it has caught up with the serving version and has its readers'
+ * indexes. The serving version's positions are locked while comparing, so it cannot move ahead
+ * between the check and the swap. Returns true once swapped.
  */
 export async function trySwap(db: Kysely<Database>, projection: Projection, version: number): Promise<boolean> {
+  const { rows: now } = await sql<VersionRow & { indexed: boolean }>`
+    SELECT name, current, building, building_indexed_at IS NOT NULL AS indexed FROM projection_versions WHERE name = ${projection.name}`.execute(db);
+  if (now[0]?.building !== version) return false;
+  if (!now[0].indexed && !(await indexWhenCaughtUp(db, projection, version, schemaOf(projection.name, now[0].current), schemaOf(projection.name, version)))) return false;
   return db.transaction().execute(async (trx) => {
     const { rows } = await sql<VersionRow>`SELECT name, current, building FROM projection_versions WHERE name = ${projection.name} FOR UPDATE`.execute(trx);
     const row = rows[0];
     if (!row || row.building !== version) return false;
     const oldKey = schemaOf(projection.name, row.current);
     const newKey = schemaOf(projection.name, version);
-    const { rows: behind } = await sql<{ n: number }>`
-      SELECT count(*)::int AS n FROM (SELECT topic, partition, next_offset FROM projection_positions WHERE projection = ${oldKey} FOR UPDATE) old
-      LEFT JOIN projection_positions neu ON neu.projection = ${newKey} AND neu.topic = old.topic AND neu.partition = old.partition
-      WHERE neu.next_offset IS NULL OR neu.next_offset < old.next_offset`.execute(trx);
-    if (behind[0]!.n > 0) return false;
+    if ((await partitionsBehind(trx, oldKey, newKey, sql`FOR UPDATE`)) > 0) return false;
     for (const view of projection.views) {
       await sql`DROP VIEW IF EXISTS ${sql.id(view)}`.execute(trx);
       await sql`CREATE VIEW ${sql.id(view)} AS SELECT * FROM ${sql.id(newKey, view)}`.execute(trx);
@@ -90,11 +114,12 @@ export async function ensureRegistered(db: Kysely<Database>, projection: Project
     const inPublic = new Set(existing.map((r) => r.table_name));
     if (projection.views.every((v) => inPublic.has(v))) {
       for (const v of projection.views) await sql`ALTER TABLE ${sql.id(v)} SET SCHEMA ${sql.id(schema)}`.execute(trx);
-    } else {
-      await sql`SET LOCAL search_path TO ${sql.id(schema)}, public`.execute(trx);
-      await projection.createTables(trx);
-      await sql`SET LOCAL search_path TO public`.execute(trx);
     }
+    await sql`SET LOCAL search_path TO ${sql.id(schema)}, public`.execute(trx);
+    if (!projection.views.every((v) => inPublic.has(v))) await projection.createTables(trx);
+    // The first version serves at once: its readers' indexes come with it.
+    await projection.createIndexes?.(trx);
+    await sql`SET LOCAL search_path TO public`.execute(trx);
     for (const v of projection.views) await sql`CREATE VIEW ${sql.id(v)} AS SELECT * FROM ${sql.id(schema, v)}`.execute(trx);
     await sql`UPDATE projection_positions SET projection = ${schema} WHERE projection = ${projection.name}`.execute(trx);
     await sql`INSERT INTO projection_versions (name, current) VALUES (${projection.name}, 1)`.execute(trx);

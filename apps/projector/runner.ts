@@ -44,6 +44,9 @@ export async function runProjection(
     commit: true,
     // Partitions are independent: applying several at once keeps Node and Postgres both busy.
     partitionsConcurrently: 3,
+    // The next fetch runs while batches are written; positions are checked per batch, so batches
+    // fetched ahead of a seek or a rebalance are filtered or trigger a seek back, never applied twice.
+    pipeline: 2,
     startAt: async (topic, partition) => {
       const low = (await log.offsets(topic)).find((o) => o.partition === partition)?.low ?? 0;
       await db

@@ -3,13 +3,14 @@
 import { sql } from 'kysely';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import type { Projection, ProjectedRecord } from '../projection.ts';
-import { CAPTION_TABLES, createCaptionTables } from './tables.ts';
+import { CAPTION_TABLES, createCaptionIndexes, createCaptionTables } from './tables.ts';
 
 export const captionsProjection: Projection = {
   name: 'captions',
   topics: ['captions'],
   views: CAPTION_TABLES,
   createTables: createCaptionTables,
+  createIndexes: createCaptionIndexes,
   async apply(trx, records: ProjectedRecord[]) {
     const rows = records.filter((r) => r.event.type === 'CaptionFragmentReceived');
     if (!rows.length) return;

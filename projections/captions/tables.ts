@@ -1,6 +1,6 @@
 // The caption read model's tables. Each projection version creates them in its own schema.
 import type { Kysely } from 'kysely';
-import { addSearchColumn } from './search-sql.ts';
+import { addSearchColumn, addSearchIndexes } from './search-sql.ts';
 
 export const CAPTION_TABLES = ['caption_fragments', 'channels'];
 
@@ -35,9 +35,7 @@ export async function createCaptionTables(db: Kysely<any>): Promise<void> {
     // Repeats never get here (station_seqs drops them), so the log position is the only key.
     .addPrimaryKeyConstraint('caption_fragments_pk', ['partition', 'offset'])
     .execute();
-  await db.schema.createIndex('caption_fragments_by_channel').on('caption_fragments').columns(['channel', 'offset']).execute();
-  await db.schema.createIndex('caption_fragments_by_time').on('caption_fragments').columns(['channel', 'start_ms']).execute();
-  // Full-text search: a generated tsvector per fragment and its GIN index (see search-sql.ts).
+  // Full-text search: a generated tsvector per fragment (see search-sql.ts).
   await addSearchColumn(db);
   await db.schema
     .createTable('channels')
@@ -47,4 +45,11 @@ export async function createCaptionTables(db: Kysely<any>): Promise<void> {
     .addColumn('last_position', 'text', (c) => c.notNull())
     .execute();
   await createStationSeqs(db);
+}
+
+/** History, export and search read through these; the projection itself never does. */
+export async function createCaptionIndexes(db: Kysely<any>): Promise<void> {
+  await db.schema.createIndex('caption_fragments_by_channel').ifNotExists().on('caption_fragments').columns(['channel', 'offset']).execute();
+  await db.schema.createIndex('caption_fragments_by_time').ifNotExists().on('caption_fragments').columns(['channel', 'start_ms']).execute();
+  await addSearchIndexes(db);
 }

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { createCaptionTables } from '../captions/tables.ts';
+import { createCaptionIndexes, createCaptionTables } from '../captions/tables.ts';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
@@ -12,6 +12,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addPrimaryKeyConstraint('projection_positions_pk', ['projection', 'topic', 'partition'])
     .execute();
   await createCaptionTables(db);
+  await createCaptionIndexes(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

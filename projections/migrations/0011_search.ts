@@ -1,5 +1,10 @@
 import { sql, type Kysely } from 'kysely';
-import { addSearchColumn } from '../captions/search-sql.ts';
+import { addSearchColumn, addSearchIndexes } from '../captions/search-sql.ts';
+
+async function addSearch(db: Kysely<unknown>, schema: string): Promise<void> {
+  await addSearchColumn(db, schema);
+  await addSearchIndexes(db, schema);
+}
 
 // Full-text search: every existing captions version gets the generated search_vector column and
 // its GIN index (new versions get them from createCaptionTables). Adding a stored generated column
@@ -8,13 +13,13 @@ import { addSearchColumn } from '../captions/search-sql.ts';
 // made, so it is made again to show the new column.
 export async function up(db: Kysely<unknown>): Promise<void> {
   const { rows } = await sql<{ nspname: string }>`SELECT nspname FROM pg_namespace WHERE nspname ~ '^captions_v[0-9]+$' ORDER BY nspname`.execute(db);
-  for (const { nspname } of rows) await addSearchColumn(db, nspname);
+  for (const { nspname } of rows) await addSearch(db, nspname);
   const { rows: tables } = await sql<{ schema: string }>`
     SELECT table_schema AS schema FROM information_schema.tables
     WHERE table_schema = 'public' AND table_name = 'caption_fragments' AND table_type = 'BASE TABLE'`.execute(db);
   if (tables.length) {
     // Not yet versioned (0010 not run): the table itself is in public.
-    await addSearchColumn(db, 'public');
+    await addSearch(db, 'public');
     return;
   }
   const { rows: serving } = await sql<{ current: number }>`SELECT current FROM projection_versions WHERE name = 'captions'`.execute(db);

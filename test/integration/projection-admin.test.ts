@@ -38,7 +38,7 @@ describe('rebuild', () => {
     let querying = true;
     const query = (async () => {
       while (querying) {
-        for (const path of ['/v1/channels', '/v1/channels/rb.a/captions?limit=50', '/v1/channels/rb.b/captions?limit=5&after=0:-1']) {
+        for (const path of ['/v1/channels', '/v1/channels/rb.a/captions?limit=50', '/v1/channels/rb.b/captions?limit=5&after=0:-1', '/v1/search?q=live&channel=rb.a']) {
           const r = await fetch(sys.api + path).catch((e) => ({ status: 0, text: async () => String(e) }));
           queries++;
           if (r.status !== 200 && !(path.includes('after') && r.status === 400)) failures.push(`${path}: ${r.status} ${await r.text()}`);
@@ -73,6 +73,11 @@ describe('rebuild', () => {
     expect(v1only).toEqual([]);
     const { rows: v1count } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM captions_v1.caption_fragments`.execute(sys.db);
     expect(v1count[0]!.n).toBeGreaterThanOrEqual(900);
+    // The readers' indexes, built once v2 had caught up, are all there: the same as v1's.
+    const indexes = async (schema: string) =>
+      (await sql<{ indexname: string }>`SELECT indexname FROM pg_indexes WHERE schemaname = ${schema} ORDER BY indexname`.execute(sys.db)).rows.map((r) => r.indexname);
+    expect(await indexes('captions_v2')).toEqual(await indexes('captions_v1'));
+    expect(await indexes('captions_v2')).toEqual(expect.arrayContaining(['caption_fragments_search', 'caption_fragments_by_channel', 'caption_fragments_by_time']));
     const ch = await sys.get('/v1/channels');
     expect(ch.body.channels.filter((c: any) => c.id.startsWith('rb.')).reduce((n: number, c: any) => n + c.fragmentCount, 0)).toBe(total);
   }, 120_000);
