@@ -17,56 +17,52 @@ function unavailable(err: unknown): never {
 export class PostgresEventStore implements EventStore {
   constructor(private readonly db: Db, private readonly codec: AvroCodec) {}
 
+  /** One round trip: the snapshot (if its format is current) and the events after it. */
   async load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<E, S>> {
-    const snap = await this.db.selectFrom('snapshots').select(['version', 'state']).where('stream', '=', stream).executeTakeFirst().catch(unavailable);
-    const usable = snap && (snap.state as { format?: number }).format === SNAPSHOT_FORMAT ? snap : undefined;
-    let state = usable ? ((usable.state as { state: S }).state) : initial();
-    let version = usable?.version ?? 0;
-    const rows = await this.db
-      .selectFrom('events')
-      .select(['version', 'data'])
-      .where('stream', '=', stream)
-      .where('version', '>', version)
-      .orderBy('version')
-      .execute()
+    const { rows } = await sql<{ is_event: boolean; version: number; state: unknown; data: Buffer | null }>`
+      WITH snap AS (SELECT version, state FROM snapshots WHERE stream = ${stream} AND state->'format' = ${JSON.stringify(SNAPSHOT_FORMAT)}::jsonb)
+      SELECT false AS is_event, version, state, NULL::bytea AS data FROM snap
+      UNION ALL
+      SELECT true, version, NULL, data FROM events WHERE stream = ${stream} AND version > coalesce((SELECT version FROM snap), 0)
+      ORDER BY is_event, version`
+      .execute(this.db)
       .catch(unavailable);
+    let state = initial();
+    let version = 0;
     for (const row of rows) {
-      const { type, data } = this.codec.decode(row.data);
-      state = evolve(state, { type, data } as E);
+      if (!row.is_event) {
+        state = (row.state as { state: S }).state;
+      } else {
+        const { type, data } = this.codec.decode(row.data!);
+        state = evolve(state, { type, data } as E);
+      }
       version = row.version;
     }
     return { version, state };
   }
 
+  /**
+   * One statement, so one round trip and its own transaction: the events (the unique
+   * (stream, version) is the guard), the snapshot, and a NOTIFY that wakes the relay.
+   */
   async append<S>(stream: string, expectedVersion: number, events: DomainEvent[], opts: AppendOptions<S>): Promise<{ version: number }> {
     if (!events.length) return { version: expectedVersion };
     const rows = events.map((e, i) => {
       const meta = newMeta(e.type, opts.source, opts.correlationId, opts.causationId);
-      return {
-        stream,
-        version: expectedVersion + i + 1,
-        type: e.type,
-        key: opts.key,
-        data: this.codec.encode(e.type, e.data),
-        meta: JSON.stringify({ ...meta, stream, streamVersion: expectedVersion + i + 1 }),
-      };
+      const version = expectedVersion + i + 1;
+      const encoded = JSON.stringify({ ...meta, stream, streamVersion: version });
+      return sql`(${stream}, ${version}, ${e.type}, ${opts.key}, ${this.codec.encode(e.type, e.data)}, ${encoded}::jsonb)`;
     });
     const version = expectedVersion + events.length;
+    const snapshot = opts.snapshot === undefined
+      ? sql``
+      : sql`, snap AS (
+          INSERT INTO snapshots (stream, version, state) VALUES (${stream}, ${version}, ${JSON.stringify({ format: SNAPSHOT_FORMAT, state: opts.snapshot })}::jsonb)
+          ON CONFLICT (stream) DO UPDATE SET version = excluded.version, state = excluded.state)`;
     try {
-      await this.db.transaction().execute(async (trx) => {
-        // The event rows are this transaction's first write, so its id orders it after every
-        // transaction whose events it read (the relay relies on that for per-stream order).
-        await trx.insertInto('events').values(rows).execute();
-        if (opts.snapshot !== undefined) {
-          const state = JSON.stringify({ format: SNAPSHOT_FORMAT, state: opts.snapshot });
-          await trx
-            .insertInto('snapshots')
-            .values({ stream, version, state })
-            .onConflict((oc) => oc.column('stream').doUpdateSet({ version, state }))
-            .execute();
-        }
-        await sql`SELECT pg_notify('castlog_events', '')`.execute(trx);
-      });
+      await sql`
+        WITH appended AS (INSERT INTO events (stream, version, type, key, data, meta) VALUES ${sql.join(rows)})${snapshot}
+        SELECT pg_notify('castlog_events', '')`.execute(this.db);
     } catch (err) {
       if ((err as { code?: string }).code === UNIQUE_VIOLATION) throw new WrongExpectedVersion(stream, expectedVersion);
       unavailable(err);

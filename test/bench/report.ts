@@ -84,7 +84,20 @@ export function report(r: Results): string {
       x(rb.ratioToFirstBuild),
       `<= ${rb.targetSeconds} s: ${verdict(rb.rebuild.seconds <= rb.targetSeconds)}`,
     ]);
-    notes.push(`rebuild: ${fmt(rb.rebuild.eventsPerSec)} events/s while v1 kept serving; rows verified: ${rb.rebuild.rowsVerified}; append ${fmt(rb.appendSeconds, 1)} s`);
+    notes.push(`rebuild: ${fmt(rb.rebuild.eventsPerSec)} events/s while v1 kept serving (catching up ${fmt(rb.rebuild.catchUpSeconds, 1)} s, then the readers' indexes and the swap ${fmt(rb.rebuild.indexAndSwapSeconds, 1)} s); rows verified: ${rb.rebuild.rowsVerified}; append ${fmt(rb.appendSeconds, 1)} s`);
+  }
+  const ac = r.activations;
+  if (ac) {
+    rows.push([
+      `6 stream limits ${fmt(ac.users)} users, ${fmt(ac.rate)} req/s`,
+      'activation latency p50 / p99 / max ms',
+      ms(ac.activate),
+      `GET /healthz same rate ${ms(ac.healthFloor)}`,
+      x(ac.ratioP99ToFloor),
+      `p99 <= ${ac.targetP99Ms}: ${verdict(ac.activate.p99 <= ac.targetP99Ms)}`,
+    ]);
+    rows.push(['', 'decisions/s achieved (activate + deactivate)', fmt(ac.achievedPerSec), '', '', '']);
+    notes.push(`stream limits: ${fmt(ac.requests)} decisions over ${ac.seconds} s; statuses ${Object.entries(ac.statuses).map(([k, v]) => `${k}: ${v}`).join(', ')}; all decisions p50 / p99 / max ${ms(ac.all)} ms`);
   }
   if (r.uploads) {
     rows.push(...uploadsRows(r.uploads));

@@ -4,7 +4,7 @@
 //
 // Knobs (full default / BENCH_QUICK=1 default):
 //   BENCH_QUICK=1                 small and short, for development
-//   BENCH_ONLY=ingest,e2e,fanout,projection,rebuild,search,uploads
+//   BENCH_ONLY=ingest,e2e,fanout,projection,rebuild,activations,search,uploads
 //   BENCH_PROF=1                  api, fanout, projector and the fanout bench servers run under
 //                                 node --cpu-prof; profiles land in .castlog/prof
 //   ingest:     BENCH_INGEST_STATIONS (8/4), _WINDOW fragments in flight per station (500/200),
@@ -26,6 +26,7 @@ import { fanoutBench, type FanoutResult } from './fanout.ts';
 import { ingestBench, type IngestResult } from './ingest.ts';
 import { projectionBench, type ProjectionResult } from './projection.ts';
 import { rebuildBench, type RebuildResult } from './rebuild.ts';
+import { activationsBench, type ActivationsResult } from './activations.ts';
 import { searchBench, type SearchResult } from './search.ts';
 import { uploadsBench, type UploadsResult } from './uploads.ts';
 import { report } from './report.ts';
@@ -50,7 +51,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const only = new Set((process.env.BENCH_ONLY ?? 'ingest,e2e,fanout,projection,rebuild,search,uploads').split(',').map((s) => s.trim()).filter(Boolean));
+const only = new Set((process.env.BENCH_ONLY ?? 'ingest,e2e,fanout,projection,rebuild,activations,search,uploads').split(',').map((s) => s.trim()).filter(Boolean));
 const started = Date.now();
 const log = (s: string) => console.error(`[bench ${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${s}`);
 
@@ -68,6 +69,7 @@ export interface Results {
   fanout?: FanoutResult;
   projection?: ProjectionResult;
   rebuild?: RebuildResult;
+  activations?: ActivationsResult;
   search?: SearchResult;
   uploads?: UploadsResult;
   errors: Record<string, string>;
@@ -76,7 +78,7 @@ export interface Results {
 const loadavg = () => spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).stdout.trim();
 const results: Results = { at: new Date().toISOString(), quick: QUICK, cores: CORES, loadavg: loadavg(), errors: {} };
 
-async function scenario<K extends 'ingest' | 'e2e' | 'fanout' | 'projection' | 'rebuild' | 'search' | 'uploads'>(name: K, fn: () => Promise<NonNullable<Results[K]>>): Promise<void> {
+async function scenario<K extends 'ingest' | 'e2e' | 'fanout' | 'projection' | 'rebuild' | 'activations' | 'search' | 'uploads'>(name: K, fn: () => Promise<NonNullable<Results[K]>>): Promise<void> {
   if (!only.has(name)) return;
   const t0 = Date.now();
   try {
@@ -94,6 +96,7 @@ try {
   await scenario('fanout', () => fanoutBench(log));
   await scenario('projection', () => projectionBench(log));
   await scenario('rebuild', () => rebuildBench(log));
+  await scenario('activations', () => activationsBench(log));
   await scenario('search', () => searchBench(log));
   await scenario('uploads', () => uploadsBench(log));
 } finally {
