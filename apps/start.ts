@@ -1,6 +1,7 @@
 // `npm start`: the whole system on this machine. Starts the local Kafka + Postgres unless
 // KAFKA_BROKERS / DATABASE_URL point elsewhere, then api, projector and fanout. Ctrl-C stops all.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { launchStack } from '../infra/stack/launch.ts';
 import { loadConfig } from '../infra/config.ts';
@@ -11,7 +12,13 @@ const APPS = ['api', 'relay', 'projector', 'fanout', 'worker'] as const;
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 const stack = await launchStack();
-const env = { ...process.env, KAFKA_BROKERS: stack.kafkaBrokers, DATABASE_URL: stack.databaseUrl };
+// Every process must share one user-token secret; on this machine, one made up per run does.
+const env = {
+  ...process.env,
+  KAFKA_BROKERS: stack.kafkaBrokers,
+  DATABASE_URL: stack.databaseUrl,
+  USER_TOKEN_SECRET: process.env.USER_TOKEN_SECRET || randomBytes(32).toString('base64url'),
+};
 const config = loadConfig(env);
 // Topics first, so no app races another to create them.
 const log = new EventLog(config.kafkaBrokers, config.topicPrefix, createLogger('start'));

@@ -1,4 +1,6 @@
 // Every setting comes from the environment; the README lists them with these defaults.
+import { UserTokens } from './user-tokens.ts';
+
 export interface Config {
   kafkaBrokers: string[];
   databaseUrl: string;
@@ -32,6 +34,10 @@ export interface Config {
   workerConcurrency: number;
   /** Shortest gap between two EncodeProgressed events of a job. */
   encodeProgressIntervalMs: number;
+  /** Signs and checks user tokens (JWT, HS256); unset: only x-userid from the trusted proxy names users. */
+  userTokenSecret: string | undefined;
+  /** How long a user token issued here is valid. */
+  userTokenTtlSeconds: number;
 }
 
 function int(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
@@ -64,5 +70,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerLeaseMs: num('WORKER_LEASE_MS', 15_000),
     workerConcurrency: num('WORKER_CONCURRENCY', 1),
     encodeProgressIntervalMs: num('ENCODE_PROGRESS_INTERVAL_MS', 500),
+    userTokenSecret: env.USER_TOKEN_SECRET || undefined,
+    userTokenTtlSeconds: num('USER_TOKEN_TTL_SECONDS', 3600),
   };
+}
+
+/** The user-token signer and checker, when USER_TOKEN_SECRET is set. */
+export function userTokensOf(config: Config): UserTokens | undefined {
+  return config.userTokenSecret ? new UserTokens(config.userTokenSecret, config.userTokenTtlSeconds) : undefined;
 }

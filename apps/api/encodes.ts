@@ -11,7 +11,7 @@ import type { Db } from '../../infra/db.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import { EventStoreUnavailable, type EventStore } from '../../infra/eventstore/port.ts';
 import { HttpError } from './errors.ts';
-import { userIdOf } from './uploads.ts';
+import type { UserOf } from './caller.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -57,12 +57,12 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
-export function encodeRoutes(app: FastifyInstance, deps: { store: EventStore; db: Db; blobs: BlobStore }): void {
-  const { store, db, blobs } = deps;
+export function encodeRoutes(app: FastifyInstance, deps: { store: EventStore; db: Db; blobs: BlobStore; userOf: UserOf }): void {
+  const { store, db, blobs, userOf } = deps;
   const handler = new CommandHandler(store);
 
   app.post('/v1/encodes', async (req, reply) => {
-    const userId = userIdOf(req);
+    const userId = await userOf(req);
     const b = body(req);
     const uploadId = b.uploadId;
     if (uploadId === undefined) throw new HttpError(400, 'uploadId: required', 'uploadId');
@@ -94,7 +94,7 @@ export function encodeRoutes(app: FastifyInstance, deps: { store: EventStore; db
   });
 
   app.post('/v1/encodes/check', async (req) => {
-    userIdOf(req);
+    await userOf(req);
     const b = body(req);
     for (const key of Object.keys(b)) if (key !== 'sha256' && key !== 'options') throw new HttpError(400, `${key}: unknown parameter`, key);
     if (typeof b.sha256 !== 'string' || !SHA256.test(b.sha256)) throw new HttpError(400, 'sha256: must be 64 lowercase hex digits', 'sha256');
@@ -122,7 +122,7 @@ export function encodeRoutes(app: FastifyInstance, deps: { store: EventStore; db
   }
 
   app.get<{ Params: { jobId: string } }>('/v1/encodes/:jobId', async (req) => {
-    const userId = userIdOf(req);
+    const userId = await userOf(req);
     const job = await visibleJob(req.params.jobId, userId).catch(async (err) => {
       // Just asked for, not yet in the read model: the job's own stream answers, so a client may
       // GET right after its 202.
@@ -146,7 +146,7 @@ export function encodeRoutes(app: FastifyInstance, deps: { store: EventStore; db
   });
 
   app.get<{ Params: { jobId: string } }>('/v1/encodes/:jobId/output', async (req, reply) => {
-    const userId = userIdOf(req);
+    const userId = await userOf(req);
     const job = await visibleJob(req.params.jobId, userId);
     if (job.status !== 'completed' || !job.output_sha256) throw new HttpError(409, `jobId: the encode is ${job.status}, not completed`, 'jobId');
     const size = await blobs.size(job.output_sha256);

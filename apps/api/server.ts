@@ -1,7 +1,7 @@
 // The HTTP API: wiring of its route plugins. No business logic here.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
-import type { Config } from '../../infra/config.ts';
+import { userTokensOf, type Config } from '../../infra/config.ts';
 import type { Db } from '../../infra/db.ts';
 import type { EventLog } from '../../infra/kafka.ts';
 import type { Logger } from '../../infra/logger.ts';
@@ -21,6 +21,7 @@ import { BlobStore } from '../../infra/blobs/blob-store.ts';
 import { uploadRoutes } from './uploads.ts';
 import { encodeRoutes } from './encodes.ts';
 import { analyticsRoutes } from './analytics.ts';
+import { userOf, userTokenRoutes } from './caller.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -61,9 +62,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   projectionAdminRoutes(app, deps);
   schemaRoutes(app, { registry: deps.log.codec.registry });
   const blobs = new BlobStore(deps.config.blobDir);
-  const uploads = uploadRoutes(app, { ...deps, blobs });
+  const tokens = userTokensOf(deps.config);
+  const caller = userOf(tokens);
+  userTokenRoutes(app, { config: deps.config, tokens, userOf: caller });
+  const uploads = uploadRoutes(app, { ...deps, blobs, userOf: caller });
   app.addHook('onClose', async () => uploads.stop());
-  encodeRoutes(app, { ...deps, blobs });
+  encodeRoutes(app, { ...deps, blobs, userOf: caller });
   analyticsRoutes(app, deps);
 
   const pages = new Map<string, string>();

@@ -15,20 +15,13 @@ import type { Config } from '../../infra/config.ts';
 import type { Db } from '../../infra/db.ts';
 import { EventStoreUnavailable, type EventStore } from '../../infra/eventstore/port.ts';
 import type { Logger } from '../../infra/logger.ts';
+import type { UserOf } from './caller.ts';
 import { HttpError } from './errors.ts';
 import { UploadStore, type UploadRequest } from './upload-store.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PATH = '/v1/uploads';
 const CHECKSUMS = { sha1: 20, sha256: 32 } as const;
-
-/** The caller's user id (x-userid, set by the trusted proxy), as in the stream-limit routes. */
-export function userIdOf(req: FastifyRequest): string {
-  const value = req.headers['x-userid'];
-  if (value === undefined || value === '') throw new HttpError(400, 'x-userid: required', 'x-userid');
-  if (typeof value !== 'string' || !UUID.test(value)) throw new HttpError(400, 'x-userid: must be a UUID', 'x-userid');
-  return value.toLowerCase();
-}
 
 function checksumOf(req: FastifyRequest): UploadRequest['checksum'] {
   const header = req.headers['upload-checksum'];
@@ -75,7 +68,10 @@ function tusErrorOf(err: unknown): { status_code: number; body: string } | undef
   return undefined;
 }
 
-export function uploadRoutes(app: FastifyInstance, deps: { store: EventStore; blobs: BlobStore; config: Config; db: Db; logger: Logger }): { store: UploadStore; stop: () => void } {
+export function uploadRoutes(
+  app: FastifyInstance,
+  deps: { store: EventStore; blobs: BlobStore; config: Config; db: Db; logger: Logger; userOf: UserOf },
+): { store: UploadStore; stop: () => void } {
   const context = new AsyncLocalStorage<UploadRequest>();
   const store = new UploadStore(deps, context);
   const tus = new TusServer({
@@ -86,7 +82,7 @@ export function uploadRoutes(app: FastifyInstance, deps: { store: EventStore; bl
     namingFunction: () => randomUUID(),
     // A finished upload is a file others may have encodes of; deleting it is not a tus matter.
     disableTerminationForFinishedUploads: true,
-    allowedHeaders: ['Upload-Checksum', 'X-UserId'],
+    allowedHeaders: ['Upload-Checksum', 'X-UserId', 'Authorization'],
     exposedHeaders: ['Upload-Expires', 'Tus-Checksum-Algorithm'],
     onUploadFinish: async (_req, file) => {
       const { rejected } = await store.finish(file.id);
@@ -107,7 +103,7 @@ export function uploadRoutes(app: FastifyInstance, deps: { store: EventStore; bl
 
     const viaTus = async (req: FastifyRequest, reply: FastifyReply) => {
       // A browser's CORS preflight carries no user; everything else must say who it is.
-      const ctx: UploadRequest = req.method === 'OPTIONS' ? { userId: '' } : { userId: userIdOf(req), checksum: checksumOf(req) };
+      const ctx: UploadRequest = req.method === 'OPTIONS' ? { userId: '' } : { userId: await deps.userOf(req), checksum: checksumOf(req) };
       const id = (req.params as { id?: string }).id || undefined; // '/v1/uploads/' is the collection
       if (id !== undefined && req.method !== 'OPTIONS') {
         if (!UUID.test(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
@@ -134,7 +130,7 @@ export function uploadRoutes(app: FastifyInstance, deps: { store: EventStore; bl
     scope.route({ method: [...methods], url: PATH, handler: viaTus, exposeHeadRoute: false });
     scope.route({ method: [...methods], url: `${PATH}/:id`, handler: viaTus, exposeHeadRoute: false });
     scope.get<{ Params: { id: string } }>(`${PATH}/:id`, async (req) => {
-      const userId = userIdOf(req);
+      const userId = await deps.userOf(req);
       const id = req.params.id;
       if (!UUID.test(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
       const state = await store.owned(id, userId).catch((err) => {

@@ -10,6 +10,7 @@ import { Replayer } from './replay.ts';
 import { userEventsFeed } from './feeds.ts';
 import { Hub } from './hub.ts';
 import { startFanoutServer } from './server.ts';
+import { userTokensOf } from '../../infra/config.ts';
 
 const app = await boot('fanout');
 const { config, log, db, metrics, logger } = app;
@@ -64,6 +65,7 @@ const server = await startFanoutServer({ ...hubs, activity: Object.values(activi
   maxBackpressure: config.fanoutMaxBackpressure,
   metrics,
   ready: async () => (await pingDb(db)) && (await log.ping()),
+  tokens: userTokensOf(config),
 });
 new prom.Gauge({ name: 'castlog_fanout_connections', help: 'Open WebSockets', registers: [metrics], collect() { this.set(server.connections()); } });
 new prom.Gauge({ name: 'castlog_fanout_subscriptions', help: 'Channel subscriptions', registers: [metrics], collect() { this.set(hubs.captions.subscriptionCount() + hubs.users.subscriptionCount()); } });

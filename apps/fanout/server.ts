@@ -1,6 +1,7 @@
 // The uWebSockets.js server: /v1/live for browsers, /healthz, /readyz and /metrics for operators.
 import uWS from 'uWebSockets.js';
 import type { Registry } from '../../infra/metrics.ts';
+import { InvalidUserToken, type UserTokens } from '../../infra/user-tokens.ts';
 import { USER_PREFIX } from './feeds.ts';
 import { Client, type Hub } from './hub.ts';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
@@ -9,7 +10,7 @@ import { CLOSE_RESTART, errorMessage, parseClientMessage } from './protocol.ts';
 
 interface UserData {
   client?: Client;
-  /** The user the trusted proxy in front vouched for (x-userid on the upgrade request). */
+  /** The user the trusted proxy in front vouched for (x-userid on the upgrade request), or a user token named. */
   userId: string;
 }
 
@@ -30,7 +31,17 @@ export interface FanoutServer {
   close(): void;
 }
 
-export function startFanoutServer(hubs: Hubs, opts: { port: number; maxBackpressure: number; metrics: Registry; ready: () => Promise<boolean> }): Promise<FanoutServer> {
+async function userOfToken(tokens: UserTokens | undefined, token: string, proxied: string): Promise<string> {
+  if (!tokens) throw new InvalidUserToken('user tokens are not enabled here (USER_TOKEN_SECRET)');
+  const userId = await tokens.verify(token);
+  if (proxied && proxied !== userId) throw new InvalidUserToken('x-userid names another user than the token');
+  return userId;
+}
+
+export function startFanoutServer(
+  hubs: Hubs,
+  opts: { port: number; maxBackpressure: number; metrics: Registry; ready: () => Promise<boolean>; tokens?: UserTokens },
+): Promise<FanoutServer> {
   const sockets = new Set<uWS.WebSocket<UserData>>();
   const decoder = new TextDecoder();
   const app = uWS.App()
@@ -43,12 +54,16 @@ export function startFanoutServer(hubs: Hubs, opts: { port: number; maxBackpress
       maxBackpressure: Math.max(opts.maxBackpressure * 16, 64 * 1024 * 1024),
       closeOnBackpressureLimit: 0,
       upgrade: (res, req, context) => {
-        res.upgrade<UserData>(
-          { userId: req.getHeader('x-userid').toLowerCase() },
-          req.getHeader('sec-websocket-key'),
-          req.getHeader('sec-websocket-protocol'),
-          req.getHeader('sec-websocket-extensions'),
-          context,
+        const headers = [req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions')] as const;
+        const proxied = req.getHeader('x-userid').toLowerCase();
+        // A browser cannot set headers on a WebSocket: it proves who it is with ?token=<user token>.
+        const token = req.getQuery('token') || /^Bearer\s+(\S+)$/i.exec(req.getHeader('authorization'))?.[1];
+        if (!token) return void res.upgrade<UserData>({ userId: proxied }, ...headers, context);
+        let aborted = false;
+        res.onAborted(() => (aborted = true));
+        void userOfToken(opts.tokens, token, proxied).then(
+          (userId) => !aborted && res.cork(() => res.upgrade<UserData>({ userId }, ...headers, context)),
+          (err: Error) => !aborted && res.cork(() => res.writeStatus('401 Unauthorized').writeHeader('content-type', 'application/json').end(JSON.stringify({ error: `token: ${err.message}`, field: 'token' }))),
         );
       },
       open: (ws) => {
@@ -74,7 +89,7 @@ export function startFanoutServer(hubs: Hubs, opts: { port: number; maxBackpress
         if (m.channel.startsWith(USER_PREFIX)) {
           if (!hubs.users) return void ws.send(errorMessage('invalid_channel', 'user channels are not served here', m.channel), false);
           if (m.channel.slice(USER_PREFIX.length) !== ws.getUserData().userId) {
-            return void ws.send(errorMessage('forbidden', 'a user channel is only for that user (x-userid)', m.channel), false);
+            return void ws.send(errorMessage('forbidden', 'a user channel is only for that user (x-userid, or ?token=<user token>)', m.channel), false);
           }
           hub = hubs.users;
         }

@@ -43,6 +43,9 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }
 
+/** Every process of a test system signs and checks user tokens with this. */
+export const USER_TOKEN_SECRET = 'test-user-token-secret-of-at-least-32-bytes';
+
 export class System {
   readonly env: NodeJS.ProcessEnv;
   readonly procs = new Map<ProcessName, ChildProcess>();
@@ -63,6 +66,7 @@ export class System {
       FANOUT_PORT: String(fanoutPort),
       PROJECTOR_PORT: String(projectorPort),
       ADMIN_TOKEN: 'test-admin-token',
+      USER_TOKEN_SECRET: USER_TOKEN_SECRET,
       LOG_LEVEL: 'warn',
       ...extraEnv,
     };
@@ -85,7 +89,9 @@ export class System {
   static async sharing(other: System): Promise<System> {
     const sys = new System(other.name, await freePort(), await freePort(), await freePort(), {});
     sys.relayPort = await freePort();
-    Object.assign(sys.env, { DATABASE_URL: other.env.DATABASE_URL, TOPIC_PREFIX: other.env.TOPIC_PREFIX, STREAM_LIMIT: other.env.STREAM_LIMIT, RELAY_PORT: String(sys.relayPort) });
+    Object.assign(sys.env, {
+      DATABASE_URL: other.env.DATABASE_URL, TOPIC_PREFIX: other.env.TOPIC_PREFIX, STREAM_LIMIT: other.env.STREAM_LIMIT, USER_TOKEN_SECRET: other.env.USER_TOKEN_SECRET, RELAY_PORT: String(sys.relayPort),
+    });
     sys.db = createDb(sys.env.DATABASE_URL!, 2);
     sys.log = new EventLog((process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','), sys.env.TOPIC_PREFIX!, createLogger('test', 'silent'));
     return sys;

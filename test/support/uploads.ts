@@ -43,6 +43,8 @@ export async function meanU(path: string, seconds: number): Promise<number> {
 
 export interface UploadOptions {
   userId: string;
+  /** Instead of x-userid: how the client proves who it is (a user token, say). */
+  headers?: Record<string, string>;
   filename: string;
   chunkSize?: number;
   uploadUrl?: string;
@@ -55,7 +57,7 @@ export function tusUpload(api: string, data: Buffer, o: UploadOptions): Promise<
     const upload: tus.Upload = new tus.Upload(data, {
       endpoint: `${api}/v1/uploads/`,
       ...(o.uploadUrl ? { uploadUrl: o.uploadUrl } : {}),
-      headers: { 'x-userid': o.userId },
+      headers: o.headers ?? { 'x-userid': o.userId },
       metadata: { filename: o.filename, filetype: 'application/octet-stream' },
       uploadSize: data.length,
       ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}),
