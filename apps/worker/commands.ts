@@ -26,7 +26,9 @@ export const LOGO_SECONDS = 1;
 /** The logo: a blue card with a white bar, drawn by ffmpeg's lavfi (no downloaded asset). */
 export const LOGO_COLOR = '0x2563eb';
 
-const QUIET = ['-nostdin', '-y', '-hide_banner', '-v', 'error', '-nostats', '-progress', 'pipe:1'];
+// Progress four times a second (ffmpeg's default is twice), so even a short step shows percents between
+// 0 and 100; the worker still sends at most one EncodeProgressed per ENCODE_PROGRESS_INTERVAL_MS.
+const QUIET = ['-nostdin', '-y', '-hide_banner', '-v', 'error', '-nostats', '-stats_period', '0.25', '-progress', 'pipe:1'];
 
 const rate = (fps: number) => (Number.isInteger(fps) ? String(fps) : fps.toFixed(3));
 

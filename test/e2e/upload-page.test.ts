@@ -1,6 +1,6 @@
-// The upload page in headless Chromium against the real api, relay, projector and a worker: pick a
-// raw .yuv, watch the upload bar, pause and resume it, choose options, watch each encode step and
-// its percent, download the HEVC file.
+// The upload page in headless Chromium against the real api, relay, projector, fanout and a worker:
+// pick a raw .yuv, watch the upload bar, pause and resume it, choose options, watch each encode step
+// and its percent arrive live over the WebSocket (the page's user token), download the HEVC file.
 import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ beforeAll(async () => {
   dir = `/tmp/castlog-tests/page-${Date.now()}`;
   await mkdir(dir, { recursive: true });
   sys = await System.create({ BLOB_DIR: join(dir, 'blobs'), ENCODE_PROGRESS_INTERVAL_MS: '200' });
-  await Promise.all([sys.start('api'), sys.start('relay'), sys.start('projector'), sys.start('worker'), launchChromium().then((b) => (browser = b))]);
+  await Promise.all([sys.start('api'), sys.start('relay'), sys.start('projector'), sys.start('fanout'), sys.start('worker'), launchChromium().then((b) => (browser = b))]);
 });
 afterAll(async () => {
   await browser?.close();
@@ -53,20 +53,34 @@ it('uploads with pause and resume, encodes with live steps, downloads', async ()
   expect(await progress()).toBe(100);
   expect(await page.getByTestId('upload-note').textContent()).toBe(`sha256 ${sha256(readFileSync(file))}`);
 
-  await page.getByTestId('preset').selectOption('ultrafast');
+  await page.getByTestId('preset').selectOption('medium'); // slow enough to show percents between 0 and 100
   await page.getByTestId('qp').fill('32');
   await page.getByTestId('container').selectOption('mp4');
   await page.getByTestId('width').fill('320');
   await page.getByTestId('height').fill('240');
   await page.getByTestId('fps').fill('25');
+  // Every percent the page shows for a running step, as it shows it.
+  await page.evaluate(() => {
+    const seen: string[] = ((window as any).percentsSeen = []);
+    new MutationObserver(() => {
+      for (const li of document.querySelectorAll('[data-testid^="step-"][data-state="running"]')) seen.push(`${li.getAttribute('data-testid')} ${li.querySelector('.pct')?.textContent}`);
+    }).observe(document.getElementById('steps')!, { childList: true, subtree: true });
+  });
+  await page.locator('[data-testid="live"][data-state="live"]').waitFor({ timeout: 10_000 });
   await page.getByTestId('encode').click();
 
-  // Live: some step is seen running before the job completes.
+  // Live: steps run one after another, the encode step's percent climbing, before the job completes.
   await page.locator('[data-testid^="step-"][data-state="running"]').first().waitFor({ timeout: 30_000 });
   await page.locator('[data-testid="job-status"][data-state="completed"]').waitFor({ timeout: 90_000 });
   for (const step of ['probe', 'encode', 'logo', 'mux', 'cleanup']) {
     expect(await page.getByTestId(`step-${step}`).getAttribute('data-state'), step).toBe('done');
   }
+  // The page heard the job's events on its user channel, not only by asking.
+  expect(Number(await page.getByTestId('steps').getAttribute('data-live-events'))).toBeGreaterThan(5);
+  const seen = (await page.evaluate(() => (window as any).percentsSeen)) as string[];
+  const encodePercents = seen.filter((s) => s.startsWith('step-encode ')).map((s) => Number(s.split(' ')[1]!.replace('%', '')));
+  expect(encodePercents.some((p) => p > 0 && p < 100), seen.join(', ')).toBe(true);
+  expect(encodePercents, 'never backwards').toEqual([...encodePercents].sort((a, b) => a - b));
   expect(await page.getByTestId('step-extract').count()).toBe(0); // raw input needs no extraction
 
   const download = page.waitForEvent('download');
