@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlobStore } from '../../infra/blobs/blob-store.ts';
 import { System, waitFor } from '../support/system.ts';
 import { idOf, makeClip, makeYuv, meanU, newUserId, probe, sha256, tusUpload } from '../support/uploads.ts';
 
@@ -178,6 +179,39 @@ describe('dedup', () => {
 
     const different = await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options: { ...options, qp: 36 } });
     expect(different.body).toMatchObject({ exists: false });
+  }, 120_000);
+});
+
+describe('a failing encode', () => {
+  it('records EncodeFailed with the reason and the tail of stderr, leaves no files, and can be asked for again', async () => {
+    const user = newUserId();
+    const clip = join(dir, 'broken.mp4');
+    await makeClip(clip, { seconds: 1, width: 160, height: 120 });
+    const bytes = readFileSync(clip);
+    const uploadId = await upload(user, bytes, 'broken.mp4');
+    // The stored file goes bad behind castlog's back (a disk fault, say): half of it is left.
+    const stored = new BlobStore(blobDir).pathOf(sha256(bytes));
+    await writeFile(stored, bytes.subarray(0, bytes.length >> 1));
+
+    const asked = await call('POST', '/v1/encodes', user, { uploadId, options: { preset: 'ultrafast' } });
+    expect(asked.status).toBe(202);
+    const { jobId } = asked.body;
+    const job = await finished(jobId, user);
+    expect(job).toMatchObject({ status: 'failed', error: expect.stringMatching(/^probe: ffprobe exited with 1/), output: null });
+    expect(job.stderrTail).toMatch(/moov atom not found|Invalid data/);
+    const failed = (await jobEvents(jobId)).find((e) => e.type === 'EncodeFailed')!;
+    expect(failed.data).toMatchObject({ step: 'probe', reason: job.error, stderrTail: job.stderrTail });
+    expect(existsSync(join(blobDir, 'jobs', jobId))).toBe(false);
+    expect((await call('GET', `/v1/encodes/${jobId}/output`, user)).status).toBe(409);
+    // A failed job is not an existing result: asking again is a new attempt, which now succeeds.
+    expect((await call('POST', '/v1/encodes/check', user, { sha256: sha256(bytes), options: { preset: 'ultrafast' } })).body).toMatchObject({ exists: false });
+    await writeFile(stored, bytes);
+    const retry = await call('POST', '/v1/encodes', user, { uploadId, options: { preset: 'ultrafast' } });
+    expect(retry).toMatchObject({ status: 202, body: { jobId, attempt: 2 } });
+    await waitFor('the second attempt to complete', async () => {
+      const r = await call('GET', `/v1/encodes/${jobId}`, user);
+      return r.body?.status === 'completed' && r.body.attempt === 2 && r.body;
+    }, 90_000, 200);
   }, 120_000);
 });
 
