@@ -1,12 +1,16 @@
-// The tus data store: @tus/server speaks the protocol, this decides and stores. Each accepted PATCH
-// is written to a tmp file while hashed, checked against Upload-Checksum, placed in the upload's
-// folder of the blob store and only then decided (UploadChunkAppended, expected version): a chunk
-// that is refused (wrong offset, bad checksum, too long, a lost race) changes nothing. On
-// completion the chunks become one content-addressed blob, ffprobe checks the limits, and the
-// upload is completed or rejected. Who asks comes from the request context (x-userid).
+// The tus data store: @tus/server speaks the protocol, this decides and stores. An upload's bytes
+// go into one file, in place, while tus holds the upload's lock (across api processes: see
+// upload-locker.ts). Each PATCH body is written at the upload's offset, hashed on the way, checked
+// against Upload-Checksum, made durable and only then decided (UploadChunkAppended, expected
+// version); a chunk that is refused (wrong offset, bad checksum, too long, a lost race) is cut off
+// again and changes nothing. On completion the file is linked into the blob store under its
+// sha256, ffprobe checks the limits, and the upload is completed or rejected. Who asks comes from
+// the request context (x-userid or a user token).
 import type { AsyncLocalStorage } from 'node:async_hooks';
-import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { createHash, type Hash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { DataStore, ERRORS, Upload } from '@tus/utils';
 import { DomainError } from '../../domain/decider.ts';
 import { upload, uploadStream, type UploadCommand, type UploadState } from '../../domain/uploads/upload.ts';
@@ -17,6 +21,7 @@ import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { ffprobe, MediaCommandFailed } from '../../infra/media/ffmpeg.ts';
+import type { UploadLocker } from './upload-locker.ts';
 
 export interface UploadRequest {
   userId: string;
@@ -35,14 +40,25 @@ const SOURCE = '/api/uploads';
 
 export class UploadStore extends DataStore {
   private readonly handler: CommandHandler;
+  /**
+   * The sha256 of each upload so far, kept while this process receives every chunk in turn, so
+   * completion need not read the file again. Only a shortcut: without it the file is read once.
+   */
+  private readonly running = new Map<string, { offset: number; hash: Hash }>();
 
   constructor(
     private readonly deps: { store: EventStore; blobs: BlobStore; config: Config; db: Db; logger: Logger },
     private readonly context: AsyncLocalStorage<UploadRequest>,
+    private readonly locker: UploadLocker,
   ) {
     super();
     this.extensions = ['creation', 'creation-with-upload', 'checksum', 'termination', 'expiration'];
     this.handler = new CommandHandler(deps.store);
+  }
+
+  /** Writes to these uploads may have overlapped another process's: their bytes are checked at completion. */
+  forget(uploadIds: string[]): void {
+    for (const id of uploadIds) this.running.delete(id);
   }
 
   private caller(): UploadRequest {
@@ -93,39 +109,45 @@ export class UploadStore extends DataStore {
     });
   }
 
-  chunkPath(uploadId: string, offset: number, sha256: string): string {
-    return join(this.deps.blobs.uploadDir(uploadId), `${offset}-${sha256}`);
-  }
-
   override async write(stream: Readable, id: string, offset: number): Promise<number> {
     const { userId, checksum } = this.caller();
     const { blobs } = this.deps;
-    // A stream error (too long for the declared length, a broken request) throws here: nothing kept.
-    const chunk = await blobs.writeTmp(stream, `chunk-${id}`, checksum?.algorithm);
-    let placed: string | undefined;
+    const path = blobs.uploadData(id);
+    // The whole file's hash so far, when this process saw every chunk before this one.
+    const running = this.running.get(id);
+    const whole = offset === 0 ? createHash('sha256') : running?.offset === offset ? running.hash.copy() : undefined;
+    const sha = createHash('sha256');
+    const extra = checksum && checksum.algorithm !== 'sha256' ? createHash(checksum.algorithm) : undefined;
+    // tus locked the upload and read its offset under the lock: bytes past it are no one's.
+    const size = await blobs.writeAt(path, offset, stream, [sha, ...(extra ? [extra] : []), ...(whole ? [whole] : [])]);
+    let accepted = false;
     try {
       // A client that went away before sending a byte changed nothing.
-      if (chunk.size === 0) return offset;
-      if (checksum && !chunk.extra!.equals(checksum.digest)) {
-        throw new TusError(460, JSON.stringify({ error: `upload-checksum: the ${checksum.algorithm} of the ${chunk.size} bytes received does not match`, field: 'upload-checksum' }));
+      if (size === 0) return offset;
+      const chunkSha = sha.digest();
+      if (checksum && !(extra ? extra.digest() : chunkSha).equals(checksum.digest)) {
+        throw new TusError(460, JSON.stringify({ error: `upload-checksum: the ${checksum.algorithm} of the ${size} bytes received does not match`, field: 'upload-checksum' }));
       }
-      placed = this.chunkPath(id, offset, chunk.sha256);
-      await blobs.place(chunk.path, placed);
-      await this.decide(id, () => ({ type: 'AppendChunk', uploadId: id, userId, offset, length: chunk.size, sha256: chunk.sha256, now: Date.now() }));
-      placed = undefined;
-      return offset + chunk.size;
+      // The lock lost meanwhile (its connection dropped): another request may own the upload now.
+      if (!this.locker.holds(id)) throw ERRORS.ABORTED;
+      await this.decide(id, () => ({ type: 'AppendChunk', uploadId: id, userId, offset, length: size, sha256: chunkSha.toString('hex'), now: Date.now() }));
+      accepted = true;
+      if (whole) this.running.set(id, { offset: offset + size, hash: whole });
+      else this.running.delete(id);
+      return offset + size;
     } finally {
-      await blobs.removeFile(chunk.path);
-      // Not appended: the chunk goes, unless a racing request appended the very same bytes there.
-      if (placed) {
+      if (!accepted) {
+        // Refused: the bytes go. Cut back to what the log says was accepted (a decision whose answer
+        // was lost may still have been recorded); if it cannot be asked, the next writer cuts.
         const { state } = await this.load(id).catch(() => ({ state: undefined }));
-        if (state && !state.chunks.some((c) => c.offset === offset && c.sha256 === chunk.sha256)) await blobs.removeFile(placed);
+        if (state) await blobs.truncate(path, state.offset);
       }
     }
   }
 
   override async remove(id: string): Promise<void> {
     const { userId } = this.caller();
+    this.running.delete(id);
     await this.decide(id, () => ({ type: 'Terminate', uploadId: id, userId, now: Date.now() }));
     await this.deps.blobs.removeDir(this.deps.blobs.uploadDir(id));
   }
@@ -159,23 +181,32 @@ export class UploadStore extends DataStore {
    * completes or rejects the upload. Returns the reason when rejected. Safe to call again.
    */
   async finish(uploadId: string): Promise<{ rejected?: string }> {
+    // tus let go of the upload before calling this; nothing else may write it meanwhile.
+    const lock = this.locker.newLock(uploadId);
+    await lock.lock(new AbortController().signal, async () => undefined);
+    try {
+      return await this.finishLocked(uploadId);
+    } finally {
+      await lock.unlock();
+    }
+  }
+
+  private async finishLocked(uploadId: string): Promise<{ rejected?: string }> {
     const { blobs, config, logger } = this.deps;
     const { state } = await this.load(uploadId);
     if (state.status === 'completed') return {};
     if (state.status === 'rejected') return { rejected: state.reason ?? 'rejected' };
     if (state.status !== 'uploading' || state.offset !== state.length) return {};
-    const chunks = [...state.chunks].sort((a, b) => a.offset - b.offset);
-    let sha256: string;
-    if (chunks.length === 1) {
-      // One chunk is the whole file: its hash is the file's, and it moves into place as it is.
-      sha256 = chunks[0]!.sha256;
-      const path = this.chunkPath(uploadId, 0, sha256);
-      if ((await blobs.size(sha256)) === undefined) await blobs.adopt(path, sha256);
-    } else if (chunks.length === 0) {
-      sha256 = (await blobs.concat([], `upload-${uploadId}`)).sha256;
-    } else {
-      sha256 = (await blobs.concat(chunks.map((c) => this.chunkPath(uploadId, c.offset, c.sha256)), `upload-${uploadId}`)).sha256;
+    const sha256 = await this.wholeHash(uploadId, state);
+    if (sha256 === undefined) {
+      const why = 'file: the stored bytes do not match the checksums of the chunks received; upload the file again';
+      await this.decide(uploadId, () => ({ type: 'Reject', uploadId, reason: why, now: Date.now() }));
+      await blobs.removeDir(blobs.uploadDir(uploadId));
+      logger.error({ uploadId }, 'upload rejected: stored bytes differ from the chunks received');
+      return { rejected: why };
     }
+    // Into the blob store under its hash: a link, not a copy.
+    await blobs.adopt(await this.dataFile(uploadId), sha256);
     let reason: string | undefined;
     let durationSeconds: number | null = null;
     if (!state.raw) {
@@ -205,6 +236,31 @@ export class UploadStore extends DataStore {
     }
     await blobs.removeDir(blobs.uploadDir(uploadId));
     return reason ? { rejected: reason } : {};
+  }
+
+  /** The upload's data file, made (empty) for an upload of no bytes. */
+  private async dataFile(uploadId: string): Promise<string> {
+    const path = this.deps.blobs.uploadData(uploadId);
+    if (!existsSync(path)) await this.deps.blobs.writeAt(path, 0, Readable.from([]), []);
+    return path;
+  }
+
+  /**
+   * The sha256 of a complete upload. Kept as the chunks arrived when this process received them
+   * all under an unbroken lock; otherwise the file is read once and every chunk checked against
+   * the sha256 its event recorded. Undefined when the stored bytes differ from what was received.
+   */
+  private async wholeHash(uploadId: string, state: UploadState): Promise<string | undefined> {
+    const running = this.running.get(uploadId);
+    this.running.delete(uploadId);
+    const path = await this.dataFile(uploadId);
+    const size = (await stat(path)).size;
+    if (size < state.length) return undefined;
+    if (size > state.length) await this.deps.blobs.truncate(path, state.length); // a refused write's leftovers
+    if (running?.offset === state.length) return running.hash.digest('hex');
+    const chunks = [...state.chunks].sort((a, b) => a.offset - b.offset);
+    const { sha256, ranges } = await this.deps.blobs.hashRanges(path, chunks.map((c) => c.length));
+    return chunks.every((c, i) => c.sha256 === ranges[i]) ? sha256 : undefined;
   }
 }
 

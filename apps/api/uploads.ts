@@ -18,6 +18,7 @@ import type { Logger } from '../../infra/logger.ts';
 import type { UserOf } from './caller.ts';
 import { HttpError } from './errors.ts';
 import { UploadStore, type UploadRequest } from './upload-store.ts';
+import { UploadLocker } from './upload-locker.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PATH = '/v1/uploads';
@@ -71,12 +72,15 @@ function tusErrorOf(err: unknown): { status_code: number; body: string } | undef
 export function uploadRoutes(
   app: FastifyInstance,
   deps: { store: EventStore; blobs: BlobStore; config: Config; db: Db; logger: Logger; userOf: UserOf },
-): { store: UploadStore; stop: () => void } {
+): { store: UploadStore; stop: () => Promise<void> } {
   const context = new AsyncLocalStorage<UploadRequest>();
-  const store = new UploadStore(deps, context);
+  // The store is told when locks were lost (it then checks those uploads' bytes at completion).
+  const locker = new UploadLocker(deps.config.databaseUrl, deps.logger, (ids) => store.forget(ids));
+  const store = new UploadStore(deps, context, locker);
   const tus = new TusServer({
     path: PATH,
     datastore: store,
+    locker,
     maxSize: deps.config.uploadMaxBytes,
     relativeLocation: true,
     namingFunction: () => randomUUID(),
@@ -148,5 +152,11 @@ export function uploadRoutes(
     void context.run({ userId: '' }, () => tus.cleanUpExpiredUploads()).catch((err) => deps.logger.warn({ err: String(err) }, 'upload expiry sweep failed'));
   }, Math.min(60_000, Math.max(1000, Math.floor(deps.config.uploadExpiryMs / 4))));
   sweep.unref();
-  return { store, stop: () => clearInterval(sweep) };
+  return {
+    store,
+    stop: async () => {
+      clearInterval(sweep);
+      await locker.close();
+    },
+  };
 }

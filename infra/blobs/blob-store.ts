@@ -1,22 +1,16 @@
 // The content-addressed blob store: a local directory. Finished files live at
 // sha256/<aa>/<bb>/<hash>, so the same bytes are stored once and an event's sha256 is the
 // reference (claim check). Unfinished work has its own places, removed as a whole:
-// uploads/<uploadId>/ for the chunks of an upload, jobs/<jobId>/ for an encode's intermediates.
-// Everything is first written under tmp/ and renamed into place, so a path never names half a file.
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+// uploads/<uploadId>/ for the bytes of an unfinished upload, jobs/<jobId>/ for an encode's
+// intermediates. A file joins sha256/ only once whole (a hard link), so a hash never names half a file.
+import { createHash, type Hash } from 'node:crypto';
+import { constants, createReadStream } from 'node:fs';
+import { link, mkdir, open, rm, stat, truncate, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { readableFrom } from './readable.ts';
 
 const SHA256 = /^[0-9a-f]{64}$/;
-
-export interface Written {
-  path: string;
-  size: number;
-  sha256: string;
-}
+const WRITE_BATCH = 1024 * 1024;
 
 export class BlobStore {
   readonly root: string;
@@ -34,15 +28,13 @@ export class BlobStore {
     return join(this.root, 'uploads', safeName(uploadId));
   }
 
-  jobDir(jobId: string): string {
-    return join(this.root, 'jobs', safeName(jobId));
+  /** An unfinished upload's bytes, accepted and not: one file, written in place. */
+  uploadData(uploadId: string): string {
+    return join(this.uploadDir(uploadId), 'data');
   }
 
-  /** A fresh path under tmp/ for a file about to be written. */
-  async tmpPath(label = 'blob'): Promise<string> {
-    const dir = join(this.root, 'tmp');
-    await mkdir(dir, { recursive: true });
-    return join(dir, `${safeName(label)}.${randomBytes(8).toString('hex')}`);
+  jobDir(jobId: string): string {
+    return join(this.root, 'jobs', safeName(jobId));
   }
 
   async size(sha256: string): Promise<number | undefined> {
@@ -50,62 +42,91 @@ export class BlobStore {
   }
 
   /**
-   * Writes a stream to a new tmp file, hashing it on the way (sha256, plus any other algorithm
-   * asked for). On a stream error the file is removed and the error rethrown.
+   * Writes a stream into a file from `offset` on (the file is cut there first, created if missing),
+   * feeding every byte to `hashes` on the way, and makes it durable. Returns the bytes written.
    */
-  async writeTmp(source: Readable, label: string, extraAlgorithm?: string): Promise<Written & { extra?: Buffer }> {
-    const path = await this.tmpPath(label);
-    const sha = createHash('sha256');
-    const extra = extraAlgorithm && extraAlgorithm !== 'sha256' ? createHash(extraAlgorithm) : undefined;
-    const out = createWriteStream(path, { highWaterMark: 1024 * 1024 });
+  async writeAt(path: string, offset: number, source: Readable, hashes: Hash[]): Promise<number> {
+    await mkdir(dirname(path), { recursive: true });
+    const fh = await open(path, constants.O_RDWR | constants.O_CREAT);
     let size = 0;
     try {
-      for await (const chunk of source) {
-        const buf = chunk as Buffer;
-        sha.update(buf);
-        extra?.update(buf);
-        size += buf.length;
-        if (!out.write(buf)) await new Promise<void>((r, j) => { out.once('drain', r); out.once('error', j); });
+      await fh.truncate(offset);
+      // Gathered into writes of about a megabyte (request bodies arrive in much smaller pieces), one
+      // in flight while the next is read and hashed.
+      let batch: Buffer[] = [];
+      let batched = 0;
+      let writing: Promise<unknown> = Promise.resolve();
+      const flush = async () => {
+        await writing;
+        if (batched) writing = fh.writev(batch, offset + size - batched);
+        batch = [];
+        batched = 0;
+      };
+      try {
+        for await (const chunk of source) {
+          const buf = chunk as Buffer;
+          for (const h of hashes) h.update(buf);
+          size += buf.length;
+          batch.push(buf);
+          batched += buf.length;
+          if (batched >= WRITE_BATCH) await flush();
+        }
+        await flush();
+      } finally {
+        await writing.catch(() => undefined);
       }
-      await new Promise<void>((r, j) => out.end((err?: Error | null) => (err ? j(err) : r())));
-      if (this.fsync) await syncFile(path);
-    } catch (err) {
-      out.destroy();
-      await rm(path, { force: true });
-      throw err;
+      await writing;
+      if (this.fsync) await fh.datasync();
+      return size;
+    } finally {
+      await fh.close();
     }
-    const digest = sha.digest();
-    return { path, size, sha256: digest.toString('hex'), extra: extraAlgorithm === 'sha256' ? digest : extra?.digest() };
   }
 
-  /** Moves a finished tmp file to where its hash says; if those bytes are stored already, drops it. */
-  async adopt(tmp: string, sha256: string): Promise<string> {
+  /** Cuts a file back to `size` bytes (nothing when it is missing). */
+  async truncate(path: string, size: number): Promise<void> {
+    await truncate(path, size).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+
+  /** Reads a file once: the sha256 of the whole, and of each range asked for (in order, back to back). */
+  async hashRanges(path: string, lengths: number[]): Promise<{ sha256: string; ranges: string[] }> {
+    const whole = createHash('sha256');
+    const ranges: string[] = [];
+    let i = 0;
+    let left = lengths[0] ?? 0;
+    let part = createHash('sha256');
+    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+      let buf = chunk as Buffer;
+      whole.update(buf);
+      while (buf.length && i < lengths.length) {
+        const take = Math.min(left, buf.length);
+        part.update(buf.subarray(0, take));
+        buf = buf.subarray(take);
+        left -= take;
+        if (left === 0) {
+          ranges.push(part.digest('hex'));
+          part = createHash('sha256');
+          left = lengths[++i] ?? 0;
+        }
+      }
+    }
+    return { sha256: whole.digest('hex'), ranges };
+  }
+
+  /** Moves a finished file to where its hash says; if those bytes are stored already, drops it. */
+  async adopt(file: string, sha256: string): Promise<string> {
     const dest = this.pathOf(sha256);
     await mkdir(dirname(dest), { recursive: true });
     try {
       // link fails if the blob exists, so an existing blob is never replaced under a reader.
-      await link(tmp, dest);
+      await link(file, dest);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    await unlink(tmp);
+    await unlink(file);
     return dest;
-  }
-
-  /** Moves a finished tmp file to a named place (inside uploads/ or jobs/), creating the folder. */
-  async place(tmp: string, dest: string): Promise<void> {
-    await mkdir(dirname(dest), { recursive: true });
-    await rename(tmp, dest);
-  }
-
-  /** Concatenates files into one blob, hashing as it goes. */
-  async concat(paths: string[], label: string): Promise<Written> {
-    async function* all() {
-      for (const p of paths) yield* createReadStream(p, { highWaterMark: 1024 * 1024 });
-    }
-    const w = await this.writeTmp(readableFrom(all()), label);
-    await this.adopt(w.path, w.sha256);
-    return { ...w, path: this.pathOf(w.sha256) };
   }
 
   /** The sha256 of a file, read once. */
@@ -123,25 +144,8 @@ export class BlobStore {
     await rm(this.pathOf(sha256), { force: true });
   }
 
-  async removeFile(path: string): Promise<void> {
-    await rm(path, { force: true });
-  }
-
   async removeDir(dir: string): Promise<void> {
     await rm(dir, { recursive: true, force: true });
-  }
-
-  async list(dir: string): Promise<string[]> {
-    return readdir(dir).catch(() => []);
-  }
-}
-
-async function syncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 

@@ -249,7 +249,8 @@ describe('a worker killed mid-encode', () => {
     const takeover = events.indexOf(started[3]!);
     expect(events.slice(takeover).filter((e) => e.type === 'EncodeProgressed' && e.data.step === 'encode').length).toBeGreaterThan(0);
     expect(existsSync(join(blobDir, 'jobs', jobId))).toBe(false);
-    expect(readdirSync(join(blobDir, 'tmp')).filter((f) => !f.startsWith('chunk-'))).toEqual([]);
+    // Nothing of the job anywhere but its output: the store holds finished files and no job folders.
+    expect(readdirSync(join(blobDir, 'jobs'))).toEqual([]);
 
     const file = join(dir, 'long-out.mp4');
     await writeFile(file, (await call('GET', `/v1/encodes/${jobId}/output`, user)).bytes);

@@ -3,7 +3,7 @@
 // changes nothing; the limits (length, 30 minutes, unreadable), termination and expiration leave
 // no bytes behind; nobody but the owner sees an upload.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -192,8 +192,9 @@ describe('bad requests get their status code and change nothing', () => {
     expect(await allEvents()).toBe(before);
     const head = await tusCall('HEAD', `/v1/uploads/${id}`, user);
     expect(head.headers.get('upload-offset')).toBe('1000');
-    // Only the one accepted chunk is stored.
-    expect(readdirSync(join(blobDir, 'uploads', id))).toEqual([`0-${sha256(data.subarray(0, 1000))}`]);
+    // Only the one accepted chunk is stored: every refused body was cut off again.
+    expect(readdirSync(join(blobDir, 'uploads', id))).toEqual(['data']);
+    expect(readFileSync(join(blobDir, 'uploads', id, 'data')).equals(data.subarray(0, 1000))).toBe(true);
 
     // The right checksum is accepted.
     const ok = await patch(user, id, 1000, next, { 'upload-checksum': `sha1 ${sha1(next)}` });
@@ -271,5 +272,79 @@ describe('limits, termination and expiration leave no bytes behind', () => {
     expect(existsSync(join(blobDir, 'uploads', id))).toBe(false);
     expect((await tusCall('HEAD', `/v1/uploads/${id}`, user)).status).toBe(410);
     expect((await patch(user, id, 3000, randomBytes(10))).status).toBe(410);
+  }, 30_000);
+});
+
+describe('two api processes', () => {
+  let other: System;
+  beforeAll(async () => {
+    other = await System.sharing(sys);
+    await other.start('api', { BLOB_DIR: blobDir, UPLOAD_MAX_BYTES: String(MAX), UPLOAD_EXPIRY_MS: '4000' });
+  });
+  afterAll(() => other?.stop());
+
+  const patchVia = (api: System, userId: string, id: string, offset: number, data: Buffer) =>
+    fetch(`${api.api}/v1/uploads/${id}`, {
+      method: 'PATCH',
+      headers: { 'tus-resumable': '1.0.0', 'x-userid': userId, 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream' },
+      body: new Uint8Array(data),
+    });
+
+  it('a request on one takes an upload over from a PATCH still running on the other: no byte lost or doubled', async () => {
+    const user = newUserId();
+    const data = randomBytes(3 * 1024 * 1024);
+    const id = await create(user, data.length, 'over.yuv');
+    // A PATCH on the first api that sends a megabyte and then hangs (a client gone half-open).
+    const hung = new AbortController();
+    const body = new ReadableStream({ start: (c) => c.enqueue(new Uint8Array(data.subarray(0, 1024 * 1024))) });
+    const first = fetch(`${sys.api}/v1/uploads/${id}`, {
+      method: 'PATCH',
+      headers: { 'tus-resumable': '1.0.0', 'x-userid': user, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+      body,
+      duplex: 'half',
+      signal: hung.signal,
+    } as RequestInit).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 500));
+
+    // The client comes back through the other api: it asks where the upload stands. The running
+    // PATCH is told to let go, keeps what it received, and the answer counts exactly that.
+    const head = await fetch(`${other.api}/v1/uploads/${id}`, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0', 'x-userid': user } });
+    expect(head.status).toBe(200);
+    const offset = Number(head.headers.get('upload-offset'));
+    expect(offset).toBeGreaterThan(0);
+    expect(readFileSync(join(blobDir, 'uploads', id, 'data')).equals(data.subarray(0, offset))).toBe(true);
+
+    const rest = await patchVia(other, user, id, offset, data.subarray(offset));
+    expect(rest.status).toBe(204);
+    hung.abort();
+    await first;
+    const events = await uploadEvents(id);
+    expect(events.at(-1)).toMatchObject({ type: 'UploadCompleted', data: { sha256: sha256(data), size: data.length } });
+    expect(events.filter((e) => e.type === 'UploadChunkAppended').map((e) => [e.data.offset, e.data.length])).toEqual([[0, offset], [offset, data.length - offset]]);
+    expect(sha256(readFileSync(blobPath(sha256(data))))).toBe(sha256(data));
+  }, 30_000);
+
+  it('chunks spread over both are checked against their sha256 at completion; bytes changed behind their back are refused', async () => {
+    const user = newUserId();
+    const data = randomBytes(300_000);
+    const parts = [data.subarray(0, 100_000), data.subarray(100_000, 200_000), data.subarray(200_000)];
+    const good = await create(user, data.length, 'spread.yuv');
+    for (const [i, api] of [sys, other, sys].entries()) expect((await patchVia(api, user, good, i * 100_000, parts[i]!)).status).toBe(204);
+    expect((await uploadEvents(good)).at(-1)).toMatchObject({ type: 'UploadCompleted', data: { sha256: sha256(data) } });
+
+    const bad = await create(user, data.length, 'rotten.yuv');
+    expect((await patchVia(sys, user, bad, 0, parts[0]!)).status).toBe(204);
+    expect((await patchVia(other, user, bad, 100_000, parts[1]!)).status).toBe(204);
+    // A byte of the first chunk changes on disk (a fault castlog did not cause).
+    const file = join(blobDir, 'uploads', bad, 'data');
+    const stored = readFileSync(file);
+    stored[12_345]! ^= 0xff;
+    await writeFile(file, stored);
+    const last = await patchVia(sys, user, bad, 200_000, parts[2]!);
+    expect(last.status).toBe(422);
+    expect(await last.json()).toMatchObject({ field: 'file', error: expect.stringMatching(/do not match the checksums/) });
+    expect((await uploadEvents(bad)).at(-1)).toMatchObject({ type: 'UploadRejected' });
+    expect(existsSync(join(blobDir, 'uploads', bad))).toBe(false);
+    expect(existsSync(blobPath(createHash('sha256').update(stored).digest('hex')))).toBe(false);
   }, 30_000);
 });
