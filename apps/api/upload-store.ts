@@ -7,7 +7,6 @@
 // sha256, ffprobe checks the limits, and the upload is completed or rejected. Who asks comes from
 // the request context (x-userid or a user token).
 import type { AsyncLocalStorage } from 'node:async_hooks';
-import { createHash, type Hash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -15,6 +14,7 @@ import { DataStore, ERRORS, Upload } from '@tus/utils';
 import { DomainError } from '../../domain/decider.ts';
 import { upload, uploadStream, type UploadCommand, type UploadState } from '../../domain/uploads/upload.ts';
 import type { BlobStore } from '../../infra/blobs/blob-store.ts';
+import { HashThread, type HashSession } from '../../infra/blobs/hash-thread.ts';
 import type { Config } from '../../infra/config.ts';
 import type { Db } from '../../infra/db.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
@@ -44,7 +44,8 @@ export class UploadStore extends DataStore {
    * The sha256 of each upload so far, kept while this process receives every chunk in turn, so
    * completion need not read the file again. Only a shortcut: without it the file is read once.
    */
-  private readonly running = new Map<string, { offset: number; hash: Hash }>();
+  private readonly running = new Map<string, { offset: number; hashes: HashSession; at: number }>();
+  private readonly hashes = new HashThread();
 
   constructor(
     private readonly deps: { store: EventStore; blobs: BlobStore; config: Config; db: Db; logger: Logger },
@@ -54,11 +55,21 @@ export class UploadStore extends DataStore {
     super();
     this.extensions = ['creation', 'creation-with-upload', 'checksum', 'termination', 'expiration'];
     this.handler = new CommandHandler(deps.store);
+    // The thread's hashes died with it: completions then read their files instead.
+    this.hashes.onLost = () => this.running.clear();
   }
 
   /** Writes to these uploads may have overlapped another process's: their bytes are checked at completion. */
   forget(uploadIds: string[]): void {
-    for (const id of uploadIds) this.running.delete(id);
+    for (const id of uploadIds) {
+      this.running.get(id)?.hashes.drop();
+      this.running.delete(id);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.running.clear();
+    await this.hashes.close();
   }
 
   private caller(): UploadRequest {
@@ -113,29 +124,32 @@ export class UploadStore extends DataStore {
     const { userId, checksum } = this.caller();
     const { blobs } = this.deps;
     const path = blobs.uploadData(id);
-    // The whole file's hash so far, when this process saw every chunk before this one.
+    // The whole file's hash goes on from where it was when this process saw every chunk before this one.
     const running = this.running.get(id);
-    const whole = offset === 0 ? createHash('sha256') : running?.offset === offset ? running.hash.copy() : undefined;
-    const sha = createHash('sha256');
-    const extra = checksum && checksum.algorithm !== 'sha256' ? createHash(checksum.algorithm) : undefined;
-    // tus locked the upload and read its offset under the lock: bytes past it are no one's.
-    const size = await blobs.writeAt(path, offset, stream, [sha, ...(extra ? [extra] : []), ...(whole ? [whole] : [])]);
+    const continues = offset === 0 || running?.offset === offset;
+    const hashes = this.hashes.start(
+      [['chunk', 'sha256'], ...(checksum && checksum.algorithm !== 'sha256' ? [['checksum', checksum.algorithm] as [string, string]] : []), ...(offset === 0 ? [['whole', 'sha256'] as [string, string]] : [])],
+      offset !== 0 && continues ? { session: running!.hashes, name: 'whole', as: 'whole' } : undefined,
+    );
     let accepted = false;
     try {
+      // tus locked the upload and read its offset under the lock: bytes past it are no one's.
+      const size = await blobs.writeAt(path, offset, stream, [hashes]);
       // A client that went away before sending a byte changed nothing.
       if (size === 0) return offset;
-      const chunkSha = sha.digest();
-      if (checksum && !(extra ? extra.digest() : chunkSha).equals(checksum.digest)) {
+      const digests = await hashes.digest(['chunk', 'checksum']);
+      if (checksum && !(digests.checksum ?? digests.chunk!).equals(checksum.digest)) {
         throw new TusError(460, JSON.stringify({ error: `upload-checksum: the ${checksum.algorithm} of the ${size} bytes received does not match`, field: 'upload-checksum' }));
       }
       // The lock lost meanwhile (its connection dropped): another request may own the upload now.
       if (!this.locker.holds(id)) throw ERRORS.ABORTED;
-      await this.decide(id, () => ({ type: 'AppendChunk', uploadId: id, userId, offset, length: size, sha256: chunkSha.toString('hex'), now: Date.now() }));
+      await this.decide(id, () => ({ type: 'AppendChunk', uploadId: id, userId, offset, length: size, sha256: digests.chunk!.toString('hex'), now: Date.now() }));
       accepted = true;
-      if (whole) this.running.set(id, { offset: offset + size, hash: whole });
-      else this.running.delete(id);
+      this.forget([id]);
+      if (continues) this.running.set(id, { offset: offset + size, hashes, at: Date.now() });
       return offset + size;
     } finally {
+      if (!accepted || !continues) hashes.drop();
       if (!accepted) {
         // Refused: the bytes go. Cut back to what the log says was accepted (a decision whose answer
         // was lost may still have been recorded); if it cannot be asked, the next writer cuts.
@@ -147,7 +161,7 @@ export class UploadStore extends DataStore {
 
   override async remove(id: string): Promise<void> {
     const { userId } = this.caller();
-    this.running.delete(id);
+    this.forget([id]);
     await this.decide(id, () => ({ type: 'Terminate', uploadId: id, userId, now: Date.now() }));
     await this.deps.blobs.removeDir(this.deps.blobs.uploadDir(id));
   }
@@ -160,6 +174,8 @@ export class UploadStore extends DataStore {
   override async deleteExpired(): Promise<number> {
     const { config, db, blobs } = this.deps;
     const now = Date.now();
+    // Hashes kept for uploads that another process went on with and finished.
+    this.forget([...this.running].filter(([, r]) => r.at < now - config.uploadExpiryMs).map(([id]) => id));
     const stale = await db
       .selectFrom('uploads')
       .select('upload_id')
@@ -169,26 +185,37 @@ export class UploadStore extends DataStore {
       .execute();
     let n = 0;
     for (const { upload_id } of stale) {
-      const { events, state } = await this.decide(upload_id, () => ({ type: 'Expire', uploadId: upload_id, now: Date.now(), expiryMs: config.uploadExpiryMs }));
-      if (events.length || state.status === 'expired') await blobs.removeDir(blobs.uploadDir(upload_id));
-      n += events.length;
+      // Under the upload's lock, so no PATCH is writing bytes that would outlive the folder.
+      n += await this.locked(upload_id, async () => {
+        const { events, state } = await this.decide(upload_id, () => ({ type: 'Expire', uploadId: upload_id, now: Date.now(), expiryMs: config.uploadExpiryMs }));
+        if (events.length || state.status === 'expired') {
+          this.forget([upload_id]);
+          await blobs.removeDir(blobs.uploadDir(upload_id));
+        }
+        return events.length;
+      });
     }
     return n;
   }
 
-  /**
-   * Every byte is in: joins the chunks into one blob named by its sha256, checks the limits and
-   * completes or rejects the upload. Returns the reason when rejected. Safe to call again.
-   */
-  async finish(uploadId: string): Promise<{ rejected?: string }> {
-    // tus let go of the upload before calling this; nothing else may write it meanwhile.
+  /** Runs `work` holding the upload's lock (a request for the upload waits for it meanwhile). */
+  private async locked<T>(uploadId: string, work: () => Promise<T>): Promise<T> {
     const lock = this.locker.newLock(uploadId);
     await lock.lock(new AbortController().signal, async () => undefined);
     try {
-      return await this.finishLocked(uploadId);
+      return await work();
     } finally {
       await lock.unlock();
     }
+  }
+
+  /**
+   * Every byte is in: the file joins the blob store under its sha256, the limits are checked, and
+   * the upload is completed or rejected. Returns the reason when rejected. Safe to call again.
+   */
+  async finish(uploadId: string): Promise<{ rejected?: string }> {
+    // tus let go of the upload before calling this; nothing else may write it meanwhile.
+    return this.locked(uploadId, () => this.finishLocked(uploadId));
   }
 
   private async finishLocked(uploadId: string): Promise<{ rejected?: string }> {
@@ -253,11 +280,13 @@ export class UploadStore extends DataStore {
   private async wholeHash(uploadId: string, state: UploadState): Promise<string | undefined> {
     const running = this.running.get(uploadId);
     this.running.delete(uploadId);
+    const kept = running?.offset === state.length ? await running.hashes.digest(['whole']).catch(() => undefined) : undefined;
+    running?.hashes.drop();
     const path = await this.dataFile(uploadId);
     const size = (await stat(path)).size;
     if (size < state.length) return undefined;
     if (size > state.length) await this.deps.blobs.truncate(path, state.length); // a refused write's leftovers
-    if (running?.offset === state.length) return running.hash.digest('hex');
+    if (kept?.whole) return kept.whole.toString('hex');
     const chunks = [...state.chunks].sort((a, b) => a.offset - b.offset);
     const { sha256, ranges } = await this.deps.blobs.hashRanges(path, chunks.map((c) => c.length));
     return chunks.every((c, i) => c.sha256 === ranges[i]) ? sha256 : undefined;

@@ -156,7 +156,7 @@ export function uploadRoutes(
     store,
     stop: async () => {
       clearInterval(sweep);
-      await locker.close();
+      await Promise.all([locker.close(), store.close()]);
     },
   };
 }

@@ -3,7 +3,7 @@
 // reference (claim check). Unfinished work has its own places, removed as a whole:
 // uploads/<uploadId>/ for the bytes of an unfinished upload, jobs/<jobId>/ for an encode's
 // intermediates. A file joins sha256/ only once whole (a hard link), so a hash never names half a file.
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { link, mkdir, open, rm, stat, truncate, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -45,7 +45,7 @@ export class BlobStore {
    * Writes a stream into a file from `offset` on (the file is cut there first, created if missing),
    * feeding every byte to `hashes` on the way, and makes it durable. Returns the bytes written.
    */
-  async writeAt(path: string, offset: number, source: Readable, hashes: Hash[]): Promise<number> {
+  async writeAt(path: string, offset: number, source: Readable, hashes: { update(data: Buffer): void }[]): Promise<number> {
     await mkdir(dirname(path), { recursive: true });
     const fh = await open(path, constants.O_RDWR | constants.O_CREAT);
     let size = 0;

@@ -45,6 +45,16 @@ async function create(userId: string, length: number, filename = 'clip.mp4'): Pr
 const patch = (userId: string | undefined, id: string, offset: number, data: Buffer, headers: Record<string, string> = {}) =>
   tusCall('PATCH', `/v1/uploads/${id}`, userId, { 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream', ...headers }, data);
 
+/** A PATCH from offset 0 whose body is a stream the test controls (cut off, or left hanging). */
+const streamingPatch = (api: string, userId: string, id: string, body: ReadableStream, signal: AbortSignal) =>
+  fetch(`${api}/v1/uploads/${id}`, {
+    method: 'PATCH',
+    headers: { 'tus-resumable': '1.0.0', 'x-userid': userId, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+    body,
+    duplex: 'half',
+    signal,
+  } as RequestInit).catch(() => undefined);
+
 /** Every event of an upload in the event store, decoded. */
 async function uploadEvents(id: string): Promise<{ type: string; data: any }[]> {
   const rows = await sys.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `upload-${id}`).orderBy('version').execute();
@@ -130,13 +140,7 @@ describe('resumable uploads with tus-js-client', () => {
         setTimeout(() => controller.abort(), 300);
       },
     });
-    await fetch(`${sys.api}/v1/uploads/${id}`, {
-      method: 'PATCH',
-      headers: { 'tus-resumable': '1.0.0', 'x-userid': user, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
-      body,
-      duplex: 'half',
-      signal: controller.signal,
-    } as RequestInit).catch(() => undefined);
+    await streamingPatch(sys.api, user, id, body, controller.signal);
     const offset = await waitFor('the partial chunk to be recorded', async () => {
       const r = await tusCall('HEAD', `/v1/uploads/${id}`, user);
       return Number(r.headers.get('upload-offset')) > 0 && Number(r.headers.get('upload-offset'));
@@ -297,13 +301,7 @@ describe('two api processes', () => {
     // A PATCH on the first api that sends a megabyte and then hangs (a client gone half-open).
     const hung = new AbortController();
     const body = new ReadableStream({ start: (c) => c.enqueue(new Uint8Array(data.subarray(0, 1024 * 1024))) });
-    const first = fetch(`${sys.api}/v1/uploads/${id}`, {
-      method: 'PATCH',
-      headers: { 'tus-resumable': '1.0.0', 'x-userid': user, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
-      body,
-      duplex: 'half',
-      signal: hung.signal,
-    } as RequestInit).catch(() => undefined);
+    const first = streamingPatch(sys.api, user, id, body, hung.signal);
     await new Promise((r) => setTimeout(r, 500));
 
     // The client comes back through the other api: it asks where the upload stands. The running

@@ -1,0 +1,105 @@
+// Hashing on a thread of its own: an upload's bytes are hashed twice (the chunk's sha256 for its
+// event, the whole file's for its address), and on the main thread that would slow every upload
+// down to the speed of the hash. The main thread hands each piece over (a copy, transferred) and
+// goes on reading the socket and writing the file while the other core hashes.
+import { Worker } from 'node:worker_threads';
+
+/** The thread's side: sessions of named hashes, fed in order. Plain JavaScript, run with eval. */
+const THREAD = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const sessions = new Map();
+parentPort.on('message', (m) => {
+  if (m.op === 'update') {
+    const s = sessions.get(m.id);
+    if (s) for (const h of s.values()) h.update(m.data);
+  } else if (m.op === 'start') {
+    const s = new Map(m.algorithms.map(([name, alg]) => [name, createHash(alg)]));
+    if (m.fork) {
+      const from = sessions.get(m.fork.id)?.get(m.fork.name);
+      if (from) s.set(m.fork.as, from.copy());
+    }
+    sessions.set(m.id, s);
+  } else if (m.op === 'digest') {
+    const s = sessions.get(m.id);
+    const digests = {};
+    for (const name of m.names) {
+      const h = s?.get(name);
+      if (h) { digests[name] = h.digest(); s.delete(name); }
+    }
+    parentPort.postMessage({ reply: m.reply, digests });
+  } else if (m.op === 'drop') {
+    sessions.delete(m.id);
+  }
+});
+`;
+
+/** A set of hashes on the thread, fed together. */
+export interface HashSession {
+  readonly id: number;
+  update(data: Buffer): void;
+  /** The digests of these hashes (each ends; hashes not named keep going). */
+  digest(names: string[]): Promise<Record<string, Buffer>>;
+  drop(): void;
+}
+
+export class HashThread {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly replies = new Map<number, { resolve: (d: Record<string, Buffer>) => void; reject: (e: Error) => void }>();
+  /** Called when the thread died: every session it had is gone. */
+  onLost: () => void = () => undefined;
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(THREAD, { eval: true });
+    worker.unref();
+    worker.on('message', (m: { reply: number; digests: Record<string, Uint8Array> }) => {
+      const r = this.replies.get(m.reply);
+      this.replies.delete(m.reply);
+      r?.resolve(Object.fromEntries(Object.entries(m.digests).map(([k, v]) => [k, Buffer.from(v)])));
+    });
+    const lost = (err: Error) => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      for (const r of this.replies.values()) r.reject(err);
+      this.replies.clear();
+      this.onLost();
+    };
+    worker.on('error', lost);
+    worker.on('exit', (code) => lost(new Error(`hash thread exited (${code})`)));
+    this.worker = worker;
+    return worker;
+  }
+
+  /**
+   * New hashes, named: [name, algorithm]. `fork` adds, under another name, a copy of a hash of an
+   * earlier session as it stands (to go on hashing a file from where that session was).
+   */
+  start(algorithms: [string, string][], fork?: { session: HashSession; name: string; as: string }): HashSession {
+    const worker = this.thread();
+    const id = this.nextId++;
+    worker.postMessage({ op: 'start', id, algorithms, fork: fork && { id: fork.session.id, name: fork.name, as: fork.as } });
+    return {
+      id,
+      update: (data) => {
+        // A copy of its own, handed over rather than copied again by postMessage.
+        const copy = new Uint8Array(data);
+        worker.postMessage({ op: 'update', id, data: copy }, [copy.buffer]);
+      },
+      digest: (names) =>
+        new Promise((resolve, reject) => {
+          const reply = this.nextId++;
+          this.replies.set(reply, { resolve, reject });
+          worker.postMessage({ op: 'digest', id, names, reply });
+        }),
+      drop: () => worker.postMessage({ op: 'drop', id }),
+    };
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker?.terminate();
+  }
+}
