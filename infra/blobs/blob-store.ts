@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 
 const SHA256 = /^[0-9a-f]{64}$/;
 const WRITE_BATCH = 1024 * 1024;
+const SYNC_EVERY = 8 * 1024 * 1024;
 
 export class BlobStore {
   readonly root: string;
@@ -56,9 +57,19 @@ export class BlobStore {
       let batch: Buffer[] = [];
       let batched = 0;
       let writing: Promise<unknown> = Promise.resolve();
+      // The disk is asked to catch up every few megabytes while the rest arrives, so the sync
+      // before the answer has little left to do.
+      let syncing: Promise<unknown> = Promise.resolve();
+      let unsynced = 0;
       const flush = async () => {
         await writing;
+        if (this.fsync && unsynced >= SYNC_EVERY) {
+          await syncing;
+          syncing = fh.datasync();
+          unsynced = 0;
+        }
         if (batched) writing = fh.writev(batch, offset + size - batched);
+        unsynced += batched;
         batch = [];
         batched = 0;
       };
@@ -73,9 +84,10 @@ export class BlobStore {
         }
         await flush();
       } finally {
-        await writing.catch(() => undefined);
+        await Promise.allSettled([writing, syncing]);
       }
       await writing;
+      await syncing;
       if (this.fsync) await fh.datasync();
       return size;
     } finally {

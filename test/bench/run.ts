@@ -31,8 +31,8 @@ import { searchBench, type SearchResult } from './search.ts';
 import { uploadsBench, type UploadsResult } from './uploads.ts';
 import { report } from './report.ts';
 
-// The shared services; without these launchStack would start its own (or containers).
-process.env.KAFKA_BROKERS ??= '127.0.0.1:19092';
+// The machine's own services, as `npm test` uses them: the local Kafka (started here unless
+// KAFKA_BROKERS points at one) and Postgres, never containers (they would measure Docker too).
 process.env.DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/castlog_test';
 process.env.CASTLOG_NO_DOCKER ??= '1';
 
@@ -56,6 +56,8 @@ const started = Date.now();
 const log = (s: string) => console.error(`[bench ${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${s}`);
 
 const stack = await launchStack(process.env, 'castlog_test');
+// Every scenario (and every process it starts) reads the brokers from here.
+process.env.KAFKA_BROKERS = stack.kafkaBrokers;
 log(`stack: kafka ${stack.kafkaBrokers}, postgres ${stack.databaseUrl}; ${CORES} cores; open files ${nofile}${QUICK ? '; QUICK mode' : ''}`);
 
 export interface Results {
