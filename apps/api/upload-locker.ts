@@ -6,6 +6,7 @@
 // process) cancels its request, which ends its body gracefully and releases the lock.
 import pg from 'pg';
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils';
+import { EventStoreUnavailable } from '../../infra/eventstore/port.ts';
 import type { Logger } from '../../infra/logger.ts';
 
 const CHANNEL = 'castlog_upload_release';
@@ -73,6 +74,16 @@ export class UploadLocker implements Locker {
   }
 
   private async lock(id: string, signal: AbortSignal, requestRelease: RequestRelease): Promise<void> {
+    try {
+      await this.acquire(id, signal, requestRelease);
+    } catch (err) {
+      // Postgres out of reach is a 503, as for every decision; tus's own errors pass as they are.
+      if (err instanceof Error) throw new EventStoreUnavailable(`upload lock: ${err.message}`);
+      throw err;
+    }
+  }
+
+  private async acquire(id: string, signal: AbortSignal, requestRelease: RequestRelease): Promise<void> {
     const deadline = Date.now() + this.timeoutMs;
     for (let asked = false; ; ) {
       if (signal.aborted) throw ERRORS.ABORTED;

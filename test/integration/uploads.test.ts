@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tus from 'tus-js-client';
+import { TcpProxy } from '../support/proxy.ts';
 import { System, waitFor } from '../support/system.ts';
 import { idOf, makeClip, newUserId, sha256, tusUpload } from '../support/uploads.ts';
 
@@ -345,4 +346,53 @@ describe('two api processes', () => {
     expect(existsSync(join(blobDir, 'uploads', bad))).toBe(false);
     expect(existsSync(blobPath(createHash('sha256').update(stored).digest('hex')))).toBe(false);
   }, 30_000);
+});
+
+describe('Postgres out of reach', () => {
+  it('answers 503 at once and changes nothing, then the upload resumes where it was', async () => {
+    const pgUrl = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/castlog_test');
+    const proxy = await TcpProxy.start({ host: pgUrl.hostname, port: Number(pgUrl.port || 5432) });
+    const cut = await System.create({ BLOB_DIR: blobDir });
+    const viaProxy = new URL(cut.env.DATABASE_URL!);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    cut.env.DATABASE_URL = viaProxy.toString();
+    try {
+      await cut.start('api');
+      const user = newUserId();
+      const data = randomBytes(200_000);
+      const created = await fetch(`${cut.api}/v1/uploads/`, {
+        method: 'POST',
+        headers: { 'tus-resumable': '1.0.0', 'x-userid': user, 'upload-length': String(data.length), 'upload-metadata': `filename ${b64('out.yuv')}` },
+      });
+      const id = idOf(created.headers.get('location')!);
+      const send = (offset: number, part: Buffer) =>
+        fetch(`${cut.api}/v1/uploads/${id}`, {
+          method: 'PATCH',
+          headers: { 'tus-resumable': '1.0.0', 'x-userid': user, 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream' },
+          body: new Uint8Array(part),
+        });
+      expect((await send(0, data.subarray(0, 50_000))).status).toBe(204);
+
+      await proxy.down();
+      for (const request of [() => send(50_000, data.subarray(50_000)), () => fetch(`${cut.api}/v1/uploads/${id}`, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0', 'x-userid': user } })]) {
+        const t0 = performance.now();
+        const r = await request();
+        expect(performance.now() - t0).toBeLessThan(2000);
+        expect(r.status).toBe(503);
+      }
+      expect(readFileSync(join(blobDir, 'uploads', id, 'data')).equals(data.subarray(0, 50_000))).toBe(true);
+
+      await proxy.up();
+      const resumed = await waitFor('uploads to be served again', async () => {
+        const r = await send(50_000, data.subarray(50_000));
+        return r.status === 204 && r;
+      }, 15_000, 200);
+      expect(resumed.headers.get('upload-offset')).toBe(String(data.length));
+      const last = await cut.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `upload-${id}`).orderBy('version', 'desc').executeTakeFirstOrThrow();
+      expect({ type: last.type, data: cut.log.codec.decode(last.data).data }).toMatchObject({ type: 'UploadCompleted', data: { sha256: sha256(data) } });
+    } finally {
+      await proxy.down();
+      await cut.stop();
+    }
+  }, 60_000);
 });
