@@ -404,7 +404,7 @@ export class EventLog {
           outcome = await opts.onBatch(handed);
         } catch (err) {
           // kafkajs retries the batch; say why, or a stuck consumer is a silent one.
-          this.logger.error({ err: String(err), stack: (err as Error).stack, topic, partition: batch.partition }, 'batch handler failed, will retry');
+          this.batchFailed(err, handed);
           throw err;
         }
         if (outcome) seek(outcome);
@@ -427,10 +427,14 @@ export class EventLog {
       try {
         return await opts.onBatch(batch);
       } catch (err) {
-        this.logger.error({ err: String(err), stack: (err as Error).stack, topic: batch.topic, partition: batch.partition }, 'batch handler failed, will retry');
+        this.batchFailed(err, batch);
         await new Promise((r) => setTimeout(r, delay));
       }
     }
+  }
+
+  private batchFailed(err: unknown, batch: PartitionBatch): void {
+    this.logger.error({ err: String(err), stack: (err as Error).stack, topic: batch.topic, partition: batch.partition }, 'batch handler failed, will retry');
   }
 
   /** A group id no other process shares: for readers that must see every partition. */

@@ -10,6 +10,13 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Why a token was refused, in words a client can act on. */
 export class InvalidUserToken extends Error {}
 
+/** A token and an x-userid from the proxy that name two different users. */
+export class UserMismatch extends InvalidUserToken {
+  constructor() {
+    super('x-userid names another user than the token');
+  }
+}
+
 export class UserTokens {
   private readonly key: Uint8Array;
 
@@ -42,3 +49,14 @@ export class UserTokens {
 
 /** True for something shaped like a JWT (three base64url parts), as opposed to a station or admin key. */
 export const looksLikeJwt = (s: string) => /^[\w-]+\.[\w-]+\.[\w-]+$/.test(s);
+
+/**
+ * The user a token names, for the api and the fanout alike: refused when tokens are not enabled
+ * here, and when an x-userid from the proxy (lower case) names someone else.
+ */
+export async function userOfToken(tokens: UserTokens | undefined, token: string, proxied?: string): Promise<string> {
+  if (!tokens) throw new InvalidUserToken('user tokens are not enabled here (USER_TOKEN_SECRET)');
+  const userId = await tokens.verify(token);
+  if (proxied && proxied !== userId) throw new UserMismatch();
+  return userId;
+}

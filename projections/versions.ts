@@ -57,7 +57,6 @@ async function indexWhenCaughtUp(db: Kysely<Database>, projection: Projection, v
   await db.transaction().execute(async (trx) => {
     await sql`SET LOCAL search_path TO ${sql.id(newKey)}, public; SET LOCAL maintenance_work_mem TO '256MB'`.execute(trx);
     await projection.createIndexes?.(trx);
-    await sql`SET LOCAL search_path TO public`.execute(trx);
     await sql`UPDATE projection_versions SET building_indexed_at = now() WHERE name = ${projection.name} AND building = ${version}`.execute(trx);
   });
   return true;
@@ -112,11 +111,10 @@ export async function ensureRegistered(db: Kysely<Database>, projection: Project
     const { rows: existing } = await sql<{ table_name: string }>`
       SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`.execute(trx);
     const inPublic = new Set(existing.map((r) => r.table_name));
-    if (projection.views.every((v) => inPublic.has(v))) {
-      for (const v of projection.views) await sql`ALTER TABLE ${sql.id(v)} SET SCHEMA ${sql.id(schema)}`.execute(trx);
-    }
+    const fromMigrations = projection.views.every((v) => inPublic.has(v));
+    if (fromMigrations) for (const v of projection.views) await sql`ALTER TABLE ${sql.id(v)} SET SCHEMA ${sql.id(schema)}`.execute(trx);
     await sql`SET LOCAL search_path TO ${sql.id(schema)}, public`.execute(trx);
-    if (!projection.views.every((v) => inPublic.has(v))) await projection.createTables(trx);
+    if (!fromMigrations) await projection.createTables(trx);
     // The first version serves at once: its readers' indexes come with it.
     await projection.createIndexes?.(trx);
     await sql`SET LOCAL search_path TO public`.execute(trx);

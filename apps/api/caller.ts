@@ -3,7 +3,8 @@
 // go through that proxy. Station keys and the admin token are not user tokens.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../../infra/config.ts';
-import { InvalidUserToken, looksLikeJwt, type UserTokens } from '../../infra/user-tokens.ts';
+import { bearerOf } from '../../infra/bearer.ts';
+import { InvalidUserToken, looksLikeJwt, UserMismatch, userOfToken, type UserTokens } from '../../infra/user-tokens.ts';
 import { isAdmin } from './admin.ts';
 import { HttpError } from './errors.ts';
 
@@ -11,28 +12,21 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export type UserOf = (req: FastifyRequest) => Promise<string>;
 
-function bearer(req: FastifyRequest): string | undefined {
-  const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-  return m && looksLikeJwt(m[1]!) ? m[1] : undefined;
-}
-
 export function userOf(tokens: UserTokens | undefined): UserOf {
   return async (req) => {
     const header = req.headers['x-userid'];
-    const proxied = typeof header === 'string' && header !== '' ? header : undefined;
-    if (proxied !== undefined && !UUID.test(proxied)) throw new HttpError(400, 'x-userid: must be a UUID', 'x-userid');
-    const token = bearer(req);
-    if (token === undefined) {
-      if (header === undefined || header === '') throw new HttpError(400, 'x-userid: required (or Authorization: Bearer <user token>)', 'x-userid');
-      if (proxied === undefined) throw new HttpError(400, 'x-userid: must be a UUID', 'x-userid');
-      return proxied.toLowerCase();
+    const missing = header === undefined || header === '';
+    if (!missing && (typeof header !== 'string' || !UUID.test(header))) throw new HttpError(400, 'x-userid: must be a UUID', 'x-userid');
+    const proxied = missing ? undefined : (header as string).toLowerCase();
+    const credential = bearerOf(req.headers.authorization);
+    if (credential === undefined || !looksLikeJwt(credential)) {
+      if (proxied === undefined) throw new HttpError(400, 'x-userid: required (or Authorization: Bearer <user token>)', 'x-userid');
+      return proxied;
     }
-    if (!tokens) throw new HttpError(401, 'authorization: user tokens are not enabled here (USER_TOKEN_SECRET)', 'authorization');
-    const userId = await tokens.verify(token).catch((err) => {
+    return userOfToken(tokens, credential, proxied).catch((err) => {
+      if (err instanceof UserMismatch) throw new HttpError(401, 'x-userid: names another user than the token', 'x-userid');
       throw err instanceof InvalidUserToken ? new HttpError(401, `authorization: ${err.message}`, 'authorization') : err;
     });
-    if (proxied !== undefined && proxied.toLowerCase() !== userId) throw new HttpError(401, 'x-userid: names another user than the token', 'x-userid');
-    return userId;
   };
 }
 

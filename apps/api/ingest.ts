@@ -10,6 +10,7 @@ import { prom, LATENCY_BUCKETS, type Registry } from '../../infra/metrics.ts';
 import type { StationKeys } from '../../infra/stations.ts';
 import { HttpError, badRequest } from './errors.ts';
 import { splitLines } from './lines.ts';
+import { bearerOf } from '../../infra/bearer.ts';
 
 const MAX_LINE_BYTES = 64 * 1024;
 /** Fragments of one request waiting for Kafka before we stop reading more of it. */
@@ -27,9 +28,9 @@ export function ingestRoutes(app: FastifyInstance, deps: { log: EventLog; statio
   app.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload));
 
   async function authenticate(req: FastifyRequest): Promise<string> {
-    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-    if (!m) throw new HttpError(401, 'authorization: a station key is required (Authorization: Bearer <key>)', 'authorization');
-    const station = await stations.verify(m[1]!).catch(() => {
+    const key = bearerOf(req.headers.authorization);
+    if (!key) throw new HttpError(401, 'authorization: a station key is required (Authorization: Bearer <key>)', 'authorization');
+    const station = await stations.verify(key).catch(() => {
       throw new HttpError(503, 'Service Unavailable: the database cannot be reached');
     });
     if (!station) throw new HttpError(401, 'authorization: unknown station key', 'authorization');

@@ -59,7 +59,10 @@ export class UploadStore extends DataStore {
     this.hashes.onLost = () => this.running.clear();
   }
 
-  /** Writes to these uploads may have overlapped another process's: their bytes are checked at completion. */
+  /**
+   * Lets go of the hashes kept for these uploads: their completion reads the file instead (also
+   * what a lost lock calls for, as writes may then have overlapped another process's).
+   */
   forget(uploadIds: string[]): void {
     for (const id of uploadIds) {
       this.running.get(id)?.hashes.drop();
@@ -127,10 +130,10 @@ export class UploadStore extends DataStore {
     // The whole file's hash goes on from where it was when this process saw every chunk before this one.
     const running = this.running.get(id);
     const continues = offset === 0 || running?.offset === offset;
-    const hashes = this.hashes.start(
-      [['chunk', 'sha256'], ...(checksum && checksum.algorithm !== 'sha256' ? [['checksum', checksum.algorithm] as [string, string]] : []), ...(offset === 0 ? [['whole', 'sha256'] as [string, string]] : [])],
-      offset !== 0 && continues ? { session: running!.hashes, name: 'whole', as: 'whole' } : undefined,
-    );
+    const algorithms: [string, string][] = [['chunk', 'sha256']];
+    if (checksum && checksum.algorithm !== 'sha256') algorithms.push(['checksum', checksum.algorithm]);
+    if (offset === 0) algorithms.push(['whole', 'sha256']);
+    const hashes = this.hashes.start(algorithms, offset !== 0 && continues ? { session: running!.hashes, name: 'whole' } : undefined);
     let accepted = false;
     try {
       // tus locked the upload and read its offset under the lock: bytes past it are no one's.
@@ -225,18 +228,11 @@ export class UploadStore extends DataStore {
     if (state.status === 'rejected') return { rejected: state.reason ?? 'rejected' };
     if (state.status !== 'uploading' || state.offset !== state.length) return {};
     const sha256 = await this.wholeHash(uploadId, state);
-    if (sha256 === undefined) {
-      const why = 'file: the stored bytes do not match the checksums of the chunks received; upload the file again';
-      await this.decide(uploadId, () => ({ type: 'Reject', uploadId, reason: why, now: Date.now() }));
-      await blobs.removeDir(blobs.uploadDir(uploadId));
-      logger.error({ uploadId }, 'upload rejected: stored bytes differ from the chunks received');
-      return { rejected: why };
-    }
-    // Into the blob store under its hash: a link, not a copy.
-    await blobs.adopt(await this.dataFile(uploadId), sha256);
-    let reason: string | undefined;
+    let reason = sha256 === undefined ? 'file: the stored bytes do not match the checksums of the chunks received; upload the file again' : undefined;
     let durationSeconds: number | null = null;
-    if (!state.raw) {
+    // Into the blob store under its hash: a link, not a copy.
+    if (sha256 !== undefined) await blobs.adopt(blobs.uploadData(uploadId), sha256);
+    if (sha256 !== undefined && !state.raw) {
       try {
         const probe = await ffprobe(blobs.pathOf(sha256));
         durationSeconds = probe.durationSeconds;
@@ -255,21 +251,14 @@ export class UploadStore extends DataStore {
       const why = reason;
       await this.decide(uploadId, () => ({ type: 'Reject', uploadId, reason: why, now: Date.now() }));
       // The bytes go, unless the same file is also a completed upload of someone else.
-      const kept = await this.deps.db.selectFrom('uploads').select('upload_id').where('sha256', '=', sha256).where('status', '=', 'completed').executeTakeFirst();
-      if (!kept) await blobs.remove(sha256);
+      const kept = sha256 !== undefined && (await this.deps.db.selectFrom('uploads').select('upload_id').where('sha256', '=', sha256).where('status', '=', 'completed').executeTakeFirst());
+      if (sha256 !== undefined && !kept) await blobs.remove(sha256);
       logger.info({ uploadId, reason }, 'upload rejected');
     } else {
-      await this.decide(uploadId, () => ({ type: 'Complete', uploadId, sha256, size, durationSeconds, now: Date.now() }));
+      await this.decide(uploadId, () => ({ type: 'Complete', uploadId, sha256: sha256!, size, durationSeconds, now: Date.now() }));
     }
     await blobs.removeDir(blobs.uploadDir(uploadId));
     return reason ? { rejected: reason } : {};
-  }
-
-  /** The upload's data file, made (empty) for an upload of no bytes. */
-  private async dataFile(uploadId: string): Promise<string> {
-    const path = this.deps.blobs.uploadData(uploadId);
-    if (!existsSync(path)) await this.deps.blobs.writeAt(path, 0, Readable.from([]), []);
-    return path;
   }
 
   /**
@@ -282,7 +271,9 @@ export class UploadStore extends DataStore {
     this.running.delete(uploadId);
     const kept = running?.offset === state.length ? await running.hashes.digest(['whole']).catch(() => undefined) : undefined;
     running?.hashes.drop();
-    const path = await this.dataFile(uploadId);
+    const path = this.deps.blobs.uploadData(uploadId);
+    // An upload of no bytes never had a PATCH that made its file.
+    if (!existsSync(path)) await this.deps.blobs.writeAt(path, 0, Readable.from([]), []);
     const size = (await stat(path)).size;
     if (size < state.length) return undefined;
     if (size > state.length) await this.deps.blobs.truncate(path, state.length); // a refused write's leftovers

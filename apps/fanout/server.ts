@@ -1,7 +1,8 @@
 // The uWebSockets.js server: /v1/live for browsers, /healthz, /readyz and /metrics for operators.
 import uWS from 'uWebSockets.js';
 import type { Registry } from '../../infra/metrics.ts';
-import { InvalidUserToken, type UserTokens } from '../../infra/user-tokens.ts';
+import { bearerOf } from '../../infra/bearer.ts';
+import { userOfToken, type UserTokens } from '../../infra/user-tokens.ts';
 import { USER_PREFIX } from './feeds.ts';
 import { Client, type Hub } from './hub.ts';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
@@ -31,13 +32,6 @@ export interface FanoutServer {
   close(): void;
 }
 
-async function userOfToken(tokens: UserTokens | undefined, token: string, proxied: string): Promise<string> {
-  if (!tokens) throw new InvalidUserToken('user tokens are not enabled here (USER_TOKEN_SECRET)');
-  const userId = await tokens.verify(token);
-  if (proxied && proxied !== userId) throw new InvalidUserToken('x-userid names another user than the token');
-  return userId;
-}
-
 export function startFanoutServer(
   hubs: Hubs,
   opts: { port: number; maxBackpressure: number; metrics: Registry; ready: () => Promise<boolean>; tokens?: UserTokens },
@@ -57,7 +51,7 @@ export function startFanoutServer(
         const headers = [req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions')] as const;
         const proxied = req.getHeader('x-userid').toLowerCase();
         // A browser cannot set headers on a WebSocket: it proves who it is with ?token=<user token>.
-        const token = req.getQuery('token') || /^Bearer\s+(\S+)$/i.exec(req.getHeader('authorization'))?.[1];
+        const token = req.getQuery('token') || bearerOf(req.getHeader('authorization'));
         if (!token) return void res.upgrade<UserData>({ userId: proxied }, ...headers, context);
         let aborted = false;
         res.onAborted(() => (aborted = true));

@@ -83,11 +83,13 @@ export class BlobStore {
           if (batched >= WRITE_BATCH) await flush();
         }
         await flush();
-      } finally {
+        await writing;
+        await syncing;
+      } catch (err) {
+        // Nothing may still be writing to the file when it is closed (and maybe cut by the caller).
         await Promise.allSettled([writing, syncing]);
+        throw err;
       }
-      await writing;
-      await syncing;
       if (this.fsync) await fh.datasync();
       return size;
     } finally {

@@ -17,7 +17,7 @@ parentPort.on('message', (m) => {
     const s = new Map(m.algorithms.map(([name, alg]) => [name, createHash(alg)]));
     if (m.fork) {
       const from = sessions.get(m.fork.id)?.get(m.fork.name);
-      if (from) s.set(m.fork.as, from.copy());
+      if (from) s.set(m.fork.name, from.copy());
     }
     sessions.set(m.id, s);
   } else if (m.op === 'digest') {
@@ -73,13 +73,13 @@ export class HashThread {
   }
 
   /**
-   * New hashes, named: [name, algorithm]. `fork` adds, under another name, a copy of a hash of an
-   * earlier session as it stands (to go on hashing a file from where that session was).
+   * New hashes, named: [name, algorithm]. `fork` adds a copy of a named hash of an earlier session
+   * as it stands, under the same name (to go on hashing a file from where that session was).
    */
-  start(algorithms: [string, string][], fork?: { session: HashSession; name: string; as: string }): HashSession {
+  start(algorithms: [string, string][], fork?: { session: HashSession; name: string }): HashSession {
     const worker = this.thread();
     const id = this.nextId++;
-    worker.postMessage({ op: 'start', id, algorithms, fork: fork && { id: fork.session.id, name: fork.name, as: fork.as } });
+    worker.postMessage({ op: 'start', id, algorithms, fork: fork && { id: fork.session.id, name: fork.name } });
     return {
       id,
       update: (data) => {

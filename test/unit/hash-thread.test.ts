@@ -23,9 +23,9 @@ it('a fork goes on from its source as it stood, and the source is untouched', as
   const [one, two, three] = [randomBytes(70_000), randomBytes(5), randomBytes(123_456)];
   const first = thread.start([['whole', 'sha256']]);
   first.update(one);
-  const second = thread.start([['chunk', 'sha256']], { session: first, name: 'whole', as: 'whole' });
+  const second = thread.start([['chunk', 'sha256']], { session: first, name: 'whole' });
   second.update(two);
-  const third = thread.start([], { session: second, name: 'whole', as: 'whole' });
+  const third = thread.start([], { session: second, name: 'whole' });
   third.update(three);
   expect((await third.digest(['whole'])).whole!.toString('hex')).toBe(hex('sha256', one, two, three));
   expect((await second.digest(['chunk', 'whole']))).toEqual({ chunk: createHash('sha256').update(two).digest(), whole: createHash('sha256').update(one).update(two).digest() });
