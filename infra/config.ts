@@ -38,6 +38,21 @@ export interface Config {
   userTokenSecret: string | undefined;
   /** How long a user token issued here is valid. */
   userTokenTtlSeconds: number;
+  /** Origins (scheme://host:port) of other sites whose pages may call the API and open the live
+   *  WebSocket; "*" allows any. The API's own pages need no entry. */
+  allowedOrigins: string[];
+  /** Budget of one statement of an expensive read (search, export, analytics, history), enforced by Postgres. */
+  readTimeoutMs: number;
+  /** Expensive reads one api process runs at once, on a pool of their own. */
+  readConcurrency: number;
+  /** An NDJSON ingest stream that sends nothing for this long is ended, with a last line saying why. */
+  ingestIdleTimeoutMs: number;
+  /** NDJSON ingest streams one station may hold open at once on one api process. */
+  ingestMaxStreamsPerStation: number;
+  /** A request body (other than ingest and upload) that sends nothing for this long is answered 408. */
+  bodyIdleTimeoutMs: number;
+  /** An upload PATCH body that sends nothing for this long is ended; the bytes received are kept. */
+  uploadIdleTimeoutMs: number;
 }
 
 function int(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
@@ -72,6 +87,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     encodeProgressIntervalMs: num('ENCODE_PROGRESS_INTERVAL_MS', 500),
     userTokenSecret: env.USER_TOKEN_SECRET || undefined,
     userTokenTtlSeconds: num('USER_TOKEN_TTL_SECONDS', 3600),
+    allowedOrigins: (env.ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    readTimeoutMs: num('READ_TIMEOUT_MS', 2000),
+    readConcurrency: Math.max(1, num('READ_CONCURRENCY', 4)),
+    ingestIdleTimeoutMs: num('INGEST_IDLE_TIMEOUT_MS', 120_000),
+    ingestMaxStreamsPerStation: Math.max(1, num('INGEST_MAX_STREAMS_PER_STATION', 16)),
+    bodyIdleTimeoutMs: num('BODY_IDLE_TIMEOUT_MS', 10_000),
+    uploadIdleTimeoutMs: num('UPLOAD_IDLE_TIMEOUT_MS', 60_000),
   };
 }
 

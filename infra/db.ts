@@ -8,13 +8,23 @@ pg.types.setTypeParser(20, (v) => Number(v));
 
 export type Db = Kysely<Database>;
 
-export function createDb(url: string, max = 10, opts: { queryTimeoutMs?: number; connectTimeoutMs?: number } = {}): Db {
+export interface PoolOptions {
+  /** Client-side bound on one query (a server that hangs); the failure reads as "unreachable". */
+  queryTimeoutMs?: number;
+  /** How long to wait for a connection (a free one, or a new one to be made). */
+  connectTimeoutMs?: number;
+  /** Server-side budget of every statement on this pool (Postgres cancels it: code 57014). */
+  statementTimeoutMs?: number;
+}
+
+export function createDb(url: string, max = 10, opts: PoolOptions = {}): Db {
   const pool = new pg.Pool({
     connectionString: url,
     max,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 1000,
     idleTimeoutMillis: 30_000,
     ...(opts.queryTimeoutMs ? { query_timeout: opts.queryTimeoutMs } : {}),
+    ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}),
   });
   // A client losing its server, idle or checked out, must not crash the process: the query in
   // flight fails (and becomes a 503), the next one reconnects.
@@ -31,3 +41,16 @@ export async function pingDb(db: Db): Promise<boolean> {
     return false;
   }
 }
+
+const UNREACHABLE_CODES = new Set(['57P01', '57P02', '57P03', '53300', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE']);
+const UNREACHABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection ended|Cannot use a pool after calling end/i;
+
+/** True when Postgres could not be reached or went away, as opposed to a statement it refused. */
+export function isUnreachable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (typeof e?.code === 'string' && (e.code.startsWith('08') || UNREACHABLE_CODES.has(e.code))) return true;
+  return typeof e?.message === 'string' && UNREACHABLE_MESSAGES.test(e.message);
+}
+
+/** True when Postgres cancelled a statement that ran past its statement_timeout. */
+export const isStatementTimeout = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === '57014';

@@ -1,6 +1,6 @@
 // Analytics from the analytics projection's rollups: captions per channel per minute, active viewers
 // per minute, encode durations per preset. Aggregates only: no user or job is named.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { sql } from 'kysely';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import type { Db } from '../../infra/db.ts';
@@ -9,6 +9,7 @@ import { MINUTE } from '../../projections/analytics/tables.ts';
 import { ensureRegistered } from '../../projections/versions.ts';
 import { badRequest } from './errors.ts';
 import { parseTime } from './history.ts';
+import type { Reads } from './reads.ts';
 
 /** The longest range a per-minute series may cover: 31 days. */
 export const MAX_MINUTES = 31 * 24 * 60;
@@ -33,8 +34,8 @@ function minuteRange(q: Range, now: number): { first: number; last: number } {
 const iso = (ms: number) => new Date(ms).toISOString();
 const rangeQuery = { from: { type: 'string' }, to: { type: 'string' } } as const;
 
-export function analyticsRoutes(app: FastifyInstance, deps: { db: Db }): void {
-  const { db } = deps;
+export function analyticsRoutes(deps: { db: Db; reads: Reads }): FastifyPluginAsync {
+  const { db, reads } = deps;
   // The views exist once the projection is registered; the projector does it, but the API may
   // answer first.
   let registered: Promise<void> | undefined;
@@ -44,19 +45,21 @@ export function analyticsRoutes(app: FastifyInstance, deps: { db: Db }): void {
       throw err;
     }));
 
+  return async (app) => {
+
   app.get<{ Querystring: Range & { channel?: string } }>(
-    '/v1/analytics/captions',
+    '/captions',
     { schema: { querystring: { type: 'object', additionalProperties: false, properties: { ...rangeQuery, channel: { type: 'string' } } } } },
     async (req) => {
       const { channel } = req.query;
       if (channel !== undefined && !isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
       const { first, last } = minuteRange(req.query, Date.now());
       await ready();
-      const { rows } = await sql<{ minute_ms: number; fragments: number; words: number }>`
+      const { rows } = await reads.run((rdb) => sql<{ minute_ms: number; fragments: number; words: number }>`
         SELECT m.minute_ms, coalesce(sum(c.fragments), 0)::bigint AS fragments, coalesce(sum(c.words), 0)::bigint AS words
         FROM generate_series(${first}::bigint, ${last}::bigint, ${MINUTE}::bigint) AS m(minute_ms)
         LEFT JOIN analytics_caption_minutes c ON c.minute_ms = m.minute_ms ${channel === undefined ? sql`` : sql`AND c.channel = ${channel}`}
-        GROUP BY m.minute_ms ORDER BY m.minute_ms`.execute(db);
+        GROUP BY m.minute_ms ORDER BY m.minute_ms`.execute(rdb));
       const minutes = rows.map((r) => ({ minute: iso(Number(r.minute_ms)), fragments: Number(r.fragments), words: Number(r.words) }));
       return {
         channel: channel ?? null,
@@ -69,7 +72,7 @@ export function analyticsRoutes(app: FastifyInstance, deps: { db: Db }): void {
   );
 
   app.get<{ Querystring: Range }>(
-    '/v1/analytics/viewers',
+    '/viewers',
     { schema: { querystring: { type: 'object', additionalProperties: false, properties: rangeQuery } } },
     async (req) => {
       const now = Date.now();
@@ -77,7 +80,7 @@ export function analyticsRoutes(app: FastifyInstance, deps: { db: Db }): void {
       await ready();
       // Recorded minutes, plus leases not ended in the log yet, up to min(their expiry, now), for
       // users not already counted in that minute.
-      const { rows } = await sql<{ minute_ms: number; viewers: number }>`
+      const { rows } = await reads.run((rdb) => sql<{ minute_ms: number; viewers: number }>`
         WITH open AS (
           SELECT DISTINCT m AS minute_ms, l.user_id
           FROM analytics_open_leases l,
@@ -94,14 +97,14 @@ export function analyticsRoutes(app: FastifyInstance, deps: { db: Db }): void {
         FROM generate_series(${first}::bigint, ${last}::bigint, ${MINUTE}::bigint) AS m(minute_ms)
         LEFT JOIN analytics_viewer_counts c ON c.minute_ms = m.minute_ms
         LEFT JOIN extra e ON e.minute_ms = m.minute_ms
-        ORDER BY m.minute_ms`.execute(db);
+        ORDER BY m.minute_ms`.execute(rdb));
       const minutes = rows.map((r) => ({ minute: iso(Number(r.minute_ms)), viewers: r.viewers }));
       return { from: iso(first), to: iso(last + MINUTE), peak: minutes.reduce((n, m) => Math.max(n, m.viewers), 0), minutes };
     },
   );
 
   app.get<{ Querystring: Range & { preset?: string } }>(
-    '/v1/analytics/encodes',
+    '/encodes',
     { schema: { querystring: { type: 'object', additionalProperties: false, properties: { ...rangeQuery, preset: { type: 'string', pattern: '^[a-z]{1,32}$' } } } } },
     async (req) => {
       const from = parseTime('from', req.query.from);
@@ -113,7 +116,7 @@ export function analyticsRoutes(app: FastifyInstance, deps: { db: Db }): void {
       const done = sql`completed_ms IS NOT NULL`;
       const encode = sql`(completed_ms - coalesce(started_ms, requested_ms))`;
       const total = sql`(completed_ms - requested_ms)`;
-      const { rows } = await sql<{
+      const { rows } = await reads.run((rdb) => sql<{
         preset: string; count: number; failed: number; p50: number | null; avg: number | null; max: number | null;
         total_p50: number | null; total_avg: number | null; total_max: number | null;
       }>`
@@ -127,7 +130,7 @@ export function analyticsRoutes(app: FastifyInstance, deps: { db: Db }): void {
           ${from === undefined ? sql`` : sql`AND ${at} >= ${from}`}
           ${to === undefined ? sql`` : sql`AND ${at} < ${to}`}
           ${req.query.preset === undefined ? sql`` : sql`AND preset = ${req.query.preset}`}
-        GROUP BY preset ORDER BY preset`.execute(db);
+        GROUP BY preset ORDER BY preset`.execute(rdb));
       const ms = (v: number | null) => (v === null ? null : Math.round(Number(v)));
       return {
         from: from === undefined ? null : iso(from),
@@ -144,4 +147,5 @@ export function analyticsRoutes(app: FastifyInstance, deps: { db: Db }): void {
       };
     },
   );
+}
 }

@@ -1,36 +1,21 @@
 // Encodes: POST /v1/encodes asks for one (202, or the existing job when the same file was already
 // encoded with the same options), POST /v1/encodes/check asks before uploading, GET answers from
 // the read model, and /output downloads the result with HTTP Range. Workers do the encoding.
-import type { FastifyInstance } from 'fastify';
-import { DomainError } from '../../domain/decider.ts';
+import type { FastifyPluginAsync } from 'fastify';
+import { isUuid } from '../../domain/ids.ts';
 import { encodeJob, jobStream, planOf, type EncodeCommand } from '../../domain/encodes/job.ts';
 import { jobIdOf, normalizeOptions, rawFrameBytes } from '../../domain/encodes/options.ts';
 import { upload, uploadStream } from '../../domain/uploads/upload.ts';
 import type { BlobStore } from '../../infra/blobs/blob-store.ts';
 import type { Db } from '../../infra/db.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
-import { EventStoreUnavailable, type EventStore } from '../../infra/eventstore/port.ts';
+import type { EventStore } from '../../infra/eventstore/port.ts';
+import { requireUser } from './access.ts';
 import { HttpError } from './errors.ts';
-import type { UserOf } from './caller.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SHA256 = /^[0-9a-f]{64}$/;
 const SOURCE = '/api/encodes';
 const MEDIA_TYPES: Record<string, string> = { mp4: 'video/mp4', mkv: 'video/x-matroska', hevc: 'video/hevc' };
-
-/** What the store and the deciders say, as HTTP: the field at fault comes first in the message. */
-async function decided<T>(work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (err) {
-    if (err instanceof EventStoreUnavailable) throw new HttpError(503, 'Service Unavailable');
-    if (err instanceof DomainError) {
-      const field = /^([\w.-]+):/.exec(err.message)?.[1];
-      throw new HttpError({ not_found: 404, conflict: 409, invalid: 400 }[err.kind], err.message, field);
-    }
-    throw err;
-  }
-}
 
 const body = (req: { body: unknown }): Record<string, unknown> => {
   if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw new HttpError(400, 'body: must be a JSON object', 'body');
@@ -57,33 +42,32 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
-export function encodeRoutes(app: FastifyInstance, deps: { store: EventStore; db: Db; blobs: BlobStore; userOf: UserOf }): void {
-  const { store, db, blobs, userOf } = deps;
+export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore }): FastifyPluginAsync {
+  const { store, db, blobs } = deps;
   const handler = new CommandHandler(store);
+  return async (app) => {
 
-  app.post('/v1/encodes', async (req, reply) => {
-    const userId = await userOf(req);
+  app.post('/', async (req, reply) => {
+    const userId = requireUser(req);
     const b = body(req);
     const uploadId = b.uploadId;
     if (uploadId === undefined) throw new HttpError(400, 'uploadId: required', 'uploadId');
-    if (typeof uploadId !== 'string' || !UUID.test(uploadId)) throw new HttpError(400, 'uploadId: must be a UUID', 'uploadId');
+    if (typeof uploadId !== 'string' || !isUuid(uploadId)) throw new HttpError(400, 'uploadId: must be a UUID', 'uploadId');
     for (const key of Object.keys(b)) if (key !== 'uploadId' && key !== 'options') throw new HttpError(400, `${key}: unknown parameter`, key);
-    const { state: file } = await decided(store.load(uploadStream(uploadId.toLowerCase()), upload.initialState, upload.evolve));
+    const { state: file } = await store.load(uploadStream(uploadId.toLowerCase()), upload.initialState, upload.evolve);
     if (file.status === 'none' || file.userId !== userId) throw new HttpError(404, `uploadId: no upload ${uploadId}`, 'uploadId');
     if (file.status !== 'completed' || !file.sha256) {
       throw new HttpError(409, `uploadId: the upload is ${file.status === 'uploading' ? 'not complete yet' : file.status}${file.reason ? ` (${file.reason})` : ''}`, 'uploadId');
     }
-    const options = await decided(Promise.resolve().then(() => normalizeOptions(b.options, file.raw)));
+    const options = await normalizeOptions(b.options, file.raw);
     if (file.raw && file.length % rawFrameBytes(options.width!, options.height!) !== 0) {
       throw new HttpError(400, `options.width: ${file.length} bytes is not a whole number of ${options.width}x${options.height} yuv420p frames`, 'options.width');
     }
     const jobId = jobIdOf(file.sha256, options);
     const sha256 = file.sha256;
-    const { events, state } = await decided(
-      handler.handle(encodeJob, jobStream(jobId), (): EncodeCommand => ({
-        type: 'Request', jobId, userId, uploadId: uploadId.toLowerCase(), sha256, filename: file.filename, raw: file.raw, options, now: Date.now(),
-      }), { key: jobId, source: SOURCE }),
-    );
+    const { events, state } = await handler.handle(encodeJob, jobStream(jobId), (): EncodeCommand => ({
+      type: 'Request', jobId, userId, uploadId: uploadId.toLowerCase(), sha256, filename: file.filename, raw: file.raw, options, now: Date.now(),
+    }), { key: jobId, source: SOURCE });
     const event = events[0]!;
     if (event.type === 'EncodeRequested') return reply.status(202).send({ jobId, status: state.status, attempt: state.attempt });
     const again = event.type === 'EncodeDeduplicated' && event.data.again;
@@ -93,23 +77,23 @@ export function encodeRoutes(app: FastifyInstance, deps: { store: EventStore; db
     });
   });
 
-  app.post('/v1/encodes/check', async (req) => {
-    await userOf(req);
+  app.post('/check', async (req) => {
+    requireUser(req);
     const b = body(req);
     for (const key of Object.keys(b)) if (key !== 'sha256' && key !== 'options') throw new HttpError(400, `${key}: unknown parameter`, key);
     if (typeof b.sha256 !== 'string' || !SHA256.test(b.sha256)) throw new HttpError(400, 'sha256: must be 64 lowercase hex digits', 'sha256');
     const given = (b.options ?? {}) as Record<string, unknown>;
     // Before uploading, the file's kind is told by the options: raw video is the one with a size and rate.
     const raw = typeof given === 'object' && given !== null && ['width', 'height', 'fps'].some((k) => k in given);
-    const options = await decided(Promise.resolve().then(() => normalizeOptions(b.options, raw)));
+    const options = await normalizeOptions(b.options, raw);
     const jobId = jobIdOf(b.sha256, options);
-    const { state } = await decided(store.load(jobStream(jobId), encodeJob.initialState, encodeJob.evolve));
+    const { state } = await store.load(jobStream(jobId), encodeJob.initialState, encodeJob.evolve);
     const exists = state.status !== 'none' && state.status !== 'failed';
     return { exists, jobId: exists ? jobId : null, status: exists ? state.status : null };
   });
 
   async function visibleJob(jobId: string, userId: string) {
-    if (!UUID.test(jobId)) throw new HttpError(404, `jobId: no job ${jobId}`, 'jobId');
+    if (!isUuid(jobId)) throw new HttpError(404, `jobId: no job ${jobId}`, 'jobId');
     const job = await db
       .selectFrom('encode_jobs')
       .innerJoin('encode_job_users', 'encode_job_users.job_id', 'encode_jobs.job_id')
@@ -121,13 +105,13 @@ export function encodeRoutes(app: FastifyInstance, deps: { store: EventStore; db
     return job;
   }
 
-  app.get<{ Params: { jobId: string } }>('/v1/encodes/:jobId', async (req) => {
-    const userId = await userOf(req);
+  app.get<{ Params: { jobId: string } }>('/:jobId', async (req) => {
+    const userId = requireUser(req);
     const job = await visibleJob(req.params.jobId, userId).catch(async (err) => {
       // Just asked for, not yet in the read model: the job's own stream answers, so a client may
       // GET right after its 202.
-      if (!(err instanceof HttpError) || err.statusCode !== 404 || !UUID.test(req.params.jobId)) throw err;
-      const { state } = await decided(store.load(jobStream(req.params.jobId.toLowerCase()), encodeJob.initialState, encodeJob.evolve));
+      if (!(err instanceof HttpError) || err.statusCode !== 404 || !isUuid(req.params.jobId)) throw err;
+      const { state } = await store.load(jobStream(req.params.jobId.toLowerCase()), encodeJob.initialState, encodeJob.evolve);
       if (!state.users.includes(userId)) throw err;
       return {
         job_id: req.params.jobId.toLowerCase(), user_id: state.userId, upload_id: state.uploadId, filename: state.filename, raw: state.raw, options: state.options,
@@ -145,8 +129,8 @@ export function encodeRoutes(app: FastifyInstance, deps: { store: EventStore; db
     };
   });
 
-  app.get<{ Params: { jobId: string } }>('/v1/encodes/:jobId/output', async (req, reply) => {
-    const userId = await userOf(req);
+  app.get<{ Params: { jobId: string } }>('/:jobId/output', async (req, reply) => {
+    const userId = requireUser(req);
     const job = await visibleJob(req.params.jobId, userId);
     if (job.status !== 'completed' || !job.output_sha256) throw new HttpError(409, `jobId: the encode is ${job.status}, not completed`, 'jobId');
     const size = await blobs.size(job.output_sha256);
@@ -170,4 +154,5 @@ export function encodeRoutes(app: FastifyInstance, deps: { store: EventStore; db
     reply.header('content-length', size);
     return reply.send(blobs.read(job.output_sha256));
   });
+}
 }

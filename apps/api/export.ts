@@ -2,13 +2,13 @@
 // streamed: keyset pages of the read model are written as they are read, pulled by the socket (a
 // slow client slows the reads), so a day's export starts at once and holds one page in memory.
 import { Readable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { sql } from 'kysely';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { formatPosition } from '../../domain/position.ts';
-import type { Db } from '../../infra/db.ts';
 import { badRequest } from './errors.ts';
 import { parseTime } from './history.ts';
+import type { Reads } from './reads.ts';
 
 export const EXPORT_PAGE = 1000;
 
@@ -99,55 +99,53 @@ function header(format: ExportFormat, channel: string, origin: number | undefine
   return `WEBVTT\n\nNOTE ${note}\n\n`;
 }
 
-export function exportRoutes(app: FastifyInstance, deps: { db: Db }): void {
-  const { db } = deps;
-
+export function exportRoutes(reads: Reads): FastifyPluginAsync {
   /** Keyset pages in (start, position) order: cues must not go back in time. */
-  async function page(channel: string, from: number | undefined, to: number | undefined, after: { start: number; offset: number } | undefined): Promise<Row[]> {
-    let q = db
-      .selectFrom('caption_fragments')
-      .select(['partition', 'offset', 'start_ms', 'end_ms', 'text'])
-      .where('channel', '=', channel);
-    if (from !== undefined) q = q.where('start_ms', '>=', from);
-    if (to !== undefined) q = q.where('start_ms', '<', to);
-    if (after) q = q.where(sql<boolean>`(start_ms, "offset") > (${after.start}, ${after.offset})`);
-    return q.orderBy('start_ms').orderBy('offset').limit(EXPORT_PAGE).execute();
-  }
+  const page = (channel: string, from: number | undefined, to: number | undefined, after: { start: number; offset: number } | undefined): Promise<Row[]> =>
+    reads.run((db) => {
+      let q = db.selectFrom('caption_fragments').select(['partition', 'offset', 'start_ms', 'end_ms', 'text']).where('channel', '=', channel);
+      if (from !== undefined) q = q.where('start_ms', '>=', from);
+      if (to !== undefined) q = q.where('start_ms', '<', to);
+      if (after) q = q.where(sql<boolean>`(start_ms, "offset") > (${after.start}, ${after.offset})`);
+      return q.orderBy('start_ms').orderBy('offset').limit(EXPORT_PAGE).execute();
+    });
 
-  for (const format of ['vtt', 'srt', 'txt'] as const) {
-    app.get<{ Params: { channel: string }; Querystring: { from?: string; to?: string } }>(
-      `/v1/channels/:channel/captions.${format}`,
-      {
-        schema: {
-          querystring: { type: 'object', additionalProperties: false, properties: { from: { type: 'string' }, to: { type: 'string' } } },
+  return async (app) => {
+    for (const format of ['vtt', 'srt', 'txt'] as const) {
+      app.get<{ Params: { channel: string }; Querystring: { from?: string; to?: string } }>(
+        `/:channel/captions.${format}`,
+        {
+          schema: {
+            querystring: { type: 'object', additionalProperties: false, properties: { from: { type: 'string' }, to: { type: 'string' } } },
+          },
         },
-      },
-      async (req, reply) => {
-        const { channel } = req.params;
-        if (!isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
-        const from = parseTime('from', req.query.from);
-        const to = parseTime('to', req.query.to);
-        if (from !== undefined && to !== undefined && to < from) throw badRequest('to', 'must not be before from');
-        // The first page before any header: a database that cannot answer is a clean error
-        // status, not a file cut short.
-        const first = await page(channel, from, to, undefined);
-        async function* pages(): AsyncGenerator<Row[]> {
-          let rows = first;
-          for (;;) {
-            yield rows;
-            if (rows.length < EXPORT_PAGE) return;
-            const last = rows.at(-1)!;
-            rows = await page(channel, from, to, { start: last.start_ms, offset: last.offset });
+        async (req, reply) => {
+          const { channel } = req.params;
+          if (!isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
+          const from = parseTime('from', req.query.from);
+          const to = parseTime('to', req.query.to);
+          if (from !== undefined && to !== undefined && to < from) throw badRequest('to', 'must not be before from');
+          // The first page before any header: a database that cannot answer is a clean error
+          // status, not a file cut short.
+          const first = await page(channel, from, to, undefined);
+          async function* pages(): AsyncGenerator<Row[]> {
+            let rows = first;
+            for (;;) {
+              yield rows;
+              if (rows.length < EXPORT_PAGE) return;
+              const last = rows.at(-1)!;
+              rows = await page(channel, from, to, { start: last.start_ms, offset: last.offset });
+            }
           }
-        }
-        const body = Readable.from(renderExport(format, channel, from, pages()), { objectMode: false, highWaterMark: 64 * 1024 });
-        body.on('error', (err) => req.log.warn({ err: String(err), channel }, 'export stream failed'));
-        return reply
-          .type(CONTENT_TYPES[format])
-          .header('content-disposition', `attachment; filename="${exportFilename(channel, format, from, to)}"`)
-          .header('cache-control', 'no-store')
-          .send(body);
-      },
-    );
-  }
+          const body = Readable.from(renderExport(format, channel, from, pages()), { objectMode: false, highWaterMark: 64 * 1024 });
+          body.on('error', (err) => req.log.warn({ err, channel }, 'export stream failed'));
+          return reply
+            .type(CONTENT_TYPES[format])
+            .header('content-disposition', `attachment; filename="${exportFilename(channel, format, from, to)}"`)
+            .header('cache-control', 'no-store')
+            .send(body);
+        },
+      );
+    }
+  };
 }

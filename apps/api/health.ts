@@ -1,10 +1,10 @@
 // /healthz (the process is up), /readyz (Kafka and Postgres answer), /metrics (Prometheus).
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { pingDb, type Db } from '../../infra/db.ts';
 import type { EventLog } from '../../infra/kafka.ts';
 import { prom, type Registry } from '../../infra/metrics.ts';
 
-export function healthRoutes(app: FastifyInstance, deps: { db: Db; log: EventLog; metrics: Registry }): void {
+export function healthRoutes(deps: { db: Db; log: EventLog; metrics: Registry }): FastifyPluginAsync {
   const { db, log, metrics } = deps;
 
   // Consumer lag of every projection, read at scrape time from the log's ends and the
@@ -28,11 +28,13 @@ export function healthRoutes(app: FastifyInstance, deps: { db: Db; log: EventLog
     },
   });
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
-    const [kafka, postgres] = await Promise.all([log.ping(), pingDb(db)]);
-    const ok = kafka && postgres;
-    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable', kafka, postgres });
-  });
-  app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+  return async (app) => {
+    app.get('/healthz', async () => ({ status: 'ok' }));
+    app.get('/readyz', async (_req, reply) => {
+      const [kafka, postgres] = await Promise.all([log.ping(), pingDb(db)]);
+      const ok = kafka && postgres;
+      return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable', kafka, postgres });
+    });
+    app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+  };
 }

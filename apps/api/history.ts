@@ -1,75 +1,77 @@
 // Caption history from the Postgres read model: the channel list and a channel's fragments.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { formatPosition, parsePosition } from '../../domain/position.ts';
+import { FRAGMENT_COLUMNS } from '../../projections/captions/tables.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
-import type { Db } from '../../infra/db.ts';
 import { badRequest } from './errors.ts';
-import { FRAGMENT_COLUMNS } from '../../projections/captions/tables.ts';
+import type { Reads } from './reads.ts';
 
 /** Milliseconds since the epoch, or an ISO 8601 date. */
 export function parseTime(field: string, value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined;
-  const ms = /^\d{1,15}$/.test(value) ? Number(value) : Date.parse(value);
+  const ms = /^\d{1,15}$/.test(value) ? Number(value) : value.length <= 40 ? Date.parse(value) : NaN;
   if (!Number.isFinite(ms)) throw badRequest(field, 'must be milliseconds since the epoch or an ISO 8601 date');
   return ms;
 }
 
-export function historyRoutes(app: FastifyInstance, deps: { db: Db }): void {
-  const { db } = deps;
+export function historyRoutes(reads: Reads): FastifyPluginAsync {
+  return async (app) => {
+    app.get('/', async () => {
+      const rows = await reads.run((db) => db.selectFrom('channels').selectAll().orderBy('id').execute());
+      return {
+        channels: rows.map((r) => ({ id: r.id, lastFragmentAt: r.last_fragment_ms, fragmentCount: r.fragment_count, lastPosition: r.last_position })),
+      };
+    });
 
-  app.get('/v1/channels', async () => {
-    const rows = await db.selectFrom('channels').selectAll().orderBy('id').execute();
-    return {
-      channels: rows.map((r) => ({ id: r.id, lastFragmentAt: r.last_fragment_ms, fragmentCount: r.fragment_count, lastPosition: r.last_position })),
-    };
-  });
-
-  app.get<{ Params: { channel: string }; Querystring: { from?: string; to?: string; after?: string; limit?: number } }>(
-    '/v1/channels/:channel/captions',
-    {
-      schema: {
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            from: { type: 'string' },
-            to: { type: 'string' },
-            after: { type: 'string' },
-            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+    app.get<{ Params: { channel: string }; Querystring: { from?: string; to?: string; after?: string; limit?: number } }>(
+      '/:channel/captions',
+      {
+        schema: {
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              from: { type: 'string' },
+              to: { type: 'string' },
+              after: { type: 'string' },
+              limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+            },
           },
         },
       },
-    },
-    async (req) => {
-      const { channel } = req.params;
-      if (!isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
-      const from = parseTime('from', req.query.from);
-      const to = parseTime('to', req.query.to);
-      const limit = req.query.limit ?? 100;
-      let q = db.selectFrom('caption_fragments').select(FRAGMENT_COLUMNS).where('channel', '=', channel);
-      if (req.query.after !== undefined) {
-        const after = parsePosition(req.query.after);
-        if (!after) throw badRequest('after', 'must be a position "partition:offset" as returned by the API');
-        if (after.partition !== partitionFor(channel, TOPICS.captions.partitions)) throw badRequest('after', 'is a position of another channel');
-        q = q.where('offset', '>', after.offset);
-      }
-      if (from !== undefined) q = q.where('start_ms', '>=', from);
-      if (to !== undefined) q = q.where('start_ms', '<', to);
-      const rows = await q.orderBy('offset').limit(limit + 1).execute();
-      const page = rows.slice(0, limit);
-      const items = page.map((r) => ({
-        position: formatPosition(r),
-        station: r.station,
-        seq: r.seq,
-        text: r.text,
-        start: r.start_ms,
-        end: r.end_ms,
-        mode: r.mode,
-        lang: r.lang,
-      }));
-      return { channel, items, next: rows.length > limit ? items.at(-1)!.position : null };
-    },
-  );
+      async (req) => {
+        const { channel } = req.params;
+        if (!isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
+        const from = parseTime('from', req.query.from);
+        const to = parseTime('to', req.query.to);
+        const limit = req.query.limit ?? 100;
+        const after = req.query.after === undefined ? undefined : parsePosition(req.query.after);
+        if (req.query.after !== undefined) {
+          if (!after) throw badRequest('after', 'must be a position "partition:offset" as returned by the API');
+          if (after.partition !== partitionFor(channel, TOPICS.captions.partitions)) throw badRequest('after', 'is a position of another channel');
+        }
+        const rows = await reads.run((db) => {
+          let q = db.selectFrom('caption_fragments').select(FRAGMENT_COLUMNS).where('channel', '=', channel);
+          if (after) q = q.where('offset', '>', after.offset);
+          if (from !== undefined) q = q.where('start_ms', '>=', from);
+          if (to !== undefined) q = q.where('start_ms', '<', to);
+          return q.orderBy('offset').limit(limit + 1).execute();
+        });
+        const page = rows.slice(0, limit);
+        const items = page.map((r) => ({
+          position: formatPosition(r),
+          station: r.station,
+          seq: r.seq,
+          text: r.text,
+          start: r.start_ms,
+          end: r.end_ms,
+          mode: r.mode,
+          lang: r.lang,
+        }));
+        return { channel, items, next: rows.length > limit ? items.at(-1)!.position : null };
+      },
+    );
+  };
 }

@@ -1,41 +1,49 @@
 // POST /v1/channels/{channel}/captions: capture stations stream fragments in. A fragment is
-// acknowledged (with its log position) only once Kafka has it with acks=all.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+// acknowledged (with its log position) only once Kafka has it with acks=all. The station is
+// checked by the group's hook (access.ts). The rules a station can rely on:
+// - every line read gets an answer line, in order, written before the response ends — also when
+//   the request ends early (idle, the body cut short, the key removed): the last line then says why;
+// - a line without an answer (the connection itself was lost) may or may not be stored: send it
+//   again, a repeat is dropped by (channel, station, seq).
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import type { FastifyPluginAsync } from 'fastify';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { checkFragment, parseFragmentLine, type Fragment } from '../../domain/captions/fragment.ts';
 import { formatPosition } from '../../domain/position.ts';
-import type { EventLog } from '../../infra/kafka.ts';
-import { prom, LATENCY_BUCKETS, type Registry } from '../../infra/metrics.ts';
+import type { Config } from '../../infra/config.ts';
+import { KafkaUnavailable, type EventLog } from '../../infra/kafka.ts';
+import { LATENCY_BUCKETS, prom, type Registry } from '../../infra/metrics.ts';
 import type { StationKeys } from '../../infra/stations.ts';
-import { HttpError, badRequest } from './errors.ts';
+import { AckStream } from './ack-stream.ts';
+import { badRequest, HttpError } from './errors.ts';
 import { splitLines } from './lines.ts';
-import { bearerOf } from '../../infra/bearer.ts';
 
 const MAX_LINE_BYTES = 64 * 1024;
-/** Fragments of one request waiting for Kafka before we stop reading more of it. */
-const MAX_IN_FLIGHT = 2048;
+/** Answers of one stream not yet written (fragments waiting for Kafka, or for the station to read). */
+const MAX_PENDING = 1024;
 const NOT_STORED = 'not acknowledged: Kafka did not confirm it in time; send this fragment again (a repeat is dropped)';
 
 type Ack = { seq: number; position: string } | { line: number; error: string; seq?: number };
 
-export function ingestRoutes(app: FastifyInstance, deps: { log: EventLog; stations: StationKeys; metrics: Registry }): void {
-  const { log, stations } = deps;
+/**
+ * Sockets whose ingest stream wants to hear that the station half-closed its side before the body
+ * was complete: Node reports it as a client error, and server.ts's clientErrorHandler calls this
+ * instead of destroying the socket, so the answers can still be written.
+ */
+export const bodyCutShort = new WeakMap<Socket, () => void>();
+
+const isNdjson = (contentType: string | undefined) => /^\s*application\/x-ndjson\s*(;|$)/i.test(contentType ?? '');
+
+export function ingestRoutes(deps: { log: EventLog; stations: StationKeys; metrics: Registry; config: Config }): FastifyPluginAsync {
+  const { log, stations, config } = deps;
   const fragments = new prom.Counter({ name: 'castlog_ingest_fragments_total', help: 'Fragments by outcome', labelNames: ['outcome'], registers: [deps.metrics] });
   const ackLatency = new prom.Histogram({ name: 'castlog_ingest_ack_latency_seconds', help: 'From a fragment read to its Kafka acknowledgement', buckets: LATENCY_BUCKETS, registers: [deps.metrics] });
-
-  // The NDJSON body is consumed as a stream by the handler, never buffered.
-  app.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload));
-
-  async function authenticate(req: FastifyRequest): Promise<string> {
-    const key = bearerOf(req.headers.authorization);
-    if (!key) throw new HttpError(401, 'authorization: a station key is required (Authorization: Bearer <key>)', 'authorization');
-    const station = await stations.verify(key).catch(() => {
-      throw new HttpError(503, 'Service Unavailable: the database cannot be reached');
-    });
-    if (!station) throw new HttpError(401, 'authorization: unknown station key', 'authorization');
-    return station;
-  }
+  /** Open NDJSON streams per station: capped, and ended when the station's key is removed. */
+  const open = new Map<string, Set<(why: string) => void>>();
+  stations.onRemoved((station) => {
+    for (const end of open.get(station) ?? []) end('authorization: the station key was removed');
+  });
 
   function append(channel: string, station: string, f: Fragment): Promise<string> {
     const t0 = performance.now();
@@ -48,77 +56,110 @@ export function ingestRoutes(app: FastifyInstance, deps: { log: EventLog; statio
       });
   }
 
-  app.post<{ Params: { channel: string } }>('/v1/channels/:channel/captions', async (req, reply) => {
-    const { channel } = req.params;
-    if (!isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
-    const station = await authenticate(req);
-    if (!(await log.ping())) throw new HttpError(503, 'Service Unavailable: Kafka cannot be reached; nothing was written');
+  return async (app) => {
+    // The NDJSON body is consumed as a stream by the handler, never buffered. Media types are
+    // case-insensitive (fastify matches them so; the handler below does too).
+    app.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload));
 
-    if (req.headers['content-type']?.startsWith('application/x-ndjson')) {
+    app.post<{ Params: { channel: string } }>('/:channel/captions', { config: { streamedBody: 'ingest' } }, async (req, reply) => {
+      const { channel } = req.params;
+      if (!isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
+      const station = req.station!;
+      if (!(await log.ping())) throw new KafkaUnavailable('Kafka cannot be reached');
+
+      if (!isNdjson(req.headers['content-type'])) {
+        // application/json: one fragment or an array of them.
+        const items = Array.isArray(req.body) ? (req.body as unknown[]) : [req.body];
+        if (items.length === 0) throw badRequest('body', 'must hold at least one fragment');
+        const rejected: Ack[] = [];
+        const valid: { line: number; fragment: Fragment }[] = [];
+        items.forEach((item, i) => {
+          const check = checkFragment(item);
+          if (check.ok) valid.push({ line: i + 1, fragment: check.fragment });
+          else rejected.push({ line: i + 1, error: check.error });
+        });
+        fragments.inc({ outcome: 'rejected' }, rejected.length);
+        let accepted: Ack[];
+        try {
+          accepted = await Promise.all(valid.map(async (v) => ({ seq: v.fragment.seq, position: await append(channel, station, v.fragment) })));
+        } catch {
+          fragments.inc({ outcome: 'unavailable' }, valid.length);
+          throw new HttpError(503, 'Service Unavailable: Kafka did not acknowledge; send the fragments again', undefined, {}, { 'retry-after': '1' });
+        }
+        return reply.status(accepted.length ? 200 : 400).send({ accepted, rejected, ...(accepted.length ? {} : { error: 'no fragment was valid' }) });
+      }
+
+      const streams = open.get(station) ?? new Set();
+      if (streams.size >= config.ingestMaxStreamsPerStation) {
+        throw new HttpError(429, `authorization: station ${station} has ${streams.size} ingest streams open here, the most allowed; close one first`, 'authorization', {}, { 'retry-after': '5' });
+      }
       // From here on the response is ours: the head goes out at once, so the station knows its
       // stream is accepted before its first acknowledgement, then one line per input line.
       reply.hijack();
       const out = reply.raw;
       out.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
       out.flushHeaders();
+      const acks = new AckStream<Ack>(out, MAX_PENDING);
+      const socket = req.raw.socket;
+
+      // Why the stream ends before its body does: idle, cut short, or the key removed.
+      let stop!: (why: string) => void;
+      const stopped = new Promise<string>((resolve) => (stop = resolve));
+      streams.add(stop);
+      open.set(station, streams);
+      bodyCutShort.set(socket, () => stop('body: the request ended before its declared length; every line read was answered above'));
+      const idleSeconds = config.ingestIdleTimeoutMs / 1000;
+      if (config.ingestIdleTimeoutMs > 0) req.raw.setTimeout(config.ingestIdleTimeoutMs, () => stop(`body: nothing received for ${idleSeconds} s; the stream is closed (open a new one to go on)`));
+
       let line = 0;
-      let inFlight = 0;
-      let written: Promise<unknown> = Promise.resolve();
-      const respond = (ack: Promise<Ack>) => {
-        written = Promise.all([written, ack]).then(([, a]) => out.write(`${JSON.stringify(a)}\n`));
-      };
+      let endedBy: string | undefined;
+      const lines = splitLines(req.body as Readable, MAX_LINE_BYTES)[Symbol.asyncIterator]();
       try {
-        for await (const l of splitLines(req.body as Readable, MAX_LINE_BYTES)) {
+        for (;;) {
+          const next = await Promise.race([lines.next(), stopped]);
+          if (typeof next === 'string') {
+            endedBy = next;
+            break;
+          }
+          if (next.done) break;
+          const l = next.value;
           line++;
           if ('tooLong' in l) {
             fragments.inc({ outcome: 'rejected' });
-            respond(Promise.resolve({ line, error: `line is longer than ${MAX_LINE_BYTES} bytes` }));
+            await acks.push(Promise.resolve({ line, error: `line is longer than ${MAX_LINE_BYTES} bytes` }));
             continue;
           }
           if (l.bytes.length === 0 || /^\s*$/.test(l.bytes.toString('latin1'))) continue;
           const check = parseFragmentLine(l.bytes);
           if (!check.ok) {
             fragments.inc({ outcome: 'rejected' });
-            respond(Promise.resolve({ line, error: check.error }));
+            await acks.push(Promise.resolve({ line, error: check.error }));
             continue;
           }
           const { seq } = check.fragment;
           const n = line;
-          inFlight++;
-          respond(
+          await acks.push(
             append(channel, station, check.fragment).then(
-              (position) => ({ seq, position }),
-              () => (fragments.inc({ outcome: 'unavailable' }), { line: n, seq, error: NOT_STORED }),
-            ).finally(() => inFlight--),
+              (position): Ack => ({ seq, position }),
+              (): Ack => (fragments.inc({ outcome: 'unavailable' }), { line: n, seq, error: NOT_STORED }),
+            ),
           );
-          if (inFlight >= MAX_IN_FLIGHT) await written;
         }
       } catch (err) {
-        req.log.info({ err: String(err) }, 'ingest stream ended early');
+        req.log.info({ err }, 'ingest stream ended early');
+      } finally {
+        streams.delete(stop);
+        if (streams.size === 0) open.delete(station);
+        bodyCutShort.delete(socket);
+        req.raw.setTimeout(0);
       }
-      await written;
+      await acks.end();
+      if (endedBy) out.write(`${JSON.stringify({ error: endedBy, field: endedBy.split(':')[0] })}\n`);
+      // A body left unread cannot be followed by another request on this connection.
+      if (endedBy) out.once('finish', () => socket.destroy());
       out.end();
       return reply;
-    }
-
-    // application/json: one fragment or an array of them.
-    const items = Array.isArray(req.body) ? (req.body as unknown[]) : [req.body];
-    if (items.length === 0) throw badRequest('body', 'must hold at least one fragment');
-    const rejected: Ack[] = [];
-    const valid: { line: number; fragment: Fragment }[] = [];
-    items.forEach((item, i) => {
-      const check = checkFragment(item);
-      if (check.ok) valid.push({ line: i + 1, fragment: check.fragment });
-      else rejected.push({ line: i + 1, error: check.error });
     });
-    fragments.inc({ outcome: 'rejected' }, rejected.length);
-    let accepted: Ack[];
-    try {
-      accepted = await Promise.all(valid.map(async (v) => ({ seq: v.fragment.seq, position: await append(channel, station, v.fragment) })));
-    } catch {
-      fragments.inc({ outcome: 'unavailable' }, valid.length);
-      throw new HttpError(503, 'Service Unavailable: Kafka did not acknowledge; send the fragments again');
-    }
-    return reply.status(accepted.length ? 200 : 400).send({ accepted, rejected, ...(accepted.length ? {} : { error: 'no fragment was valid' }) });
-  });
+  };
+
 }

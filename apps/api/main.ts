@@ -2,23 +2,36 @@ import { boot, retry } from '../boot.ts';
 import { createDb } from '../../infra/db.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import { PostgresEventStore } from '../../infra/eventstore/postgres.ts';
-import { startLeaseSweeper } from './lease-sweeper.ts';
-import { buildApi } from './server.ts';
-import { ensureRegistered } from '../../projections/versions.ts';
-import { uploadsProjection } from '../../projections/uploads/projection.ts';
+import { Gate } from '../../infra/gate.ts';
+import { StationKeys } from '../../infra/stations.ts';
 import { encodesProjection } from '../../projections/encodes/projection.ts';
+import { uploadsProjection } from '../../projections/uploads/projection.ts';
+import { ensureRegistered } from '../../projections/versions.ts';
+import { startLeaseSweeper } from './lease-sweeper.ts';
+import { readPool } from './reads.ts';
+import { buildApi } from './server.ts';
+
+/** Decisions at once per api process, the size of their pool: two short round trips each, so a
+ * few connections keep a 2-core Postgres busy; more would only queue inside Postgres. */
+const DECISION_CONNECTIONS = 8;
 
 const app = await boot('api');
 // The API must answer (503s, /readyz) even while Kafka is down, so topics are made in the background.
 void retry(() => app.log.ensureTopics(), app.logger, 'ensure topics', Infinity).catch(() => undefined);
-// Decisions get their own pool. A stopped or cut-off Postgres refuses connections at once (a fast
-// 503); the timeouts bound a server that hangs, and leave room for bursts waiting for a client.
-const decisionsDb = createDb(app.config.databaseUrl, 20, { connectTimeoutMs: 3000, queryTimeoutMs: 1000 });
+// Decisions get their own pool, behind a gate of the same size: a burst waits its turn in the
+// gate (and past its queue is told "busy"), so the pool's connect timeout only ever measures
+// Postgres itself — a stopped or cut-off server refuses at once (a fast 503 "unavailable").
+const decisionsDb = createDb(app.config.databaseUrl, DECISION_CONNECTIONS, { connectTimeoutMs: 3000, queryTimeoutMs: 3000 });
 app.onClose(() => decisionsDb.destroy());
-const store = new PostgresEventStore(decisionsDb, app.log.codec);
+const gate = new Gate({ name: 'decisions', concurrency: DECISION_CONNECTIONS, maxQueued: 5000, maxWaitMs: 5000 });
+const store = new PostgresEventStore(decisionsDb, app.log.codec, gate);
+const reads = readPool(app.config);
+app.onClose(() => reads.close());
+const stations = new StationKeys(app.db, app.config.databaseUrl, app.logger);
+app.onClose(() => stations.close());
 // The upload and encode routes read these views: they exist before the projector first runs.
 for (const p of [uploadsProjection, encodesProjection]) await retry(() => ensureRegistered(app.db, p), app.logger, `register projection ${p.name}`);
-const api = await buildApi({ ...app, store });
+const api = await buildApi({ ...app, store, reads, stations });
 await api.listen({ port: app.config.apiPort, host: '0.0.0.0' });
 app.onClose(() => api.close());
 const stopSweeper = startLeaseSweeper(app.db, new CommandHandler(store), app.logger);

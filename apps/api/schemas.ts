@@ -1,12 +1,12 @@
 // Every Avro schema by fingerprint, so an outside consumer can decode the topics without our code:
 // read the 8 bytes after 0xC3 0x01, look the schema up here, decode the rest.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { TOPICS, topicOf } from '../../schemas/catalog.ts';
 import type { SchemaRegistry } from '../../schemas/registry.ts';
 import type { EventType } from '../../schemas/types.generated.ts';
 import { HttpError } from './errors.ts';
 
-export function schemaRoutes(app: FastifyInstance, deps: { registry: SchemaRegistry }): void {
+export function schemaRoutes(deps: { registry: SchemaRegistry }): FastifyPluginAsync {
   const known = new Set(Object.values(TOPICS).flatMap((t) => [...t.events]));
   const list = deps.registry.all().map((s) => ({
     fingerprint: s.fingerprintHex,
@@ -17,13 +17,15 @@ export function schemaRoutes(app: FastifyInstance, deps: { registry: SchemaRegis
   }));
   list.sort((a, b) => a.event.localeCompare(b.event) || a.version - b.version);
 
-  app.get('/v1/schemas', async () => ({
+  return async (app) => {
+  app.get('/', async () => ({
     encoding: 'Avro single-object encoding: 0xC3 0x01, the 8-byte little-endian CRC-64-AVRO fingerprint, then the body',
     schemas: list,
   }));
-  app.get<{ Params: { fingerprint: string } }>('/v1/schemas/:fingerprint', async (req) => {
+  app.get<{ Params: { fingerprint: string } }>('/:fingerprint', async (req) => {
     const s = list.find((x) => x.fingerprint === req.params.fingerprint.toLowerCase());
     if (!s) throw new HttpError(404, `fingerprint: no schema with fingerprint ${req.params.fingerprint} (16 hex digits)`, 'fingerprint');
     return s;
   });
+}
 }

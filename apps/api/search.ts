@@ -2,20 +2,22 @@
 // phrase queries (websearch syntax: "quoted phrase", -not, or), a highlighted snippet per hit,
 // keyset pagination with an opaque cursor. How languages are matched: projections/captions/search-sql.ts.
 import { createHash } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { sql } from 'kysely';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { formatPosition } from '../../domain/position.ts';
-import type { Db } from '../../infra/db.ts';
+import { queryProblem } from '../../domain/captions/search-query.ts';
+import { isBcp47, BCP47_RULE } from '../../domain/captions/fragment.ts';
+import { isStatementTimeout } from '../../infra/db.ts';
+import { TOPICS } from '../../schemas/catalog.ts';
 import { badRequest, HttpError } from './errors.ts';
 import { parseTime } from './history.ts';
+import type { Reads } from './reads.ts';
 
-export const MAX_QUERY_CHARS = 256;
 export const MAX_LIMIT = 100;
 const DEFAULT_LIMIT = 20;
-const BCP47 = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
-/** A search slower than this is stopped and answered 503, rather than holding a connection. */
-const SEARCH_TIMEOUT_MS = 10_000;
+/** The largest rank a cursor may carry: ts_rank_cd is a real (float4). */
+const MAX_RANK = 3.4e38;
 // ts_headline marks matches with these; caption text has them removed first, so every marker is ours.
 const START = '\u0001';
 const STOP = '\u0002';
@@ -83,8 +85,9 @@ function decodeCursor(text: string, fp: string): Cursor {
   if (!Array.isArray(v) || v.length !== 4) throw bad();
   const [rank, partition, offset, f] = v as unknown[];
   if (f !== fp) throw bad();
-  if (typeof rank !== 'string' || !/^\d+(\.\d+)?(e-?\d+)?$/.test(rank)) throw bad();
-  if (!Number.isSafeInteger(partition) || (partition as number) < 0 || !Number.isSafeInteger(offset) || (offset as number) < -1) throw bad();
+  if (typeof rank !== 'string' || !/^\d{1,40}(\.\d{1,40})?(e[-+]?\d{1,3})?$/.test(rank) || !(Number(rank) <= MAX_RANK)) throw bad();
+  if (!Number.isSafeInteger(partition) || (partition as number) < 0 || (partition as number) >= TOPICS.captions.partitions) throw bad();
+  if (!Number.isSafeInteger(offset) || (offset as number) < -1) throw bad();
   return { rank, partition: partition as number, offset: offset as number };
 }
 
@@ -98,99 +101,101 @@ interface Query {
   after?: string;
 }
 
-export function searchRoutes(app: FastifyInstance, deps: { db: Db }): void {
-  const { db } = deps;
-  app.get<{ Querystring: Query }>(
-    '/v1/search',
-    {
-      schema: {
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            q: { type: 'string' },
-            lang: { type: 'string' },
-            channel: { type: 'string' },
-            from: { type: 'string' },
-            to: { type: 'string' },
-            limit: { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT },
-            after: { type: 'string' },
+export function searchRoutes(reads: Reads): FastifyPluginAsync {
+  return async (app) => {
+    app.get<{ Querystring: Query }>(
+      '/',
+      {
+        schema: {
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              q: { type: 'string' },
+              lang: { type: 'string' },
+              channel: { type: 'string' },
+              from: { type: 'string' },
+              to: { type: 'string' },
+              limit: { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT },
+              after: { type: 'string' },
+            },
           },
         },
       },
-    },
-    async (req) => {
-      const query = req.query;
-      const q = (query.q ?? '').trim();
-      if (!q) throw badRequest('q', 'must not be empty');
-      if (q.length > MAX_QUERY_CHARS && [...q].length > MAX_QUERY_CHARS) throw badRequest('q', `must be at most ${MAX_QUERY_CHARS} characters`);
-      if (q.includes('\u0000')) throw badRequest('q', 'must not contain NUL characters');
-      if (/\p{Cs}/u.test(q)) throw badRequest('q', 'must be Unicode text (it has an unpaired surrogate)');
-      const lang = query.lang === undefined || query.lang === '' ? null : query.lang;
-      if (lang !== null && !BCP47.test(lang)) throw badRequest('lang', 'must be a BCP-47 language tag such as "en" or "pt-BR"');
-      const channel = query.channel === undefined || query.channel === '' ? null : query.channel;
-      if (channel !== null && !isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
-      const from = parseTime('from', query.from);
-      const to = parseTime('to', query.to);
-      if (from !== undefined && to !== undefined && to < from) throw badRequest('to', 'must not be before from');
-      const limit = query.limit ?? DEFAULT_LIMIT;
-      const fp = fingerprint([q, lang, channel, from ?? null, to ?? null]);
-      const after = query.after === undefined || query.after === '' ? undefined : decodeCursor(query.after, fp);
+      async (req) => {
+        const query = req.query;
+        const q = (query.q ?? '').trim();
+        const problem = queryProblem(q);
+        if (problem) throw badRequest('q', problem);
+        const lang = query.lang === undefined || query.lang === '' ? null : query.lang;
+        if (lang !== null && !isBcp47(lang)) throw badRequest('lang', BCP47_RULE);
+        const channel = query.channel === undefined || query.channel === '' ? null : query.channel;
+        if (channel !== null && !isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
+        const from = parseTime('from', query.from);
+        const to = parseTime('to', query.to);
+        if (from !== undefined && to !== undefined && to < from) throw badRequest('to', 'must not be before from');
+        const limit = query.limit ?? DEFAULT_LIMIT;
+        const fp = fingerprint([q, lang, channel, from ?? null, to ?? null]);
+        const after = query.after === undefined || query.after === '' ? undefined : decodeCursor(query.after, fp);
 
-      return db.transaction().execute(async (trx) => {
-        await sql`SET LOCAL statement_timeout = ${sql.lit(SEARCH_TIMEOUT_MS)}`.execute(trx);
-        // The query once, as a constant for the main statement (so the planner sees it and uses the
-        // GIN index); an empty one means q had no word to look for.
-        const { rows: tq } = await sql<{ tsq: string }>`SELECT public.castlog_search_query(${lang}, ${q})::text AS tsq`.execute(trx);
-        const tsq = tq[0]!.tsq;
-        if (!tsq) throw badRequest('q', 'has no words to search for (only punctuation, operators or stop words)');
-        const filters = [sql`f.search_vector @@ ${tsq}::tsquery`];
-        if (channel !== null) filters.push(sql`f.channel = ${channel}`);
-        if (from !== undefined) filters.push(sql`f.start_ms >= ${from}`);
-        if (to !== undefined) filters.push(sql`f.start_ms < ${to}`);
-        const page = after
-          ? sql`WHERE h.rank < ${after.rank}::real OR (h.rank = ${after.rank}::real AND (h.partition, h."offset") > (${after.partition}, ${after.offset}))`
-          : sql``;
-        const { rows } = await sql<{
-          channel: string; partition: number; offset: number; station: string; seq: number; text: string;
-          start_ms: number; end_ms: number; lang: string | null; rank: number; rank_text: string; headline: string;
-        }>`
-          WITH hits AS (
-            SELECT f.channel, f.partition, f."offset", f.station, f.seq, f.text, f.start_ms, f.end_ms, f.lang,
-                   ts_rank_cd(f.search_vector, ${tsq}::tsquery) AS rank
-            FROM caption_fragments f
-            WHERE ${sql.join(filters, sql` AND `)}
-          ), top AS (
-            SELECT * FROM hits h ${page}
-            ORDER BY h.rank DESC, h.partition, h."offset"
-            LIMIT ${limit + 1}
-          )
-          SELECT t.*, t.rank::text AS rank_text,
-                 ts_headline(public.castlog_ts_config(t.lang), translate(t.text, ${START + STOP}, '  '), ${tsq}::tsquery,
-                             ${`StartSel=${START}, StopSel=${STOP}, MinWords=12, MaxWords=30, ShortWord=2`}) AS headline
-          FROM top t
-          ORDER BY t.rank DESC, t.partition, t."offset"`.execute(trx);
-        const shown = rows.slice(0, limit);
-        const items: SearchHit[] = shown.map((r) => ({
-          channel: r.channel,
-          position: formatPosition(r),
-          station: r.station,
-          seq: r.seq,
-          start: r.start_ms,
-          end: r.end_ms,
-          lang: r.lang,
-          text: r.text,
-          snippet: snippetHtml(r.headline),
-          rank: r.rank,
-        }));
-        const last = shown.at(-1);
-        const next = rows.length > limit && last ? encodeCursor({ rank: last.rank_text, partition: last.partition, offset: last.offset }, fp) : null;
-        return { q, items, next };
-      }).catch((err: unknown) => {
-        // 57014: query_canceled (our statement_timeout).
-        if ((err as { code?: string }).code === '57014') throw new HttpError(503, 'search took too long: narrow it with channel, from or to', 'q');
-        throw err;
-      });
-    },
-  );
+        return reads.run(async (db) => {
+          // The query once, as a constant for the main statement (so the planner sees it and uses the
+          // GIN index); an empty one means q had no word to look for. Whatever Postgres cannot make
+          // of q is q's fault.
+          const tsq = await sql<{ tsq: string }>`SELECT public.castlog_search_query(${lang}, ${q})::text AS tsq`
+            .execute(db)
+            .then(({ rows }) => rows[0]!.tsq, (err: unknown) => {
+              if (isStatementTimeout(err) || !(err as { code?: string }).code?.match(/^(XX|54|22)/)) throw err;
+              throw badRequest('q', 'is too complex to search for');
+            });
+          if (!tsq) throw badRequest('q', 'has no words to search for (only punctuation, operators or stop words)');
+          const filters = [sql`f.search_vector @@ ${tsq}::tsquery`];
+          if (channel !== null) filters.push(sql`f.channel = ${channel}`);
+          if (from !== undefined) filters.push(sql`f.start_ms >= ${from}`);
+          if (to !== undefined) filters.push(sql`f.start_ms < ${to}`);
+          const page = after
+            ? sql`WHERE h.rank < ${after.rank}::real OR (h.rank = ${after.rank}::real AND (h.partition, h."offset") > (${after.partition}, ${after.offset}))`
+            : sql``;
+          const { rows } = await sql<{
+            channel: string; partition: number; offset: number; station: string; seq: number; text: string;
+            start_ms: number; end_ms: number; lang: string | null; rank: number; rank_text: string; headline: string;
+          }>`
+            WITH hits AS (
+              SELECT f.channel, f.partition, f."offset", f.station, f.seq, f.text, f.start_ms, f.end_ms, f.lang,
+                     ts_rank_cd(f.search_vector, ${tsq}::tsquery) AS rank
+              FROM caption_fragments f
+              WHERE ${sql.join(filters, sql` AND `)}
+            ), top AS (
+              SELECT * FROM hits h ${page}
+              ORDER BY h.rank DESC, h.partition, h."offset"
+              LIMIT ${limit + 1}
+            )
+            SELECT t.*, t.rank::text AS rank_text,
+                   ts_headline(public.castlog_ts_config(t.lang), translate(t.text, ${START + STOP}, '  '), ${tsq}::tsquery,
+                               ${`StartSel=${START}, StopSel=${STOP}, MinWords=12, MaxWords=30, ShortWord=2`}) AS headline
+            FROM top t
+            ORDER BY t.rank DESC, t.partition, t."offset"`.execute(db);
+          const shown = rows.slice(0, limit);
+          const items: SearchHit[] = shown.map((r) => ({
+            channel: r.channel,
+            position: formatPosition(r),
+            station: r.station,
+            seq: r.seq,
+            start: r.start_ms,
+            end: r.end_ms,
+            lang: r.lang,
+            text: r.text,
+            snippet: snippetHtml(r.headline),
+            rank: r.rank,
+          }));
+          const last = shown.at(-1);
+          const next = rows.length > limit && last ? encodeCursor({ rank: last.rank_text, partition: last.partition, offset: last.offset }, fp) : null;
+          return { q, items, next };
+        }).catch((err: unknown) => {
+          if (isStatementTimeout(err)) throw new HttpError(503, 'q: the search took too long: narrow it with channel, from or to', 'q');
+          throw err;
+        });
+      },
+    );
+  };
 }

@@ -37,6 +37,8 @@ export class TusError extends Error {
 }
 
 const SOURCE = '/api/uploads';
+export const MAX_FILENAME_CHARS = 255;
+export const MAX_FILETYPE_CHARS = 255;
 
 export class UploadStore extends DataStore {
   private readonly handler: CommandHandler;
@@ -102,7 +104,13 @@ export class UploadStore extends DataStore {
     // tus-js-client and Uppy name these differently; both are accepted.
     const filename = (meta.filename ?? meta.name ?? '').trim() || 'upload';
     const filetype = meta.filetype ?? meta.type ?? null;
-    if (filename.length > 255) throw new DomainError('invalid', 'upload-metadata: filename is longer than 255 characters');
+    if (filename.length > MAX_FILENAME_CHARS) throw new DomainError('invalid', `upload-metadata: filename is longer than ${MAX_FILENAME_CHARS} characters`);
+    if (filetype !== null && filetype.length > MAX_FILETYPE_CHARS) throw new DomainError('invalid', `upload-metadata: filetype is longer than ${MAX_FILETYPE_CHARS} characters`);
+    for (const [key, value] of [['filename', filename], ['filetype', filetype ?? '']] as const) {
+      if (/[\u0000-\u001f\u007f]|\p{Cs}/u.test(value) || value.includes('\ufffd')) {
+        throw new DomainError('invalid', `upload-metadata: ${key} must be UTF-8 text without control characters`);
+      }
+    }
     const { events } = await this.decide(file.id, () => ({
       type: 'Create', uploadId: file.id, userId, filename, filetype, length: file.size ?? -1, maxBytes: this.deps.config.uploadMaxBytes, now: Date.now(),
     }));
@@ -242,8 +250,11 @@ export class UploadStore extends DataStore {
           reason = `file: the video is ${minutes(durationSeconds)} long; at most ${minutes(config.uploadMaxSeconds)} is accepted (raw .yuv has no time limit)`;
         }
       } catch (err) {
-        const detail = err instanceof MediaCommandFailed ? err.stderrTail.split('\n').at(-1) : String(err);
-        reason = `file: not a readable video (${detail || 'ffprobe failed'})`;
+        // ffprobe names the file it read; a reason names the problem, never a server path.
+        const last = err instanceof MediaCommandFailed ? (err.stderrTail.trim().split('\n').at(-1) ?? '') : '';
+        const detail = last.replace(/^.*?:\s+(?=[A-Z])/, '').replace(/\/[^\s:]+/g, 'the file').trim();
+        reason = `file: not a readable video (${detail || 'ffprobe could not read it'})`;
+        logger.info({ uploadId, err }, 'ffprobe refused an upload');
       }
     }
     const size = state.length;

@@ -1,26 +1,28 @@
 // tus 1.0 resumable uploads at /v1/uploads/ (core, creation, creation-with-upload, checksum,
 // termination, expiration), spoken by @tus/server over our own data store (upload-store.ts).
 // Fastify hands the raw request to tus untouched; this edge checks who asks (x-userid) and what
-// checksum they sent, and gives every error the one JSON shape. GET /v1/uploads/{id} is not tus:
+// checksum they sent (the user group's hook in access.ts has checked who asks), and gives every
+// error the one JSON shape. GET /v1/uploads/{id} is not tus:
 // it tells the owner how their upload stands, rejection reason included.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Server as TusServer } from '@tus/server';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
 import { DomainError } from '../../domain/decider.ts';
+import { isUuid } from '../../domain/ids.ts';
 import { UploadTooLarge } from '../../domain/uploads/upload.ts';
 import type { BlobStore } from '../../infra/blobs/blob-store.ts';
 import type { Config } from '../../infra/config.ts';
 import type { Db } from '../../infra/db.ts';
 import { EventStoreUnavailable, type EventStore } from '../../infra/eventstore/port.ts';
 import type { Logger } from '../../infra/logger.ts';
-import type { UserOf } from './caller.ts';
+import { originAllowed } from '../../infra/origins.ts';
+import { requireUser } from './access.ts';
 import { HttpError } from './errors.ts';
 import { UploadStore, type UploadRequest } from './upload-store.ts';
 import { UploadLocker } from './upload-locker.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PATH = '/v1/uploads';
 const CHECKSUMS = { sha1: 20, sha256: 32 } as const;
 
@@ -69,10 +71,7 @@ function tusErrorOf(err: unknown): { status_code: number; body: string } | undef
   return undefined;
 }
 
-export function uploadRoutes(
-  app: FastifyInstance,
-  deps: { store: EventStore; blobs: BlobStore; config: Config; db: Db; logger: Logger; userOf: UserOf },
-): { store: UploadStore; stop: () => Promise<void> } {
+export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config: Config; db: Db; logger: Logger }): FastifyPluginAsync {
   const context = new AsyncLocalStorage<UploadRequest>();
   // The store is told when locks were lost (it then checks those uploads' bytes at completion).
   const locker = new UploadLocker(deps.config.databaseUrl, deps.logger, (ids) => store.forget(ids));
@@ -86,6 +85,8 @@ export function uploadRoutes(
     namingFunction: () => randomUUID(),
     // A finished upload is a file others may have encodes of; deleting it is not a tus matter.
     disableTerminationForFinishedUploads: true,
+    // The same CORS policy as every other route (server.ts).
+    allowedOrigins: (origin) => originAllowed(origin, deps.config.allowedOrigins),
     allowedHeaders: ['Upload-Checksum', 'X-UserId', 'Authorization'],
     exposedHeaders: ['Upload-Expires', 'Tus-Checksum-Algorithm'],
     onUploadFinish: async (_req, file) => {
@@ -95,30 +96,47 @@ export function uploadRoutes(
     },
     onResponseError: (_req, err) => {
       const mapped = tusErrorOf(err);
-      if (!mapped && !('status_code' in err)) deps.logger.error({ err: String(err), stack: (err as Error).stack }, 'upload request failed');
+      if (!mapped && !('status_code' in err)) deps.logger.error({ err }, 'upload request failed');
       return mapped;
     },
   });
 
-  app.register(async (scope) => {
+  /** The upload if the caller owns it; anyone else is told it does not exist. */
+  const owned = (id: string, userId: string) =>
+    store.owned(id, userId).catch((err) => {
+      throw err instanceof EventStoreUnavailable ? err : new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
+    });
+
+  return async (scope) => {
     // tus reads the body itself, as a stream: fastify must not parse or buffer it.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
+    // tus expiration: unfinished uploads past their time are expired and their bytes removed.
+    const sweep = setInterval(() => {
+      void context.run({ userId: '' }, () => tus.cleanUpExpiredUploads()).catch((err) => deps.logger.warn({ err }, 'upload expiry sweep failed'));
+    }, Math.min(60_000, Math.max(1000, Math.floor(deps.config.uploadExpiryMs / 4))));
+    sweep.unref();
+    scope.addHook('onClose', async () => {
+      clearInterval(sweep);
+      await Promise.all([locker.close(), store.close()]);
+    });
 
     const viaTus = async (req: FastifyRequest, reply: FastifyReply) => {
       // A browser's CORS preflight carries no user; everything else must say who it is.
-      const ctx: UploadRequest = req.method === 'OPTIONS' ? { userId: '' } : { userId: await deps.userOf(req), checksum: checksumOf(req) };
+      const ctx: UploadRequest = req.method === 'OPTIONS' ? { userId: '' } : { userId: requireUser(req), checksum: checksumOf(req) };
       const id = (req.params as { id?: string }).id || undefined; // '/v1/uploads/' is the collection
       if (id !== undefined && req.method !== 'OPTIONS') {
-        if (!UUID.test(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
-        // Someone else's upload is reported as missing, before tus looks at anything else.
-        await store.owned(id, ctx.userId).catch((err) => {
-          throw err instanceof EventStoreUnavailable ? new HttpError(503, 'Service Unavailable') : new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
-        });
+        if (!isUuid(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
+        await owned(id, ctx.userId);
       }
+      if (req.method === 'POST') refuseOversizedCreation(req);
+      // tus reads the upload id from the URL itself: give it the one that was routed and checked,
+      // whatever spelling of the URL the request used.
+      req.raw.url = id === undefined ? `${PATH}/` : `${PATH}/${id.toLowerCase()}`;
       reply.hijack();
       const request = new NodeRequest({ req: req.raw, res: reply.raw });
       let response = await context.run(ctx, () => tus.handleWeb(request));
+      req.raw.setTimeout(0); // the body is read: the idle rule for it ends
       if (req.method === 'OPTIONS') response.headers.set('Tus-Checksum-Algorithm', Object.keys(CHECKSUMS).join(','));
       if (response.status >= 400) {
         const body = jsonError(response.status, await response.text());
@@ -131,32 +149,31 @@ export function uploadRoutes(
     };
 
     const methods = ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'] as const;
-    scope.route({ method: [...methods], url: PATH, handler: viaTus, exposeHeadRoute: false });
-    scope.route({ method: [...methods], url: `${PATH}/:id`, handler: viaTus, exposeHeadRoute: false });
-    scope.get<{ Params: { id: string } }>(`${PATH}/:id`, async (req) => {
-      const userId = await deps.userOf(req);
+    const config = { streamedBody: 'upload' as const };
+    scope.route({ method: [...methods], url: '/', handler: viaTus, exposeHeadRoute: false, config });
+    scope.route({ method: [...methods], url: '/:id', handler: viaTus, exposeHeadRoute: false, config });
+    scope.get<{ Params: { id: string } }>('/:id', async (req) => {
+      const userId = requireUser(req);
       const id = req.params.id;
-      if (!UUID.test(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
-      const state = await store.owned(id, userId).catch((err) => {
-        throw err instanceof EventStoreUnavailable ? new HttpError(503, 'Service Unavailable') : new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
-      });
+      if (!isUuid(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
+      const state = await owned(id.toLowerCase(), userId);
       return {
-        uploadId: id, status: state.status, filename: state.filename, filetype: state.filetype, raw: state.raw,
+        uploadId: id.toLowerCase(), status: state.status, filename: state.filename, filetype: state.filetype, raw: state.raw,
         length: state.length, offset: state.offset, sha256: state.sha256, reason: state.reason, createdAt: state.createdAt,
       };
     });
-  });
-
-  // tus expiration: unfinished uploads past their time are expired and their bytes removed.
-  const sweep = setInterval(() => {
-    void context.run({ userId: '' }, () => tus.cleanUpExpiredUploads()).catch((err) => deps.logger.warn({ err: String(err) }, 'upload expiry sweep failed'));
-  }, Math.min(60_000, Math.max(1000, Math.floor(deps.config.uploadExpiryMs / 4))));
-  sweep.unref();
-  return {
-    store,
-    stop: async () => {
-      clearInterval(sweep);
-      await Promise.all([locker.close(), store.close()]);
-    },
   };
+
+}
+
+/**
+ * creation-with-upload: a body that says up front it is longer than the upload is refused before
+ * the upload is created, so nothing remains of it.
+ */
+function refuseOversizedCreation(req: FastifyRequest): void {
+  const declared = Number(req.headers['upload-length']);
+  const body = Number(req.headers['content-length']);
+  if (Number.isSafeInteger(declared) && Number.isSafeInteger(body) && body > declared) {
+    throw new HttpError(413, `content-length: the body (${body} bytes) is longer than upload-length (${declared} bytes)`, 'content-length');
+  }
 }

@@ -3,7 +3,7 @@ import { loadConfig } from '../../infra/config.ts';
 import { createDb, type Db } from '../../infra/db.ts';
 import { EventLog } from '../../infra/kafka.ts';
 import { createLogger } from '../../infra/logger.ts';
-import { addStation, listStations, removeStation } from '../../infra/stations.ts';
+import { addStation, listStations, removeStation, STATION_NAME, STATION_NAME_RULE } from '../../infra/stations.ts';
 import { migrate } from '../../projections/migrate.ts';
 import { projectionStatus, rebuild, verifyCaptions } from '../projection-admin.ts';
 import { tail } from './tail.ts';
@@ -20,7 +20,6 @@ const USAGE = `usage: castlog <command>
 
 Environment: DATABASE_URL, KAFKA_BROKERS, TOPIC_PREFIX (see the README).`;
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 function bar(progress: number, width = 30): string {
   const full = Math.round(progress * width);
@@ -30,7 +29,7 @@ function bar(progress: number, width = 30): string {
 async function stations(db: Db, command: string | undefined, arg: string | undefined): Promise<number> {
   switch (command) {
     case 'add': {
-      if (!arg || !NAME.test(arg)) throw new Error('station name must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}');
+      if (!arg || !STATION_NAME.test(arg)) throw new Error(`station name ${STATION_NAME_RULE}`);
       const key = await addStation(db, arg).catch((e: { code?: string }) => {
         throw e.code === '23505' ? new Error(`station ${arg} exists already`) : e;
       });

@@ -1,8 +1,8 @@
 // The uWebSockets.js server: /v1/live for browsers, /healthz, /readyz and /metrics for operators.
 import uWS from 'uWebSockets.js';
 import type { Registry } from '../../infra/metrics.ts';
-import { bearerOf } from '../../infra/bearer.ts';
-import { userOfToken, type UserTokens } from '../../infra/user-tokens.ts';
+import { bearerOf, CallerRefused, proxiedUser, userOf } from '../../infra/caller.ts';
+import type { UserTokens } from '../../infra/user-tokens.ts';
 import { USER_PREFIX } from './feeds.ts';
 import { Client, type Hub } from './hub.ts';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
@@ -49,15 +49,27 @@ export function startFanoutServer(
       closeOnBackpressureLimit: 0,
       upgrade: (res, req, context) => {
         const headers = [req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions')] as const;
-        const proxied = req.getHeader('x-userid').toLowerCase();
-        // A browser cannot set headers on a WebSocket: it proves who it is with ?token=<user token>.
-        const token = req.getQuery('token') || bearerOf(req.getHeader('authorization'));
-        if (!token) return void res.upgrade<UserData>({ userId: proxied }, ...headers, context);
+        // Who the user is: the same rule as the api (infra/caller.ts). A browser cannot set headers
+        // on a WebSocket: it proves who it is with ?token=<user token>.
+        const queryToken = req.getQuery('token') || undefined;
+        const token = queryToken ?? bearerOf(req.getHeader('authorization') || undefined);
+        const refuse = (err: unknown) => {
+          const e = err instanceof CallerRefused ? err : new CallerRefused(401, 'token', 'not a valid user token');
+          const status = { 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden' }[e.statusCode];
+          res.cork(() => res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify({ error: e.message, field: e.field })));
+        };
+        let proxied: string | undefined;
+        try {
+          proxied = proxiedUser(req.getHeader('x-userid'));
+        } catch (err) {
+          return refuse(err);
+        }
+        if (token === undefined) return void res.upgrade<UserData>({ userId: proxied ?? '' }, ...headers, context);
         let aborted = false;
         res.onAborted(() => (aborted = true));
-        void userOfToken(opts.tokens, token, proxied).then(
-          (userId) => !aborted && res.cork(() => res.upgrade<UserData>({ userId }, ...headers, context)),
-          (err: Error) => !aborted && res.cork(() => res.writeStatus('401 Unauthorized').writeHeader('content-type', 'application/json').end(JSON.stringify({ error: `token: ${err.message}`, field: 'token' }))),
+        void userOf(opts.tokens, proxied, token, queryToken !== undefined ? 'token' : 'authorization').then(
+          (userId) => !aborted && res.cork(() => res.upgrade<UserData>({ userId: userId ?? '' }, ...headers, context)),
+          (err: unknown) => !aborted && refuse(err),
         );
       },
       open: (ws) => {

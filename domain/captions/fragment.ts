@@ -3,8 +3,12 @@ import type { CaptionMode } from '../../schemas/types.generated.ts';
 
 export const MAX_TEXT_CHARS = 2000;
 export const MODES: readonly CaptionMode[] = ['rollup', 'popon', 'painton'];
-// BCP-47 in its common shape: a 2-3 letter language (or 4-8 letter registered one) and subtags.
+// BCP-47 in its common shape: a 2-3 letter language (or 4-8 letter registered one) and subtags;
+// 35 characters hold any tag in practical use (RFC 5646, 4.4.1).
 const BCP47 = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
+export const MAX_LANG_CHARS = 35;
+export const BCP47_RULE = `must be a BCP-47 language tag such as "en" or "pt-BR", at most ${MAX_LANG_CHARS} characters`;
+export const isBcp47 = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_LANG_CHARS && BCP47.test(v);
 const FIELDS = new Set(['seq', 'text', 'start', 'end', 'mode', 'lang']);
 // An unpaired UTF-16 surrogate (JSON can carry one as "\ud83d"): not a character, not encodable as UTF-8.
 const LONE_SURROGATE = /\p{Cs}/u;
@@ -44,9 +48,7 @@ export function checkFragment(input: unknown): FragmentCheck {
   if (f.mode !== undefined && f.mode !== null && !MODES.includes(f.mode as CaptionMode)) {
     return fail(`mode: must be one of ${MODES.join(', ')}`);
   }
-  if (f.lang !== undefined && f.lang !== null && (typeof f.lang !== 'string' || !BCP47.test(f.lang))) {
-    return fail('lang: must be a BCP-47 language tag such as "en" or "pt-BR"');
-  }
+  if (f.lang !== undefined && f.lang !== null && !isBcp47(f.lang)) return fail(`lang: ${BCP47_RULE}`);
   return {
     ok: true,
     fragment: {

@@ -58,7 +58,7 @@ export function activeStreams(state: ViewerState, now: number): string[] {
   return Object.entries(state.leases).filter(([, until]) => until > now).map(([id]) => id);
 }
 
-export function limitOf(state: ViewerState, defaultLimit: number): number {
+export function limitOf(state: Pick<ViewerState, 'limit'>, defaultLimit: number): number {
   return state.limit ?? defaultLimit;
 }
 

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import type { AvroCodec } from '../../schemas/codec.ts';
 import { newMeta } from '../../schemas/envelope.ts';
 import type { Db } from '../db.ts';
+import { Overloaded, type Gate } from '../gate.ts';
 import { EventStoreUnavailable, WrongExpectedVersion, type AppendOptions, type DomainEvent, type EventStore, type StreamRead } from './port.ts';
 
 const UNIQUE_VIOLATION = '23505';
@@ -11,22 +12,28 @@ const UNIQUE_VIOLATION = '23505';
 const SNAPSHOT_FORMAT = 1;
 
 function unavailable(err: unknown): never {
+  if (err instanceof Overloaded) throw err; // busy, not down
   throw new EventStoreUnavailable(`event store unreachable: ${(err as Error).message}`);
 }
 
 export class PostgresEventStore implements EventStore {
-  constructor(private readonly db: Db, private readonly codec: AvroCodec) {}
+  /** `gate`, when given, bounds how many loads and appends run at once (the api's decisions). */
+  constructor(private readonly db: Db, private readonly codec: AvroCodec, private readonly gate?: Gate) {}
+
+  private run<T>(work: () => Promise<T>): Promise<T> {
+    return this.gate ? this.gate.run(work) : work();
+  }
 
   /** One round trip: the snapshot (if its format is current) and the events after it. */
   async load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<E, S>> {
-    const { rows } = await sql<{ is_event: boolean; version: number; state: unknown; data: Buffer | null }>`
+    const { rows } = await this.run(() => sql<{ is_event: boolean; version: number; state: unknown; data: Buffer | null }>`
       WITH snap AS (SELECT version, state FROM snapshots WHERE stream = ${stream} AND state->'format' = ${JSON.stringify(SNAPSHOT_FORMAT)}::jsonb)
       SELECT false AS is_event, version, state, NULL::bytea AS data FROM snap
       UNION ALL
       SELECT true, version, NULL, data FROM events WHERE stream = ${stream} AND version > coalesce((SELECT version FROM snap), 0)
       ORDER BY is_event, version`
       .execute(this.db)
-      .catch(unavailable);
+      .catch(unavailable));
     let state = initial();
     let version = 0;
     for (const row of rows) {
@@ -60,11 +67,12 @@ export class PostgresEventStore implements EventStore {
           INSERT INTO snapshots (stream, version, state) VALUES (${stream}, ${version}, ${JSON.stringify({ format: SNAPSHOT_FORMAT, state: opts.snapshot })}::jsonb)
           ON CONFLICT (stream) DO UPDATE SET version = excluded.version, state = excluded.state)`;
     try {
-      await sql`
+      await this.run(() => sql`
         WITH appended AS (INSERT INTO events (stream, version, type, key, data, meta) VALUES ${sql.join(rows)})${snapshot}
-        SELECT pg_notify('castlog_events', '')`.execute(this.db);
+        SELECT pg_notify('castlog_events', '')`.execute(this.db));
     } catch (err) {
       if ((err as { code?: string }).code === UNIQUE_VIOLATION) throw new WrongExpectedVersion(stream, expectedVersion);
+      if (err instanceof Overloaded) throw err;
       unavailable(err);
     }
     return { version };

@@ -51,7 +51,7 @@ describe('issuing', () => {
       [user, bearer((await tokenFor(newUserId(), { authorization: 'Bearer test-admin-token' })).body.token), 403, 'userId'],
       [user, {}, 400, 'x-userid'],
       ['not-a-uuid', { 'x-userid': user }, 400, 'userId'],
-      [user, { authorization: 'Bearer wrong-admin-token' }, 400, 'x-userid'],
+      [user, { authorization: 'Bearer wrong-admin-token' }, 401, 'authorization'],
     ];
     for (const [who, headers, status, field] of cases) {
       const r = await tokenFor(who, headers);
