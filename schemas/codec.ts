@@ -2,6 +2,7 @@
 // Any consumer can find the writer schema from the bytes alone; we read older versions through
 // avsc's resolver into the latest version of the same event.
 import type avro from 'avsc';
+import { overLimit } from './limits.ts';
 import { SchemaRegistry, type SchemaVersion } from './registry.ts';
 import type { EventDataMap, EventType } from './types.generated.ts';
 
@@ -22,7 +23,10 @@ export class AvroCodec {
 
   constructor(readonly registry: SchemaRegistry = SchemaRegistry.load()) {}
 
+  /** The event's bytes; CodecError when a string field is longer than schemas/limits.ts allows. */
   encode<T extends EventType>(type: T, data: EventDataMap[T]): Buffer {
+    const problem = overLimit(type, data);
+    if (problem) throw new CodecError(`${type}: ${problem}`);
     const schema = this.registry.latest(type);
     return Buffer.concat([MAGIC, schema.fingerprint, schema.type.toBuffer(data)]);
   }

@@ -253,7 +253,7 @@ export class UploadStore extends DataStore {
         // ffprobe names the file it read; a reason names the problem, never a server path.
         const last = err instanceof MediaCommandFailed ? (err.stderrTail.trim().split('\n').at(-1) ?? '') : '';
         const detail = last.replace(/^.*?:\s+(?=[A-Z])/, '').replace(/\/[^\s:]+/g, 'the file').trim();
-        reason = `file: not a readable video (${detail || 'ffprobe could not read it'})`;
+        reason = `file: not a readable video (${detail.slice(0, 300) || 'ffprobe could not read it'})`;
         logger.info({ uploadId, err }, 'ffprobe refused an upload');
       }
     }

@@ -18,9 +18,11 @@ export class MediaCommandFailed extends Error {
 }
 
 const TAIL_LINES = 20;
+/** An event keeps at most this much of a command's stderr (schemas/limits.ts). */
+const TAIL_CHARS = 8000;
 
 function tailOf(text: string, lines = TAIL_LINES): string {
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
+  return text.trimEnd().split('\n').slice(-lines).join('\n').slice(-TAIL_CHARS);
 }
 
 function rate(value: string | undefined): number {

@@ -1,0 +1,54 @@
+// The longest each string field of each event may be (in UTF-16 code units, as JavaScript counts),
+// so no event on the log can hold an unbounded string: the edges check these first with messages
+// for people (a caption's text is limited in characters there), and the codec refuses to encode
+// an event that exceeds them, so a bug cannot poison a topic either. Every string field of every
+// schema must be listed: test/unit/limits.test.ts fails otherwise. docs/events.md lists them too.
+import type { EventType } from './types.generated.ts';
+
+const ID = 36; // a UUID
+const SHA256 = 64; // hex
+const STEP = 16;
+
+/** Per event, per field path ("options.preset", "active[]"), the most characters allowed. */
+export const STRING_LIMITS: Record<EventType, Record<string, number>> = {
+  CaptionFragmentReceived: { channel: 64, station: 64, text: 4000, lang: 35 },
+  UserIdIssued: { userId: ID },
+  StreamIdIssued: { streamId: ID },
+  UserLimitSet: { userId: ID },
+  StreamActivated: { userId: ID, streamId: ID },
+  StreamHeartbeat: { userId: ID, streamId: ID },
+  StreamDeactivated: { userId: ID, streamId: ID },
+  ActivationRejected: { userId: ID, streamId: ID, 'active[]': ID },
+  UploadCreated: { uploadId: ID, userId: ID, filename: 255, filetype: 255 },
+  UploadChunkAppended: { uploadId: ID, userId: ID, sha256: SHA256 },
+  UploadCompleted: { uploadId: ID, userId: ID, sha256: SHA256 },
+  UploadRejected: { uploadId: ID, userId: ID, reason: 1000 },
+  UploadTerminated: { uploadId: ID, userId: ID },
+  UploadExpired: { uploadId: ID, userId: ID },
+  EncodeRequested: { jobId: ID, userId: ID, uploadId: ID, sha256: SHA256, filename: 255, 'options.preset': 16, 'options.container': 8 },
+  EncodeDeduplicated: { jobId: ID, userId: ID, ownerId: ID, uploadId: ID },
+  EncodeStepStarted: { jobId: ID, userId: ID, step: STEP, worker: 300 },
+  EncodeProgressed: { jobId: ID, userId: ID, step: STEP },
+  EncodeStepCompleted: { jobId: ID, userId: ID, step: STEP, info: 4000 },
+  EncodeFailed: { jobId: ID, userId: ID, step: STEP, reason: 1000, stderrTail: 8000 },
+  EncodeCompleted: { jobId: ID, userId: ID, outputSha256: SHA256, container: 8 },
+};
+
+/** The first string field of `data` longer than its limit, as "field: ...", or undefined. */
+export function overLimit(type: EventType, data: unknown): string | undefined {
+  for (const [path, max] of Object.entries(STRING_LIMITS[type] ?? {})) {
+    for (const value of valuesAt(data, path.split('.'))) {
+      if (typeof value === 'string' && value.length > max) return `${path.replace('[]', '')}: longer than ${max} characters`;
+    }
+  }
+  return undefined;
+}
+
+function valuesAt(data: unknown, path: string[]): unknown[] {
+  if (path.length === 0) return [data];
+  if (typeof data !== 'object' || data === null) return [];
+  const [head, ...rest] = path;
+  const many = head!.endsWith('[]');
+  const value = (data as Record<string, unknown>)[many ? head!.slice(0, -2) : head!];
+  return many ? (Array.isArray(value) ? value.flatMap((v) => valuesAt(v, rest)) : []) : valuesAt(value, rest);
+}
