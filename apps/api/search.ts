@@ -18,6 +18,7 @@ export const MAX_LIMIT = 100;
 const DEFAULT_LIMIT = 20;
 /** The largest rank a cursor may carry: ts_rank_cd is a real (float4). */
 const MAX_RANK = 3.4e38;
+const MIN_RANK = 1e-37;
 // ts_headline marks matches with these; caption text has them removed first, so every marker is ours.
 const START = '\u0001';
 const STOP = '\u0002';
@@ -65,11 +66,11 @@ interface Cursor {
 }
 
 /** The cursor names the search it belongs to, so a cursor of one search given to another is a 400, not a wrong page. */
-function fingerprint(parts: unknown[]): string {
+export function fingerprint(parts: unknown[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 12);
 }
 
-function encodeCursor(c: Cursor, fp: string): string {
+export function encodeCursor(c: Cursor, fp: string): string {
   return Buffer.from(JSON.stringify([c.rank, c.partition, c.offset, fp])).toString('base64url');
 }
 
@@ -85,10 +86,12 @@ function decodeCursor(text: string, fp: string): Cursor {
   if (!Array.isArray(v) || v.length !== 4) throw bad();
   const [rank, partition, offset, f] = v as unknown[];
   if (f !== fp) throw bad();
-  if (typeof rank !== 'string' || !/^\d{1,40}(\.\d{1,40})?(e[-+]?\d{1,3})?$/.test(rank) || !(Number(rank) <= MAX_RANK)) throw bad();
+  // A rank Postgres wrote as a real: finite, and neither past a real's range nor under it.
+  const n = typeof rank === 'string' && /^\d{1,40}(\.\d{1,40})?(e[-+]?\d{1,3})?$/.test(rank) ? Number(rank) : NaN;
+  if (!(n >= 0 && n <= MAX_RANK && (n === 0 || n >= MIN_RANK))) throw bad();
   if (!Number.isSafeInteger(partition) || (partition as number) < 0 || (partition as number) >= TOPICS.captions.partitions) throw bad();
   if (!Number.isSafeInteger(offset) || (offset as number) < -1) throw bad();
-  return { rank, partition: partition as number, offset: offset as number };
+  return { rank: String(n), partition: partition as number, offset: offset as number };
 }
 
 interface Query {
