@@ -68,6 +68,7 @@ const server = await startFanoutServer({ ...hubs, activity: Object.values(activi
   metrics,
   ready: async () => (await pingDb(db)) && (await log.ping()),
   tokens: userTokensOf(config),
+  origins: { allowed: config.allowedOrigins, apiPort: config.apiPort },
 });
 new prom.Gauge({ name: 'castlog_fanout_connections', help: 'Open WebSockets', registers: [metrics], collect() { this.set(server.connections()); } });
 new prom.Gauge({ name: 'castlog_fanout_subscriptions', help: 'Channel subscriptions', registers: [metrics], collect() { this.set(hubs.captions.subscriptionCount() + hubs.users.subscriptionCount()); } });

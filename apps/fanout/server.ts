@@ -10,6 +10,7 @@ import type { Replayer } from './replay.ts';
 import {
   CLOSE_RESTART, CLOSE_TOO_BIG, FRAME_HARD_LIMIT_BYTES, MAX_FRAME_BYTES, errorMessage, isRefusal, parseClientMessage, refusal,
 } from './protocol.ts';
+import { originRefusal, type OriginRule } from './origin.ts';
 
 interface UserData {
   client?: Client;
@@ -38,6 +39,8 @@ export function startFanoutServer(
   hubs: Hubs,
   opts: {
     port: number; maxBackpressure: number; metrics: Registry; ready: () => Promise<boolean>; tokens?: UserTokens;
+    /** Which pages may connect; absent: any (for tests and benchmarks that embed the server). */
+    origins?: OriginRule;
   },
 ): Promise<FanoutServer> {
   const sockets = new Set<uWS.WebSocket<UserData>>();
@@ -53,6 +56,10 @@ export function startFanoutServer(
       maxBackpressure: Math.max(opts.maxBackpressure * 16, 64 * 1024 * 1024),
       closeOnBackpressureLimit: 0,
       upgrade: (res, req, context) => {
+        const refused = opts.origins && originRefusal(req.getHeader('origin'), req.getHeader('host'), opts.origins);
+        if (refused) {
+          return void res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json').end(JSON.stringify({ error: `origin: ${refused}`, field: 'origin' }));
+        }
         const headers = [req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions')] as const;
         const proxied = req.getHeader('x-userid').toLowerCase();
         // A browser cannot set headers on a WebSocket: it proves who it is with ?token=<user token>.
