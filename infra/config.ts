@@ -20,6 +20,9 @@ export interface Config {
   streamLeaseTtlMs: number;
   /** The WebSocket URL browsers should use, when it is not this host at FANOUT_PORT. */
   publicLiveUrl: string | undefined;
+  /** Origins of pages that may open a live WebSocket ("*": any); empty: the API's own origin only
+   *  (http(s)://<the upgrade's Host name>:<apiPort>). Requests without an Origin are not browsers'. */
+  allowedOrigins: string[];
   /** The content-addressed blob store (uploads, intermediates, encode outputs). */
   blobDir: string;
   /** Largest upload accepted (raw .yuv's limit; other files are also held to uploadMaxSeconds). */
@@ -63,6 +66,24 @@ function int(name: string, fallback: number, env: NodeJS.ProcessEnv = process.en
   return n;
 }
 
+/** Comma-separated origins, each "scheme://host[:port]" or "*", written as browsers send them. */
+function origins(name: string, env: NodeJS.ProcessEnv): string[] {
+  return (env[name] ?? '').split(',').map((s) => s.trim()).filter(Boolean).map((o) => {
+    if (o === '*') return o;
+    let u: URL | undefined;
+    try {
+      u = new URL(o);
+    } catch {
+      u = undefined;
+    }
+    const bare = u && u.pathname === '/' && !u.search && !u.hash && !u.username && !u.password;
+    if (!u || !bare || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
+      throw new Error(`${name} must be comma-separated origins like https://castlog.example:8443 (or *), got ${JSON.stringify(o)}`);
+    }
+    return u.origin;
+  });
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const num = (name: string, fallback: number) => int(name, fallback, env);
   return {
@@ -76,6 +97,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fanoutMaxBackpressure: num('FANOUT_MAX_BACKPRESSURE', 1024 * 1024),
     logLevel: env.LOG_LEVEL ?? 'info',
     publicLiveUrl: env.PUBLIC_LIVE_URL || undefined,
+    allowedOrigins: origins('ALLOWED_ORIGINS', env),
     streamLimit: num('STREAM_LIMIT', 3),
     streamLeaseTtlMs: num('STREAM_LEASE_TTL_MS', 60_000),
     blobDir: env.BLOB_DIR || '.castlog/blobs',

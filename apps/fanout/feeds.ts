@@ -23,7 +23,7 @@ export interface FeedEntry {
 export interface Feed {
   /** Undefined for a record that is not delivered (a repeat, or nothing a subscriber sees). */
   entry(partition: number, record: FeedRecord): FeedEntry | undefined;
-  /** Why a subscription key is invalid, or undefined when it is fine. */
+  /** Why a subscription key is invalid ("must …", said of the channel), or undefined when it is fine. */
   invalidKey(key: string): string | undefined;
   /** The Kafka key whose partition holds a subscription key's records. */
   partitionKey(key: string): string;
@@ -43,7 +43,7 @@ export function captionsFeed(): Feed {
       lastSeq.set(station, d.seq);
       return { key: d.channel, json: captionMessage(d, formatPosition({ partition, offset: r.offset })), at: d.receivedAt };
     },
-    invalidKey: (key) => (isChannelId(key) ? undefined : `channel ${CHANNEL_ID_RULE}`),
+    invalidKey: (key) => (isChannelId(key) ? undefined : CHANNEL_ID_RULE),
     partitionKey: (key) => key,
   };
 }
@@ -70,7 +70,7 @@ export function userEventsFeed(topic?: 'uploads' | 'encodes'): Feed {
       const position = (topic ? `${topic}/` : '') + formatPosition({ partition, offset: r.offset });
       return { key, json: userEventMessage(key, position, r.type, d), at: d.at ?? Date.now() };
     },
-    invalidKey: (key) => (key.startsWith(USER_PREFIX) && UUID.test(key.slice(USER_PREFIX.length)) ? undefined : 'user channels are named user:<user id>'),
+    invalidKey: (key) => (key.startsWith(USER_PREFIX) && UUID.test(key.slice(USER_PREFIX.length)) ? undefined : 'must be user:<user id> for a user channel'),
     partitionKey: (key) => key.slice(USER_PREFIX.length),
     spansPartitions: topic !== undefined,
   };

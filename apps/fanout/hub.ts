@@ -8,7 +8,7 @@ import { captionsFeed, type Feed, type FeedRecord } from './feeds.ts';
 import { PartitionHistory, type Entry } from './history.ts';
 import {
   CLOSE_SLOW_CONSUMER, CLOSE_SLOW_REASON, MAX_SUBSCRIPTIONS,
-  errorMessage, subscribedMessage, unsubscribedMessage,
+  errorMessage, refusal, subscribedMessage, unsubscribedMessage,
 } from './protocol.ts';
 
 export interface Socket {
@@ -51,6 +51,9 @@ export interface HubStats {
   fannedOut(partition: number, offset: number, receivedAt: number): void;
 }
 
+/** Asks Kafka where a partition ends now (the offset its next record will get). */
+export type LogEnd = (partition: number) => Promise<number>;
+
 const ARCHIVE_PAGE = 1000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -59,6 +62,11 @@ export class Hub {
   private readonly listeners = new Map<string, Set<Client>>();
   /** This hub's subscriptions of each client (a client may hold the same channel in other hubs). */
   private readonly subsOf = new WeakMap<Client, Map<string, Subscription>>();
+
+  /** Per partition, the furthest end of the log seen: at start, in fetches, or asked for. */
+  private readonly ends: number[];
+  /** Per partition, the end lookup running and the one queued behind it. */
+  private readonly lookups = new Map<number, { running?: Promise<number>; queued?: Promise<number> }>();
 
   private subs(client: Client): Map<string, Subscription> {
     let m = this.subsOf.get(client);
@@ -78,17 +86,49 @@ export class Hub {
     /** Per partition, the log end when the fanout started: "from now on" never means older. */
     private readonly liveFrom: number[] = startOffsets,
     private readonly feed: Feed = captionsFeed(),
+    /** Where a `since` past every end this hub has seen is checked before it is refused. */
+    private readonly logEnd?: LogEnd,
   ) {
     this.histories = startOffsets.map((o) => new PartitionHistory(historyCapacity, o));
+    this.ends = this.histories.map((h, p) => Math.max(h.next, liveFrom[p] ?? 0));
+  }
+
+  private knownEnd(partition: number): number {
+    return Math.max(this.ends[partition]!, this.histories[partition]!.next);
+  }
+
+  /** The partition's end as Kafka tells it after now: callers share one lookup, and one that comes
+   *  while a lookup runs waits for the next (the running one may predate its position). */
+  private freshEnd(partition: number, ask: LogEnd): Promise<number> {
+    let state = this.lookups.get(partition);
+    if (!state) this.lookups.set(partition, (state = {}));
+    const lookUp = (): Promise<number> => {
+      const running = ask(partition).then((end) => {
+        this.ends[partition] = Math.max(this.ends[partition]!, end);
+        return end;
+      });
+      state.running = running;
+      const clear = () => void (state.running === running && (state.running = undefined));
+      running.then(clear, clear);
+      return running;
+    };
+    if (!state.running) return lookUp();
+    const ignore = () => undefined;
+    return (state.queued ??= state.running.then(ignore, ignore).then(() => {
+      state.queued = undefined;
+      return lookUp();
+    }));
   }
 
   history(partition: number): PartitionHistory {
     return this.histories[partition]!;
   }
 
-  /** Records of one partition, in offset order, as the tail consumer reads them. */
-  onRecords(partition: number, records: FeedRecord[]): void {
+  /** Records of one partition, in offset order, as the tail consumer reads them, with the end of
+   *  the partition the broker reported along (the fanout may be behind it). */
+  onRecords(partition: number, records: FeedRecord[], highWatermark?: number): void {
     const h = this.histories[partition]!;
+    if (highWatermark !== undefined) this.ends[partition] = Math.max(this.ends[partition]!, highWatermark);
     const fresh = new Map<string, Entry[]>();
     for (const r of records) {
       if (r.offset < h.next) continue; // seen already (a re-fetch)
@@ -174,7 +214,7 @@ export class Hub {
   /** `quiet`: no subscribed message (another hub answers for the same channel). */
   subscribe(client: Client, channel: string, since?: string, quiet = false): void {
     const invalid = this.feed.invalidKey(channel);
-    if (invalid) return this.send(client, errorMessage('invalid_channel', invalid, String(channel)));
+    if (invalid) return this.send(client, errorMessage('invalid_channel', refusal('channel', invalid), String(channel)));
     if (this.feed.spansPartitions) {
       // Live only: every record from now on, from whichever partition it comes.
       this.listen(client, { channel, partition: -1, after: -1, live: true });
@@ -185,15 +225,15 @@ export class Hub {
     let after: number;
     if (since !== undefined) {
       const p = parsePosition(since);
-      if (!p) return this.send(client, errorMessage('invalid_position', 'since must be a position "partition:offset" as received', channel));
-      if (p.partition !== partition) return this.send(client, errorMessage('invalid_position', 'since is a position of another channel', channel));
+      if (!p) return this.send(client, errorMessage('invalid_position', refusal('since', 'must be a position "partition:offset" as received'), channel));
+      if (p.partition !== partition) return this.send(client, errorMessage('invalid_position', refusal('since', 'is a position of another channel'), channel));
       after = p.offset;
     } else {
       // From now on: while the history is still warming up, "now" is the end the log had at start.
       after = Math.max(this.histories[partition]!.next, this.liveFrom[partition] ?? 0) - 1;
     }
     if (!this.subs(client).has(channel) && client.subscriptions >= MAX_SUBSCRIPTIONS) {
-      return this.send(client, errorMessage('too_many_subscriptions', `at most ${MAX_SUBSCRIPTIONS} channels per connection`, channel));
+      return this.send(client, errorMessage('too_many_subscriptions', refusal('channel', `one too many: at most ${MAX_SUBSCRIPTIONS} channels per connection`), channel));
     }
     let recovered = since !== undefined;
     const h = this.histories[partition]!;
@@ -203,8 +243,42 @@ export class Hub {
     }
     const sub: Subscription = { channel, partition, after, live: false };
     this.listen(client, sub);
-    this.send(client, subscribedMessage(channel, formatPosition({ partition, offset: after }), recovered));
+    // A position at or past the end would be answered "recovered" and then never served.
+    if (since !== undefined && after >= this.knownEnd(partition)) return void this.startWithinLog(client, sub);
+    this.start(client, sub, recovered);
+  }
+
+  private start(client: Client, sub: Subscription, recovered: boolean): void {
+    this.send(client, subscribedMessage(sub.channel, formatPosition({ partition: sub.partition, offset: sub.after }), recovered));
     void this.catchUp(client, sub);
+  }
+
+  /**
+   * Starts a subscription whose `since` is past every end this hub has seen, once Kafka says the log
+   * has it (this fanout may be behind another that handed out the position), else refuses it.
+   * Until then it is held, not live: records that arrive meanwhile are caught up after.
+   */
+  private async startWithinLog(client: Client, sub: Subscription): Promise<void> {
+    const current = () => !client.closed && this.subs(client).get(sub.channel) === sub;
+    let failure: Error | undefined;
+    if (this.logEnd) {
+      try {
+        await this.freshEnd(sub.partition, this.logEnd); // raises the known end
+      } catch (err) {
+        failure = err as Error;
+      }
+    }
+    if (!current()) return;
+    const end = this.knownEnd(sub.partition);
+    if (sub.after < end) return this.start(client, sub, true);
+    this.unsubscribe(client, sub.channel, false);
+    if (failure) {
+      return this.send(client, errorMessage('unavailable', { message: `could not check since against the end of the log (${failure.message}); subscribe again with the same since` }, sub.channel));
+    }
+    const since = formatPosition({ partition: sub.partition, offset: sub.after });
+    const holds = end > 0 ? `its last offset is ${end - 1}` : 'it has no records yet';
+    const problem = `${since} is beyond the end of the log (${holds} on partition ${sub.partition}); resume from a position you received, or subscribe without since`;
+    this.send(client, errorMessage('invalid_position', refusal('since', problem), sub.channel));
   }
 
   /**
@@ -245,7 +319,7 @@ export class Hub {
     } catch (err) {
       if (!current()) return;
       this.unsubscribe(client, sub.channel, false);
-      this.send(client, errorMessage('unavailable', `could not recover the missed captions (${(err as Error).message}); subscribe again with the same since`, sub.channel));
+      this.send(client, errorMessage('unavailable', { message: `could not recover the missed captions (${(err as Error).message}); subscribe again with the same since` }, sub.channel));
     }
   }
 

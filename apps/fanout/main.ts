@@ -7,7 +7,7 @@ import { prom, LATENCY_BUCKETS } from '../../infra/metrics.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { postgresArchive, postgresReplaySource } from './archive.ts';
 import { Replayer } from './replay.ts';
-import { userEventsFeed } from './feeds.ts';
+import { captionsFeed, userEventsFeed } from './feeds.ts';
 import { Hub } from './hub.ts';
 import { startFanoutServer } from './server.ts';
 import { userTokensOf } from '../../infra/config.ts';
@@ -32,11 +32,13 @@ const stats = (t: (typeof topics)[number]) => ({
     if (t === 'captions' && offset >= ends[t]![partition]!.high) e2e.observe(Math.max(0, Date.now() - at) / 1000);
   },
 });
+// A `since` past what this fanout has seen is checked against Kafka before it is refused.
+const logEnd = (t: (typeof topics)[number]) => async (partition: number) => (await log.offsets(t)).find((o) => o.partition === partition)?.high ?? 0;
 const hubs = {
-  captions: new Hub(TOPICS.captions.partitions, starts('captions'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, postgresArchive(db), stats('captions'), 30_000, ends.captions!.map((o) => o.high)),
+  captions: new Hub(TOPICS.captions.partitions, starts('captions'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, postgresArchive(db), stats('captions'), 30_000, ends.captions!.map((o) => o.high), captionsFeed(), logEnd('captions')),
   // A user's own events are served from memory only: older ones are in the read model's current state.
   replays: new Replayer(postgresReplaySource(db), config.fanoutMaxBackpressure),
-  users: new Hub(TOPICS.streams.partitions, starts('streams'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, undefined, stats('streams'), 30_000, ends.streams!.map((o) => o.high), userEventsFeed()),
+  users: new Hub(TOPICS.streams.partitions, starts('streams'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, undefined, stats('streams'), 30_000, ends.streams!.map((o) => o.high), userEventsFeed(), logEnd('streams')),
 };
 const activity = {
   uploads: new Hub(TOPICS.uploads.partitions, starts('uploads'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, undefined, stats('uploads'), 30_000, ends.uploads!.map((o) => o.high), userEventsFeed('uploads')),
@@ -54,7 +56,7 @@ const consumer = await log.consume({
     const hub = hubOf(batch.topic);
     const next = hub.history(batch.partition).next;
     if (batch.firstOffset > next) return { seek: next }; // never skip: read the hole first
-    hub.onRecords(batch.partition, batch.records.map((r) => ({ offset: r.offset, data: r.event.data, type: r.event.type, meta: r.meta })));
+    hub.onRecords(batch.partition, batch.records.map((r) => ({ offset: r.offset, data: r.event.data, type: r.event.type, meta: r.meta })), batch.highWatermark);
     return undefined;
   },
 });
@@ -66,6 +68,7 @@ const server = await startFanoutServer({ ...hubs, activity: Object.values(activi
   metrics,
   ready: async () => (await pingDb(db)) && (await log.ping()),
   tokens: userTokensOf(config),
+  origins: { allowed: config.allowedOrigins, apiPort: config.apiPort },
 });
 new prom.Gauge({ name: 'castlog_fanout_connections', help: 'Open WebSockets', registers: [metrics], collect() { this.set(server.connections()); } });
 new prom.Gauge({ name: 'castlog_fanout_subscriptions', help: 'Channel subscriptions', registers: [metrics], collect() { this.set(hubs.captions.subscriptionCount() + hubs.users.subscriptionCount()); } });

@@ -3,7 +3,7 @@
 import { formatPosition } from '../../domain/position.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import type { Client } from './hub.ts';
-import { MAX_REPLAYS, errorMessage, replayCaptionMessage, replayEndMessage, replayStartedMessage } from './protocol.ts';
+import { MAX_REPLAYS, errorMessage, refusal, replayCaptionMessage, replayEndMessage, replayStartedMessage } from './protocol.ts';
 
 export type ReplayRow = Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'> & { partition: number; offset: number };
 
@@ -21,6 +21,8 @@ export interface ReplayRequest {
 }
 
 const PAGE = 500;
+/** The longest setTimeout can wait; a longer delay fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class Replayer {
   private readonly running = new WeakMap<Client, Map<string, () => void>>();
@@ -30,8 +32,8 @@ export class Replayer {
   start(client: Client, r: ReplayRequest): void {
     const mine = this.running.get(client) ?? new Map<string, () => void>();
     this.running.set(client, mine);
-    if (mine.has(r.id)) return this.send(client, errorMessage('bad_request', `a replay with id ${r.id} is already running`, r.channel));
-    if (mine.size >= MAX_REPLAYS) return this.send(client, errorMessage('too_many_replays', `at most ${MAX_REPLAYS} replays at once per connection`, r.channel));
+    if (mine.has(r.id)) return this.send(client, errorMessage('bad_request', refusal('id', `a replay with id ${r.id} is already running`), r.channel));
+    if (mine.size >= MAX_REPLAYS) return this.send(client, errorMessage('too_many_replays', refusal('op', `one replay too many: at most ${MAX_REPLAYS} at once per connection`), r.channel));
     let stopped = false;
     let wake: (() => void) | undefined;
     mine.set(r.id, () => {
@@ -40,7 +42,7 @@ export class Replayer {
     });
     const sleep = (ms: number) =>
       new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, ms);
+        const t = setTimeout(resolve, Math.min(ms, MAX_TIMER_MS));
         wake = () => (clearTimeout(t), resolve());
       });
     const gone = () => stopped || client.closed;
@@ -54,8 +56,9 @@ export class Replayer {
         while (!gone()) {
           const rows = await this.source.page(r.channel, r.from, r.to, after, PAGE);
           for (const row of rows) {
-            const wait = origin + (row.start - r.from) / r.speed - performance.now();
-            if (wait > 0) await sleep(wait);
+            // A wait is taken in timer-sized steps, so a long one never fires early.
+            const due = origin + (row.start - r.from) / r.speed;
+            while (!gone() && due > performance.now()) await sleep(due - performance.now());
             while (!gone() && client.socket.bufferedAmount() > this.maxBackpressure / 2) await sleep(5);
             if (gone()) break;
             this.send(client, replayCaptionMessage(r.id, formatPosition(row), row));
@@ -66,7 +69,7 @@ export class Replayer {
         }
         this.send(client, replayEndMessage(r.id, r.channel, sent, stopped));
       } catch (err) {
-        this.send(client, errorMessage('unavailable', `replay ${r.id} stopped: ${(err as Error).message}`, r.channel));
+        this.send(client, errorMessage('unavailable', { message: `replay ${r.id} stopped: ${(err as Error).message}` }, r.channel));
       } finally {
         mine.delete(r.id);
       }
@@ -76,7 +79,7 @@ export class Replayer {
   stop(client: Client, id: string): void {
     const stop = this.running.get(client)?.get(id);
     if (stop) stop();
-    else this.send(client, errorMessage('bad_request', `no running replay with id ${id}`));
+    else this.send(client, errorMessage('bad_request', refusal('id', `no running replay with id ${id}`)));
   }
 
   stopAll(client: Client): void {

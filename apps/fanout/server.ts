@@ -7,7 +7,10 @@ import { USER_PREFIX } from './feeds.ts';
 import { Client, type Hub } from './hub.ts';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import type { Replayer } from './replay.ts';
-import { CLOSE_RESTART, errorMessage, parseClientMessage } from './protocol.ts';
+import {
+  CLOSE_RESTART, CLOSE_TOO_BIG, FRAME_HARD_LIMIT_BYTES, MAX_FRAME_BYTES, errorMessage, isRefusal, parseClientMessage, refusal,
+} from './protocol.ts';
+import { originRefusal, type OriginRule } from './origin.ts';
 
 interface UserData {
   client?: Client;
@@ -34,20 +37,29 @@ export interface FanoutServer {
 
 export function startFanoutServer(
   hubs: Hubs,
-  opts: { port: number; maxBackpressure: number; metrics: Registry; ready: () => Promise<boolean>; tokens?: UserTokens },
+  opts: {
+    port: number; maxBackpressure: number; metrics: Registry; ready: () => Promise<boolean>; tokens?: UserTokens;
+    /** Which pages may connect; absent: any (for tests and benchmarks that embed the server). */
+    origins?: OriginRule;
+  },
 ): Promise<FanoutServer> {
   const sockets = new Set<uWS.WebSocket<UserData>>();
   const decoder = new TextDecoder();
   const app = uWS.App()
     .ws<UserData>('/v1/live', {
       compression: uWS.DISABLED,
-      maxPayloadLength: 16 * 1024,
+      // uWS cuts a connection over its limit without a close frame: the protocol's limit is ours.
+      maxPayloadLength: FRAME_HARD_LIMIT_BYTES,
       idleTimeout: 120,
       sendPingsAutomatically: true,
       // The hub closes a slow client itself, with a code that says how to resume; this is only a backstop.
       maxBackpressure: Math.max(opts.maxBackpressure * 16, 64 * 1024 * 1024),
       closeOnBackpressureLimit: 0,
       upgrade: (res, req, context) => {
+        const refused = opts.origins && originRefusal(req.getHeader('origin'), req.getHeader('host'), opts.origins);
+        if (refused) {
+          return void res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json').end(JSON.stringify({ error: `origin: ${refused}`, field: 'origin' }));
+        }
         const headers = [req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions')] as const;
         // Who the user is: the same rule as the api (infra/caller.ts). A browser cannot set headers
         // on a WebSocket: it proves who it is with ?token=<user token>.
@@ -81,21 +93,24 @@ export function startFanoutServer(
           end: (code, reason) => ws.end(code, reason),
         });
       },
-      message: (ws, raw) => {
+      message: (ws, raw, isBinary) => {
         const client = ws.getUserData().client!;
+        if (raw.byteLength > MAX_FRAME_BYTES) return void ws.end(CLOSE_TOO_BIG, `message too big: at most ${MAX_FRAME_BYTES} bytes`);
+        if (isBinary) return void ws.send(errorMessage('bad_request', refusal('frame', 'must be a text frame of JSON; binary frames are not read')), false);
         const m = parseClientMessage(decoder.decode(raw));
-        if (typeof m === 'string') return void ws.send(errorMessage('bad_request', m), false);
-        if (m.op === 'stop_replay') return void hubs.replays?.stop(client, m.id);
-        if (m.op === 'replay') {
-          if (!hubs.replays) return void ws.send(errorMessage('bad_request', 'replays are not served here'), false);
-          if (!isChannelId(m.channel)) return void ws.send(errorMessage('invalid_channel', `channel ${CHANNEL_ID_RULE}`, m.channel), false);
-          return hubs.replays.start(client, m);
+        if (isRefusal(m)) return void ws.send(errorMessage('bad_request', m), false);
+        if (m.op === 'replay' || m.op === 'stop_replay') {
+          const { replays } = hubs;
+          if (!replays) return void ws.send(errorMessage('bad_request', refusal('op', 'replays are not served here')), false);
+          if (m.op === 'stop_replay') return replays.stop(client, m.id);
+          if (!isChannelId(m.channel)) return void ws.send(errorMessage('invalid_channel', refusal('channel', CHANNEL_ID_RULE), m.channel), false);
+          return replays.start(client, m);
         }
         let hub = hubs.captions;
         if (m.channel.startsWith(USER_PREFIX)) {
-          if (!hubs.users) return void ws.send(errorMessage('invalid_channel', 'user channels are not served here', m.channel), false);
+          if (!hubs.users) return void ws.send(errorMessage('invalid_channel', refusal('channel', 'user channels are not served here'), m.channel), false);
           if (m.channel.slice(USER_PREFIX.length) !== ws.getUserData().userId) {
-            return void ws.send(errorMessage('forbidden', 'a user channel is only for that user (x-userid, or ?token=<user token>)', m.channel), false);
+            return void ws.send(errorMessage('forbidden', refusal('channel', 'a user channel is only for that user (x-userid, or ?token=<user token>)'), m.channel), false);
           }
           hub = hubs.users;
         }

@@ -1,7 +1,8 @@
 // The fanout hub with fake sockets and an in-memory read model: who gets which caption, once, in order.
 import { describe, expect, it, vi } from 'vitest';
 import type { Entry } from '../../apps/fanout/history.ts';
-import { Client, Hub, type CaptionArchive, type HubStats, type Record as LogRecord, type Socket } from '../../apps/fanout/hub.ts';
+import { captionsFeed } from '../../apps/fanout/feeds.ts';
+import { Client, Hub, type CaptionArchive, type HubStats, type LogEnd, type Record as LogRecord, type Socket } from '../../apps/fanout/hub.ts';
 import { MAX_SUBSCRIPTIONS, captionMessage } from '../../apps/fanout/protocol.ts';
 import { formatPosition } from '../../domain/position.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
@@ -130,8 +131,20 @@ class Log {
   }
 
   catchUpHub(): void {
-    for (const [partition, batch] of this.unconsumed) this.hub.onRecords(partition, batch);
+    for (const [partition, batch] of this.unconsumed) this.hub.onRecords(partition, batch, this.end(partition));
     this.unconsumed.clear();
+  }
+
+  /** Hands the fanout only the first `n` records it has not read of a partition, with the end of
+   *  the partition as a broker reports it with a fetch: a consumer that is behind. */
+  catchUpHubPartly(partition: number, n: number): void {
+    const batch = this.unconsumed.get(partition) ?? [];
+    this.hub.onRecords(partition, batch.splice(0, n), this.end(partition));
+  }
+
+  /** The offset the partition's next record gets, as Kafka would answer. */
+  end(partition: number): number {
+    return this.next[partition]!;
   }
 
   catchUpArchive(): void {
@@ -147,7 +160,7 @@ class Log {
   }
 }
 
-function setup(opts: { capacity?: number; maxBackpressure?: number; recoveryTimeoutMs?: number; liveFrom?: number[] } = {}) {
+function setup(opts: { capacity?: number; maxBackpressure?: number; recoveryTimeoutMs?: number; liveFrom?: number[]; logEnd?: LogEnd } = {}) {
   const archive = new FakeArchive();
   const counts = { delivered: 0, slowClosed: 0, fannedOut: 0 };
   const stats: HubStats = {
@@ -155,7 +168,7 @@ function setup(opts: { capacity?: number; maxBackpressure?: number; recoveryTime
     slowClosed: () => void counts.slowClosed++,
     fannedOut: () => void counts.fannedOut++,
   };
-  const hub = new Hub(PARTITIONS, Array(PARTITIONS).fill(0), opts.capacity ?? 1000, opts.maxBackpressure ?? 1_000_000, archive, stats, opts.recoveryTimeoutMs ?? 5000, opts.liveFrom);
+  const hub = new Hub(PARTITIONS, Array(PARTITIONS).fill(0), opts.capacity ?? 1000, opts.maxBackpressure ?? 1_000_000, archive, stats, opts.recoveryTimeoutMs ?? 5000, opts.liveFrom, captionsFeed(), opts.logEnd);
   const log = new Log(hub, archive);
   const connect = () => {
     const socket = new FakeSocket();
@@ -530,6 +543,149 @@ describe('resuming with since older than the partition history', () => {
   });
 });
 
+describe('a since beyond the end of the log', () => {
+  /** A hub whose Kafka answers "where does this partition end" from the log, counting the
+   *  calls, holding them while `gate` is set and failing them with `failWith`. */
+  function withKafka() {
+    let ref: Log | undefined;
+    const kafka = { calls: 0, gate: undefined as Promise<void> | undefined, failWith: undefined as Error | undefined };
+    const logEnd: LogEnd = async (partition) => {
+      kafka.calls++;
+      await kafka.gate;
+      if (kafka.failWith) throw kafka.failWith;
+      return ref!.end(partition);
+    };
+    const s = setup({ logEnd });
+    ref = s.log;
+    return { ...s, kafka };
+  }
+
+  it.each([
+    ['the next offset the partition will have', 0],
+    ['far past it', 1_000_000],
+  ])('is refused with invalid_position naming since (%s), and nothing is subscribed', (_name, past) => {
+    // Given three captions on news, at offsets 0..2 of its partition
+    const { hub, log, connect } = setup();
+    for (let i = 0; i < 3; i++) log.publish(news);
+    const p = partitionOf(news);
+    // When a client resumes after an offset the partition does not have
+    const { socket, client } = connect();
+    hub.subscribe(client, news, `${p}:${3 + past}`);
+    // Then it is told why, and is not left waiting for captions that will not come
+    expect(socket.messages()).toEqual([{
+      type: 'error', code: 'invalid_position', field: 'since', channel: news,
+      message: expect.stringMatching(new RegExp(`^since: ${p}:${3 + past} is beyond the end of the log \\(its last offset is 2`)),
+    }]);
+    expect(hub.subscriptionCount()).toBe(0);
+    log.publish(news);
+    expect(socket.positions(news)).toEqual([]);
+  });
+
+  it('is refused on a partition that has no record yet, where -1 (before the first) is fine', () => {
+    const { hub, log, connect } = setup();
+    const p = partitionOf(news);
+    const { socket, client } = connect();
+    hub.subscribe(client, news, `${p}:0`);
+    expect(socket.last()).toMatchObject({ type: 'error', code: 'invalid_position', field: 'since', message: expect.stringMatching(/no records yet/) });
+    hub.subscribe(client, news, `${p}:-1`);
+    expect(socket.last()).toEqual({ type: 'subscribed', channel: news, position: `${p}:-1`, recovered: true });
+    const first = log.publish(news);
+    expect(socket.positions(news)).toEqual([first]);
+  });
+
+  it('is not what a fanout that is behind Kafka has not read yet: that position is served once read', () => {
+    // Given 10 captions on news, of which the fanout has read 4, the broker saying there are 10
+    const { hub, log, connect } = setup();
+    log.consuming = false;
+    const positions = Array.from({ length: 10 }, () => log.publish(news));
+    log.catchUpHubPartly(partitionOf(news), 4);
+    expect(hub.history(partitionOf(news)).next).toBe(4);
+    // When a client resumes after the 8th (which another fanout sent it)
+    const { socket, client } = connect();
+    hub.subscribe(client, news, positions[7]!);
+    // Then it is subscribed from there, and gets what comes after it once the fanout has read it
+    expect(socket.messages()).toEqual([{ type: 'subscribed', channel: news, position: positions[7], recovered: true }]);
+    log.catchUpHub();
+    log.consuming = true;
+    const next = log.publish(news);
+    expect(socket.positions(news)).toEqual([...positions.slice(8), next]);
+  });
+
+  it('past everything the fanout has seen is checked with Kafka, and served when the log has it', async () => {
+    // Given a fanout that has not fetched the last 5 of 8 captions at all (it knows of 3)
+    const { hub, log, kafka } = withKafka();
+    log.publish(news);
+    log.publish(news);
+    log.publish(news);
+    log.consuming = false;
+    const positions = Array.from({ length: 5 }, () => log.publish(news));
+    // When a client resumes after the 6th (offset 5)
+    const socket = new FakeSocket();
+    hub.subscribe(new Client(socket), news, positions[2]!);
+    // Then Kafka is asked, the subscription is confirmed, and it continues with what follows
+    await vi.waitFor(() => expect(socket.messages()).toEqual([{ type: 'subscribed', channel: news, position: positions[2], recovered: true }]));
+    expect(kafka.calls).toBe(1);
+    log.catchUpHub();
+    expect(socket.positions(news)).toEqual(positions.slice(3));
+  });
+
+  it('past the end Kafka reports is refused after asking', async () => {
+    const { hub, log, kafka } = withKafka();
+    log.publish(news);
+    const socket = new FakeSocket();
+    hub.subscribe(new Client(socket), news, `${partitionOf(news)}:1`);
+    await vi.waitFor(() => expect(socket.last()).toMatchObject({ type: 'error', code: 'invalid_position', field: 'since', channel: news }));
+    expect(kafka.calls).toBe(1);
+    expect(hub.subscriptionCount()).toBe(0);
+  });
+
+  it('when Kafka cannot be asked, is answered unavailable (no field: the request was fine) and holds nothing', async () => {
+    const { hub, kafka } = withKafka();
+    kafka.failWith = new Error('broker unreachable');
+    const socket = new FakeSocket();
+    hub.subscribe(new Client(socket), news, `${partitionOf(news)}:7`);
+    await vi.waitFor(() => expect(socket.last()).toMatchObject({ type: 'error', code: 'unavailable', channel: news }));
+    expect(socket.last()).not.toHaveProperty('field');
+    expect(socket.last()?.message).toMatch(/same since/);
+    expect(hub.subscriptionCount()).toBe(0);
+  });
+
+  it('many such requests at once cost at most two lookups, and each gets its own answer', async () => {
+    const { hub, log, kafka } = withKafka();
+    log.consuming = false;
+    for (let i = 0; i < 5; i++) log.publish(news); // offsets 0..4, none read by the fanout
+    let release!: () => void;
+    kafka.gate = new Promise((r) => (release = r));
+    const p = partitionOf(news);
+    const good = Array.from({ length: 50 }, () => new FakeSocket());
+    const bad = Array.from({ length: 50 }, () => new FakeSocket());
+    hub.subscribe(new Client(good[0]!), news, `${p}:2`); // starts a lookup
+    for (const s of good.slice(1)) hub.subscribe(new Client(s), news, `${p}:4`); // wait for the next one
+    for (const s of bad) hub.subscribe(new Client(s), news, `${p}:5`);
+    expect(kafka.calls).toBe(1);
+    release();
+    await vi.waitFor(() => expect([...good, ...bad].every((s) => s.sent.length === 1)).toBe(true));
+    expect(kafka.calls).toBe(2);
+    expect(good.map((s) => s.last()?.type)).toEqual(good.map(() => 'subscribed'));
+    expect(bad.map((s) => s.last()?.code)).toEqual(bad.map(() => 'invalid_position'));
+  });
+
+  it('a client that unsubscribes while the check runs gets no late answer to it', async () => {
+    const { hub, log, kafka } = withKafka();
+    let release!: () => void;
+    kafka.gate = new Promise((r) => (release = r));
+    const socket = new FakeSocket();
+    const client = new Client(socket);
+    hub.subscribe(client, news, `${partitionOf(news)}:9`);
+    hub.unsubscribe(client, news);
+    release();
+    await vi.waitFor(() => expect(kafka.calls).toBe(1));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(socket.messages()).toEqual([{ type: 'unsubscribed', channel: news }]);
+    expect(hub.subscriptionCount()).toBe(0);
+  });
+});
+
 describe('slow consumers', () => {
   it('closes a client over its backpressure limit with 4008 and a reason that says to resume with since', () => {
     // Given a client whose socket has more buffered than the limit
@@ -599,7 +755,7 @@ describe('refused subscriptions', () => {
     const { hub, connect } = setup();
     const { socket, client } = connect();
     hub.subscribe(client, channel);
-    expect(socket.messages()).toEqual([{ type: 'error', code: 'invalid_channel', message: expect.stringMatching(/^channel /), channel }]);
+    expect(socket.messages()).toEqual([{ type: 'error', code: 'invalid_channel', field: 'channel', message: expect.stringMatching(/^channel: must match /), channel }]);
     expect(hub.subscriptionCount()).toBe(0);
   });
 
@@ -614,7 +770,7 @@ describe('refused subscriptions', () => {
     const { hub, connect } = setup();
     const { socket, client } = connect();
     hub.subscribe(client, news, since);
-    expect(socket.messages()).toEqual([{ type: 'error', code: 'invalid_position', message: expect.stringMatching(/since/), channel: news }]);
+    expect(socket.messages()).toEqual([{ type: 'error', code: 'invalid_position', field: 'since', message: expect.stringMatching(/^since: /), channel: news }]);
     expect(hub.subscriptionCount()).toBe(0);
   });
 
@@ -623,7 +779,7 @@ describe('refused subscriptions', () => {
     const theirs = log.publish(elsewhere);
     const { socket, client } = connect();
     hub.subscribe(client, news, theirs);
-    expect(socket.messages()).toEqual([{ type: 'error', code: 'invalid_position', message: expect.stringMatching(/another channel/), channel: news }]);
+    expect(socket.messages()).toEqual([{ type: 'error', code: 'invalid_position', field: 'since', message: expect.stringMatching(/another channel/), channel: news }]);
     log.publish(news);
     expect(socket.positions(news)).toEqual([]);
     expect(hub.subscriptionCount()).toBe(0);
@@ -635,7 +791,7 @@ describe('refused subscriptions', () => {
     for (let i = 0; i < MAX_SUBSCRIPTIONS; i++) hub.subscribe(client, `c${i}`);
     expect(socket.messages().filter((m) => m.type === 'subscribed')).toHaveLength(MAX_SUBSCRIPTIONS);
     hub.subscribe(client, 'one-more');
-    expect(socket.last()).toMatchObject({ type: 'error', code: 'too_many_subscriptions', channel: 'one-more' });
+    expect(socket.last()).toMatchObject({ type: 'error', code: 'too_many_subscriptions', field: 'channel', channel: 'one-more' });
     expect(hub.subscriptionCount()).toBe(MAX_SUBSCRIPTIONS);
     log.publish('one-more');
     expect(socket.positions('one-more')).toEqual([]);
@@ -662,6 +818,16 @@ describe('feeds without a read model behind them', () => {
     hub.onRecords(0, [event(3)]);
     hub.onRecords(1, [event(7), event(8)]);
     expect(socket.messages().filter((m) => m.type === 'event').map((m) => m.position)).toEqual(['uploads/2:50', 'uploads/0:3', 'uploads/1:7', 'uploads/1:8']);
+  });
+
+  it('a since beyond the end of a user channel’s partition gets invalid_position too', async () => {
+    const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
+    const hub = new Hub(PARTITIONS, Array(PARTITIONS).fill(0), 100, 1_000_000, undefined, stats, 5000, undefined, userEventsFeed());
+    const p = partitionFor(userId, PARTITIONS);
+    hub.onRecords(p, [0, 1].map((o) => event(o, 'StreamHeartbeat')), 2);
+    const socket = new FakeSocket();
+    hub.subscribe(new Client(socket), `user:${userId}`, `${p}:2`);
+    expect(socket.messages()).toEqual([{ type: 'error', code: 'invalid_position', field: 'since', channel: `user:${userId}`, message: expect.stringMatching(/beyond the end/) }]);
   });
 
   it('a since older than memory is answered recovered: false, with what memory holds, then live', async () => {
