@@ -20,8 +20,9 @@ export interface Config {
   streamLeaseTtlMs: number;
   /** The WebSocket URL browsers should use, when it is not this host at FANOUT_PORT. */
   publicLiveUrl: string | undefined;
-  /** Origins of pages that may open a live WebSocket ("*": any); empty: the API's own origin only
-   *  (http(s)://<the upgrade's Host name>:<apiPort>). Requests without an Origin are not browsers'. */
+  /** Origins of other sites' pages that may call the API (CORS) and open a live WebSocket ("*":
+   *  any). The API's own pages need no entry: empty allows only them. Requests without an Origin
+   *  are not browsers'. */
   allowedOrigins: string[];
   /** The content-addressed blob store (uploads, intermediates, encode outputs). */
   blobDir: string;
@@ -41,9 +42,6 @@ export interface Config {
   userTokenSecret: string | undefined;
   /** How long a user token issued here is valid. */
   userTokenTtlSeconds: number;
-  /** Origins (scheme://host:port) of other sites whose pages may call the API and open the live
-   *  WebSocket; "*" allows any. The API's own pages need no entry. */
-  allowedOrigins: string[];
   /** Budget of one statement of an expensive read (search, export, analytics, history), enforced by Postgres. */
   readTimeoutMs: number;
   /** Expensive reads one api process runs at once, on a pool of their own. */
@@ -109,7 +107,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     encodeProgressIntervalMs: num('ENCODE_PROGRESS_INTERVAL_MS', 500),
     userTokenSecret: env.USER_TOKEN_SECRET || undefined,
     userTokenTtlSeconds: num('USER_TOKEN_TTL_SECONDS', 3600),
-    allowedOrigins: (env.ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     readTimeoutMs: num('READ_TIMEOUT_MS', 2000),
     readConcurrency: Math.max(1, num('READ_CONCURRENCY', 4)),
     ingestIdleTimeoutMs: num('INGEST_IDLE_TIMEOUT_MS', 120_000),

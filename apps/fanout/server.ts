@@ -10,7 +10,7 @@ import type { Replayer } from './replay.ts';
 import {
   CLOSE_RESTART, CLOSE_TOO_BIG, FRAME_HARD_LIMIT_BYTES, MAX_FRAME_BYTES, errorMessage, isRefusal, parseClientMessage, refusal,
 } from './protocol.ts';
-import { originRefusal, type OriginRule } from './origin.ts';
+import { originRefusal, type OriginRule } from '../../infra/origins.ts';
 
 interface UserData {
   client?: Client;
