@@ -157,12 +157,12 @@ describe('upload, encode, download', () => {
 });
 
 describe('dedup within one user', () => {
-  it('the same file with the same options is one job of yours', async () => {
+  it('the same file with the same options is one job of yours, and asking again while it runs does not disturb its worker', async () => {
     const alice = newUserId();
     const clip = join(dir, 'dedup.mp4');
-    await makeClip(clip, { seconds: 1, width: 160, height: 120, audio: false });
+    await makeClip(clip, { seconds: 3, width: 320, height: 240, audio: false });
     const bytes = readFileSync(clip);
-    const options = { preset: 'ultrafast', qp: 35 };
+    const options = { preset: 'medium', qp: 35 };
     const mine = await upload(alice, bytes, 'a.mp4');
 
     const before = await call('POST', '/v1/encodes/check', alice, { sha256: sha256(bytes), options });
@@ -172,16 +172,25 @@ describe('dedup within one user', () => {
     expect(first.status).toBe(202);
     const { jobId } = first.body;
     expect((await call('POST', '/v1/encodes/check', alice, { sha256: sha256(bytes), options })).body).toMatchObject({ exists: true, jobId });
+
+    // Asked again while a worker is encoding: the same job, and the worker carries on with it.
+    await waitFor('the encode step to be running', async () => (await jobEvents(jobId)).some((e) => e.type === 'EncodeStepStarted' && e.data.step === 'encode'), 60_000, 20);
     // Defaults filled in are the same options as spelled out; another upload of the same bytes is the same file.
     const again = await call('POST', '/v1/encodes', alice, { uploadId: await upload(alice, bytes, 'again.mp4'), options: { ...options, container: 'mp4', logo: true } });
     expect(again.status, JSON.stringify(again.body)).toBe(200);
     expect(again.body).toMatchObject({ jobId, deduplicated: true, again: true });
 
     const job = await finished(jobId, alice);
-    expect(job, JSON.stringify(job)).toMatchObject({ status: 'completed', attempt: 1 });
+    expect(job, JSON.stringify(job)).toMatchObject({ status: 'completed', attempt: 1, stepsDone: ['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup'] });
     const events = await jobEvents(jobId);
     expect(events.filter((e) => e.type === 'EncodeRequested')).toHaveLength(1);
+    const types = events.map((e) => e.type);
+    expect(types.indexOf('EncodeDeduplicated'), 'asked again while the job was running').toBeLessThan(types.indexOf('EncodeCompleted'));
     expect(events.filter((e) => e.type === 'EncodeDeduplicated').map((e) => [e.data.userId, e.data.again])).toEqual([[alice, true]]);
+    // No takeover: every step started once, all by the same worker.
+    const started = events.filter((e) => e.type === 'EncodeStepStarted');
+    expect(started.map((e) => e.data.step)).toEqual(['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup']);
+    expect(new Set(started.map((e) => e.data.worker)).size).toBe(1);
 
     const different = await call('POST', '/v1/encodes/check', alice, { sha256: sha256(bytes), options: { ...options, qp: 36 } });
     expect(different.body).toMatchObject({ exists: false });

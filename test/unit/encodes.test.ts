@@ -4,7 +4,11 @@
 import { describe, expect, it } from 'vitest';
 import { DomainError, type DomainErrorKind } from '../../domain/decider.ts';
 import { decide, evolve, initialState, nextStep, stepsOf, type EncodeCommand, type EncodeEvent, type Step } from '../../domain/encodes/job.ts';
+import { encodeJob, jobStream } from '../../domain/encodes/job.ts';
 import { jobIdOf, normalizeOptions } from '../../domain/encodes/options.ts';
+import { JobLost, JobSession } from '../../apps/worker/job-session.ts';
+import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
+import { InMemoryEventStore } from './support/in-memory-event-store.ts';
 import type { EncodeOptions } from '../../schemas/types.generated.ts';
 
 const fold = (events: EncodeEvent[]) => events.reduce(evolve, initialState());
@@ -122,6 +126,30 @@ describe('encode job decider: steps', () => {
     given([requested(), started('probe')]).when({ type: 'Progress', jobId: J, step: 'probe', percent: 123.456, now: T }).then([{ type: 'EncodeProgressed', data: { jobId: J, userId: A, step: 'probe', percent: 100, at: T } }]));
   it('completes once every step is done', () =>
     given([requested(), ...through('cleanup')]).when({ type: 'Complete', jobId: J, outputSha256: 'o', size: 9, now: T }).then([{ type: 'EncodeCompleted', data: { jobId: J, userId: A, outputSha256: 'o', size: 9, container: 'mp4', at: T } }]));
+});
+
+describe("a worker's hold on a job", () => {
+  async function running() {
+    const store = new InMemoryEventStore();
+    await store.append(jobStream(J), 0, [requested()], { key: J, source: 'test', snapshot: fold([requested()]) });
+    const session = await JobSession.load(store, J);
+    await session.apply({ type: 'StartStep', step: 'probe', worker: 'w1' });
+    return { store, session };
+  }
+  it('outlasts its owner asking for the job again: the worker carries on at the new version', async () => {
+    const { store, session } = await running();
+    const ask = await new CommandHandler(store).handle(encodeJob, jobStream(J), request(), { key: J, source: 'test' });
+    expect(ask.events.map((e) => e.type)).toEqual(['EncodeDeduplicated']);
+    await session.apply({ type: 'CompleteStep', step: 'probe', info: '{}' });
+    const { state } = await store.load(jobStream(J), encodeJob.initialState, encodeJob.evolve);
+    expect(state.completed).toEqual({ probe: '{}' });
+  });
+  it('is lost to another worker taking the job over', async () => {
+    const { store, session } = await running();
+    const { version } = await store.load(jobStream(J), encodeJob.initialState, encodeJob.evolve);
+    await store.append(jobStream(J), version, [started('probe', 'w2')], { key: J, source: 'test' });
+    await expect(session.apply({ type: 'CompleteStep', step: 'probe', info: '{}' })).rejects.toBeInstanceOf(JobLost);
+  });
 });
 
 describe('encode options', () => {
