@@ -160,7 +160,8 @@ describe('dedup within one user', () => {
   it('the same file with the same options is one job of yours, and asking again while it runs does not disturb its worker', async () => {
     const alice = newUserId();
     const clip = join(dir, 'dedup.mp4');
-    await makeClip(clip, { seconds: 3, width: 320, height: 240, audio: false });
+    // Long enough an encode that asking again lands while it runs (checked below).
+    await makeClip(clip, { seconds: 4, width: 640, height: 360, audio: false });
     const bytes = readFileSync(clip);
     const options = { preset: 'medium', qp: 35 };
     const mine = await upload(alice, bytes, 'a.mp4');
@@ -174,9 +175,10 @@ describe('dedup within one user', () => {
     expect((await call('POST', '/v1/encodes/check', alice, { sha256: sha256(bytes), options })).body).toMatchObject({ exists: true, jobId });
 
     // Asked again while a worker is encoding: the same job, and the worker carries on with it.
-    await waitFor('the encode step to be running', async () => (await jobEvents(jobId)).some((e) => e.type === 'EncodeStepStarted' && e.data.step === 'encode'), 60_000, 20);
     // Defaults filled in are the same options as spelled out; another upload of the same bytes is the same file.
-    const again = await call('POST', '/v1/encodes', alice, { uploadId: await upload(alice, bytes, 'again.mp4'), options: { ...options, container: 'mp4', logo: true } });
+    const second = await upload(alice, bytes, 'again.mp4');
+    await waitFor('the encode step to be running', async () => (await jobEvents(jobId)).some((e) => e.type === 'EncodeStepStarted' && e.data.step === 'encode'), 60_000, 20);
+    const again = await call('POST', '/v1/encodes', alice, { uploadId: second, options: { ...options, container: 'mp4', logo: true } });
     expect(again.status, JSON.stringify(again.body)).toBe(200);
     expect(again.body).toMatchObject({ jobId, deduplicated: true, again: true });
 
