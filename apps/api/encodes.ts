@@ -128,10 +128,7 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
     const row = await db.selectFrom('encode_jobs').selectAll().where('job_id', '=', id).where('user_id', '=', userId).executeTakeFirst();
     if (row && upToDate(row)) return row;
     const { state } = await store.load(jobStream(id), encodeJob.initialState, encodeJob.evolve);
-    if (state.userId !== userId) {
-      if (row) return row;
-      throw notFound;
-    }
+    if (state.userId !== userId) throw notFound;
     return {
       job_id: id, user_id: state.userId, upload_id: state.uploadId, sha256: state.sha256, filename: state.filename, raw: state.raw, options: state.options as unknown,
       status: state.status, step: state.step, percent: state.percent, steps_done: planOf(state).filter((s) => state.completed[s] !== undefined),
