@@ -1,15 +1,22 @@
-// Encodes: POST /v1/encodes asks for one (202, or the existing job when the same file was already
-// encoded with the same options), POST /v1/encodes/check asks before uploading, GET answers from
-// the read model, and /output downloads the result with HTTP Range. Workers do the encoding.
+// Encodes: POST /v1/encodes asks for one (202, or 200 with your existing job when you already asked
+// for the same file with the same options), POST /v1/encodes/check asks before uploading, GET
+// answers from the read model, and /output downloads the result with HTTP Range. Workers do the
+// encoding. Every job is its owner's alone: what other users asked for is never an answer here,
+// except that an output already stored for the same file and options (bytes are content-addressed)
+// completes a new job at once instead of being encoded again.
 import type { FastifyPluginAsync } from 'fastify';
+import type { Selectable } from 'kysely';
 import { isUuid } from '../../domain/ids.ts';
-import { encodeJob, jobStream, planOf, type EncodeCommand } from '../../domain/encodes/job.ts';
+import { encodeJob, jobStream, planOf, type EncodeCommand, type JobState, type StoredOutput } from '../../domain/encodes/job.ts';
 import { jobIdOf, normalizeOptions, rawFrameBytes } from '../../domain/encodes/options.ts';
 import { upload, uploadStream } from '../../domain/uploads/upload.ts';
 import type { BlobStore } from '../../infra/blobs/blob-store.ts';
 import type { Db } from '../../infra/db.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
+import type { EncodeJobsTable } from '../../projections/database.ts';
+import { outputsOf } from '../../projections/encodes/outputs.ts';
+import type { EncodeOptions } from '../../schemas/types.generated.ts';
 import { requireUser } from './access.ts';
 import { HttpError } from './errors.ts';
 
@@ -45,6 +52,19 @@ export function parseRange(header: string | undefined, size: number): { start: n
 export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore }): FastifyPluginAsync {
   const { store, db, blobs } = deps;
   const handler = new CommandHandler(store);
+
+  /** Whether the output the blob store should hold is there, whole (by size, as the worker checks). */
+  const stored = async (output: StoredOutput) => (await blobs.size(output.sha256)) === output.size;
+
+  /** The completed attempt of a job whose output has gone from the blob store, or null. */
+  const lostAttempt = async (job: JobState) => (job.status === 'completed' && job.output && !(await stored(job.output)) ? job.attempt : null);
+
+  /** An output of this file and options still in the blob store, made by anyone's job; null when none is. */
+  async function reusableOutput(sha256: string, options: EncodeOptions): Promise<StoredOutput | null> {
+    for (const candidate of await outputsOf(db, sha256, options)) if (await stored(candidate)) return candidate;
+    return null;
+  }
+
   return async (app) => {
 
   app.post('/', async (req, reply) => {
@@ -63,22 +83,25 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
     if (file.raw && file.length % rawFrameBytes(options.width!, options.height!) !== 0) {
       throw new HttpError(400, `options.width: ${file.length} bytes is not a whole number of ${options.width}x${options.height} yuv420p frames`, 'options.width');
     }
-    const jobId = jobIdOf(file.sha256, options);
+    const jobId = jobIdOf(userId, file.sha256, options);
     const sha256 = file.sha256;
+    // The facts the decision needs from outside the job's stream: is this job's output still stored,
+    // and is an output of the same encode stored (only looked for when this job would run anew).
+    const { state: before } = await store.load(jobStream(jobId), encodeJob.initialState, encodeJob.evolve);
+    const lostOutputOfAttempt = await lostAttempt(before);
+    const anew = before.status === 'none' || before.status === 'failed' || lostOutputOfAttempt !== null;
+    const reuse = anew ? await reusableOutput(sha256, options) : null;
     const { events, state } = await handler.handle(encodeJob, jobStream(jobId), (): EncodeCommand => ({
       type: 'Request', jobId, userId, uploadId: uploadId.toLowerCase(), sha256, filename: file.filename, raw: file.raw, options, now: Date.now(),
+      reuse, lostOutputOfAttempt,
     }), { key: jobId, source: SOURCE });
-    const event = events[0]!;
-    if (event.type === 'EncodeRequested') return reply.status(202).send({ jobId, status: state.status, attempt: state.attempt });
-    const again = event.type === 'EncodeDeduplicated' && event.data.again;
-    return reply.status(200).send({
-      jobId, status: state.status, deduplicated: true, again,
-      message: again ? 'you already asked for this encode; here it is' : 'this file was already encoded with these options; here is that encode',
-    });
+    if (events[0]!.type === 'EncodeRequested') return reply.status(202).send({ jobId, status: state.status, attempt: state.attempt });
+    return reply.status(200).send({ jobId, status: state.status, deduplicated: true, again: true, message: 'you already asked for this encode; here it is' });
   });
 
+  // About the caller's own jobs only: whether anyone else holds the file is not theirs to know.
   app.post('/check', async (req) => {
-    requireUser(req);
+    const userId = requireUser(req);
     const b = body(req);
     for (const key of Object.keys(b)) if (key !== 'sha256' && key !== 'options') throw new HttpError(400, `${key}: unknown parameter`, key);
     if (typeof b.sha256 !== 'string' || !SHA256.test(b.sha256)) throw new HttpError(400, 'sha256: must be 64 lowercase hex digits', 'sha256');
@@ -86,44 +109,40 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
     // Before uploading, the file's kind is told by the options: raw video is the one with a size and rate.
     const raw = typeof given === 'object' && given !== null && ['width', 'height', 'fps'].some((k) => k in given);
     const options = await normalizeOptions(b.options, raw);
-    const jobId = jobIdOf(b.sha256, options);
+    const jobId = jobIdOf(userId, b.sha256, options);
     const { state } = await store.load(jobStream(jobId), encodeJob.initialState, encodeJob.evolve);
-    const exists = state.status !== 'none' && state.status !== 'failed';
+    // A failed job, or one whose output is gone, would be encoded again: not an existing result.
+    const exists = state.status !== 'none' && state.status !== 'failed' && (await lostAttempt(state)) === null;
     return { exists, jobId: exists ? jobId : null, status: exists ? state.status : null };
   });
 
-  async function visibleJob(jobId: string, userId: string) {
-    if (!isUuid(jobId)) throw new HttpError(404, `jobId: no job ${jobId}`, 'jobId');
-    const job = await db
-      .selectFrom('encode_jobs')
-      .innerJoin('encode_job_users', 'encode_job_users.job_id', 'encode_jobs.job_id')
-      .selectAll('encode_jobs')
-      .where('encode_jobs.job_id', '=', jobId.toLowerCase())
-      .where('encode_job_users.user_id', '=', userId)
-      .executeTakeFirst();
-    if (!job) throw new HttpError(404, `jobId: no job ${jobId}`, 'jobId');
-    return job;
+  /**
+   * The caller's own job, from the read model; from the job's own stream when the read model has
+   * no row yet or one `upToDate` refuses (just asked for, or just completed: a client may act on
+   * the answer to its request at once). Anyone else's job is answered exactly as one that does not exist.
+   */
+  async function ownJob(jobId: string, userId: string, upToDate: (job: Selectable<EncodeJobsTable>) => boolean = () => true) {
+    const notFound = new HttpError(404, `jobId: no job ${jobId}`, 'jobId');
+    if (!isUuid(jobId)) throw notFound;
+    const id = jobId.toLowerCase();
+    const row = await db.selectFrom('encode_jobs').selectAll().where('job_id', '=', id).where('user_id', '=', userId).executeTakeFirst();
+    if (row && upToDate(row)) return row;
+    const { state } = await store.load(jobStream(id), encodeJob.initialState, encodeJob.evolve);
+    if (state.userId !== userId) throw notFound;
+    return {
+      job_id: id, user_id: state.userId, upload_id: state.uploadId, sha256: state.sha256, filename: state.filename, raw: state.raw, options: state.options as unknown,
+      status: state.status, step: state.step, percent: state.percent, steps_done: planOf(state).filter((s) => state.completed[s] !== undefined),
+      worker: state.worker, attempt: state.attempt, error: state.error, stderr_tail: null, output_sha256: state.output?.sha256 ?? null,
+      output_size: state.output?.size ?? null, requested_at_ms: row?.requested_at_ms ?? state.lastEventAt, updated_at_ms: state.lastEventAt,
+    } satisfies Selectable<EncodeJobsTable>;
   }
 
   app.get<{ Params: { jobId: string } }>('/:jobId', async (req) => {
-    const userId = requireUser(req);
-    const job = await visibleJob(req.params.jobId, userId).catch(async (err) => {
-      // Just asked for, not yet in the read model: the job's own stream answers, so a client may
-      // GET right after its 202.
-      if (!(err instanceof HttpError) || err.statusCode !== 404 || !isUuid(req.params.jobId)) throw err;
-      const { state } = await store.load(jobStream(req.params.jobId.toLowerCase()), encodeJob.initialState, encodeJob.evolve);
-      if (!state.users.includes(userId)) throw err;
-      return {
-        job_id: req.params.jobId.toLowerCase(), user_id: state.userId, upload_id: state.uploadId, filename: state.filename, raw: state.raw, options: state.options,
-        status: state.status, step: state.step, percent: state.percent, steps_done: planOf(state).filter((s) => state.completed[s] !== undefined),
-        attempt: state.attempt, error: state.error, stderr_tail: null, output_size: state.output?.size ?? null, updated_at_ms: state.lastEventAt,
-      };
-    });
-    const owner = job.user_id === userId;
+    const job = await ownJob(req.params.jobId, requireUser(req));
     return {
       jobId: job.job_id, status: job.status, step: job.step, percent: job.percent, stepsDone: job.steps_done, attempt: job.attempt,
-      options: job.options, filename: job.filename, raw: job.raw, ...(owner ? { uploadId: job.upload_id } : {}),
-      error: job.error, ...(owner ? { stderrTail: job.stderr_tail } : {}),
+      options: job.options, filename: job.filename, raw: job.raw, uploadId: job.upload_id,
+      error: job.error, stderrTail: job.stderr_tail,
       output: job.status === 'completed' ? { size: job.output_size, url: `/v1/encodes/${job.job_id}/output` } : null,
       updatedAt: job.updated_at_ms,
     };
@@ -131,10 +150,10 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
 
   app.get<{ Params: { jobId: string } }>('/:jobId/output', async (req, reply) => {
     const userId = requireUser(req);
-    const job = await visibleJob(req.params.jobId, userId);
+    const job = await ownJob(req.params.jobId, userId, (row) => row.status === 'completed');
     if (job.status !== 'completed' || !job.output_sha256) throw new HttpError(409, `jobId: the encode is ${job.status}, not completed`, 'jobId');
     const size = await blobs.size(job.output_sha256);
-    if (size === undefined) throw new HttpError(410, 'jobId: the output is no longer stored', 'jobId');
+    if (size === undefined) throw new HttpError(410, 'jobId: the output is no longer stored; ask for this encode again to make it anew', 'jobId');
     const container = (job.options as { container: string }).container;
     const name = `${job.filename.replace(/\.[^.]*$/, '').replace(/[^\w.-]+/g, '_') || 'output'}.${container}`;
     reply

@@ -1,6 +1,9 @@
 // A worker's hold on one job: the job's state and the stream version the worker last wrote. Every
 // append expects exactly that version, so if anyone else wrote to the job meanwhile (a worker that
 // took it over) the append fails with JobLost and this worker stops: two workers never both write.
+// Events that leave the job's state as it was (its owner asking for it again) are no such write:
+// the worker decides again on the same state at the new version and carries on.
+import { isDeepStrictEqual } from 'node:util';
 import { encodeJob, jobStream, type EncodeCommand, type EncodeEvent, type JobState } from '../../domain/encodes/job.ts';
 import { WrongExpectedVersion, type EventStore } from '../../infra/eventstore/port.ts';
 
@@ -29,16 +32,20 @@ export class JobSession {
   }
 
   private async applyNow(command: Command): Promise<EncodeEvent[]> {
-    const events = encodeJob.decide({ ...command, jobId: this.jobId, now: Date.now() } as EncodeCommand, this.state);
-    const next = events.reduce(encodeJob.evolve, this.state);
-    try {
-      const { version } = await this.store.append(jobStream(this.jobId), this.version, events, { key: this.jobId, source: SOURCE, snapshot: next });
-      this.version = version;
-      this.state = next;
-      return events;
-    } catch (err) {
-      if (err instanceof WrongExpectedVersion) throw new JobLost(`job ${this.jobId} was written by another worker`);
-      throw err;
+    for (;;) {
+      const events = encodeJob.decide({ ...command, jobId: this.jobId, now: Date.now() } as EncodeCommand, this.state);
+      const next = events.reduce(encodeJob.evolve, this.state);
+      try {
+        const { version } = await this.store.append(jobStream(this.jobId), this.version, events, { key: this.jobId, source: SOURCE, snapshot: next });
+        this.version = version;
+        this.state = next;
+        return events;
+      } catch (err) {
+        if (!(err instanceof WrongExpectedVersion)) throw err;
+        const now = await this.store.load(jobStream(this.jobId), encodeJob.initialState, encodeJob.evolve);
+        if (!isDeepStrictEqual(now.state, this.state)) throw new JobLost(`job ${this.jobId} was written by another worker`);
+        this.version = now.version;
+      }
     }
   }
 }

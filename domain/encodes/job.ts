@@ -1,7 +1,10 @@
-// One encode job: a file (by sha256) and normalized options, run as a fixed list of steps by
+// One user's encode job: a file (by sha256) and normalized options, run as a fixed list of steps by
 // whichever worker holds it. Rules:
-// - the same file and options asked again is deduplicated onto this job, unless it failed, in
-//   which case it is a new attempt;
+// - a job is its owner's alone: another user asking for the same encode gets a job of their own;
+// - the owner asking again is deduplicated onto this job, unless it failed or its output has gone
+//   from the blob store, in which case it is a new attempt;
+// - a new attempt for which an output of the same file and options is already stored (whoever's
+//   job made it) completes at once with that output: no step runs;
 // - a step may start only when every step before it has completed (a worker that took the job
 //   over may redo a step whose outputs it cannot find);
 // - progress and completion belong to the running step; nothing happens after completion.
@@ -22,8 +25,20 @@ export type EncodeEvent =
 
 export type Step = 'probe' | 'extract' | 'encode' | 'logo' | 'mux' | 'cleanup';
 
+/** An encode's output as stored in the blob store. */
+export interface StoredOutput {
+  sha256: string;
+  size: number;
+}
+
 export type EncodeCommand =
-  | { type: 'Request'; jobId: string; userId: string; uploadId: string; sha256: string; filename: string; raw: boolean; options: EncodeOptions; now: number }
+  | {
+    type: 'Request'; jobId: string; userId: string; uploadId: string; sha256: string; filename: string; raw: boolean; options: EncodeOptions; now: number;
+    /** An output of the same file and options that the asker found whole in the blob store, or null. */
+    reuse: StoredOutput | null;
+    /** The completed attempt whose output the asker found gone from the blob store, or null. */
+    lostOutputOfAttempt: number | null;
+  }
   | { type: 'StartStep'; jobId: string; step: Step; worker: string; now: number }
   | { type: 'Progress'; jobId: string; step: Step; percent: number; now: number }
   | { type: 'CompleteStep'; jobId: string; step: Step; info: string; now: number }
@@ -34,10 +49,8 @@ export type JobStatus = 'none' | 'queued' | 'running' | 'completed' | 'failed';
 
 export interface JobState {
   status: JobStatus;
-  /** Who asked first; their user topic gets the job's events. */
+  /** The owner, the only one who may see the job; their user topic gets its events. */
   userId: string;
-  /** Everyone who asked for this encode and may see it. */
-  users: string[];
   uploadId: string;
   sha256: string;
   filename: string;
@@ -55,7 +68,7 @@ export interface JobState {
 }
 
 export const initialState = (): JobState => ({
-  status: 'none', userId: '', users: [], uploadId: '', sha256: '', filename: '', raw: false, options: null, attempt: 0,
+  status: 'none', userId: '', uploadId: '', sha256: '', filename: '', raw: false, options: null, attempt: 0,
   step: null, worker: null, percent: 0, completed: {}, lastEventAt: 0, output: null, error: null,
 });
 
@@ -78,14 +91,14 @@ export function evolve(state: JobState, event: EncodeEvent): JobState {
   switch (event.type) {
     case 'EncodeRequested': {
       const d = event.data;
-      const users = state.users.includes(d.userId) ? state.users : [...state.users, d.userId];
       return {
-        ...initialState(), status: 'queued', userId: state.userId || d.userId, users, uploadId: d.uploadId, sha256: d.sha256, filename: d.filename,
+        ...initialState(), status: 'queued', userId: d.userId, uploadId: d.uploadId, sha256: d.sha256, filename: d.filename,
         raw: d.raw, options: d.options, attempt: d.attempt, lastEventAt: at,
       };
     }
     case 'EncodeDeduplicated':
-      return { ...state, users: state.users.includes(event.data.userId) ? state.users : [...state.users, event.data.userId], lastEventAt: at };
+      // A repeated request changes nothing; in particular it is not a sign of the worker's life.
+      return state;
     case 'EncodeStepStarted': {
       // Starting a step again (a takeover redoing lost work) forgets it and every step after it.
       const plan = planOf(state);
@@ -120,10 +133,20 @@ export function decide(command: EncodeCommand, state: JobState): EncodeEvent[] {
   switch (command.type) {
     case 'Request': {
       const { uploadId, sha256, filename, raw, options } = command;
-      if (state.status === 'none' || state.status === 'failed') {
-        return [{ type: 'EncodeRequested', data: { jobId, userId: state.userId || command.userId, uploadId, sha256, filename, raw, options, attempt: state.attempt + 1, at: now } }];
+      if (state.status !== 'none' && state.userId !== command.userId) throw new DomainError('not_found', `jobId: no job ${jobId}`);
+      const lost = state.status === 'completed' && command.lostOutputOfAttempt === state.attempt;
+      if (state.status !== 'none' && state.status !== 'failed' && !lost) {
+        return [{ type: 'EncodeDeduplicated', data: { jobId, userId: command.userId, ownerId: state.userId, uploadId, again: true, at: now } }];
       }
-      return [{ type: 'EncodeDeduplicated', data: { jobId, userId: command.userId, ownerId: state.userId, uploadId, again: state.users.includes(command.userId), at: now } }];
+      const requested: EncodeEvent = {
+        type: 'EncodeRequested', data: { jobId, userId: command.userId, uploadId, sha256, filename, raw, options, attempt: state.attempt + 1, at: now },
+      };
+      // Never the output this job has just lost.
+      const reuse = command.reuse && !(lost && command.reuse.sha256 === state.output?.sha256) ? command.reuse : null;
+      if (!reuse) return [requested];
+      return [requested, {
+        type: 'EncodeCompleted', data: { jobId, userId: command.userId, outputSha256: reuse.sha256, size: reuse.size, container: options.container, at: now },
+      }];
     }
     case 'StartStep': {
       requireActive(state, jobId);

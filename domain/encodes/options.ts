@@ -1,5 +1,6 @@
 // Encode options: validation with the field at fault, defaults, and the normalized form that
-// decides whether two requests are the same encode (Kvazaar cloud's dedup by file + options).
+// decides whether two requests are the same encode (Kvazaar cloud's dedup by file + options, kept
+// within one user: another user's request of the same encode is a job of their own).
 import { createHash } from 'node:crypto';
 import type { EncodeOptions } from '../../schemas/types.generated.ts';
 import { DomainError } from '../decider.ts';
@@ -50,9 +51,12 @@ export function normalizeOptions(input: unknown, raw: boolean): EncodeOptions {
   return { preset, qp: qp as number, container, logo, width, height, fps };
 }
 
-/** The same file with the same normalized options is the same job: its id is derived from both. */
-export function jobIdOf(sha256: string, options: EncodeOptions): string {
-  const key = JSON.stringify([sha256, options.preset, options.qp, options.container, options.logo, options.width, options.height, options.fps]);
+/**
+ * One user's encode of one file with the same normalized options is one job: its id is derived from
+ * all three. Another user never lands on it (they get a job of their own, which may reuse its output).
+ */
+export function jobIdOf(userId: string, sha256: string, options: EncodeOptions): string {
+  const key = JSON.stringify([userId, sha256, options.preset, options.qp, options.container, options.logo, options.width, options.height, options.fps]);
   const h = createHash('sha256').update(key).digest();
   // Formatted as a UUID (version 8: custom), so job ids look like every other id here.
   h[6] = (h[6]! & 0x0f) | 0x80;

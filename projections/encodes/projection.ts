@@ -1,6 +1,7 @@
-// Encode jobs: status, the running step and its percent, the output, the failure; and who may see each.
+// Encode jobs: owner, status, the running step and its percent, the output, the failure.
 import type { EventDataMap } from '../../schemas/types.generated.ts';
 import type { Projection } from '../projection.ts';
+import { createOutputIndex } from './outputs.ts';
 import { ENCODE_TABLES, createEncodeTables } from './tables.ts';
 import { firstTime } from '../applied-versions.ts';
 
@@ -11,13 +12,12 @@ export const encodesProjection: Projection = {
   topics: ['encodes'],
   views: ENCODE_TABLES,
   createTables: createEncodeTables,
+  createIndexes: createOutputIndex,
   async apply(trx, records) {
     for (const r of records) {
       if (!(await firstTime(trx, NAME, r))) continue;
       const set = (jobId: string, at: number, values: Record<string, unknown>) =>
         trx.updateTable('encode_jobs').set({ ...values, updated_at_ms: at }).where('job_id', '=', jobId).execute();
-      const share = (jobId: string, userId: string, uploadId: string, at: number) =>
-        trx.insertInto('encode_job_users').values({ job_id: jobId, user_id: userId, upload_id: uploadId, at_ms: at }).onConflict((oc) => oc.doNothing()).execute();
       switch (r.event.type) {
         case 'EncodeRequested': {
           const d = r.event.data as EventDataMap['EncodeRequested'];
@@ -27,12 +27,6 @@ export const encodesProjection: Projection = {
             error: null, stderr_tail: null, requested_at_ms: d.at, updated_at_ms: d.at,
           };
           await trx.insertInto('encode_jobs').values({ job_id: d.jobId, ...row }).onConflict((oc) => oc.column('job_id').doUpdateSet(row)).execute();
-          await share(d.jobId, d.userId, d.uploadId, d.at);
-          break;
-        }
-        case 'EncodeDeduplicated': {
-          const d = r.event.data as EventDataMap['EncodeDeduplicated'];
-          await share(d.jobId, d.userId, d.uploadId, d.at);
           break;
         }
         case 'EncodeStepStarted': {

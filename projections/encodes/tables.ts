@@ -1,9 +1,10 @@
-// The encodes read model's tables: jobs, and who may see each (the owner and everyone
-// deduplicated onto it). Each projection version creates them in its own schema.
+// The encodes read model's table: jobs, each seen by its owner only. Each projection version creates
+// it in its own schema. (Versions before jobs were per user also had encode_job_users, the users
+// deduplicated onto another's job; nothing reads it, and it goes with those versions.)
 import type { Kysely } from 'kysely';
 import { createAppliedVersions } from '../applied-versions.ts';
 
-export const ENCODE_TABLES = ['encode_jobs', 'encode_job_users'];
+export const ENCODE_TABLES = ['encode_jobs'];
 
 export async function createEncodeTables(db: Kysely<any>): Promise<void> {
   await createAppliedVersions(db);
@@ -31,13 +32,4 @@ export async function createEncodeTables(db: Kysely<any>): Promise<void> {
     .execute();
   // Workers look for jobs nobody has written to lately.
   await db.schema.createIndex('encode_jobs_by_status').on('encode_jobs').columns(['status', 'updated_at_ms']).execute();
-  await db.schema
-    .createTable('encode_job_users')
-    .addColumn('job_id', 'text', (c) => c.notNull())
-    .addColumn('user_id', 'text', (c) => c.notNull())
-    .addColumn('upload_id', 'text', (c) => c.notNull())
-    .addColumn('at_ms', 'bigint', (c) => c.notNull())
-    .addPrimaryKeyConstraint('encode_job_users_pk', ['job_id', 'user_id'])
-    .execute();
-  await db.schema.createIndex('encode_job_users_by_user').on('encode_job_users').columns(['user_id', 'at_ms']).execute();
 }

@@ -1,6 +1,8 @@
 // The encode pipeline end to end through the real processes (api, relay, projector, workers),
 // real Kafka, Postgres and ffmpeg: upload with tus-js-client, ask for an encode, watch it run step
-// by step, download the result and check it with ffprobe; dedup; a worker killed mid-encode.
+// by step, download the result and check it with ffprobe; dedup within one user; other users'
+// content (their jobs never shared or told, their stored outputs reused); a lost output made
+// anew; a worker killed mid-encode.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -44,6 +46,24 @@ async function finished(jobId: string, userId: string, timeoutMs = 90_000): Prom
 async function jobEvents(jobId: string): Promise<{ type: string; data: any }[]> {
   const rows = await sys.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `encode-${jobId}`).orderBy('version').execute();
   return rows.map((r) => ({ type: r.type, data: sys.log.codec.decode(r.data).data }));
+}
+
+/** True once the workers' consumer group has handled every record now in `encodes` (each EncodeRequested offered). */
+async function workersCaughtUp(): Promise<boolean> {
+  const admin = await sys.log.admin();
+  const [committed] = await admin.fetchOffsets({ groupId: `${sys.env.TOPIC_PREFIX}castlog-workers`, topics: [sys.log.topicName('encodes')] });
+  const ends = await sys.log.offsets('encodes');
+  return ends.every(({ partition, low, high }) => {
+    const at = Number(committed?.partitions.find((p) => p.partition === partition)?.offset ?? -1);
+    return high === low || at >= high;
+  });
+}
+
+/** An output as the owner downloads it. */
+async function outputOf(jobId: string, userId: string): Promise<Buffer> {
+  const r = await call('GET', `/v1/encodes/${jobId}/output`, userId);
+  expect(r.status, r.bytes.toString().slice(0, 200)).toBe(200);
+  return r.bytes;
 }
 
 beforeAll(async () => {
@@ -136,14 +156,14 @@ describe('upload, encode, download', () => {
   }, 120_000);
 });
 
-describe('dedup', () => {
-  it('the same file with the same options is one encode, whoever asks', async () => {
+describe('dedup within one user', () => {
+  it('the same file with the same options is one job of yours, and asking again while it runs does not disturb its worker', async () => {
     const alice = newUserId();
-    const bob = newUserId();
     const clip = join(dir, 'dedup.mp4');
-    await makeClip(clip, { seconds: 1, width: 160, height: 120, audio: false });
+    // Long enough an encode that asking again lands while it runs (checked below).
+    await makeClip(clip, { seconds: 4, width: 640, height: 360, audio: false });
     const bytes = readFileSync(clip);
-    const options = { preset: 'ultrafast', qp: 35 };
+    const options = { preset: 'medium', qp: 35 };
     const mine = await upload(alice, bytes, 'a.mp4');
 
     const before = await call('POST', '/v1/encodes/check', alice, { sha256: sha256(bytes), options });
@@ -151,35 +171,117 @@ describe('dedup', () => {
 
     const first = await call('POST', '/v1/encodes', alice, { uploadId: mine, options });
     expect(first.status).toBe(202);
-    // Defaults filled in are the same options as spelled out.
-    const again = await call('POST', '/v1/encodes', alice, { uploadId: mine, options: { ...options, container: 'mp4', logo: true } });
-    expect(again.status).toBe(200);
-    expect(again.body).toMatchObject({ jobId: first.body.jobId, deduplicated: true, again: true });
+    const { jobId } = first.body;
+    expect((await call('POST', '/v1/encodes/check', alice, { sha256: sha256(bytes), options })).body).toMatchObject({ exists: true, jobId });
 
-    const theirs = await upload(bob, bytes, 'b.mp4');
-    const check = await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options });
-    expect(check.body).toMatchObject({ exists: true, jobId: first.body.jobId });
-    const other = await call('POST', '/v1/encodes', bob, { uploadId: theirs, options });
-    expect(other.status).toBe(200);
-    expect(other.body).toMatchObject({ jobId: first.body.jobId, deduplicated: true, again: false });
+    // Asked again while a worker is encoding: the same job, and the worker carries on with it.
+    // Defaults filled in are the same options as spelled out; another upload of the same bytes is the same file.
+    const second = await upload(alice, bytes, 'again.mp4');
+    await waitFor('the encode step to be running', async () => (await jobEvents(jobId)).some((e) => e.type === 'EncodeStepStarted' && e.data.step === 'encode'), 60_000, 20);
+    const again = await call('POST', '/v1/encodes', alice, { uploadId: second, options: { ...options, container: 'mp4', logo: true } });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(again.body).toMatchObject({ jobId, deduplicated: true, again: true });
 
-    await finished(first.body.jobId, alice);
-    const done = await waitFor('bob to see the job', async () => {
-      const r = await call('GET', `/v1/encodes/${first.body.jobId}`, bob);
-      return r.status === 200 && r.body;
-    });
-    expect(done).toMatchObject({ status: 'completed' });
-    expect(done.uploadId).toBeUndefined(); // alice's upload id is hers
-    expect((await call('GET', `/v1/encodes/${first.body.jobId}/output`, bob)).status).toBe(200);
-
-    const events = await jobEvents(first.body.jobId);
+    const job = await finished(jobId, alice);
+    expect(job, JSON.stringify(job)).toMatchObject({ status: 'completed', attempt: 1, stepsDone: ['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup'] });
+    const events = await jobEvents(jobId);
     expect(events.filter((e) => e.type === 'EncodeRequested')).toHaveLength(1);
-    expect(events.filter((e) => e.type === 'EncodeDeduplicated').map((e) => [e.data.userId, e.data.again])).toEqual([[alice, true], [bob, false]]);
-    expect(events.filter((e) => e.type === 'EncodeStepStarted' && e.data.step === 'encode')).toHaveLength(1);
+    const types = events.map((e) => e.type);
+    expect(types.indexOf('EncodeDeduplicated'), 'asked again while the job was running').toBeLessThan(types.indexOf('EncodeCompleted'));
+    expect(events.filter((e) => e.type === 'EncodeDeduplicated').map((e) => [e.data.userId, e.data.again])).toEqual([[alice, true]]);
+    // No takeover: every step started once, all by the same worker.
+    const started = events.filter((e) => e.type === 'EncodeStepStarted');
+    expect(started.map((e) => e.data.step)).toEqual(['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup']);
+    expect(new Set(started.map((e) => e.data.worker)).size).toBe(1);
 
-    const different = await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options: { ...options, qp: 36 } });
+    const different = await call('POST', '/v1/encodes/check', alice, { sha256: sha256(bytes), options: { ...options, qp: 36 } });
     expect(different.body).toMatchObject({ exists: false });
   }, 120_000);
+});
+
+describe("other users' content", () => {
+  it('a second user gets a job of their own, told nothing of the first, completed at once from the stored output; a lost output is made anew', async () => {
+    const alice = newUserId();
+    const bob = newUserId();
+    const clip = join(dir, 'shared.mp4');
+    await makeClip(clip, { seconds: 1, width: 160, height: 120 });
+    const bytes = readFileSync(clip);
+    const options = { preset: 'ultrafast', qp: 33, container: 'mkv' };
+    const hers = await upload(alice, bytes, 'alice.mp4');
+    const asked = await call('POST', '/v1/encodes', alice, { uploadId: hers, options });
+    expect(asked.status).toBe(202);
+    const aliceJob = asked.body.jobId;
+    expect(await finished(aliceJob, alice)).toMatchObject({ status: 'completed' });
+    const aliceOutput = await outputOf(aliceJob, alice);
+
+    // Bob holds the same file. Before he asks, check answers him exactly as for a file nobody has.
+    const theirs = await upload(bob, bytes, 'bob.mp4');
+    const nobodys = await call('POST', '/v1/encodes/check', bob, { sha256: sha256(Buffer.from('a file nobody has')), options });
+    const check = await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options });
+    expect(check).toMatchObject({ status: 200, body: { exists: false, jobId: null, status: null } });
+    expect(check.body).toEqual(nobodys.body);
+
+    // His request is a job of his own, completed at once with the output already stored: no encode.
+    const his = await call('POST', '/v1/encodes', bob, { uploadId: theirs, options });
+    expect(his.status, JSON.stringify(his.body)).toBe(202);
+    expect(his.body).toEqual({ jobId: expect.any(String), status: 'completed', attempt: 1 });
+    const bobJob = his.body.jobId;
+    expect(bobJob).not.toBe(aliceJob);
+    const job = await finished(bobJob, bob);
+    expect(job, JSON.stringify(job)).toMatchObject({ status: 'completed', attempt: 1, stepsDone: [], uploadId: theirs, filename: 'bob.mp4' });
+    expect((await outputOf(bobJob, bob)).equals(aliceOutput)).toBe(true);
+    expect((await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options })).body).toEqual({ exists: true, jobId: bobJob, status: 'completed' });
+    // The workers have been handed his EncodeRequested; none ran it.
+    await waitFor('the workers to have seen every encode request', workersCaughtUp, 30_000, 100);
+    const bobEvents = await jobEvents(bobJob);
+    expect(bobEvents.map((e) => e.type)).toEqual(['EncodeRequested', 'EncodeCompleted']);
+    expect(bobEvents[1]!.data).toMatchObject({ userId: bob, outputSha256: sha256(aliceOutput), size: aliceOutput.length, container: 'mkv' });
+    for (const e of bobEvents) expect(e.data.userId).toBe(bob);
+
+    // Neither sees the other's job, nor can tell it from one that does not exist.
+    const none = '00000000-0000-4000-8000-000000000000';
+    for (const [who, other] of [[bob, aliceJob], [alice, bobJob]] as const) {
+      const seen = await call('GET', `/v1/encodes/${other}`, who);
+      expect(seen.status).toBe(404);
+      expect(seen.body.error.replace(other, none)).toBe((await call('GET', `/v1/encodes/${none}`, who)).body.error);
+      expect((await call('GET', `/v1/encodes/${other}/output`, who)).status).toBe(404);
+    }
+    expect((await call('POST', '/v1/encodes/check', alice, { sha256: sha256(bytes), options })).body).toMatchObject({ jobId: aliceJob });
+    expect((await jobEvents(aliceJob)).every((e) => e.data.userId === alice)).toBe(true);
+
+    // The output's bytes go from the blob store: both jobs answer 410 and neither is an existing result.
+    const blob = new BlobStore(blobDir);
+    await blob.remove(sha256(aliceOutput));
+    expect((await call('GET', `/v1/encodes/${aliceJob}/output`, alice)).status).toBe(410);
+    expect((await call('GET', `/v1/encodes/${bobJob}/output`, bob)).status).toBe(410);
+    expect((await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options })).body).toMatchObject({ exists: false });
+
+    // Bob asks again: a new attempt of his job, encoded for real (the missing blob is not reused), and the output is back.
+    const anew = await call('POST', '/v1/encodes', bob, { uploadId: theirs, options });
+    expect(anew.status, JSON.stringify(anew.body)).toBe(202);
+    expect(anew.body).toEqual({ jobId: bobJob, status: 'queued', attempt: 2 });
+    const redone = await waitFor('the second attempt to complete', async () => {
+      const r = await call('GET', `/v1/encodes/${bobJob}`, bob);
+      return r.body?.status === 'completed' && r.body.attempt === 2 && r.body;
+    }, 90_000, 200);
+    expect(redone.stepsDone).toEqual(['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup']);
+    const remade = await outputOf(bobJob, bob);
+    const file = join(dir, 'remade.mkv');
+    await writeFile(file, remade);
+    expect(await probe(file)).toMatchObject({ codec: 'hevc', frames: 25 + 25 });
+    const steps = (await jobEvents(bobJob)).filter((e) => e.type === 'EncodeStepStarted');
+    expect(steps.length).toBeGreaterThan(0);
+    expect(steps.every((e) => e.data.attempt === 2)).toBe(true);
+
+    // Alice asks again too: her output is whatever is stored now for this file and options (the
+    // same bytes her job made, if the encoder repeats itself; else bob's), without another encode.
+    const hersAgain = await call('POST', '/v1/encodes', alice, { uploadId: hers, options });
+    expect([200, 202], JSON.stringify(hersAgain.body)).toContain(hersAgain.status);
+    expect(hersAgain.body).toMatchObject({ jobId: aliceJob, status: 'completed' });
+    await waitFor('alice to see her job completed', async () => (await call('GET', `/v1/encodes/${aliceJob}/output`, alice)).status === 200, 30_000, 100);
+    expect((await outputOf(aliceJob, alice)).equals(remade)).toBe(true);
+    expect((await jobEvents(aliceJob)).filter((e) => e.type === 'EncodeStepStarted').every((e) => e.data.attempt === 1)).toBe(true);
+  }, 180_000);
 });
 
 describe('a failing encode', () => {
