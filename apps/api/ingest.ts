@@ -17,7 +17,7 @@ import { LATENCY_BUCKETS, prom, type Registry } from '../../infra/metrics.ts';
 import type { StationKeys } from '../../infra/stations.ts';
 import { AckStream } from './ack-stream.ts';
 import { badRequest, HttpError } from './errors.ts';
-import { splitLines } from './lines.ts';
+import { splitLines, type Line } from './lines.ts';
 
 const MAX_LINE_BYTES = 64 * 1024;
 /** Answers of one stream not yet written (fragments waiting for Kafka, or for the station to read). */
@@ -102,9 +102,15 @@ export function ingestRoutes(deps: { log: EventLog; stations: StationKeys; metri
       const acks = new AckStream<Ack>(out, MAX_PENDING);
       const socket = req.raw.socket;
 
-      // Why the stream ends before its body does: idle, cut short, or the key removed.
-      let stop!: (why: string) => void;
-      const stopped = new Promise<string>((resolve) => (stop = resolve));
+      // Why the stream ends before its body does: idle, cut short, or the key removed. Stopping
+      // wakes the read waiting for the next line (one waker at a time: racing every read against
+      // one long-lived promise would keep a reaction per line alive).
+      let endedBy: string | undefined;
+      let wake: (() => void) | undefined;
+      const stop = (why: string) => {
+        endedBy ??= why;
+        wake?.();
+      };
       streams.add(stop);
       open.set(station, streams);
       bodyCutShort.set(socket, () => stop('body: the request ended before its declared length; every line read was answered above'));
@@ -112,16 +118,16 @@ export function ingestRoutes(deps: { log: EventLog; stations: StationKeys; metri
       if (config.ingestIdleTimeoutMs > 0) req.raw.setTimeout(config.ingestIdleTimeoutMs, () => stop(`body: nothing received for ${idleSeconds} s; the stream is closed (open a new one to go on)`));
 
       let line = 0;
-      let endedBy: string | undefined;
       const lines = splitLines(req.body as Readable, MAX_LINE_BYTES)[Symbol.asyncIterator]();
+      const nextLine = () =>
+        new Promise<IteratorResult<Line> | undefined>((resolve, reject) => {
+          wake = () => resolve(undefined);
+          lines.next().then(resolve, reject);
+        });
       try {
         for (;;) {
-          const next = await Promise.race([lines.next(), stopped]);
-          if (typeof next === 'string') {
-            endedBy = next;
-            break;
-          }
-          if (next.done) break;
+          const next = endedBy === undefined ? await nextLine() : undefined;
+          if (next === undefined || next.done) break;
           const l = next.value;
           line++;
           if ('tooLong' in l) {
