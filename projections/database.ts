@@ -120,17 +120,9 @@ export interface EncodeJobsTable {
   updated_at_ms: number;
 }
 
-export interface EncodeJobUsersTable {
-  job_id: string;
-  user_id: string;
-  upload_id: string;
-  at_ms: number;
-}
-
 export interface Database extends AnalyticsDatabase {
   uploads: UploadsTable;
   encode_jobs: EncodeJobsTable;
-  encode_job_users: EncodeJobUsersTable;
   applied_versions: AppliedVersionsTable;
   viewers: ViewersTable;
   viewer_leases: ViewerLeasesTable;

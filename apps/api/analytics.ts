@@ -113,14 +113,17 @@ export function analyticsRoutes(deps: { db: Db; reads: Reads }): FastifyPluginAs
       await ready();
       // A job's time is its completion, or while it has none, its latest request.
       const at = sql`coalesce(completed_ms, requested_ms)`;
-      const done = sql`completed_ms IS NOT NULL`;
-      const encode = sql`(completed_ms - coalesce(started_ms, requested_ms))`;
+      // A job completed at once with an output another encode made ran no step: it is counted
+      // as reused, not timed as an encode.
+      const done = sql`completed_ms IS NOT NULL AND started_ms IS NOT NULL`;
+      const reused = sql`completed_ms IS NOT NULL AND started_ms IS NULL`;
+      const encode = sql`(completed_ms - started_ms)`;
       const total = sql`(completed_ms - requested_ms)`;
       const { rows } = await reads.run((rdb) => sql<{
-        preset: string; count: number; failed: number; p50: number | null; avg: number | null; max: number | null;
+        preset: string; count: number; reused: number; failed: number; p50: number | null; avg: number | null; max: number | null;
         total_p50: number | null; total_avg: number | null; total_max: number | null;
       }>`
-        SELECT preset, count(*) FILTER (WHERE ${done})::int AS count, coalesce(sum(failures), 0)::int AS failed,
+        SELECT preset, count(*) FILTER (WHERE ${done})::int AS count, count(*) FILTER (WHERE ${reused})::int AS reused, coalesce(sum(failures), 0)::int AS failed,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY ${encode}) FILTER (WHERE ${done}) AS p50,
                avg(${encode}) FILTER (WHERE ${done})::float8 AS avg, max(${encode}) FILTER (WHERE ${done}) AS max,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY ${total}) FILTER (WHERE ${done}) AS total_p50,
@@ -138,6 +141,7 @@ export function analyticsRoutes(deps: { db: Db; reads: Reads }): FastifyPluginAs
         presets: rows.map((r) => ({
           preset: r.preset,
           count: r.count,
+          reused: r.reused,
           failed: r.failed,
           p50Ms: ms(r.p50),
           avgMs: ms(r.avg),

@@ -167,7 +167,8 @@ export function decide(command: EncodeCommand, state: JobState): EncodeEvent[] {
       return [{ type: 'EncodeStepCompleted', data: { jobId, userId, step: command.step, info: command.info, at: now } }];
     case 'Fail':
       requireActive(state, jobId);
-      return [{ type: 'EncodeFailed', data: { jobId, userId, step: command.step, reason: command.reason, stderrTail: command.stderrTail, at: now } }];
+      // Bounded as every event field is (schemas/limits.ts): the reason may be any error's message.
+      return [{ type: 'EncodeFailed', data: { jobId, userId, step: command.step, reason: command.reason.slice(0, 1000), stderrTail: command.stderrTail.slice(-8000), at: now } }];
     case 'Complete': {
       requireActive(state, jobId);
       const missing = nextStep(state);

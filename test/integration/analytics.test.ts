@@ -199,6 +199,7 @@ describe('encode durations per preset', () => {
     const j2 = job('an-j2');
     const j3 = job('an-j3');
     const j4 = job('an-j4');
+    const j5 = job('an-j5');
     // Versions are numbered as the events are made: make them in log order.
     const j1r = j1.request('fast', 1, T);
     const j1s = [j1.start('probe', 1, T + 1000), j1.progress('probe', T + 1500), j1.start('encode', 1, T + 2000)];
@@ -211,6 +212,8 @@ describe('encode durations per preset', () => {
       j2.request('fast', 2, T + 10_000), j2.start('probe', 2, T + 11_000), j2.complete(T + 17_000),
       j3.request('slow', 1, T), j3.start('probe', 1, T + 1000), j3.complete(T + 31_000),
       j4.request('slow', 1, T), // still queued
+      // Completed at once with another encode's output: reused, not timed.
+      j5.request('fast', 1, T + 40_000), j5.complete(T + 40_001),
       // Relay repeats: applied again, j2's first request would reset its second attempt.
       j1c, j2r, j1r,
     ];
@@ -223,8 +226,8 @@ describe('encode durations per preset', () => {
       from: null,
       to: null,
       presets: [
-        { preset: 'fast', count: 2, failed: 1, p50Ms: 5000, avgMs: 5000, maxMs: 6000, total: { p50Ms: 6000, avgMs: 6000, maxMs: 7000 } },
-        { preset: 'slow', count: 1, failed: 0, p50Ms: 30_000, avgMs: 30_000, maxMs: 30_000, total: { p50Ms: 31_000, avgMs: 31_000, maxMs: 31_000 } },
+        { preset: 'fast', count: 2, reused: 1, failed: 1, p50Ms: 5000, avgMs: 5000, maxMs: 6000, total: { p50Ms: 6000, avgMs: 6000, maxMs: 7000 } },
+        { preset: 'slow', count: 1, reused: 0, failed: 0, p50Ms: 30_000, avgMs: 30_000, maxMs: 30_000, total: { p50Ms: 31_000, avgMs: 31_000, maxMs: 31_000 } },
       ],
     });
     const slow = await sys.get(`/v1/analytics/encodes?preset=slow&from=${T + 20_000}`);
