@@ -88,7 +88,7 @@ function decodeCursor(text: string, fp: string): Cursor {
   if (f !== fp) throw bad();
   // A rank Postgres wrote as a real: finite, and neither past a real's range nor under it.
   const n = typeof rank === 'string' && /^\d{1,40}(\.\d{1,40})?(e[-+]?\d{1,3})?$/.test(rank) ? Number(rank) : NaN;
-  if (!(n >= 0 && n <= MAX_RANK && (n === 0 || n >= MIN_RANK))) throw bad();
+  if (!(n >= 0 && n <= MAX_RANK && (n >= MIN_RANK || /^0(\.0+)?$/.test(rank as string)))) throw bad();
   if (!Number.isSafeInteger(partition) || (partition as number) < 0 || (partition as number) >= TOPICS.captions.partitions) throw bad();
   if (!Number.isSafeInteger(offset) || (offset as number) < -1) throw bad();
   return { rank: String(n), partition: partition as number, offset: offset as number };
