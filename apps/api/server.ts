@@ -118,8 +118,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (!ms) return;
     req.raw.setTimeout(ms, () => {
       if (!reply.sent && !reply.raw.headersSent) {
-        reply.raw.writeHead(408, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
-        reply.raw.end(JSON.stringify({ error: `body: nothing received for ${ms / 1000} s`, field: 'body' }));
+        const body = JSON.stringify({ error: `body: nothing received for ${ms / 1000} s`, field: 'body' });
+        reply.raw.writeHead(408, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+        reply.raw.end(body);
       }
       req.raw.destroy();
     });
