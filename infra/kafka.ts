@@ -8,6 +8,9 @@ import { newMeta, toHeaders, fromHeaders, type EventMeta } from '../schemas/enve
 import { partitionFor } from '../schemas/partitioner.ts';
 import type { EventDataMap, EventType } from '../schemas/types.generated.ts';
 import type { Logger } from './logger.ts';
+import { KafkaReachability, KafkaUnavailable, withTimeout } from './kafka-reachability.ts';
+
+export { KafkaUnavailable, withTimeout };
 
 export interface Position {
   partition: number;
@@ -68,8 +71,6 @@ export interface ConsumeOptions {
   pipeline?: number;
 }
 
-export class KafkaUnavailable extends Error {}
-
 const MAX_REQUEST_BYTES = 512 * 1024;
 
 interface Pending {
@@ -89,6 +90,8 @@ export class EventLog {
   private readonly consumers = new Set<Consumer>();
   private queue: Pending[] = [];
   private flushing = false;
+  /** Whether Kafka answers: every connection of this log is watched, so a lost broker is known at once. */
+  private readonly reachability: KafkaReachability;
 
   constructor(
     brokers: string[],
@@ -100,6 +103,7 @@ export class EventLog {
     private readonly appendTimeoutMs = 3000,
   ) {
     this.codec = codec ?? new AvroCodec();
+    this.reachability = new KafkaReachability(brokers);
     this.kafka = new Kafka({
       clientId: 'castlog',
       brokers,
@@ -107,6 +111,7 @@ export class EventLog {
       requestTimeout: 5000,
       retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 5 },
       logLevel: logLevel.NOTHING,
+      socketFactory: this.reachability.socketFactory,
     });
   }
 
@@ -171,8 +176,6 @@ export class EventLog {
       .sort((a, b) => a.partition - b.partition);
   }
 
-  private lastPing: { at: number; ok: boolean } = { at: 0, ok: false };
-
   /** Per partition, the first offset whose timestamp is at or after `time` (the end if none). */
   async offsetsAt(topic: TopicName, time: number): Promise<Map<number, number>> {
     const admin = await this.admin();
@@ -181,38 +184,17 @@ export class EventLog {
     return new Map(rows.map((r) => [r.partition, Number(r.offset) < 0 ? ends.find((e) => e.partition === r.partition)!.high : Number(r.offset)]));
   }
 
-  private lastAppendOk = 0;
-
-  /** True when Kafka acknowledged an append in the last two seconds, or a broker answers a
-   *  metadata request in time (remembered for a second). */
-  private pinging: Promise<boolean> | undefined;
-
+  /** Whether Kafka answers now: false within a second of the brokers going away (readiness
+   *  checks and ingest ask before they start). See KafkaReachability. */
   async ping(): Promise<boolean> {
-    if (Date.now() - this.lastAppendOk < 2000) return true;
-    if (Date.now() - this.lastPing.at < 1000) return this.lastPing.ok;
-    // Single flight: a hundred requests arriving at once share one metadata round trip.
-    this.pinging ??= this.pingOnce().finally(() => (this.pinging = undefined));
-    return this.pinging;
-  }
-
-  private async pingOnce(): Promise<boolean> {
-    let ok = false;
-    try {
-      const deadline = Date.now() + 900;
-      const admin = await withTimeout(this.admin(), 900);
-      await withTimeout(admin.describeCluster(), Math.max(1, deadline - Date.now()));
-      ok = true;
-    } catch (err) {
-      // A refused or broken connection may be cached in the admin client: make a fresh one next
-      // time. A mere timeout (a busy machine) leaves it to the calls still using it.
-      if (!(err instanceof KafkaUnavailable)) {
-        const admin = this.adminClient;
-        this.adminClient = undefined;
-        this.adminReady = undefined;
-        void admin?.disconnect().catch(() => undefined);
-      }
+    const ok = await this.reachability.check();
+    if (!ok && this.adminClient) {
+      // A refused or broken connection may be cached in the admin client: make a fresh one next time.
+      const admin = this.adminClient;
+      this.adminClient = undefined;
+      this.adminReady = undefined;
+      void admin.disconnect().catch(() => undefined);
     }
-    this.lastPing = { at: Date.now(), ok };
     return ok;
   }
 
@@ -270,7 +252,11 @@ export class EventLog {
     try {
       while (this.queue.length) {
         const batch = this.queue.splice(0, this.batchLength());
+        const epoch = this.reachability.now;
         try {
+          // Kafka was just found unreachable: say so now rather than after the producer's retries.
+          // Nothing was sent, so nothing can have been written.
+          if (this.reachability.knownDown) throw new KafkaUnavailable('Kafka cannot be reached');
           const producer = await withTimeout(this.readyProducer(), this.appendTimeoutMs);
           const byTopic = new Map<string, Pending[]>();
           for (const p of batch) {
@@ -278,14 +264,20 @@ export class EventLog {
             if (list) list.push(p);
             else byTopic.set(p.topic, [p]);
           }
+          // Kafka lost while the batch is in flight ends the wait like a timeout does (the producer
+          // is kept, so anything sent later queues behind this batch and order holds), and sooner.
+          const loss = this.reachability.watchForLoss();
           const metadata = await withTimeout(
-            producer.sendBatch({
-              acks: -1,
-              topicMessages: [...byTopic].map(([topic, ps]) => ({ topic, messages: ps.map((p) => p.message) })),
-            }),
+            Promise.race([
+              producer.sendBatch({
+                acks: -1,
+                topicMessages: [...byTopic].map(([topic, ps]) => ({ topic, messages: ps.map((p) => p.message) })),
+              }),
+              loss.lost,
+            ]),
             this.appendTimeoutMs,
-          );
-          this.lastAppendOk = Date.now();
+          ).finally(loss.done);
+          this.reachability.acknowledged(epoch);
           const base = new Map(metadata.map((m) => [`${m.topicName}/${m.partition}`, Number(m.baseOffset)]));
           const next = new Map<string, number>();
           for (const p of batch) {
@@ -298,11 +290,10 @@ export class EventLog {
           }
         } catch (err) {
           this.logger.warn({ err: String(err) }, 'append failed');
-          this.lastAppendOk = 0;
           if (!(err instanceof KafkaUnavailable)) {
             // A broken producer may be wedged on a dead connection: start afresh on the next
             // append. A timeout alone keeps it: its request may still complete, in order.
-            this.lastPing = { at: Date.now(), ok: false };
+            this.reachability.unreachable();
             const producer = this.producer;
             this.producer = undefined;
             this.producerReady = undefined;
@@ -444,7 +435,7 @@ export class EventLog {
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.consumers].map((c) => c.disconnect()));
-    await Promise.allSettled([this.producer?.disconnect(), this.adminClient?.disconnect()]);
+    await Promise.allSettled([this.producer?.disconnect(), this.adminClient?.disconnect(), this.reachability.close()]);
   }
 }
 
@@ -481,14 +472,4 @@ class Lane {
   async waitBelow(n: number): Promise<void> {
     while (this.depth >= n) await new Promise<void>((r) => this.waiters.push(r));
   }
-}
-
-export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new KafkaUnavailable(`Kafka did not answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => (clearTimeout(t), resolve(v)),
-      (e) => (clearTimeout(t), reject(e)),
-    );
-  });
 }
