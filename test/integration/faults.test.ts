@@ -200,3 +200,22 @@ describe('npm start when a process is killed', () => {
     expect(stack.running).toBe(true);
   }, 120_000);
 });
+
+describe('npm start stopped', () => {
+  // Last in this file: it ends the stack the tests above share.
+  it('SIGTERM (as Ctrl-C) ends every process it started, and the supervisor exits cleanly', async () => {
+    const pids = PROCESSES.map((n) => stack.pidOf(n)!);
+    expect(pids.every((pid) => alive(pid))).toBe(true);
+    expect(await stack.stop()).toBe(0);
+    expect(pids.filter((pid) => alive(pid))).toEqual([]);
+  }, 60_000);
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
