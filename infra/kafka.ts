@@ -90,6 +90,8 @@ export class EventLog {
   private readonly consumers = new Set<Consumer>();
   private queue: Pending[] = [];
   private flushing = false;
+  /** Settles when the producer's last send has (acknowledged or failed for good). */
+  private unsettled: Promise<void> = Promise.resolve();
   /** Whether Kafka answers: every connection of this log is watched, so a lost broker is known at once. */
   private readonly reachability: KafkaReachability;
 
@@ -198,6 +200,14 @@ export class EventLog {
     return ok;
   }
 
+  /** Drops a producer (if it is still the current one): the next append makes a new one. */
+  private discardProducer(producer: Producer): void {
+    if (this.producer !== producer) return;
+    this.producer = undefined;
+    this.producerReady = undefined;
+    void producer.disconnect().catch(() => undefined);
+  }
+
   private async readyProducer(): Promise<Producer> {
     if (!this.producerReady) {
       const producer = this.kafka.producer({
@@ -257,26 +267,43 @@ export class EventLog {
           // Kafka was just found unreachable: say so now rather than after the producer's retries.
           // Nothing was sent, so nothing can have been written.
           if (this.reachability.knownDown) throw new KafkaUnavailable('Kafka cannot be reached');
-          const producer = await withTimeout(this.readyProducer(), this.appendTimeoutMs);
           const byTopic = new Map<string, Pending[]>();
           for (const p of batch) {
             const list = byTopic.get(p.topic);
             if (list) list.push(p);
             else byTopic.set(p.topic, [p]);
           }
-          // Kafka lost while the batch is in flight ends the wait like a timeout does (the producer
-          // is kept, so anything sent later queues behind this batch and order holds), and sooner.
+          // Kafka lost (a refused or broken connection) ends the wait at once, like a timeout.
           const loss = this.reachability.watchForLoss();
-          const metadata = await withTimeout(
-            Promise.race([
-              producer.sendBatch({
-                acks: -1,
-                topicMessages: [...byTopic].map(([topic, ps]) => ({ topic, messages: ps.map((p) => p.message) })),
-              }),
-              loss.lost,
-            ]),
-            this.appendTimeoutMs,
-          ).finally(loss.done);
+          const deadline = Date.now() + this.appendTimeoutMs;
+          const until = <T>(p: Promise<T>) => withTimeout(Promise.race([p, loss.lost]), Math.max(1, deadline - Date.now()));
+          let metadata: Awaited<ReturnType<Producer['sendBatch']>>;
+          try {
+            // A batch whose callers were answered early (a timeout, Kafka lost) may still be
+            // retried by the producer: nothing more is sent until it settles, or this batch could
+            // land on the log before it.
+            await until(this.unsettled);
+            const producer = await until(this.readyProducer());
+            const send = producer.sendBatch({
+              acks: -1,
+              topicMessages: [...byTopic].map(([topic, ps]) => ({ topic, messages: ps.map((p) => p.message) })),
+            });
+            // A send that failed may still have been written (the connection broke after the
+            // broker took it), and kafkajs then hands its sequence numbers to the next batch: the
+            // broker would take that batch for a repeat, drop it and answer with the old offset.
+            // So a producer is never used again after a failed send; a new one has a new id.
+            const settled: Promise<void> = send.then(
+              () => undefined,
+              () => this.discardProducer(producer),
+            );
+            this.unsettled = settled;
+            void settled.then(() => {
+              if (this.unsettled === settled) this.unsettled = Promise.resolve();
+            });
+            metadata = await until(send);
+          } finally {
+            loss.done();
+          }
           this.reachability.acknowledged(epoch);
           const base = new Map(metadata.map((m) => [`${m.topicName}/${m.partition}`, Number(m.baseOffset)]));
           const next = new Map<string, number>();
@@ -290,15 +317,8 @@ export class EventLog {
           }
         } catch (err) {
           this.logger.warn({ err: String(err) }, 'append failed');
-          if (!(err instanceof KafkaUnavailable)) {
-            // A broken producer may be wedged on a dead connection: start afresh on the next
-            // append. A timeout alone keeps it: its request may still complete, in order.
-            this.reachability.unreachable();
-            const producer = this.producer;
-            this.producer = undefined;
-            this.producerReady = undefined;
-            void producer?.disconnect().catch(() => undefined);
-          }
+          // Kafka refused or failed the request itself (not a mere timeout): say so to ping().
+          if (!(err instanceof KafkaUnavailable)) this.reachability.unreachable();
           // Everything queued behind a failed batch fails with it: sending it now could put it on
           // the log ahead of the failed events, and callers rely on order per key.
           const behind = this.queue.splice(0);
