@@ -1,8 +1,9 @@
-// Whether Kafka answers, known within a second of it going away. Every broker connection of the
-// process is watched: one closing (a broker killed, restarted or cut off) voids what was known at
-// once, so the next question goes to a broker instead of trusting an answer from before. A probe
-// of its own, without retries, asks: a refused connection is an answer at once, silence one
-// after PROBE_TIMEOUT_MS. Any answer, like an acknowledged append, counts for FRESH_MS.
+// Whether Kafka answers. Every broker connection of the process is watched: one closing (a broker
+// killed, restarted or cut off) voids what was known at once, so the next question goes to a
+// broker instead of trusting an answer from before. A probe of its own, without retries, asks: a
+// refused connection is an answer at once, silence one after PROBE_TIMEOUT_MS. Any answer, like an
+// acknowledged append, counts for FRESH_MS. So a broker that goes away is known in well under a
+// second; one that merely falls silent, within FRESH_MS + PROBE_TIMEOUT_MS.
 import net from 'node:net';
 import tls from 'node:tls';
 import { Kafka, logLevel, type Admin, type ISocketFactory } from 'kafkajs';
