@@ -1,12 +1,14 @@
 // `npm start`: the whole system on this machine. Starts the local Kafka + Postgres unless
-// KAFKA_BROKERS / DATABASE_URL point elsewhere, then api, projector and fanout. Ctrl-C stops all.
-import { spawn, type ChildProcess } from 'node:child_process';
+// KAFKA_BROKERS / DATABASE_URL point elsewhere, then every castlog process under a supervisor
+// that restarts one that dies (with backoff) while the others go on. Ctrl-C (or SIGTERM) stops
+// all of them, and the Kafka started here.
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { launchStack } from '../infra/stack/launch.ts';
 import { loadConfig } from '../infra/config.ts';
 import { EventLog } from '../infra/kafka.ts';
 import { createLogger } from '../infra/logger.ts';
+import { Supervisor } from './supervisor.ts';
 
 const APPS = ['api', 'relay', 'projector', 'fanout', 'worker'] as const;
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -25,21 +27,24 @@ const log = new EventLog(config.kafkaBrokers, config.topicPrefix, createLogger('
 await log.ensureTopics();
 await log.close();
 
-const children: ChildProcess[] = APPS.map((name) =>
-  spawn(process.execPath, ['--import', 'tsx', `apps/${name}/main.ts`], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] }),
+const supervisor = new Supervisor(
+  APPS.map((name) => ({ name, command: process.execPath, args: ['--import', 'tsx', `apps/${name}/main.ts`] })),
+  { cwd: root, env },
 );
 let stopping = false;
 async function stop(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
-    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => (c.once('exit', r), c.kill('SIGTERM'))) : null)));
+    await supervisor.stop();
     await stack.stop();
   }
   process.exit(code);
 }
-for (const c of children) c.once('exit', (code) => void (stopping || (console.error(`a castlog process exited (${code}); stopping`), stop(1))));
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
+// The supervisor failing must not leave its processes running without it.
+process.on('uncaughtException', (err) => (console.error('castlog: supervisor failed:', err), void stop(1)));
+supervisor.start();
 
 console.log(`
 castlog is running
@@ -51,5 +56,5 @@ castlog is running
   kafka     ${stack.kafkaBrokers}
   postgres  ${stack.databaseUrl}
 Create a station key with: npx castlog stations add <name>
-Ctrl-C stops everything.
+A process that dies is started again; Ctrl-C stops everything.
 `);

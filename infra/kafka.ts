@@ -8,6 +8,9 @@ import { newMeta, toHeaders, fromHeaders, type EventMeta } from '../schemas/enve
 import { partitionFor } from '../schemas/partitioner.ts';
 import type { EventDataMap, EventType } from '../schemas/types.generated.ts';
 import type { Logger } from './logger.ts';
+import { KafkaReachability, KafkaUnavailable, withTimeout } from './kafka-reachability.ts';
+
+export { KafkaUnavailable, withTimeout };
 
 export interface Position {
   partition: number;
@@ -68,8 +71,6 @@ export interface ConsumeOptions {
   pipeline?: number;
 }
 
-export class KafkaUnavailable extends Error {}
-
 const MAX_REQUEST_BYTES = 512 * 1024;
 
 interface Pending {
@@ -89,6 +90,10 @@ export class EventLog {
   private readonly consumers = new Set<Consumer>();
   private queue: Pending[] = [];
   private flushing = false;
+  /** Settles when the producer's last send has (acknowledged or failed for good). */
+  private unsettled: Promise<void> = Promise.resolve();
+  /** Whether Kafka answers: every connection of this log is watched, so a lost broker is known at once. */
+  private readonly reachability: KafkaReachability;
 
   constructor(
     brokers: string[],
@@ -100,6 +105,7 @@ export class EventLog {
     private readonly appendTimeoutMs = 3000,
   ) {
     this.codec = codec ?? new AvroCodec();
+    this.reachability = new KafkaReachability(brokers);
     this.kafka = new Kafka({
       clientId: 'castlog',
       brokers,
@@ -107,6 +113,7 @@ export class EventLog {
       requestTimeout: 5000,
       retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 5 },
       logLevel: logLevel.NOTHING,
+      socketFactory: this.reachability.socketFactory,
     });
   }
 
@@ -171,8 +178,6 @@ export class EventLog {
       .sort((a, b) => a.partition - b.partition);
   }
 
-  private lastPing: { at: number; ok: boolean } = { at: 0, ok: false };
-
   /** Per partition, the first offset whose timestamp is at or after `time` (the end if none). */
   async offsetsAt(topic: TopicName, time: number): Promise<Map<number, number>> {
     const admin = await this.admin();
@@ -181,39 +186,26 @@ export class EventLog {
     return new Map(rows.map((r) => [r.partition, Number(r.offset) < 0 ? ends.find((e) => e.partition === r.partition)!.high : Number(r.offset)]));
   }
 
-  private lastAppendOk = 0;
-
-  /** True when Kafka acknowledged an append in the last two seconds, or a broker answers a
-   *  metadata request in time (remembered for a second). */
-  private pinging: Promise<boolean> | undefined;
-
+  /** Whether Kafka answers now: false within a second of the brokers going away (readiness
+   *  checks and ingest ask before they start). See KafkaReachability. */
   async ping(): Promise<boolean> {
-    if (Date.now() - this.lastAppendOk < 2000) return true;
-    if (Date.now() - this.lastPing.at < 1000) return this.lastPing.ok;
-    // Single flight: a hundred requests arriving at once share one metadata round trip.
-    this.pinging ??= this.pingOnce().finally(() => (this.pinging = undefined));
-    return this.pinging;
+    const ok = await this.reachability.check();
+    if (!ok && this.adminClient) {
+      // A refused or broken connection may be cached in the admin client: make a fresh one next time.
+      const admin = this.adminClient;
+      this.adminClient = undefined;
+      this.adminReady = undefined;
+      void admin.disconnect().catch(() => undefined);
+    }
+    return ok;
   }
 
-  private async pingOnce(): Promise<boolean> {
-    let ok = false;
-    try {
-      const deadline = Date.now() + 900;
-      const admin = await withTimeout(this.admin(), 900);
-      await withTimeout(admin.describeCluster(), Math.max(1, deadline - Date.now()));
-      ok = true;
-    } catch (err) {
-      // A refused or broken connection may be cached in the admin client: make a fresh one next
-      // time. A mere timeout (a busy machine) leaves it to the calls still using it.
-      if (!(err instanceof KafkaUnavailable)) {
-        const admin = this.adminClient;
-        this.adminClient = undefined;
-        this.adminReady = undefined;
-        void admin?.disconnect().catch(() => undefined);
-      }
-    }
-    this.lastPing = { at: Date.now(), ok };
-    return ok;
+  /** Drops a producer (if it is still the current one): the next append makes a new one. */
+  private discardProducer(producer: Producer): void {
+    if (this.producer !== producer) return;
+    this.producer = undefined;
+    this.producerReady = undefined;
+    void producer.disconnect().catch(() => undefined);
   }
 
   private async readyProducer(): Promise<Producer> {
@@ -270,22 +262,49 @@ export class EventLog {
     try {
       while (this.queue.length) {
         const batch = this.queue.splice(0, this.batchLength());
+        const epoch = this.reachability.now;
         try {
-          const producer = await withTimeout(this.readyProducer(), this.appendTimeoutMs);
+          // Kafka was just found unreachable: say so now rather than after the producer's retries.
+          // Nothing was sent, so nothing can have been written.
+          if (this.reachability.knownDown) throw new KafkaUnavailable('Kafka cannot be reached');
           const byTopic = new Map<string, Pending[]>();
           for (const p of batch) {
             const list = byTopic.get(p.topic);
             if (list) list.push(p);
             else byTopic.set(p.topic, [p]);
           }
-          const metadata = await withTimeout(
-            producer.sendBatch({
+          // Kafka lost (a refused or broken connection) ends the wait at once, like a timeout.
+          const loss = this.reachability.watchForLoss();
+          const deadline = Date.now() + this.appendTimeoutMs;
+          const until = <T>(p: Promise<T>) => withTimeout(Promise.race([p, loss.lost]), Math.max(1, deadline - Date.now()));
+          let metadata: Awaited<ReturnType<Producer['sendBatch']>>;
+          try {
+            // A batch whose callers were answered early (a timeout, Kafka lost) may still be
+            // retried by the producer: nothing more is sent until it settles, or this batch could
+            // land on the log before it.
+            await until(this.unsettled);
+            const producer = await until(this.readyProducer());
+            const send = producer.sendBatch({
               acks: -1,
               topicMessages: [...byTopic].map(([topic, ps]) => ({ topic, messages: ps.map((p) => p.message) })),
-            }),
-            this.appendTimeoutMs,
-          );
-          this.lastAppendOk = Date.now();
+            });
+            // A send that failed may still have been written (the connection broke after the
+            // broker took it), and kafkajs then hands its sequence numbers to the next batch: the
+            // broker would take that batch for a repeat, drop it and answer with the old offset.
+            // So a producer is never used again after a failed send; a new one has a new id.
+            const settled: Promise<void> = send.then(
+              () => undefined,
+              () => this.discardProducer(producer),
+            );
+            this.unsettled = settled;
+            void settled.then(() => {
+              if (this.unsettled === settled) this.unsettled = Promise.resolve();
+            });
+            metadata = await until(send);
+          } finally {
+            loss.done();
+          }
+          this.reachability.acknowledged(epoch);
           const base = new Map(metadata.map((m) => [`${m.topicName}/${m.partition}`, Number(m.baseOffset)]));
           const next = new Map<string, number>();
           for (const p of batch) {
@@ -298,16 +317,8 @@ export class EventLog {
           }
         } catch (err) {
           this.logger.warn({ err: String(err) }, 'append failed');
-          this.lastAppendOk = 0;
-          if (!(err instanceof KafkaUnavailable)) {
-            // A broken producer may be wedged on a dead connection: start afresh on the next
-            // append. A timeout alone keeps it: its request may still complete, in order.
-            this.lastPing = { at: Date.now(), ok: false };
-            const producer = this.producer;
-            this.producer = undefined;
-            this.producerReady = undefined;
-            void producer?.disconnect().catch(() => undefined);
-          }
+          // Kafka refused or failed the request itself (not a mere timeout): say so to ping().
+          if (!(err instanceof KafkaUnavailable)) this.reachability.unreachable();
           // Everything queued behind a failed batch fails with it: sending it now could put it on
           // the log ahead of the failed events, and callers rely on order per key.
           const behind = this.queue.splice(0);
@@ -444,7 +455,7 @@ export class EventLog {
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.consumers].map((c) => c.disconnect()));
-    await Promise.allSettled([this.producer?.disconnect(), this.adminClient?.disconnect()]);
+    await Promise.allSettled([this.producer?.disconnect(), this.adminClient?.disconnect(), this.reachability.close()]);
   }
 }
 
@@ -481,14 +492,4 @@ class Lane {
   async waitBelow(n: number): Promise<void> {
     while (this.depth >= n) await new Promise<void>((r) => this.waiters.push(r));
   }
-}
-
-export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new KafkaUnavailable(`Kafka did not answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => (clearTimeout(t), resolve(v)),
-      (e) => (clearTimeout(t), reject(e)),
-    );
-  });
 }

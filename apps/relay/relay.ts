@@ -33,8 +33,13 @@ export class Relay {
     return this.checkpoint;
   }
 
-  /** Publishes the next batch; returns how many events it published. */
-  async step(): Promise<number> {
+  /**
+   * Publishes the next batch; returns how many events it published. `stillHeld` says whether this
+   * copy still holds the relay lock: once it does not, nothing more is published and the
+   * checkpoint is left to the copy that does (what was sent meanwhile is a repeat at worst).
+   */
+  async step(stillHeld: () => boolean = () => true): Promise<number> {
+    if (!stillHeld()) return 0;
     const { txId, position } = this.checkpoint;
     const { rows } = await sql<Row>`
       SELECT position, tx_id::text AS tx_id, type, key, data, meta FROM events
@@ -42,8 +47,9 @@ export class Relay {
         AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
       ORDER BY tx_id, position
       LIMIT ${this.batch}`.execute(this.db);
-    if (!rows.length) return 0;
+    if (!rows.length || !stillHeld()) return 0;
     await this.log.appendEncodedAll(rows.map((r) => ({ type: r.type as EventType, key: r.key, value: r.data, meta: r.meta })));
+    if (!stillHeld()) return rows.length;
     const last = rows.at(-1)!;
     this.checkpoint = { txId: last.tx_id, position: Number(last.position) };
     await this.db

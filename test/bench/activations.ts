@@ -2,18 +2,23 @@
 // them (each request activates a stream for a random user, or deactivates one of theirs when they
 // already watch their limit), through the real api with the relay and projector running.
 // Baseline in the same run: the same open-loop rate against GET /healthz on the same api (the
-// HTTP floor), so the ratio shows what deciding and appending adds.
+// HTTP floor), so the ratio shows what deciding and appending adds. Requests go over a bounded
+// pool of connections (BENCH_ACTIVATION_CONNECTIONS); a request the network fails is counted
+// under "network error", never the end of the run.
 import { System, waitFor } from '../support/system.ts';
-import { histogram, knob, latency, now, sleep, startApp, type Latency } from './common.ts';
+import { PooledHttp, histogram, knob, latency, now, sleep, startApp, type Latency } from './common.ts';
 import { dropSystem } from './ingest.ts';
 
 export interface ActivationsResult {
   users: number;
   rate: number;
+  connections: number;
   seconds: number;
   requests: number;
   achievedPerSec: number;
   statuses: Record<string, number>;
+  /** The first network error, when any request had one. */
+  networkError?: string;
   activate: Latency;
   all: Latency;
   healthFloor: Latency;
@@ -21,6 +26,7 @@ export interface ActivationsResult {
   targetP99Ms: number;
 }
 
+/** Sends `fire` at a fixed rate whatever the answers take; `fire` must not reject. */
 async function openLoop(rate: number, seconds: number, fire: () => Promise<void>): Promise<number> {
   const total = Math.round(rate * seconds);
   const t0 = now();
@@ -39,11 +45,21 @@ export async function activationsBench(log: (s: string) => void): Promise<Activa
   const users = knob('ACTIVATION_USERS', 1000, 200);
   const rate = knob('ACTIVATION_RATE', 500);
   const seconds = knob('ACTIVATION_SECONDS', 20, 5);
+  const connections = knob('ACTIVATION_CONNECTIONS', 128);
   const sys = await System.create({ STREAM_LIMIT: '3' });
+  const http = new PooledHttp(sys.api, connections);
   try {
     await Promise.all([startApp(sys, 'api'), startApp(sys, 'relay'), startApp(sys, 'projector')]);
     log(`activations: issuing ${users} user ids and ${users * 2} stream ids`);
-    const issue = async (path: string, field: string) => ((await (await fetch(sys.api + path)).json()) as Record<string, string>)[field]!;
+    // An id the api could not issue at once (a 503 while it warms up) is asked for again.
+    const issue = async (path: string, field: string): Promise<string> => {
+      for (let attempt = 1; ; attempt++) {
+        const r = await http.request('GET', path).catch((err: unknown) => ({ status: 0, body: String(err) }));
+        if (r.status === 200) return (JSON.parse(r.body) as Record<string, string>)[field]!;
+        if (attempt >= 20) throw new Error(`GET ${path}: ${r.status} ${r.body}`);
+        await sleep(100 * attempt);
+      }
+    };
     const userIds: string[] = [];
     const streamIds: string[] = [];
     for (let i = 0; i < users; i += 50) {
@@ -52,6 +68,7 @@ export async function activationsBench(log: (s: string) => void): Promise<Activa
     }
     const active = new Map<string, string[]>(userIds.map((u) => [u, []]));
     const statuses: Record<string, number> = {};
+    let networkError: string | undefined;
     const hActivate = histogram();
     const hAll = histogram();
     const fire = async () => {
@@ -60,36 +77,49 @@ export async function activationsBench(log: (s: string) => void): Promise<Activa
       const deactivate = mine.length >= 3;
       const stream = deactivate ? mine.shift()! : streamIds[Math.floor(Math.random() * streamIds.length)]!;
       const t = now();
-      const r = await fetch(`${sys.api}/streams/${stream}/${deactivate ? 'deactivate' : 'activate'}`, { method: 'PATCH', headers: { 'x-userid': user } });
-      await r.arrayBuffer();
+      let status: number | 'network error';
+      try {
+        status = (await http.request('PATCH', `/streams/${stream}/${deactivate ? 'deactivate' : 'activate'}`, { 'x-userid': user })).status;
+      } catch (err) {
+        status = 'network error';
+        networkError ??= String(err);
+        if (deactivate) mine.unshift(stream); // not deactivated, as far as we know
+      }
       const us = Math.round((now() - t) * 1000);
       hAll.recordValue(us);
       if (!deactivate) {
         hActivate.recordValue(us);
-        if (r.status === 200 && !mine.includes(stream)) mine.push(stream);
+        if (status === 200 && !mine.includes(stream)) mine.push(stream);
       }
-      statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+      statuses[status] = (statuses[status] ?? 0) + 1;
+    };
+    const health = async (h?: ReturnType<typeof histogram>) => {
+      const t = now();
+      try {
+        await http.request('GET', '/healthz');
+      } catch (err) {
+        networkError ??= String(err);
+        statuses['healthz network error'] = (statuses['healthz network error'] ?? 0) + 1;
+      }
+      h?.recordValue(Math.round((now() - t) * 1000));
     };
     // A short warm-up, not measured.
-    await openLoop(rate, 2, async () => void (await (await fetch(`${sys.api}/healthz`)).arrayBuffer()));
+    await openLoop(rate, 2, () => health());
     log(`activations: ${rate}/s for ${seconds}s over ${users} users`);
     const took = await openLoop(rate, seconds, fire);
     log('activations: HTTP floor (GET /healthz) at the same rate');
     const hFloor = histogram();
-    await openLoop(rate, Math.min(seconds, 10), async () => {
-      const t = now();
-      await (await fetch(`${sys.api}/healthz`)).arrayBuffer();
-      hFloor.recordValue(Math.round((now() - t) * 1000));
-    });
+    await openLoop(rate, Math.min(seconds, 10), () => health(hFloor));
     // Every decision reached Kafka through the relay.
     await waitFor('relay', async () => (await sys.log.offsets('streams')).reduce((n, o) => n + o.high, 0) > 0, 30_000);
     const all = latency(hAll);
     const floor = latency(hFloor);
     return {
-      users, rate, seconds,
+      users, rate, connections, seconds,
       requests: hAll.totalCount,
       achievedPerSec: Math.round(hAll.totalCount / took),
       statuses,
+      ...(networkError ? { networkError } : {}),
       activate: latency(hActivate),
       all,
       healthFloor: floor,
@@ -97,6 +127,7 @@ export async function activationsBench(log: (s: string) => void): Promise<Activa
       targetP99Ms: 10,
     };
   } finally {
+    http.close();
     await sys.stop();
     await dropSystem(sys);
   }

@@ -127,10 +127,45 @@ export async function stopChild(child: ChildProcess | undefined, graceMs = 3000)
 }
 
 /**
+ * An HTTP/1.1 client with a bounded pool of keep-alive connections, as a load balancer keeps to
+ * its upstream. An open-loop load must not open one connection per outstanding request (what
+ * fetch's default agent does): once the server falls behind, thousands of connections overflow
+ * its accept queue and the kernel resets them. With a pool, the excess waits here, and that wait
+ * counts in the latency measured by the caller.
+ */
+export class PooledHttp {
+  private readonly agent: http.Agent;
+
+  constructor(private readonly base: string, connections: number) {
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
+  }
+
+  /** Sends a request without a body and reads the whole answer. Rejects only on a network error. */
+  request(method: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(`${this.base}${path}`, { method, headers, agent: this.agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/**
  * sys.start(app), or with BENCH_PROF set the same process under `node --cpu-prof` (profiles land
  * in .castlog/prof when it stops); registered in sys.procs either way, so sys.stop() ends it.
  */
 export async function startApp(sys: System, app: AppName): Promise<void> {
+  // Whatever a scenario starts, an interrupted or crashed bench ends.
+  trackSystem(sys);
   if (!process.env.BENCH_PROF) return sys.start(app);
   const lines: string[] = [];
   sys.output.set(app, lines);

@@ -97,7 +97,7 @@ export function report(r: Results): string {
       `p99 <= ${ac.targetP99Ms}: ${verdict(ac.activate.p99 <= ac.targetP99Ms)}`,
     ]);
     rows.push(['', 'decisions/s achieved (activate + deactivate)', fmt(ac.achievedPerSec), '', '', '']);
-    notes.push(`stream limits: ${fmt(ac.requests)} decisions over ${ac.seconds} s; statuses ${Object.entries(ac.statuses).map(([k, v]) => `${k}: ${v}`).join(', ')}; all decisions p50 / p99 / max ${ms(ac.all)} ms`);
+    notes.push(`stream limits: ${fmt(ac.requests)} decisions over ${ac.seconds} s on ${fmt(ac.connections)} connections; statuses ${Object.entries(ac.statuses).map(([k, v]) => `${k}: ${v}`).join(', ')}; all decisions p50 / p99 / max ${ms(ac.all)} ms${ac.networkError ? `; first network error: ${ac.networkError}` : ''}`);
   }
   if (r.uploads) {
     rows.push(...uploadsRows(r.uploads));

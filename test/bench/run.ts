@@ -50,6 +50,14 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.exit(130);
   });
 }
+// A crash must not leave an api, relay or projector running with no parent.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (err) => {
+    console.error(`bench: ${event}, ending the processes it started:`, err);
+    killEverythingStarted();
+    process.exit(1);
+  });
+}
 
 const only = new Set((process.env.BENCH_ONLY ?? 'ingest,e2e,fanout,projection,rebuild,activations,search,uploads').split(',').map((s) => s.trim()).filter(Boolean));
 const started = Date.now();
@@ -102,6 +110,8 @@ try {
   await scenario('search', () => searchBench(log));
   await scenario('uploads', () => uploadsBench(log));
 } finally {
+  // Each scenario stops its own processes; this catches any a failure left behind.
+  killEverythingStarted();
   await stack.stop();
 }
 results.durationSeconds = Math.round((Date.now() - started) / 1000);

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { ensureDatabase } from '../../infra/stack/postgres-local.ts';
 import { createDb, type Db } from '../../infra/db.ts';
-import { EventLog } from '../../infra/kafka.ts';
+import { EventLog, type LogRecord } from '../../infra/kafka.ts';
+import type { TopicName } from '../../schemas/catalog.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { addStation } from '../../infra/stations.ts';
 import { migrate } from '../../projections/migrate.ts';
@@ -72,15 +73,18 @@ export class System {
     };
   }
 
-  static async create(extraEnv: NodeJS.ProcessEnv = {}): Promise<System> {
+  /** A new database and topic prefix. `opts.kafkaBrokers` points the processes and the test's own
+   *  log at another Kafka (a private broker a test may kill); by default, the shared one. */
+  static async create(extraEnv: NodeJS.ProcessEnv = {}, opts: { kafkaBrokers?: string } = {}): Promise<System> {
     const name = `t_${randomBytes(5).toString('hex')}`;
-    const sys = new System(name, await freePort(), await freePort(), await freePort(), extraEnv);
+    const brokers = opts.kafkaBrokers ?? process.env.KAFKA_BROKERS ?? '127.0.0.1:19092';
+    const sys = new System(name, await freePort(), await freePort(), await freePort(), { ...extraEnv, ...(opts.kafkaBrokers ? { KAFKA_BROKERS: brokers } : {}) });
     sys.relayPort = await freePort();
     sys.env.RELAY_PORT = String(sys.relayPort);
     await ensureDatabase(sys.env.DATABASE_URL!);
     sys.db = createDb(sys.env.DATABASE_URL!, 4);
     await migrate(sys.db);
-    sys.log = new EventLog((process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','), sys.env.TOPIC_PREFIX!, createLogger('test', 'silent'));
+    sys.log = new EventLog(brokers.split(','), sys.env.TOPIC_PREFIX!, createLogger('test', 'silent'));
     await sys.log.ensureTopics();
     return sys;
   }
@@ -174,6 +178,31 @@ export class System {
     await this.log?.close();
     await this.db?.destroy();
   }
+}
+
+/** The value of a Prometheus metric (summed over its labels) on a process's /metrics page. */
+export async function metricValue(port: number, name: string): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let sum: number | undefined;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) sum = (sum ?? 0) + Number(m[1]);
+  return sum;
+}
+
+/** The HTTP status of a process's /readyz, or 0 when it does not answer. */
+export async function readyz(port: number): Promise<number> {
+  return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status ?? 0;
+}
+
+/** Reads a topic from its first offset, collecting every record until stop(): what reached Kafka. */
+export async function readTopic(log: EventLog, topic: TopicName): Promise<{ records: LogRecord[]; stop: () => Promise<void> }> {
+  const records: LogRecord[] = [];
+  const consumer = await log.consume({
+    groupId: EventLog.privateGroup(`read-${topic}`),
+    topics: [topic],
+    startAt: async () => 0,
+    onBatch: async (b) => void records.push(...b.records),
+  });
+  return { records, stop: () => consumer.stop() };
 }
 
 /** A WebSocket client of /v1/live that records every message. */

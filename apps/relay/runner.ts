@@ -1,0 +1,124 @@
+// Runs the relay for as long as the process lives: take the lock (or wait as a standby), publish
+// while it is held, and when it is lost stop publishing at once and go back to taking it. A
+// Postgres restart is an interruption, not the end of the process. Another copy may win the lock
+// meanwhile: events are published at least once, and consumers drop repeats by (stream, version).
+import type { Db } from '../../infra/db.ts';
+import type { EventLog } from '../../infra/kafka.ts';
+import type { Logger } from '../../infra/logger.ts';
+import { tryRelayLock, type HeldLock } from './lock.ts';
+import { Relay } from './relay.ts';
+
+export interface RelayRunnerOptions {
+  databaseUrl: string;
+  db: Db;
+  log: EventLog;
+  logger: Logger;
+  /** Called with the number of events each step published. */
+  onPublished?: (n: number) => void;
+  /** Called when this copy becomes the active one, and when it stops being it. */
+  onActive?: (active: boolean) => void;
+  /** How long to wait between attempts at the lock (standby, or Postgres away). */
+  retryMs?: number;
+  /** How long to wait for a notification before looking for new events anyway. */
+  pollMs?: number;
+}
+
+export class RelayRunner {
+  private stopping = false;
+  private wake: (() => void) | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly opts: RelayRunnerOptions) {}
+
+  /** Starts the loop; resolves once stop() has ended it. */
+  run(): Promise<void> {
+    return (this.running ??= this.loop());
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    const { logger } = this.opts;
+    while (!this.stopping) {
+      const lock = await this.takeLock();
+      if (!lock) break;
+      try {
+        await this.publishWhileHeld(lock);
+      } finally {
+        await lock.release();
+      }
+      if (!this.stopping) logger.warn('lost the relay lock connection; stopped publishing, taking the lock again');
+    }
+  }
+
+  /** Waits until this copy holds the lock; undefined when stopping first. */
+  private async takeLock(): Promise<HeldLock | undefined> {
+    const { logger, databaseUrl } = this.opts;
+    let said: 'standby' | 'unavailable' | undefined;
+    while (!this.stopping) {
+      try {
+        const lock = await tryRelayLock(databaseUrl, () => this.wake?.());
+        if (lock) return lock;
+        if (said !== 'standby') logger.info('relay standby: another copy holds the lock');
+        said = 'standby';
+      } catch (err) {
+        if (said !== 'unavailable') logger.warn({ err: String(err) }, 'relay lock: database unavailable; retrying');
+        said = 'unavailable';
+      }
+      await this.pause(this.opts.retryMs ?? 1000);
+    }
+    return undefined;
+  }
+
+  private async publishWhileHeld(lock: HeldLock): Promise<void> {
+    const { db, log, logger } = this.opts;
+    let held = true;
+    void lock.lost.then(() => {
+      held = false;
+      this.wake?.();
+    });
+    const stillHeld = () => held && !this.stopping;
+    const relay = new Relay(db, log, logger);
+    // The checkpoint is read afresh each time the lock is taken: another copy may have moved it.
+    while (stillHeld()) {
+      try {
+        await relay.loadCheckpoint();
+        break;
+      } catch (err) {
+        logger.warn({ err: String(err) }, 'load checkpoint failed; retrying');
+        await this.pause(500);
+      }
+    }
+    if (!stillHeld()) return;
+    logger.info('relay active');
+    this.opts.onActive?.(true);
+    try {
+      while (stillHeld()) {
+        try {
+          const n = await relay.step(stillHeld);
+          this.opts.onPublished?.(n);
+          if (n > 0) continue;
+        } catch (err) {
+          logger.warn({ err: String(err) }, 'relay step failed; retrying');
+          await this.pause(500);
+          continue;
+        }
+        await this.pause(this.opts.pollMs ?? 250);
+      }
+    } finally {
+      this.opts.onActive?.(false);
+    }
+  }
+
+  /** Sleeps, or less when woken (a notification, the lock lost, stop()). */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(() => (this.wake = undefined, resolve()), ms);
+      this.wake = () => (clearTimeout(t), (this.wake = undefined), resolve());
+    });
+  }
+}

@@ -1,0 +1,156 @@
+// Whether Kafka answers. Every broker connection of the process is watched: one closing (a broker
+// killed, restarted or cut off) voids what was known at once, so the next question goes to a
+// broker instead of trusting an answer from before. A probe of its own, without retries, asks: a
+// refused connection is an answer at once, silence one after PROBE_TIMEOUT_MS. Any answer, like an
+// acknowledged append, counts for FRESH_MS. So a broker that goes away is known in well under a
+// second; one that merely falls silent, within FRESH_MS + PROBE_TIMEOUT_MS.
+import net from 'node:net';
+import tls from 'node:tls';
+import { Kafka, logLevel, type Admin, type ISocketFactory } from 'kafkajs';
+
+export class KafkaUnavailable extends Error {}
+
+/** How long an answer (a probe's, or an acknowledged append) stands for the present. */
+const FRESH_MS = 500;
+/** A probe that gets no answer in this time counts as Kafka unreachable. */
+const PROBE_TIMEOUT_MS = 900;
+
+export class KafkaReachability {
+  /** Bumped whenever a broker connection closes: answers from an older epoch are not kept. */
+  private epoch = 0;
+  private known: { ok: boolean; until: number } = { ok: false, until: 0 };
+  private probing: Promise<boolean> | undefined;
+  /** Requests in flight that want to hear at once when Kafka is found unreachable. */
+  private readonly lossWatchers = new Set<(e: KafkaUnavailable) => void>();
+  private readonly probeClient: Kafka;
+  private probeAdmin: Promise<Admin> | undefined;
+
+  constructor(brokers: string[]) {
+    this.probeClient = new Kafka({
+      clientId: 'castlog-probe',
+      brokers,
+      // Longer than PROBE_TIMEOUT_MS, so an error from the client is a refusal or a broken
+      // connection, and silence is told by our own timeout below.
+      connectionTimeout: 3 * PROBE_TIMEOUT_MS,
+      requestTimeout: 3 * PROBE_TIMEOUT_MS,
+      retry: { retries: 0 },
+      logLevel: logLevel.NOTHING,
+      socketFactory: this.socketFactory,
+    });
+  }
+
+  /** kafkajs's socket factory, plus a watch on each connection. Give it to every client. */
+  readonly socketFactory: ISocketFactory = ({ host, port, ssl, onConnect }) => {
+    const socket = ssl
+      ? tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }), ...(typeof ssl === 'object' ? ssl : {}) }, onConnect)
+      : net.connect({ host, port }, onConnect);
+    socket.setKeepAlive(true, 60_000);
+    // A close we asked for (a client stopping) also lands here: that costs one probe, no more.
+    socket.once('close', () => this.connectionClosed());
+    return socket;
+  };
+
+  /** The current epoch, to hand back to acknowledged(). */
+  get now(): number {
+    return this.epoch;
+  }
+
+  private connectionClosed(): void {
+    this.epoch++;
+    if (this.known.ok) this.known = { ok: false, until: 0 };
+    // Someone is waiting on Kafka: find out now whether it is gone, not when their time runs out.
+    if (this.lossWatchers.size) void this.check();
+  }
+
+  /**
+   * `lost` rejects with KafkaUnavailable as soon as Kafka is found unreachable, until done() is
+   * called: a request in flight races it so its caller hears in a second, not after retries.
+   */
+  watchForLoss(): { lost: Promise<never>; done: () => void } {
+    let watcher!: (e: KafkaUnavailable) => void;
+    const lost = new Promise<never>((_, reject) => (watcher = reject));
+    lost.catch(() => undefined);
+    this.lossWatchers.add(watcher);
+    return { lost, done: () => this.lossWatchers.delete(watcher) };
+  }
+
+  /** Records an answer. Requests in flight are told only of a sure loss (a refused or broken
+   *  connection): a probe merely slow on a busy machine must not fail appends that will succeed. */
+  private found(ok: boolean, sure = !ok): void {
+    this.known = { ok, until: Date.now() + FRESH_MS };
+    if (sure) for (const w of this.lossWatchers) w(new KafkaUnavailable('Kafka cannot be reached'));
+  }
+
+  /** Kafka acknowledged a request sent at `epoch`: it answers, unless a connection closed since. */
+  acknowledged(epoch: number): void {
+    if (epoch === this.epoch) this.known = { ok: true, until: Date.now() + FRESH_MS };
+  }
+
+  /** A request failed in a way that says Kafka cannot be reached (not a mere timeout). */
+  unreachable(): void {
+    this.found(false);
+  }
+
+  /** True when Kafka was found unreachable in the last FRESH_MS. */
+  get knownDown(): boolean {
+    return !this.known.ok && Date.now() < this.known.until;
+  }
+
+  /** Whether Kafka answers now; many callers at once share one probe. */
+  async check(): Promise<boolean> {
+    if (Date.now() < this.known.until) return this.known.ok;
+    this.probing ??= this.probe().finally(() => (this.probing = undefined));
+    return this.probing;
+  }
+
+  private async probe(): Promise<boolean> {
+    const epoch = this.epoch;
+    let ok = false;
+    let slow = false;
+    try {
+      const deadline = Date.now() + PROBE_TIMEOUT_MS;
+      const admin = await withTimeout(this.connectedProbe(), PROBE_TIMEOUT_MS);
+      await withTimeout(admin.describeCluster(), Math.max(1, deadline - Date.now()));
+      ok = true;
+    } catch (err) {
+      slow = err instanceof KafkaUnavailable;
+      if (!slow) {
+        // Start from a fresh connection next time: a broken one may be cached in the client. A
+        // slow answer leaves it: the request may still complete.
+        const admin = this.probeAdmin;
+        this.probeAdmin = undefined;
+        void admin?.then((a) => a.disconnect()).catch(() => undefined);
+      }
+    }
+    // An answer that raced a closing connection is returned but not kept: the next asks again.
+    if (!ok || epoch === this.epoch) this.found(ok, !ok && !slow);
+    return ok;
+  }
+
+  private connectedProbe(): Promise<Admin> {
+    if (!this.probeAdmin) {
+      const admin = this.probeClient.admin({ retry: { retries: 0 } });
+      const ready = admin.connect().then(() => admin);
+      ready.catch(() => {
+        if (this.probeAdmin === ready) this.probeAdmin = undefined;
+      });
+      this.probeAdmin = ready;
+    }
+    return this.probeAdmin;
+  }
+
+  async close(): Promise<void> {
+    await this.probeAdmin?.then((a) => a.disconnect()).catch(() => undefined);
+    this.probeAdmin = undefined;
+  }
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new KafkaUnavailable(`Kafka did not answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e) => (clearTimeout(t), reject(e)),
+    );
+  });
+}
