@@ -27,6 +27,8 @@ export interface UploadRequest {
   userId: string;
   /** Upload-Checksum of this request, if it sent one. */
   checksum?: { algorithm: 'sha1' | 'sha256'; digest: Buffer };
+  /** The upload this request created (creation, creation-with-upload). */
+  created?: string;
 }
 
 /** A tus error: status and body, as @tus/server expects them thrown. */
@@ -115,6 +117,7 @@ export class UploadStore extends DataStore {
       type: 'Create', uploadId: file.id, userId, filename, filetype, length: file.size ?? -1, maxBytes: this.deps.config.uploadMaxBytes, now: Date.now(),
     }));
     file.creation_date = new Date(events[0]!.data.at).toISOString();
+    this.caller().created = file.id;
     return file;
   }
 
@@ -168,6 +171,14 @@ export class UploadStore extends DataStore {
         if (state) await blobs.truncate(path, state.offset);
       }
     }
+  }
+
+  /**
+   * An upload created by a request that then failed (creation-with-upload whose body ran past
+   * Upload-Length, say): terminated at once, so nothing of it remains to resume or find.
+   */
+  async discard(id: string): Promise<void> {
+    await this.remove(id).catch((err) => this.deps.logger.warn({ err, uploadId: id }, 'could not discard a failed creation'));
   }
 
   override async remove(id: string): Promise<void> {

@@ -137,6 +137,9 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
       const request = new NodeRequest({ req: req.raw, res: reply.raw });
       let response = await context.run(ctx, () => tus.handleWeb(request));
       req.raw.setTimeout(0); // the body is read: the idle rule for it ends
+      // A creation whose body then failed (longer than Upload-Length without saying so up front)
+      // leaves nothing behind; a rejected upload (422) stays, with its reason.
+      if (ctx.created && response.status >= 400 && response.status !== 422) await context.run(ctx, () => store.discard(ctx.created!));
       if (req.method === 'OPTIONS') response.headers.set('Tus-Checksum-Algorithm', Object.keys(CHECKSUMS).join(','));
       if (response.status >= 400) {
         const body = jsonError(response.status, await response.text());

@@ -152,3 +152,26 @@ describe('overload is not an outage', () => {
     }
   }, 120_000);
 });
+
+describe('creation-with-upload that runs past Upload-Length without saying so up front', () => {
+  it('is 413, and the upload it created is terminated at once: nothing to resume, no bytes', async () => {
+    const uploads = async () => {
+      const rows = await sys.db.selectFrom('events').select(['stream', 'type']).where('stream', 'like', 'upload-%').execute();
+      const byStream = new Map<string, string[]>();
+      for (const e of rows) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e.type]);
+      return byStream;
+    };
+    const before = await uploads();
+    const socket = net.connect(sys.apiPort, '127.0.0.1');
+    let text = '';
+    socket.on('data', (d) => (text += d));
+    socket.on('error', () => undefined);
+    socket.write(`POST /v1/uploads/ HTTP/1.1\r\nhost: x\r\ntus-resumable: 1.0.0\r\nx-userid: ${user}\r\nupload-length: 4\r\ncontent-type: application/offset+octet-stream\r\ntransfer-encoding: chunked\r\n\r\n14\r\nmore than four bytes\r\n0\r\n\r\n`);
+    await waitFor('an answer', () => text.includes('\r\n\r\n'));
+    socket.destroy();
+    expect(text).toMatch(/^HTTP\/1.1 413/);
+    const fresh = [...(await uploads())].filter(([stream]) => !before.has(stream));
+    expect(fresh).toHaveLength(1);
+    for (const [, types] of fresh) expect(types).toContain('UploadTerminated');
+  });
+});
