@@ -1,7 +1,7 @@
 // What every app starts with: config, JSON logger, Postgres (migrated), the event log, metrics.
 import { loadConfig, type Config } from '../infra/config.ts';
 import { createDb, type Db } from '../infra/db.ts';
-import { EventLog } from '../infra/kafka.ts';
+import { EventLog } from '../infra/kafka/index.ts';
 import { createLogger, type Logger } from '../infra/logger.ts';
 import { createRegistry, type Registry } from '../infra/metrics.ts';
 import { migrate } from '../projections/migrate.ts';

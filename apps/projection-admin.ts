@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../infra/db.ts';
-import { EventLog } from '../infra/kafka.ts';
+import { EventLog } from '../infra/kafka/index.ts';
 import { PROJECTIONS } from '../projections/catalog.ts';
 import { schemaOf, startRebuild, versions } from '../projections/versions.ts';
 import type { CaptionFragmentReceived } from '../schemas/types.generated.ts';

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { launchStack } from '../infra/stack/launch.ts';
 import { loadConfig } from '../infra/config.ts';
-import { EventLog } from '../infra/kafka.ts';
+import { EventLog } from '../infra/kafka/index.ts';
 import { createLogger } from '../infra/logger.ts';
 import { Supervisor } from './supervisor.ts';
 

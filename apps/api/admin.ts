@@ -7,7 +7,7 @@ import type { Config } from '../../infra/config.ts';
 import type { Db } from '../../infra/db.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
-import type { EventLog } from '../../infra/kafka.ts';
+import type { EventLog } from '../../infra/kafka/index.ts';
 import { RebuildError } from '../../projections/versions.ts';
 import { projectionStatus, rebuild, UnknownProjection, verifyCaptions } from '../projection-admin.ts';
 import { badRequest, HttpError } from './errors.ts';

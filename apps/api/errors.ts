@@ -8,7 +8,7 @@ import { CallerRefused } from '../../infra/caller.ts';
 import { isStatementTimeout, isUnreachable } from '../../infra/db.ts';
 import { EventStoreUnavailable } from '../../infra/eventstore/port.ts';
 import { Overloaded } from '../../infra/gate.ts';
-import { KafkaUnavailable } from '../../infra/kafka.ts';
+import { KafkaUnavailable } from '../../infra/kafka/index.ts';
 
 export class HttpError extends Error {
   constructor(

@@ -12,7 +12,7 @@ import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { checkFragment, parseFragmentLine, type Fragment } from '../../domain/captions/fragment.ts';
 import { formatPosition } from '../../domain/position.ts';
 import type { Config } from '../../infra/config.ts';
-import { KafkaUnavailable, type EventLog } from '../../infra/kafka.ts';
+import { KafkaUnavailable, type EventLog } from '../../infra/kafka/index.ts';
 import { LATENCY_BUCKETS, prom, type Registry } from '../../infra/metrics.ts';
 import type { StationKeys } from '../../infra/stations.ts';
 import { AckStream } from './ack-stream.ts';

@@ -7,7 +7,7 @@ import { BlobStore } from '../../infra/blobs/blob-store.ts';
 import { userTokensOf, type Config } from '../../infra/config.ts';
 import type { Db } from '../../infra/db.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
-import type { EventLog } from '../../infra/kafka.ts';
+import type { EventLog } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import type { Registry } from '../../infra/metrics.ts';
 import type { StationKeys } from '../../infra/stations.ts';

@@ -1,7 +1,7 @@
 // The castlog admin CLI.
 import { loadConfig } from '../../infra/config.ts';
 import { createDb, type Db } from '../../infra/db.ts';
-import { EventLog } from '../../infra/kafka.ts';
+import { EventLog } from '../../infra/kafka/index.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { addStation, listStations, removeStation, STATION_NAME, STATION_NAME_RULE } from '../../infra/stations.ts';
 import { migrate } from '../../projections/migrate.ts';

@@ -1,6 +1,6 @@
 // `castlog tail <topic> [--from <position|time>]`: decoded events as JSON lines.
 import { parsePosition } from '../../domain/position.ts';
-import { EventLog } from '../../infra/kafka.ts';
+import { EventLog } from '../../infra/kafka/index.ts';
 import { TOPICS, type TopicName } from '../../schemas/catalog.ts';
 
 export function parseFrom(from: string | undefined): { position?: { partition: number; offset: number }; time?: number; error?: string } {

@@ -2,7 +2,7 @@
 // instance sees everything) and pushes captions to subscribed browsers.
 import { boot, retry } from '../boot.ts';
 import { pingDb } from '../../infra/db.ts';
-import { EventLog } from '../../infra/kafka.ts';
+import { EventLog } from '../../infra/kafka/index.ts';
 import { prom, LATENCY_BUCKETS } from '../../infra/metrics.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { postgresArchive, postgresReplaySource } from './archive.ts';

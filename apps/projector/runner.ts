@@ -3,7 +3,7 @@
 // so a crash at any point neither loses nor doubles a row.
 import { sql } from 'kysely';
 import type { Db } from '../../infra/db.ts';
-import type { EventLog } from '../../infra/kafka.ts';
+import type { EventLog } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { prom, LATENCY_BUCKETS, type Registry } from '../../infra/metrics.ts';
 import type { Projection } from '../../projections/projection.ts';

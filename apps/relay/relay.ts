@@ -3,7 +3,7 @@
 // transaction commits late is never skipped; its checkpoint advances only after Kafka acks.
 import { sql } from 'kysely';
 import type { Db } from '../../infra/db.ts';
-import type { EventLog } from '../../infra/kafka.ts';
+import type { EventLog } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import type { EventMeta } from '../../schemas/envelope.ts';
 import type { EventType } from '../../schemas/types.generated.ts';

@@ -3,7 +3,7 @@
 // Postgres restart is an interruption, not the end of the process. Another copy may win the lock
 // meanwhile: events are published at least once, and consumers drop repeats by (stream, version).
 import type { Db } from '../../infra/db.ts';
-import type { EventLog } from '../../infra/kafka.ts';
+import type { EventLog } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { tryRelayLock, type HeldLock } from './lock.ts';
 import { Relay } from './relay.ts';

@@ -1,12 +1,12 @@
 // A single-node Kafka (KRaft, broker + controller in one JVM) from Apache Kafka's own jars,
-// fetched by Maven from infra/kafka/pom.xml. Data lives under .castlog/kafka (git-ignored).
+// fetched by Maven from infra/stack/kafka/pom.xml. Data lives under .castlog/kafka (git-ignored).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ROOT, STATE_DIR, waitForPort, isPortOpen } from './ports.ts';
 
-const KAFKA_DIR = join(ROOT, 'infra', 'kafka');
+const KAFKA_DIR = join(ROOT, 'infra', 'stack', 'kafka');
 const LIB = join(KAFKA_DIR, 'lib');
 
 export function ensureKafkaJars(): void {

@@ -7,7 +7,7 @@
 // Baseline in the same run: the Kafka part of that path alone, EventLog.append acknowledgement ->
 // EventLog.consume receipt (same consumer settings as the fanout), in this process, same rate.
 import type { ChildProcess } from 'node:child_process';
-import { EventLog } from '../../infra/kafka.ts';
+import { EventLog } from '../../infra/kafka/index.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import { System } from '../support/system.ts';
 import {

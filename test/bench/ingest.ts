@@ -3,7 +3,7 @@
 // same topic: EventLog.append in-process (the API's own Kafka path without HTTP) and a raw kafkajs
 // idempotent producer sending pre-encoded batches with acks=all (what Kafka takes from one client).
 import { Kafka, logLevel } from 'kafkajs';
-import { EventLog } from '../../infra/kafka.ts';
+import { EventLog } from '../../infra/kafka/index.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { newMeta, toHeaders } from '../../schemas/envelope.ts';
@@ -247,9 +247,7 @@ export async function dropSystem(sys: System): Promise<void> {
   }
   const log = new EventLog((process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','), sys.env.TOPIC_PREFIX!, createLogger('bench', 'silent'));
   try {
-    const a = await log.admin();
-    const mine = (await a.listTopics()).filter((t) => t.startsWith(sys.env.TOPIC_PREFIX!));
-    if (mine.length) await a.deleteTopics({ topics: mine, timeout: 5000 });
+    await log.deleteTopics();
   } catch {
     // left behind: harmless
   } finally {

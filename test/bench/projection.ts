@@ -4,7 +4,7 @@
 // every record), and a plain INSERT ... unnest of the same rows into a scratch table with the same
 // columns and indexes, in batches of the size the consumer was handed.
 import { sql } from 'kysely';
-import { EventLog, type NewEvent } from '../../infra/kafka.ts';
+import { EventLog, type NewEvent } from '../../infra/kafka/index.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import { schemaOf } from '../../projections/versions.ts';

@@ -3,7 +3,7 @@
 // and the same projector builds it beside v1 and swaps it in; timed from the request to the swap.
 // Baseline in the same run: the projector building v1 from the same log.
 import { sql } from 'kysely';
-import type { NewEvent } from '../../infra/kafka.ts';
+import type { NewEvent } from '../../infra/kafka/index.ts';
 import { rebuild } from '../../apps/projection-admin.ts';
 import { System } from '../support/system.ts';
 import { CAPTION_TEXT, channelNames, knob, now, sleep, startApp } from './common.ts';

@@ -50,11 +50,10 @@ async function jobEvents(jobId: string): Promise<{ type: string; data: any }[]> 
 
 /** True once the workers' consumer group has handled every record now in `encodes` (each EncodeRequested offered). */
 async function workersCaughtUp(): Promise<boolean> {
-  const admin = await sys.log.admin();
-  const [committed] = await admin.fetchOffsets({ groupId: `${sys.env.TOPIC_PREFIX}castlog-workers`, topics: [sys.log.topicName('encodes')] });
+  const committed = await sys.log.committed('castlog-workers', 'encodes');
   const ends = await sys.log.offsets('encodes');
   return ends.every(({ partition, low, high }) => {
-    const at = Number(committed?.partitions.find((p) => p.partition === partition)?.offset ?? -1);
+    const at = committed.get(partition) ?? -1;
     return high === low || at >= high;
   });
 }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog } from '../../infra/kafka.ts';
+import { EventLog } from '../../infra/kafka/index.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { PrivatePostgres } from '../support/private-postgres.ts';
 import { SupervisedStack } from '../support/supervised.ts';

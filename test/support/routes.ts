@@ -5,7 +5,7 @@ import type { RouteInfo } from '../../apps/api/access.ts';
 import { loadConfig } from '../../infra/config.ts';
 import { createDb } from '../../infra/db.ts';
 import { PostgresEventStore } from '../../infra/eventstore/postgres.ts';
-import { EventLog } from '../../infra/kafka.ts';
+import { EventLog } from '../../infra/kafka/index.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { createRegistry } from '../../infra/metrics.ts';
 import { StationKeys } from '../../infra/stations.ts';

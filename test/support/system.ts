@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { ensureDatabase } from '../../infra/stack/postgres-local.ts';
 import { createDb, type Db } from '../../infra/db.ts';
-import { EventLog, type LogRecord } from '../../infra/kafka.ts';
+import { EventLog, type LogRecord } from '../../infra/kafka/index.ts';
 import type { TopicName } from '../../schemas/catalog.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { addStation } from '../../infra/stations.ts';

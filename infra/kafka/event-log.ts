@@ -1,0 +1,116 @@
+// The log as castlog sees it: topics of the catalog, appends that resolve with positions once
+// Kafka acknowledged them, decoded consumers, and whether Kafka answers at all.
+import { Kafka, logLevel, type Consumer, type KafkaMessage } from 'kafkajs';
+import { v4 as uuidv4 } from 'uuid';
+import { AvroCodec } from '../../schemas/codec.ts';
+import type { TopicName } from '../../schemas/catalog.ts';
+import { newMeta } from '../../schemas/envelope.ts';
+import type { Logger } from '../logger.ts';
+import { decodeRecord, runConsumer, type RunningConsumer } from './consumer.ts';
+import { BatchingProducer } from './producer.ts';
+import { KafkaReachability } from './reachability.ts';
+import { Topics } from './topics.ts';
+import { TopicNames, type ConsumeOptions, type EncodedEvent, type LogRecord, type NewEvent, type Position } from './types.ts';
+
+export class EventLog {
+  readonly codec: AvroCodec;
+  private readonly kafka: Kafka;
+  private readonly names: TopicNames;
+  private readonly topics: Topics;
+  private readonly producer: BatchingProducer;
+  private readonly consumers = new Set<Consumer>();
+  /** Whether Kafka answers: every connection of this log is watched, so a lost broker is known at once. */
+  private readonly reachability: KafkaReachability;
+
+  constructor(
+    brokers: string[],
+    prefix: string,
+    private readonly logger: Logger,
+    codec?: AvroCodec,
+    /** How long an append may wait for Kafka's acknowledgement before it is reported as not
+     *  acknowledged (an unreachable Kafka is found faster, by ping, before a request starts). */
+    appendTimeoutMs = 3000,
+  ) {
+    this.codec = codec ?? new AvroCodec();
+    this.names = new TopicNames(prefix);
+    this.reachability = new KafkaReachability(brokers);
+    this.kafka = new Kafka({
+      clientId: 'castlog',
+      brokers,
+      connectionTimeout: 1000,
+      requestTimeout: 5000,
+      retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 5 },
+      logLevel: logLevel.NOTHING,
+      socketFactory: this.reachability.socketFactory,
+    });
+    this.topics = new Topics(this.kafka, this.names);
+    this.producer = new BatchingProducer(this.kafka, this.names, this.reachability, logger, appendTimeoutMs);
+  }
+
+  topicName(topic: TopicName): string {
+    return this.names.physical(topic);
+  }
+
+  /** Creates every topic of the catalog that does not exist yet. */
+  ensureTopics(): Promise<void> {
+    return this.topics.ensure();
+  }
+
+  /** [low, high) offsets of every partition of a topic. */
+  offsets(topic: TopicName): Promise<{ partition: number; low: number; high: number }[]> {
+    return this.topics.offsets(topic);
+  }
+
+  /** Per partition, the first offset whose timestamp is at or after `time` (the end if none). */
+  offsetsAt(topic: TopicName, time: number): Promise<Map<number, number>> {
+    return this.topics.offsetsAt(topic, time);
+  }
+
+  /** Offsets a consumer group (named without the prefix) has committed, per partition (-1: none). */
+  committed(groupId: string, topic: TopicName): Promise<Map<number, number>> {
+    return this.topics.committed(groupId, topic);
+  }
+
+  /** Deletes every topic of this log's prefix: for test and bench runs, never the default prefix. */
+  deleteTopics(): Promise<void> {
+    if (!this.names.prefix) throw new Error('refusing to delete the topics of a deployment without a prefix');
+    return this.topics.deleteAll();
+  }
+
+  /** Whether Kafka answers now: false within a second of the brokers going away (readiness
+   *  checks and ingest ask before they start). See KafkaReachability. */
+  async ping(): Promise<boolean> {
+    const ok = await this.reachability.check();
+    if (!ok) this.topics.forgetAdmin();
+    return ok;
+  }
+
+  /** Appends events with acks=all; resolves with each one's position once Kafka acknowledged it. */
+  append(events: NewEvent[]): Promise<Position[]> {
+    return Promise.all(events.map((e) => this.producer.append({ type: e.type, key: e.key, value: this.codec.encode(e.type, e.data), meta: newMeta(e.type, e.source, e.correlationId, e.causationId) })));
+  }
+
+  /** Appends events already encoded (the relay forwards the event store's bytes unchanged). */
+  appendEncodedAll(events: EncodedEvent[]): Promise<Position[]> {
+    return Promise.all(events.map((e) => this.producer.append(e)));
+  }
+
+  decode(topic: TopicName, partition: number, m: KafkaMessage): LogRecord {
+    return decodeRecord(this.codec, topic, partition, m);
+  }
+
+  /** Runs a consumer until stop(); each partition's records arrive in order, one batch at a time. */
+  consume(opts: ConsumeOptions): Promise<RunningConsumer> {
+    return runConsumer({ kafka: this.kafka, names: this.names, codec: this.codec, logger: this.logger, consumers: this.consumers }, opts);
+  }
+
+  /** A group id no other process shares: for readers that must see every partition. */
+  static privateGroup(name: string): string {
+    return `${name}-${uuidv4()}`;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.consumers].map((c) => c.disconnect()));
+    await Promise.allSettled([this.producer.close(), this.topics.close(), this.reachability.close()]);
+  }
+}

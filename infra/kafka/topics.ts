@@ -1,0 +1,86 @@
+// The topics of the catalog on the cluster: creating what is missing, and reading partition ends.
+import type { Admin, Kafka } from 'kafkajs';
+import { TOPICS, type TopicName } from '../../schemas/catalog.ts';
+import { retry } from '../retry.ts';
+import type { TopicNames } from './types.ts';
+
+export class Topics {
+  private adminClient: Admin | undefined;
+  private adminReady: Promise<Admin> | undefined;
+
+  constructor(private readonly kafka: Kafka, private readonly names: TopicNames) {}
+
+  /** One admin client, connected once however many callers ask at the same moment. */
+  admin(): Promise<Admin> {
+    if (!this.adminReady) {
+      const admin = this.kafka.admin({ retry: { retries: 1, initialRetryTime: 100 } });
+      this.adminReady = admin.connect().then(
+        () => (this.adminClient = admin),
+        (e) => {
+          this.adminReady = undefined;
+          throw e;
+        },
+      );
+    }
+    return this.adminReady;
+  }
+
+  /** Drops the admin client: a refused or broken connection may be cached in it. */
+  forgetAdmin(): void {
+    const admin = this.adminClient;
+    if (!admin) return;
+    this.adminClient = undefined;
+    this.adminReady = undefined;
+    void admin.disconnect().catch(() => undefined);
+  }
+
+  /** Creates every topic of the catalog that does not exist yet. */
+  async ensure(): Promise<void> {
+    const admin = await this.admin();
+    const existing = new Set(await admin.listTopics());
+    const missing = Object.entries(TOPICS)
+      .filter(([name]) => !existing.has(this.names.physical(name as TopicName)))
+      .map(([name, spec]) => ({ topic: this.names.physical(name as TopicName), numPartitions: spec.partitions, replicationFactor: -1 }));
+    if (!missing.length) return;
+    // kafkajs's own waitForLeaders gives up when metadata briefly says "unknown topic": wait below instead.
+    await admin.createTopics({ topics: missing, waitForLeaders: false }).catch((e: { type?: string }) => {
+      if (e.type !== 'TOPIC_ALREADY_EXISTS') throw e; // another process made them first
+    });
+    // Leaders are elected, but a broker may not serve the new partitions for a moment: return only
+    // once every new topic answers, so callers never see "does not host this topic-partition".
+    for (const { topic } of missing) await retry(() => admin.fetchTopicOffsets(topic), { attempts: 50, delayMs: 100 });
+  }
+
+  /** [low, high) offsets of every partition of a topic. */
+  async offsets(topic: TopicName): Promise<{ partition: number; low: number; high: number }[]> {
+    const admin = await this.admin();
+    const rows = await admin.fetchTopicOffsets(this.names.physical(topic));
+    return rows.map((r) => ({ partition: r.partition, low: Number(r.low), high: Number(r.high) })).sort((a, b) => a.partition - b.partition);
+  }
+
+  /** Per partition, the first offset whose timestamp is at or after `time` (the end if none). */
+  async offsetsAt(topic: TopicName, time: number): Promise<Map<number, number>> {
+    const admin = await this.admin();
+    const rows = await admin.fetchTopicOffsetsByTimestamp(this.names.physical(topic), time);
+    const ends = await this.offsets(topic);
+    return new Map(rows.map((r) => [r.partition, Number(r.offset) < 0 ? ends.find((e) => e.partition === r.partition)!.high : Number(r.offset)]));
+  }
+
+  /** Offsets a consumer group has committed, per partition of a topic (-1: none). */
+  async committed(groupId: string, topic: TopicName): Promise<Map<number, number>> {
+    const admin = await this.admin();
+    const [offsets] = await admin.fetchOffsets({ groupId: this.names.prefix + groupId, topics: [this.names.physical(topic)] });
+    return new Map((offsets?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+  }
+
+  /** Deletes every topic of this prefix (a test or bench run cleaning up after itself). */
+  async deleteAll(): Promise<void> {
+    const admin = await this.admin();
+    const mine = (await admin.listTopics()).filter((t) => t.startsWith(this.names.prefix));
+    if (mine.length) await admin.deleteTopics({ topics: mine, timeout: 5000 });
+  }
+
+  async close(): Promise<void> {
+    await this.adminClient?.disconnect();
+  }
+}
