@@ -4,6 +4,7 @@ import { createDb, type Db } from '../infra/db.ts';
 import { EventLog } from '../infra/kafka/index.ts';
 import { createLogger, type Logger } from '../infra/logger.ts';
 import { createRegistry, type Registry } from '../infra/metrics.ts';
+import { retry as retryWith } from '../infra/retry.ts';
 import { migrate } from '../projections/migrate.ts';
 
 export interface App {
@@ -42,15 +43,7 @@ export async function boot(name: string, opts: { migrate?: boolean; appendTimeou
   return { config, logger, db, log, metrics: createRegistry(name), onClose: (fn) => closers.push(fn), close };
 }
 
-/** Retries start-up work while Kafka or Postgres are still coming up. */
-export async function retry<T>(fn: () => Promise<T>, logger: Logger, what: string, attempts = 60): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (i >= attempts) throw err;
-      logger.warn({ err: String(err), attempt: i }, `${what} failed, retrying`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
+/** Retries start-up work while Kafka or Postgres are still coming up, saying so. */
+export function retry<T>(fn: () => Promise<T>, logger: Logger, what: string, attempts = 60): Promise<T> {
+  return retryWith(fn, { attempts, delayMs: 500, onRetry: (err, attempt) => logger.warn({ err, attempt }, `${what} failed, retrying`) });
 }

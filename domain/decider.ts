@@ -1,5 +1,6 @@
 // An aggregate as a decider: plain functions over plain data, no I/O.
-// The command handler (apps/api/commands.ts) loads, decides, appends with the expected version.
+// The command handler (infra/eventstore/command-handler.ts) loads, decides, and appends with the
+// expected version, deciding again when another writer got there first.
 export interface Decider<Command, Event, State> {
   initialState: () => State;
   /** The events a command causes, or a thrown DomainError. */

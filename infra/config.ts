@@ -6,6 +6,10 @@ export interface Config {
   databaseUrl: string;
   apiPort: number;
   fanoutPort: number;
+  /** /healthz, /readyz and /metrics of the processes without an API of their own. */
+  projectorPort: number;
+  relayPort: number;
+  workerPort: number;
   adminToken: string | undefined;
   /** Prefix for every topic name, so several deployments (or test runs) can share a cluster. */
   topicPrefix: string;
@@ -89,6 +93,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/castlog',
     apiPort: num('API_PORT', 8080),
     fanoutPort: num('FANOUT_PORT', 8081),
+    projectorPort: num('PROJECTOR_PORT', 8082),
+    relayPort: num('RELAY_PORT', 8083),
+    workerPort: num('WORKER_PORT', 8084),
     adminToken: env.ADMIN_TOKEN || undefined,
     topicPrefix: env.TOPIC_PREFIX ?? '',
     fanoutHistoryPerPartition: num('FANOUT_HISTORY_PER_PARTITION', 50_000),

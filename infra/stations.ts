@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import type { Db } from './db.ts';
 import type { Logger } from './logger.ts';
+import { sleep } from './retry.ts';
 
 export const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');
 /** NOTIFY channel: a station was removed (payload: its name). */
@@ -97,7 +98,7 @@ export class StationKeys {
       this.forget();
       this.listener = undefined;
       await client.end().catch(() => undefined);
-      if (!this.closed) await new Promise((r) => setTimeout(r, delay));
+      if (!this.closed) await sleep(delay);
     }
   }
 

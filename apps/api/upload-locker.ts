@@ -8,6 +8,8 @@ import pg from 'pg';
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils';
 import { EventStoreUnavailable } from '../../infra/eventstore/port.ts';
 import type { Logger } from '../../infra/logger.ts';
+import { sleep } from '../../infra/retry.ts';
+import { KEY_SQL, LOCKS, lockText } from '../../infra/locks.ts';
 
 const CHANNEL = 'castlog_upload_release';
 const RETRY_MS = 50;
@@ -91,7 +93,7 @@ export class UploadLocker implements Locker {
         this.asking.add(id);
         try {
           const client = await this.connection();
-          const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [`upload:${id}`]);
+          const { rows } = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${KEY_SQL}) AS ok`, [lockText(LOCKS.upload(id))]);
           if (rows[0]!.ok) {
             this.held.set(id, requestRelease);
             return;
@@ -107,13 +109,13 @@ export class UploadLocker implements Locker {
         await (await this.connection()).query('SELECT pg_notify($1, $2)', [CHANNEL, id]).catch(() => undefined);
       }
       if (Date.now() > deadline) throw ERRORS.ERR_LOCK_TIMEOUT;
-      await new Promise((r) => setTimeout(r, RETRY_MS));
+      await sleep(RETRY_MS);
     }
   }
 
   private async unlock(id: string): Promise<void> {
     if (!this.held.delete(id)) return; // lost with its connection already
     const client = await this.client?.catch(() => undefined);
-    await client?.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [`upload:${id}`]).catch(() => undefined);
+    await client?.query(`SELECT pg_advisory_unlock(${KEY_SQL})`, [lockText(LOCKS.upload(id))]).catch(() => undefined);
   }
 }

@@ -6,6 +6,7 @@ import { createLogger } from '../../infra/logger.ts';
 import { addStation, listStations, removeStation, STATION_NAME, STATION_NAME_RULE } from '../../infra/stations.ts';
 import { migrate } from '../../projections/migrate.ts';
 import { projectionStatus, rebuild, verifyCaptions } from '../projection-admin.ts';
+import { sleep } from '../../infra/retry.ts';
 import { tail } from './tail.ts';
 
 const USAGE = `usage: castlog <command>
@@ -68,7 +69,7 @@ async function projections(db: Db, log: EventLog, command: string | undefined, a
       const version = await rebuild(db, arg);
       console.error(`building ${arg} v${version} from offset 0; v${version - 1} keeps serving until it has caught up`);
       for (;;) {
-        await new Promise((r) => setTimeout(r, 500));
+        await sleep(500);
         const p = (await projectionStatus(db, log)).find((x) => x.name === arg)!;
         const building = p.versions.find((v) => v.version === version);
         if (p.current === version) {

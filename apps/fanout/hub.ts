@@ -3,6 +3,7 @@
 // holds it, else from the Postgres read model, then continues live with no gap and no repeat.
 import { formatPosition, parsePosition } from '../../domain/position.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
+import { sleep } from '../../infra/retry.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import { captionsFeed, type Feed, type FeedRecord } from './feeds.ts';
 import { PartitionHistory, type Entry } from './history.ts';
@@ -55,7 +56,6 @@ export interface HubStats {
 export type LogEnd = (partition: number) => Promise<number>;
 
 const ARCHIVE_PAGE = 1000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Hub {
   private readonly histories: PartitionHistory[];

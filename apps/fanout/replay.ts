@@ -4,6 +4,7 @@ import { formatPosition } from '../../domain/position.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import type { Client } from './hub.ts';
 import { MAX_REPLAYS, errorMessage, refusal, replayCaptionMessage, replayEndMessage, replayStartedMessage } from './protocol.ts';
+import { wakeableSleep } from '../../infra/retry.ts';
 
 export type ReplayRow = Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'> & { partition: number; offset: number };
 
@@ -35,16 +36,13 @@ export class Replayer {
     if (mine.has(r.id)) return this.send(client, errorMessage('bad_request', refusal('id', `a replay with id ${r.id} is already running`), r.channel));
     if (mine.size >= MAX_REPLAYS) return this.send(client, errorMessage('too_many_replays', refusal('op', `one replay too many: at most ${MAX_REPLAYS} at once per connection`), r.channel));
     let stopped = false;
-    let wake: (() => void) | undefined;
+    const sleeper = wakeableSleep();
     mine.set(r.id, () => {
       stopped = true;
-      wake?.();
+      sleeper.wake();
     });
-    const sleep = (ms: number) =>
-      new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(ms, MAX_TIMER_MS));
-        wake = () => (clearTimeout(t), resolve());
-      });
+    // A timer cannot wait longer than MAX_TIMER_MS: longer waits are taken in steps.
+    const sleep = (ms: number) => sleeper.sleep(Math.min(ms, MAX_TIMER_MS));
     const gone = () => stopped || client.closed;
 
     void (async () => {

@@ -8,7 +8,7 @@ const app = await boot('projector');
 await retry(() => app.log.ensureTopics(), app.logger, 'ensure topics', Infinity);
 const supervisor = superviseProjections(app);
 app.onClose(() => supervisor.stop());
-const port = Number(process.env.PROJECTOR_PORT ?? 8082);
+const port = app.config.projectorPort;
 const server = serveMetrics(app.metrics, port, async () => (await pingDb(app.db)) && (await app.log.ping()));
 app.onClose(() => new Promise((r) => server.close(r)));
 app.logger.info({ port }, 'projector running');

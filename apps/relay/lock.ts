@@ -2,8 +2,8 @@
 // also LISTENs for appends. The lock lives and dies with that session: when it ends (Postgres
 // restarted, the connection cut or silent), `lost` resolves at once and the holder must stop.
 import pg from 'pg';
+import { KEY_SQL, LOCKS, lockText } from '../../infra/locks.ts';
 
-export const RELAY_LOCK_KEY = 0x636173746c6f67n; // "castlog"
 const NOTIFY_CHANNEL = 'castlog_events';
 /** How often the session is asked to answer, so a connection that died silently is noticed. */
 const HEARTBEAT_MS = 2000;
@@ -20,7 +20,7 @@ export interface HeldLock {
  * Takes the lock if no other copy holds it; undefined when another does. Throws when Postgres
  * cannot be reached. `onNotify` is called for every append notified while the lock is held.
  */
-export async function tryRelayLock(databaseUrl: string, onNotify: () => void, key = RELAY_LOCK_KEY): Promise<HeldLock | undefined> {
+export async function tryRelayLock(databaseUrl: string, onNotify: () => void, name: string = LOCKS.relay): Promise<HeldLock | undefined> {
   const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 3000, keepAlive: true, keepAliveInitialDelayMillis: 5000 });
   client.on('error', () => undefined); // the 'end' that follows is what counts
   let ended!: () => void;
@@ -28,7 +28,7 @@ export async function tryRelayLock(databaseUrl: string, onNotify: () => void, ke
   client.once('end', () => ended());
   try {
     await client.connect();
-    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key.toString()]);
+    const { rows } = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${KEY_SQL}) AS ok`, [lockText(name)]);
     if (!rows[0]?.ok) {
       await client.end();
       return undefined;

@@ -7,6 +7,7 @@ import type { EventLog } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { tryRelayLock, type HeldLock } from './lock.ts';
 import { Relay } from './relay.ts';
+import { wakeableSleep } from '../../infra/retry.ts';
 
 export interface RelayRunnerOptions {
   databaseUrl: string;
@@ -25,7 +26,7 @@ export interface RelayRunnerOptions {
 
 export class RelayRunner {
   private stopping = false;
-  private wake: (() => void) | undefined;
+  private readonly sleeper = wakeableSleep();
   private running: Promise<void> | undefined;
 
   constructor(private readonly opts: RelayRunnerOptions) {}
@@ -37,7 +38,7 @@ export class RelayRunner {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    this.sleeper.wake();
     await this.running;
   }
 
@@ -61,7 +62,7 @@ export class RelayRunner {
     let said: 'standby' | 'unavailable' | undefined;
     while (!this.stopping) {
       try {
-        const lock = await tryRelayLock(databaseUrl, () => this.wake?.());
+        const lock = await tryRelayLock(databaseUrl, () => this.sleeper.wake());
         if (lock) return lock;
         if (said !== 'standby') logger.info('relay standby: another copy holds the lock');
         said = 'standby';
@@ -79,7 +80,7 @@ export class RelayRunner {
     let held = true;
     void lock.lost.then(() => {
       held = false;
-      this.wake?.();
+      this.sleeper.wake();
     });
     const stillHeld = () => held && !this.stopping;
     const relay = new Relay(db, log, logger);
@@ -116,9 +117,6 @@ export class RelayRunner {
 
   /** Sleeps, or less when woken (a notification, the lock lost, stop()). */
   private pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const t = setTimeout(() => (this.wake = undefined, resolve()), ms);
-      this.wake = () => (clearTimeout(t), (this.wake = undefined), resolve());
-    });
+    return this.sleeper.sleep(ms);
   }
 }

@@ -1,6 +1,7 @@
 // The encode worker process: a member of the `castlog-workers` consumer group on `encodes`, plus a
 // sweep for jobs whose worker went quiet. Scale by running more of them.
 import { boot, retry } from '../boot.ts';
+import { sleep } from '../../infra/retry.ts';
 import { BlobStore } from '../../infra/blobs/blob-store.ts';
 import { createDb, pingDb } from '../../infra/db.ts';
 import { PostgresEventStore } from '../../infra/eventstore/postgres.ts';
@@ -40,7 +41,7 @@ let sweeping = true;
 const sweep = async () => {
   while (sweeping) {
     await worker.sweep().catch((err) => logger.warn({ err: String(err) }, 'job sweep failed'));
-    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(100, Math.floor(config.workerLeaseMs / 4)))));
+    await sleep(Math.min(1000, Math.max(100, Math.floor(config.workerLeaseMs / 4))));
   }
 };
 void sweep();
@@ -48,7 +49,7 @@ app.onClose(() => {
   sweeping = false;
 });
 
-const port = Number(process.env.WORKER_PORT ?? 8084);
+const port = config.workerPort;
 const server = serveMetrics(app.metrics, port, async () => (await pingDb(db)) && (await log.ping()));
 app.onClose(() => new Promise((r) => server.close(r)));
 logger.info({ port, id: worker.id }, 'worker running');

@@ -3,36 +3,7 @@
 // down to the speed of the hash. The main thread hands each piece over (a copy, transferred) and
 // goes on reading the socket and writing the file while the other core hashes.
 import { Worker } from 'node:worker_threads';
-
-/** The thread's side: sessions of named hashes, fed in order. Plain JavaScript, run with eval. */
-const THREAD = `
-const { parentPort } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const sessions = new Map();
-parentPort.on('message', (m) => {
-  if (m.op === 'update') {
-    const s = sessions.get(m.id);
-    if (s) for (const h of s.values()) h.update(m.data);
-  } else if (m.op === 'start') {
-    const s = new Map(m.algorithms.map(([name, alg]) => [name, createHash(alg)]));
-    if (m.fork) {
-      const from = sessions.get(m.fork.id)?.get(m.fork.name);
-      if (from) s.set(m.fork.name, from.copy());
-    }
-    sessions.set(m.id, s);
-  } else if (m.op === 'digest') {
-    const s = sessions.get(m.id);
-    const digests = {};
-    for (const name of m.names) {
-      const h = s?.get(name);
-      if (h) { digests[name] = h.digest(); s.delete(name); }
-    }
-    parentPort.postMessage({ reply: m.reply, digests });
-  } else if (m.op === 'drop') {
-    sessions.delete(m.id);
-  }
-});
-`;
+import type { HashMessage, HashReply } from './hash-worker.ts';
 
 /** A set of hashes on the thread, fed together. */
 export interface HashSession {
@@ -52,9 +23,9 @@ export class HashThread {
 
   private thread(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(THREAD, { eval: true });
+    const worker = new Worker(new URL('./hash-worker.mjs', import.meta.url));
     worker.unref();
-    worker.on('message', (m: { reply: number; digests: Record<string, Uint8Array> }) => {
+    worker.on('message', (m: HashReply) => {
       const r = this.replies.get(m.reply);
       this.replies.delete(m.reply);
       r?.resolve(Object.fromEntries(Object.entries(m.digests).map(([k, v]) => [k, Buffer.from(v)])));
@@ -78,22 +49,23 @@ export class HashThread {
    */
   start(algorithms: [string, string][], fork?: { session: HashSession; name: string }): HashSession {
     const worker = this.thread();
+    const send = (m: HashMessage, transfer?: ArrayBuffer[]) => worker.postMessage(m, transfer);
     const id = this.nextId++;
-    worker.postMessage({ op: 'start', id, algorithms, fork: fork && { id: fork.session.id, name: fork.name } });
+    send({ op: 'start', id, algorithms, fork: fork && { id: fork.session.id, name: fork.name } });
     return {
       id,
       update: (data) => {
         // A copy of its own, handed over rather than copied again by postMessage.
         const copy = new Uint8Array(data);
-        worker.postMessage({ op: 'update', id, data: copy }, [copy.buffer]);
+        send({ op: 'update', id, data: copy }, [copy.buffer]);
       },
       digest: (names) =>
         new Promise((resolve, reject) => {
           const reply = this.nextId++;
           this.replies.set(reply, { resolve, reject });
-          worker.postMessage({ op: 'digest', id, names, reply });
+          send({ op: 'digest', id, names, reply });
         }),
-      drop: () => worker.postMessage({ op: 'drop', id }),
+      drop: () => send({ op: 'drop', id }),
     };
   }
 

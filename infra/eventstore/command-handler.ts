@@ -3,6 +3,7 @@
 // queued within a process, so concurrent requests for one user do not fight each other here;
 // across processes the expected version settles it.
 import type { Decider } from '../../domain/decider.ts';
+import { sleep } from '../retry.ts';
 import { WrongExpectedVersion, type DomainEvent, type EventStore } from './port.ts';
 
 export interface Handled<E, S> {
@@ -34,7 +35,7 @@ export class CommandHandler {
           return { events, state: next, version: v };
         } catch (err) {
           if (!(err instanceof WrongExpectedVersion) || attempt >= this.maxAttempts) throw err;
-          await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, attempt * 2)));
+          await sleep(Math.random() * Math.min(50, attempt * 2)); // jitter: two writers part ways
         }
       }
     };

@@ -1,6 +1,7 @@
 import { createConnection } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { sleep } from '../retry.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const STATE_DIR = join(ROOT, '.castlog');
@@ -20,7 +21,7 @@ export async function waitForPort(port: number, timeoutMs: number, gaveUp: () =>
   while (Date.now() < deadline) {
     if (await isPortOpen(port)) return;
     if (gaveUp()) return;
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
   throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
 }

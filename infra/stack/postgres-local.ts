@@ -4,8 +4,6 @@ import { readdirSync, existsSync } from 'node:fs';
 import pg from 'pg';
 import { waitForPort, isPortOpen } from './ports.ts';
 
-export const LOCAL_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
-
 export async function ensureLocalPostgres(): Promise<void> {
   if (await isPortOpen(5432)) return;
   if (!existsSync('/etc/postgresql')) {
