@@ -1,0 +1,28 @@
+// ESLint for castlog: the recommended rules of ESLint and typescript-eslint, plus two that need
+// types — no promise left floating (an unawaited rejection is a silent failure), and every switch
+// over a union handles every case (a new event type must not fall through unnoticed).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', '**/node_modules/**', '.castlog/**', 'infra/stack/kafka/lib/**', 'schemas/types.generated.ts', 'apps/web/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: new URL('../..', import.meta.url).pathname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      // Tests and a few protocol edges work with JSON of unknown shape on purpose.
+      '@typescript-eslint/no-explicit-any': 'off',
+    },
+  },
+  {
+    files: ['**/*.mjs', '**/*.js'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
+  },
+);
