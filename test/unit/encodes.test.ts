@@ -7,7 +7,7 @@ import { encodeJob, evolve, jobStream, nextStep, stepsOf, type EncodeCommand, ty
 import { jobIdOf, normalizeOptions } from '../../domain/encodes/options.ts';
 import { JobLost, JobSession } from '../../apps/worker/job-session.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
-import { InMemoryEventStore } from './support/in-memory-event-store.ts';
+import { InMemoryEventStore } from '../support/in-memory-event-store.ts';
 import { spec } from '../support/decider-spec.ts';
 import type { EncodeOptions } from '../../schemas/types.generated.ts';
 
