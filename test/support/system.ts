@@ -169,6 +169,12 @@ export class System {
     return this.db.selectFrom('caption_fragments').select(['seq', 'text', 'offset']).where('channel', '=', channel).orderBy('offset').execute();
   }
 
+  /** A stream's events as the event store holds them, in order, decoded. */
+  async storedEvents(stream: string): Promise<{ type: string; data: any }[]> {
+    const rows = await this.db.selectFrom('events').select(['type', 'data']).where('stream', '=', stream).orderBy('version').execute();
+    return rows.map((r) => ({ type: r.type, data: this.log.codec.decode(r.data).data }));
+  }
+
   async captionsInLog(): Promise<number> {
     return (await this.log.offsets('captions')).reduce((n, o) => n + o.high - o.low, 0);
   }
