@@ -188,6 +188,8 @@ describe("the user's live topic", () => {
       });
       expect(events.map((e) => [e.event, e.data.streamId])).toEqual([['StreamActivated', a], ['StreamActivated', b], ['StreamDeactivated', a]]);
       expect(events[2]).toMatchObject({ channel: `user:${userId}`, position: expect.stringMatching(/^\d+:\d+$/), data: { userId, reason: 'stopped' } });
+      // Sent to every subscriber at once: had other been let in, its copy would be in before this marker.
+      await other.barrier();
       expect(other.messages.filter((m) => m.type === 'event')).toEqual([]);
     } finally {
       mine.close();
