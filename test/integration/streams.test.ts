@@ -253,10 +253,16 @@ describe('outages', () => {
         i++;
       }
     })();
+    // Each kill lands in a running load, and events are stored while the relay is down.
+    const storedCount = async () => Number((await sys.db.selectFrom('events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    const moreStored = async (what: string, n: number) => {
+      const from = await storedCount();
+      await waitFor(what, async () => (await storedCount()) >= from + n, 30_000, 50);
+    };
     for (let k = 0; k < 2; k++) {
-      await new Promise((r) => setTimeout(r, 700));
+      await moreStored('the load to run', 50);
       await sys.kill('relay');
-      await new Promise((r) => setTimeout(r, 300));
+      await moreStored('events stored while the relay is down', 20);
       await sys.start('relay');
     }
     running = false;
