@@ -2,7 +2,7 @@
 // offsets and resumed give byte-identical files; every bad request gets its status code and
 // changes nothing; the limits (length, 30 minutes, unreadable), termination and expiration leave
 // no bytes behind; nobody but the owner sees an upload.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -294,7 +294,7 @@ describe('two api processes', () => {
     const hung = new AbortController();
     const body = new ReadableStream({ start: (c) => c.enqueue(new Uint8Array(data.subarray(0, 1024 * 1024))) });
     const first = streamingPatch(sys.api, user, id, body, hung.signal);
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor('the megabyte on disk', () => statSync(join(blobDir, 'uploads', id, 'data')).size === 1024 * 1024, 10_000, 20);
 
     // The client comes back through the other api: it asks where the upload stands. The running
     // PATCH is told to let go, keeps what it received, and the answer counts exactly that.
