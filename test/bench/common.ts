@@ -307,6 +307,21 @@ export class CpuMeter {
   }
 }
 
+/**
+ * Lets a load that is already running warm up for `warmMs`, then measures it for `runMs`:
+ * `measuring(true)` opens the window in which the load counts, `measuring(false)` closes it.
+ */
+export async function measureWindow(warmMs: number, runMs: number, meter: CpuMeter, measuring: (on: boolean) => void): Promise<{ seconds: number; cpu: Record<string, number> }> {
+  await sleep(warmMs);
+  measuring(true);
+  meter.begin();
+  const t0 = now();
+  await sleep(runMs);
+  measuring(false);
+  const seconds = (now() - t0) / 1000;
+  return { seconds, cpu: meter.end() };
+}
+
 // ---------------------------------------------------------------- capture stations
 
 export const CAPTION_TEXT = 'and now the weather for the northern coast, with rain moving in by';

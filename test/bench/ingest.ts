@@ -9,7 +9,7 @@ import { TOPICS } from '../../schemas/catalog.ts';
 import { newMeta, toHeaders } from '../../schemas/envelope.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import { System } from '../support/system.ts';
-import { CAPTION_TEXT, CpuMeter, StationStream, fragmentLine, openStations, histogram, kafkaPid, knob, latency, now, sleep, startApp, trackSystem, type Latency } from './common.ts';
+import { CAPTION_TEXT, CpuMeter, StationStream, fragmentLine, openStations, histogram, kafkaPid, knob, latency, measureWindow, now, startApp, trackSystem, type Latency } from './common.ts';
 
 export interface IngestResult {
   stations: number;
@@ -66,14 +66,7 @@ async function throughApi(sys: System, keys: string[], window: number, warmMs: n
     s.onDrainAcks = () => topUp(s);
     topUp(s);
   }
-  await sleep(warmMs);
-  measuring = true;
-  meter.begin();
-  const t0 = now();
-  await sleep(runMs);
-  measuring = false;
-  const t1 = now();
-  const cpu = meter.end();
+  const { seconds, cpu } = await measureWindow(warmMs, runMs, meter, (on) => void (measuring = on));
   stopping = true;
   await Promise.all(streams.map((s) => s.end()));
   for (const s of streams) {
@@ -81,7 +74,7 @@ async function throughApi(sys: System, keys: string[], window: number, warmMs: n
     if (s.status !== 200) throw new Error(`ingest answered ${s.status}`);
   }
   const lastError = streams.find((s) => s.lastError)?.lastError;
-  return { fragmentsPerSec: Math.round(inWindow / ((t1 - t0) / 1000)), acked: inWindow, errors, refusedStreams: opened.refused, ...(lastError ? { lastError } : {}), ack: latency(hist), cpu };
+  return { fragmentsPerSec: Math.round(inWindow / seconds), acked: inWindow, errors, refusedStreams: opened.refused, ...(lastError ? { lastError } : {}), ack: latency(hist), cpu };
 }
 
 /** The same closed loop straight into EventLog.append, in this process (no HTTP, same group commit). */
@@ -115,17 +108,10 @@ async function throughEventLog(log: EventLog, stations: number, window: number, 
     inflight.add(p);
   };
   for (let i = 0; i < stations; i++) for (let k = 0; k < window; k++) one(i);
-  await sleep(warmMs);
-  measuring = true;
-  meter.begin();
-  const t0 = now();
-  await sleep(runMs);
-  measuring = false;
-  const t1 = now();
-  const cpu = meter.end();
+  const { seconds, cpu } = await measureWindow(warmMs, runMs, meter, (on) => void (measuring = on));
   stopping = true;
   while (inflight.size) await Promise.allSettled([...inflight]);
-  return { fragmentsPerSec: Math.round(count / ((t1 - t0) / 1000)), failures, ack: latency(hist), cpu };
+  return { fragmentsPerSec: Math.round(count / seconds), failures, ack: latency(hist), cpu };
 }
 
 /** Kafka's own ceiling for this client library and these settings: pre-encoded batches, acks=all. */
@@ -158,18 +144,11 @@ async function rawKafka(log: EventLog, stations: number, batch: number, warmMs: 
       }
     }
   })();
-  await sleep(warmMs);
-  measuring = true;
-  meter.begin();
-  const t0 = now();
-  await sleep(runMs);
-  measuring = false;
-  const t1 = now();
-  const cpu = meter.end();
+  const { seconds, cpu } = await measureWindow(warmMs, runMs, meter, (on) => void (measuring = on));
   stop = true;
   await loop;
   await producer.disconnect();
-  return { fragmentsPerSec: Math.round(count / ((t1 - t0) / 1000)), batch, perBatch: latency(hist), cpu };
+  return { fragmentsPerSec: Math.round(count / seconds), batch, perBatch: latency(hist), cpu };
 }
 
 export async function ingestBench(log: (s: string) => void): Promise<IngestResult> {

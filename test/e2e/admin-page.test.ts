@@ -3,9 +3,9 @@
 // a rebuild shows its progress until the swap, verify shows what differs, a wrong token is refused.
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { System, fragment, waitFor } from '../support/system.ts';
-import { launchChromium, pageProblems } from './browser.ts';
+import { launchChromium, openPage } from './browser.ts';
 
 const TOKEN = 'test-admin-token';
 const CHANNELS = ['adm.one', 'adm.two', 'adm.three'];
@@ -15,7 +15,6 @@ const SCREENSHOT = '/tmp/castlog-admin-page.png';
 let sys: System;
 let key: string;
 let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 let problems: string[];
 const seqs: Record<string, number> = {};
@@ -42,14 +41,11 @@ beforeAll(async () => {
   key = await sys.stationKey('admin-page-station');
   for (const c of CHANNELS) await post(c, PER_CHANNEL);
   await waitFor('captions v1 has every fragment', async () => (await sys.fragments(CHANNELS[2]!)).length === PER_CHANNEL, 60_000);
-  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  page = await context.newPage();
-  problems = pageProblems(page);
+  ({ page, problems } = await openPage(browser, { viewport: { width: 1280, height: 900 } }));
 }, 180_000);
 
 afterAll(async () => {
-  await context?.close();
-  await browser?.close();
+  await browser?.close(); // and the page's context with it
   await sys?.stop();
 });
 
@@ -150,10 +146,8 @@ describe('the projections admin page', () => {
   });
 
   it('says clearly when the token is wrong, and keeps nothing', async () => {
-    const other = await browser.newContext();
+    const { context: other, page: p, problems: seen } = await openPage(browser, {}, [/401/]);
     try {
-      const p = await other.newPage();
-      const seen = pageProblems(p, [/401/]);
       await p.goto(`${sys.api}/admin`);
       await byTestId('token-input', p).fill('not-the-token');
       await byTestId('token-input', p).press('Enter');

@@ -1,6 +1,6 @@
 // Headless Chromium for end-to-end tests: the machine's own browser, never a downloaded one.
 import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -23,4 +23,11 @@ export function pageProblems(page: Page, ignore: RegExp[] = []): string[] {
     if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.request().method()} ${r.url()}`);
   });
   return problems;
+}
+
+/** A page in a browser context of its own (cookies and storage apart from other tests), with what it reports as broken. */
+export async function openPage(browser: Browser, options: BrowserContextOptions = {}, ignore: RegExp[] = []): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  return { context, page, problems: pageProblems(page, ignore) };
 }

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { System, fragment, waitFor } from '../support/system.ts';
-import { launchChromium, pageProblems } from './browser.ts';
+import { launchChromium, openPage } from './browser.ts';
 
 const A = 'news.one';
 const B = 'sports.two';
@@ -78,10 +78,8 @@ describe('the live captions page', () => {
       const ids = (await sys.get('/v1/channels')).body.channels.map((c: { id: string }) => c.id);
       return ids.includes(A) && ids.includes(B);
     });
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    page = await context.newPage();
     // While the fanout is down the browser logs each refused connection; that is expected.
-    problems = pageProblems(page, [/WebSocket connection to .* failed/, /ERR_CONNECTION_REFUSED/]);
+    ({ context, page, problems } = await openPage(browser, { viewport: { width: 1280, height: 800 } }, [/WebSocket connection to .* failed/, /ERR_CONNECTION_REFUSED/]));
   }, 180_000);
 
   afterAll(async () => {
@@ -240,9 +238,7 @@ describe('what the page says on the live socket', () => {
     });
     other = await System.create();
     await other.start('api', { PUBLIC_LIVE_URL: `ws://127.0.0.1:${(wss.address() as { port: number }).port}/v1/live` });
-    ctx = await browser.newContext({ viewport: { width: 900, height: 700 } });
-    p = await ctx.newPage();
-    issues = pageProblems(p);
+    ({ context: ctx, page: p, problems: issues } = await openPage(browser, { viewport: { width: 900, height: 700 } }));
   }, 180_000);
 
   afterAll(async () => {

@@ -2,9 +2,9 @@
 // see the highlighted hit, jump to the moment, download the range; caption text is never markup.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { System, fragment, waitFor } from '../support/system.ts';
-import { launchChromium, pageProblems } from './browser.ts';
+import { launchChromium, openPage } from './browser.ts';
 
 const NEWS = 'e2e.news';
 const OTHER = 'e2e.other';
@@ -25,7 +25,6 @@ const NEWS_TEXTS = [
 
 let sys: System;
 let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 let problems: string[];
 const $ = (id: string) => page.getByTestId(id);
@@ -37,14 +36,11 @@ beforeAll(async () => {
   await sys.postJson(NEWS, key, NEWS_TEXTS.map((t, i) => ({ ...fragment(i + 1, t, { lang: 'en' }), start: fragment(1).start + i * 10_000, end: fragment(1).start + i * 10_000 + 9000 })));
   await sys.postJson(OTHER, key, [fragment(1, 'The bridge club meets at the harbour on Tuesdays', { lang: 'en' }), fragment(2, '<img src=x onerror="window.pwned=1"> bridge & <b>harbour</b>', { lang: 'en' })]);
   await waitFor('rows', async () => (await sys.fragments(NEWS)).length === NEWS_TEXTS.length && (await sys.fragments(OTHER)).length === 2);
-  context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-  page = await context.newPage();
   // The bad query below is answered 400 on purpose.
-  problems = pageProblems(page);
+  ({ page, problems } = await openPage(browser, { viewport: { width: 1280, height: 900 }, acceptDownloads: true }));
 }, 180_000);
 afterAll(async () => {
-  await context?.close();
-  await browser?.close();
+  await browser?.close(); // and the page's context with it
   await sys?.stop();
 });
 

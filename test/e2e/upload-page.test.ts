@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Page, Request } from 'playwright-core';
 import { System, waitFor } from '../support/system.ts';
 import { makeYuv, sha256 } from '../support/uploads.ts';
 import { launchChromium, pageProblems } from './browser.ts';
@@ -34,6 +34,13 @@ it('uploads with pause and resume, encodes with live steps, downloads', async ()
   await makeYuv(file, { width: 320, height: 240, frames: 250, fps: 25 }); // 28.8 MB
   page = await browser.newPage();
   const problems = pageProblems(page);
+  // The upload requests the page has open, and how many it has started.
+  const open = new Set<Request>();
+  let started = 0;
+  const isUpload = (r: Request) => new URL(r.url()).pathname.startsWith('/v1/uploads/');
+  page.on('request', (r) => void (isUpload(r) && (open.add(r), started++)));
+  page.on('requestfinished', (r) => void open.delete(r));
+  page.on('requestfailed', (r) => void open.delete(r));
   // Small chunks: the upload takes many PATCH requests, so there is time to pause it.
   await page.goto(`${sys.api}/upload?chunk=262144`);
   await page.getByTestId('file').setInputFiles(file);
@@ -44,8 +51,12 @@ it('uploads with pause and resume, encodes with live steps, downloads', async ()
   await page.getByTestId('pause').click();
   await page.locator('[data-testid="upload-status"][data-state="paused"]').waitFor({ timeout: 10_000 });
   const paused = await progress();
-  await new Promise((r) => setTimeout(r, 700));
+  const startedBeforePause = started;
+  // The browser reports a request's start before the page can show the pause that follows it, and
+  // its end once it is cut. With every upload request ended the bar has nothing left to report.
+  await waitFor('the upload request the pause cut to end', () => open.size === 0, 10_000, 20);
   expect(await progress()).toBe(paused);
+  expect(started, 'no upload request started while paused').toBe(startedBeforePause);
   expect(paused).toBeLessThan(100);
 
   await page.getByTestId('resume').click();

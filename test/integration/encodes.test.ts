@@ -8,6 +8,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobStore } from '../../infra/blobs/blob-store.ts';
+import { jsonOrUndefined } from '../support/http.ts';
 import { System, waitFor } from '../support/system.ts';
 import { idOf, makeClip, makeYuv, meanU, newUserId, probe, sha256, tusUpload } from '../support/uploads.ts';
 
@@ -22,13 +23,7 @@ async function call(method: string, path: string, userId: string | undefined, bo
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const buf = Buffer.from(await r.arrayBuffer());
-  let json: any;
-  try {
-    json = JSON.parse(buf.toString());
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, body: json, bytes: buf, headers: r.headers };
+  return { status: r.status, body: jsonOrUndefined(buf.toString()), bytes: buf, headers: r.headers };
 }
 
 async function upload(userId: string, data: Buffer, filename: string): Promise<string> {
@@ -42,11 +37,7 @@ async function finished(jobId: string, userId: string, timeoutMs = 90_000): Prom
   }, timeoutMs, 200);
 }
 
-/** The job's events in the event store, decoded. */
-async function jobEvents(jobId: string): Promise<{ type: string; data: any }[]> {
-  const rows = await sys.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `encode-${jobId}`).orderBy('version').execute();
-  return rows.map((r) => ({ type: r.type, data: sys.log.codec.decode(r.data).data }));
-}
+const jobEvents = (jobId: string) => sys.storedEvents(`encode-${jobId}`);
 
 /** True once the workers' consumer group has handled every record now in `encodes` (each EncodeRequested offered). */
 async function workersCaughtUp(): Promise<boolean> {
@@ -63,6 +54,13 @@ async function outputOf(jobId: string, userId: string): Promise<Buffer> {
   const r = await call('GET', `/v1/encodes/${jobId}/output`, userId);
   expect(r.status, r.bytes.toString().slice(0, 200)).toBe(200);
   return r.bytes;
+}
+
+/** What ffprobe makes of the bytes, written to `name` in the test's folder. */
+async function probeBytes(bytes: Buffer, name: string): Promise<Awaited<ReturnType<typeof probe>>> {
+  const file = join(dir, name);
+  await writeFile(file, bytes);
+  return probe(file);
 }
 
 beforeAll(async () => {
@@ -143,15 +141,11 @@ describe('upload, encode, download', () => {
 
     const a = await finished(mkv.body.jobId, user);
     expect(a, JSON.stringify(a)).toMatchObject({ status: 'completed', stepsDone: ['probe', 'encode', 'logo', 'mux', 'cleanup'] });
-    const fileA = join(dir, 'raw.mkv');
-    await writeFile(fileA, (await call('GET', `/v1/encodes/${mkv.body.jobId}/output`, user)).bytes);
-    expect(await probe(fileA)).toMatchObject({ codec: 'hevc', format: 'matroska,webm', frames: 30 + 30, audio: null });
+    expect(await probeBytes(await outputOf(mkv.body.jobId, user), 'raw.mkv')).toMatchObject({ codec: 'hevc', format: 'matroska,webm', frames: 30 + 30, audio: null });
 
     const b = await finished(bare.body.jobId, user);
     expect(b, JSON.stringify(b)).toMatchObject({ status: 'completed', stepsDone: ['probe', 'encode', 'mux', 'cleanup'] });
-    const fileB = join(dir, 'raw.hevc');
-    await writeFile(fileB, (await call('GET', `/v1/encodes/${bare.body.jobId}/output`, user)).bytes);
-    expect(await probe(fileB)).toMatchObject({ codec: 'hevc', format: 'hevc', frames: 30 });
+    expect(await probeBytes(await outputOf(bare.body.jobId, user), 'raw.hevc')).toMatchObject({ codec: 'hevc', format: 'hevc', frames: 30 });
   }, 120_000);
 });
 
@@ -265,9 +259,7 @@ describe("other users' content", () => {
     }, 90_000, 200);
     expect(redone.stepsDone).toEqual(['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup']);
     const remade = await outputOf(bobJob, bob);
-    const file = join(dir, 'remade.mkv');
-    await writeFile(file, remade);
-    expect(await probe(file)).toMatchObject({ codec: 'hevc', frames: 25 + 25 });
+    expect(await probeBytes(remade, 'remade.mkv')).toMatchObject({ codec: 'hevc', frames: 25 + 25 });
     const steps = (await jobEvents(bobJob)).filter((e) => e.type === 'EncodeStepStarted');
     expect(steps.length).toBeGreaterThan(0);
     expect(steps.every((e) => e.data.attempt === 2)).toBe(true);
@@ -353,9 +345,7 @@ describe('a worker killed mid-encode', () => {
     // Nothing of the job anywhere but its output: the store holds finished files and no job folders.
     expect(readdirSync(join(blobDir, 'jobs'))).toEqual([]);
 
-    const file = join(dir, 'long-out.mp4');
-    await writeFile(file, (await call('GET', `/v1/encodes/${jobId}/output`, user)).bytes);
-    expect(await probe(file)).toMatchObject({ codec: 'hevc', frames: 200 + 25 });
+    expect(await probeBytes(await outputOf(jobId, user), 'long-out.mp4')).toMatchObject({ codec: 'hevc', frames: 200 + 25 });
   }, 180_000);
 });
 

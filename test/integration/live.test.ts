@@ -28,6 +28,12 @@ afterAll(async () => {
 describe('live captions', () => {
   it('delivers each subscribed channel on one socket, in order, and nothing else', async () => {
     const c = await connect();
+    // Sees what c must not: once it has a caption, the fanout has sent it to every subscriber.
+    const watcher = await connect();
+    watcher.subscribe('live.a');
+    watcher.subscribe('live.c');
+    await watcher.waitFor('subscribed', 'live.a');
+    await watcher.waitFor('subscribed', 'live.c');
     c.subscribe('live.a');
     c.subscribe('live.b');
     const sa = await c.waitFor('subscribed', 'live.a');
@@ -41,6 +47,8 @@ describe('live captions', () => {
     const b = await c.waitForCaptions(1, 'live.b');
     expect(a.map((m) => m.text)).toEqual(['a1', 'a2', 'a3']);
     expect(b[0]).toMatchObject({ type: 'caption', channel: 'live.b', station: 'live-station', seq: 1, text: 'b1', lang: 'fr', mode: 'popon', start: fragment(1).start, end: fragment(1).end });
+    await watcher.waitForCaptions(1, 'live.c');
+    await c.barrier();
     expect(c.captions('live.c')).toEqual([]);
 
     c.ws.send(JSON.stringify({ op: 'unsubscribe', channel: 'live.a' }));
@@ -48,6 +56,8 @@ describe('live captions', () => {
     await sys.postJson('live.a', key, [fragment(4, 'a4')]);
     await sys.postJson('live.b', key, [fragment(2, 'b2')]);
     await c.waitForCaptions(2, 'live.b');
+    await watcher.waitForCaptions(4, 'live.a');
+    await c.barrier();
     expect(c.captions('live.a')).toHaveLength(3);
   });
 

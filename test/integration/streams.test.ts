@@ -188,6 +188,8 @@ describe("the user's live topic", () => {
       });
       expect(events.map((e) => [e.event, e.data.streamId])).toEqual([['StreamActivated', a], ['StreamActivated', b], ['StreamDeactivated', a]]);
       expect(events[2]).toMatchObject({ channel: `user:${userId}`, position: expect.stringMatching(/^\d+:\d+$/), data: { userId, reason: 'stopped' } });
+      // Sent to every subscriber at once: had other been let in, its copy would be in before this marker.
+      await other.barrier();
       expect(other.messages.filter((m) => m.type === 'event')).toEqual([]);
     } finally {
       mine.close();
@@ -251,10 +253,16 @@ describe('outages', () => {
         i++;
       }
     })();
+    // Each kill lands in a running load, and events are stored while the relay is down.
+    const storedCount = async () => Number((await sys.db.selectFrom('events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    const moreStored = async (what: string, n: number) => {
+      const from = await storedCount();
+      await waitFor(what, async () => (await storedCount()) >= from + n, 30_000, 50);
+    };
     for (let k = 0; k < 2; k++) {
-      await new Promise((r) => setTimeout(r, 700));
+      await moreStored('the load to run', 50);
       await sys.kill('relay');
-      await new Promise((r) => setTimeout(r, 300));
+      await moreStored('events stored while the relay is down', 20);
       await sys.start('relay');
     }
     running = false;

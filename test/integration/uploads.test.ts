@@ -2,12 +2,13 @@
 // offsets and resumed give byte-identical files; every bad request gets its status code and
 // changes nothing; the limits (length, 30 minutes, unreadable), termination and expiration leave
 // no bytes behind; nobody but the owner sees an upload.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tus from 'tus-js-client';
+import { jsonOrUndefined } from '../support/http.ts';
 import { TcpProxy } from '../support/proxy.ts';
 import { System, waitFor } from '../support/system.ts';
 import { idOf, makeClip, newUserId, sha256, tusUpload } from '../support/uploads.ts';
@@ -28,13 +29,7 @@ async function tusCall(method: string, path: string, userId: string | undefined,
     body: body ? new Uint8Array(body) : undefined,
   });
   const text = await r.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, headers: r.headers, body: json, text };
+  return { status: r.status, headers: r.headers, body: jsonOrUndefined(text), text };
 }
 
 async function create(userId: string, length: number, filename = 'clip.mp4'): Promise<string> {
@@ -56,11 +51,7 @@ const streamingPatch = (api: string, userId: string, id: string, body: ReadableS
     signal,
   } as RequestInit).catch(() => undefined);
 
-/** Every event of an upload in the event store, decoded. */
-async function uploadEvents(id: string): Promise<{ type: string; data: any }[]> {
-  const rows = await sys.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `upload-${id}`).orderBy('version').execute();
-  return rows.map((r) => ({ type: r.type, data: sys.log.codec.decode(r.data).data }));
-}
+const uploadEvents = (id: string) => sys.storedEvents(`upload-${id}`);
 
 const allEvents = async () => (await sys.db.selectFrom('events').select('position').execute()).length;
 
@@ -303,7 +294,7 @@ describe('two api processes', () => {
     const hung = new AbortController();
     const body = new ReadableStream({ start: (c) => c.enqueue(new Uint8Array(data.subarray(0, 1024 * 1024))) });
     const first = streamingPatch(sys.api, user, id, body, hung.signal);
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor('the megabyte on disk', () => statSync(join(blobDir, 'uploads', id, 'data')).size === 1024 * 1024, 10_000, 20);
 
     // The client comes back through the other api: it asks where the upload stands. The running
     // PATCH is told to let go, keeps what it received, and the answer counts exactly that.

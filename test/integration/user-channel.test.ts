@@ -21,7 +21,7 @@ it('pushes upload events to their owner on user:<id>, next to stream events, und
     other.subscribe(`user:${userId}`); // someone else's channel: refused
     await mine.waitFor('subscribed', `user:${userId}`);
     // One answer for the channel, however many topics feed it.
-    await new Promise((r) => setTimeout(r, 200));
+    await mine.barrier();
     expect(mine.messages.filter((m) => m.type === 'subscribed')).toHaveLength(1);
 
     const created = await fetch(`${sys.api}/v1/uploads/`, {
@@ -47,7 +47,11 @@ it('pushes upload events to their owner on user:<id>, next to stream events, und
     const chunk = events.find((e: any) => e.event === 'UploadChunkAppended');
     expect(chunk).toMatchObject({ channel: `user:${userId}`, position: expect.stringMatching(/^uploads\/\d+:\d+$/), data: { userId, offset: 0, length: 8 } });
     expect(events.find((e: any) => e.event === 'StreamActivated').position).toMatch(/^\d+:\d+$/);
+    // Sent to every subscriber at once: had other been let in, its copy would be in before this marker.
+    await other.barrier();
     expect(other.messages.filter((m) => m.type === 'event')).toEqual([]);
+    // Still one answer, now that every topic feeding the channel has delivered to it.
+    expect(mine.messages.filter((m) => m.type === 'subscribed')).toHaveLength(1);
     expect(other.messages.find((m) => m.type === 'error')).toMatchObject({ code: 'forbidden' });
   } finally {
     mine.close();

@@ -116,6 +116,8 @@ describe('using one', () => {
       expect(created.status).toBe(201);
       const event = await waitFor('UploadCreated on the user channel', () => live.messages.find((m) => m.type === 'event' && m.event === 'UploadCreated'));
       expect(event).toMatchObject({ channel: `user:${user}`, data: { userId: user, uploadId: idOf(created.headers.get('location')!) } });
+      // Sent to every subscriber at once: had anonymous been let in, its copy would be in before this marker.
+      await anonymous.barrier();
       expect(anonymous.messages.filter((m) => m.type === 'event')).toEqual([]);
     } finally {
       live.close();

@@ -24,11 +24,14 @@ export function rawRequest(port: number, method: string, target: string, headers
   });
 }
 
-/** The JSON body of a response, or undefined when it is not JSON. */
-export function jsonOf(r: RawResponse): any {
+/** The text as JSON, or undefined when it is not JSON. */
+export function jsonOrUndefined(text: string): any {
   try {
-    return JSON.parse(r.body);
+    return JSON.parse(text);
   } catch {
     return undefined;
   }
 }
+
+/** The JSON body of a response, or undefined when it is not JSON. */
+export const jsonOf = (r: RawResponse): any => jsonOrUndefined(r.body);

@@ -169,6 +169,12 @@ export class System {
     return this.db.selectFrom('caption_fragments').select(['seq', 'text', 'offset']).where('channel', '=', channel).orderBy('offset').execute();
   }
 
+  /** A stream's events as the event store holds them, in order, decoded. */
+  async storedEvents(stream: string): Promise<{ type: string; data: any }[]> {
+    const rows = await this.db.selectFrom('events').select(['type', 'data']).where('stream', '=', stream).orderBy('version').execute();
+    return rows.map((r) => ({ type: r.type, data: this.log.codec.decode(r.data).data }));
+  }
+
   async captionsInLog(): Promise<number> {
     return (await this.log.offsets('captions')).reduce((n, o) => n + o.high - o.low, 0);
   }
@@ -209,6 +215,7 @@ export async function readTopic(log: EventLog, topic: TopicName): Promise<{ reco
 export class LiveClient {
   readonly messages: any[] = [];
   closed: { code: number; reason: string } | undefined;
+  private barriers = 0;
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (m) => this.messages.push(JSON.parse(m.toString())));
     ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
@@ -234,6 +241,17 @@ export class LiveClient {
 
   async waitFor(type: string, channel?: string): Promise<any> {
     return waitFor(`a ${type} message`, () => this.messages.find((m) => m.type === type && (!channel || m.channel === channel)), 10_000, 10);
+  }
+
+  /**
+   * Resolves once everything the server sent this socket before it read this call's marker has
+   * arrived: a socket delivers in order, so what has not come by then was never sent. The marker is
+   * an unsubscribe from a channel never subscribed, which the server answers at once.
+   */
+  async barrier(): Promise<void> {
+    const channel = `barrier-${++this.barriers}`;
+    this.ws.send(JSON.stringify({ op: 'unsubscribe', channel }));
+    await waitFor(`the answer to ${channel}`, () => this.messages.some((m) => m.type === 'unsubscribed' && m.channel === channel), 10_000, 10);
   }
 
   close(): void {

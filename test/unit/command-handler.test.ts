@@ -5,7 +5,7 @@ import { DomainError } from '../../domain/decider.ts';
 import { activeStreams, evolve, initialState, viewer, viewerStream, type ViewerCommand, type ViewerEvent, type ViewerState } from '../../domain/streams/viewer.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import { EventStoreUnavailable, WrongExpectedVersion, type AppendOptions, type DomainEvent, type EventStore, type StreamRead } from '../../infra/eventstore/port.ts';
-import { InMemoryEventStore } from './support/in-memory-event-store.ts';
+import { InMemoryEventStore } from '../support/in-memory-event-store.ts';
 
 const U = 'user-1';
 const STREAM = viewerStream(U);

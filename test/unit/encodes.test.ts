@@ -2,35 +2,16 @@
 // validation naming the field, defaults, and the job id that makes one user's request of the same
 // file with the same options the same job (and another user's a job of their own).
 import { describe, expect, it } from 'vitest';
-import { DomainError, type DomainErrorKind } from '../../domain/decider.ts';
-import { decide, evolve, initialState, nextStep, stepsOf, type EncodeCommand, type EncodeEvent, type Step } from '../../domain/encodes/job.ts';
-import { encodeJob, jobStream } from '../../domain/encodes/job.ts';
+import type { DomainErrorKind } from '../../domain/decider.ts';
+import { encodeJob, evolve, jobStream, nextStep, stepsOf, type EncodeCommand, type EncodeEvent, type Step } from '../../domain/encodes/job.ts';
 import { jobIdOf, normalizeOptions } from '../../domain/encodes/options.ts';
 import { JobLost, JobSession } from '../../apps/worker/job-session.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
-import { InMemoryEventStore } from './support/in-memory-event-store.ts';
+import { InMemoryEventStore } from '../support/in-memory-event-store.ts';
+import { spec } from '../support/decider-spec.ts';
 import type { EncodeOptions } from '../../schemas/types.generated.ts';
 
-const fold = (events: EncodeEvent[]) => events.reduce(evolve, initialState());
-
-function given(events: EncodeEvent[]) {
-  return {
-    when(command: EncodeCommand) {
-      const decision = () => decide(command, Object.freeze(fold(events)));
-      return {
-        then: (expected: EncodeEvent[]) => expect(decision()).toEqual(expected),
-        thenThrows(kind: DomainErrorKind) {
-          expect(decision).toThrow(DomainError);
-          try {
-            decision();
-          } catch (e) {
-            expect((e as DomainError).kind).toBe(kind);
-          }
-        },
-      };
-    },
-  };
-}
+const { given, stateAfter } = spec(encodeJob);
 
 const J = 'job-1';
 const A = 'user-a';
@@ -61,7 +42,7 @@ describe('encode job decider: requests and dedup', () => {
     given([requested()]).when(request()).then([dedup]);
     given([requested(), ...through('cleanup'), done()]).when(request()).then([dedup]);
     // Not even the time of the last event: a repeated request is no sign of a worker's life.
-    const running = fold([requested(), started('encode')]);
+    const running = stateAfter([requested(), started('encode')]);
     expect(evolve(running, { ...dedup, data: { ...dedup.data, at: T + 60_000 } })).toEqual(running);
   });
   it('a job is its owner\'s alone: nobody else is let onto it', () => {
@@ -92,7 +73,7 @@ describe('encode job decider: an output already stored', () => {
   it('plays no part when the job exists and is not to run again', () =>
     given([requested(), started('probe')]).when(request(A, { reuse: stored })).then([{ type: 'EncodeDeduplicated', data: { jobId: J, userId: A, ownerId: A, uploadId: `up-${A}`, again: true, at: T } }]));
   it('leaves nothing for a worker to do: no step may start, nothing completes again', () => {
-    expect(fold(completedAtOnce)).toMatchObject({ status: 'completed', output: { sha256: stored.sha256, size: 1234, container: 'mp4' } });
+    expect(stateAfter(completedAtOnce)).toMatchObject({ status: 'completed', output: { sha256: stored.sha256, size: 1234, container: 'mp4' } });
     given(completedAtOnce).when(start('probe')).thenThrows('conflict');
     given(completedAtOnce).when({ type: 'Complete', jobId: J, outputSha256: 'o', size: 1, now: T }).thenThrows('conflict');
   });
@@ -106,7 +87,7 @@ describe('encode job decider: steps', () => {
   it('starts steps in order, and the next step follows the completed ones', () => {
     given([requested()]).when(start('probe')).then([started('probe')]);
     given([requested(), ...through('extract')]).when(start('encode')).then([started('encode')]);
-    expect(nextStep(fold([requested(), ...through('extract')]))).toBe('encode');
+    expect(nextStep(stateAfter([requested(), ...through('extract')]))).toBe('encode');
   });
   it.each<[string, EncodeEvent[], EncodeCommand, DomainErrorKind]>([
     ['a step before the ones it needs', [requested(), ...through('probe')], start('encode'), 'conflict'],
@@ -118,7 +99,7 @@ describe('encode job decider: steps', () => {
     ['completion before every step is done', [requested(), ...through('logo')], { type: 'Complete', jobId: J, outputSha256: 'o', size: 1, now: T }, 'conflict'],
   ])('refuses %s', (_n, events, command, kind) => given(events).when(command).thenThrows(kind));
   it('a takeover may start a completed step again, forgetting it and what came after', () => {
-    const state = fold([requested(), ...through('encode'), started('encode', 'w2')]);
+    const state = stateAfter([requested(), ...through('encode'), started('encode', 'w2')]);
     expect(state.completed).toEqual({ probe: '{}', extract: '{}' });
     expect(state.worker).toBe('w2');
   });
@@ -131,7 +112,7 @@ describe('encode job decider: steps', () => {
 describe("a worker's hold on a job", () => {
   async function running() {
     const store = new InMemoryEventStore();
-    await store.append(jobStream(J), 0, [requested()], { key: J, source: 'test', snapshot: fold([requested()]) });
+    await store.append(jobStream(J), 0, [requested()], { key: J, source: 'test', snapshot: stateAfter([requested()]) });
     const session = await JobSession.load(store, J);
     await session.apply({ type: 'StartStep', step: 'probe', worker: 'w1' });
     return { store, session };

@@ -1,5 +1,5 @@
 // The fanout hub with fake sockets and an in-memory read model: who gets which caption, once, in order.
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Entry } from '../../apps/fanout/history.ts';
 import { captionsFeed } from '../../apps/fanout/feeds.ts';
 import { Client, Hub, type CaptionArchive, type HubStats, type LogEnd, type Record as LogRecord, type Socket } from '../../apps/fanout/hub.ts';
@@ -159,6 +159,13 @@ class Log {
       .map((r) => formatPosition({ partition: r.partition, offset: r.record.offset }));
   }
 }
+
+// A test that fakes the clock gets the real one back.
+afterEach(() => void vi.useRealTimers());
+
+/** On a faked clock: lets the hub do everything it has started (every promise, every timer), so
+ *  what it has not sent by then it never sends. */
+const settled = () => vi.runAllTimersAsync();
 
 function setup(opts: { capacity?: number; maxBackpressure?: number; recoveryTimeoutMs?: number; liveFrom?: number[]; logEnd?: LogEnd } = {}) {
   const archive = new FakeArchive();
@@ -433,7 +440,9 @@ describe('resuming with since older than the partition history', () => {
     hub.subscribe(client, news, since);
     // Then it gets what the read model has, and nothing after it while there is a hole
     await vi.waitFor(() => expect(socket.positions(news)).toEqual(log.expected(news, since).slice(0, 10)));
-    await new Promise((r) => setTimeout(r, 150));
+    // (it has asked the read model twice more since, and acted on the first of those answers)
+    const asked = archive.calls;
+    await vi.waitFor(() => expect(archive.calls).toBeGreaterThanOrEqual(asked + 2));
     expect(socket.positions(news)).toHaveLength(10);
     // And once the read model catches up, the rest, then live
     log.catchUpArchive();
@@ -530,6 +539,7 @@ describe('resuming with since older than the partition history', () => {
   });
 
   it('stops recovering for a client that disconnects meanwhile', async () => {
+    vi.useFakeTimers();
     const { hub, log, archive, connect } = setup({ capacity: 2 });
     for (let i = 0; i < 10; i++) log.publish(news);
     const release = archive.hold();
@@ -537,7 +547,7 @@ describe('resuming with since older than the partition history', () => {
     hub.subscribe(client, news, `${partitionOf(news)}:0`);
     hub.disconnect(client);
     release();
-    await new Promise((r) => setTimeout(r, 50));
+    await settled();
     expect(socket.positions(news)).toEqual([]);
     expect(hub.subscriptionCount()).toBe(0);
   });
@@ -671,6 +681,7 @@ describe('a since beyond the end of the log', () => {
   });
 
   it('a client that unsubscribes while the check runs gets no late answer to it', async () => {
+    vi.useFakeTimers();
     const { hub, log, kafka } = withKafka();
     let release!: () => void;
     kafka.gate = new Promise((r) => (release = r));
@@ -679,8 +690,8 @@ describe('a since beyond the end of the log', () => {
     hub.subscribe(client, news, `${partitionOf(news)}:9`);
     hub.unsubscribe(client, news);
     release();
-    await vi.waitFor(() => expect(kafka.calls).toBe(1));
-    await new Promise((r) => setTimeout(r, 0));
+    await settled();
+    expect(kafka.calls).toBe(1);
     expect(socket.messages()).toEqual([{ type: 'unsubscribed', channel: news }]);
     expect(hub.subscriptionCount()).toBe(0);
   });
@@ -836,9 +847,10 @@ describe('feeds without a read model behind them', () => {
     const p = partitionFor(userId, PARTITIONS);
     hub.onRecords(p, [0, 1, 2, 3].map((o) => event(o, 'StreamHeartbeat')));
     const socket = new FakeSocket();
+    vi.useFakeTimers();
     hub.subscribe(new Client(socket), `user:${userId}`, `${p}:0`);
     hub.onRecords(p, [event(4, 'StreamHeartbeat')]);
-    await new Promise((r) => setTimeout(r, 10));
+    await settled();
     const msgs = socket.messages();
     expect(msgs[0]).toMatchObject({ type: 'subscribed', recovered: false, position: `${p}:1` });
     expect(msgs.filter((m) => m.type === 'event').map((m) => m.position)).toEqual([`${p}:2`, `${p}:3`, `${p}:4`]);

@@ -3,37 +3,10 @@
 // finished, rejected, terminated or expired upload takes nothing more.
 import { describe, expect, it } from 'vitest';
 import { DomainError, type DomainErrorKind } from '../../domain/decider.ts';
-import { decide, evolve, initialState, isRawVideo, UploadTooLarge, type UploadCommand, type UploadEvent } from '../../domain/uploads/upload.ts';
+import { isRawVideo, upload, UploadTooLarge, type UploadCommand, type UploadEvent } from '../../domain/uploads/upload.ts';
+import { spec, type ErrorClass } from '../support/decider-spec.ts';
 
-const fold = (events: UploadEvent[]) => events.reduce(evolve, initialState());
-const freeze = <T>(v: T): T => {
-  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) freeze(x);
-  }
-  return v;
-};
-
-function given(events: UploadEvent[]) {
-  return {
-    when(command: UploadCommand) {
-      const decision = () => decide(command, freeze(fold(events)));
-      return {
-        then: (expected: UploadEvent[]) => expect(decision()).toEqual(expected),
-        thenThrows(kind: DomainErrorKind, type: Function = DomainError) {
-          let thrown: unknown;
-          try {
-            expect.fail(`expected ${kind}, got ${JSON.stringify(decision())}`);
-          } catch (e) {
-            thrown = e;
-          }
-          expect(thrown).toBeInstanceOf(type);
-          expect((thrown as DomainError).kind).toBe(kind);
-        },
-      };
-    },
-  };
-}
+const { given, stateAfter } = spec(upload);
 
 const U = 'upload-1';
 const OWNER = 'user-a';
@@ -59,9 +32,9 @@ describe('uploads decider: creation', () => {
   it('creates an upload; .yuv marks raw video', () => {
     given([]).when(create(100)).then([created(100)]);
     given([]).when(create(100, 'cam.YUV')).then([created(100, 'cam.YUV')]);
-    expect(fold([created(100, 'cam.yuv')]).raw).toBe(true);
+    expect(stateAfter([created(100, 'cam.yuv')]).raw).toBe(true);
   });
-  it.each<[string, UploadEvent[], UploadCommand, DomainErrorKind, Function]>([
+  it.each<[string, UploadEvent[], UploadCommand, DomainErrorKind, ErrorClass]>([
     ['twice', [created()], create(), 'conflict', DomainError],
     ['over the maximum', [], create(MAX + 1), 'invalid', UploadTooLarge],
     ['negative length', [], create(-1), 'invalid', DomainError],
@@ -72,16 +45,16 @@ describe('uploads decider: chunks', () => {
   it('appends at the current offset, and the offset moves on', () => {
     given([created()]).when(append(0, 40)).then([chunk(0, 40)]);
     given([created(), chunk(0, 40)]).when(append(40, 60)).then([chunk(40, 60)]);
-    expect(fold([created(), chunk(0, 40), chunk(40, 60)])).toMatchObject({ offset: 100, chunks: [{ offset: 0, length: 40 }, { offset: 40, length: 60 }] });
+    expect(stateAfter([created(), chunk(0, 40), chunk(40, 60)])).toMatchObject({ offset: 100, chunks: [{ offset: 0, length: 40 }, { offset: 40, length: 60 }] });
   });
-  it.each<[string, UploadEvent[], UploadCommand, DomainErrorKind, Function]>([
+  it.each<[string, UploadEvent[], UploadCommand, DomainErrorKind, ErrorClass]>([
     ['at an offset behind', [created(), chunk(0, 40)], append(0, 10), 'conflict', DomainError],
     ['at an offset ahead', [created(), chunk(0, 40)], append(50, 10), 'conflict', DomainError],
     ['past the declared length', [created(), chunk(0, 40)], append(40, 61), 'invalid', UploadTooLarge],
     ['of no bytes', [created()], append(0, 0), 'invalid', DomainError],
     ["to someone else's upload", [created()], append(0, 10, 'user-b'), 'not_found', DomainError],
     ['to an upload that does not exist', [], append(0, 10), 'not_found', DomainError],
-    ...(Object.entries(ended).map(([name, e]) => [`after it was ${name}`, [created(), chunk(0, 40), e], append(40, 10), 'conflict', DomainError]) as [string, UploadEvent[], UploadCommand, DomainErrorKind, Function][]),
+    ...(Object.entries(ended).map(([name, e]) => [`after it was ${name}`, [created(), chunk(0, 40), e], append(40, 10), 'conflict', DomainError]) as [string, UploadEvent[], UploadCommand, DomainErrorKind, ErrorClass][]),
   ])('refuses a chunk %s', (_n, events, command, kind, type) => given(events).when(command).thenThrows(kind, type));
 });
 

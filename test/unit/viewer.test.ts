@@ -2,48 +2,14 @@
 // `limit` streams at once, each activation is a lease that expires, and an expired lease never
 // counts, whether or not its expiry has been recorded yet.
 import { describe, expect, it } from 'vitest';
-import { DomainError, type DomainErrorKind } from '../../domain/decider.ts';
+import { DomainError } from '../../domain/decider.ts';
 import {
-  activeStreams, decide, evolve, initialState, limitOf, MAX_LIMIT, viewer,
+  activeStreams, evolve, limitOf, MAX_LIMIT, viewer,
   type ViewerCommand, type ViewerEvent, type ViewerState,
 } from '../../domain/streams/viewer.ts';
+import { spec } from '../support/decider-spec.ts';
 
-// ---- a tiny Emmett-style specification helper ----
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
-
-const fold = (events: ViewerEvent[]): ViewerState => events.reduce(evolve, initialState());
-
-function given(events: ViewerEvent[]) {
-  return {
-    when(command: ViewerCommand) {
-      // Frozen: a decision reads state, it never changes it.
-      const decision = () => decide(command, deepFreeze(fold(events)));
-      return {
-        then(expected: ViewerEvent[]) {
-          expect(decision()).toEqual(expected);
-        },
-        thenThrows(kind: DomainErrorKind) {
-          let thrown: unknown;
-          try {
-            const events = decision();
-            expect.fail(`expected a DomainError '${kind}', got events ${JSON.stringify(events)}`);
-          } catch (err) {
-            thrown = err;
-          }
-          expect(thrown).toBeInstanceOf(DomainError);
-          expect((thrown as DomainError).kind).toBe(kind);
-        },
-      };
-    },
-  };
-}
+const { given, stateAfter } = spec(viewer);
 
 // ---- events and commands of one user ----
 
@@ -140,9 +106,9 @@ describe('viewer decider: per-user limits', () => {
   });
 
   it('limitOf prefers the per-user limit over the default', () => {
-    expect(limitOf(fold([issued()]), 3)).toBe(3);
-    expect(limitOf(fold([issued(), limitSet(0)]), 3)).toBe(0);
-    expect(limitOf(fold([issued(), limitSet(7)]), 3)).toBe(7);
+    expect(limitOf(stateAfter([issued()]), 3)).toBe(3);
+    expect(limitOf(stateAfter([issued(), limitSet(0)]), 3)).toBe(0);
+    expect(limitOf(stateAfter([issued(), limitSet(7)]), 3)).toBe(7);
   });
 
   it.each([0, 1, 3, MAX_LIMIT])('SetLimit %d is recorded', (limit) =>
@@ -225,7 +191,7 @@ describe('viewer decider: leases past their TTL', () => {
     given([issued(), activated('a', T0 - TTL - 20), expired('a', T0 - 20)]).when(expireLeases()).then([]));
 
   it('activeStreams excludes leases at or past now', () => {
-    const state = fold([issued(), activated('a', T0 - TTL), activated('b', T0 - TTL + 1)]);
+    const state = stateAfter([issued(), activated('a', T0 - TTL), activated('b', T0 - TTL + 1)]);
     expect(activeStreams(state, T0)).toEqual(['b']);
     expect(activeStreams(state, T0 - 1)).toEqual(['a', 'b']);
     expect(activeStreams(state, T0 + 1)).toEqual([]);
@@ -255,7 +221,7 @@ function simulate(seed: number, steps: number, opts: { setLimits: boolean }): { 
   const streams = ['s0', 's1', 's2', 's3', 's4', 's5'];
   const defaultLimit = int(5); // 0..4
   let now = T0;
-  let state = fold([]);
+  let state = stateAfter([]);
   const history: Step[] = [];
   for (let i = 0; i < steps; i++) {
     // Time moves on by anything from nothing to past a whole TTL, often to just around a lease end.

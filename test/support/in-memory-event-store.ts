@@ -5,7 +5,7 @@
 // starts from the snapshot and folds the events after it. Latency and failures can be injected.
 import {
   WrongExpectedVersion, type AppendOptions, type DomainEvent, type EventStore, type StreamRead,
-} from '../../../infra/eventstore/port.ts';
+} from '../../infra/eventstore/port.ts';
 
 export type Operation = 'load' | 'append';
 
