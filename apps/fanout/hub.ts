@@ -56,9 +56,59 @@ export interface HubStats {
 export type LogEnd = (partition: number) => Promise<number>;
 
 const ARCHIVE_PAGE = 1000;
+/** Entries of a live source carry no order within the channel: every one is sent. */
+const UNORDERED: Subscription = { channel: '', partition: -1, after: -1, live: true };
+
+export interface HubOptions {
+  /** Partitions of the topic whose records order this hub's channels (positions, `since`). */
+  partitions: number;
+  /** Per partition, the offset the history starts at. */
+  startOffsets: number[];
+  /** Per partition, the log end when the fanout started: "from now on" never means older. */
+  liveFrom?: number[];
+  historyCapacity: number;
+  /** Bytes queued for a socket before it is closed as a slow consumer. */
+  maxBackpressure: number;
+  /** Where clients find what the history no longer holds; without one, they start from the oldest it holds. */
+  archive?: CaptionArchive;
+  stats: HubStats;
+  /** A catch-up that makes no progress for this long is given up (the client is told). */
+  recoveryTimeoutMs?: number;
+  feed?: Feed;
+  /** Where a `since` past every end this hub has seen is checked before it is refused. */
+  logEnd?: LogEnd;
+  /**
+   * Other topics whose records reach the same channels, live only (a user's uploads and encodes
+   * are keyed by upload and job, so they cannot be ordered by the channel's partition): their
+   * events go to every subscriber of the channel as they come, under the same one subscription.
+   */
+  liveSources?: LiveSourceOptions[];
+}
+
+export interface LiveSourceOptions {
+  topic: string;
+  partitions: number;
+  startOffsets: number[];
+  feed: Feed;
+}
+
+/** A live-only source: its histories only remember where each partition is (never replayed). */
+interface LiveSource {
+  histories: PartitionHistory[];
+  feed: Feed;
+}
 
 export class Hub {
+  readonly partitions: number;
   private readonly histories: PartitionHistory[];
+  private readonly liveFrom: number[];
+  private readonly maxBackpressure: number;
+  private readonly archive: CaptionArchive | undefined;
+  private readonly stats: HubStats;
+  private readonly recoveryTimeoutMs: number;
+  private readonly feed: Feed;
+  private readonly logEnd: LogEnd | undefined;
+  private readonly liveSources = new Map<string, LiveSource>();
   private readonly listeners = new Map<string, Set<Client>>();
   /** This hub's subscriptions of each client (a client may hold the same channel in other hubs). */
   private readonly subsOf = new WeakMap<Client, Map<string, Subscription>>();
@@ -74,23 +124,20 @@ export class Hub {
     return m;
   }
 
-  constructor(
-    readonly partitions: number,
-    startOffsets: number[],
-    historyCapacity: number,
-    private readonly maxBackpressure: number,
-    /** Where clients find what the history no longer holds; without one, they start from the oldest it holds. */
-    private readonly archive: CaptionArchive | undefined,
-    private readonly stats: HubStats,
-    private readonly recoveryTimeoutMs = 30_000,
-    /** Per partition, the log end when the fanout started: "from now on" never means older. */
-    private readonly liveFrom: number[] = startOffsets,
-    private readonly feed: Feed = captionsFeed(),
-    /** Where a `since` past every end this hub has seen is checked before it is refused. */
-    private readonly logEnd?: LogEnd,
-  ) {
-    this.histories = startOffsets.map((o) => new PartitionHistory(historyCapacity, o));
-    this.ends = this.histories.map((h, p) => Math.max(h.next, liveFrom[p] ?? 0));
+  constructor(o: HubOptions) {
+    this.partitions = o.partitions;
+    this.liveFrom = o.liveFrom ?? o.startOffsets;
+    this.maxBackpressure = o.maxBackpressure;
+    this.archive = o.archive;
+    this.stats = o.stats;
+    this.recoveryTimeoutMs = o.recoveryTimeoutMs ?? 30_000;
+    this.feed = o.feed ?? captionsFeed();
+    this.logEnd = o.logEnd;
+    this.histories = o.startOffsets.map((offset) => new PartitionHistory(o.historyCapacity, offset));
+    this.ends = this.histories.map((h, p) => Math.max(h.next, this.liveFrom[p] ?? 0));
+    for (const source of o.liveSources ?? []) {
+      this.liveSources.set(source.topic, { feed: source.feed, histories: source.startOffsets.map((offset) => new PartitionHistory(0, offset)) });
+    }
   }
 
   private knownEnd(partition: number): number {
@@ -120,8 +167,27 @@ export class Hub {
     }));
   }
 
-  history(partition: number): PartitionHistory {
-    return this.histories[partition]!;
+  /** A partition's history: of the hub's own topic, or of one of its live sources. */
+  history(partition: number, liveSource?: string): PartitionHistory {
+    return liveSource === undefined ? this.histories[partition]! : this.liveSources.get(liveSource)!.histories[partition]!;
+  }
+
+  /** Records of a partition of a live source: each goes at once to every subscriber of its channel. */
+  onLiveRecords(topic: string, partition: number, records: FeedRecord[]): void {
+    const source = this.liveSources.get(topic)!;
+    const h = source.histories[partition]!;
+    for (const r of records) {
+      if (r.offset < h.next) continue; // seen already (a re-fetch)
+      h.add(r.offset, undefined);
+      const e = source.feed.entry(partition, r);
+      if (!e) continue;
+      this.stats.fannedOut(partition, r.offset, e.at);
+      for (const client of this.listeners.get(e.key) ?? []) {
+        if (client.closed) continue;
+        if (client.socket.bufferedAmount() > this.maxBackpressure) this.closeSlow(client);
+        else this.sendEntries(client, UNORDERED, [{ offset: r.offset, channel: e.key, json: e.json }], false);
+      }
+    }
   }
 
   /** Records of one partition, in offset order, as the tail consumer reads them, with the end of
@@ -211,14 +277,13 @@ export class Hub {
     set.add(client);
   }
 
-  /** `quiet`: no subscribed message (another hub answers for the same channel). */
-  subscribe(client: Client, channel: string, since?: string, quiet = false): void {
+  subscribe(client: Client, channel: string, since?: string): void {
     const invalid = this.feed.invalidKey(channel);
     if (invalid) return this.send(client, errorMessage('invalid_channel', refusal('channel', invalid), String(channel)));
     if (this.feed.spansPartitions) {
       // Live only: every record from now on, from whichever partition it comes.
       this.listen(client, { channel, partition: -1, after: -1, live: true });
-      if (!quiet) this.send(client, subscribedMessage(channel, '', false));
+      this.send(client, subscribedMessage(channel, '', false));
       return;
     }
     const partition = partitionFor(this.feed.partitionKey(channel), this.partitions);

@@ -34,35 +34,47 @@ const stats = (t: (typeof topics)[number]) => ({
 });
 // A `since` past what this fanout has seen is checked against Kafka before it is refused.
 const logEnd = (t: (typeof topics)[number]) => async (partition: number) => (await log.offsets(t)).find((o) => o.partition === partition)?.high ?? 0;
+const common = { historyCapacity: config.fanoutHistoryPerPartition, maxBackpressure: config.fanoutMaxBackpressure };
 const hubs = {
-  captions: new Hub(TOPICS.captions.partitions, starts('captions'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, postgresArchive(db), stats('captions'), 30_000, ends.captions!.map((o) => o.high), captionsFeed(), logEnd('captions')),
-  // A user's own events are served from memory only: older ones are in the read model's current state.
+  captions: new Hub({
+    ...common, partitions: TOPICS.captions.partitions, startOffsets: starts('captions'), liveFrom: ends.captions!.map((o) => o.high),
+    archive: postgresArchive(db), stats: stats('captions'), feed: captionsFeed(), logEnd: logEnd('captions'),
+  }),
+  // A user's own events: stream decisions (keyed by user, so resumable), and upload and encode
+  // progress live on the same channel. Served from memory only: older ones are in the read
+  // model's current state.
+  users: new Hub({
+    ...common, partitions: TOPICS.streams.partitions, startOffsets: starts('streams'), liveFrom: ends.streams!.map((o) => o.high),
+    stats: stats('streams'), feed: userEventsFeed(), logEnd: logEnd('streams'),
+    liveSources: (['uploads', 'encodes'] as const).map((t) => ({ topic: t, partitions: TOPICS[t].partitions, startOffsets: starts(t), feed: userEventsFeed(t) })),
+  }),
   replays: new Replayer(postgresReplaySource(db), config.fanoutMaxBackpressure),
-  users: new Hub(TOPICS.streams.partitions, starts('streams'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, undefined, stats('streams'), 30_000, ends.streams!.map((o) => o.high), userEventsFeed(), logEnd('streams')),
 };
-const activity = {
-  uploads: new Hub(TOPICS.uploads.partitions, starts('uploads'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, undefined, stats('uploads'), 30_000, ends.uploads!.map((o) => o.high), userEventsFeed('uploads')),
-  encodes: new Hub(TOPICS.encodes.partitions, starts('encodes'), config.fanoutHistoryPerPartition, config.fanoutMaxBackpressure, undefined, stats('encodes'), 30_000, ends.encodes!.map((o) => o.high), userEventsFeed('encodes')),
-};
-const byTopic: Record<string, Hub> = { captions: hubs.captions, streams: hubs.users, ...activity };
-const hubOf = (topic: string): Hub => byTopic[topic]!;
+/** Which hub reads a topic, and whether the topic is one of its live sources. */
+const route = (topic: string): { hub: Hub; liveSource?: string } =>
+  topic === 'captions' ? { hub: hubs.captions } : topic === 'streams' ? { hub: hubs.users } : { hub: hubs.users, liveSource: topic };
 
 const consumer = await log.consume({
   groupId: EventLog.privateGroup('castlog-fanout'),
   topics: [...topics],
-  startAt: async (topic, partition) => hubOf(topic).history(partition).next,
+  startAt: async (topic, partition) => {
+    const { hub, liveSource } = route(topic);
+    return hub.history(partition, liveSource).next;
+  },
   onPoison: (topic, partition, offset, err) => logger.error({ topic, partition, offset, err: String(err) }, 'undecodable record skipped'),
   onBatch: async (batch) => {
-    const hub = hubOf(batch.topic);
-    const next = hub.history(batch.partition).next;
+    const { hub, liveSource } = route(batch.topic);
+    const next = hub.history(batch.partition, liveSource).next;
     if (batch.firstOffset > next) return { seek: next }; // never skip: read the hole first
-    hub.onRecords(batch.partition, batch.records.map((r) => ({ offset: r.offset, data: r.event.data, type: r.event.type, meta: r.meta })), batch.highWatermark);
+    const records = batch.records.map((r) => ({ offset: r.offset, data: r.event.data, type: r.event.type, meta: r.meta }));
+    if (liveSource) hub.onLiveRecords(liveSource, batch.partition, records);
+    else hub.onRecords(batch.partition, records, batch.highWatermark);
     return undefined;
   },
 });
 app.onClose(() => consumer.stop());
 
-const server = await startFanoutServer({ ...hubs, activity: Object.values(activity) }, {
+const server = await startFanoutServer(hubs, {
   port: config.fanoutPort,
   maxBackpressure: config.fanoutMaxBackpressure,
   metrics,

@@ -24,9 +24,6 @@ export interface Hubs {
   users?: Hub;
   /** Historical ranges replayed at their original pacing. */
   replays?: Replayer;
-  /** A user's upload and encode progress, live on the same user channel (those topics are keyed
-   *  by upload and job, so these hubs only follow the channel and never answer for it). */
-  activity?: Hub[];
 }
 
 export interface FanoutServer {
@@ -114,20 +111,14 @@ export function startFanoutServer(
           }
           hub = hubs.users;
         }
-        const followers = hub === hubs.users ? (hubs.activity ?? []) : [];
-        if (m.op === 'subscribe') {
-          hub.subscribe(client, m.channel, m.since);
-          for (const f of followers) f.subscribe(client, m.channel, undefined, true);
-        } else {
-          hub.unsubscribe(client, m.channel);
-          for (const f of followers) f.unsubscribe(client, m.channel, false);
-        }
+        if (m.op === 'subscribe') hub.subscribe(client, m.channel, m.since);
+        else hub.unsubscribe(client, m.channel);
       },
       close: (ws) => {
         sockets.delete(ws);
         const client = ws.getUserData().client;
         if (client) {
-          for (const hub of [hubs.captions, hubs.users, ...(hubs.activity ?? [])]) hub?.disconnect(client);
+          for (const hub of [hubs.captions, hubs.users]) hub?.disconnect(client);
           hubs.replays?.stopAll(client);
         }
       },

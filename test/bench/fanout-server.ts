@@ -90,7 +90,7 @@ async function startServer(m: Msg): Promise<number> {
     const slow = new prom.Counter({ name: 'castlog_fanout_slow_consumers_total', help: 'Clients closed for falling behind', registers: [metrics] });
     const e2e = new prom.Histogram({ name: 'castlog_e2e_latency_seconds', help: 'e2e', buckets: LATENCY_BUCKETS, registers: [metrics] });
     const archive: CaptionArchive = { after: async () => ({ rows: [], appliedUpTo: 0 }) };
-    hub = new Hub(PARTITIONS, Array(PARTITIONS).fill(0), m.history, m.maxBackpressure, archive, {
+    hub = new Hub({ partitions: PARTITIONS, startOffsets: Array(PARTITIONS).fill(0), historyCapacity: m.history, maxBackpressure: m.maxBackpressure, archive, stats: {
       delivered: (n) => {
         sent += n;
         deliveries.inc(n);
@@ -100,7 +100,7 @@ async function startServer(m: Msg): Promise<number> {
         slow.inc();
       },
       fannedOut: (_p, _o, receivedAt) => e2e.observe(Math.max(0, Date.now() - receivedAt) / 1000),
-    });
+    } });
     const server = await startFanoutServer({ captions: hub }, { port: 0, maxBackpressure: m.maxBackpressure, metrics, ready: async () => true });
     closeServer = () => server.close();
     return server.port;

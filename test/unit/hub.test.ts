@@ -175,7 +175,10 @@ function setup(opts: { capacity?: number; maxBackpressure?: number; recoveryTime
     slowClosed: () => void counts.slowClosed++,
     fannedOut: () => void counts.fannedOut++,
   };
-  const hub = new Hub(PARTITIONS, Array(PARTITIONS).fill(0), opts.capacity ?? 1000, opts.maxBackpressure ?? 1_000_000, archive, stats, opts.recoveryTimeoutMs ?? 5000, opts.liveFrom, captionsFeed(), opts.logEnd);
+  const hub = new Hub({
+    partitions: PARTITIONS, startOffsets: Array(PARTITIONS).fill(0), historyCapacity: opts.capacity ?? 1000, maxBackpressure: opts.maxBackpressure ?? 1_000_000,
+    archive, stats, recoveryTimeoutMs: opts.recoveryTimeoutMs ?? 5000, liveFrom: opts.liveFrom, feed: captionsFeed(), logEnd: opts.logEnd,
+  });
   const log = new Log(hub, archive);
   const connect = () => {
     const socket = new FakeSocket();
@@ -821,7 +824,7 @@ describe('feeds without a read model behind them', () => {
 
   it('a channel spread over partitions gets every event once, whatever the offsets', async () => {
     const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
-    const hub = new Hub(PARTITIONS, Array(PARTITIONS).fill(0), 100, 1_000_000, undefined, stats, 5000, undefined, userEventsFeed('uploads'));
+    const hub = new Hub({ partitions: PARTITIONS, startOffsets: Array(PARTITIONS).fill(0), historyCapacity: 100, maxBackpressure: 1_000_000, stats, recoveryTimeoutMs: 5000, feed: userEventsFeed('uploads') });
     const socket = new FakeSocket();
     hub.subscribe(new Client(socket), `user:${userId}`);
     // Offsets of different partitions are unrelated: a later event may have a smaller one.
@@ -833,7 +836,7 @@ describe('feeds without a read model behind them', () => {
 
   it('a since beyond the end of a user channel’s partition gets invalid_position too', async () => {
     const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
-    const hub = new Hub(PARTITIONS, Array(PARTITIONS).fill(0), 100, 1_000_000, undefined, stats, 5000, undefined, userEventsFeed());
+    const hub = new Hub({ partitions: PARTITIONS, startOffsets: Array(PARTITIONS).fill(0), historyCapacity: 100, maxBackpressure: 1_000_000, stats, recoveryTimeoutMs: 5000, feed: userEventsFeed() });
     const p = partitionFor(userId, PARTITIONS);
     hub.onRecords(p, [0, 1].map((o) => event(o, 'StreamHeartbeat')), 2);
     const socket = new FakeSocket();
@@ -843,7 +846,7 @@ describe('feeds without a read model behind them', () => {
 
   it('a since older than memory is answered recovered: false, with what memory holds, then live', async () => {
     const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
-    const hub = new Hub(PARTITIONS, Array(PARTITIONS).fill(0), 2, 1_000_000, undefined, stats, 5000, undefined, userEventsFeed());
+    const hub = new Hub({ partitions: PARTITIONS, startOffsets: Array(PARTITIONS).fill(0), historyCapacity: 2, maxBackpressure: 1_000_000, stats, recoveryTimeoutMs: 5000, feed: userEventsFeed() });
     const p = partitionFor(userId, PARTITIONS);
     hub.onRecords(p, [0, 1, 2, 3].map((o) => event(o, 'StreamHeartbeat')));
     const socket = new FakeSocket();
@@ -854,5 +857,36 @@ describe('feeds without a read model behind them', () => {
     const msgs = socket.messages();
     expect(msgs[0]).toMatchObject({ type: 'subscribed', recovered: false, position: `${p}:1` });
     expect(msgs.filter((m) => m.type === 'event').map((m) => m.position)).toEqual([`${p}:2`, `${p}:3`, `${p}:4`]);
+  });
+});
+
+describe('a user channel fed by several topics', () => {
+  const stats: HubStats = { delivered: () => undefined, slowClosed: () => undefined, fannedOut: () => undefined };
+  const userId = '7d6f6a52-3a5e-4c1e-9f0e-2b1f9b6e7a10';
+  const event = (offset: number, type: string) => ({ offset, type, data: { userId, at: 1 }, meta: undefined });
+
+  it('is one subscription: one answer, one toward the limit, and every source’s events on it', async () => {
+    const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
+    const zeros = Array(PARTITIONS).fill(0);
+    const hub = new Hub({
+      partitions: PARTITIONS, startOffsets: zeros, historyCapacity: 100, maxBackpressure: 1_000_000, stats, feed: userEventsFeed(),
+      liveSources: (['uploads', 'encodes'] as const).map((topic) => ({ topic, partitions: PARTITIONS, startOffsets: zeros, feed: userEventsFeed(topic) })),
+    });
+    const socket = new FakeSocket();
+    const client = new Client(socket);
+    hub.subscribe(client, `user:${userId}`);
+    expect(client.subscriptions).toBe(1);
+    expect(socket.messages().filter((m) => m.type === 'subscribed')).toHaveLength(1);
+    hub.onRecords(partitionFor(userId, PARTITIONS), [event(0, 'StreamActivated')]);
+    hub.onLiveRecords('uploads', 2, [event(10, 'UploadChunkAppended')]);
+    hub.onLiveRecords('encodes', 1, [event(4, 'EncodeProgressed')]);
+    expect(socket.messages().filter((m) => m.type === 'event').map((m) => m.event)).toEqual(['StreamActivated', 'UploadChunkAppended', 'EncodeProgressed']);
+    // A re-fetch of a live source's records is not sent again.
+    hub.onLiveRecords('uploads', 2, [event(10, 'UploadChunkAppended')]);
+    expect(socket.messages().filter((m) => m.type === 'event')).toHaveLength(3);
+    hub.unsubscribe(client, `user:${userId}`);
+    expect(client.subscriptions).toBe(0);
+    hub.onLiveRecords('encodes', 1, [event(5, 'EncodeProgressed')]);
+    expect(socket.messages().filter((m) => m.type === 'event')).toHaveLength(3);
   });
 });
