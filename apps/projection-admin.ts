@@ -2,6 +2,7 @@
 // status, rebuild (the projector builds the next version and swaps it in), verify.
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
+import { LastSeqs } from '../domain/captions/repeats.ts';
 import type { Db } from '../infra/db.ts';
 import { EventLog } from '../infra/kafka.ts';
 import { PROJECTIONS } from '../projections/catalog.ts';
@@ -134,10 +135,10 @@ export async function verifyCaptions(db: Db, log: EventLog): Promise<{ ok: boole
   const upTo = new Map((await db.selectFrom('projection_positions').selectAll().where('projection', '=', key).execute()).map((p) => [p.partition, p.next_offset]));
   const ends = await log.offsets('captions');
 
-  // The log side, read from its start up to what the model has applied; a station's retry (a seq
-  // not above its last on that channel) dropped as every reader drops it.
+  // The log side, read from its start up to what the model has applied; a station's repeat
+  // dropped as every reader drops it.
   const logLeaves: Leaf[] = [];
-  const lastSeq = new Map<string, number>();
+  const seqs = new LastSeqs();
   const target = new Set(ends.filter((e) => (upTo.get(e.partition) ?? e.low) > e.low).map((e) => e.partition));
   if (target.size > 0) {
     let allRead!: () => void;
@@ -152,11 +153,8 @@ export async function verifyCaptions(db: Db, log: EventLog): Promise<{ ok: boole
         const stop = upTo.get(b.partition)!;
         for (const r of b.records) {
           if (r.offset >= stop) break;
-          const d = r.event.data as CaptionFragmentReceived;
-          const station = `${d.channel}\u0000${d.station}`;
-          if ((lastSeq.get(station) ?? -1) >= d.seq) continue;
-          lastSeq.set(station, d.seq);
-          logLeaves.push(leafOf(b.partition, r.offset, d));
+          if (r.event.type !== 'CaptionFragmentReceived' || !seqs.admit(r.event.data)) continue;
+          logLeaves.push(leafOf(b.partition, r.offset, r.event.data));
         }
         if ((b.records.at(-1)?.offset ?? -1) + 1 >= stop) {
           finished.add(b.partition);
