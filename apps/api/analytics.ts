@@ -3,12 +3,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { sql } from 'kysely';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
+import { parseTime } from '../../domain/time.ts';
 import type { Db } from '../../infra/db.ts';
 import { analyticsProjection } from '../../projections/analytics/projection.ts';
 import { MINUTE } from '../../projections/analytics/tables.ts';
 import { ensureRegistered } from '../../projections/versions.ts';
 import { badRequest } from './errors.ts';
-import { parseTime } from './history.ts';
 import type { Reads } from './reads.ts';
 
 /** The longest range a per-minute series may cover: 31 days. */

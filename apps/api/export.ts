@@ -6,8 +6,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import { sql } from 'kysely';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { formatPosition } from '../../domain/position.ts';
+import { parseTime } from '../../domain/time.ts';
 import { badRequest } from './errors.ts';
-import { parseTime } from './history.ts';
 import type { Reads } from './reads.ts';
 
 export const EXPORT_PAGE = 1000;

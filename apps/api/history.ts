@@ -2,19 +2,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { formatPosition, parsePosition } from '../../domain/position.ts';
+import { parseTime } from '../../domain/time.ts';
 import { FRAGMENT_COLUMNS } from '../../projections/captions/tables.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import { badRequest } from './errors.ts';
 import type { Reads } from './reads.ts';
-
-/** Milliseconds since the epoch, or an ISO 8601 date. */
-export function parseTime(field: string, value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const ms = /^\d{1,15}$/.test(value) ? Number(value) : value.length <= 40 ? Date.parse(value) : NaN;
-  if (!Number.isFinite(ms)) throw badRequest(field, 'must be milliseconds since the epoch or an ISO 8601 date');
-  return ms;
-}
 
 export function historyRoutes(reads: Reads): FastifyPluginAsync {
   return async (app) => {

@@ -8,10 +8,10 @@ import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { formatPosition } from '../../domain/position.ts';
 import { queryProblem } from '../../domain/captions/search-query.ts';
 import { isBcp47, BCP47_RULE } from '../../domain/captions/fragment.ts';
+import { parseTime } from '../../domain/time.ts';
 import { isStatementTimeout } from '../../infra/db.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { badRequest, HttpError } from './errors.ts';
-import { parseTime } from './history.ts';
 import type { Reads } from './reads.ts';
 
 export const MAX_LIMIT = 100;
