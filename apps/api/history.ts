@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { formatPosition, parsePosition } from '../../domain/position.ts';
 import { parseTime } from '../../domain/time.ts';
-import { FRAGMENT_COLUMNS } from '../../projections/captions/tables.ts';
+import { channelFragments, channelList } from '../../projections/captions/queries.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import { badRequest } from './errors.ts';
@@ -12,7 +12,7 @@ import type { Reads } from './reads.ts';
 export function historyRoutes(reads: Reads): FastifyPluginAsync {
   return async (app) => {
     app.get('/', async () => {
-      const rows = await reads.run((db) => db.selectFrom('channels').selectAll().orderBy('id').execute());
+      const rows = await reads.run((db) => channelList(db));
       return {
         channels: rows.map((r) => ({ id: r.id, lastFragmentAt: r.last_fragment_ms, fragmentCount: r.fragment_count, lastPosition: r.last_position })),
       };
@@ -45,13 +45,7 @@ export function historyRoutes(reads: Reads): FastifyPluginAsync {
           if (!after) throw badRequest('after', 'must be a position "partition:offset" as returned by the API');
           if (after.partition !== partitionFor(channel, TOPICS.captions.partitions)) throw badRequest('after', 'is a position of another channel');
         }
-        const rows = await reads.run((db) => {
-          let q = db.selectFrom('caption_fragments').select(FRAGMENT_COLUMNS).where('channel', '=', channel);
-          if (after) q = q.where('offset', '>', after.offset);
-          if (from !== undefined) q = q.where('start_ms', '>=', from);
-          if (to !== undefined) q = q.where('start_ms', '<', to);
-          return q.orderBy('offset').limit(limit + 1).execute();
-        });
+        const rows = await reads.run((db) => channelFragments(db, channel, { afterOffset: after?.offset, from, to }, limit + 1));
         const page = rows.slice(0, limit);
         const items = page.map((r) => ({
           position: formatPosition(r),
