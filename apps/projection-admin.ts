@@ -2,13 +2,13 @@
 // status, rebuild (the projector builds the next version and swaps it in), verify.
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
+import { LastSeqs } from '../domain/captions/repeats.ts';
 import type { Db } from '../infra/db.ts';
 import { EventLog } from '../infra/kafka/index.ts';
 import { PROJECTIONS } from '../projections/catalog.ts';
-import { schemaOf, startRebuild, versions } from '../projections/versions.ts';
+import { positionsOf, schemaOf, startRebuild, versions } from '../projections/versions.ts';
 import type { CaptionFragmentReceived } from '../schemas/types.generated.ts';
-import type { TopicName } from '../schemas/catalog.ts';
-import { FRAGMENT_COLUMNS } from '../projections/captions/tables.ts';
+import { fragmentOf, fragmentsInLogOrder } from '../projections/captions/queries.ts';
 
 export interface VersionStatus {
   version: number;
@@ -47,7 +47,7 @@ export async function projectionStatus(db: Db, log: EventLog): Promise<Projectio
     for (const [version, role] of [[row.current, 'serving'], [row.building, 'building']] as const) {
       if (version === null) continue;
       const key = schemaOf(row.name, version);
-      const stored = await db.selectFrom('projection_positions').selectAll().where('projection', '=', key).execute();
+      const stored = await positionsOf(db, row.name, version);
       const positions = [...ends].map(([tp, e]) => {
         const [topic, p] = tp.split('/');
         const next = stored.find((s) => s.topic === topic && s.partition === Number(p))?.next_offset ?? e.low;
@@ -130,14 +130,13 @@ function tree(leaves: Leaf[]): Map<string, { root: string; hours: Map<number, { 
 /** Compares the captions read model with the log up to the positions it has applied. */
 export async function verifyCaptions(db: Db, log: EventLog): Promise<{ ok: boolean; checked: number; differences: Difference[] }> {
   const [row] = (await versions(db)).filter((v) => v.name === 'captions');
-  const key = schemaOf('captions', row!.current);
-  const upTo = new Map((await db.selectFrom('projection_positions').selectAll().where('projection', '=', key).execute()).map((p) => [p.partition, p.next_offset]));
+  const upTo = new Map((await positionsOf(db, 'captions', row!.current)).map((p) => [p.partition, p.next_offset]));
   const ends = await log.offsets('captions');
 
-  // The log side, read from its start up to what the model has applied; a station's retry (a seq
-  // not above its last on that channel) dropped as every reader drops it.
+  // The log side, read from its start up to what the model has applied; a station's repeat
+  // dropped as every reader drops it.
   const logLeaves: Leaf[] = [];
-  const lastSeq = new Map<string, number>();
+  const seqs = new LastSeqs();
   const target = new Set(ends.filter((e) => (upTo.get(e.partition) ?? e.low) > e.low).map((e) => e.partition));
   if (target.size > 0) {
     let allRead!: () => void;
@@ -145,18 +144,15 @@ export async function verifyCaptions(db: Db, log: EventLog): Promise<{ ok: boole
     const finished = new Set<number>();
     const consumer = await log.consume({
       groupId: EventLog.privateGroup('castlog-verify'),
-      topics: ['captions' as TopicName],
+      topics: ['captions'],
       startAt: async (_t, partition) => ends.find((e) => e.partition === partition)!.low,
       onBatch: async (b) => {
         if (!target.has(b.partition) || finished.has(b.partition)) return;
         const stop = upTo.get(b.partition)!;
         for (const r of b.records) {
           if (r.offset >= stop) break;
-          const d = r.event.data as CaptionFragmentReceived;
-          const station = `${d.channel}\u0000${d.station}`;
-          if ((lastSeq.get(station) ?? -1) >= d.seq) continue;
-          lastSeq.set(station, d.seq);
-          logLeaves.push(leafOf(b.partition, r.offset, d));
+          if (r.event.type !== 'CaptionFragmentReceived' || !seqs.admit(r.event.data)) continue;
+          logLeaves.push(leafOf(b.partition, r.offset, r.event.data));
         }
         if ((b.records.at(-1)?.offset ?? -1) + 1 >= stop) {
           finished.add(b.partition);
@@ -172,17 +168,11 @@ export async function verifyCaptions(db: Db, log: EventLog): Promise<{ ok: boole
   const modelLeaves: Leaf[] = [];
   let after = { partition: -1, offset: -1 };
   for (;;) {
-    const rows = await db
-      .selectFrom('caption_fragments')
-      .select(FRAGMENT_COLUMNS)
-      .where((eb) => eb.or([eb('partition', '>', after.partition), eb.and([eb('partition', '=', after.partition), eb('offset', '>', after.offset)])]))
-      .orderBy('partition').orderBy('offset')
-      .limit(10_000)
-      .execute();
+    const rows = await fragmentsInLogOrder(db, after, 10_000);
     if (!rows.length) break;
     for (const r of rows) {
       if (r.offset >= (upTo.get(r.partition) ?? 0)) continue;
-      modelLeaves.push(leafOf(r.partition, r.offset, { channel: r.channel, station: r.station, seq: r.seq, text: r.text, start: r.start_ms, end: r.end_ms, mode: r.mode as never, lang: r.lang }));
+      modelLeaves.push(leafOf(r.partition, r.offset, fragmentOf(r)));
     }
     after = { partition: rows.at(-1)!.partition, offset: rows.at(-1)!.offset };
   }

@@ -2,21 +2,33 @@
 // caller's transaction. The runner stores its positions in that same transaction.
 import type { Kysely, Transaction } from 'kysely';
 import type { Decoded } from '../schemas/codec.ts';
-import type { TopicName } from '../schemas/catalog.ts';
+import type { TOPICS, TopicName } from '../schemas/catalog.ts';
 import type { EventMeta } from '../schemas/envelope.ts';
 import type { Database } from './database.ts';
 
-export interface ProjectedRecord {
-  topic: TopicName;
+/** The event types a topic carries, as the topic catalog declares them. */
+export type TopicEvents<T extends TopicName> = (typeof TOPICS)[T]['events'][number];
+
+/** A record of one of the projection's topics: its event is one of the types those topics carry. */
+export interface ProjectedRecord<T extends TopicName = TopicName> {
+  topic: T;
   partition: number;
   offset: number;
   meta: EventMeta;
-  event: Decoded;
+  event: Decoded<TopicEvents<T>>;
 }
 
-export interface Projection {
+/**
+ * The default of a `switch (event.type)` over a projection's records: each type its topics carry
+ * must have a case of its own (nothing left for this `never`), so a new event in the topic catalog
+ * does not compile until every projection says what it does with it. At run time a record of a
+ * type its topic does not declare is skipped.
+ */
+export function noEventLeft(_event: never): void {}
+
+export interface Projection<T extends TopicName = TopicName> {
   name: string;
-  topics: TopicName[];
+  topics: T[];
   /** Tables readers use, through public views of the serving version. */
   views: string[];
   /** Creates this projection's tables in the current schema (a version's own). */
@@ -26,5 +38,5 @@ export interface Projection {
    * the swap: one bulk build is many times cheaper than keeping them current row by row.
    */
   createIndexes?(db: Kysely<any>): Promise<void>;
-  apply(trx: Transaction<Database>, records: ProjectedRecord[]): Promise<void>;
+  apply(trx: Transaction<Database>, records: ProjectedRecord<T>[]): Promise<void>;
 }

@@ -1,8 +1,8 @@
 // Versions of a projection. Version N of projection P lives in schema P_vN; public views show the
 // serving one. A rebuild creates P_vN+1, the projector fills it from offset 0 while P_vN keeps
 // serving, and once it has caught up one transaction points the views at it.
-import { sql, type Kysely } from 'kysely';
-import type { Database } from './database.ts';
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Database, ProjectionPositionsTable } from './database.ts';
 import type { Projection } from './projection.ts';
 
 export const schemaOf = (name: string, version: number) => `${name}_v${version}`;
@@ -16,6 +16,27 @@ export interface VersionRow {
 export async function versions(db: Kysely<Database>): Promise<VersionRow[]> {
   const { rows } = await sql<VersionRow>`SELECT name, current, building FROM projection_versions ORDER BY name`.execute(db);
   return rows;
+}
+
+/** The positions a version has stored: per topic and partition, the offset of the next record to apply. */
+export function positionsOf(db: Kysely<Database>, name: string, version: number): Promise<Selectable<ProjectionPositionsTable>[]> {
+  return db.selectFrom('projection_positions').selectAll().where('projection', '=', schemaOf(name, version)).execute();
+}
+
+/**
+ * How far the serving version of a projection has applied a partition: the offset of the next
+ * record to apply, 0 when none. Readers of the public views ask this, in the transaction they read
+ * the views in, so the version and its position come from one snapshot.
+ */
+export async function servingNextOffset(db: Kysely<Database>, name: string, topic: string, partition: number): Promise<number> {
+  const { rows } = await sql<{ current: number }>`SELECT current FROM projection_versions WHERE name = ${name}`.execute(db);
+  if (!rows[0]) return 0;
+  const pos = await db
+    .selectFrom('projection_positions')
+    .select('next_offset')
+    .where('projection', '=', schemaOf(name, rows[0].current)).where('topic', '=', topic).where('partition', '=', partition)
+    .executeTakeFirst();
+  return pos?.next_offset ?? 0;
 }
 
 export class RebuildError extends Error {}

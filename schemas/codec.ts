@@ -4,19 +4,18 @@
 import type avro from 'avsc';
 import { overLimit } from './limits.ts';
 import { SchemaRegistry, type SchemaVersion } from './registry.ts';
-import type { EventDataMap, EventType } from './types.generated.ts';
+import type { EventDataMap, EventOf, EventType } from './types.generated.ts';
 
 const MAGIC = Buffer.from([0xc3, 0x01]);
 const HEADER = MAGIC.length + 8;
 
 export class CodecError extends Error {}
 
-export interface Decoded<T extends EventType = EventType> {
-  type: T;
+/** A decoded event: one of the schemas' events (narrowed by `type`), with its writer's schema version. */
+export type Decoded<T extends EventType = EventType> = EventOf<T> & {
   /** The writer's schema version. */
   version: number;
-  data: EventDataMap[T];
-}
+};
 
 export class AvroCodec {
   private readonly resolvers = new Map<string, avro.Resolver>();
@@ -52,7 +51,8 @@ export class AvroCodec {
       // A damaged body is the same kind of problem as an unknown schema: one error type for callers.
       throw new CodecError(`${writer.event} v${writer.version}: ${(err as Error).message}`);
     }
-    return { type: writer.event as EventType, version: writer.version, data } as Decoded;
+    // The one place bytes become a typed event: the writer's schema named the type, avsc checked the data.
+    return { type: writer.event, version: writer.version, data } as Decoded;
   }
 
   private resolver(reader: SchemaVersion, writer: SchemaVersion): avro.Resolver {

@@ -55,5 +55,12 @@ export function generateTypes(registry: SchemaRegistry): string {
     ...events.map((e) => `  ${e}: ${e};`),
     '}',
     '',
+    '/** An event of any type. `type` tells them apart: a `switch (event.type)` narrows `data` to that event\'s. */',
+    'export type AnyEvent =',
+    ...events.map((e, i) => `  | { type: ${JSON.stringify(e)}; data: ${e} }${i === events.length - 1 ? ';' : ''}`),
+    '',
+    '/** The events of the given types only. */',
+    'export type EventOf<T extends EventType> = { [K in T]: { type: K; data: EventDataMap[K] } }[T];',
+    '',
   ].join('\n');
 }

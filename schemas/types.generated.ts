@@ -207,3 +207,30 @@ export interface EventDataMap {
   UserIdIssued: UserIdIssued;
   UserLimitSet: UserLimitSet;
 }
+
+/** An event of any type. `type` tells them apart: a `switch (event.type)` narrows `data` to that event's. */
+export type AnyEvent =
+  | { type: "ActivationRejected"; data: ActivationRejected }
+  | { type: "CaptionFragmentReceived"; data: CaptionFragmentReceived }
+  | { type: "EncodeCompleted"; data: EncodeCompleted }
+  | { type: "EncodeDeduplicated"; data: EncodeDeduplicated }
+  | { type: "EncodeFailed"; data: EncodeFailed }
+  | { type: "EncodeProgressed"; data: EncodeProgressed }
+  | { type: "EncodeRequested"; data: EncodeRequested }
+  | { type: "EncodeStepCompleted"; data: EncodeStepCompleted }
+  | { type: "EncodeStepStarted"; data: EncodeStepStarted }
+  | { type: "StreamActivated"; data: StreamActivated }
+  | { type: "StreamDeactivated"; data: StreamDeactivated }
+  | { type: "StreamHeartbeat"; data: StreamHeartbeat }
+  | { type: "StreamIdIssued"; data: StreamIdIssued }
+  | { type: "UploadChunkAppended"; data: UploadChunkAppended }
+  | { type: "UploadCompleted"; data: UploadCompleted }
+  | { type: "UploadCreated"; data: UploadCreated }
+  | { type: "UploadExpired"; data: UploadExpired }
+  | { type: "UploadRejected"; data: UploadRejected }
+  | { type: "UploadTerminated"; data: UploadTerminated }
+  | { type: "UserIdIssued"; data: UserIdIssued }
+  | { type: "UserLimitSet"; data: UserLimitSet };
+
+/** The events of the given types only. */
+export type EventOf<T extends EventType> = { [K in T]: { type: K; data: EventDataMap[K] } }[T];

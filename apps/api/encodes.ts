@@ -16,6 +16,7 @@ import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
 import type { EncodeJobsTable } from '../../projections/database.ts';
 import { outputsOf } from '../../projections/encodes/outputs.ts';
+import { ownJobRow } from '../../projections/encodes/queries.ts';
 import type { EncodeOptions } from '../../schemas/types.generated.ts';
 import { requireUser } from './access.ts';
 import { HttpError } from './errors.ts';
@@ -125,7 +126,7 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
     const notFound = new HttpError(404, `jobId: no job ${jobId}`, 'jobId');
     if (!isUuid(jobId)) throw notFound;
     const id = jobId.toLowerCase();
-    const row = await db.selectFrom('encode_jobs').selectAll().where('job_id', '=', id).where('user_id', '=', userId).executeTakeFirst();
+    const row = await ownJobRow(db, id, userId);
     if (row && upToDate(row)) return row;
     const { state } = await store.load(jobStream(id), encodeJob.initialState, encodeJob.evolve);
     if (state.userId !== userId) throw notFound;

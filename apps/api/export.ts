@@ -3,11 +3,11 @@
 // slow client slows the reads), so a day's export starts at once and holds one page in memory.
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
-import { sql } from 'kysely';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { formatPosition } from '../../domain/position.ts';
+import { parseTime } from '../../domain/time.ts';
+import { fragmentsByTime } from '../../projections/captions/queries.ts';
 import { badRequest } from './errors.ts';
-import { parseTime } from './history.ts';
 import type { Reads } from './reads.ts';
 
 export const EXPORT_PAGE = 1000;
@@ -102,13 +102,7 @@ function header(format: ExportFormat, channel: string, origin: number | undefine
 export function exportRoutes(reads: Reads): FastifyPluginAsync {
   /** Keyset pages in (start, position) order: cues must not go back in time. */
   const page = (channel: string, from: number | undefined, to: number | undefined, after: { start: number; offset: number } | undefined): Promise<Row[]> =>
-    reads.run((db) => {
-      let q = db.selectFrom('caption_fragments').select(['partition', 'offset', 'start_ms', 'end_ms', 'text']).where('channel', '=', channel);
-      if (from !== undefined) q = q.where('start_ms', '>=', from);
-      if (to !== undefined) q = q.where('start_ms', '<', to);
-      if (after) q = q.where(sql<boolean>`(start_ms, "offset") > (${after.start}, ${after.offset})`);
-      return q.orderBy('start_ms').orderBy('offset').limit(EXPORT_PAGE).execute();
-    });
+    reads.run((db) => fragmentsByTime(db, channel, { from, to }, after, EXPORT_PAGE));
 
   return async (app) => {
     for (const format of ['vtt', 'srt', 'txt'] as const) {

@@ -2,24 +2,17 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { formatPosition, parsePosition } from '../../domain/position.ts';
-import { FRAGMENT_COLUMNS } from '../../projections/captions/tables.ts';
+import { parseTime } from '../../domain/time.ts';
+import { channelFragments, channelList } from '../../projections/captions/queries.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import { badRequest } from './errors.ts';
 import type { Reads } from './reads.ts';
 
-/** Milliseconds since the epoch, or an ISO 8601 date. */
-export function parseTime(field: string, value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const ms = /^\d{1,15}$/.test(value) ? Number(value) : value.length <= 40 ? Date.parse(value) : NaN;
-  if (!Number.isFinite(ms)) throw badRequest(field, 'must be milliseconds since the epoch or an ISO 8601 date');
-  return ms;
-}
-
 export function historyRoutes(reads: Reads): FastifyPluginAsync {
   return async (app) => {
     app.get('/', async () => {
-      const rows = await reads.run((db) => db.selectFrom('channels').selectAll().orderBy('id').execute());
+      const rows = await reads.run((db) => channelList(db));
       return {
         channels: rows.map((r) => ({ id: r.id, lastFragmentAt: r.last_fragment_ms, fragmentCount: r.fragment_count, lastPosition: r.last_position })),
       };
@@ -52,13 +45,7 @@ export function historyRoutes(reads: Reads): FastifyPluginAsync {
           if (!after) throw badRequest('after', 'must be a position "partition:offset" as returned by the API');
           if (after.partition !== partitionFor(channel, TOPICS.captions.partitions)) throw badRequest('after', 'is a position of another channel');
         }
-        const rows = await reads.run((db) => {
-          let q = db.selectFrom('caption_fragments').select(FRAGMENT_COLUMNS).where('channel', '=', channel);
-          if (after) q = q.where('offset', '>', after.offset);
-          if (from !== undefined) q = q.where('start_ms', '>=', from);
-          if (to !== undefined) q = q.where('start_ms', '<', to);
-          return q.orderBy('offset').limit(limit + 1).execute();
-        });
+        const rows = await reads.run((db) => channelFragments(db, channel, { afterOffset: after?.offset, from, to }, limit + 1));
         const page = rows.slice(0, limit);
         const items = page.map((r) => ({
           position: formatPosition(r),

@@ -8,6 +8,7 @@ import type { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { viewer, viewerStream } from '../../domain/streams/viewer.ts';
 import { LOCKS, lockKey } from '../../infra/locks.ts';
+import { usersWithExpiredLeases } from '../../projections/streams/queries.ts';
 
 export function startLeaseSweeper(db: Db, handler: CommandHandler, logger: Logger, everyMs = 1000): () => void {
   let stopped = false;
@@ -17,7 +18,7 @@ export function startLeaseSweeper(db: Db, handler: CommandHandler, logger: Logge
       const due = await db.transaction().execute(async (trx) => {
         const { rows } = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${lockKey(LOCKS.leaseSweep)}) AS ok`.execute(trx);
         if (!rows[0]?.ok) return [];
-        return trx.selectFrom('viewer_leases').select('user_id').distinct().where('expires_at_ms', '<=', Date.now()).limit(500).execute();
+        return usersWithExpiredLeases(trx, Date.now(), 500);
       });
       for (const { user_id } of due) {
         if (stopped) return;

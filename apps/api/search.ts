@@ -3,15 +3,15 @@
 // keyset pagination with an opaque cursor. How languages are matched: projections/captions/search-sql.ts.
 import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
-import { sql } from 'kysely';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { formatPosition } from '../../domain/position.ts';
 import { queryProblem } from '../../domain/captions/search-query.ts';
 import { isBcp47, BCP47_RULE } from '../../domain/captions/fragment.ts';
+import { parseTime } from '../../domain/time.ts';
 import { isStatementTimeout } from '../../infra/db.ts';
+import { searchHits, searchQuery } from '../../projections/captions/queries.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { badRequest, HttpError } from './errors.ts';
-import { parseTime } from './history.ts';
 import type { Reads } from './reads.ts';
 
 export const MAX_LIMIT = 100;
@@ -142,42 +142,13 @@ export function searchRoutes(reads: Reads): FastifyPluginAsync {
         const after = query.after === undefined || query.after === '' ? undefined : decodeCursor(query.after, fp);
 
         return reads.run(async (db) => {
-          // The query once, as a constant for the main statement (so the planner sees it and uses the
-          // GIN index); an empty one means q had no word to look for. Whatever Postgres cannot make
-          // of q is q's fault.
-          const tsq = await sql<{ tsq: string }>`SELECT public.castlog_search_query(${lang}, ${q})::text AS tsq`
-            .execute(db)
-            .then(({ rows }) => rows[0]!.tsq, (err: unknown) => {
-              if (isStatementTimeout(err) || !(err as { code?: string }).code?.match(/^(XX|54|22)/)) throw err;
-              throw badRequest('q', 'is too complex to search for');
-            });
+          // Whatever Postgres cannot make of q is q's fault.
+          const tsq = await searchQuery(db, lang, q).catch((err: unknown) => {
+            if (isStatementTimeout(err) || !(err as { code?: string }).code?.match(/^(XX|54|22)/)) throw err;
+            throw badRequest('q', 'is too complex to search for');
+          });
           if (!tsq) throw badRequest('q', 'has no words to search for (only punctuation, operators or stop words)');
-          const filters = [sql`f.search_vector @@ ${tsq}::tsquery`];
-          if (channel !== null) filters.push(sql`f.channel = ${channel}`);
-          if (from !== undefined) filters.push(sql`f.start_ms >= ${from}`);
-          if (to !== undefined) filters.push(sql`f.start_ms < ${to}`);
-          const page = after
-            ? sql`WHERE h.rank < ${after.rank}::real OR (h.rank = ${after.rank}::real AND (h.partition, h."offset") > (${after.partition}, ${after.offset}))`
-            : sql``;
-          const { rows } = await sql<{
-            channel: string; partition: number; offset: number; station: string; seq: number; text: string;
-            start_ms: number; end_ms: number; lang: string | null; rank: number; rank_text: string; headline: string;
-          }>`
-            WITH hits AS (
-              SELECT f.channel, f.partition, f."offset", f.station, f.seq, f.text, f.start_ms, f.end_ms, f.lang,
-                     ts_rank_cd(f.search_vector, ${tsq}::tsquery) AS rank
-              FROM caption_fragments f
-              WHERE ${sql.join(filters, sql` AND `)}
-            ), top AS (
-              SELECT * FROM hits h ${page}
-              ORDER BY h.rank DESC, h.partition, h."offset"
-              LIMIT ${limit + 1}
-            )
-            SELECT t.*, t.rank::text AS rank_text,
-                   ts_headline(public.castlog_ts_config(t.lang), translate(t.text, ${START + STOP}, '  '), ${tsq}::tsquery,
-                               ${`StartSel=${START}, StopSel=${STOP}, MinWords=12, MaxWords=30, ShortWord=2`}) AS headline
-            FROM top t
-            ORDER BY t.rank DESC, t.partition, t."offset"`.execute(db);
+          const rows = await searchHits(db, { tsq, channel, from, to, after, limit: limit + 1, marks: { start: START, stop: STOP } });
           const shown = rows.slice(0, limit);
           const items: SearchHit[] = shown.map((r) => ({
             channel: r.channel,

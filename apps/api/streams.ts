@@ -13,6 +13,7 @@ import type { Db } from '../../infra/db.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
 import { LATENCY_BUCKETS, prom, type Registry } from '../../infra/metrics.ts';
+import { runningLeases, viewerOf } from '../../projections/streams/queries.ts';
 import { requireSelfOrAdmin, requireUser } from './access.ts';
 import { badRequest, HttpError } from './errors.ts';
 
@@ -126,10 +127,10 @@ export function userStreamRoutes(deps: Deps): FastifyPluginAsync {
     app.get<{ Params: { userId: string } }>('/:userId/streams', async (req) => {
       const userId = uuidParam(req.params.userId, 'userId');
       requireSelfOrAdmin(req, userId);
-      const viewerRow = await db.selectFrom('viewers').selectAll().where('user_id', '=', userId).executeTakeFirst();
+      const viewerRow = await viewerOf(db, userId);
       if (!viewerRow) throw new HttpError(404, `userId: unknown user id ${userId}`, 'userId');
       const now = Date.now();
-      const leases = await db.selectFrom('viewer_leases').selectAll().where('user_id', '=', userId).where('expires_at_ms', '>', now).orderBy('activated_at_ms').execute();
+      const leases = await runningLeases(db, userId, now);
       return {
         userId,
         limit: limitOf({ limit: viewerRow.stream_limit }, config.streamLimit),

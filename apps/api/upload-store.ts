@@ -21,6 +21,7 @@ import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { ffprobe, MediaCommandFailed } from '../../infra/media/ffmpeg.ts';
+import { isCompletedFile, unfinishedUploadsBefore } from '../../projections/uploads/queries.ts';
 import type { UploadLocker } from './upload-locker.ts';
 
 export interface UploadRequest {
@@ -198,13 +199,7 @@ export class UploadStore extends DataStore {
     const now = Date.now();
     // Hashes kept for uploads that another process went on with and finished.
     this.forget([...this.running].filter(([, r]) => r.at < now - config.uploadExpiryMs).map(([id]) => id));
-    const stale = await db
-      .selectFrom('uploads')
-      .select('upload_id')
-      .where('status', '=', 'uploading')
-      .where('created_at_ms', '<', now - config.uploadExpiryMs)
-      .limit(1000)
-      .execute();
+    const stale = await unfinishedUploadsBefore(db, now - config.uploadExpiryMs, 1000);
     let n = 0;
     for (const { upload_id } of stale) {
       // Under the upload's lock, so no PATCH is writing bytes that would outlive the folder.
@@ -273,7 +268,7 @@ export class UploadStore extends DataStore {
       const why = reason;
       await this.decide(uploadId, () => ({ type: 'Reject', uploadId, reason: why, now: Date.now() }));
       // The bytes go, unless the same file is also a completed upload of someone else.
-      const kept = sha256 !== undefined && (await this.deps.db.selectFrom('uploads').select('upload_id').where('sha256', '=', sha256).where('status', '=', 'completed').executeTakeFirst());
+      const kept = sha256 !== undefined && (await isCompletedFile(this.deps.db, sha256));
       if (sha256 !== undefined && !kept) await blobs.remove(sha256);
       logger.info({ uploadId, reason }, 'upload rejected');
     } else {

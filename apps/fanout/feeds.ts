@@ -1,6 +1,7 @@
 // What the fanout serves from each topic: how a record becomes a keyed message, and how a repeat
 // is recognised. Captions are keyed by channel; stream-limit events by "user:<id>".
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
+import { LastSeqs } from '../../domain/captions/repeats.ts';
 import { formatPosition } from '../../domain/position.ts';
 import type { EventMeta } from '../../schemas/envelope.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
@@ -32,15 +33,13 @@ export interface Feed {
   spansPartitions?: boolean;
 }
 
-/** Captions: a station's retry (same channel, station and a seq not above the last) is dropped. */
+/** Captions: a station's repeat is dropped (domain/captions/repeats.ts). */
 export function captionsFeed(): Feed {
-  const lastSeq = new Map<string, number>();
+  const seqs = new LastSeqs();
   return {
     entry(partition, r) {
       const d = r.data as CaptionFragmentReceived;
-      const station = `${d.channel}\u0000${d.station}`;
-      if ((lastSeq.get(station) ?? -1) >= d.seq) return undefined;
-      lastSeq.set(station, d.seq);
+      if (!seqs.admit(d)) return undefined;
       return { key: d.channel, json: captionMessage(d, formatPosition({ partition, offset: r.offset })), at: d.receivedAt };
     },
     invalidKey: (key) => (isChannelId(key) ? undefined : CHANNEL_ID_RULE),

@@ -99,7 +99,7 @@ export async function runProjection(
         await afterBatch(behind);
         const now = Date.now();
         const last = outcome.applied.at(-1)!;
-        const receivedAt = (last.event.data as { receivedAt?: number }).receivedAt ?? Date.parse(last.meta.time);
+        const receivedAt = last.event.type === 'CaptionFragmentReceived' ? last.event.data.receivedAt : Date.parse(last.meta.time);
         latency.observe({ projection: projection.name }, Math.max(0, now - receivedAt) / 1000);
       }
       return undefined;

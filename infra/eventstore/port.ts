@@ -1,11 +1,9 @@
 // The event store port: streams of decided events with optimistic concurrency. The Postgres
 // implementation is the default; another store (EventStoreDB, expected revision) fits the same port.
-import type { EventDataMap, EventType } from '../../schemas/types.generated.ts';
+import type { EventOf, EventType } from '../../schemas/types.generated.ts';
 
-export interface DomainEvent<T extends EventType = EventType> {
-  type: T;
-  data: EventDataMap[T];
-}
+/** A decided event, one of the schemas' events: a `switch (event.type)` narrows its data. */
+export type DomainEvent<T extends EventType = EventType> = EventOf<T>;
 
 export interface StreamRead<E, S> {
   /** Version of the last event in the stream; 0 when the stream is empty. */

@@ -1,23 +1,24 @@
-// Caption history: every fragment once (a station's retry, a seq not above its last, is dropped),
+// Caption history: every fragment once (a station's repeat is dropped, domain/captions/repeats.ts),
 // and per channel its fragment count and last fragment time.
 import { sql } from 'kysely';
-import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
-import type { Projection, ProjectedRecord } from '../projection.ts';
+import type { Projection } from '../projection.ts';
 import { CAPTION_TABLES, createCaptionIndexes, createCaptionTables } from './tables.ts';
 
-export const captionsProjection: Projection = {
+export const captionsProjection: Projection<'captions'> = {
   name: 'captions',
   topics: ['captions'],
   views: CAPTION_TABLES,
   createTables: createCaptionTables,
   createIndexes: createCaptionIndexes,
-  async apply(trx, records: ProjectedRecord[]) {
+  async apply(trx, records) {
     const rows = records.filter((r) => r.event.type === 'CaptionFragmentReceived');
     if (!rows.length) return;
-    const data = rows.map((r) => r.event.data as CaptionFragmentReceived);
-    // One statement for the whole batch (unnest is far faster than row-by-row inserts). A fragment
-    // whose seq is not above the last one from its station on its channel, earlier in this batch
-    // or before it, is a station's retry: it is dropped, as the fanout drops it.
+    const data = rows.map((r) => r.event.data);
+    // One statement for the whole batch (unnest is far faster than row-by-row inserts). The repeat
+    // rule of domain/captions/repeats.ts (isRepeat), said in SQL: a fragment whose seq is not above
+    // the last one from its station on its channel, earlier in this batch (`earlier`) or before it
+    // (station_seqs), is dropped; -1 is its NO_SEQ. The cases of test/cases/station-repeats.ts run
+    // against this statement (test/integration/station-repeats.test.ts) and the module alike.
     await sql`
       WITH batch AS (
         SELECT * FROM unnest(

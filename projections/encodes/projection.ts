@@ -1,13 +1,12 @@
 // Encode jobs: owner, status, the running step and its percent, the output, the failure.
-import type { EventDataMap } from '../../schemas/types.generated.ts';
-import type { Projection } from '../projection.ts';
+import { noEventLeft, type Projection } from '../projection.ts';
 import { createOutputIndex } from './outputs.ts';
 import { ENCODE_TABLES, createEncodeTables } from './tables.ts';
 import { firstTime } from '../applied-versions.ts';
 
 const NAME = 'encodes';
 
-export const encodesProjection: Projection = {
+export const encodesProjection: Projection<'encodes'> = {
   name: NAME,
   topics: ['encodes'],
   views: ENCODE_TABLES,
@@ -18,9 +17,9 @@ export const encodesProjection: Projection = {
       if (!(await firstTime(trx, NAME, r))) continue;
       const set = (jobId: string, at: number, values: Record<string, unknown>) =>
         trx.updateTable('encode_jobs').set({ ...values, updated_at_ms: at }).where('job_id', '=', jobId).execute();
-      switch (r.event.type) {
+      const { type, data: d } = r.event;
+      switch (type) {
         case 'EncodeRequested': {
-          const d = r.event.data as EventDataMap['EncodeRequested'];
           const row = {
             user_id: d.userId, upload_id: d.uploadId, sha256: d.sha256, filename: d.filename, raw: d.raw, options: JSON.stringify(d.options),
             status: 'queued', attempt: d.attempt, step: null, percent: 0, steps_done: '[]', worker: null, output_sha256: null, output_size: null,
@@ -30,7 +29,6 @@ export const encodesProjection: Projection = {
           break;
         }
         case 'EncodeStepStarted': {
-          const d = r.event.data as EventDataMap['EncodeStepStarted'];
           const job = await trx.selectFrom('encode_jobs').select('steps_done').where('job_id', '=', d.jobId).executeTakeFirst();
           // A step started again (after a takeover) is no longer done, nor is anything after it.
           const done = job?.steps_done ?? [];
@@ -38,29 +36,24 @@ export const encodesProjection: Projection = {
           await set(d.jobId, d.at, { status: 'running', step: d.step, percent: 0, worker: d.worker, steps_done: JSON.stringify(kept) });
           break;
         }
-        case 'EncodeProgressed': {
-          const d = r.event.data as EventDataMap['EncodeProgressed'];
+        case 'EncodeProgressed':
           await set(d.jobId, d.at, { step: d.step, percent: d.percent });
           break;
-        }
         case 'EncodeStepCompleted': {
-          const d = r.event.data as EventDataMap['EncodeStepCompleted'];
           const job = await trx.selectFrom('encode_jobs').select('steps_done').where('job_id', '=', d.jobId).executeTakeFirst();
           await set(d.jobId, d.at, { percent: 100, steps_done: JSON.stringify([...(job?.steps_done ?? []), d.step]) });
           break;
         }
-        case 'EncodeFailed': {
-          const d = r.event.data as EventDataMap['EncodeFailed'];
+        case 'EncodeFailed':
           await set(d.jobId, d.at, { status: 'failed', step: d.step, error: d.reason, stderr_tail: d.stderrTail });
           break;
-        }
-        case 'EncodeCompleted': {
-          const d = r.event.data as EventDataMap['EncodeCompleted'];
+        case 'EncodeCompleted':
           await set(d.jobId, d.at, { status: 'completed', step: null, percent: 100, output_sha256: d.outputSha256, output_size: d.size });
           break;
-        }
+        case 'EncodeDeduplicated':
+          break; // an owner asking again: the job's row does not change
         default:
-          break;
+          noEventLeft(r.event);
       }
     }
   },

@@ -1,12 +1,11 @@
 // Uploads as their owners see them: status, offset, the stored file's hash, why one was rejected.
-import type { EventDataMap } from '../../schemas/types.generated.ts';
-import type { Projection } from '../projection.ts';
+import { noEventLeft, type Projection } from '../projection.ts';
 import { UPLOAD_TABLES, createUploadTables } from './tables.ts';
 import { firstTime } from '../applied-versions.ts';
 
 const NAME = 'uploads';
 
-export const uploadsProjection: Projection = {
+export const uploadsProjection: Projection<'uploads'> = {
   name: NAME,
   topics: ['uploads'],
   views: UPLOAD_TABLES,
@@ -16,9 +15,9 @@ export const uploadsProjection: Projection = {
       if (!(await firstTime(trx, NAME, r))) continue;
       const set = (uploadId: string, at: number, values: Record<string, unknown>) =>
         trx.updateTable('uploads').set({ ...values, updated_at_ms: at }).where('upload_id', '=', uploadId).execute();
-      switch (r.event.type) {
-        case 'UploadCreated': {
-          const d = r.event.data as EventDataMap['UploadCreated'];
+      const { type, data: d } = r.event;
+      switch (type) {
+        case 'UploadCreated':
           await trx
             .insertInto('uploads')
             .values({
@@ -28,30 +27,21 @@ export const uploadsProjection: Projection = {
             .onConflict((oc) => oc.doNothing())
             .execute();
           break;
-        }
-        case 'UploadChunkAppended': {
-          const d = r.event.data as EventDataMap['UploadChunkAppended'];
+        case 'UploadChunkAppended':
           await set(d.uploadId, d.at, { offset: d.offset + d.length });
           break;
-        }
-        case 'UploadCompleted': {
-          const d = r.event.data as EventDataMap['UploadCompleted'];
+        case 'UploadCompleted':
           await set(d.uploadId, d.at, { status: 'completed', sha256: d.sha256, duration_seconds: d.durationSeconds });
           break;
-        }
-        case 'UploadRejected': {
-          const d = r.event.data as EventDataMap['UploadRejected'];
+        case 'UploadRejected':
           await set(d.uploadId, d.at, { status: 'rejected', reason: d.reason });
           break;
-        }
         case 'UploadTerminated':
-        case 'UploadExpired': {
-          const d = r.event.data as EventDataMap['UploadExpired'];
-          await set(d.uploadId, d.at, { status: r.event.type === 'UploadExpired' ? 'expired' : 'terminated' });
+        case 'UploadExpired':
+          await set(d.uploadId, d.at, { status: type === 'UploadExpired' ? 'expired' : 'terminated' });
           break;
-        }
         default:
-          break;
+          noEventLeft(r.event);
       }
     }
   },

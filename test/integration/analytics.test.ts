@@ -4,7 +4,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newMeta } from '../../schemas/envelope.ts';
-import type { EventDataMap, EventType } from '../../schemas/types.generated.ts';
+import type { AnyEvent } from '../../schemas/types.generated.ts';
 import { countWords } from '../../projections/analytics/projection.ts';
 import { ANALYTICS_TABLES } from '../../projections/analytics/tables.ts';
 import { System, waitFor } from '../support/system.ts';
@@ -36,7 +36,7 @@ async function caughtUp(): Promise<void> {
 }
 
 /** Appends events as the relay would: with their event-store stream and version, in order. */
-type Relayed = { type: EventType; key: string; stream: string; version: number; data: EventDataMap[EventType] };
+type Relayed = AnyEvent & { key: string; stream: string; version: number };
 async function relay(events: Relayed[]): Promise<void> {
   await sys.log.appendEncodedAll(
     events.map((e) => ({ type: e.type, key: e.key, value: sys.log.codec.encode(e.type, e.data), meta: { ...newMeta(e.type, '/test/relay'), stream: e.stream, streamVersion: e.version } })),
@@ -46,11 +46,11 @@ async function relay(events: Relayed[]): Promise<void> {
 function viewer(userId: string) {
   let version = 1; // v1 is the UserIdIssued this test does not need
   const stream = `viewer-${userId}`;
-  const ev = (type: EventType, data: object): Relayed => ({ type, key: userId, stream, version: ++version, data: { userId, ...data } as never });
+  const ev = (event: AnyEvent): Relayed => ({ ...event, key: userId, stream, version: ++version });
   return {
-    activate: (streamId: string, t: number, expiresAt: number) => ev('StreamActivated', { streamId, at: t, expiresAt }),
-    heartbeat: (streamId: string, t: number, expiresAt: number) => ev('StreamHeartbeat', { streamId, at: t, expiresAt }),
-    stop: (streamId: string, t: number, reason: 'stopped' | 'expired' = 'stopped') => ev('StreamDeactivated', { streamId, reason, at: t }),
+    activate: (streamId: string, t: number, expiresAt: number) => ev({ type: 'StreamActivated', data: { userId, streamId, at: t, expiresAt } }),
+    heartbeat: (streamId: string, t: number, expiresAt: number) => ev({ type: 'StreamHeartbeat', data: { userId, streamId, at: t, expiresAt } }),
+    stop: (streamId: string, t: number, reason: 'stopped' | 'expired' = 'stopped') => ev({ type: 'StreamDeactivated', data: { userId, streamId, reason, at: t } }),
   };
 }
 
@@ -185,14 +185,16 @@ describe('encode durations per preset', () => {
     const job = (jobId: string) => {
       let version = 0;
       const stream = `encode-${jobId}`;
-      const ev = (type: EventType, data: object): Relayed => ({ type, key: jobId, stream, version: ++version, data: { jobId, userId: 'an-owner', ...data } as never });
+      const ev = (event: AnyEvent): Relayed => ({ ...event, key: jobId, stream, version: ++version });
+      const ids = { jobId, userId: 'an-owner' };
       const options = (preset: string) => ({ preset, qp: 22, container: 'mp4', logo: false, width: null, height: null, fps: null });
       return {
-        request: (preset: string, attempt: number, t: number) => ev('EncodeRequested', { uploadId: 'up', sha256: 'ab'.repeat(32), filename: 'a.mp4', raw: false, options: options(preset), attempt, at: t }),
-        start: (step: string, attempt: number, t: number) => ev('EncodeStepStarted', { step, worker: 'w1', attempt, at: t }),
-        progress: (step: string, t: number) => ev('EncodeProgressed', { step, percent: 50, at: t }),
-        fail: (step: string, t: number) => ev('EncodeFailed', { step, reason: 'boom', stderrTail: '', at: t }),
-        complete: (t: number) => ev('EncodeCompleted', { outputSha256: 'cd'.repeat(32), size: 10, container: 'mp4', at: t }),
+        request: (preset: string, attempt: number, t: number) =>
+          ev({ type: 'EncodeRequested', data: { ...ids, uploadId: 'up', sha256: 'ab'.repeat(32), filename: 'a.mp4', raw: false, options: options(preset), attempt, at: t } }),
+        start: (step: string, attempt: number, t: number) => ev({ type: 'EncodeStepStarted', data: { ...ids, step, worker: 'w1', attempt, at: t } }),
+        progress: (step: string, t: number) => ev({ type: 'EncodeProgressed', data: { ...ids, step, percent: 50, at: t } }),
+        fail: (step: string, t: number) => ev({ type: 'EncodeFailed', data: { ...ids, step, reason: 'boom', stderrTail: '', at: t } }),
+        complete: (t: number) => ev({ type: 'EncodeCompleted', data: { ...ids, outputSha256: 'cd'.repeat(32), size: 10, container: 'mp4', at: t } }),
       };
     };
     const j1 = job('an-j1');

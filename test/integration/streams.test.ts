@@ -152,7 +152,7 @@ describe('leases', () => {
         const rows = await short.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `viewer-${userId}`).where('type', '=', 'StreamDeactivated').execute();
         return rows.length > 0 && rows;
       });
-      const decoded = expired.map((r) => short.log.codec.decode(r.data).data as { streamId: string; reason: string });
+      const decoded = expired.map((r) => short.log.codec.decode(r.data).data);
       expect(decoded).toEqual([expect.objectContaining({ streamId: a, reason: 'expired' })]);
       const mine = await call(short.api, 'GET', `/v1/users/${userId}/streams`, { 'x-userid': userId });
       await waitFor('read model', async () => {
