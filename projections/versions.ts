@@ -4,6 +4,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database, ProjectionPositionsTable } from './database.ts';
 import type { Projection } from './projection.ts';
+import { LOCKS, lockKey } from '../infra/locks.ts';
 
 export const schemaOf = (name: string, version: number) => `${name}_v${version}`;
 
@@ -109,22 +110,13 @@ export async function trySwap(db: Kysely<Database>, projection: Projection, vers
   });
 }
 
-/** Drops a version that no longer serves and is not being built. */
-export async function dropVersion(db: Kysely<Database>, name: string, version: number): Promise<void> {
-  const key = schemaOf(name, version);
-  await db.transaction().execute(async (trx) => {
-    await sql`DROP SCHEMA IF EXISTS ${sql.id(key)} CASCADE`.execute(trx);
-    await sql`DELETE FROM projection_positions WHERE projection = ${key}`.execute(trx);
-  });
-}
-
 /**
  * Makes sure a projection has a version: creates <name>_v1 with its tables and public views the
  * first time. Tables a migration already made in public are moved into it rather than recreated.
  */
 export async function ensureRegistered(db: Kysely<Database>, projection: Projection): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    await sql`SELECT pg_advisory_xact_lock(hashtext('projection_versions'))`.execute(trx);
+    await sql`SELECT pg_advisory_xact_lock(${lockKey(LOCKS.projectionVersions)})`.execute(trx);
     const { rows } = await sql`SELECT 1 FROM projection_versions WHERE name = ${projection.name}`.execute(trx);
     if (rows.length) return;
     const schema = schemaOf(projection.name, 1);

@@ -28,7 +28,7 @@ const consumer = await retry(
       onPoison: (topic, partition, offset, error) => logger.error({ topic, partition, offset, err: String(error) }, 'undecodable record skipped'),
       // Never waits for an encode: a busy worker leaves the job to the sweep of one with room.
       onBatch: async (batch) => {
-        for (const r of batch.records) if (r.event.type === 'EncodeRequested') worker.offer((r.event.data as { jobId: string }).jobId);
+        for (const r of batch.records) if (r.event.type === 'EncodeRequested') worker.offer(r.event.data.jobId);
       },
     }),
   logger,

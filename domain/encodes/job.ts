@@ -9,19 +9,10 @@
 //   over may redo a step whose outputs it cannot find);
 // - progress and completion belong to the running step; nothing happens after completion.
 // Which worker holds the job is settled by the expected version of its stream, not here.
-import type {
-  EncodeCompleted, EncodeDeduplicated, EncodeFailed, EncodeOptions, EncodeProgressed, EncodeRequested, EncodeStepCompleted, EncodeStepStarted,
-} from '../../schemas/types.generated.ts';
+import type { EncodeCompleted, EncodeDeduplicated, EncodeFailed, EncodeOptions, EncodeProgressed, EncodeRequested, EncodeStepCompleted, EncodeStepStarted, EventOf } from '../../schemas/types.generated.ts';
 import { DomainError, type Decider } from '../decider.ts';
 
-export type EncodeEvent =
-  | { type: 'EncodeRequested'; data: EncodeRequested }
-  | { type: 'EncodeDeduplicated'; data: EncodeDeduplicated }
-  | { type: 'EncodeStepStarted'; data: EncodeStepStarted }
-  | { type: 'EncodeProgressed'; data: EncodeProgressed }
-  | { type: 'EncodeStepCompleted'; data: EncodeStepCompleted }
-  | { type: 'EncodeFailed'; data: EncodeFailed }
-  | { type: 'EncodeCompleted'; data: EncodeCompleted };
+export type EncodeEvent = EventOf<'EncodeRequested' | 'EncodeDeduplicated' | 'EncodeStepStarted' | 'EncodeProgressed' | 'EncodeStepCompleted' | 'EncodeFailed' | 'EncodeCompleted'>;
 
 export type Step = 'probe' | 'extract' | 'encode' | 'logo' | 'mux' | 'cleanup';
 

@@ -1,8 +1,8 @@
 // Stream ids are issued like user ids; an id nobody issued cannot be activated.
-import type { StreamIdIssued } from '../../schemas/types.generated.ts';
+import type { EventOf } from '../../schemas/types.generated.ts';
 import { DomainError, type Decider } from '../decider.ts';
 
-export type StreamIdEvent = { type: 'StreamIdIssued'; data: StreamIdIssued };
+export type StreamIdEvent = EventOf<'StreamIdIssued'>;
 export type StreamIdCommand = { type: 'IssueStreamId'; streamId: string; now: number };
 export interface StreamIdState { issued: boolean }
 

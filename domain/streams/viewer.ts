@@ -3,18 +3,10 @@
 // - an activation is a lease until expiresAt, renewed by a heartbeat or by activating again;
 // - a lease past its expiry never counts, whether or not its expiry has been recorded yet:
 //   any decision first records the expiries it finds.
-import type {
-  ActivationRejected, StreamActivated, StreamDeactivated, StreamHeartbeat, UserIdIssued, UserLimitSet,
-} from '../../schemas/types.generated.ts';
+import type { ActivationRejected, EventOf, StreamActivated, StreamDeactivated, StreamHeartbeat, UserIdIssued, UserLimitSet } from '../../schemas/types.generated.ts';
 import { DomainError, type Decider } from '../decider.ts';
 
-export type ViewerEvent =
-  | { type: 'UserIdIssued'; data: UserIdIssued }
-  | { type: 'UserLimitSet'; data: UserLimitSet }
-  | { type: 'StreamActivated'; data: StreamActivated }
-  | { type: 'StreamHeartbeat'; data: StreamHeartbeat }
-  | { type: 'StreamDeactivated'; data: StreamDeactivated }
-  | { type: 'ActivationRejected'; data: ActivationRejected };
+export type ViewerEvent = EventOf<'UserIdIssued' | 'UserLimitSet' | 'StreamActivated' | 'StreamHeartbeat' | 'StreamDeactivated' | 'ActivationRejected'>;
 
 export type ViewerCommand =
   | { type: 'IssueUserId'; userId: string; now: number }

@@ -2,18 +2,10 @@
 // - only its owner may append, complete or terminate it;
 // - a chunk must start exactly at the current offset and may not run past the declared length;
 // - once completed, rejected, terminated or expired, nothing more happens to it.
-import type {
-  UploadChunkAppended, UploadCompleted, UploadCreated, UploadExpired, UploadRejected, UploadTerminated,
-} from '../../schemas/types.generated.ts';
+import type { EventOf, UploadChunkAppended, UploadCompleted, UploadCreated, UploadExpired, UploadRejected, UploadTerminated } from '../../schemas/types.generated.ts';
 import { DomainError, type Decider } from '../decider.ts';
 
-export type UploadEvent =
-  | { type: 'UploadCreated'; data: UploadCreated }
-  | { type: 'UploadChunkAppended'; data: UploadChunkAppended }
-  | { type: 'UploadCompleted'; data: UploadCompleted }
-  | { type: 'UploadRejected'; data: UploadRejected }
-  | { type: 'UploadTerminated'; data: UploadTerminated }
-  | { type: 'UploadExpired'; data: UploadExpired };
+export type UploadEvent = EventOf<'UploadCreated' | 'UploadChunkAppended' | 'UploadCompleted' | 'UploadRejected' | 'UploadTerminated' | 'UploadExpired'>;
 
 export type UploadCommand =
   | { type: 'Create'; uploadId: string; userId: string; filename: string; filetype: string | null; length: number; maxBytes: number; now: number }

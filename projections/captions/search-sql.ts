@@ -14,6 +14,7 @@
 // positions, on both sides. The price: a query made only of a language's stop words ("to be or not
 // to be") finds nothing in that language's captions, as in any stemmed search.
 import { sql, type Kysely } from 'kysely';
+import { LOCKS, lockKey } from '../../infra/locks.ts';
 
 /** BCP-47 primary language subtag -> Postgres text search configuration. Anything else: simple. */
 export const LANGUAGE_CONFIGS: Readonly<Record<string, string>> = {
@@ -38,7 +39,7 @@ export const QUERY_FN = 'castlog_search_query';
 export async function ensureSearchFunctions(db: Kysely<any>): Promise<void> {
   // Serialize creators (a migration and a rebuild, or two fresh databases' migrations racing on a
   // shared cluster would otherwise both try to insert the same pg_proc row).
-  await sql`SELECT pg_advisory_xact_lock(hashtext('castlog_search_functions'))`.execute(db);
+  await sql`SELECT pg_advisory_xact_lock(${lockKey(LOCKS.searchFunctions)})`.execute(db);
   const { rows } = await sql<{ n: number }>`
     SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace ns ON ns.oid = p.pronamespace
     WHERE ns.nspname = 'public' AND p.proname IN (${CONFIG_FN}, ${VECTOR_FN}, ${QUERY_FN})`.execute(db);

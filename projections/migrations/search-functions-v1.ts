@@ -14,7 +14,8 @@ const LANGUAGE_CONFIGS: Readonly<Record<string, string>> = {
 
 /** Creates castlog_ts_config, castlog_search_vector and castlog_search_query in public if missing. */
 export async function ensureSearchFunctionsV1(db: Kysely<unknown>): Promise<void> {
-  await sql`SELECT pg_advisory_xact_lock(hashtext('castlog_search_functions'))`.execute(db);
+  // LOCKS.searchFunctions (infra/locks.ts): the same lock as today's code takes to create them.
+  await sql`SELECT pg_advisory_xact_lock(hashtextextended('castlog:search-functions', 0))`.execute(db);
   const { rows } = await sql<{ n: number }>`
     SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace ns ON ns.oid = p.pronamespace
     WHERE ns.nspname = 'public' AND p.proname IN ('castlog_ts_config', 'castlog_search_vector', 'castlog_search_query')`.execute(db);
