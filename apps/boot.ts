@@ -1,6 +1,7 @@
 // What every app starts with: config, JSON logger, Postgres (migrated), the event log, metrics.
 import { loadConfig, type Config } from '../infra/config.ts';
-import { createDb, type Db } from '../infra/db.ts';
+import { createDb } from '../infra/db.ts';
+import type { Db, Database } from '../projections/database.ts';
 import { EventLog } from '../infra/kafka/index.ts';
 import { createLogger, type Logger } from '../infra/logger.ts';
 import { createRegistry, type Registry } from '../infra/metrics.ts';
@@ -21,7 +22,7 @@ export interface App {
 export async function boot(name: string, opts: { migrate?: boolean; appendTimeoutMs?: number } = {}): Promise<App> {
   const config = loadConfig();
   const logger = createLogger(name, config.logLevel);
-  const db = createDb(config.databaseUrl);
+  const db = createDb<Database>(config.databaseUrl);
   if (opts.migrate !== false) await retry(() => migrate(db), logger, 'migrate');
   const log = new EventLog(config.kafkaBrokers, config.topicPrefix, logger, undefined, opts.appendTimeoutMs);
   const closers: (() => Promise<unknown> | unknown)[] = [() => db.destroy(), () => log.close()];

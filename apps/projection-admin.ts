@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { LastSeqs } from '../domain/captions/repeats.ts';
-import type { Db } from '../infra/db.ts';
+import type { Db } from '../projections/database.ts';
 import { EventLog } from '../infra/kafka/index.ts';
 import { PROJECTIONS } from '../projections/catalog.ts';
 import { positionsOf, schemaOf, startRebuild, versions } from '../projections/versions.ts';

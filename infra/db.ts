@@ -1,12 +1,11 @@
-// The Postgres client: one kysely instance over a pg pool. Types come from projections/database.ts.
+// The Postgres client: one kysely instance over a pg pool, typed by its caller's tables
+// (projections/database.ts for the whole database, infra/write-tables.ts for the write side).
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import type { Database } from '../projections/database.ts';
 
 // bigint columns (offsets, counts, ms timestamps) fit in a double: read them as numbers.
 pg.types.setTypeParser(20, (v) => Number(v));
 
-export type Db = Kysely<Database>;
 
 export interface PoolOptions {
   /** Client-side bound on one query (a server that hangs); the failure reads as "unreachable". */
@@ -17,7 +16,8 @@ export interface PoolOptions {
   statementTimeoutMs?: number;
 }
 
-export function createDb(url: string, max = 10, opts: PoolOptions = {}): Db {
+/** A client of the tables `DB` describes (say which: there is no default). */
+export function createDb<DB extends object>(url: string, max = 10, opts: PoolOptions = {}): Kysely<DB> {
   const pool = new pg.Pool({
     connectionString: url,
     max,
@@ -30,10 +30,10 @@ export function createDb(url: string, max = 10, opts: PoolOptions = {}): Db {
   // flight fails (and becomes a 503), the next one reconnects.
   pool.on('error', () => undefined);
   pool.on('connect', (client) => client.on('error', () => undefined));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
 }
 
-export async function pingDb(db: Db): Promise<boolean> {
+export async function pingDb(db: Kysely<any>): Promise<boolean> {
   try {
     await sql`SELECT 1`.execute(db);
     return true;

@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import pg from 'pg';
-import type { Db } from './db.ts';
+import type { WriteDb as Db } from './write-tables.ts';
 import type { Logger } from './logger.ts';
 import { sleep } from './retry.ts';
 

@@ -1,13 +1,9 @@
-// The one description of every table, so a wrong column is a compile error.
-import type { ColumnType, Generated } from 'kysely';
+// The one description of every table, so a wrong column is a compile error: the read models'
+// tables here, the write side's in infra/write-tables.ts.
+import type { ColumnType, Generated, Kysely } from 'kysely';
+import type { WriteTables } from '../infra/write-tables.ts';
 import type { CaptionMode } from '../schemas/types.generated.ts';
 import type { AnalyticsDatabase } from './analytics/tables.ts';
-
-export interface StationsTable {
-  name: string;
-  key_hash: string;
-  created_at: Generated<Date>;
-}
 
 export interface CaptionFragmentsTable {
   channel: string;
@@ -40,29 +36,6 @@ export interface ProjectionPositionsTable {
   /** Offset of the next record to apply. */
   next_offset: number;
   updated_at: ColumnType<Date, Date | undefined, Date>;
-}
-
-export interface EventsTable {
-  position: Generated<number>;
-  tx_id: Generated<string>;
-  stream: string;
-  version: number;
-  type: string;
-  key: string;
-  data: Buffer;
-  meta: unknown;
-}
-
-export interface SnapshotsTable {
-  stream: string;
-  version: number;
-  state: unknown;
-}
-
-export interface RelayCheckpointsTable {
-  name: string;
-  tx_id: string;
-  position: number;
 }
 
 export interface AppliedVersionsTable {
@@ -122,17 +95,16 @@ export interface EncodeJobsTable {
   updated_at_ms: number;
 }
 
-export interface Database extends AnalyticsDatabase {
+export interface Database extends WriteTables, AnalyticsDatabase {
   uploads: UploadsTable;
   encode_jobs: EncodeJobsTable;
   applied_versions: AppliedVersionsTable;
   viewers: ViewersTable;
   viewer_leases: ViewerLeasesTable;
-  events: EventsTable;
-  snapshots: SnapshotsTable;
-  relay_checkpoints: RelayCheckpointsTable;
-  stations: StationsTable;
   caption_fragments: CaptionFragmentsTable;
   channels: ChannelsTable;
   projection_positions: ProjectionPositionsTable;
 }
+
+/** A client of the whole database: the read models and the write side. */
+export type Db = Kysely<Database>;

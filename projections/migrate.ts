@@ -1,9 +1,10 @@
-// Brings the database to the newest schema. Migrations are numbered files with up and down.
+// Brings the database to the newest schema. Migrations are numbered files with up and down: the
+// write side's (stations, the event store) in infra/migrations, the read models' in projections/migrations.
 import { Migrator, type Migration } from 'kysely';
-import type { Db } from '../infra/db.ts';
-import * as m0001 from './migrations/0001_stations.ts';
+import type { Db } from './database.ts';
+import * as m0001 from '../infra/migrations/0001_stations.ts';
 import * as m0002 from './migrations/0002_captions.ts';
-import * as m0003 from './migrations/0003_event_store.ts';
+import * as m0003 from '../infra/migrations/0003_event_store.ts';
 import * as m0004 from './migrations/0004_streams.ts';
 import * as m0010 from './migrations/0010_projection_versions.ts';
 import * as m0011 from './migrations/0011_search.ts';

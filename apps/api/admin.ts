@@ -4,7 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { isUuid } from '../../domain/ids.ts';
 import { viewer, viewerStream, type ViewerCommand } from '../../domain/streams/viewer.ts';
 import type { Config } from '../../infra/config.ts';
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
 import type { EventLog } from '../../infra/kafka/index.ts';

@@ -3,7 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { parseTime } from '../../domain/time.ts';
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import { analyticsProjection } from '../../projections/analytics/projection.ts';
 import { captionMinutes, encodeTimings, viewerMinutes } from '../../projections/analytics/queries.ts';
 import { MINUTE } from '../../projections/analytics/tables.ts';

@@ -11,7 +11,7 @@ import { encodeJob, jobStream, planOf, type EncodeCommand, type JobState, type S
 import { jobIdOf, normalizeOptions, rawFrameBytes } from '../../domain/encodes/options.ts';
 import { upload, uploadStream } from '../../domain/uploads/upload.ts';
 import type { BlobStore } from '../../infra/blobs/blob-store.ts';
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
 import type { EncodeJobsTable } from '../../projections/database.ts';

@@ -1,6 +1,7 @@
 // /healthz (the process is up), /readyz (Kafka and Postgres answer), /metrics (Prometheus).
 import type { FastifyPluginAsync } from 'fastify';
-import { pingDb, type Db } from '../../infra/db.ts';
+import { pingDb } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import type { EventLog } from '../../infra/kafka/index.ts';
 import { prom, type Registry } from '../../infra/metrics.ts';
 

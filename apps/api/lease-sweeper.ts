@@ -3,7 +3,7 @@
 // Any number of API instances may run it: a transaction-scoped advisory lock lets one sweep at a
 // time, and the decider makes a repeated expiry a no-op.
 import { sql } from 'kysely';
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import type { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { viewer, viewerStream } from '../../domain/streams/viewer.ts';

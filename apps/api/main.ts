@@ -10,6 +10,7 @@ import { ensureRegistered } from '../../projections/versions.ts';
 import { startLeaseSweeper } from './lease-sweeper.ts';
 import { readPool } from './reads.ts';
 import { buildApi } from './server.ts';
+import type { Database } from '../../projections/database.ts';
 
 /** Decisions at once per api process, the size of their pool: two short round trips each, so a
  * few connections keep a 2-core Postgres busy; more would only queue inside Postgres. */
@@ -21,7 +22,7 @@ void retry(() => app.log.ensureTopics(), app.logger, 'ensure topics', Infinity).
 // Decisions get their own pool, behind a gate of the same size: a burst waits its turn in the
 // gate (and past its queue is told "busy"), so the pool's connect timeout only ever measures
 // Postgres itself — a stopped or cut-off server refuses at once (a fast 503 "unavailable").
-const decisionsDb = createDb(app.config.databaseUrl, DECISION_CONNECTIONS, { connectTimeoutMs: 3000, queryTimeoutMs: 3000 });
+const decisionsDb = createDb<Database>(app.config.databaseUrl, DECISION_CONNECTIONS, { connectTimeoutMs: 3000, queryTimeoutMs: 3000 });
 app.onClose(() => decisionsDb.destroy());
 const gate = new Gate({ name: 'decisions', concurrency: DECISION_CONNECTIONS, maxQueued: 5000, maxWaitMs: 5000 });
 const store = new PostgresEventStore(decisionsDb, app.log.codec, gate);

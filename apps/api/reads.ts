@@ -3,7 +3,8 @@
 // never hold the connections ingest, decisions or health need, and past the gate's queue they
 // are told "busy" (503 with Retry-After) at once.
 import type { Config } from '../../infra/config.ts';
-import { createDb, type Db } from '../../infra/db.ts';
+import { createDb } from '../../infra/db.ts';
+import type { Db, Database } from '../../projections/database.ts';
 import { Gate } from '../../infra/gate.ts';
 
 export interface Reads {
@@ -12,7 +13,7 @@ export interface Reads {
 }
 
 export function readPool(config: Pick<Config, 'databaseUrl' | 'readConcurrency' | 'readTimeoutMs'>): Reads {
-  const db = createDb(config.databaseUrl, config.readConcurrency, { statementTimeoutMs: config.readTimeoutMs, connectTimeoutMs: 1000 });
+  const db = createDb<Database>(config.databaseUrl, config.readConcurrency, { statementTimeoutMs: config.readTimeoutMs, connectTimeoutMs: 1000 });
   const gate = new Gate({ name: 'searches and exports', concurrency: config.readConcurrency, maxQueued: config.readConcurrency * 16, maxWaitMs: config.readTimeoutMs });
   return { run: (work) => gate.run(() => work(db)), close: () => db.destroy() };
 }

@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyRequest } from 'fastify';
 import { BlobStore } from '../../infra/blobs/blob-store.ts';
 import { userTokensOf, type Config } from '../../infra/config.ts';
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
 import type { EventLog } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';

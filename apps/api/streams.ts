@@ -9,7 +9,7 @@ import { isUuid } from '../../domain/ids.ts';
 import { streamIds, streamIdStream } from '../../domain/streams/stream-ids.ts';
 import { activeStreams, limitOf, viewer, viewerStream, type ViewerCommand } from '../../domain/streams/viewer.ts';
 import type { Config } from '../../infra/config.ts';
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
 import { LATENCY_BUCKETS, prom, type Registry } from '../../infra/metrics.ts';

@@ -16,7 +16,7 @@ import { upload, uploadStream, type UploadCommand, type UploadState } from '../.
 import type { BlobStore } from '../../infra/blobs/blob-store.ts';
 import { HashThread, type HashSession } from '../../infra/blobs/hash-thread.ts';
 import type { Config } from '../../infra/config.ts';
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
 import type { Logger } from '../../infra/logger.ts';

@@ -14,7 +14,7 @@ import { isUuid } from '../../domain/ids.ts';
 import { UploadTooLarge } from '../../domain/uploads/upload.ts';
 import type { BlobStore } from '../../infra/blobs/blob-store.ts';
 import type { Config } from '../../infra/config.ts';
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import { EventStoreUnavailable, type EventStore } from '../../infra/eventstore/port.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { originAllowed } from '../../infra/origins.ts';

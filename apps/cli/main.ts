@@ -1,6 +1,7 @@
 // The castlog admin CLI.
 import { loadConfig } from '../../infra/config.ts';
-import { createDb, type Db } from '../../infra/db.ts';
+import { createDb } from '../../infra/db.ts';
+import type { Db, Database } from '../../projections/database.ts';
 import { EventLog } from '../../infra/kafka/index.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { addStation, listStations, removeStation, STATION_NAME, STATION_NAME_RULE } from '../../infra/stations.ts';
@@ -99,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
     return group === 'help' || group === '--help' ? 0 : 2;
   }
   const config = loadConfig();
-  const db = createDb(config.databaseUrl, 2);
+  const db = createDb<Database>(config.databaseUrl, 2);
   const log = new EventLog(config.kafkaBrokers, config.topicPrefix, createLogger('cli', 'silent'));
   try {
     await migrate(db);

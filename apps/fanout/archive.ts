@@ -1,6 +1,6 @@
 // The fanout's view of the caption read model, for clients resuming from further back than memory.
 import { formatPosition } from '../../domain/position.ts';
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import { fragmentOf, fragmentsAfter, fragmentsByTime } from '../../projections/captions/queries.ts';
 import type { CaptionArchive } from './hub.ts';
 import type { ReplaySource } from './replay.ts';

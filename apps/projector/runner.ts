@@ -2,7 +2,7 @@
 // one Postgres transaction. It starts from the positions in Postgres, never from group offsets,
 // so a crash at any point neither loses nor doubles a row.
 import { sql } from 'kysely';
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import type { EventLog } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { prom, LATENCY_BUCKETS, type Registry } from '../../infra/metrics.ts';

@@ -1,6 +1,6 @@
 // Keeps the right projection versions running: the serving one, and the one being built, if any.
 // When the one being built has caught up, it is swapped in and the old one stops.
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import type { EventLog } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import type { Registry } from '../../infra/metrics.ts';

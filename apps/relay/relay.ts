@@ -2,7 +2,7 @@
 // least once. It reads only below the oldest transaction still running, so an event whose
 // transaction commits late is never skipped; its checkpoint advances only after Kafka acks.
 import { sql } from 'kysely';
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import type { EventLog } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import type { EventMeta } from '../../schemas/envelope.ts';

@@ -2,7 +2,7 @@
 // while it is held, and when it is lost stop publishing at once and go back to taking it. A
 // Postgres restart is an interruption, not the end of the process. Another copy may win the lock
 // meanwhile: events are published at least once, and consumers drop repeats by (stream, version).
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import type { EventLog } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { tryRelayLock, type HeldLock } from './lock.ts';

@@ -9,13 +9,14 @@ import { serveMetrics } from '../../infra/metrics.ts';
 import { encodesProjection } from '../../projections/encodes/projection.ts';
 import { ensureRegistered } from '../../projections/versions.ts';
 import { Worker } from './worker.ts';
+import type { Database } from '../../projections/database.ts';
 
 const app = await boot('worker');
 const { config, logger, log, db } = app;
 await retry(() => log.ensureTopics(), logger, 'ensure topics', Infinity);
 // The sweep reads the jobs view; it exists before the projector first runs.
 await retry(() => ensureRegistered(db, encodesProjection), logger, 'register projection encodes');
-const decisionsDb = createDb(config.databaseUrl, 5, { connectTimeoutMs: 3000, queryTimeoutMs: 5000 });
+const decisionsDb = createDb<Database>(config.databaseUrl, 5, { connectTimeoutMs: 3000, queryTimeoutMs: 5000 });
 app.onClose(() => decisionsDb.destroy());
 const worker = new Worker({ store: new PostgresEventStore(decisionsDb, log.codec), db, blobs: new BlobStore(config.blobDir), config, logger });
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { isTerminal, planOf, type Step } from '../../domain/encodes/job.ts';
 import type { BlobStore } from '../../infra/blobs/blob-store.ts';
 import type { Config } from '../../infra/config.ts';
-import type { Db } from '../../infra/db.ts';
+import type { Db } from '../../projections/database.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { MediaCommandFailed, onPath } from '../../infra/media/ffmpeg.ts';

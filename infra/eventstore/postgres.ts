@@ -3,7 +3,7 @@
 import { sql } from 'kysely';
 import type { AvroCodec } from '../../schemas/codec.ts';
 import { newMeta } from '../../schemas/envelope.ts';
-import type { Db } from '../db.ts';
+import type { WriteDb as Db } from '../write-tables.ts';
 import { Overloaded, type Gate } from '../gate.ts';
 import { EventStoreUnavailable, WrongExpectedVersion, type AppendOptions, type DomainEvent, type EventStore, type StreamRead } from './port.ts';
 

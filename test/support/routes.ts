@@ -10,11 +10,12 @@ import { createLogger } from '../../infra/logger.ts';
 import { createRegistry } from '../../infra/metrics.ts';
 import { StationKeys } from '../../infra/stations.ts';
 import { readPool } from '../../apps/api/reads.ts';
+import type { Database } from '../../projections/database.ts';
 
 export async function routeTable(env: NodeJS.ProcessEnv): Promise<RouteInfo[]> {
   const config = loadConfig(env);
   const logger = createLogger('routes', 'silent');
-  const db = createDb(config.databaseUrl, 1);
+  const db = createDb<Database>(config.databaseUrl, 1);
   const log = new EventLog(config.kafkaBrokers, config.topicPrefix, logger);
   const reads = readPool(config);
   const app = await buildApi({ config, db, log, logger, reads, metrics: createRegistry('routes'), store: new PostgresEventStore(db, log.codec), stations: new StationKeys(db, undefined) });

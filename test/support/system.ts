@@ -6,7 +6,8 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { ensureDatabase } from '../../infra/stack/postgres-local.ts';
-import { createDb, type Db } from '../../infra/db.ts';
+import { createDb } from '../../infra/db.ts';
+import type { Db, Database } from '../../projections/database.ts';
 import { EventLog, type LogRecord } from '../../infra/kafka/index.ts';
 import type { TopicName } from '../../schemas/catalog.ts';
 import { createLogger } from '../../infra/logger.ts';
@@ -82,7 +83,7 @@ export class System {
     sys.relayPort = await freePort();
     sys.env.RELAY_PORT = String(sys.relayPort);
     await ensureDatabase(sys.env.DATABASE_URL!);
-    sys.db = createDb(sys.env.DATABASE_URL!, 4);
+    sys.db = createDb<Database>(sys.env.DATABASE_URL!, 4);
     await migrate(sys.db);
     sys.log = new EventLog(brokers.split(','), sys.env.TOPIC_PREFIX!, createLogger('test', 'silent'));
     await sys.log.ensureTopics();
@@ -96,7 +97,7 @@ export class System {
     Object.assign(sys.env, {
       DATABASE_URL: other.env.DATABASE_URL, TOPIC_PREFIX: other.env.TOPIC_PREFIX, STREAM_LIMIT: other.env.STREAM_LIMIT, USER_TOKEN_SECRET: other.env.USER_TOKEN_SECRET, RELAY_PORT: String(sys.relayPort),
     });
-    sys.db = createDb(sys.env.DATABASE_URL!, 2);
+    sys.db = createDb<Database>(sys.env.DATABASE_URL!, 2);
     sys.log = new EventLog((process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','), sys.env.TOPIC_PREFIX!, createLogger('test', 'silent'));
     return sys;
   }
