@@ -1,6 +1,6 @@
 // The one description of every table, so a wrong column is a compile error: the read models'
 // tables here, the write side's in infra/write-tables.ts.
-import type { ColumnType, Generated, Kysely } from 'kysely';
+import type { ColumnType, Kysely } from 'kysely';
 import type { WriteTables } from '../infra/write-tables.ts';
 import type { CaptionMode } from '../schemas/types.generated.ts';
 import type { AnalyticsDatabase } from './analytics/tables.ts';

@@ -38,7 +38,7 @@ export class AckStream<A> {
         continue;
       }
       const answer = await next;
-      this.queue.shift();
+      void this.queue.shift(); // the answer just written
       this.wakeReader?.();
       if (this.out.destroyed) continue; // gone: settle the rest without writing
       if (!this.out.write(`${JSON.stringify(answer)}\n`)) await this.drained();

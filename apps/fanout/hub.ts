@@ -358,7 +358,10 @@ export class Hub {
     let progress = sub.after;
     try {
       while (current()) {
-        if (sub.after !== progress) (progress = sub.after), (deadline = Date.now() + this.recoveryTimeoutMs);
+        if (sub.after !== progress) {
+          progress = sub.after;
+          deadline = Date.now() + this.recoveryTimeoutMs;
+        }
         const h = this.histories[sub.partition]!;
         if (h.covers(sub.after)) {
           if (this.sendEntries(client, sub, h.after(sub.channel, sub.after), true)) {

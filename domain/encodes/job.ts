@@ -9,7 +9,7 @@
 //   over may redo a step whose outputs it cannot find);
 // - progress and completion belong to the running step; nothing happens after completion.
 // Which worker holds the job is settled by the expected version of its stream, not here.
-import type { EncodeCompleted, EncodeDeduplicated, EncodeFailed, EncodeOptions, EncodeProgressed, EncodeRequested, EncodeStepCompleted, EncodeStepStarted, EventOf } from '../../schemas/types.generated.ts';
+import type { EncodeOptions, EventOf } from '../../schemas/types.generated.ts';
 import { DomainError, type Decider } from '../decider.ts';
 
 export type EncodeEvent = EventOf<'EncodeRequested' | 'EncodeDeduplicated' | 'EncodeStepStarted' | 'EncodeProgressed' | 'EncodeStepCompleted' | 'EncodeFailed' | 'EncodeCompleted'>;

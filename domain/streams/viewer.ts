@@ -3,7 +3,7 @@
 // - an activation is a lease until expiresAt, renewed by a heartbeat or by activating again;
 // - a lease past its expiry never counts, whether or not its expiry has been recorded yet:
 //   any decision first records the expiries it finds.
-import type { ActivationRejected, EventOf, StreamActivated, StreamDeactivated, StreamHeartbeat, UserIdIssued, UserLimitSet } from '../../schemas/types.generated.ts';
+import type { EventOf } from '../../schemas/types.generated.ts';
 import { DomainError, type Decider } from '../decider.ts';
 
 export type ViewerEvent = EventOf<'UserIdIssued' | 'UserLimitSet' | 'StreamActivated' | 'StreamHeartbeat' | 'StreamDeactivated' | 'ActivationRejected'>;

@@ -2,7 +2,7 @@
 // - only its owner may append, complete or terminate it;
 // - a chunk must start exactly at the current offset and may not run past the declared length;
 // - once completed, rejected, terminated or expired, nothing more happens to it.
-import type { EventOf, UploadChunkAppended, UploadCompleted, UploadCreated, UploadExpired, UploadRejected, UploadTerminated } from '../../schemas/types.generated.ts';
+import type { EventOf } from '../../schemas/types.generated.ts';
 import { DomainError, type Decider } from '../decider.ts';
 
 export type UploadEvent = EventOf<'UploadCreated' | 'UploadChunkAppended' | 'UploadCompleted' | 'UploadRejected' | 'UploadTerminated' | 'UploadExpired'>;

@@ -5,7 +5,7 @@ import type { EventOf, EventType } from '../../schemas/types.generated.ts';
 /** A decided event, one of the schemas' events: a `switch (event.type)` narrows its data. */
 export type DomainEvent<T extends EventType = EventType> = EventOf<T>;
 
-export interface StreamRead<E, S> {
+export interface StreamRead<S> {
   /** Version of the last event in the stream; 0 when the stream is empty. */
   version: number;
   state: S;
@@ -33,7 +33,7 @@ export class EventStoreUnavailable extends Error {}
 
 export interface EventStore {
   /** Folds a stream into state, starting from its snapshot when there is one. */
-  load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<E, S>>;
+  load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<S>>;
   /** Appends after `expectedVersion`; throws WrongExpectedVersion if another writer got there first. */
   append<S>(stream: string, expectedVersion: number, events: DomainEvent[], opts: AppendOptions<S>): Promise<{ version: number }>;
 }

@@ -25,7 +25,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   /** One round trip: the snapshot (if its format is current) and the events after it. */
-  async load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<E, S>> {
+  async load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<S>> {
     const { rows } = await this.run(() => sql<{ is_event: boolean; version: number; state: unknown; data: Buffer | null }>`
       WITH snap AS (SELECT version, state FROM snapshots WHERE stream = ${stream} AND state->'format' = ${JSON.stringify(SNAPSHOT_FORMAT)}::jsonb)
       SELECT false AS is_event, version, state, NULL::bytea AS data FROM snap

@@ -97,8 +97,13 @@ export type Msg = { type: string; [k: string]: any };
 export function nextMessage<T extends Msg = Msg>(child: ChildProcess, type: string, timeoutMs = 120_000): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onMessage = (m: Msg) => {
-      if (m?.type === type) (cleanup(), resolve(m as T));
-      else if (m?.type === 'fatal') (cleanup(), reject(new Error(`child failed: ${m.error}`)));
+      if (m?.type === type) {
+        cleanup();
+        resolve(m as T);
+      } else if (m?.type === 'fatal') {
+        cleanup();
+        reject(new Error(`child failed: ${m.error}`));
+      }
     };
     const onExit = (code: number | null, signal: string | null) => (cleanup(), reject(new Error(`child exited (${code ?? signal}) before sending ${type}`)));
     const timer = setTimeout(() => (cleanup(), reject(new Error(`timed out waiting for ${type} from child`))), timeoutMs);

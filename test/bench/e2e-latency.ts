@@ -257,7 +257,10 @@ async function phase(sys: System, keys: string[], channels: string[], subscriber
           b.lines += fragmentLine(q);
         }
         for (const [s, b] of batch) s.write(b.seqs, b.lines);
-        if (sent >= total) (clearInterval(timer), resolve());
+        if (sent >= total) {
+          clearInterval(timer);
+          resolve();
+        }
       }, 2);
     });
     const cpu = meter.end();
@@ -273,7 +276,10 @@ async function phase(sys: System, keys: string[], channels: string[], subscriber
       const counts = await Promise.all(children.map((c) => (send(c, { type: 'count' }), nextMessage(c, 'count', 5000))));
       const n = counts.reduce((a, m) => a + (m.received as number), 0);
       if (n >= expectedAll) break;
-      if (n !== last) (last = n), (still = now());
+      if (n !== last) {
+        last = n;
+        still = now();
+      }
       else if (now() - still > 8000) break;
       await sleep(50);
     }

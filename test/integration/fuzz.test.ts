@@ -16,7 +16,6 @@ let table: RouteInfo[];
 const user = newUserId();
 let stationKey = '';
 let upload = '';
-let stream = '';
 
 beforeAll(async () => {
   sys = await System.create();
@@ -24,7 +23,6 @@ beforeAll(async () => {
   table = await routeTable(sys.env);
   stationKey = await sys.stationKey('fuzz');
   upload = (await rawRequest(sys.apiPort, 'POST', '/v1/uploads/', { 'tus-resumable': '1.0.0', 'upload-length': '100', 'x-userid': user })).headers.location!.split('/').pop()!;
-  stream = jsonOf(await rawRequest(sys.apiPort, 'GET', '/streams/newId')).streamId;
 });
 afterAll(() => sys?.stop());
 

@@ -5,7 +5,6 @@
 import { connect as tcpConnect } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { isChannelId } from '../../domain/captions/channel.ts';
 import { parsePosition } from '../../domain/position.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';

@@ -57,7 +57,7 @@ export class InMemoryEventStore implements EventStore {
     return this.appendCalls.filter((c) => c.outcome === 'conflict').length;
   }
 
-  async load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<E, S>> {
+  async load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<S>> {
     await this.before('load', stream);
     this.loads++;
     const snap = this.snapshots.get(stream);

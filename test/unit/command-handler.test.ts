@@ -37,7 +37,7 @@ class InterleavingStore implements EventStore {
   sneaked = 0;
   constructor(private readonly inner: InMemoryEventStore, private times: number, private readonly write: (inner: InMemoryEventStore, n: number) => Promise<void>) {}
 
-  async load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<E, S>> {
+  async load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<S>> {
     const read = await this.inner.load(stream, initial, evolve);
     if (this.times-- > 0) await this.write(this.inner, ++this.sneaked);
     return read;

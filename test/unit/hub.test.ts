@@ -560,16 +560,16 @@ describe('a since beyond the end of the log', () => {
   /** A hub whose Kafka answers "where does this partition end" from the log, counting the
    *  calls, holding them while `gate` is set and failing them with `failWith`. */
   function withKafka() {
-    let ref: Log | undefined;
+    const ref: { log?: Log } = {};
     const kafka = { calls: 0, gate: undefined as Promise<void> | undefined, failWith: undefined as Error | undefined };
     const logEnd: LogEnd = async (partition) => {
       kafka.calls++;
       await kafka.gate;
       if (kafka.failWith) throw kafka.failWith;
-      return ref!.end(partition);
+      return ref.log!.end(partition);
     };
     const s = setup({ logEnd });
-    ref = s.log;
+    ref.log = s.log;
     return { ...s, kafka };
   }
 
@@ -685,7 +685,7 @@ describe('a since beyond the end of the log', () => {
 
   it('a client that unsubscribes while the check runs gets no late answer to it', async () => {
     vi.useFakeTimers();
-    const { hub, log, kafka } = withKafka();
+    const { hub, kafka } = withKafka();
     let release!: () => void;
     kafka.gate = new Promise((r) => (release = r));
     const socket = new FakeSocket();

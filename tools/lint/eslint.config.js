@@ -19,6 +19,8 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       // Tests and a few protocol edges work with JSON of unknown shape on purpose.
       '@typescript-eslint/no-explicit-any': 'off',
+      // Control characters are matched on purpose: refused in input, or marking search snippets.
+      'no-control-regex': 'off',
     },
   },
   {
