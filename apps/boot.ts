@@ -29,7 +29,10 @@ export async function boot(name: string, opts: { migrate?: boolean; appendTimeou
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      for (const fn of closers.reverse()) await Promise.resolve().then(fn).catch((err) => logger.warn({ err: String(err) }, 'close'));
+      for (const fn of closers.reverse())
+        await Promise.resolve()
+          .then(fn)
+          .catch((err) => logger.warn({ err: String(err) }, 'close'));
     })());
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {

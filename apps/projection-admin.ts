@@ -44,7 +44,10 @@ export async function projectionStatus(db: Db, log: EventLog): Promise<Projectio
     const ends = new Map<string, { low: number; high: number }>();
     for (const topic of projection.topics) for (const o of await log.offsets(topic)) ends.set(`${topic}/${o.partition}`, o);
     const vs: VersionStatus[] = [];
-    for (const [version, role] of [[row.current, 'serving'], [row.building, 'building']] as const) {
+    for (const [version, role] of [
+      [row.current, 'serving'],
+      [row.building, 'building'],
+    ] as const) {
       if (version === null) continue;
       const key = schemaOf(row.name, version);
       const stored = await positionsOf(db, row.name, version);
@@ -57,7 +60,14 @@ export async function projectionStatus(db: Db, log: EventLog): Promise<Projectio
       const done = positions.reduce((n, p) => n + Math.max(0, p.next - (ends.get(`${p.topic}/${p.partition}`)?.low ?? 0)), 0);
       const rows: Record<string, number> = {};
       for (const table of projection.views) rows[table] = await rowCount(db, key, table);
-      vs.push({ version, role, rows, positions, lag: positions.reduce((n, p) => n + p.lag, 0), progress: total === 0 ? 1 : Math.min(1, done / total) });
+      vs.push({
+        version,
+        role,
+        rows,
+        positions,
+        lag: positions.reduce((n, p) => n + p.lag, 0),
+        progress: total === 0 ? 1 : Math.min(1, done / total),
+      });
     }
     out.push({ name: row.name, current: row.current, building: row.building, versions: vs });
   }
@@ -94,12 +104,18 @@ interface Leaf {
 }
 
 const HOUR = 3_600_000;
-const leafOf = (partition: number, offset: number, d: Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'>): Leaf => ({
+const leafOf = (
+  partition: number,
+  offset: number,
+  d: Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'>,
+): Leaf => ({
   channel: d.channel,
   partition,
   offset,
   hour: Math.floor(d.start / HOUR) * HOUR,
-  hash: createHash('sha256').update(JSON.stringify([partition, offset, d.station, d.seq, d.text, d.start, d.end, d.mode, d.lang])).digest(),
+  hash: createHash('sha256')
+    .update(JSON.stringify([partition, offset, d.station, d.seq, d.text, d.start, d.end, d.mode, d.lang]))
+    .digest(),
 });
 
 /** channel -> hour -> (hash of its leaves in log order, count); a channel's root hashes its hours. */
@@ -187,7 +203,8 @@ export async function verifyCaptions(db: Db, log: EventLog): Promise<{ ok: boole
     for (const hour of new Set([...(x?.hours.keys() ?? []), ...(y?.hours.keys() ?? [])])) {
       const hx = x?.hours.get(hour);
       const hy = y?.hours.get(hour);
-      if (hx?.hash !== hy?.hash) differences.push({ channel, hour: new Date(hour).toISOString(), inLog: hx?.count ?? 0, inModel: hy?.count ?? 0 });
+      if (hx?.hash !== hy?.hash)
+        differences.push({ channel, hour: new Date(hour).toISOString(), inLog: hx?.count ?? 0, inModel: hy?.count ?? 0 });
     }
   }
   differences.sort((p, q) => p.channel.localeCompare(q.channel) || p.hour.localeCompare(q.hour));

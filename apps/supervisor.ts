@@ -37,7 +37,10 @@ export class Supervisor {
   private stopping: Promise<void> | undefined;
   private readonly say: (line: string) => void;
 
-  constructor(specs: ProcessSpec[], private readonly opts: SupervisorOptions) {
+  constructor(
+    specs: ProcessSpec[],
+    private readonly opts: SupervisorOptions,
+  ) {
     this.procs = specs.map((spec) => ({ spec, child: undefined, startedAt: 0, quickDeaths: 0, restart: undefined }));
     this.say = opts.say ?? ((line) => console.error(line));
   }
@@ -48,7 +51,9 @@ export class Supervisor {
 
   /** The pids of the processes running now, by name. */
   pids(): Record<string, number | undefined> {
-    return Object.fromEntries(this.procs.map((p) => [p.spec.name, p.child?.exitCode === null && p.child.signalCode === null ? p.child.pid : undefined]));
+    return Object.fromEntries(
+      this.procs.map((p) => [p.spec.name, p.child?.exitCode === null && p.child.signalCode === null ? p.child.pid : undefined]),
+    );
   }
 
   private launch(p: Supervised): void {

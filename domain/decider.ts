@@ -12,7 +12,10 @@ export type DomainErrorKind = 'not_found' | 'conflict' | 'invalid';
 
 /** A rule the command broke; the HTTP edge maps the kind to a status code. */
 export class DomainError extends Error {
-  constructor(readonly kind: DomainErrorKind, message: string) {
+  constructor(
+    readonly kind: DomainErrorKind,
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -8,7 +8,11 @@ import { InvalidUserToken, type UserTokens } from './user-tokens.ts';
 
 /** A request refused for who it says it is: the status and the header (or parameter) at fault. */
 export class CallerRefused extends Error {
-  constructor(readonly statusCode: 400 | 401 | 403, readonly field: string, problem: string) {
+  constructor(
+    readonly statusCode: 400 | 401 | 403,
+    readonly field: string,
+    problem: string,
+  ) {
     super(`${field}: ${problem}`);
   }
 }

@@ -70,26 +70,33 @@ function int(name: string, fallback: number, env: NodeJS.ProcessEnv = process.en
 
 /** Comma-separated origins, each "scheme://host[:port]" or "*", written as browsers send them. */
 function origins(name: string, env: NodeJS.ProcessEnv): string[] {
-  return (env[name] ?? '').split(',').map((s) => s.trim()).filter(Boolean).map((o) => {
-    if (o === '*') return o;
-    let u: URL | undefined;
-    try {
-      u = new URL(o);
-    } catch {
-      u = undefined;
-    }
-    const bare = u && u.pathname === '/' && !u.search && !u.hash && !u.username && !u.password;
-    if (!u || !bare || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
-      throw new Error(`${name} must be comma-separated origins like https://castlog.example:8443 (or *), got ${JSON.stringify(o)}`);
-    }
-    return u.origin;
-  });
+  return (env[name] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((o) => {
+      if (o === '*') return o;
+      let u: URL | undefined;
+      try {
+        u = new URL(o);
+      } catch {
+        u = undefined;
+      }
+      const bare = u && u.pathname === '/' && !u.search && !u.hash && !u.username && !u.password;
+      if (!u || !bare || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
+        throw new Error(`${name} must be comma-separated origins like https://castlog.example:8443 (or *), got ${JSON.stringify(o)}`);
+      }
+      return u.origin;
+    });
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const num = (name: string, fallback: number) => int(name, fallback, env);
   return {
-    kafkaBrokers: (env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(',').map((s) => s.trim()).filter(Boolean),
+    kafkaBrokers: (env.KAFKA_BROKERS ?? '127.0.0.1:19092')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     databaseUrl: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/castlog',
     apiPort: num('API_PORT', 8080),
     fanoutPort: num('FANOUT_PORT', 8081),

@@ -6,7 +6,6 @@ import pg from 'pg';
 // bigint columns (offsets, counts, ms timestamps) fit in a double: read them as numbers.
 pg.types.setTypeParser(20, (v) => Number(v));
 
-
 export interface PoolOptions {
   /** Client-side bound on one query (a server that hangs); the failure reads as "unreachable". */
   queryTimeoutMs?: number;
@@ -42,8 +41,20 @@ export async function pingDb(db: Kysely<any>): Promise<boolean> {
   }
 }
 
-const UNREACHABLE_CODES = new Set(['57P01', '57P02', '57P03', '53300', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE']);
-const UNREACHABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection ended|Cannot use a pool after calling end/i;
+const UNREACHABLE_CODES = new Set([
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EPIPE',
+]);
+const UNREACHABLE_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection ended|Cannot use a pool after calling end/i;
 
 /** True when Postgres could not be reached or went away, as opposed to a statement it refused. */
 export function isUnreachable(err: unknown): boolean {

@@ -3,7 +3,10 @@
 // burst of one kind of request waits in its own line and is told "busy", never "down", and never
 // takes the connections another kind of request needs.
 export class Overloaded extends Error {
-  constructor(readonly what: string, readonly retryAfterSeconds = 1) {
+  constructor(
+    readonly what: string,
+    readonly retryAfterSeconds = 1,
+  ) {
     super(`busy: too many ${what} at once; try again in ${retryAfterSeconds} s`);
   }
 }

@@ -44,5 +44,7 @@ export function originRefusal(origin: string, host: string, rule: OriginRule): s
     }
     allowed = ['http', 'https'].map((scheme) => normalOrigin(`${scheme}://${hostname}:${rule.apiPort}`)!);
   }
-  return allowed.includes(theirs) ? undefined : `${theirs} may not open live sockets here (allowed: ${allowed.join(', ')}; set ALLOWED_ORIGINS)`;
+  return allowed.includes(theirs)
+    ? undefined
+    : `${theirs} may not open live sockets here (allowed: ${allowed.join(', ')}; set ALLOWED_ORIGINS)`;
 }

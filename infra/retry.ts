@@ -35,7 +35,10 @@ export interface RetryOptions {
  * Runs `fn` until it succeeds, pausing between attempts; throws the last error once `attempts`
  * are spent. With `stopped`, it resolves undefined when told to stop.
  */
-export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions & { stopped: () => boolean }): Promise<T | undefined>;
+export async function retry<T>(
+  fn: (attempt: number) => Promise<T>,
+  opts: RetryOptions & { stopped: () => boolean },
+): Promise<T | undefined>;
 export async function retry<T>(fn: (attempt: number) => Promise<T>, opts?: RetryOptions): Promise<T>;
 export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions = {}): Promise<T | undefined> {
   const { attempts = Infinity, delayMs = 500, factor = 1, maxDelayMs = delayMs, onRetry, stopped } = opts;

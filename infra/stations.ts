@@ -18,7 +18,10 @@ export const STATION_NAME_RULE = 'must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}';
 export async function addStation(db: Db, name: string): Promise<string> {
   if (!STATION_NAME.test(name)) throw new Error(`station name ${STATION_NAME_RULE}`);
   const key = `cst_${randomBytes(32).toString('base64url')}`;
-  await db.insertInto('stations').values({ name, key_hash: hashKey(key) }).execute();
+  await db
+    .insertInto('stations')
+    .values({ name, key_hash: hashKey(key) })
+    .execute();
   return key;
 }
 
@@ -47,7 +50,11 @@ export class StationKeys {
   private closed = false;
   private readonly removedHandlers = new Set<(station: string) => void>();
 
-  constructor(private readonly db: Db, private readonly databaseUrl: string | undefined, private readonly logger?: Logger) {
+  constructor(
+    private readonly db: Db,
+    private readonly databaseUrl: string | undefined,
+    private readonly logger?: Logger,
+  ) {
     if (databaseUrl) void this.listen();
   }
 

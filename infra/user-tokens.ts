@@ -13,7 +13,10 @@ export class InvalidUserToken extends Error {}
 export class UserTokens {
   private readonly key: Uint8Array;
 
-  constructor(secret: string, readonly ttlSeconds: number) {
+  constructor(
+    secret: string,
+    readonly ttlSeconds: number,
+  ) {
     // HS256 wants at least as many key bytes as the hash has.
     if (Buffer.byteLength(secret) < 32) throw new Error('USER_TOKEN_SECRET must be at least 32 bytes');
     this.key = new TextEncoder().encode(secret);
@@ -22,7 +25,13 @@ export class UserTokens {
   async issue(userId: string, now = Date.now()): Promise<{ token: string; expiresAt: number }> {
     const iat = Math.floor(now / 1000);
     const exp = iat + this.ttlSeconds;
-    const token = await new SignJWT({}).setProtectedHeader({ alg: ALG }).setSubject(userId).setIssuer(ISSUER).setIssuedAt(iat).setExpirationTime(exp).sign(this.key);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: ALG })
+      .setSubject(userId)
+      .setIssuer(ISSUER)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .sign(this.key);
     return { token, expiresAt: exp * 1000 };
   }
 

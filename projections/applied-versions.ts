@@ -22,7 +22,9 @@ export async function firstTime(trx: Transaction<Database>, projection: string, 
   const row = await trx
     .insertInto('applied_versions')
     .values({ projection, stream, version: streamVersion })
-    .onConflict((oc) => oc.columns(['projection', 'stream']).doUpdateSet({ version: streamVersion }).where('applied_versions.version', '<', streamVersion))
+    .onConflict((oc) =>
+      oc.columns(['projection', 'stream']).doUpdateSet({ version: streamVersion }).where('applied_versions.version', '<', streamVersion),
+    )
     .returning('version')
     .executeTakeFirst();
   return row !== undefined;

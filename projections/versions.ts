@@ -35,7 +35,9 @@ export async function servingNextOffset(db: Kysely<Database>, name: string, topi
   const pos = await db
     .selectFrom('projection_positions')
     .select('next_offset')
-    .where('projection', '=', schemaOf(name, rows[0].current)).where('topic', '=', topic).where('partition', '=', partition)
+    .where('projection', '=', schemaOf(name, rows[0].current))
+    .where('topic', '=', topic)
+    .where('partition', '=', partition)
     .executeTakeFirst();
   return pos?.next_offset ?? 0;
 }
@@ -45,7 +47,10 @@ export class RebuildError extends Error {}
 /** Creates the next version's schema and tables and marks it as building. */
 export async function startRebuild(db: Kysely<Database>, projection: Projection): Promise<number> {
   return db.transaction().execute(async (trx) => {
-    const { rows } = await sql<VersionRow>`SELECT name, current, building FROM projection_versions WHERE name = ${projection.name} FOR UPDATE`.execute(trx);
+    const { rows } =
+      await sql<VersionRow>`SELECT name, current, building FROM projection_versions WHERE name = ${projection.name} FOR UPDATE`.execute(
+        trx,
+      );
     const row = rows[0];
     if (!row) throw new RebuildError(`unknown projection ${projection.name}`);
     if (row.building !== null) throw new RebuildError(`${projection.name} v${row.building} is already being built`);
@@ -56,7 +61,9 @@ export async function startRebuild(db: Kysely<Database>, projection: Projection)
     await sql`CREATE SCHEMA ${sql.id(schema)}`.execute(trx);
     await sql`SET LOCAL search_path TO ${sql.id(schema)}, public`.execute(trx);
     await projection.createTables(trx);
-    await sql`UPDATE projection_versions SET building = ${next}, building_started_at = now(), building_indexed_at = NULL WHERE name = ${projection.name}`.execute(trx);
+    await sql`UPDATE projection_versions SET building = ${next}, building_started_at = now(), building_indexed_at = NULL WHERE name = ${projection.name}`.execute(
+      trx,
+    );
     return next;
   });
 }
@@ -74,12 +81,20 @@ async function partitionsBehind(db: Kysely<Database>, oldKey: string, newKey: st
  * Once `version` has caught up, makes the readers' indexes it was built without: one bulk build
  * each. Its own projector waits on the table lock meanwhile; the serving version is untouched.
  */
-async function indexWhenCaughtUp(db: Kysely<Database>, projection: Projection, version: number, oldKey: string, newKey: string): Promise<boolean> {
+async function indexWhenCaughtUp(
+  db: Kysely<Database>,
+  projection: Projection,
+  version: number,
+  oldKey: string,
+  newKey: string,
+): Promise<boolean> {
   if ((await partitionsBehind(db, oldKey, newKey)) > 0) return false;
   await db.transaction().execute(async (trx) => {
     await sql`SET LOCAL search_path TO ${sql.id(newKey)}, public; SET LOCAL maintenance_work_mem TO '256MB'`.execute(trx);
     await projection.createIndexes?.(trx);
-    await sql`UPDATE projection_versions SET building_indexed_at = now() WHERE name = ${projection.name} AND building = ${version}`.execute(trx);
+    await sql`UPDATE projection_versions SET building_indexed_at = now() WHERE name = ${projection.name} AND building = ${version}`.execute(
+      trx,
+    );
   });
   return true;
 }
@@ -91,11 +106,20 @@ async function indexWhenCaughtUp(db: Kysely<Database>, projection: Projection, v
  */
 export async function trySwap(db: Kysely<Database>, projection: Projection, version: number): Promise<boolean> {
   const { rows: now } = await sql<VersionRow & { indexed: boolean }>`
-    SELECT name, current, building, building_indexed_at IS NOT NULL AS indexed FROM projection_versions WHERE name = ${projection.name}`.execute(db);
+    SELECT name, current, building, building_indexed_at IS NOT NULL AS indexed FROM projection_versions WHERE name = ${projection.name}`.execute(
+    db,
+  );
   if (now[0]?.building !== version) return false;
-  if (!now[0].indexed && !(await indexWhenCaughtUp(db, projection, version, schemaOf(projection.name, now[0].current), schemaOf(projection.name, version)))) return false;
+  if (
+    !now[0].indexed &&
+    !(await indexWhenCaughtUp(db, projection, version, schemaOf(projection.name, now[0].current), schemaOf(projection.name, version)))
+  )
+    return false;
   return db.transaction().execute(async (trx) => {
-    const { rows } = await sql<VersionRow>`SELECT name, current, building FROM projection_versions WHERE name = ${projection.name} FOR UPDATE`.execute(trx);
+    const { rows } =
+      await sql<VersionRow>`SELECT name, current, building FROM projection_versions WHERE name = ${projection.name} FOR UPDATE`.execute(
+        trx,
+      );
     const row = rows[0];
     if (!row || row.building !== version) return false;
     const oldKey = schemaOf(projection.name, row.current);
@@ -105,7 +129,9 @@ export async function trySwap(db: Kysely<Database>, projection: Projection, vers
       await sql`DROP VIEW IF EXISTS ${sql.id(view)}`.execute(trx);
       await sql`CREATE VIEW ${sql.id(view)} AS SELECT * FROM ${sql.id(newKey, view)}`.execute(trx);
     }
-    await sql`UPDATE projection_versions SET current = ${version}, building = NULL, swapped_at = now() WHERE name = ${projection.name}`.execute(trx);
+    await sql`UPDATE projection_versions SET current = ${version}, building = NULL, swapped_at = now() WHERE name = ${projection.name}`.execute(
+      trx,
+    );
     return true;
   });
 }

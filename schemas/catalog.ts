@@ -13,7 +13,15 @@ export const TOPICS = {
   streams: {
     partitions: 6,
     key: 'user id (stream id for StreamIdIssued)',
-    events: ['UserIdIssued', 'StreamIdIssued', 'UserLimitSet', 'StreamActivated', 'StreamHeartbeat', 'StreamDeactivated', 'ActivationRejected'],
+    events: [
+      'UserIdIssued',
+      'StreamIdIssued',
+      'UserLimitSet',
+      'StreamActivated',
+      'StreamHeartbeat',
+      'StreamDeactivated',
+      'ActivationRejected',
+    ],
   },
   uploads: {
     partitions: 6,
@@ -23,7 +31,15 @@ export const TOPICS = {
   encodes: {
     partitions: 6,
     key: 'job id',
-    events: ['EncodeRequested', 'EncodeDeduplicated', 'EncodeStepStarted', 'EncodeProgressed', 'EncodeStepCompleted', 'EncodeFailed', 'EncodeCompleted'],
+    events: [
+      'EncodeRequested',
+      'EncodeDeduplicated',
+      'EncodeStepStarted',
+      'EncodeProgressed',
+      'EncodeStepCompleted',
+      'EncodeFailed',
+      'EncodeCompleted',
+    ],
   },
 } as const satisfies Record<string, TopicSpec>;
 

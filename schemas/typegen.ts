@@ -7,11 +7,20 @@ function tsType(schema: Schema, named: Map<string, string>, out: string[]): stri
   if (Array.isArray(schema)) return schema.map((s) => tsType(s, named, out)).join(' | ');
   if (typeof schema === 'string') {
     switch (schema) {
-      case 'null': return 'null';
-      case 'boolean': return 'boolean';
-      case 'int': case 'long': case 'float': case 'double': return 'number';
-      case 'bytes': case 'fixed': return 'Buffer';
-      case 'string': return 'string';
+      case 'null':
+        return 'null';
+      case 'boolean':
+        return 'boolean';
+      case 'int':
+      case 'long':
+      case 'float':
+      case 'double':
+        return 'number';
+      case 'bytes':
+      case 'fixed':
+        return 'Buffer';
+      case 'string':
+        return 'string';
       default: {
         const t = named.get(schema) ?? named.get(schema.split('.').pop()!);
         if (!t) throw new Error(`unknown named type ${schema}`);
@@ -34,9 +43,12 @@ function tsType(schema: Schema, named: Map<string, string>, out: string[]): stri
       out.push(`export type ${name} = ${(schema.symbols as string[]).map((s) => JSON.stringify(s)).join(' | ')};\n`);
       named.set(schema.name as string, name!);
       return name!;
-    case 'array': return `Array<${tsType(schema.items as Schema, named, out)}>`;
-    case 'map': return `Record<string, ${tsType(schema.values as Schema, named, out)}>`;
-    default: return tsType(schema.type as Schema, named, out);
+    case 'array':
+      return `Array<${tsType(schema.items as Schema, named, out)}>`;
+    case 'map':
+      return `Record<string, ${tsType(schema.values as Schema, named, out)}>`;
+    default:
+      return tsType(schema.type as Schema, named, out);
   }
 }
 
@@ -55,7 +67,7 @@ export function generateTypes(registry: SchemaRegistry): string {
     ...events.map((e) => `  ${e}: ${e};`),
     '}',
     '',
-    '/** An event of any type. `type` tells them apart: a `switch (event.type)` narrows `data` to that event\'s. */',
+    "/** An event of any type. `type` tells them apart: a `switch (event.type)` narrows `data` to that event's. */",
     'export type AnyEvent =',
     ...events.map((e, i) => `  | { type: ${JSON.stringify(e)}; data: ${e} }${i === events.length - 1 ? ';' : ''}`),
     '',

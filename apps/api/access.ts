@@ -72,7 +72,8 @@ async function userOfRequest(req: FastifyRequest, deps: AccessDeps): Promise<voi
     req.userId = proxied;
     return;
   }
-  if (credential !== undefined && !looksLikeJwt(credential)) throw new CallerRefused(401, 'authorization', 'not a user token (nor the admin token)');
+  if (credential !== undefined && !looksLikeJwt(credential))
+    throw new CallerRefused(401, 'authorization', 'not a user token (nor the admin token)');
   req.userId = await userOf(deps.tokens, proxied, credential);
   if (req.userId === undefined) throw new CallerRefused(400, 'x-userid', 'required (or Authorization: Bearer <user token>)');
 }

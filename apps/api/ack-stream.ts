@@ -11,7 +11,10 @@ export class AckStream<A> {
   private ended = false;
   private readonly done: Promise<void>;
 
-  constructor(private readonly out: ServerResponse, private readonly capacity: number) {
+  constructor(
+    private readonly out: ServerResponse,
+    private readonly capacity: number,
+  ) {
     this.done = this.write();
   }
 

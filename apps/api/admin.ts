@@ -36,12 +36,26 @@ export function adminRoutes(deps: { db: Db; log: EventLog; config: Config; store
 
     app.put<{ Params: { userId: string }; Body: { limit: number } }>(
       '/users/:userId/limit',
-      { schema: { body: { type: 'object', required: ['limit'], additionalProperties: false, properties: { limit: { type: 'integer', minimum: 0, maximum: 1000 } } } } },
+      {
+        schema: {
+          body: {
+            type: 'object',
+            required: ['limit'],
+            additionalProperties: false,
+            properties: { limit: { type: 'integer', minimum: 0, maximum: 1000 } },
+          },
+        },
+      },
       async (req) => {
         if (!isUuid(req.params.userId)) throw badRequest('userId', 'must be a UUID');
         const userId = req.params.userId.toLowerCase();
         const { limit } = req.body;
-        const { state } = await handler.handle(viewer, viewerStream(userId), (): ViewerCommand => ({ type: 'SetLimit', userId, limit, now: Date.now() }), { key: userId, source: '/api/streams' });
+        const { state } = await handler.handle(
+          viewer,
+          viewerStream(userId),
+          (): ViewerCommand => ({ type: 'SetLimit', userId, limit, now: Date.now() }),
+          { key: userId, source: '/api/streams' },
+        );
         return { userId, limit: state.limit };
       },
     );

@@ -46,65 +46,76 @@ export function analyticsRoutes(deps: { db: Db; reads: Reads }): FastifyPluginAs
     }));
 
   return async (app) => {
+    app.get<{ Querystring: Range & { channel?: string } }>(
+      '/captions',
+      {
+        schema: {
+          querystring: { type: 'object', additionalProperties: false, properties: { ...rangeQuery, channel: { type: 'string' } } },
+        },
+      },
+      async (req) => {
+        const { channel } = req.query;
+        if (channel !== undefined && !isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
+        const { first, last } = minuteRange(req.query, Date.now());
+        await ready();
+        const rows = await reads.run((rdb) => captionMinutes(rdb, first, last, channel ?? null));
+        const minutes = rows.map((r) => ({ minute: iso(Number(r.minute_ms)), fragments: Number(r.fragments), words: Number(r.words) }));
+        return {
+          channel: channel ?? null,
+          from: iso(first),
+          to: iso(last + MINUTE),
+          total: { fragments: minutes.reduce((n, m) => n + m.fragments, 0), words: minutes.reduce((n, m) => n + m.words, 0) },
+          minutes,
+        };
+      },
+    );
 
-  app.get<{ Querystring: Range & { channel?: string } }>(
-    '/captions',
-    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { ...rangeQuery, channel: { type: 'string' } } } } },
-    async (req) => {
-      const { channel } = req.query;
-      if (channel !== undefined && !isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
-      const { first, last } = minuteRange(req.query, Date.now());
-      await ready();
-      const rows = await reads.run((rdb) => captionMinutes(rdb, first, last, channel ?? null));
-      const minutes = rows.map((r) => ({ minute: iso(Number(r.minute_ms)), fragments: Number(r.fragments), words: Number(r.words) }));
-      return {
-        channel: channel ?? null,
-        from: iso(first),
-        to: iso(last + MINUTE),
-        total: { fragments: minutes.reduce((n, m) => n + m.fragments, 0), words: minutes.reduce((n, m) => n + m.words, 0) },
-        minutes,
-      };
-    },
-  );
+    app.get<{ Querystring: Range }>(
+      '/viewers',
+      { schema: { querystring: { type: 'object', additionalProperties: false, properties: rangeQuery } } },
+      async (req) => {
+        const now = Date.now();
+        const { first, last } = minuteRange(req.query, now);
+        await ready();
+        const rows = await reads.run((rdb) => viewerMinutes(rdb, first, last, now));
+        const minutes = rows.map((r) => ({ minute: iso(Number(r.minute_ms)), viewers: r.viewers }));
+        return { from: iso(first), to: iso(last + MINUTE), peak: minutes.reduce((n, m) => Math.max(n, m.viewers), 0), minutes };
+      },
+    );
 
-  app.get<{ Querystring: Range }>(
-    '/viewers',
-    { schema: { querystring: { type: 'object', additionalProperties: false, properties: rangeQuery } } },
-    async (req) => {
-      const now = Date.now();
-      const { first, last } = minuteRange(req.query, now);
-      await ready();
-      const rows = await reads.run((rdb) => viewerMinutes(rdb, first, last, now));
-      const minutes = rows.map((r) => ({ minute: iso(Number(r.minute_ms)), viewers: r.viewers }));
-      return { from: iso(first), to: iso(last + MINUTE), peak: minutes.reduce((n, m) => Math.max(n, m.viewers), 0), minutes };
-    },
-  );
-
-  app.get<{ Querystring: Range & { preset?: string } }>(
-    '/encodes',
-    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { ...rangeQuery, preset: { type: 'string', pattern: '^[a-z]{1,32}$' } } } } },
-    async (req) => {
-      const from = parseTime('from', req.query.from);
-      const to = parseTime('to', req.query.to);
-      if (from !== undefined && to !== undefined && to <= from) throw badRequest('to', 'must be after from');
-      await ready();
-      const rows = await reads.run((rdb) => encodeTimings(rdb, { from, to, preset: req.query.preset }));
-      const ms = (v: number | null) => (v === null ? null : Math.round(Number(v)));
-      return {
-        from: from === undefined ? null : iso(from),
-        to: to === undefined ? null : iso(to),
-        presets: rows.map((r) => ({
-          preset: r.preset,
-          count: r.count,
-          reused: r.reused,
-          failed: r.failed,
-          p50Ms: ms(r.p50),
-          avgMs: ms(r.avg),
-          maxMs: ms(r.max),
-          total: { p50Ms: ms(r.total_p50), avgMs: ms(r.total_avg), maxMs: ms(r.total_max) },
-        })),
-      };
-    },
-  );
-}
+    app.get<{ Querystring: Range & { preset?: string } }>(
+      '/encodes',
+      {
+        schema: {
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { ...rangeQuery, preset: { type: 'string', pattern: '^[a-z]{1,32}$' } },
+          },
+        },
+      },
+      async (req) => {
+        const from = parseTime('from', req.query.from);
+        const to = parseTime('to', req.query.to);
+        if (from !== undefined && to !== undefined && to <= from) throw badRequest('to', 'must be after from');
+        await ready();
+        const rows = await reads.run((rdb) => encodeTimings(rdb, { from, to, preset: req.query.preset }));
+        const ms = (v: number | null) => (v === null ? null : Math.round(Number(v)));
+        return {
+          from: from === undefined ? null : iso(from),
+          to: to === undefined ? null : iso(to),
+          presets: rows.map((r) => ({
+            preset: r.preset,
+            count: r.count,
+            reused: r.reused,
+            failed: r.failed,
+            p50Ms: ms(r.p50),
+            avgMs: ms(r.avg),
+            maxMs: ms(r.max),
+            total: { p50Ms: ms(r.total_p50), avgMs: ms(r.total_avg), maxMs: ms(r.total_max) },
+          })),
+        };
+      },
+    );
+  };
 }

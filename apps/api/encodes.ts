@@ -26,7 +26,8 @@ const SOURCE = '/api/encodes';
 const MEDIA_TYPES: Record<string, string> = { mp4: 'video/mp4', mkv: 'video/x-matroska', hevc: 'video/hevc' };
 
 const body = (req: { body: unknown }): Record<string, unknown> => {
-  if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw new HttpError(400, 'body: must be a JSON object', 'body');
+  if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body))
+    throw new HttpError(400, 'body: must be a JSON object', 'body');
   return req.body as Record<string, unknown>;
 };
 
@@ -58,7 +59,8 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
   const stored = async (output: StoredOutput) => (await blobs.size(output.sha256)) === output.size;
 
   /** The completed attempt of a job whose output has gone from the blob store, or null. */
-  const lostAttempt = async (job: JobState) => (job.status === 'completed' && job.output && !(await stored(job.output)) ? job.attempt : null);
+  const lostAttempt = async (job: JobState) =>
+    job.status === 'completed' && job.output && !(await stored(job.output)) ? job.attempt : null;
 
   /** An output of this file and options still in the blob store, made by anyone's job; null when none is. */
   async function reusableOutput(sha256: string, options: EncodeOptions): Promise<StoredOutput | null> {
@@ -67,112 +69,171 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
   }
 
   return async (app) => {
+    app.post('/', async (req, reply) => {
+      const userId = requireUser(req);
+      const b = body(req);
+      const uploadId = b.uploadId;
+      if (uploadId === undefined) throw new HttpError(400, 'uploadId: required', 'uploadId');
+      if (typeof uploadId !== 'string' || !isUuid(uploadId)) throw new HttpError(400, 'uploadId: must be a UUID', 'uploadId');
+      for (const key of Object.keys(b))
+        if (key !== 'uploadId' && key !== 'options') throw new HttpError(400, `${key}: unknown parameter`, key);
+      const { state: file } = await store.load(uploadStream(uploadId.toLowerCase()), upload.initialState, upload.evolve);
+      if (file.status === 'none' || file.userId !== userId) throw new HttpError(404, `uploadId: no upload ${uploadId}`, 'uploadId');
+      if (file.status !== 'completed' || !file.sha256) {
+        throw new HttpError(
+          409,
+          `uploadId: the upload is ${file.status === 'uploading' ? 'not complete yet' : file.status}${file.reason ? ` (${file.reason})` : ''}`,
+          'uploadId',
+        );
+      }
+      const options = await normalizeOptions(b.options, file.raw);
+      if (file.raw && file.length % rawFrameBytes(options.width!, options.height!) !== 0) {
+        throw new HttpError(
+          400,
+          `options.width: ${file.length} bytes is not a whole number of ${options.width}x${options.height} yuv420p frames`,
+          'options.width',
+        );
+      }
+      const jobId = jobIdOf(userId, file.sha256, options);
+      const sha256 = file.sha256;
+      // The facts the decision needs from outside the job's stream: is this job's output still stored,
+      // and is an output of the same encode stored (only looked for when this job would run anew).
+      const { state: before } = await store.load(jobStream(jobId), encodeJob.initialState, encodeJob.evolve);
+      const lostOutputOfAttempt = await lostAttempt(before);
+      const anew = before.status === 'none' || before.status === 'failed' || lostOutputOfAttempt !== null;
+      const reuse = anew ? await reusableOutput(sha256, options) : null;
+      const { events, state } = await handler.handle(
+        encodeJob,
+        jobStream(jobId),
+        (): EncodeCommand => ({
+          type: 'Request',
+          jobId,
+          userId,
+          uploadId: uploadId.toLowerCase(),
+          sha256,
+          filename: file.filename,
+          raw: file.raw,
+          options,
+          now: Date.now(),
+          reuse,
+          lostOutputOfAttempt,
+        }),
+        { key: jobId, source: SOURCE },
+      );
+      if (events[0]!.type === 'EncodeRequested') return reply.status(202).send({ jobId, status: state.status, attempt: state.attempt });
+      return reply
+        .status(200)
+        .send({ jobId, status: state.status, deduplicated: true, again: true, message: 'you already asked for this encode; here it is' });
+    });
 
-  app.post('/', async (req, reply) => {
-    const userId = requireUser(req);
-    const b = body(req);
-    const uploadId = b.uploadId;
-    if (uploadId === undefined) throw new HttpError(400, 'uploadId: required', 'uploadId');
-    if (typeof uploadId !== 'string' || !isUuid(uploadId)) throw new HttpError(400, 'uploadId: must be a UUID', 'uploadId');
-    for (const key of Object.keys(b)) if (key !== 'uploadId' && key !== 'options') throw new HttpError(400, `${key}: unknown parameter`, key);
-    const { state: file } = await store.load(uploadStream(uploadId.toLowerCase()), upload.initialState, upload.evolve);
-    if (file.status === 'none' || file.userId !== userId) throw new HttpError(404, `uploadId: no upload ${uploadId}`, 'uploadId');
-    if (file.status !== 'completed' || !file.sha256) {
-      throw new HttpError(409, `uploadId: the upload is ${file.status === 'uploading' ? 'not complete yet' : file.status}${file.reason ? ` (${file.reason})` : ''}`, 'uploadId');
+    // About the caller's own jobs only: whether anyone else holds the file is not theirs to know.
+    app.post('/check', async (req) => {
+      const userId = requireUser(req);
+      const b = body(req);
+      for (const key of Object.keys(b))
+        if (key !== 'sha256' && key !== 'options') throw new HttpError(400, `${key}: unknown parameter`, key);
+      if (typeof b.sha256 !== 'string' || !SHA256.test(b.sha256))
+        throw new HttpError(400, 'sha256: must be 64 lowercase hex digits', 'sha256');
+      const given = (b.options ?? {}) as Record<string, unknown>;
+      // Before uploading, the file's kind is told by the options: raw video is the one with a size and rate.
+      const raw = typeof given === 'object' && given !== null && ['width', 'height', 'fps'].some((k) => k in given);
+      const options = await normalizeOptions(b.options, raw);
+      const jobId = jobIdOf(userId, b.sha256, options);
+      const { state } = await store.load(jobStream(jobId), encodeJob.initialState, encodeJob.evolve);
+      // A failed job, or one whose output is gone, would be encoded again: not an existing result.
+      const exists = state.status !== 'none' && state.status !== 'failed' && (await lostAttempt(state)) === null;
+      return { exists, jobId: exists ? jobId : null, status: exists ? state.status : null };
+    });
+
+    /**
+     * The caller's own job, from the read model; from the job's own stream when the read model has
+     * no row yet or one `upToDate` refuses (just asked for, or just completed: a client may act on
+     * the answer to its request at once). Anyone else's job is answered exactly as one that does not exist.
+     */
+    async function ownJob(jobId: string, userId: string, upToDate: (job: Selectable<EncodeJobsTable>) => boolean = () => true) {
+      const notFound = new HttpError(404, `jobId: no job ${jobId}`, 'jobId');
+      if (!isUuid(jobId)) throw notFound;
+      const id = jobId.toLowerCase();
+      const row = await ownJobRow(db, id, userId);
+      if (row && upToDate(row)) return row;
+      const { state } = await store.load(jobStream(id), encodeJob.initialState, encodeJob.evolve);
+      if (state.userId !== userId) throw notFound;
+      return {
+        job_id: id,
+        user_id: state.userId,
+        upload_id: state.uploadId,
+        sha256: state.sha256,
+        filename: state.filename,
+        raw: state.raw,
+        options: state.options as unknown,
+        status: state.status,
+        step: state.step,
+        percent: state.percent,
+        steps_done: planOf(state).filter((s) => state.completed[s] !== undefined),
+        worker: state.worker,
+        attempt: state.attempt,
+        error: state.error,
+        stderr_tail: null,
+        output_sha256: state.output?.sha256 ?? null,
+        output_size: state.output?.size ?? null,
+        requested_at_ms: row?.requested_at_ms ?? state.lastEventAt,
+        updated_at_ms: state.lastEventAt,
+      } satisfies Selectable<EncodeJobsTable>;
     }
-    const options = await normalizeOptions(b.options, file.raw);
-    if (file.raw && file.length % rawFrameBytes(options.width!, options.height!) !== 0) {
-      throw new HttpError(400, `options.width: ${file.length} bytes is not a whole number of ${options.width}x${options.height} yuv420p frames`, 'options.width');
-    }
-    const jobId = jobIdOf(userId, file.sha256, options);
-    const sha256 = file.sha256;
-    // The facts the decision needs from outside the job's stream: is this job's output still stored,
-    // and is an output of the same encode stored (only looked for when this job would run anew).
-    const { state: before } = await store.load(jobStream(jobId), encodeJob.initialState, encodeJob.evolve);
-    const lostOutputOfAttempt = await lostAttempt(before);
-    const anew = before.status === 'none' || before.status === 'failed' || lostOutputOfAttempt !== null;
-    const reuse = anew ? await reusableOutput(sha256, options) : null;
-    const { events, state } = await handler.handle(encodeJob, jobStream(jobId), (): EncodeCommand => ({
-      type: 'Request', jobId, userId, uploadId: uploadId.toLowerCase(), sha256, filename: file.filename, raw: file.raw, options, now: Date.now(),
-      reuse, lostOutputOfAttempt,
-    }), { key: jobId, source: SOURCE });
-    if (events[0]!.type === 'EncodeRequested') return reply.status(202).send({ jobId, status: state.status, attempt: state.attempt });
-    return reply.status(200).send({ jobId, status: state.status, deduplicated: true, again: true, message: 'you already asked for this encode; here it is' });
-  });
 
-  // About the caller's own jobs only: whether anyone else holds the file is not theirs to know.
-  app.post('/check', async (req) => {
-    const userId = requireUser(req);
-    const b = body(req);
-    for (const key of Object.keys(b)) if (key !== 'sha256' && key !== 'options') throw new HttpError(400, `${key}: unknown parameter`, key);
-    if (typeof b.sha256 !== 'string' || !SHA256.test(b.sha256)) throw new HttpError(400, 'sha256: must be 64 lowercase hex digits', 'sha256');
-    const given = (b.options ?? {}) as Record<string, unknown>;
-    // Before uploading, the file's kind is told by the options: raw video is the one with a size and rate.
-    const raw = typeof given === 'object' && given !== null && ['width', 'height', 'fps'].some((k) => k in given);
-    const options = await normalizeOptions(b.options, raw);
-    const jobId = jobIdOf(userId, b.sha256, options);
-    const { state } = await store.load(jobStream(jobId), encodeJob.initialState, encodeJob.evolve);
-    // A failed job, or one whose output is gone, would be encoded again: not an existing result.
-    const exists = state.status !== 'none' && state.status !== 'failed' && (await lostAttempt(state)) === null;
-    return { exists, jobId: exists ? jobId : null, status: exists ? state.status : null };
-  });
+    app.get<{ Params: { jobId: string } }>('/:jobId', async (req) => {
+      const job = await ownJob(req.params.jobId, requireUser(req));
+      return {
+        jobId: job.job_id,
+        status: job.status,
+        step: job.step,
+        percent: job.percent,
+        stepsDone: job.steps_done,
+        attempt: job.attempt,
+        options: job.options,
+        filename: job.filename,
+        raw: job.raw,
+        uploadId: job.upload_id,
+        error: job.error,
+        stderrTail: job.stderr_tail,
+        output: job.status === 'completed' ? { size: job.output_size, url: `/v1/encodes/${job.job_id}/output` } : null,
+        updatedAt: job.updated_at_ms,
+      };
+    });
 
-  /**
-   * The caller's own job, from the read model; from the job's own stream when the read model has
-   * no row yet or one `upToDate` refuses (just asked for, or just completed: a client may act on
-   * the answer to its request at once). Anyone else's job is answered exactly as one that does not exist.
-   */
-  async function ownJob(jobId: string, userId: string, upToDate: (job: Selectable<EncodeJobsTable>) => boolean = () => true) {
-    const notFound = new HttpError(404, `jobId: no job ${jobId}`, 'jobId');
-    if (!isUuid(jobId)) throw notFound;
-    const id = jobId.toLowerCase();
-    const row = await ownJobRow(db, id, userId);
-    if (row && upToDate(row)) return row;
-    const { state } = await store.load(jobStream(id), encodeJob.initialState, encodeJob.evolve);
-    if (state.userId !== userId) throw notFound;
-    return {
-      job_id: id, user_id: state.userId, upload_id: state.uploadId, sha256: state.sha256, filename: state.filename, raw: state.raw, options: state.options as unknown,
-      status: state.status, step: state.step, percent: state.percent, steps_done: planOf(state).filter((s) => state.completed[s] !== undefined),
-      worker: state.worker, attempt: state.attempt, error: state.error, stderr_tail: null, output_sha256: state.output?.sha256 ?? null,
-      output_size: state.output?.size ?? null, requested_at_ms: row?.requested_at_ms ?? state.lastEventAt, updated_at_ms: state.lastEventAt,
-    } satisfies Selectable<EncodeJobsTable>;
-  }
-
-  app.get<{ Params: { jobId: string } }>('/:jobId', async (req) => {
-    const job = await ownJob(req.params.jobId, requireUser(req));
-    return {
-      jobId: job.job_id, status: job.status, step: job.step, percent: job.percent, stepsDone: job.steps_done, attempt: job.attempt,
-      options: job.options, filename: job.filename, raw: job.raw, uploadId: job.upload_id,
-      error: job.error, stderrTail: job.stderr_tail,
-      output: job.status === 'completed' ? { size: job.output_size, url: `/v1/encodes/${job.job_id}/output` } : null,
-      updatedAt: job.updated_at_ms,
-    };
-  });
-
-  app.get<{ Params: { jobId: string } }>('/:jobId/output', async (req, reply) => {
-    const userId = requireUser(req);
-    const job = await ownJob(req.params.jobId, userId, (row) => row.status === 'completed');
-    if (job.status !== 'completed' || !job.output_sha256) throw new HttpError(409, `jobId: the encode is ${job.status}, not completed`, 'jobId');
-    const size = await blobs.size(job.output_sha256);
-    if (size === undefined) throw new HttpError(410, 'jobId: the output is no longer stored; ask for this encode again to make it anew', 'jobId');
-    const container = (job.options as { container: string }).container;
-    const name = `${job.filename.replace(/\.[^.]*$/, '').replace(/[^\w.-]+/g, '_') || 'output'}.${container}`;
-    reply
-      .header('accept-ranges', 'bytes')
-      .header('content-type', MEDIA_TYPES[container] ?? 'application/octet-stream')
-      .header('content-disposition', `attachment; filename="${name}"`)
-      .header('etag', `"${job.output_sha256}"`);
-    const range = parseRange(req.headers.range, size);
-    if (range === 'unsatisfiable') {
-      reply.removeHeader('content-disposition');
-      return reply.status(416).header('content-range', `bytes */${size}`).type('application/json; charset=utf-8').send(JSON.stringify({ error: `range: not satisfiable for ${size} bytes`, field: 'range' }));
-    }
-    if (range) {
-      reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', range.end - range.start + 1);
-      return reply.send(blobs.read(job.output_sha256, range));
-    }
-    reply.header('content-length', size);
-    return reply.send(blobs.read(job.output_sha256));
-  });
-}
+    app.get<{ Params: { jobId: string } }>('/:jobId/output', async (req, reply) => {
+      const userId = requireUser(req);
+      const job = await ownJob(req.params.jobId, userId, (row) => row.status === 'completed');
+      if (job.status !== 'completed' || !job.output_sha256)
+        throw new HttpError(409, `jobId: the encode is ${job.status}, not completed`, 'jobId');
+      const size = await blobs.size(job.output_sha256);
+      if (size === undefined)
+        throw new HttpError(410, 'jobId: the output is no longer stored; ask for this encode again to make it anew', 'jobId');
+      const container = (job.options as { container: string }).container;
+      const name = `${job.filename.replace(/\.[^.]*$/, '').replace(/[^\w.-]+/g, '_') || 'output'}.${container}`;
+      reply
+        .header('accept-ranges', 'bytes')
+        .header('content-type', MEDIA_TYPES[container] ?? 'application/octet-stream')
+        .header('content-disposition', `attachment; filename="${name}"`)
+        .header('etag', `"${job.output_sha256}"`);
+      const range = parseRange(req.headers.range, size);
+      if (range === 'unsatisfiable') {
+        reply.removeHeader('content-disposition');
+        return reply
+          .status(416)
+          .header('content-range', `bytes */${size}`)
+          .type('application/json; charset=utf-8')
+          .send(JSON.stringify({ error: `range: not satisfiable for ${size} bytes`, field: 'range' }));
+      }
+      if (range) {
+        reply
+          .status(206)
+          .header('content-range', `bytes ${range.start}-${range.end}/${size}`)
+          .header('content-length', range.end - range.start + 1);
+        return reply.send(blobs.read(job.output_sha256, range));
+      }
+      reply.header('content-length', size);
+      return reply.send(blobs.read(job.output_sha256));
+    });
+  };
 }

@@ -35,7 +35,13 @@ const DOMAIN_STATUS = { not_found: 404, conflict: 409, invalid: 400 } as const;
 /** A domain error's message starts with the field at fault ("options.qp: ..."). */
 const fieldOf = (message: string) => /^([\w.-]+): /.exec(message)?.[1];
 
-const answer = (statusCode: number, error: string, field?: string, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}): HttpAnswer => ({
+const answer = (
+  statusCode: number,
+  error: string,
+  field?: string,
+  headers: Record<string, string> = {},
+  extra: Record<string, unknown> = {},
+): HttpAnswer => ({
   statusCode,
   body: { error, ...(field ? { field } : {}), ...extra },
   headers,
@@ -47,7 +53,8 @@ export function answerOf(err: unknown): HttpAnswer {
   if (err instanceof DomainError) return answer(DOMAIN_STATUS[err.kind], err.message, fieldOf(err.message));
   if (err instanceof Overloaded) return answer(503, err.message, undefined, { 'retry-after': String(err.retryAfterSeconds) });
   if (err instanceof EventStoreUnavailable) return answer(503, 'Service Unavailable', undefined, { 'retry-after': '1' });
-  if (err instanceof KafkaUnavailable) return answer(503, 'Service Unavailable: Kafka cannot be reached; nothing was written', undefined, { 'retry-after': '1' });
+  if (err instanceof KafkaUnavailable)
+    return answer(503, 'Service Unavailable: Kafka cannot be reached; nothing was written', undefined, { 'retry-after': '1' });
   if (isStatementTimeout(err)) return answer(503, 'the query took longer than its time budget: narrow it');
   if (isUnreachable(err)) return answer(503, 'Service Unavailable: the database cannot be reached', undefined, { 'retry-after': '1' });
   const e = err as FastifyError;
@@ -67,7 +74,11 @@ export function answerOf(err: unknown): HttpAnswer {
 }
 
 export function sendError(reply: FastifyReply, a: HttpAnswer, extra: Record<string, unknown> = {}): FastifyReply {
-  return reply.status(a.statusCode).headers(a.headers).type('application/json; charset=utf-8').send({ ...a.body, ...extra });
+  return reply
+    .status(a.statusCode)
+    .headers(a.headers)
+    .type('application/json; charset=utf-8')
+    .send({ ...a.body, ...extra });
 }
 
 /** The error handler of a scope: `extra` members go on every error body (canWatch's "status"). */

@@ -38,19 +38,35 @@ export function cueTime(ms: number, sep: '.' | ','): string {
 }
 
 /** The caption's lines, none blank (a blank line would end the cue early). */
-const lines = (text: string): string[] => text.split(/\r\n|\r|\n/).map((l) => l.trimEnd()).filter((l) => l.trim() !== '');
+const lines = (text: string): string[] =>
+  text
+    .split(/\r\n|\r|\n/)
+    .map((l) => l.trimEnd())
+    .filter((l) => l.trim() !== '');
 
 /** WebVTT cue text: &, < and > as character references, so no tag, entity or "-->" can appear. */
 export const vttText = (text: string): string =>
-  lines(text).map((l) => l.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')).join('\n');
+  lines(text)
+    .map((l) => l.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;'))
+    .join('\n');
 
 /** SRT has no escapes: a "-->" in the text, which would read as a timing line, gets a space. */
-export const srtText = (text: string): string => lines(text).map((l) => l.replace(/-->/g, '-- >')).join('\r\n');
+export const srtText = (text: string): string =>
+  lines(text)
+    .map((l) => l.replace(/-->/g, '-- >'))
+    .join('\r\n');
 
-const compactIso = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+const compactIso = (ms: number) =>
+  new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
 
 export function exportFilename(channel: string, format: ExportFormat, from?: number, to?: number): string {
-  const range = from === undefined && to === undefined ? '' : `_${from === undefined ? 'start' : compactIso(from)}-${to === undefined ? 'end' : compactIso(to)}`;
+  const range =
+    from === undefined && to === undefined
+      ? ''
+      : `_${from === undefined ? 'start' : compactIso(from)}-${to === undefined ? 'end' : compactIso(to)}`;
   return `${channel}${range}.${format}`;
 }
 
@@ -101,8 +117,12 @@ function header(format: ExportFormat, channel: string, origin: number | undefine
 
 export function exportRoutes(reads: Reads): FastifyPluginAsync {
   /** Keyset pages in (start, position) order: cues must not go back in time. */
-  const page = (channel: string, from: number | undefined, to: number | undefined, after: { start: number; offset: number } | undefined): Promise<Row[]> =>
-    reads.run((db) => fragmentsByTime(db, channel, { from, to }, after, EXPORT_PAGE));
+  const page = (
+    channel: string,
+    from: number | undefined,
+    to: number | undefined,
+    after: { start: number; offset: number } | undefined,
+  ): Promise<Row[]> => reads.run((db) => fragmentsByTime(db, channel, { from, to }, after, EXPORT_PAGE));
 
   return async (app) => {
     for (const format of ['vtt', 'srt', 'txt'] as const) {

@@ -17,7 +17,11 @@ export function healthRoutes(deps: { db: Db; log: EventLog; metrics: Registry })
     registers: [metrics],
     async collect() {
       this.reset();
-      const positions = await db.selectFrom('projection_positions').selectAll().execute().catch(() => []);
+      const positions = await db
+        .selectFrom('projection_positions')
+        .selectAll()
+        .execute()
+        .catch(() => []);
       const topics = [...new Set(positions.map((p) => p.topic))];
       for (const topic of topics) {
         const ends = await log.offsets(topic as never).catch(() => []);

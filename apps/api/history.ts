@@ -14,7 +14,12 @@ export function historyRoutes(reads: Reads): FastifyPluginAsync {
     app.get('/', async () => {
       const rows = await reads.run((db) => channelList(db));
       return {
-        channels: rows.map((r) => ({ id: r.id, lastFragmentAt: r.last_fragment_ms, fragmentCount: r.fragment_count, lastPosition: r.last_position })),
+        channels: rows.map((r) => ({
+          id: r.id,
+          lastFragmentAt: r.last_fragment_ms,
+          fragmentCount: r.fragment_count,
+          lastPosition: r.last_position,
+        })),
       };
     });
 
@@ -43,7 +48,8 @@ export function historyRoutes(reads: Reads): FastifyPluginAsync {
         const after = req.query.after === undefined ? undefined : parsePosition(req.query.after);
         if (req.query.after !== undefined) {
           if (!after) throw badRequest('after', 'must be a position "partition:offset" as returned by the API');
-          if (after.partition !== partitionFor(channel, TOPICS.captions.partitions)) throw badRequest('after', 'is a position of another channel');
+          if (after.partition !== partitionFor(channel, TOPICS.captions.partitions))
+            throw badRequest('after', 'is a position of another channel');
         }
         const rows = await reads.run((db) => channelFragments(db, channel, { afterOffset: after?.offset, from, to }, limit + 1));
         const page = rows.slice(0, limit);

@@ -37,8 +37,18 @@ const isNdjson = (contentType: string | undefined) => /^\s*application\/x-ndjson
 
 export function ingestRoutes(deps: { log: EventLog; stations: StationKeys; metrics: Registry; config: Config }): FastifyPluginAsync {
   const { log, stations, config } = deps;
-  const fragments = new prom.Counter({ name: 'castlog_ingest_fragments_total', help: 'Fragments by outcome', labelNames: ['outcome'], registers: [deps.metrics] });
-  const ackLatency = new prom.Histogram({ name: 'castlog_ingest_ack_latency_seconds', help: 'From a fragment read to its Kafka acknowledgement', buckets: LATENCY_BUCKETS, registers: [deps.metrics] });
+  const fragments = new prom.Counter({
+    name: 'castlog_ingest_fragments_total',
+    help: 'Fragments by outcome',
+    labelNames: ['outcome'],
+    registers: [deps.metrics],
+  });
+  const ackLatency = new prom.Histogram({
+    name: 'castlog_ingest_ack_latency_seconds',
+    help: 'From a fragment read to its Kafka acknowledgement',
+    buckets: LATENCY_BUCKETS,
+    registers: [deps.metrics],
+  });
   /** Open NDJSON streams per station: capped, and ended when the station's key is removed. */
   const open = new Map<string, Set<(why: string) => void>>();
   stations.onRemoved((station) => {
@@ -48,7 +58,14 @@ export function ingestRoutes(deps: { log: EventLog; stations: StationKeys; metri
   function append(channel: string, station: string, f: Fragment): Promise<string> {
     const t0 = performance.now();
     return log
-      .append([{ type: 'CaptionFragmentReceived', key: channel, source: `/stations/${station}`, data: { channel, station, ...f, receivedAt: Date.now() } }])
+      .append([
+        {
+          type: 'CaptionFragmentReceived',
+          key: channel,
+          source: `/stations/${station}`,
+          data: { channel, station, ...f, receivedAt: Date.now() },
+        },
+      ])
       .then(([p]) => {
         ackLatency.observe((performance.now() - t0) / 1000);
         fragments.inc({ outcome: 'accepted' });
@@ -81,17 +98,33 @@ export function ingestRoutes(deps: { log: EventLog; stations: StationKeys; metri
         fragments.inc({ outcome: 'rejected' }, rejected.length);
         let accepted: Ack[];
         try {
-          accepted = await Promise.all(valid.map(async (v) => ({ seq: v.fragment.seq, position: await append(channel, station, v.fragment) })));
+          accepted = await Promise.all(
+            valid.map(async (v) => ({ seq: v.fragment.seq, position: await append(channel, station, v.fragment) })),
+          );
         } catch {
           fragments.inc({ outcome: 'unavailable' }, valid.length);
-          throw new HttpError(503, 'Service Unavailable: Kafka did not acknowledge; send the fragments again', undefined, {}, { 'retry-after': '1' });
+          throw new HttpError(
+            503,
+            'Service Unavailable: Kafka did not acknowledge; send the fragments again',
+            undefined,
+            {},
+            { 'retry-after': '1' },
+          );
         }
-        return reply.status(accepted.length ? 200 : 400).send({ accepted, rejected, ...(accepted.length ? {} : { error: 'no fragment was valid' }) });
+        return reply
+          .status(accepted.length ? 200 : 400)
+          .send({ accepted, rejected, ...(accepted.length ? {} : { error: 'no fragment was valid' }) });
       }
 
       const streams = open.get(station) ?? new Set();
       if (streams.size >= config.ingestMaxStreamsPerStation) {
-        throw new HttpError(429, `authorization: station ${station} has ${streams.size} ingest streams open here, the most allowed; close one first`, 'authorization', {}, { 'retry-after': '5' });
+        throw new HttpError(
+          429,
+          `authorization: station ${station} has ${streams.size} ingest streams open here, the most allowed; close one first`,
+          'authorization',
+          {},
+          { 'retry-after': '5' },
+        );
       }
       // From here on the response is ours: the head goes out at once, so the station knows its
       // stream is accepted before its first acknowledgement, then one line per input line.
@@ -115,7 +148,10 @@ export function ingestRoutes(deps: { log: EventLog; stations: StationKeys; metri
       open.set(station, streams);
       bodyCutShort.set(socket, () => stop('body: the request ended before its declared length; every line read was answered above'));
       const idleSeconds = config.ingestIdleTimeoutMs / 1000;
-      if (config.ingestIdleTimeoutMs > 0) req.raw.setTimeout(config.ingestIdleTimeoutMs, () => stop(`body: nothing received for ${idleSeconds} s; the stream is closed (open a new one to go on)`));
+      if (config.ingestIdleTimeoutMs > 0)
+        req.raw.setTimeout(config.ingestIdleTimeoutMs, () =>
+          stop(`body: nothing received for ${idleSeconds} s; the stream is closed (open a new one to go on)`),
+        );
 
       let line = 0;
       const lines = splitLines(req.body as Readable, MAX_LINE_BYTES)[Symbol.asyncIterator]();
@@ -167,5 +203,4 @@ export function ingestRoutes(deps: { log: EventLog; stations: StationKeys; metri
       return reply;
     });
   };
-
 }

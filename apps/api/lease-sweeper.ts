@@ -22,7 +22,10 @@ export function startLeaseSweeper(db: Db, handler: CommandHandler, logger: Logge
       });
       for (const { user_id } of due) {
         if (stopped) return;
-        await handler.handle(viewer, viewerStream(user_id), () => ({ type: 'ExpireLeases' as const, userId: user_id, now: Date.now() }), { key: user_id, source: '/api/lease-sweeper' });
+        await handler.handle(viewer, viewerStream(user_id), () => ({ type: 'ExpireLeases' as const, userId: user_id, now: Date.now() }), {
+          key: user_id,
+          source: '/api/lease-sweeper',
+        });
       }
     } catch (err) {
       logger.warn({ err: String(err) }, 'lease sweep failed');

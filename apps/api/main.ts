@@ -31,7 +31,8 @@ app.onClose(() => reads.close());
 const stations = new StationKeys(app.db, app.config.databaseUrl, app.logger);
 app.onClose(() => stations.close());
 // The upload and encode routes read these views: they exist before the projector first runs.
-for (const p of [uploadsProjection, encodesProjection]) await retry(() => ensureRegistered(app.db, p), app.logger, `register projection ${p.name}`);
+for (const p of [uploadsProjection, encodesProjection])
+  await retry(() => ensureRegistered(app.db, p), app.logger, `register projection ${p.name}`);
 const api = await buildApi({ ...app, store, reads, stations });
 await api.listen({ port: app.config.apiPort, host: '0.0.0.0' });
 app.onClose(() => api.close());

@@ -50,7 +50,9 @@ export function pageRoutes(config: Config): FastifyPluginAsync {
     app.get('/theme.css', (_req, reply) => reply.type('text/css; charset=utf-8').send(theme));
     // The upload page's tus client, served from our own node_modules (no CDN).
     const tusClient = readFileSync(new URL('../../node_modules/tus-js-client/dist/tus.min.js', import.meta.url));
-    app.get('/vendor/tus.min.js', (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(tusClient));
+    app.get('/vendor/tus.min.js', (_req, reply) =>
+      reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(tusClient),
+    );
     // The live URL comes from configuration, never from the request's Host header: without
     // PUBLIC_LIVE_URL the page uses its own host name with the fanout's port and path.
     app.get('/v1/config', async () => ({ liveUrl: config.publicLiveUrl ?? null, livePort: config.fanoutPort, livePath: LIVE_PATH }));

@@ -13,7 +13,15 @@ export interface Reads {
 }
 
 export function readPool(config: Pick<Config, 'databaseUrl' | 'readConcurrency' | 'readTimeoutMs'>): Reads {
-  const db = createDb<Database>(config.databaseUrl, config.readConcurrency, { statementTimeoutMs: config.readTimeoutMs, connectTimeoutMs: 1000 });
-  const gate = new Gate({ name: 'searches and exports', concurrency: config.readConcurrency, maxQueued: config.readConcurrency * 16, maxWaitMs: config.readTimeoutMs });
+  const db = createDb<Database>(config.databaseUrl, config.readConcurrency, {
+    statementTimeoutMs: config.readTimeoutMs,
+    connectTimeoutMs: 1000,
+  });
+  const gate = new Gate({
+    name: 'searches and exports',
+    concurrency: config.readConcurrency,
+    maxQueued: config.readConcurrency * 16,
+    maxWaitMs: config.readTimeoutMs,
+  });
   return { run: (work) => gate.run(() => work(db)), close: () => db.destroy() };
 }

@@ -18,14 +18,14 @@ export function schemaRoutes(deps: { registry: SchemaRegistry }): FastifyPluginA
   list.sort((a, b) => a.event.localeCompare(b.event) || a.version - b.version);
 
   return async (app) => {
-  app.get('/', async () => ({
-    encoding: 'Avro single-object encoding: 0xC3 0x01, the 8-byte little-endian CRC-64-AVRO fingerprint, then the body',
-    schemas: list,
-  }));
-  app.get<{ Params: { fingerprint: string } }>('/:fingerprint', async (req) => {
-    const s = list.find((x) => x.fingerprint === req.params.fingerprint.toLowerCase());
-    if (!s) throw new HttpError(404, `fingerprint: no schema with fingerprint ${req.params.fingerprint} (16 hex digits)`, 'fingerprint');
-    return s;
-  });
-}
+    app.get('/', async () => ({
+      encoding: 'Avro single-object encoding: 0xC3 0x01, the 8-byte little-endian CRC-64-AVRO fingerprint, then the body',
+      schemas: list,
+    }));
+    app.get<{ Params: { fingerprint: string } }>('/:fingerprint', async (req) => {
+      const s = list.find((x) => x.fingerprint === req.params.fingerprint.toLowerCase());
+      if (!s) throw new HttpError(404, `fingerprint: no schema with fingerprint ${req.params.fingerprint} (16 hex digits)`, 'fingerprint');
+      return s;
+    });
+  };
 }

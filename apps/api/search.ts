@@ -75,7 +75,11 @@ export function encodeCursor(c: Cursor, fp: string): string {
 }
 
 function decodeCursor(text: string, fp: string): Cursor {
-  const bad = () => badRequest('after', 'is not a cursor of this search (use the "next" of the previous page, with the same q, lang, channel, from and to)');
+  const bad = () =>
+    badRequest(
+      'after',
+      'is not a cursor of this search (use the "next" of the previous page, with the same q, lang, channel, from and to)',
+    );
   if (text.length > 200 || !/^[A-Za-z0-9_-]+$/.test(text)) throw bad();
   let v: unknown;
   try {
@@ -141,34 +145,39 @@ export function searchRoutes(reads: Reads): FastifyPluginAsync {
         const fp = fingerprint([q, lang, channel, from ?? null, to ?? null]);
         const after = query.after === undefined || query.after === '' ? undefined : decodeCursor(query.after, fp);
 
-        return reads.run(async (db) => {
-          // Whatever Postgres cannot make of q is q's fault.
-          const tsq = await searchQuery(db, lang, q).catch((err: unknown) => {
-            if (isStatementTimeout(err) || !(err as { code?: string }).code?.match(/^(XX|54|22)/)) throw err;
-            throw badRequest('q', 'is too complex to search for');
+        return reads
+          .run(async (db) => {
+            // Whatever Postgres cannot make of q is q's fault.
+            const tsq = await searchQuery(db, lang, q).catch((err: unknown) => {
+              if (isStatementTimeout(err) || !(err as { code?: string }).code?.match(/^(XX|54|22)/)) throw err;
+              throw badRequest('q', 'is too complex to search for');
+            });
+            if (!tsq) throw badRequest('q', 'has no words to search for (only punctuation, operators or stop words)');
+            const rows = await searchHits(db, { tsq, channel, from, to, after, limit: limit + 1, marks: { start: START, stop: STOP } });
+            const shown = rows.slice(0, limit);
+            const items: SearchHit[] = shown.map((r) => ({
+              channel: r.channel,
+              position: formatPosition(r),
+              station: r.station,
+              seq: r.seq,
+              start: r.start_ms,
+              end: r.end_ms,
+              lang: r.lang,
+              text: r.text,
+              snippet: snippetHtml(r.headline),
+              rank: r.rank,
+            }));
+            const last = shown.at(-1);
+            const next =
+              rows.length > limit && last
+                ? encodeCursor({ rank: last.rank_text, partition: last.partition, offset: last.offset }, fp)
+                : null;
+            return { q, items, next };
+          })
+          .catch((err: unknown) => {
+            if (isStatementTimeout(err)) throw new HttpError(503, 'q: the search took too long: narrow it with channel, from or to', 'q');
+            throw err;
           });
-          if (!tsq) throw badRequest('q', 'has no words to search for (only punctuation, operators or stop words)');
-          const rows = await searchHits(db, { tsq, channel, from, to, after, limit: limit + 1, marks: { start: START, stop: STOP } });
-          const shown = rows.slice(0, limit);
-          const items: SearchHit[] = shown.map((r) => ({
-            channel: r.channel,
-            position: formatPosition(r),
-            station: r.station,
-            seq: r.seq,
-            start: r.start_ms,
-            end: r.end_ms,
-            lang: r.lang,
-            text: r.text,
-            snippet: snippetHtml(r.headline),
-            rank: r.rank,
-          }));
-          const last = shown.at(-1);
-          const next = rows.length > limit && last ? encodeCursor({ rank: last.rank_text, partition: last.partition, offset: last.offset }, fp) : null;
-          return { q, items, next };
-        }).catch((err: unknown) => {
-          if (isStatementTimeout(err)) throw new HttpError(503, 'q: the search took too long: narrow it with channel, from or to', 'q');
-          throw err;
-        });
       },
     );
   };

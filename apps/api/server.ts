@@ -68,12 +68,16 @@ function clientErrorHandler(err: Error & { code?: string }, socket: Socket): voi
   if (ingest) return ingest();
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, text, problem] =
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', 'request: not received in time']
-    : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'headers: too large']
-    : [400, 'Bad Request', `request: malformed HTTP (${err.code ?? 'parse error'})`];
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request Timeout', 'request: not received in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'headers: too large']
+        : [400, 'Bad Request', `request: malformed HTTP (${err.code ?? 'parse error'})`];
   const body = JSON.stringify({ error: problem, field: problem.split(':')[0] });
   if (socket.writable && socket.bytesWritten === 0) {
-    socket.write(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy(err);
 }
@@ -104,7 +108,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     try {
       done(null, JSON.parse(utf8.decode(body as Buffer)));
     } catch (e) {
-      done(new HttpError(400, e instanceof SyntaxError ? `body: malformed JSON: ${e.message}` : 'body: is not valid UTF-8', 'body'), undefined);
+      done(
+        new HttpError(400, e instanceof SyntaxError ? `body: malformed JSON: ${e.message}` : 'body: is not valid UTF-8', 'body'),
+        undefined,
+      );
     }
   });
 
@@ -119,7 +126,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     req.raw.setTimeout(ms, () => {
       if (!reply.sent && !reply.raw.headersSent) {
         const body = JSON.stringify({ error: `body: nothing received for ${ms / 1000} s`, field: 'body' });
-        reply.raw.writeHead(408, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+        reply.raw.writeHead(408, {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': Buffer.byteLength(body),
+          connection: 'close',
+        });
         reply.raw.end(body);
       }
       req.raw.destroy();
@@ -133,15 +144,43 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(cors, {
     origin: (origin, cb) => cb(null, origin !== undefined && originAllowed(origin, config.allowedOrigins)),
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
-    allowedHeaders: ['authorization', 'content-type', 'x-userid', 'tus-resumable', 'upload-length', 'upload-offset', 'upload-metadata', 'upload-checksum', 'upload-defer-length', 'upload-concat', 'x-http-method-override', 'range'],
-    exposedHeaders: ['location', 'upload-offset', 'upload-length', 'upload-metadata', 'upload-expires', 'tus-resumable', 'tus-version', 'tus-extension', 'tus-max-size', 'tus-checksum-algorithm', 'content-range', 'content-disposition', 'retry-after'],
+    allowedHeaders: [
+      'authorization',
+      'content-type',
+      'x-userid',
+      'tus-resumable',
+      'upload-length',
+      'upload-offset',
+      'upload-metadata',
+      'upload-checksum',
+      'upload-defer-length',
+      'upload-concat',
+      'x-http-method-override',
+      'range',
+    ],
+    exposedHeaders: [
+      'location',
+      'upload-offset',
+      'upload-length',
+      'upload-metadata',
+      'upload-expires',
+      'tus-resumable',
+      'tus-version',
+      'tus-extension',
+      'tus-max-size',
+      'tus-checksum-algorithm',
+      'content-range',
+      'content-disposition',
+      'retry-after',
+    ],
     maxAge: 600,
     strictPreflight: false,
   });
 
   const tokens = userTokensOf(config);
   const access = { adminToken: config.adminToken, tokens, stations: deps.stations };
-  const group = (a: Access, prefix: string, routes: FastifyPluginAsync) => app.register(guarded(a, access, app.routeTable, routes), { prefix });
+  const group = (a: Access, prefix: string, routes: FastifyPluginAsync) =>
+    app.register(guarded(a, access, app.routeTable, routes), { prefix });
   const blobs = new BlobStore(config.blobDir);
 
   await group('public', '', healthRoutes(deps));

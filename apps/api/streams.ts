@@ -57,7 +57,12 @@ export function canWatchIdRoutes(deps: Deps): FastifyPluginAsync {
 
     app.get('/streams/newId', async () => {
       const streamId = randomUUID();
-      await handlerOf(store).handle(streamIds, streamIdStream(streamId), { type: 'IssueStreamId', streamId, now: Date.now() }, { key: streamId, source: SOURCE });
+      await handlerOf(store).handle(
+        streamIds,
+        streamIdStream(streamId),
+        { type: 'IssueStreamId', streamId, now: Date.now() },
+        { key: streamId, source: SOURCE },
+      );
       knownStreamIds.add(streamId);
       return { streamId };
     });
@@ -68,8 +73,11 @@ export function canWatchIdRoutes(deps: Deps): FastifyPluginAsync {
 export function canWatchStreamRoutes(deps: Deps): FastifyPluginAsync {
   const { config, store } = deps;
   const decisions = new prom.Histogram({
-    name: 'castlog_stream_decision_seconds', help: 'Time to decide and append a stream command',
-    labelNames: ['command', 'outcome'], buckets: LATENCY_BUCKETS, registers: [deps.metrics],
+    name: 'castlog_stream_decision_seconds',
+    help: 'Time to decide and append a stream command',
+    labelNames: ['command', 'outcome'],
+    buckets: LATENCY_BUCKETS,
+    registers: [deps.metrics],
   });
 
   async function requireStreamId(streamId: string): Promise<void> {
@@ -86,7 +94,8 @@ export function canWatchStreamRoutes(deps: Deps): FastifyPluginAsync {
     const streamId = uuidParam(req.params.streamId, 'streamId');
     const make = (): ViewerCommand => {
       const now = Date.now();
-      if (action === 'activate') return { type: 'Activate', userId, streamId, now, ttlMs: config.streamLeaseTtlMs, defaultLimit: config.streamLimit };
+      if (action === 'activate')
+        return { type: 'Activate', userId, streamId, now, ttlMs: config.streamLeaseTtlMs, defaultLimit: config.streamLimit };
       if (action === 'heartbeat') return { type: 'Heartbeat', userId, streamId, now, ttlMs: config.streamLeaseTtlMs };
       return { type: 'Deactivate', userId, streamId, now };
     };

@@ -87,13 +87,15 @@ export class UploadLocker implements Locker {
 
   private async acquire(id: string, signal: AbortSignal, requestRelease: RequestRelease): Promise<void> {
     const deadline = Date.now() + this.timeoutMs;
-    for (let asked = false; ; ) {
+    for (let asked = false; ;) {
       if (signal.aborted) throw ERRORS.ABORTED;
       if (!this.held.has(id) && !this.asking.has(id)) {
         this.asking.add(id);
         try {
           const client = await this.connection();
-          const { rows } = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${KEY_SQL}) AS ok`, [lockText(LOCKS.upload(id))]);
+          const { rows } = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${KEY_SQL}) AS ok`, [
+            lockText(LOCKS.upload(id)),
+          ]);
           if (rows[0]!.ok) {
             this.held.set(id, requestRelease);
             return;

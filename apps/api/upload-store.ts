@@ -34,7 +34,10 @@ export interface UploadRequest {
 
 /** A tus error: status and body, as @tus/server expects them thrown. */
 export class TusError extends Error {
-  constructor(readonly status_code: number, readonly body: string) {
+  constructor(
+    readonly status_code: number,
+    readonly body: string,
+  ) {
     super(body);
   }
 }
@@ -107,15 +110,27 @@ export class UploadStore extends DataStore {
     // tus-js-client and Uppy name these differently; both are accepted.
     const filename = (meta.filename ?? meta.name ?? '').trim() || 'upload';
     const filetype = meta.filetype ?? meta.type ?? null;
-    if (filename.length > MAX_FILENAME_CHARS) throw new DomainError('invalid', `upload-metadata: filename is longer than ${MAX_FILENAME_CHARS} characters`);
-    if (filetype !== null && filetype.length > MAX_FILETYPE_CHARS) throw new DomainError('invalid', `upload-metadata: filetype is longer than ${MAX_FILETYPE_CHARS} characters`);
-    for (const [key, value] of [['filename', filename], ['filetype', filetype ?? '']] as const) {
+    if (filename.length > MAX_FILENAME_CHARS)
+      throw new DomainError('invalid', `upload-metadata: filename is longer than ${MAX_FILENAME_CHARS} characters`);
+    if (filetype !== null && filetype.length > MAX_FILETYPE_CHARS)
+      throw new DomainError('invalid', `upload-metadata: filetype is longer than ${MAX_FILETYPE_CHARS} characters`);
+    for (const [key, value] of [
+      ['filename', filename],
+      ['filetype', filetype ?? ''],
+    ] as const) {
       if (/[\u0000-\u001f\u007f]|\p{Cs}/u.test(value) || value.includes('\ufffd')) {
         throw new DomainError('invalid', `upload-metadata: ${key} must be UTF-8 text without control characters`);
       }
     }
     const { events } = await this.decide(file.id, () => ({
-      type: 'Create', uploadId: file.id, userId, filename, filetype, length: file.size ?? -1, maxBytes: this.deps.config.uploadMaxBytes, now: Date.now(),
+      type: 'Create',
+      uploadId: file.id,
+      userId,
+      filename,
+      filetype,
+      length: file.size ?? -1,
+      maxBytes: this.deps.config.uploadMaxBytes,
+      now: Date.now(),
     }));
     file.creation_date = new Date(events[0]!.data.at).toISOString();
     this.caller().created = file.id;
@@ -154,11 +169,25 @@ export class UploadStore extends DataStore {
       if (size === 0) return offset;
       const digests = await hashes.digest(['chunk', 'checksum']);
       if (checksum && !(digests.checksum ?? digests.chunk!).equals(checksum.digest)) {
-        throw new TusError(460, JSON.stringify({ error: `upload-checksum: the ${checksum.algorithm} of the ${size} bytes received does not match`, field: 'upload-checksum' }));
+        throw new TusError(
+          460,
+          JSON.stringify({
+            error: `upload-checksum: the ${checksum.algorithm} of the ${size} bytes received does not match`,
+            field: 'upload-checksum',
+          }),
+        );
       }
       // The lock lost meanwhile (its connection dropped): another request may own the upload now.
       if (!this.locker.holds(id)) throw ERRORS.ABORTED;
-      await this.decide(id, () => ({ type: 'AppendChunk', uploadId: id, userId, offset, length: size, sha256: digests.chunk!.toString('hex'), now: Date.now() }));
+      await this.decide(id, () => ({
+        type: 'AppendChunk',
+        uploadId: id,
+        userId,
+        offset,
+        length: size,
+        sha256: digests.chunk!.toString('hex'),
+        now: Date.now(),
+      }));
       accepted = true;
       this.forget([id]);
       if (continues) this.running.set(id, { offset: offset + size, hashes, at: Date.now() });
@@ -204,7 +233,12 @@ export class UploadStore extends DataStore {
     for (const { upload_id } of stale) {
       // Under the upload's lock, so no PATCH is writing bytes that would outlive the folder.
       n += await this.locked(upload_id, async () => {
-        const { events, state } = await this.decide(upload_id, () => ({ type: 'Expire', uploadId: upload_id, now: Date.now(), expiryMs: config.uploadExpiryMs }));
+        const { events, state } = await this.decide(upload_id, () => ({
+          type: 'Expire',
+          uploadId: upload_id,
+          now: Date.now(),
+          expiryMs: config.uploadExpiryMs,
+        }));
         if (events.length || state.status === 'expired') {
           this.forget([upload_id]);
           await blobs.removeDir(blobs.uploadDir(upload_id));
@@ -242,7 +276,8 @@ export class UploadStore extends DataStore {
     if (state.status === 'rejected') return { rejected: state.reason ?? 'rejected' };
     if (state.status !== 'uploading' || state.offset !== state.length) return {};
     const sha256 = await this.wholeHash(uploadId, state);
-    let reason = sha256 === undefined ? 'file: the stored bytes do not match the checksums of the chunks received; upload the file again' : undefined;
+    let reason =
+      sha256 === undefined ? 'file: the stored bytes do not match the checksums of the chunks received; upload the file again' : undefined;
     let durationSeconds: number | null = null;
     // Into the blob store under its hash: a link, not a copy.
     if (sha256 !== undefined) await blobs.adopt(blobs.uploadData(uploadId), sha256);
@@ -258,7 +293,10 @@ export class UploadStore extends DataStore {
       } catch (err) {
         // ffprobe names the file it read; a reason names the problem, never a server path.
         const last = err instanceof MediaCommandFailed ? (err.stderrTail.trim().split('\n').at(-1) ?? '') : '';
-        const detail = last.replace(/^.*?:\s+(?=[A-Z])/, '').replace(/\/[^\s:]+/g, 'the file').trim();
+        const detail = last
+          .replace(/^.*?:\s+(?=[A-Z])/, '')
+          .replace(/\/[^\s:]+/g, 'the file')
+          .trim();
         reason = `file: not a readable video (${detail.slice(0, 300) || 'ffprobe could not read it'})`;
         logger.info({ uploadId, err }, 'ffprobe refused an upload');
       }
@@ -296,7 +334,10 @@ export class UploadStore extends DataStore {
     if (size > state.length) await this.deps.blobs.truncate(path, state.length); // a refused write's leftovers
     if (kept?.whole) return kept.whole.toString('hex');
     const chunks = [...state.chunks].sort((a, b) => a.offset - b.offset);
-    const { sha256, ranges } = await this.deps.blobs.hashRanges(path, chunks.map((c) => c.length));
+    const { sha256, ranges } = await this.deps.blobs.hashRanges(
+      path,
+      chunks.map((c) => c.length),
+    );
     return chunks.every((c, i) => c.sha256 === ranges[i]) ? sha256 : undefined;
   }
 }

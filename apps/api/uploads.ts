@@ -30,10 +30,13 @@ function checksumOf(req: FastifyRequest): UploadRequest['checksum'] {
   const header = req.headers['upload-checksum'];
   if (header === undefined) return undefined;
   const [algorithm, b64, extra] = String(header).trim().split(/\s+/);
-  if (!algorithm || !b64 || extra !== undefined) throw new HttpError(400, 'upload-checksum: must be "<algorithm> <base64 digest>"', 'upload-checksum');
-  if (!(algorithm in CHECKSUMS)) throw new HttpError(400, `upload-checksum: algorithm ${algorithm} is not supported; use sha1 or sha256`, 'upload-checksum');
+  if (!algorithm || !b64 || extra !== undefined)
+    throw new HttpError(400, 'upload-checksum: must be "<algorithm> <base64 digest>"', 'upload-checksum');
+  if (!(algorithm in CHECKSUMS))
+    throw new HttpError(400, `upload-checksum: algorithm ${algorithm} is not supported; use sha1 or sha256`, 'upload-checksum');
   const digest = Buffer.from(b64, 'base64');
-  if (digest.length !== CHECKSUMS[algorithm as keyof typeof CHECKSUMS]) throw new HttpError(400, `upload-checksum: not a base64 ${algorithm} digest`, 'upload-checksum');
+  if (digest.length !== CHECKSUMS[algorithm as keyof typeof CHECKSUMS])
+    throw new HttpError(400, `upload-checksum: not a base64 ${algorithm} digest`, 'upload-checksum');
   return { algorithm: algorithm as 'sha1' | 'sha256', digest };
 }
 
@@ -63,7 +66,8 @@ function jsonError(status: number, text: string): string {
 /** Maps what our store throws to tus's {status_code, body}; the edge then makes bodies JSON. */
 function tusErrorOf(err: unknown): { status_code: number; body: string } | undefined {
   if (err instanceof EventStoreUnavailable) return { status_code: 503, body: JSON.stringify({ error: 'Service Unavailable' }) };
-  if (err instanceof UploadTooLarge) return { status_code: 413, body: JSON.stringify({ error: err.message, field: err.message.split(':')[0] }) };
+  if (err instanceof UploadTooLarge)
+    return { status_code: 413, body: JSON.stringify({ error: err.message, field: err.message.split(':')[0] }) };
   if (err instanceof DomainError) {
     const status = { not_found: 404, conflict: 409, invalid: 400 }[err.kind];
     return { status_code: status, body: JSON.stringify({ error: err.message, field: err.message.split(':')[0] }) };
@@ -112,9 +116,14 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
     // tus expiration: unfinished uploads past their time are expired and their bytes removed.
-    const sweep = setInterval(() => {
-      void context.run({ userId: '' }, () => tus.cleanUpExpiredUploads()).catch((err) => deps.logger.warn({ err }, 'upload expiry sweep failed'));
-    }, Math.min(60_000, Math.max(1000, Math.floor(deps.config.uploadExpiryMs / 4))));
+    const sweep = setInterval(
+      () => {
+        void context
+          .run({ userId: '' }, () => tus.cleanUpExpiredUploads())
+          .catch((err) => deps.logger.warn({ err }, 'upload expiry sweep failed'));
+      },
+      Math.min(60_000, Math.max(1000, Math.floor(deps.config.uploadExpiryMs / 4))),
+    );
     sweep.unref();
     scope.addHook('onClose', async () => {
       clearInterval(sweep);
@@ -161,12 +170,19 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
       if (!isUuid(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
       const state = await owned(id.toLowerCase(), userId);
       return {
-        uploadId: id.toLowerCase(), status: state.status, filename: state.filename, filetype: state.filetype, raw: state.raw,
-        length: state.length, offset: state.offset, sha256: state.sha256, reason: state.reason, createdAt: state.createdAt,
+        uploadId: id.toLowerCase(),
+        status: state.status,
+        filename: state.filename,
+        filetype: state.filetype,
+        raw: state.raw,
+        length: state.length,
+        offset: state.offset,
+        sha256: state.sha256,
+        reason: state.reason,
+        createdAt: state.createdAt,
       };
     });
   };
-
 }
 
 /**

@@ -22,7 +22,6 @@ const USAGE = `usage: castlog <command>
 
 Environment: DATABASE_URL, KAFKA_BROKERS, TOPIC_PREFIX (see the README).`;
 
-
 function bar(progress: number, width = 30): string {
   const full = Math.round(progress * width);
   return `[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${(progress * 100).toFixed(1).padStart(5)}%`;
@@ -59,7 +58,11 @@ async function projections(db: Db, log: EventLog, command: string | undefined, a
       for (const p of await projectionStatus(db, log)) {
         console.log(`${p.name}  serving v${p.current}${p.building !== null ? `, building v${p.building}` : ''}`);
         for (const v of p.versions) {
-          console.log(`  v${v.version} ${v.role.padEnd(8)} lag ${String(v.lag).padStart(8)}  ${bar(v.progress)}  rows ${Object.entries(v.rows).map(([t, n]) => `${t}=${n}`).join(' ')}`);
+          console.log(
+            `  v${v.version} ${v.role.padEnd(8)} lag ${String(v.lag).padStart(8)}  ${bar(v.progress)}  rows ${Object.entries(v.rows)
+              .map(([t, n]) => `${t}=${n}`)
+              .join(' ')}`,
+          );
           for (const pos of v.positions) console.log(`      ${pos.topic}/${pos.partition}  at ${pos.next} of ${pos.end}`);
         }
       }

@@ -9,10 +9,18 @@ export function parseFrom(from: string | undefined): { position?: { partition: n
   if (position) return { position };
   const time = /^\d{10,15}$/.test(from) ? Number(from) : Date.parse(from);
   if (Number.isFinite(time)) return { time };
-  return { error: `--from must be a position "partition:offset", milliseconds since the epoch, or an ISO date; got ${JSON.stringify(from)}` };
+  return {
+    error: `--from must be a position "partition:offset", milliseconds since the epoch, or an ISO date; got ${JSON.stringify(from)}`,
+  };
 }
 
-export async function tail(log: EventLog, topic: string, from: string | undefined, write: (line: string) => void, signal?: AbortSignal): Promise<void> {
+export async function tail(
+  log: EventLog,
+  topic: string,
+  from: string | undefined,
+  write: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
   if (!(topic in TOPICS)) throw new Error(`unknown topic ${topic}; topics: ${Object.keys(TOPICS).join(', ')}`);
   const f = parseFrom(from);
   if (f.error) throw new Error(f.error);
@@ -31,7 +39,16 @@ export async function tail(log: EventLog, topic: string, from: string | undefine
     onPoison: (_t, partition, offset, err) => write(JSON.stringify({ partition, offset, error: `undecodable: ${String(err)}` })),
     onBatch: async (b) => {
       for (const r of b.records) {
-        write(JSON.stringify({ position: `${r.partition}:${r.offset}`, key: r.key, type: r.event.type, version: r.event.version, meta: r.meta, data: r.event.data }));
+        write(
+          JSON.stringify({
+            position: `${r.partition}:${r.offset}`,
+            key: r.key,
+            type: r.event.type,
+            version: r.event.version,
+            meta: r.meta,
+            data: r.event.data,
+          }),
+        );
       }
     },
   });

@@ -69,7 +69,8 @@ export function userEventsFeed(topic?: 'uploads' | 'encodes'): Feed {
       const position = (topic ? `${topic}/` : '') + formatPosition({ partition, offset: r.offset });
       return { key, json: userEventMessage(key, position, r.type, d), at: d.at ?? Date.now() };
     },
-    invalidKey: (key) => (key.startsWith(USER_PREFIX) && UUID.test(key.slice(USER_PREFIX.length)) ? undefined : 'must be user:<user id> for a user channel'),
+    invalidKey: (key) =>
+      key.startsWith(USER_PREFIX) && UUID.test(key.slice(USER_PREFIX.length)) ? undefined : 'must be user:<user id> for a user channel',
     partitionKey: (key) => key.slice(USER_PREFIX.length),
     spansPartitions: topic !== undefined,
   };

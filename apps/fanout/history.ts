@@ -36,7 +36,10 @@ export class PartitionHistory {
   /** Oldest offset covered: every delivered record in [start, next) is here. */
   start: number;
 
-  constructor(readonly capacity: number, from: number) {
+  constructor(
+    readonly capacity: number,
+    from: number,
+  ) {
     this.next = from;
     this.start = from;
   }

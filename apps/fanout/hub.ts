@@ -8,8 +8,13 @@ import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import { captionsFeed, type Feed, type FeedRecord } from './feeds.ts';
 import { PartitionHistory, type Entry } from './history.ts';
 import {
-  CLOSE_SLOW_CONSUMER, CLOSE_SLOW_REASON, MAX_SUBSCRIPTIONS,
-  errorMessage, refusal, subscribedMessage, unsubscribedMessage,
+  CLOSE_SLOW_CONSUMER,
+  CLOSE_SLOW_REASON,
+  MAX_SUBSCRIPTIONS,
+  errorMessage,
+  refusal,
+  subscribedMessage,
+  unsubscribedMessage,
 } from './protocol.ts';
 
 export interface Socket {
@@ -136,7 +141,10 @@ export class Hub {
     this.histories = o.startOffsets.map((offset) => new PartitionHistory(o.historyCapacity, offset));
     this.ends = this.histories.map((h, p) => Math.max(h.next, this.liveFrom[p] ?? 0));
     for (const source of o.liveSources ?? []) {
-      this.liveSources.set(source.topic, { feed: source.feed, histories: source.startOffsets.map((offset) => new PartitionHistory(0, offset)) });
+      this.liveSources.set(source.topic, {
+        feed: source.feed,
+        histories: source.startOffsets.map((offset) => new PartitionHistory(0, offset)),
+      });
     }
   }
 
@@ -290,15 +298,27 @@ export class Hub {
     let after: number;
     if (since !== undefined) {
       const p = parsePosition(since);
-      if (!p) return this.send(client, errorMessage('invalid_position', refusal('since', 'must be a position "partition:offset" as received'), channel));
-      if (p.partition !== partition) return this.send(client, errorMessage('invalid_position', refusal('since', 'is a position of another channel'), channel));
+      if (!p)
+        return this.send(
+          client,
+          errorMessage('invalid_position', refusal('since', 'must be a position "partition:offset" as received'), channel),
+        );
+      if (p.partition !== partition)
+        return this.send(client, errorMessage('invalid_position', refusal('since', 'is a position of another channel'), channel));
       after = p.offset;
     } else {
       // From now on: while the history is still warming up, "now" is the end the log had at start.
       after = Math.max(this.histories[partition]!.next, this.liveFrom[partition] ?? 0) - 1;
     }
     if (!this.subs(client).has(channel) && client.subscriptions >= MAX_SUBSCRIPTIONS) {
-      return this.send(client, errorMessage('too_many_subscriptions', refusal('channel', `one too many: at most ${MAX_SUBSCRIPTIONS} channels per connection`), channel));
+      return this.send(
+        client,
+        errorMessage(
+          'too_many_subscriptions',
+          refusal('channel', `one too many: at most ${MAX_SUBSCRIPTIONS} channels per connection`),
+          channel,
+        ),
+      );
     }
     let recovered = since !== undefined;
     const h = this.histories[partition]!;
@@ -338,7 +358,14 @@ export class Hub {
     if (sub.after < end) return this.start(client, sub, true);
     this.unsubscribe(client, sub.channel, false);
     if (failure) {
-      return this.send(client, errorMessage('unavailable', { message: `could not check since against the end of the log (${failure.message}); subscribe again with the same since` }, sub.channel));
+      return this.send(
+        client,
+        errorMessage(
+          'unavailable',
+          { message: `could not check since against the end of the log (${failure.message}); subscribe again with the same since` },
+          sub.channel,
+        ),
+      );
     }
     const since = formatPosition({ partition: sub.partition, offset: sub.after });
     const holds = end > 0 ? `its last offset is ${end - 1}` : 'it has no records yet';
@@ -387,7 +414,14 @@ export class Hub {
     } catch (err) {
       if (!current()) return;
       this.unsubscribe(client, sub.channel, false);
-      this.send(client, errorMessage('unavailable', { message: `could not recover the missed captions (${(err as Error).message}); subscribe again with the same since` }, sub.channel));
+      this.send(
+        client,
+        errorMessage(
+          'unavailable',
+          { message: `could not recover the missed captions (${(err as Error).message}); subscribe again with the same since` },
+          sub.channel,
+        ),
+      );
     }
   }
 

@@ -16,13 +16,28 @@ const app = await boot('fanout');
 const { config, log, db, metrics, logger } = app;
 await retry(() => log.ensureTopics(), logger, 'ensure topics');
 
-const deliveries = new prom.Counter({ name: 'castlog_fanout_deliveries_total', help: 'Messages handed to WebSockets', registers: [metrics] });
-const slow = new prom.Counter({ name: 'castlog_fanout_slow_consumers_total', help: 'Clients closed for falling behind', registers: [metrics] });
-const e2e = new prom.Histogram({ name: 'castlog_e2e_latency_seconds', help: 'From ingest to the fanout handing the caption to subscribers', buckets: LATENCY_BUCKETS, registers: [metrics] });
+const deliveries = new prom.Counter({
+  name: 'castlog_fanout_deliveries_total',
+  help: 'Messages handed to WebSockets',
+  registers: [metrics],
+});
+const slow = new prom.Counter({
+  name: 'castlog_fanout_slow_consumers_total',
+  help: 'Clients closed for falling behind',
+  registers: [metrics],
+});
+const e2e = new prom.Histogram({
+  name: 'castlog_e2e_latency_seconds',
+  help: 'From ingest to the fanout handing the caption to subscribers',
+  buckets: LATENCY_BUCKETS,
+  registers: [metrics],
+});
 
 // Start far enough back that clients resuming after a short absence are served from memory.
 const topics = ['captions', 'streams', 'uploads', 'encodes'] as const;
-const ends = Object.fromEntries(await Promise.all(topics.map(async (t) => [t, await retry(() => log.offsets(t), logger, 'read offsets')] as const)));
+const ends = Object.fromEntries(
+  await Promise.all(topics.map(async (t) => [t, await retry(() => log.offsets(t), logger, 'read offsets')] as const)),
+);
 const starts = (t: (typeof topics)[number]) => ends[t]!.map((o) => Math.max(o.low, o.high - config.fanoutHistoryPerPartition));
 const stats = (t: (typeof topics)[number]) => ({
   delivered: (n: number) => deliveries.inc(n),
@@ -33,20 +48,37 @@ const stats = (t: (typeof topics)[number]) => ({
   },
 });
 // A `since` past what this fanout has seen is checked against Kafka before it is refused.
-const logEnd = (t: (typeof topics)[number]) => async (partition: number) => (await log.offsets(t)).find((o) => o.partition === partition)?.high ?? 0;
+const logEnd = (t: (typeof topics)[number]) => async (partition: number) =>
+  (await log.offsets(t)).find((o) => o.partition === partition)?.high ?? 0;
 const common = { historyCapacity: config.fanoutHistoryPerPartition, maxBackpressure: config.fanoutMaxBackpressure };
 const hubs = {
   captions: new Hub({
-    ...common, partitions: TOPICS.captions.partitions, startOffsets: starts('captions'), liveFrom: ends.captions!.map((o) => o.high),
-    archive: postgresArchive(db), stats: stats('captions'), feed: captionsFeed(), logEnd: logEnd('captions'),
+    ...common,
+    partitions: TOPICS.captions.partitions,
+    startOffsets: starts('captions'),
+    liveFrom: ends.captions!.map((o) => o.high),
+    archive: postgresArchive(db),
+    stats: stats('captions'),
+    feed: captionsFeed(),
+    logEnd: logEnd('captions'),
   }),
   // A user's own events: stream decisions (keyed by user, so resumable), and upload and encode
   // progress live on the same channel. Served from memory only: older ones are in the read
   // model's current state.
   users: new Hub({
-    ...common, partitions: TOPICS.streams.partitions, startOffsets: starts('streams'), liveFrom: ends.streams!.map((o) => o.high),
-    stats: stats('streams'), feed: userEventsFeed(), logEnd: logEnd('streams'),
-    liveSources: (['uploads', 'encodes'] as const).map((t) => ({ topic: t, partitions: TOPICS[t].partitions, startOffsets: starts(t), feed: userEventsFeed(t) })),
+    ...common,
+    partitions: TOPICS.streams.partitions,
+    startOffsets: starts('streams'),
+    liveFrom: ends.streams!.map((o) => o.high),
+    stats: stats('streams'),
+    feed: userEventsFeed(),
+    logEnd: logEnd('streams'),
+    liveSources: (['uploads', 'encodes'] as const).map((t) => ({
+      topic: t,
+      partitions: TOPICS[t].partitions,
+      startOffsets: starts(t),
+      feed: userEventsFeed(t),
+    })),
   }),
   replays: new Replayer(postgresReplaySource(db), config.fanoutMaxBackpressure),
 };
@@ -82,7 +114,21 @@ const server = await startFanoutServer(hubs, {
   tokens: userTokensOf(config),
   origins: { allowed: config.allowedOrigins, apiPort: config.apiPort },
 });
-new prom.Gauge({ name: 'castlog_fanout_connections', help: 'Open WebSockets', registers: [metrics], collect() { this.set(server.connections()); } });
-new prom.Gauge({ name: 'castlog_fanout_subscriptions', help: 'Channel subscriptions', registers: [metrics], collect() { this.set(hubs.captions.subscriptionCount() + hubs.users.subscriptionCount()); } });
+new prom.Gauge({
+  name: 'castlog_fanout_connections',
+  help: 'Open WebSockets',
+  registers: [metrics],
+  collect() {
+    this.set(server.connections());
+  },
+});
+new prom.Gauge({
+  name: 'castlog_fanout_subscriptions',
+  help: 'Channel subscriptions',
+  registers: [metrics],
+  collect() {
+    this.set(hubs.captions.subscriptionCount() + hubs.users.subscriptionCount());
+  },
+});
 app.onClose(() => server.close());
 logger.info({ url: `ws://localhost:${server.port}/v1/live` }, 'fanout listening');

@@ -30,9 +30,12 @@ export type ClientMessage =
   | { op: 'stop_replay'; id: string };
 
 export type ErrorCode =
-  | 'bad_request' | 'invalid_channel' | 'invalid_position' | 'too_many_subscriptions' | 'too_many_replays' | 'unavailable' | 'forbidden';
+  'bad_request' | 'invalid_channel' | 'invalid_position' | 'too_many_subscriptions' | 'too_many_replays' | 'unavailable' | 'forbidden';
 
-export function captionMessage(d: Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'>, position: string): string {
+export function captionMessage(
+  d: Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'>,
+  position: string,
+): string {
   return JSON.stringify({
     type: 'caption',
     channel: d.channel,
@@ -48,8 +51,11 @@ export function captionMessage(d: Pick<CaptionFragmentReceived, 'channel' | 'sta
 }
 
 /** A caption of a replay: the live shape, plus which replay and the time it was originally on air. */
-export const replayCaptionMessage = (replay: string, position: string, d: Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'>) =>
-  JSON.stringify({ ...JSON.parse(captionMessage(d, position)), replay, originalTime: d.start });
+export const replayCaptionMessage = (
+  replay: string,
+  position: string,
+  d: Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'>,
+) => JSON.stringify({ ...JSON.parse(captionMessage(d, position)), replay, originalTime: d.start });
 
 export const replayStartedMessage = (replay: string, channel: string, from: number, to: number, speed: number) =>
   JSON.stringify({ type: 'replay_started', replay, channel, from, to, speed });
@@ -77,7 +83,13 @@ export interface Refusal {
 export const refusal = (field: string, problem: string): Refusal => ({ field, message: `${field}: ${problem}` });
 
 export const errorMessage = (code: ErrorCode, r: Refusal, channel?: string) =>
-  JSON.stringify({ type: 'error', code, ...(r.field ? { field: r.field } : {}), message: r.message, ...(channel !== undefined ? { channel } : {}) });
+  JSON.stringify({
+    type: 'error',
+    code,
+    ...(r.field ? { field: r.field } : {}),
+    message: r.message,
+    ...(channel !== undefined ? { channel } : {}),
+  });
 
 /** Milliseconds since the epoch, or an ISO 8601 date. */
 function time(v: unknown): number | undefined {
@@ -106,7 +118,8 @@ export function parseClientMessage(raw: string): ClientMessage | Refusal {
   if (typeof m !== 'object' || m === null || Array.isArray(m)) return refusal('frame', 'must be a JSON object');
   const { op, channel, since, from, to, speed, id } = m as Record<string, unknown>;
   if (op === 'stop_replay') return typeof id === 'string' ? { op, id } : refusal('id', 'must be the id of the replay to stop');
-  if (op !== 'subscribe' && op !== 'unsubscribe' && op !== 'replay') return refusal('op', 'must be "subscribe", "unsubscribe", "replay" or "stop_replay"');
+  if (op !== 'subscribe' && op !== 'unsubscribe' && op !== 'replay')
+    return refusal('op', 'must be "subscribe", "unsubscribe", "replay" or "stop_replay"');
   if (typeof channel !== 'string') return refusal('channel', 'must be a string');
   if (op === 'replay') {
     const f = time(from);
@@ -120,11 +133,16 @@ export function parseClientMessage(raw: string): ClientMessage | Refusal {
     }
     // Past this the replay would outlast the connection (and a timer cannot wait that long).
     if ((t - f) / sp > MAX_REPLAY_MS) {
-      return refusal('speed', `at ${sp}x this range takes ${days((t - f) / sp)}; a replay may take at most ${days(MAX_REPLAY_MS)}: raise speed or narrow from..to`);
+      return refusal(
+        'speed',
+        `at ${sp}x this range takes ${days((t - f) / sp)}; a replay may take at most ${days(MAX_REPLAY_MS)}: raise speed or narrow from..to`,
+      );
     }
-    if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > 64)) return refusal('id', 'must be a string of 1 to 64 characters');
+    if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > 64))
+      return refusal('id', 'must be a string of 1 to 64 characters');
     return { op, channel, from: f, to: t, speed: sp, id: (id as string | undefined) ?? `r${++replayCounter}` };
   }
-  if (op === 'subscribe' && since !== undefined && since !== null && typeof since !== 'string') return refusal('since', 'must be a position string "partition:offset"');
+  if (op === 'subscribe' && since !== undefined && since !== null && typeof since !== 'string')
+    return refusal('since', 'must be a position string "partition:offset"');
   return op === 'subscribe' ? { op, channel, ...(typeof since === 'string' ? { since } : {}) } : { op, channel };
 }

@@ -6,11 +6,20 @@ import type { Client } from './hub.ts';
 import { MAX_REPLAYS, errorMessage, refusal, replayCaptionMessage, replayEndMessage, replayStartedMessage } from './protocol.ts';
 import { wakeableSleep } from '../../infra/retry.ts';
 
-export type ReplayRow = Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'> & { partition: number; offset: number };
+export type ReplayRow = Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'> & {
+  partition: number;
+  offset: number;
+};
 
 export interface ReplaySource {
   /** Captions of a channel with from <= start < to, after a (start, offset) key, in that order. */
-  page(channel: string, from: number, to: number, after: { start: number; offset: number } | undefined, limit: number): Promise<ReplayRow[]>;
+  page(
+    channel: string,
+    from: number,
+    to: number,
+    after: { start: number; offset: number } | undefined,
+    limit: number,
+  ): Promise<ReplayRow[]>;
 }
 
 export interface ReplayRequest {
@@ -28,13 +37,21 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class Replayer {
   private readonly running = new WeakMap<Client, Map<string, () => void>>();
 
-  constructor(private readonly source: ReplaySource, private readonly maxBackpressure: number) {}
+  constructor(
+    private readonly source: ReplaySource,
+    private readonly maxBackpressure: number,
+  ) {}
 
   start(client: Client, r: ReplayRequest): void {
     const mine = this.running.get(client) ?? new Map<string, () => void>();
     this.running.set(client, mine);
-    if (mine.has(r.id)) return this.send(client, errorMessage('bad_request', refusal('id', `a replay with id ${r.id} is already running`), r.channel));
-    if (mine.size >= MAX_REPLAYS) return this.send(client, errorMessage('too_many_replays', refusal('op', `one replay too many: at most ${MAX_REPLAYS} at once per connection`), r.channel));
+    if (mine.has(r.id))
+      return this.send(client, errorMessage('bad_request', refusal('id', `a replay with id ${r.id} is already running`), r.channel));
+    if (mine.size >= MAX_REPLAYS)
+      return this.send(
+        client,
+        errorMessage('too_many_replays', refusal('op', `one replay too many: at most ${MAX_REPLAYS} at once per connection`), r.channel),
+      );
     let stopped = false;
     const sleeper = wakeableSleep();
     mine.set(r.id, () => {

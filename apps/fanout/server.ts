@@ -8,7 +8,14 @@ import { Client, type Hub } from './hub.ts';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import type { Replayer } from './replay.ts';
 import {
-  CLOSE_RESTART, CLOSE_TOO_BIG, FRAME_HARD_LIMIT_BYTES, MAX_FRAME_BYTES, errorMessage, isRefusal, parseClientMessage, refusal,
+  CLOSE_RESTART,
+  CLOSE_TOO_BIG,
+  FRAME_HARD_LIMIT_BYTES,
+  MAX_FRAME_BYTES,
+  errorMessage,
+  isRefusal,
+  parseClientMessage,
+  refusal,
 } from './protocol.ts';
 import { originRefusal, type OriginRule } from '../../infra/origins.ts';
 
@@ -35,14 +42,19 @@ export interface FanoutServer {
 export function startFanoutServer(
   hubs: Hubs,
   opts: {
-    port: number; maxBackpressure: number; metrics: Registry; ready: () => Promise<boolean>; tokens?: UserTokens;
+    port: number;
+    maxBackpressure: number;
+    metrics: Registry;
+    ready: () => Promise<boolean>;
+    tokens?: UserTokens;
     /** Which pages may connect; absent: any (for tests and benchmarks that embed the server). */
     origins?: OriginRule;
   },
 ): Promise<FanoutServer> {
   const sockets = new Set<uWS.WebSocket<UserData>>();
   const decoder = new TextDecoder();
-  const app = uWS.App()
+  const app = uWS
+    .App()
     .ws<UserData>('/v1/live', {
       compression: uWS.DISABLED,
       // uWS cuts a connection over its limit without a close frame: the protocol's limit is ours.
@@ -55,9 +67,16 @@ export function startFanoutServer(
       upgrade: (res, req, context) => {
         const refused = opts.origins && originRefusal(req.getHeader('origin'), req.getHeader('host'), opts.origins);
         if (refused) {
-          return void res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json').end(JSON.stringify({ error: `origin: ${refused}`, field: 'origin' }));
+          return void res
+            .writeStatus('403 Forbidden')
+            .writeHeader('content-type', 'application/json')
+            .end(JSON.stringify({ error: `origin: ${refused}`, field: 'origin' }));
         }
-        const headers = [req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions')] as const;
+        const headers = [
+          req.getHeader('sec-websocket-key'),
+          req.getHeader('sec-websocket-protocol'),
+          req.getHeader('sec-websocket-extensions'),
+        ] as const;
         // Who the user is: the same rule as the api (infra/caller.ts). A browser cannot set headers
         // on a WebSocket: it proves who it is with ?token=<user token>.
         const queryToken = req.getQuery('token') || undefined;
@@ -65,7 +84,12 @@ export function startFanoutServer(
         const refuse = (err: unknown) => {
           const e = err instanceof CallerRefused ? err : new CallerRefused(401, 'token', 'not a valid user token');
           const status = { 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden' }[e.statusCode];
-          res.cork(() => res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify({ error: e.message, field: e.field })));
+          res.cork(() =>
+            res
+              .writeStatus(status)
+              .writeHeader('content-type', 'application/json')
+              .end(JSON.stringify({ error: e.message, field: e.field })),
+          );
         };
         let proxied: string | undefined;
         try {
@@ -93,21 +117,34 @@ export function startFanoutServer(
       message: (ws, raw, isBinary) => {
         const client = ws.getUserData().client!;
         if (raw.byteLength > MAX_FRAME_BYTES) return void ws.end(CLOSE_TOO_BIG, `message too big: at most ${MAX_FRAME_BYTES} bytes`);
-        if (isBinary) return void ws.send(errorMessage('bad_request', refusal('frame', 'must be a text frame of JSON; binary frames are not read')), false);
+        if (isBinary)
+          return void ws.send(
+            errorMessage('bad_request', refusal('frame', 'must be a text frame of JSON; binary frames are not read')),
+            false,
+          );
         const m = parseClientMessage(decoder.decode(raw));
         if (isRefusal(m)) return void ws.send(errorMessage('bad_request', m), false);
         if (m.op === 'replay' || m.op === 'stop_replay') {
           const { replays } = hubs;
           if (!replays) return void ws.send(errorMessage('bad_request', refusal('op', 'replays are not served here')), false);
           if (m.op === 'stop_replay') return replays.stop(client, m.id);
-          if (!isChannelId(m.channel)) return void ws.send(errorMessage('invalid_channel', refusal('channel', CHANNEL_ID_RULE), m.channel), false);
+          if (!isChannelId(m.channel))
+            return void ws.send(errorMessage('invalid_channel', refusal('channel', CHANNEL_ID_RULE), m.channel), false);
           return replays.start(client, m);
         }
         let hub = hubs.captions;
         if (m.channel.startsWith(USER_PREFIX)) {
-          if (!hubs.users) return void ws.send(errorMessage('invalid_channel', refusal('channel', 'user channels are not served here'), m.channel), false);
+          if (!hubs.users)
+            return void ws.send(errorMessage('invalid_channel', refusal('channel', 'user channels are not served here'), m.channel), false);
           if (m.channel.slice(USER_PREFIX.length) !== ws.getUserData().userId) {
-            return void ws.send(errorMessage('forbidden', refusal('channel', 'a user channel is only for that user (x-userid, or ?token=<user token>)'), m.channel), false);
+            return void ws.send(
+              errorMessage(
+                'forbidden',
+                refusal('channel', 'a user channel is only for that user (x-userid, or ?token=<user token>)'),
+                m.channel,
+              ),
+              false,
+            );
           }
           hub = hubs.users;
         }
@@ -128,7 +165,10 @@ export function startFanoutServer(
       let aborted = false;
       res.onAborted(() => (aborted = true));
       void opts.ready().then((ok) => {
-        if (!aborted) res.cork(() => res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').end(JSON.stringify({ status: ok ? 'ready' : 'unavailable' })));
+        if (!aborted)
+          res.cork(() =>
+            res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').end(JSON.stringify({ status: ok ? 'ready' : 'unavailable' })),
+          );
       });
     })
     .get('/metrics', (res) => {

@@ -13,9 +13,37 @@ import { schemaOf } from '../../projections/versions.ts';
 function projectionMetrics(metrics: Registry) {
   const get = <T>(name: string, make: () => T): T => (metrics.getSingleMetric(name) as T | undefined) ?? make();
   return {
-    applied: get('castlog_projection_events_total', () => new prom.Counter({ name: 'castlog_projection_events_total', help: 'Events applied', labelNames: ['projection'], registers: [metrics] })),
-    lag: get('castlog_projection_lag', () => new prom.Gauge({ name: 'castlog_projection_lag', help: 'Records in the log not yet applied', labelNames: ['projection', 'topic', 'partition'], registers: [metrics] })),
-    latency: get('castlog_projection_latency_seconds', () => new prom.Histogram({ name: 'castlog_projection_latency_seconds', help: 'From ingest acknowledgement to the row committed', labelNames: ['projection'], buckets: LATENCY_BUCKETS, registers: [metrics] })),
+    applied: get(
+      'castlog_projection_events_total',
+      () =>
+        new prom.Counter({
+          name: 'castlog_projection_events_total',
+          help: 'Events applied',
+          labelNames: ['projection'],
+          registers: [metrics],
+        }),
+    ),
+    lag: get(
+      'castlog_projection_lag',
+      () =>
+        new prom.Gauge({
+          name: 'castlog_projection_lag',
+          help: 'Records in the log not yet applied',
+          labelNames: ['projection', 'topic', 'partition'],
+          registers: [metrics],
+        }),
+    ),
+    latency: get(
+      'castlog_projection_latency_seconds',
+      () =>
+        new prom.Histogram({
+          name: 'castlog_projection_latency_seconds',
+          help: 'From ingest acknowledgement to the row committed',
+          labelNames: ['projection'],
+          buckets: LATENCY_BUCKETS,
+          registers: [metrics],
+        }),
+    ),
   };
 }
 
@@ -57,12 +85,15 @@ export async function runProjection(
       const row = await db
         .selectFrom('projection_positions')
         .select('next_offset')
-        .where('projection', '=', key).where('topic', '=', topic).where('partition', '=', partition)
+        .where('projection', '=', key)
+        .where('topic', '=', topic)
+        .where('partition', '=', partition)
         .executeTakeFirstOrThrow();
       logger.info({ topic, partition, offset: row.next_offset }, 'projection starts at stored position');
       return row.next_offset;
     },
-    onPoison: (topic, partition, offset, error) => logger.error({ topic, partition, offset, err: String(error) }, 'undecodable record skipped'),
+    onPoison: (topic, partition, offset, error) =>
+      logger.error({ topic, partition, offset, err: String(error) }, 'undecodable record skipped'),
     onBatch: async (batch) => {
       const outcome = await db.transaction().execute(async (trx) => {
         // The version's own tables come first; shared ones (positions) are in public. Rows and
@@ -72,7 +103,9 @@ export async function runProjection(
         const pos = await trx
           .selectFrom('projection_positions')
           .select('next_offset')
-          .where('projection', '=', key).where('topic', '=', batch.topic).where('partition', '=', batch.partition)
+          .where('projection', '=', key)
+          .where('topic', '=', batch.topic)
+          .where('partition', '=', batch.partition)
           .forUpdate()
           .executeTakeFirst();
         const next = pos?.next_offset ?? 0;
@@ -85,7 +118,9 @@ export async function runProjection(
         const nextOffset = fresh.at(-1)!.offset + 1;
         await sql`INSERT INTO projection_positions (projection, topic, partition, next_offset, updated_at)
                   VALUES (${key}, ${batch.topic}, ${batch.partition}, ${nextOffset}, now())
-                  ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()`.execute(trx);
+                  ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()`.execute(
+          trx,
+        );
         return { next: nextOffset, applied: fresh };
       });
       if ('seek' in outcome && outcome.seek !== undefined) {

@@ -8,7 +8,10 @@ import { PROJECTIONS } from '../../projections/catalog.ts';
 import { ensureRegistered, schemaOf, trySwap, versions } from '../../projections/versions.ts';
 import { runProjection, type RunningProjection } from './runner.ts';
 
-export function superviseProjections(deps: { log: EventLog; db: Db; logger: Logger; metrics: Registry }, everyMs = 1000): { stop: () => Promise<void> } {
+export function superviseProjections(
+  deps: { log: EventLog; db: Db; logger: Logger; metrics: Registry },
+  everyMs = 1000,
+): { stop: () => Promise<void> } {
   const running = new Map<string, RunningProjection>();
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -41,7 +44,12 @@ export function superviseProjections(deps: { log: EventLog; db: Db; logger: Logg
       for (const version of [row.current, row.building]) {
         if (version === null || running.has(schemaOf(row.name, version))) continue;
         const building = version === row.building;
-        const r = await runProjection(deps, projection, version, building ? async (lag) => (lag === 0 ? swapIfReady(row.name, version) : undefined) : undefined);
+        const r = await runProjection(
+          deps,
+          projection,
+          version,
+          building ? async (lag) => (lag === 0 ? swapIfReady(row.name, version) : undefined) : undefined,
+        );
         running.set(schemaOf(row.name, version), r);
       }
       // Also try on a timer: a version may catch up on a partition that then stays quiet.

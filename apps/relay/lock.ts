@@ -21,7 +21,12 @@ export interface HeldLock {
  * cannot be reached. `onNotify` is called for every append notified while the lock is held.
  */
 export async function tryRelayLock(databaseUrl: string, onNotify: () => void, name: string = LOCKS.relay): Promise<HeldLock | undefined> {
-  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 3000, keepAlive: true, keepAliveInitialDelayMillis: 5000 });
+  const client = new pg.Client({
+    connectionString: databaseUrl,
+    connectionTimeoutMillis: 3000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 5000,
+  });
   client.on('error', () => undefined); // the 'end' that follows is what counts
   let ended!: () => void;
   const lost = new Promise<void>((resolve) => (ended = resolve));

@@ -11,7 +11,11 @@ const app = await boot('relay', { appendTimeoutMs: 10_000 });
 const { db, log, logger, metrics, config } = app;
 await retry(() => log.ensureTopics(), logger, 'ensure topics', Infinity);
 const published = new prom.Counter({ name: 'castlog_relay_events_total', help: 'Events published to Kafka', registers: [metrics] });
-const active = new prom.Gauge({ name: 'castlog_relay_active', help: '1 while this copy holds the relay lock and publishes, 0 as a standby', registers: [metrics] });
+const active = new prom.Gauge({
+  name: 'castlog_relay_active',
+  help: '1 while this copy holds the relay lock and publishes, 0 as a standby',
+  registers: [metrics],
+});
 const server = serveMetrics(metrics, config.relayPort, async () => (await pingDb(db)) && (await log.ping()));
 app.onClose(() => new Promise((r) => server.close(r)));
 

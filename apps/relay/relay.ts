@@ -25,10 +25,20 @@ interface Row {
 export class Relay {
   private checkpoint: Checkpoint = { txId: '0', position: 0 };
 
-  constructor(private readonly db: Db, private readonly log: EventLog, private readonly logger: Logger, readonly name = 'default', private readonly batch = 1000) {}
+  constructor(
+    private readonly db: Db,
+    private readonly log: EventLog,
+    private readonly logger: Logger,
+    readonly name = 'default',
+    private readonly batch = 1000,
+  ) {}
 
   async loadCheckpoint(): Promise<Checkpoint> {
-    const row = await this.db.selectFrom('relay_checkpoints').select(['tx_id', 'position']).where('name', '=', this.name).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('relay_checkpoints')
+      .select(['tx_id', 'position'])
+      .where('name', '=', this.name)
+      .executeTakeFirst();
     this.checkpoint = row ? { txId: row.tx_id, position: row.position } : { txId: '0', position: 0 };
     return this.checkpoint;
   }

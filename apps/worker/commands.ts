@@ -36,9 +36,19 @@ export function extractCommand(input: string, media: Media, videoOut: string, au
   return {
     cmd: 'ffmpeg',
     args: [
-      ...QUIET, '-i', input,
+      ...QUIET,
+      '-i',
+      input,
       // yuv420p needs even sizes; the probe step rounded them down.
-      '-map', '0:v:0', '-vf', `scale=${media.width}:${media.height}`, '-pix_fmt', 'yuv420p', '-f', 'rawvideo', videoOut,
+      '-map',
+      '0:v:0',
+      '-vf',
+      `scale=${media.width}:${media.height}`,
+      '-pix_fmt',
+      'yuv420p',
+      '-f',
+      'rawvideo',
+      videoOut,
       ...(audioOut ? ['-map', '0:a:0', '-ac', '2', '-ar', '48000', '-f', 'wav', audioOut] : []),
     ],
     total: { us: media.durationSeconds * 1e6 },
@@ -49,32 +59,79 @@ export function extractCommand(input: string, media: Media, videoOut: string, au
  * HEVC from raw frames. Intermediates are Matroska, not bare HEVC: a bare stream with B-frames has
  * no timestamps, and joining or muxing it loses frames.
  */
-export function encodeCommands(encoder: Encoder, yuv: string, media: Media, o: EncodeOptions, out: string, frames = media.frames): Command[] {
+export function encodeCommands(
+  encoder: Encoder,
+  yuv: string,
+  media: Media,
+  o: EncodeOptions,
+  out: string,
+  frames = media.frames,
+): Command[] {
   const size = `${media.width}x${media.height}`;
   if (encoder === 'kvazaar') {
     const bare = `${out}.hevc`;
     return [
       {
         cmd: 'kvazaar',
-        args: ['-i', yuv, '--input-res', size, '--input-fps', rate(media.fps), '--preset', o.preset, '--qp', String(o.qp), '--gop', '0', '-o', bare],
+        args: [
+          '-i',
+          yuv,
+          '--input-res',
+          size,
+          '--input-fps',
+          rate(media.fps),
+          '--preset',
+          o.preset,
+          '--qp',
+          String(o.qp),
+          '--gop',
+          '0',
+          '-o',
+          bare,
+        ],
         total: { frames },
       },
-      { cmd: 'ffmpeg', args: [...QUIET, '-framerate', rate(media.fps), '-i', bare, '-c', 'copy', '-f', 'matroska', out], total: { frames } },
+      {
+        cmd: 'ffmpeg',
+        args: [...QUIET, '-framerate', rate(media.fps), '-i', bare, '-c', 'copy', '-f', 'matroska', out],
+        total: { frames },
+      },
     ];
   }
-  return [{
-    cmd: 'ffmpeg',
-    args: [
-      ...QUIET, '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-s', size, '-r', rate(media.fps), '-i', yuv,
-      '-c:v', 'libx265', '-preset', o.preset, '-x265-params', `qp=${o.qp}:log-level=error`, '-f', 'matroska', out,
-    ],
-    total: { frames },
-  }];
+  return [
+    {
+      cmd: 'ffmpeg',
+      args: [
+        ...QUIET,
+        '-f',
+        'rawvideo',
+        '-pix_fmt',
+        'yuv420p',
+        '-s',
+        size,
+        '-r',
+        rate(media.fps),
+        '-i',
+        yuv,
+        '-c:v',
+        'libx265',
+        '-preset',
+        o.preset,
+        '-x265-params',
+        `qp=${o.qp}:log-level=error`,
+        '-f',
+        'matroska',
+        out,
+      ],
+      total: { frames },
+    },
+  ];
 }
 
 /** The logo as raw frames of the video's size and rate, to be encoded like the video. */
 export function logoYuvCommand(media: Media, out: string): Command {
-  const card = `color=c=${LOGO_COLOR}:s=${media.width}x${media.height}:r=${rate(media.fps)}:d=${LOGO_SECONDS},` +
+  const card =
+    `color=c=${LOGO_COLOR}:s=${media.width}x${media.height}:r=${rate(media.fps)}:d=${LOGO_SECONDS},` +
     'drawbox=x=iw/4:y=ih*2/5:w=iw/2:h=ih/5:color=white:t=fill';
   return {
     cmd: 'ffmpeg',
@@ -87,18 +144,39 @@ export const logoFrames = (media: Media) => Math.round(media.fps * LOGO_SECONDS)
 
 /** Joins encoded pieces without re-encoding (the concat demuxer reads the list file). */
 export function joinCommand(list: string, out: string, frames: number): Command {
-  return { cmd: 'ffmpeg', args: [...QUIET, '-f', 'concat', '-safe', '0', '-i', list, '-c', 'copy', '-f', 'matroska', out], total: { frames } };
+  return {
+    cmd: 'ffmpeg',
+    args: [...QUIET, '-f', 'concat', '-safe', '0', '-i', list, '-c', 'copy', '-f', 'matroska', out],
+    total: { frames },
+  };
 }
 
-export function muxCommand(container: 'mp4' | 'mkv' | 'hevc', video: string, audio: string | null, media: Media, frames: number, out: string): Command {
+export function muxCommand(
+  container: 'mp4' | 'mkv' | 'hevc',
+  video: string,
+  audio: string | null,
+  media: Media,
+  frames: number,
+  out: string,
+): Command {
   const withAudio = audio !== null && container !== 'hevc';
-  const format = { mp4: ['-tag:v', 'hvc1', '-movflags', '+faststart', '-f', 'mp4'], mkv: ['-f', 'matroska'], hevc: ['-f', 'hevc'] }[container];
+  const format = { mp4: ['-tag:v', 'hvc1', '-movflags', '+faststart', '-f', 'mp4'], mkv: ['-f', 'matroska'], hevc: ['-f', 'hevc'] }[
+    container
+  ];
   return {
     cmd: 'ffmpeg',
     args: [
-      ...QUIET, '-i', video, ...(withAudio ? ['-i', audio] : []),
-      '-map', '0:v:0', ...(withAudio ? ['-map', '1:a:0', '-c:a', 'aac', '-b:a', '128k'] : []),
-      '-c:v', 'copy', ...format, out,
+      ...QUIET,
+      '-i',
+      video,
+      ...(withAudio ? ['-i', audio] : []),
+      '-map',
+      '0:v:0',
+      ...(withAudio ? ['-map', '1:a:0', '-c:a', 'aac', '-b:a', '128k'] : []),
+      '-c:v',
+      'copy',
+      ...format,
+      out,
     ],
     total: { us: (frames / media.fps) * 1e6 },
   };

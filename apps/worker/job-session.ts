@@ -15,7 +15,12 @@ const SOURCE = '/worker';
 type Command = EncodeCommand extends infer C ? (C extends { jobId: string; now: number } ? Omit<C, 'jobId' | 'now'> : never) : never;
 
 export class JobSession {
-  private constructor(private readonly store: EventStore, readonly jobId: string, public state: JobState, public version: number) {}
+  private constructor(
+    private readonly store: EventStore,
+    readonly jobId: string,
+    public state: JobState,
+    public version: number,
+  ) {}
 
   static async load(store: EventStore, jobId: string): Promise<JobSession> {
     const { state, version } = await store.load(jobStream(jobId), encodeJob.initialState, encodeJob.evolve);
@@ -36,7 +41,11 @@ export class JobSession {
       const events = encodeJob.decide({ ...command, jobId: this.jobId, now: Date.now() } as EncodeCommand, this.state);
       const next = events.reduce(encodeJob.evolve, this.state);
       try {
-        const { version } = await this.store.append(jobStream(this.jobId), this.version, events, { key: this.jobId, source: SOURCE, snapshot: next });
+        const { version } = await this.store.append(jobStream(this.jobId), this.version, events, {
+          key: this.jobId,
+          source: SOURCE,
+          snapshot: next,
+        });
         this.version = version;
         this.state = next;
         return events;

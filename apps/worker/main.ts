@@ -18,7 +18,13 @@ await retry(() => log.ensureTopics(), logger, 'ensure topics', Infinity);
 await retry(() => ensureRegistered(db, encodesProjection), logger, 'register projection encodes');
 const decisionsDb = createDb<Database>(config.databaseUrl, 5, { connectTimeoutMs: 3000, queryTimeoutMs: 5000 });
 app.onClose(() => decisionsDb.destroy());
-const worker = new Worker({ store: new PostgresEventStore(decisionsDb, log.codec), db, blobs: new BlobStore(config.blobDir), config, logger });
+const worker = new Worker({
+  store: new PostgresEventStore(decisionsDb, log.codec),
+  db,
+  blobs: new BlobStore(config.blobDir),
+  config,
+  logger,
+});
 
 const consumer = await retry(
   () =>
@@ -26,7 +32,8 @@ const consumer = await retry(
       groupId: 'castlog-workers',
       topics: ['encodes'],
       commit: true,
-      onPoison: (topic, partition, offset, error) => logger.error({ topic, partition, offset, err: String(error) }, 'undecodable record skipped'),
+      onPoison: (topic, partition, offset, error) =>
+        logger.error({ topic, partition, offset, err: String(error) }, 'undecodable record skipped'),
       // Never waits for an encode: a busy worker leaves the job to the sweep of one with room.
       onBatch: async (batch) => {
         for (const r of batch.records) if (r.event.type === 'EncodeRequested') worker.offer(r.event.data.jobId);

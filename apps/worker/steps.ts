@@ -8,7 +8,16 @@ import type { JobState, Step } from '../../domain/encodes/job.ts';
 import type { BlobStore } from '../../infra/blobs/blob-store.ts';
 import { ffprobe, run } from '../../infra/media/ffmpeg.ts';
 import {
-  encodeCommands, extractCommand, joinCommand, logoFrames, logoYuvCommand, muxCommand, percentOf, type Command, type Encoder, type Media,
+  encodeCommands,
+  extractCommand,
+  joinCommand,
+  logoFrames,
+  logoYuvCommand,
+  muxCommand,
+  percentOf,
+  type Command,
+  type Encoder,
+  type Media,
 } from './commands.ts';
 
 export interface StepContext {
@@ -80,7 +89,10 @@ export const STEPS: Record<Step, (ctx: StepContext) => Promise<StepInfo>> = {
     if (job.raw) {
       const o = job.options!;
       const frames = Math.floor((await sizeOf(ctx.input)) / rawFrameBytes(o.width!, o.height!));
-      return { media: { width: o.width!, height: o.height!, fps: o.fps!, frames, hasAudio: false, durationSeconds: frames / o.fps! }, files: {} };
+      return {
+        media: { width: o.width!, height: o.height!, fps: o.fps!, frames, hasAudio: false, durationSeconds: frames / o.fps! },
+        files: {},
+      };
     }
     const p = await ffprobe(ctx.input);
     if (!p.video) throw new Error('the input has no video stream');
@@ -88,7 +100,14 @@ export const STEPS: Record<Step, (ctx: StepContext) => Promise<StepInfo>> = {
     const durationSeconds = p.durationSeconds ?? 0;
     const even = (n: number) => Math.max(2, Math.floor(n / 2) * 2);
     return {
-      media: { width: even(p.video.width), height: even(p.video.height), fps, frames: Math.round(durationSeconds * fps), hasAudio: p.hasAudio, durationSeconds },
+      media: {
+        width: even(p.video.width),
+        height: even(p.video.height),
+        fps,
+        frames: Math.round(durationSeconds * fps),
+        hasAudio: p.hasAudio,
+        durationSeconds,
+      },
       files: {},
     };
   },
@@ -152,7 +171,13 @@ export const STEPS: Record<Step, (ctx: StepContext) => Promise<StepInfo>> = {
 /** True when every file a completed step left is still there at its recorded size. */
 export async function stillThere(ctx: { dir: string; blobs: BlobStore }, info: StepInfo): Promise<boolean> {
   for (const [name, size] of Object.entries(info.files)) {
-    if ((await stat(join(ctx.dir, name)).then((s) => s.size, () => -1)) !== size) return false;
+    if (
+      (await stat(join(ctx.dir, name)).then(
+        (s) => s.size,
+        () => -1,
+      )) !== size
+    )
+      return false;
   }
   if (info.output && (await ctx.blobs.size(info.output.sha256)) !== info.output.size) return false;
   return true;

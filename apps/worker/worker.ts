@@ -59,10 +59,12 @@ export class Worker {
     const stale = await this.deps.db
       .selectFrom('encode_jobs')
       .select('job_id')
-      .where((eb) => eb.or([
-        eb.and([eb('status', '=', 'queued'), eb('updated_at_ms', '<', now - Math.min(lease, 2000))]),
-        eb.and([eb('status', '=', 'running'), eb('updated_at_ms', '<', now - lease)]),
-      ]))
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('status', '=', 'queued'), eb('updated_at_ms', '<', now - Math.min(lease, 2000))]),
+          eb.and([eb('status', '=', 'running'), eb('updated_at_ms', '<', now - lease)]),
+        ]),
+      )
       .orderBy('updated_at_ms')
       .limit(room + this.running.size)
       .execute();

@@ -12,7 +12,15 @@
 import type { EncodeOptions, EventOf } from '../../schemas/types.generated.ts';
 import { DomainError, type Decider } from '../decider.ts';
 
-export type EncodeEvent = EventOf<'EncodeRequested' | 'EncodeDeduplicated' | 'EncodeStepStarted' | 'EncodeProgressed' | 'EncodeStepCompleted' | 'EncodeFailed' | 'EncodeCompleted'>;
+export type EncodeEvent = EventOf<
+  | 'EncodeRequested'
+  | 'EncodeDeduplicated'
+  | 'EncodeStepStarted'
+  | 'EncodeProgressed'
+  | 'EncodeStepCompleted'
+  | 'EncodeFailed'
+  | 'EncodeCompleted'
+>;
 
 export type Step = 'probe' | 'extract' | 'encode' | 'logo' | 'mux' | 'cleanup';
 
@@ -24,12 +32,20 @@ export interface StoredOutput {
 
 export type EncodeCommand =
   | {
-    type: 'Request'; jobId: string; userId: string; uploadId: string; sha256: string; filename: string; raw: boolean; options: EncodeOptions; now: number;
-    /** An output of the same file and options that the asker found whole in the blob store, or null. */
-    reuse: StoredOutput | null;
-    /** The completed attempt whose output the asker found gone from the blob store, or null. */
-    lostOutputOfAttempt: number | null;
-  }
+      type: 'Request';
+      jobId: string;
+      userId: string;
+      uploadId: string;
+      sha256: string;
+      filename: string;
+      raw: boolean;
+      options: EncodeOptions;
+      now: number;
+      /** An output of the same file and options that the asker found whole in the blob store, or null. */
+      reuse: StoredOutput | null;
+      /** The completed attempt whose output the asker found gone from the blob store, or null. */
+      lostOutputOfAttempt: number | null;
+    }
   | { type: 'StartStep'; jobId: string; step: Step; worker: string; now: number }
   | { type: 'Progress'; jobId: string; step: Step; percent: number; now: number }
   | { type: 'CompleteStep'; jobId: string; step: Step; info: string; now: number }
@@ -59,8 +75,21 @@ export interface JobState {
 }
 
 export const initialState = (): JobState => ({
-  status: 'none', userId: '', uploadId: '', sha256: '', filename: '', raw: false, options: null, attempt: 0,
-  step: null, worker: null, percent: 0, completed: {}, lastEventAt: 0, output: null, error: null,
+  status: 'none',
+  userId: '',
+  uploadId: '',
+  sha256: '',
+  filename: '',
+  raw: false,
+  options: null,
+  attempt: 0,
+  step: null,
+  worker: null,
+  percent: 0,
+  completed: {},
+  lastEventAt: 0,
+  output: null,
+  error: null,
 });
 
 /** The steps of a job, in order. Raw input needs no extraction; the logo is optional. */
@@ -83,8 +112,16 @@ export function evolve(state: JobState, event: EncodeEvent): JobState {
     case 'EncodeRequested': {
       const d = event.data;
       return {
-        ...initialState(), status: 'queued', userId: d.userId, uploadId: d.uploadId, sha256: d.sha256, filename: d.filename,
-        raw: d.raw, options: d.options, attempt: d.attempt, lastEventAt: at,
+        ...initialState(),
+        status: 'queued',
+        userId: d.userId,
+        uploadId: d.uploadId,
+        sha256: d.sha256,
+        filename: d.filename,
+        raw: d.raw,
+        options: d.options,
+        attempt: d.attempt,
+        lastEventAt: at,
       };
     }
     case 'EncodeDeduplicated':
@@ -95,7 +132,15 @@ export function evolve(state: JobState, event: EncodeEvent): JobState {
       const plan = planOf(state);
       const from = plan.indexOf(event.data.step as Step);
       const completed = Object.fromEntries(Object.entries(state.completed).filter(([s]) => plan.indexOf(s as Step) < from));
-      return { ...state, status: 'running', step: event.data.step as Step, worker: event.data.worker, percent: 0, completed, lastEventAt: at };
+      return {
+        ...state,
+        status: 'running',
+        step: event.data.step as Step,
+        worker: event.data.worker,
+        percent: 0,
+        completed,
+        lastEventAt: at,
+      };
     }
     case 'EncodeProgressed':
       return { ...state, percent: event.data.percent, lastEventAt: at };
@@ -104,7 +149,13 @@ export function evolve(state: JobState, event: EncodeEvent): JobState {
     case 'EncodeFailed':
       return { ...state, status: 'failed', step: null, error: event.data.reason, lastEventAt: at };
     case 'EncodeCompleted':
-      return { ...state, status: 'completed', step: null, output: { sha256: event.data.outputSha256, size: event.data.size, container: event.data.container }, lastEventAt: at };
+      return {
+        ...state,
+        status: 'completed',
+        step: null,
+        output: { sha256: event.data.outputSha256, size: event.data.size, container: event.data.container },
+        lastEventAt: at,
+      };
   }
 }
 
@@ -115,7 +166,8 @@ function requireActive(state: JobState, jobId: string): void {
 
 function requireRunning(state: JobState, jobId: string, step: Step): void {
   requireActive(state, jobId);
-  if (state.step !== step) throw new DomainError('conflict', `step: ${step} is not the running step of job ${jobId} (${state.step ?? 'none'} is)`);
+  if (state.step !== step)
+    throw new DomainError('conflict', `step: ${step} is not the running step of job ${jobId} (${state.step ?? 'none'} is)`);
 }
 
 export function decide(command: EncodeCommand, state: JobState): EncodeEvent[] {
@@ -127,17 +179,24 @@ export function decide(command: EncodeCommand, state: JobState): EncodeEvent[] {
       if (state.status !== 'none' && state.userId !== command.userId) throw new DomainError('not_found', `jobId: no job ${jobId}`);
       const lost = state.status === 'completed' && command.lostOutputOfAttempt === state.attempt;
       if (state.status !== 'none' && state.status !== 'failed' && !lost) {
-        return [{ type: 'EncodeDeduplicated', data: { jobId, userId: command.userId, ownerId: state.userId, uploadId, again: true, at: now } }];
+        return [
+          { type: 'EncodeDeduplicated', data: { jobId, userId: command.userId, ownerId: state.userId, uploadId, again: true, at: now } },
+        ];
       }
       const requested: EncodeEvent = {
-        type: 'EncodeRequested', data: { jobId, userId: command.userId, uploadId, sha256, filename, raw, options, attempt: state.attempt + 1, at: now },
+        type: 'EncodeRequested',
+        data: { jobId, userId: command.userId, uploadId, sha256, filename, raw, options, attempt: state.attempt + 1, at: now },
       };
       // Never the output this job has just lost.
       const reuse = command.reuse && !(lost && command.reuse.sha256 === state.output?.sha256) ? command.reuse : null;
       if (!reuse) return [requested];
-      return [requested, {
-        type: 'EncodeCompleted', data: { jobId, userId: command.userId, outputSha256: reuse.sha256, size: reuse.size, container: options.container, at: now },
-      }];
+      return [
+        requested,
+        {
+          type: 'EncodeCompleted',
+          data: { jobId, userId: command.userId, outputSha256: reuse.sha256, size: reuse.size, container: options.container, at: now },
+        },
+      ];
     }
     case 'StartStep': {
       requireActive(state, jobId);
@@ -146,7 +205,9 @@ export function decide(command: EncodeCommand, state: JobState): EncodeEvent[] {
       if (index < 0) throw new DomainError('invalid', `step: ${command.step} is not a step of job ${jobId}`);
       const missing = plan.slice(0, index).find((s) => state.completed[s] === undefined);
       if (missing) throw new DomainError('conflict', `step: ${command.step} cannot start before ${missing} has completed`);
-      return [{ type: 'EncodeStepStarted', data: { jobId, userId, step: command.step, worker: command.worker, attempt: state.attempt, at: now } }];
+      return [
+        { type: 'EncodeStepStarted', data: { jobId, userId, step: command.step, worker: command.worker, attempt: state.attempt, at: now } },
+      ];
     }
     case 'Progress': {
       requireRunning(state, jobId, command.step);
@@ -159,13 +220,27 @@ export function decide(command: EncodeCommand, state: JobState): EncodeEvent[] {
     case 'Fail':
       requireActive(state, jobId);
       // Bounded as every event field is (schemas/limits.ts): the reason may be any error's message.
-      return [{ type: 'EncodeFailed', data: { jobId, userId, step: command.step, reason: command.reason.slice(0, 1000), stderrTail: command.stderrTail.slice(-8000), at: now } }];
+      return [
+        {
+          type: 'EncodeFailed',
+          data: {
+            jobId,
+            userId,
+            step: command.step,
+            reason: command.reason.slice(0, 1000),
+            stderrTail: command.stderrTail.slice(-8000),
+            at: now,
+          },
+        },
+      ];
     case 'Complete': {
       requireActive(state, jobId);
       const missing = nextStep(state);
       if (missing) throw new DomainError('conflict', `jobId: step ${missing} has not completed`);
       const container = state.options!.container;
-      return [{ type: 'EncodeCompleted', data: { jobId, userId, outputSha256: command.outputSha256, size: command.size, container, at: now } }];
+      return [
+        { type: 'EncodeCompleted', data: { jobId, userId, outputSha256: command.outputSha256, size: command.size, container, at: now } },
+      ];
     }
   }
 }

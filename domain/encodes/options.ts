@@ -29,11 +29,13 @@ export function normalizeOptions(input: unknown, raw: boolean): EncodeOptions {
   const o = input as Record<string, unknown>;
   for (const key of Object.keys(o)) if (!KNOWN.has(key)) throw invalid(key, 'unknown option');
   const preset = o.preset ?? DEFAULTS.preset;
-  if (typeof preset !== 'string' || !(PRESETS as readonly string[]).includes(preset)) throw invalid('preset', `must be one of ${PRESETS.join(', ')}`);
+  if (typeof preset !== 'string' || !(PRESETS as readonly string[]).includes(preset))
+    throw invalid('preset', `must be one of ${PRESETS.join(', ')}`);
   const qp = o.qp ?? DEFAULTS.qp;
   if (!Number.isInteger(qp) || (qp as number) < 0 || (qp as number) > 51) throw invalid('qp', 'must be an integer from 0 to 51');
   const container = o.container ?? DEFAULTS.container;
-  if (typeof container !== 'string' || !(CONTAINERS as readonly string[]).includes(container)) throw invalid('container', `must be one of ${CONTAINERS.join(', ')}`);
+  if (typeof container !== 'string' || !(CONTAINERS as readonly string[]).includes(container))
+    throw invalid('container', `must be one of ${CONTAINERS.join(', ')}`);
   const logo = o.logo ?? DEFAULTS.logo;
   if (typeof logo !== 'boolean') throw invalid('logo', 'must be true or false');
   let width: number | null = null;
@@ -43,10 +45,12 @@ export function normalizeOptions(input: unknown, raw: boolean): EncodeOptions {
     for (const f of ['width', 'height', 'fps'] as const) if (o[f] === undefined) throw invalid(f, 'required for raw .yuv input');
     width = dimension(o.width, 'width');
     height = dimension(o.height, 'height');
-    if (typeof o.fps !== 'number' || !Number.isFinite(o.fps) || o.fps <= 0 || o.fps > 240) throw invalid('fps', 'must be a number above 0 and at most 240');
+    if (typeof o.fps !== 'number' || !Number.isFinite(o.fps) || o.fps <= 0 || o.fps > 240)
+      throw invalid('fps', 'must be a number above 0 and at most 240');
     fps = o.fps;
   } else {
-    for (const f of ['width', 'height', 'fps'] as const) if (o[f] !== undefined) throw invalid(f, 'only for raw .yuv input; other files carry their own');
+    for (const f of ['width', 'height', 'fps'] as const)
+      if (o[f] !== undefined) throw invalid(f, 'only for raw .yuv input; other files carry their own');
   }
   return { preset, qp: qp as number, container, logo, width, height, fps };
 }
@@ -56,7 +60,17 @@ export function normalizeOptions(input: unknown, raw: boolean): EncodeOptions {
  * all three. Another user never lands on it (they get a job of their own, which may reuse its output).
  */
 export function jobIdOf(userId: string, sha256: string, options: EncodeOptions): string {
-  const key = JSON.stringify([userId, sha256, options.preset, options.qp, options.container, options.logo, options.width, options.height, options.fps]);
+  const key = JSON.stringify([
+    userId,
+    sha256,
+    options.preset,
+    options.qp,
+    options.container,
+    options.logo,
+    options.width,
+    options.height,
+    options.fps,
+  ]);
   const h = createHash('sha256').update(key).digest();
   // Formatted as a UUID (version 8: custom), so job ids look like every other id here.
   h[6] = (h[6]! & 0x0f) | 0x80;

@@ -4,7 +4,9 @@ import { DomainError, type Decider } from '../decider.ts';
 
 export type StreamIdEvent = EventOf<'StreamIdIssued'>;
 export type StreamIdCommand = { type: 'IssueStreamId'; streamId: string; now: number };
-export interface StreamIdState { issued: boolean }
+export interface StreamIdState {
+  issued: boolean;
+}
 
 export const streamIds: Decider<StreamIdCommand, StreamIdEvent, StreamIdState> = {
   initialState: () => ({ issued: false }),

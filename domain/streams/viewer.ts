@@ -6,7 +6,9 @@
 import type { EventOf } from '../../schemas/types.generated.ts';
 import { DomainError, type Decider } from '../decider.ts';
 
-export type ViewerEvent = EventOf<'UserIdIssued' | 'UserLimitSet' | 'StreamActivated' | 'StreamHeartbeat' | 'StreamDeactivated' | 'ActivationRejected'>;
+export type ViewerEvent = EventOf<
+  'UserIdIssued' | 'UserLimitSet' | 'StreamActivated' | 'StreamHeartbeat' | 'StreamDeactivated' | 'ActivationRejected'
+>;
 
 export type ViewerCommand =
   | { type: 'IssueUserId'; userId: string; now: number }
@@ -47,7 +49,9 @@ export function evolve(state: ViewerState, event: ViewerEvent): ViewerState {
 
 /** Streams whose lease is still running at `now`, in activation order. */
 export function activeStreams(state: ViewerState, now: number): string[] {
-  return Object.entries(state.leases).filter(([, until]) => until > now).map(([id]) => id);
+  return Object.entries(state.leases)
+    .filter(([, until]) => until > now)
+    .map(([id]) => id);
 }
 
 export function limitOf(state: Pick<ViewerState, 'limit'>, defaultLimit: number): number {
@@ -90,7 +94,10 @@ export function decide(command: ViewerCommand, state: ViewerState): ViewerEvent[
       if (!active.includes(command.streamId)) {
         throw new DomainError('conflict', `stream ${command.streamId} is not active for this user; activate it again`);
       }
-      return [...expired, { type: 'StreamHeartbeat', data: { userId, streamId: command.streamId, at: now, expiresAt: now + command.ttlMs } }];
+      return [
+        ...expired,
+        { type: 'StreamHeartbeat', data: { userId, streamId: command.streamId, at: now, expiresAt: now + command.ttlMs } },
+      ];
     case 'Deactivate':
       if (!active.includes(command.streamId)) return expired;
       return [...expired, { type: 'StreamDeactivated', data: { userId, streamId: command.streamId, reason: 'stopped', at: now } }];

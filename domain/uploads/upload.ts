@@ -5,10 +5,21 @@
 import type { EventOf } from '../../schemas/types.generated.ts';
 import { DomainError, type Decider } from '../decider.ts';
 
-export type UploadEvent = EventOf<'UploadCreated' | 'UploadChunkAppended' | 'UploadCompleted' | 'UploadRejected' | 'UploadTerminated' | 'UploadExpired'>;
+export type UploadEvent = EventOf<
+  'UploadCreated' | 'UploadChunkAppended' | 'UploadCompleted' | 'UploadRejected' | 'UploadTerminated' | 'UploadExpired'
+>;
 
 export type UploadCommand =
-  | { type: 'Create'; uploadId: string; userId: string; filename: string; filetype: string | null; length: number; maxBytes: number; now: number }
+  | {
+      type: 'Create';
+      uploadId: string;
+      userId: string;
+      filename: string;
+      filetype: string | null;
+      length: number;
+      maxBytes: number;
+      now: number;
+    }
   | { type: 'AppendChunk'; uploadId: string; userId: string; offset: number; length: number; sha256: string; now: number }
   | { type: 'Complete'; uploadId: string; sha256: string; size: number; durationSeconds: number | null; now: number }
   | { type: 'Reject'; uploadId: string; reason: string; now: number }
@@ -47,14 +58,33 @@ export class UploadTooLarge extends DomainError {
 export const isRawVideo = (filename: string) => /\.yuv$/i.test(filename);
 
 export const initialState = (): UploadState => ({
-  status: 'none', userId: '', filename: '', filetype: null, raw: false, length: 0, offset: 0, createdAt: 0, chunks: [], sha256: null, reason: null,
+  status: 'none',
+  userId: '',
+  filename: '',
+  filetype: null,
+  raw: false,
+  length: 0,
+  offset: 0,
+  createdAt: 0,
+  chunks: [],
+  sha256: null,
+  reason: null,
 });
 
 export function evolve(state: UploadState, event: UploadEvent): UploadState {
   switch (event.type) {
     case 'UploadCreated': {
       const d = event.data;
-      return { ...initialState(), status: 'uploading', userId: d.userId, filename: d.filename, filetype: d.filetype, raw: d.raw, length: d.length, createdAt: d.at };
+      return {
+        ...initialState(),
+        status: 'uploading',
+        userId: d.userId,
+        filename: d.filename,
+        filetype: d.filetype,
+        raw: d.raw,
+        length: d.length,
+        createdAt: d.at,
+      };
     }
     case 'UploadChunkAppended': {
       const { offset, length, sha256 } = event.data;
@@ -86,8 +116,10 @@ export function decide(command: UploadCommand, state: UploadState): UploadEvent[
   switch (command.type) {
     case 'Create': {
       if (state.status !== 'none') throw new DomainError('conflict', `uploadId: upload ${uploadId} exists`);
-      if (!Number.isSafeInteger(command.length) || command.length < 0) throw new DomainError('invalid', 'upload-length: must be a non-negative integer');
-      if (command.length > command.maxBytes) throw new UploadTooLarge(`upload-length: ${command.length} bytes is over the maximum of ${command.maxBytes}`);
+      if (!Number.isSafeInteger(command.length) || command.length < 0)
+        throw new DomainError('invalid', 'upload-length: must be a non-negative integer');
+      if (command.length > command.maxBytes)
+        throw new UploadTooLarge(`upload-length: ${command.length} bytes is over the maximum of ${command.maxBytes}`);
       const { userId, filename, filetype, length } = command;
       return [{ type: 'UploadCreated', data: { uploadId, userId, filename, filetype, length, raw: isRawVideo(filename), at: now } }];
     }
@@ -97,18 +129,35 @@ export function decide(command: UploadCommand, state: UploadState): UploadEvent[
       if (command.offset !== state.offset) {
         throw new DomainError('conflict', `upload-offset: is ${command.offset}, the upload is at ${state.offset}`);
       }
-      if (!Number.isSafeInteger(command.length) || command.length <= 0) throw new DomainError('invalid', 'content-length: a chunk has at least one byte');
+      if (!Number.isSafeInteger(command.length) || command.length <= 0)
+        throw new DomainError('invalid', 'content-length: a chunk has at least one byte');
       if (command.offset + command.length > state.length) {
-        throw new UploadTooLarge(`content-length: ${command.length} bytes at ${command.offset} run past the upload's length of ${state.length}`);
+        throw new UploadTooLarge(
+          `content-length: ${command.length} bytes at ${command.offset} run past the upload's length of ${state.length}`,
+        );
       }
       const { userId, offset, length, sha256 } = command;
       return [{ type: 'UploadChunkAppended', data: { uploadId, userId, offset, length, sha256, at: now } }];
     }
     case 'Complete':
       requireUploading(state, uploadId);
-      if (state.offset !== state.length) throw new DomainError('conflict', `uploadId: ${state.length - state.offset} bytes are still missing`);
-      if (command.size !== state.length) throw new DomainError('conflict', `uploadId: the stored file has ${command.size} bytes, not ${state.length}`);
-      return [{ type: 'UploadCompleted', data: { uploadId, userId: state.userId, sha256: command.sha256, size: command.size, durationSeconds: command.durationSeconds, at: now } }];
+      if (state.offset !== state.length)
+        throw new DomainError('conflict', `uploadId: ${state.length - state.offset} bytes are still missing`);
+      if (command.size !== state.length)
+        throw new DomainError('conflict', `uploadId: the stored file has ${command.size} bytes, not ${state.length}`);
+      return [
+        {
+          type: 'UploadCompleted',
+          data: {
+            uploadId,
+            userId: state.userId,
+            sha256: command.sha256,
+            size: command.size,
+            durationSeconds: command.durationSeconds,
+            at: now,
+          },
+        },
+      ];
     case 'Reject':
       requireUploading(state, uploadId);
       return [{ type: 'UploadRejected', data: { uploadId, userId: state.userId, reason: command.reason, at: now } }];

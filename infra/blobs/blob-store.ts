@@ -16,7 +16,10 @@ const SYNC_EVERY = 8 * 1024 * 1024;
 export class BlobStore {
   readonly root: string;
 
-  constructor(root: string, private readonly fsync = true) {
+  constructor(
+    root: string,
+    private readonly fsync = true,
+  ) {
     this.root = resolve(root);
   }
 
@@ -39,7 +42,10 @@ export class BlobStore {
   }
 
   async size(sha256: string): Promise<number | undefined> {
-    return stat(this.pathOf(sha256)).then((s) => s.size, () => undefined);
+    return stat(this.pathOf(sha256)).then(
+      (s) => s.size,
+      () => undefined,
+    );
   }
 
   /**

@@ -15,7 +15,10 @@ export interface Handled<E, S> {
 export class CommandHandler {
   private readonly queues = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly store: EventStore, private readonly maxAttempts = 100) {}
+  constructor(
+    private readonly store: EventStore,
+    private readonly maxAttempts = 100,
+  ) {}
 
   handle<C, E extends DomainEvent, S>(
     decider: Decider<C, E, S>,

@@ -23,7 +23,10 @@ export interface AppendOptions<S> {
 }
 
 export class WrongExpectedVersion extends Error {
-  constructor(readonly stream: string, readonly expected: number) {
+  constructor(
+    readonly stream: string,
+    readonly expected: number,
+  ) {
     super(`stream ${stream} is no longer at version ${expected}`);
   }
 }

@@ -5,7 +5,14 @@ import type { AvroCodec } from '../../schemas/codec.ts';
 import { newMeta } from '../../schemas/envelope.ts';
 import type { WriteDb as Db } from '../write-tables.ts';
 import { Overloaded, type Gate } from '../gate.ts';
-import { EventStoreUnavailable, WrongExpectedVersion, type AppendOptions, type DomainEvent, type EventStore, type StreamRead } from './port.ts';
+import {
+  EventStoreUnavailable,
+  WrongExpectedVersion,
+  type AppendOptions,
+  type DomainEvent,
+  type EventStore,
+  type StreamRead,
+} from './port.ts';
 
 const UNIQUE_VIOLATION = '23505';
 /** Bump when a decider's state shape changes: older snapshots are then ignored and rebuilt. */
@@ -18,7 +25,11 @@ function unavailable(err: unknown): never {
 
 export class PostgresEventStore implements EventStore {
   /** `gate`, when given, bounds how many loads and appends run at once (the api's decisions). */
-  constructor(private readonly db: Db, private readonly codec: AvroCodec, private readonly gate?: Gate) {}
+  constructor(
+    private readonly db: Db,
+    private readonly codec: AvroCodec,
+    private readonly gate?: Gate,
+  ) {}
 
   private run<T>(work: () => Promise<T>): Promise<T> {
     return this.gate ? this.gate.run(work) : work();
@@ -26,14 +37,16 @@ export class PostgresEventStore implements EventStore {
 
   /** One round trip: the snapshot (if its format is current) and the events after it. */
   async load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<S>> {
-    const { rows } = await this.run(() => sql<{ is_event: boolean; version: number; state: unknown; data: Buffer | null }>`
+    const { rows } = await this.run(() =>
+      sql<{ is_event: boolean; version: number; state: unknown; data: Buffer | null }>`
       WITH snap AS (SELECT version, state FROM snapshots WHERE stream = ${stream} AND state->'format' = ${JSON.stringify(SNAPSHOT_FORMAT)}::jsonb)
       SELECT false AS is_event, version, state, NULL::bytea AS data FROM snap
       UNION ALL
       SELECT true, version, NULL, data FROM events WHERE stream = ${stream} AND version > coalesce((SELECT version FROM snap), 0)
       ORDER BY is_event, version`
-      .execute(this.db)
-      .catch(unavailable));
+        .execute(this.db)
+        .catch(unavailable),
+    );
     let state = initial();
     let version = 0;
     for (const row of rows) {
@@ -61,15 +74,18 @@ export class PostgresEventStore implements EventStore {
       return sql`(${stream}, ${version}, ${e.type}, ${opts.key}, ${this.codec.encode(e.type, e.data)}, ${encoded}::jsonb)`;
     });
     const version = expectedVersion + events.length;
-    const snapshot = opts.snapshot === undefined
-      ? sql``
-      : sql`, snap AS (
+    const snapshot =
+      opts.snapshot === undefined
+        ? sql``
+        : sql`, snap AS (
           INSERT INTO snapshots (stream, version, state) VALUES (${stream}, ${version}, ${JSON.stringify({ format: SNAPSHOT_FORMAT, state: opts.snapshot })}::jsonb)
           ON CONFLICT (stream) DO UPDATE SET version = excluded.version, state = excluded.state)`;
     try {
-      await this.run(() => sql`
+      await this.run(() =>
+        sql`
         WITH appended AS (INSERT INTO events (stream, version, type, key, data, meta) VALUES ${sql.join(rows)})${snapshot}
-        SELECT pg_notify('castlog_events', '')`.execute(this.db));
+        SELECT pg_notify('castlog_events', '')`.execute(this.db),
+      );
     } catch (err) {
       if ((err as { code?: string }).code === UNIQUE_VIOLATION) throw new WrongExpectedVersion(stream, expectedVersion);
       if (err instanceof Overloaded) throw err;

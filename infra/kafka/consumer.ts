@@ -77,13 +77,26 @@ export async function runConsumer(
           opts.onPoison?.(topic, batch.partition, Number(m.offset), error);
         }
       }
-      const handed: PartitionBatch = { topic, partition: batch.partition, records, firstOffset: Number(batch.firstOffset() ?? -1), highWatermark: Number(batch.highWatermark) };
-      const seek = (outcome: void | { seek: number } | undefined) => outcome && consumer.seek({ topic: batch.topic, partition: batch.partition, offset: String(outcome.seek) });
+      const handed: PartitionBatch = {
+        topic,
+        partition: batch.partition,
+        records,
+        firstOffset: Number(batch.firstOffset() ?? -1),
+        highWatermark: Number(batch.highWatermark),
+      };
+      const seek = (outcome: void | { seek: number } | undefined) =>
+        outcome && consumer.seek({ topic: batch.topic, partition: batch.partition, offset: String(outcome.seek) });
       if (opts.pipeline) {
         // Handled in its lane until it succeeds (or the consumer stops), backing off.
         const lane = lanes.get(batch.topic, batch.partition);
         const handle = () =>
-          retry(() => opts.onBatch(handed), { delayMs: 200, factor: 2, maxDelayMs: 5000, stopped: () => stopped, onRetry: (err) => failed(err, handed) });
+          retry(() => opts.onBatch(handed), {
+            delayMs: 200,
+            factor: 2,
+            maxDelayMs: 5000,
+            stopped: () => stopped,
+            onRetry: (err) => failed(err, handed),
+          });
         lane.push(() => handle().then(seek));
         if (batch.messages.length) resolveOffset(batch.lastOffset());
         await lane.waitBelow(opts.pipeline + 1);

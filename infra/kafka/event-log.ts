@@ -87,7 +87,16 @@ export class EventLog {
 
   /** Appends events with acks=all; resolves with each one's position once Kafka acknowledged it. */
   append(events: NewEvent[]): Promise<Position[]> {
-    return Promise.all(events.map((e) => this.producer.append({ type: e.type, key: e.key, value: this.codec.encode(e.type, e.data), meta: newMeta(e.type, e.source, e.correlationId, e.causationId) })));
+    return Promise.all(
+      events.map((e) =>
+        this.producer.append({
+          type: e.type,
+          key: e.key,
+          value: this.codec.encode(e.type, e.data),
+          meta: newMeta(e.type, e.source, e.correlationId, e.causationId),
+        }),
+      ),
+    );
   }
 
   /** Appends events already encoded (the relay forwards the event store's bytes unchanged). */

@@ -44,7 +44,13 @@ export class BatchingProducer {
     const topic = topicOf(e.type);
     const partition = partitionFor(e.key, TOPICS[topic].partitions);
     return new Promise<Position>((resolve, reject) => {
-      this.queue.push({ topic: this.names.physical(topic), partition, message: { key: e.key, value: e.value, headers: toHeaders(e.meta), partition }, resolve, reject });
+      this.queue.push({
+        topic: this.names.physical(topic),
+        partition,
+        message: { key: e.key, value: e.value, headers: toHeaders(e.meta), partition },
+        resolve,
+        reject,
+      });
       void this.flush();
     });
   }
@@ -135,7 +141,10 @@ export class BatchingProducer {
       // before it.
       await until(this.unsettled);
       const producer = await until(this.ready());
-      const send = producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, ps]) => ({ topic, messages: ps.map((p) => p.message) })) });
+      const send = producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, ps]) => ({ topic, messages: ps.map((p) => p.message) })),
+      });
       // A send that failed may still have been written (the connection broke after the broker
       // took it), and kafkajs then hands its sequence numbers to the next batch: the broker would
       // take that batch for a repeat, drop it and answer with the old offset. So a producer is

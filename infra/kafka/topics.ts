@@ -8,7 +8,10 @@ export class Topics {
   private adminClient: Admin | undefined;
   private adminReady: Promise<Admin> | undefined;
 
-  constructor(private readonly kafka: Kafka, private readonly names: TopicNames) {}
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly names: TopicNames,
+  ) {}
 
   /** One admin client, connected once however many callers ask at the same moment. */
   admin(): Promise<Admin> {
@@ -55,7 +58,9 @@ export class Topics {
   async offsets(topic: TopicName): Promise<{ partition: number; low: number; high: number }[]> {
     const admin = await this.admin();
     const rows = await admin.fetchTopicOffsets(this.names.physical(topic));
-    return rows.map((r) => ({ partition: r.partition, low: Number(r.low), high: Number(r.high) })).sort((a, b) => a.partition - b.partition);
+    return rows
+      .map((r) => ({ partition: r.partition, low: Number(r.low), high: Number(r.high) }))
+      .sort((a, b) => a.partition - b.partition);
   }
 
   /** Per partition, the first offset whose timestamp is at or after `time` (the end if none). */
@@ -63,7 +68,9 @@ export class Topics {
     const admin = await this.admin();
     const rows = await admin.fetchTopicOffsetsByTimestamp(this.names.physical(topic), time);
     const ends = await this.offsets(topic);
-    return new Map(rows.map((r) => [r.partition, Number(r.offset) < 0 ? ends.find((e) => e.partition === r.partition)!.high : Number(r.offset)]));
+    return new Map(
+      rows.map((r) => [r.partition, Number(r.offset) < 0 ? ends.find((e) => e.partition === r.partition)!.high : Number(r.offset)]),
+    );
   }
 
   /** Offsets a consumer group has committed, per partition of a topic (-1: none). */

@@ -12,7 +12,10 @@ export interface Probe {
 }
 
 export class MediaCommandFailed extends Error {
-  constructor(message: string, readonly stderrTail: string) {
+  constructor(
+    message: string,
+    readonly stderrTail: string,
+  ) {
     super(message);
   }
 }
@@ -35,7 +38,16 @@ export async function ffprobe(path: string, extraArgs: string[] = []): Promise<P
   const { stdout } = await run('ffprobe', ['-v', 'error', ...extraArgs, '-print_format', 'json', '-show_format', '-show_streams', path]);
   const info = JSON.parse(stdout) as {
     format?: { duration?: string; format_name?: string };
-    streams?: { codec_type?: string; codec_name?: string; width?: number; height?: number; avg_frame_rate?: string; r_frame_rate?: string; nb_frames?: string; duration?: string }[];
+    streams?: {
+      codec_type?: string;
+      codec_name?: string;
+      width?: number;
+      height?: number;
+      avg_frame_rate?: string;
+      r_frame_rate?: string;
+      nb_frames?: string;
+      duration?: string;
+    }[];
   };
   const streams = info.streams ?? [];
   const v = streams.find((s) => s.codec_type === 'video');
@@ -43,7 +55,9 @@ export async function ffprobe(path: string, extraArgs: string[] = []): Promise<P
   const fps = v ? rate(v.avg_frame_rate) || rate(v.r_frame_rate) : 0;
   return {
     durationSeconds: durations.length ? Math.max(...durations) : null,
-    video: v ? { codec: v.codec_name ?? '', width: v.width ?? 0, height: v.height ?? 0, fps, frames: v.nb_frames ? Number(v.nb_frames) : null } : null,
+    video: v
+      ? { codec: v.codec_name ?? '', width: v.width ?? 0, height: v.height ?? 0, fps, frames: v.nb_frames ? Number(v.nb_frames) : null }
+      : null,
     hasAudio: streams.some((s) => s.codec_type === 'audio'),
     format: info.format?.format_name ?? '',
   };

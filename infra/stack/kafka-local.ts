@@ -65,12 +65,21 @@ export async function startLocalKafka(port = 19092): Promise<LocalKafka> {
     ].join('\n'),
   );
   const java = (main: string, args: string[]) => [
-    '-Xms256m', '-Xmx1g', '-XX:+UseG1GC',
+    '-Xms256m',
+    '-Xmx1g',
+    '-XX:+UseG1GC',
     `-Dlog4j.configuration=file:${join(dir, 'log4j.properties')}`,
-    '-cp', `${LIB}/*`, main, ...args,
+    '-cp',
+    `${LIB}/*`,
+    main,
+    ...args,
   ];
   if (!existsSync(join(data, 'meta.properties'))) {
-    const r = spawnSync('java', java('kafka.tools.StorageTool', ['format', '-t', randomUUID().replace(/-/g, '').slice(0, 22), '-c', props, '--ignore-formatted']), { encoding: 'utf8' });
+    const r = spawnSync(
+      'java',
+      java('kafka.tools.StorageTool', ['format', '-t', randomUUID().replace(/-/g, '').slice(0, 22), '-c', props, '--ignore-formatted']),
+      { encoding: 'utf8' },
+    );
     if (r.status !== 0) throw new Error(`kafka storage format failed: ${r.stderr || r.stdout}`);
   }
   const out = openSync(join(dir, 'stdout.log'), 'a');

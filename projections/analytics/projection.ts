@@ -95,7 +95,12 @@ async function markMinutes(trx: Trx, userId: string, fromMs: number, toMs: numbe
 }
 
 async function openLease(trx: Trx, userId: string, streamId: string) {
-  return trx.selectFrom('analytics_open_leases').selectAll().where('user_id', '=', userId).where('stream_id', '=', streamId).executeTakeFirst();
+  return trx
+    .selectFrom('analytics_open_leases')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .where('stream_id', '=', streamId)
+    .executeTakeFirst();
 }
 
 /** The lease ran up to `end` (exclusive), and at least in the instant it was last seen running. */
@@ -116,7 +121,12 @@ async function applyLease(trx: Trx, event: LeaseEvent): Promise<void> {
   if (event.type === 'StreamHeartbeat' && lease) {
     // A heartbeat is accepted only while the lease runs: it ran from its last sighting to now.
     await markMinutes(trx, d.userId, lease.covered_ms, d.at);
-    await trx.updateTable('analytics_open_leases').set({ covered_ms: d.at, expires_ms: expiresAt }).where('user_id', '=', d.userId).where('stream_id', '=', d.streamId).execute();
+    await trx
+      .updateTable('analytics_open_leases')
+      .set({ covered_ms: d.at, expires_ms: expiresAt })
+      .where('user_id', '=', d.userId)
+      .where('stream_id', '=', d.streamId)
+      .execute();
     return;
   }
   // An activation (or a heartbeat of a lease whose activation this log no longer holds). A lease
@@ -155,7 +165,11 @@ async function applyEncode(trx: Trx, event: TimedEncodeEvent): Promise<void> {
         .execute();
       break;
     case 'EncodeFailed':
-      await trx.updateTable('analytics_encodes').set({ failures: sql<number>`failures + 1` }).where('job_id', '=', d.jobId).execute();
+      await trx
+        .updateTable('analytics_encodes')
+        .set({ failures: sql<number>`failures + 1` })
+        .where('job_id', '=', d.jobId)
+        .execute();
       break;
     case 'EncodeCompleted':
       await trx.updateTable('analytics_encodes').set({ completed_ms: d.at }).where('job_id', '=', d.jobId).execute();
@@ -174,7 +188,10 @@ export const analyticsProjection: Projection<AnalyticsTopic> = {
   createTables: createAnalyticsTables,
   async apply(trx, records) {
     // Captions are counted a batch at a time; the rest one by one, each (stream, version) once.
-    await countCaptions(trx, records.flatMap((r) => (r.event.type === 'CaptionFragmentReceived' ? [r.event.data] : [])));
+    await countCaptions(
+      trx,
+      records.flatMap((r) => (r.event.type === 'CaptionFragmentReceived' ? [r.event.data] : [])),
+    );
     for (const r of records) {
       const event = r.event;
       switch (event.type) {

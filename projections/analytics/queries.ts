@@ -7,7 +7,12 @@ import { MINUTE } from './tables.ts';
 type Db = Kysely<Database>;
 
 /** Fragments and words per minute whose captions start in it, of one channel or (null) all. */
-export async function captionMinutes(db: Db, first: number, last: number, channel: string | null): Promise<{ minute_ms: number; fragments: number; words: number }[]> {
+export async function captionMinutes(
+  db: Db,
+  first: number,
+  last: number,
+  channel: string | null,
+): Promise<{ minute_ms: number; fragments: number; words: number }[]> {
   const { rows } = await sql<{ minute_ms: number; fragments: number; words: number }>`
     SELECT m.minute_ms, coalesce(sum(c.fragments), 0)::bigint AS fragments, coalesce(sum(c.words), 0)::bigint AS words
     FROM generate_series(${first}::bigint, ${last}::bigint, ${MINUTE}::bigint) AS m(minute_ms)

@@ -13,8 +13,17 @@ type Db = Kysely<Database>;
 export type FragmentRow = Pick<CaptionFragmentsTable, (typeof FRAGMENT_COLUMNS)[number]>;
 
 /** The fragment a row holds, in the event's own terms (start and end without the _ms). */
-export const fragmentOf = (r: FragmentRow): Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'> => ({
-  channel: r.channel, station: r.station, seq: r.seq, text: r.text, start: r.start_ms, end: r.end_ms, mode: r.mode, lang: r.lang,
+export const fragmentOf = (
+  r: FragmentRow,
+): Pick<CaptionFragmentReceived, 'channel' | 'station' | 'seq' | 'text' | 'start' | 'end' | 'mode' | 'lang'> => ({
+  channel: r.channel,
+  station: r.station,
+  seq: r.seq,
+  text: r.text,
+  start: r.start_ms,
+  end: r.end_ms,
+  mode: r.mode,
+  lang: r.lang,
 });
 
 /** Every channel, by id, with its fragment count, last fragment time and last position. */
@@ -26,7 +35,12 @@ export function channelList(db: Db): Promise<Selectable<ChannelsTable>[]> {
  * A channel's fragments in log order: after `afterOffset` in its partition, starting within
  * [from, to) where given, at most `limit`.
  */
-export function channelFragments(db: Db, channel: string, q: { afterOffset?: number; from?: number; to?: number }, limit: number): Promise<FragmentRow[]> {
+export function channelFragments(
+  db: Db,
+  channel: string,
+  q: { afterOffset?: number; from?: number; to?: number },
+  limit: number,
+): Promise<FragmentRow[]> {
   let query = db.selectFrom('caption_fragments').select(FRAGMENT_COLUMNS).where('channel', '=', channel);
   if (q.afterOffset !== undefined) query = query.where('offset', '>', q.afterOffset);
   if (q.from !== undefined) query = query.where('start_ms', '>=', q.from);
@@ -58,17 +72,28 @@ export function fragmentsByTime(
  * version has applied that partition. Both from one snapshot: a row committed between the two
  * reads cannot be skipped by a reader who continues from `appliedUpTo` in the log.
  */
-export function fragmentsAfter(db: Db, channel: string, partition: number, offset: number, limit: number): Promise<{ rows: FragmentRow[]; appliedUpTo: number }> {
-  return db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
-    const rows = await trx
-      .selectFrom('caption_fragments')
-      .select(FRAGMENT_COLUMNS)
-      .where('channel', '=', channel).where('partition', '=', partition).where('offset', '>', offset)
-      .orderBy('offset')
-      .limit(limit)
-      .execute();
-    return { rows, appliedUpTo: await servingNextOffset(trx, 'captions', 'captions', partition) };
-  });
+export function fragmentsAfter(
+  db: Db,
+  channel: string,
+  partition: number,
+  offset: number,
+  limit: number,
+): Promise<{ rows: FragmentRow[]; appliedUpTo: number }> {
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (trx) => {
+      const rows = await trx
+        .selectFrom('caption_fragments')
+        .select(FRAGMENT_COLUMNS)
+        .where('channel', '=', channel)
+        .where('partition', '=', partition)
+        .where('offset', '>', offset)
+        .orderBy('offset')
+        .limit(limit)
+        .execute();
+      return { rows, appliedUpTo: await servingNextOffset(trx, 'captions', 'captions', partition) };
+    });
 }
 
 /** Every fragment, in (partition, offset) order, after the position `after`: `limit` at a time. */
@@ -76,8 +101,11 @@ export function fragmentsInLogOrder(db: Db, after: { partition: number; offset: 
   return db
     .selectFrom('caption_fragments')
     .select(FRAGMENT_COLUMNS)
-    .where((eb) => eb.or([eb('partition', '>', after.partition), eb.and([eb('partition', '=', after.partition), eb('offset', '>', after.offset)])]))
-    .orderBy('partition').orderBy('offset')
+    .where((eb) =>
+      eb.or([eb('partition', '>', after.partition), eb.and([eb('partition', '=', after.partition), eb('offset', '>', after.offset)])]),
+    )
+    .orderBy('partition')
+    .orderBy('offset')
     .limit(limit)
     .execute();
 }

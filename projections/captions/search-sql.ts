@@ -18,11 +18,36 @@ import { LOCKS, lockKey } from '../../infra/locks.ts';
 
 /** BCP-47 primary language subtag -> Postgres text search configuration. Anything else: simple. */
 export const LANGUAGE_CONFIGS: Readonly<Record<string, string>> = {
-  ar: 'arabic', hy: 'armenian', eu: 'basque', ca: 'catalan', da: 'danish', nl: 'dutch', en: 'english',
-  fi: 'finnish', fr: 'french', de: 'german', el: 'greek', hi: 'hindi', hu: 'hungarian', id: 'indonesian',
-  ga: 'irish', it: 'italian', lt: 'lithuanian', ne: 'nepali', nb: 'norwegian', nn: 'norwegian', no: 'norwegian',
-  pt: 'portuguese', ro: 'romanian', ru: 'russian', sr: 'serbian', es: 'spanish', sv: 'swedish', ta: 'tamil',
-  tr: 'turkish', yi: 'yiddish',
+  ar: 'arabic',
+  hy: 'armenian',
+  eu: 'basque',
+  ca: 'catalan',
+  da: 'danish',
+  nl: 'dutch',
+  en: 'english',
+  fi: 'finnish',
+  fr: 'french',
+  de: 'german',
+  el: 'greek',
+  hi: 'hindi',
+  hu: 'hungarian',
+  id: 'indonesian',
+  ga: 'irish',
+  it: 'italian',
+  lt: 'lithuanian',
+  ne: 'nepali',
+  nb: 'norwegian',
+  nn: 'norwegian',
+  no: 'norwegian',
+  pt: 'portuguese',
+  ro: 'romanian',
+  ru: 'russian',
+  sr: 'serbian',
+  es: 'spanish',
+  sv: 'swedish',
+  ta: 'tamil',
+  tr: 'turkish',
+  yi: 'yiddish',
 };
 
 // The functions are part of every stored search_vector: their output must never change for the same
@@ -44,7 +69,9 @@ export async function ensureSearchFunctions(db: Kysely<any>): Promise<void> {
     SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace ns ON ns.oid = p.pronamespace
     WHERE ns.nspname = 'public' AND p.proname IN (${CONFIG_FN}, ${VECTOR_FN}, ${QUERY_FN})`.execute(db);
   if (rows[0]!.n === 3) return;
-  const { rows: have } = await sql<{ cfgname: string }>`SELECT cfgname FROM pg_ts_config WHERE cfgnamespace = 'pg_catalog'::regnamespace`.execute(db);
+  const { rows: have } = await sql<{
+    cfgname: string;
+  }>`SELECT cfgname FROM pg_ts_config WHERE cfgnamespace = 'pg_catalog'::regnamespace`.execute(db);
   const available = new Set(have.map((r) => r.cfgname));
   const pairs = Object.entries(LANGUAGE_CONFIGS).filter(([, cfg]) => available.has(cfg));
   // Literal SQL built from our own constant table above (letters only), never from input.
@@ -97,7 +124,9 @@ export const SEARCH_VECTOR_EXPR = sql`public.castlog_search_vector(lang, text)`;
 /** Adds the stored search_vector column to a caption_fragments table (in `schema`, or the current search_path). */
 export async function addSearchColumn(db: Kysely<any>, schema?: string): Promise<void> {
   await ensureSearchFunctions(db);
-  await sql`ALTER TABLE ${fragments(schema)} ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (${SEARCH_VECTOR_EXPR}) STORED`.execute(db);
+  await sql`ALTER TABLE ${fragments(schema)} ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (${SEARCH_VECTOR_EXPR}) STORED`.execute(
+    db,
+  );
 }
 
 /**
@@ -109,8 +138,12 @@ export async function addSearchColumn(db: Kysely<any>, schema?: string): Promise
  * one-hour search over 300k rows from 207 ms into 28 ms.
  */
 export async function addSearchIndexes(db: Kysely<any>, schema?: string): Promise<void> {
-  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_search ON ${fragments(schema)} USING gin (search_vector) WITH (fastupdate = on)`.execute(db);
-  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_by_start ON ${fragments(schema)} USING brin (start_ms) WITH (autosummarize = on)`.execute(db);
+  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_search ON ${fragments(schema)} USING gin (search_vector) WITH (fastupdate = on)`.execute(
+    db,
+  );
+  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_by_start ON ${fragments(schema)} USING brin (start_ms) WITH (autosummarize = on)`.execute(
+    db,
+  );
 }
 
 const fragments = (schema?: string) => (schema ? sql.id(schema, 'caption_fragments') : sql.id('caption_fragments'));

@@ -49,7 +49,12 @@ export async function createCaptionTables(db: Kysely<any>): Promise<void> {
 
 /** History, export and search read through these; the projection itself never does. */
 export async function createCaptionIndexes(db: Kysely<any>): Promise<void> {
-  await db.schema.createIndex('caption_fragments_by_channel').ifNotExists().on('caption_fragments').columns(['channel', 'offset']).execute();
+  await db.schema
+    .createIndex('caption_fragments_by_channel')
+    .ifNotExists()
+    .on('caption_fragments')
+    .columns(['channel', 'offset'])
+    .execute();
   await db.schema.createIndex('caption_fragments_by_time').ifNotExists().on('caption_fragments').columns(['channel', 'start_ms']).execute();
   await addSearchIndexes(db);
 }

@@ -16,16 +16,39 @@ export const encodesProjection: Projection<'encodes'> = {
     for (const r of records) {
       if (!(await firstTime(trx, NAME, r))) continue;
       const set = (jobId: string, at: number, values: Record<string, unknown>) =>
-        trx.updateTable('encode_jobs').set({ ...values, updated_at_ms: at }).where('job_id', '=', jobId).execute();
+        trx
+          .updateTable('encode_jobs')
+          .set({ ...values, updated_at_ms: at })
+          .where('job_id', '=', jobId)
+          .execute();
       const { type, data: d } = r.event;
       switch (type) {
         case 'EncodeRequested': {
           const row = {
-            user_id: d.userId, upload_id: d.uploadId, sha256: d.sha256, filename: d.filename, raw: d.raw, options: JSON.stringify(d.options),
-            status: 'queued', attempt: d.attempt, step: null, percent: 0, steps_done: '[]', worker: null, output_sha256: null, output_size: null,
-            error: null, stderr_tail: null, requested_at_ms: d.at, updated_at_ms: d.at,
+            user_id: d.userId,
+            upload_id: d.uploadId,
+            sha256: d.sha256,
+            filename: d.filename,
+            raw: d.raw,
+            options: JSON.stringify(d.options),
+            status: 'queued',
+            attempt: d.attempt,
+            step: null,
+            percent: 0,
+            steps_done: '[]',
+            worker: null,
+            output_sha256: null,
+            output_size: null,
+            error: null,
+            stderr_tail: null,
+            requested_at_ms: d.at,
+            updated_at_ms: d.at,
           };
-          await trx.insertInto('encode_jobs').values({ job_id: d.jobId, ...row }).onConflict((oc) => oc.column('job_id').doUpdateSet(row)).execute();
+          await trx
+            .insertInto('encode_jobs')
+            .values({ job_id: d.jobId, ...row })
+            .onConflict((oc) => oc.column('job_id').doUpdateSet(row))
+            .execute();
           break;
         }
         case 'EncodeStepStarted': {

@@ -5,7 +5,9 @@ import { ensureSearchFunctionsV1 } from './search-functions-v1.ts';
 async function addSearch(db: Kysely<unknown>, schema: string): Promise<void> {
   const table = sql.id(schema, 'caption_fragments');
   await ensureSearchFunctionsV1(db);
-  await sql`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (public.castlog_search_vector(lang, text)) STORED`.execute(db);
+  await sql`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (public.castlog_search_vector(lang, text)) STORED`.execute(
+    db,
+  );
   await sql`CREATE INDEX IF NOT EXISTS caption_fragments_search ON ${table} USING gin (search_vector) WITH (fastupdate = on)`.execute(db);
   await sql`CREATE INDEX IF NOT EXISTS caption_fragments_by_start ON ${table} USING brin (start_ms) WITH (autosummarize = on)`.execute(db);
 }
@@ -16,7 +18,9 @@ async function addSearch(db: Kysely<unknown>, schema: string): Promise<void> {
 // for it on a large table. The public caption_fragments view is a SELECT * frozen when it was
 // made, so it is made again to show the new column.
 export async function up(db: Kysely<unknown>): Promise<void> {
-  const { rows } = await sql<{ nspname: string }>`SELECT nspname FROM pg_namespace WHERE nspname ~ '^captions_v[0-9]+$' ORDER BY nspname`.execute(db);
+  const { rows } = await sql<{
+    nspname: string;
+  }>`SELECT nspname FROM pg_namespace WHERE nspname ~ '^captions_v[0-9]+$' ORDER BY nspname`.execute(db);
   for (const { nspname } of rows) await addSearch(db, nspname);
   const { rows: tables } = await sql<{ schema: string }>`
     SELECT table_schema AS schema FROM information_schema.tables

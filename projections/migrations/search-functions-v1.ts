@@ -5,11 +5,36 @@
 import { sql, type Kysely } from 'kysely';
 
 const LANGUAGE_CONFIGS: Readonly<Record<string, string>> = {
-  ar: 'arabic', hy: 'armenian', eu: 'basque', ca: 'catalan', da: 'danish', nl: 'dutch', en: 'english',
-  fi: 'finnish', fr: 'french', de: 'german', el: 'greek', hi: 'hindi', hu: 'hungarian', id: 'indonesian',
-  ga: 'irish', it: 'italian', lt: 'lithuanian', ne: 'nepali', nb: 'norwegian', nn: 'norwegian', no: 'norwegian',
-  pt: 'portuguese', ro: 'romanian', ru: 'russian', sr: 'serbian', es: 'spanish', sv: 'swedish', ta: 'tamil',
-  tr: 'turkish', yi: 'yiddish',
+  ar: 'arabic',
+  hy: 'armenian',
+  eu: 'basque',
+  ca: 'catalan',
+  da: 'danish',
+  nl: 'dutch',
+  en: 'english',
+  fi: 'finnish',
+  fr: 'french',
+  de: 'german',
+  el: 'greek',
+  hi: 'hindi',
+  hu: 'hungarian',
+  id: 'indonesian',
+  ga: 'irish',
+  it: 'italian',
+  lt: 'lithuanian',
+  ne: 'nepali',
+  nb: 'norwegian',
+  nn: 'norwegian',
+  no: 'norwegian',
+  pt: 'portuguese',
+  ro: 'romanian',
+  ru: 'russian',
+  sr: 'serbian',
+  es: 'spanish',
+  sv: 'swedish',
+  ta: 'tamil',
+  tr: 'turkish',
+  yi: 'yiddish',
 };
 
 /** Creates castlog_ts_config, castlog_search_vector and castlog_search_query in public if missing. */
@@ -20,7 +45,9 @@ export async function ensureSearchFunctionsV1(db: Kysely<unknown>): Promise<void
     SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace ns ON ns.oid = p.pronamespace
     WHERE ns.nspname = 'public' AND p.proname IN ('castlog_ts_config', 'castlog_search_vector', 'castlog_search_query')`.execute(db);
   if (rows[0]!.n === 3) return;
-  const { rows: have } = await sql<{ cfgname: string }>`SELECT cfgname FROM pg_ts_config WHERE cfgnamespace = 'pg_catalog'::regnamespace`.execute(db);
+  const { rows: have } = await sql<{
+    cfgname: string;
+  }>`SELECT cfgname FROM pg_ts_config WHERE cfgnamespace = 'pg_catalog'::regnamespace`.execute(db);
   const available = new Set(have.map((r) => r.cfgname));
   const pairs = Object.entries(LANGUAGE_CONFIGS).filter(([, cfg]) => available.has(cfg));
   // Literal SQL built from our own constant table above (letters only), never from input.

@@ -16,7 +16,11 @@ export const streamsProjection: Projection<'streams'> = {
       const { type, data: d } = r.event;
       switch (type) {
         case 'UserIdIssued':
-          await trx.insertInto('viewers').values({ user_id: d.userId, stream_limit: null, issued_at_ms: d.at }).onConflict((oc) => oc.doNothing()).execute();
+          await trx
+            .insertInto('viewers')
+            .values({ user_id: d.userId, stream_limit: null, issued_at_ms: d.at })
+            .onConflict((oc) => oc.doNothing())
+            .execute();
           break;
         case 'UserLimitSet':
           await trx.updateTable('viewers').set({ stream_limit: d.limit }).where('user_id', '=', d.userId).execute();
@@ -29,7 +33,12 @@ export const streamsProjection: Projection<'streams'> = {
             .execute();
           break;
         case 'StreamHeartbeat':
-          await trx.updateTable('viewer_leases').set({ expires_at_ms: d.expiresAt }).where('user_id', '=', d.userId).where('stream_id', '=', d.streamId).execute();
+          await trx
+            .updateTable('viewer_leases')
+            .set({ expires_at_ms: d.expiresAt })
+            .where('user_id', '=', d.userId)
+            .where('stream_id', '=', d.streamId)
+            .execute();
           break;
         case 'StreamDeactivated':
           await trx.deleteFrom('viewer_leases').where('user_id', '=', d.userId).where('stream_id', '=', d.streamId).execute();

@@ -11,7 +11,13 @@ export function viewerOf(db: Db, userId: string): Promise<Selectable<ViewersTabl
 
 /** A user's leases still running at `now`, oldest activation first. */
 export function runningLeases(db: Db, userId: string, now: number): Promise<Selectable<ViewerLeasesTable>[]> {
-  return db.selectFrom('viewer_leases').selectAll().where('user_id', '=', userId).where('expires_at_ms', '>', now).orderBy('activated_at_ms').execute();
+  return db
+    .selectFrom('viewer_leases')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .where('expires_at_ms', '>', now)
+    .orderBy('activated_at_ms')
+    .execute();
 }
 
 /** Users with a lease past its expiry at `now` whose expiry is not recorded yet, at most `limit`. */

@@ -14,15 +14,30 @@ export const uploadsProjection: Projection<'uploads'> = {
     for (const r of records) {
       if (!(await firstTime(trx, NAME, r))) continue;
       const set = (uploadId: string, at: number, values: Record<string, unknown>) =>
-        trx.updateTable('uploads').set({ ...values, updated_at_ms: at }).where('upload_id', '=', uploadId).execute();
+        trx
+          .updateTable('uploads')
+          .set({ ...values, updated_at_ms: at })
+          .where('upload_id', '=', uploadId)
+          .execute();
       const { type, data: d } = r.event;
       switch (type) {
         case 'UploadCreated':
           await trx
             .insertInto('uploads')
             .values({
-              upload_id: d.uploadId, user_id: d.userId, filename: d.filename, filetype: d.filetype, raw: d.raw, length: d.length, offset: 0,
-              status: 'uploading', sha256: null, duration_seconds: null, reason: null, created_at_ms: d.at, updated_at_ms: d.at,
+              upload_id: d.uploadId,
+              user_id: d.userId,
+              filename: d.filename,
+              filetype: d.filetype,
+              raw: d.raw,
+              length: d.length,
+              offset: 0,
+              status: 'uploading',
+              sha256: null,
+              duration_seconds: null,
+              reason: null,
+              created_at_ms: d.at,
+              updated_at_ms: d.at,
             })
             .onConflict((oc) => oc.doNothing())
             .execute();

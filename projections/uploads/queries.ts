@@ -17,6 +17,11 @@ export function unfinishedUploadsBefore(db: Db, createdBefore: number, limit: nu
 
 /** True when some completed upload, anyone's, is the file `sha256`: its bytes must stay. */
 export async function isCompletedFile(db: Db, sha256: string): Promise<boolean> {
-  const row = await db.selectFrom('uploads').select('upload_id').where('sha256', '=', sha256).where('status', '=', 'completed').executeTakeFirst();
+  const row = await db
+    .selectFrom('uploads')
+    .select('upload_id')
+    .where('sha256', '=', sha256)
+    .where('status', '=', 'completed')
+    .executeTakeFirst();
   return row !== undefined;
 }

@@ -27,4 +27,3 @@ export async function createUploadTables(db: Kysely<any>): Promise<void> {
   await db.schema.createIndex('uploads_by_status').on('uploads').columns(['status', 'created_at_ms']).execute();
   await db.schema.createIndex('uploads_by_sha256').on('uploads').column('sha256').execute();
 }
-

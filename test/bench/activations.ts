@@ -64,7 +64,9 @@ export async function activationsBench(log: (s: string) => void): Promise<Activa
     const streamIds: string[] = [];
     for (let i = 0; i < users; i += 50) {
       userIds.push(...(await Promise.all(Array.from({ length: Math.min(50, users - i) }, () => issue('/users/newId', 'userId')))));
-      streamIds.push(...(await Promise.all(Array.from({ length: Math.min(100, users * 2 - i * 2) }, () => issue('/streams/newId', 'streamId')))));
+      streamIds.push(
+        ...(await Promise.all(Array.from({ length: Math.min(100, users * 2 - i * 2) }, () => issue('/streams/newId', 'streamId')))),
+      );
     }
     const active = new Map<string, string[]>(userIds.map((u) => [u, []]));
     const statuses: Record<string, number> = {};
@@ -115,7 +117,10 @@ export async function activationsBench(log: (s: string) => void): Promise<Activa
     const all = latency(hAll);
     const floor = latency(hFloor);
     return {
-      users, rate, connections, seconds,
+      users,
+      rate,
+      connections,
+      seconds,
       requests: hAll.totalCount,
       achievedPerSec: Math.round(hAll.totalCount / took),
       statuses,

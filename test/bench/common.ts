@@ -105,7 +105,10 @@ export function nextMessage<T extends Msg = Msg>(child: ChildProcess, type: stri
         reject(new Error(`child failed: ${m.error}`));
       }
     };
-    const onExit = (code: number | null, signal: string | null) => (cleanup(), reject(new Error(`child exited (${code ?? signal}) before sending ${type}`)));
+    const onExit = (code: number | null, signal: string | null) => (
+      cleanup(),
+      reject(new Error(`child exited (${code ?? signal}) before sending ${type}`))
+    );
     const timer = setTimeout(() => (cleanup(), reject(new Error(`timed out waiting for ${type} from child`))), timeoutMs);
     const cleanup = () => {
       clearTimeout(timer);
@@ -141,7 +144,10 @@ export async function stopChild(child: ChildProcess | undefined, graceMs = 3000)
 export class PooledHttp {
   private readonly agent: http.Agent;
 
-  constructor(private readonly base: string, connections: number) {
+  constructor(
+    private readonly base: string,
+    connections: number,
+  ) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
   }
 
@@ -174,15 +180,24 @@ export async function startApp(sys: System, app: AppName): Promise<void> {
   if (!process.env.BENCH_PROF) return sys.start(app);
   const lines: string[] = [];
   sys.output.set(app, lines);
-  const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir=.castlog/prof', '--import', 'tsx', `apps/${app}/main.ts`], { cwd: ROOT, env: sys.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir=.castlog/prof', '--import', 'tsx', `apps/${app}/main.ts`], {
+    cwd: ROOT,
+    env: sys.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout!.on('data', (d: Buffer) => lines.push(d.toString()));
   child.stderr!.on('data', (d: Buffer) => lines.push(d.toString()));
   sys.procs.set(app, child);
   const port = { api: sys.apiPort, fanout: sys.fanoutPort, projector: sys.projectorPort, relay: sys.relayPort }[app];
-  await waitFor(`${app} to be ready`, async () => {
-    if (child.exitCode !== null) throw new Error(`${app} exited: ${lines.join('')}`);
-    return (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok;
-  }, 60_000, 200);
+  await waitFor(
+    `${app} to be ready`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`${app} exited: ${lines.join('')}`);
+      return (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok;
+    },
+    60_000,
+    200,
+  );
 }
 
 /** Bucket counts of a Prometheus histogram from a /metrics page: le -> cumulative count. */
@@ -212,7 +227,7 @@ export function bucketShares(before: Map<number, number>, after: Map<number, num
   const le: Record<string, number> = {};
   for (const [bound, n] of after) {
     if (bound === Infinity) continue;
-    le[`${bound * 1000}ms`] = total ? Math.round((((n - (before.get(bound) ?? 0)) / total) * 10000)) / 100 : 0;
+    le[`${bound * 1000}ms`] = total ? Math.round(((n - (before.get(bound) ?? 0)) / total) * 10000) / 100 : 0;
   }
   return { total, le };
 }
@@ -268,7 +283,11 @@ export function kafkaPid(): number | undefined {
 
 export const CORES = (() => {
   try {
-    return readFileSync('/proc/cpuinfo', 'utf8').split('\n').filter((l) => l.startsWith('processor')).length || 1;
+    return (
+      readFileSync('/proc/cpuinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('processor')).length || 1
+    );
   } catch {
     return 1;
   }
@@ -316,7 +335,12 @@ export class CpuMeter {
  * Lets a load that is already running warm up for `warmMs`, then measures it for `runMs`:
  * `measuring(true)` opens the window in which the load counts, `measuring(false)` closes it.
  */
-export async function measureWindow(warmMs: number, runMs: number, meter: CpuMeter, measuring: (on: boolean) => void): Promise<{ seconds: number; cpu: Record<string, number> }> {
+export async function measureWindow(
+  warmMs: number,
+  runMs: number,
+  meter: CpuMeter,
+  measuring: (on: boolean) => void,
+): Promise<{ seconds: number; cpu: Record<string, number> }> {
   await sleep(warmMs);
   measuring(true);
   meter.begin();
@@ -364,7 +388,11 @@ export class StationStream {
   onAck: (a: AckEvent) => void = () => undefined;
   onDrainAcks: () => void = () => undefined;
 
-  constructor(port: number, readonly channel: string, key: string) {
+  constructor(
+    port: number,
+    readonly channel: string,
+    key: string,
+  ) {
     this.req = http.request({
       host: '127.0.0.1',
       port,
@@ -496,7 +524,9 @@ export async function openStations(
           }
         }
         s.destroy();
-        refusals.push(status === 200 ? `no acknowledgement (${s.lastError ?? 'none'})` : status === -1 ? 'no answer in 30 s' : `HTTP ${status}`);
+        refusals.push(
+          status === 200 ? `no acknowledgement (${s.lastError ?? 'none'})` : status === -1 ? 'no answer in 30 s' : `HTTP ${status}`,
+        );
         if (attempt >= 15) throw new Error(`the API refused the stream for ${channel} ${attempt} times (last: ${refusals.at(-1)})`);
         await sleep(500);
       }
@@ -512,4 +542,6 @@ export const channelName = (i: number): string => `bench.ch${String(i).padStart(
 export const channelNames = (n: number): string[] => Array.from({ length: n }, (_, i) => channelName(i));
 
 export const fmt = (n: number | undefined, digits = 0): string =>
-  n === undefined || !Number.isFinite(n) ? 'n/a' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  n === undefined || !Number.isFinite(n)
+    ? 'n/a'
+    : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });

@@ -11,8 +11,29 @@ import { EventLog } from '../../infra/kafka/index.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import { System } from '../support/system.ts';
 import {
-  CAPTION_TEXT, CpuMeter, StationStream, bucketShares, channelNames, decodeHistogram, forkBench, fragmentLine, histogram, kafkaPid, knob, latency,
-  nextMessage, now, openStations, scrapeHistogram, scrapeValue, send, sleep, startApp, stopChild, trackSystem, type Latency,
+  CAPTION_TEXT,
+  CpuMeter,
+  StationStream,
+  bucketShares,
+  channelNames,
+  decodeHistogram,
+  forkBench,
+  fragmentLine,
+  histogram,
+  kafkaPid,
+  knob,
+  latency,
+  nextMessage,
+  now,
+  openStations,
+  scrapeHistogram,
+  scrapeValue,
+  send,
+  sleep,
+  startApp,
+  stopChild,
+  trackSystem,
+  type Latency,
 } from './common.ts';
 import { dropSystem } from './ingest.ts';
 
@@ -110,7 +131,24 @@ async function kafkaFloor(log: EventLog, channels: string[], rate: number, warmM
         const s = ++seq;
         const ta = now();
         const p = log
-          .append([{ type: 'CaptionFragmentReceived', key: channel, source: '/stations/bench', data: { channel, station: 'bench-floor', seq: s, text: `${CAPTION_TEXT} ${s}`, start: START, end: START + 90, mode: 'rollup', lang: 'en', receivedAt: Date.now() } }])
+          .append([
+            {
+              type: 'CaptionFragmentReceived',
+              key: channel,
+              source: '/stations/bench',
+              data: {
+                channel,
+                station: 'bench-floor',
+                seq: s,
+                text: `${CAPTION_TEXT} ${s}`,
+                start: START,
+                end: START + 90,
+                mode: 'rollup',
+                lang: 'en',
+                receivedAt: Date.now(),
+              },
+            },
+          ])
           .then(([pos]) => {
             const a = now();
             if (s >= measuredFrom) appendHist.recordValue(Math.round((a - ta) * 1000));
@@ -134,7 +172,17 @@ async function kafkaFloor(log: EventLog, channels: string[], rate: number, warmM
   return { samples, beforeAck, latency: latency(hist), append: latency(appendHist) };
 }
 
-async function phase(sys: System, keys: string[], channels: string[], subscribers: number, rate: number, warmMs: number, runMs: number, firstSeq: number, log: (s: string) => void) {
+async function phase(
+  sys: System,
+  keys: string[],
+  channels: string[],
+  subscribers: number,
+  rate: number,
+  warmMs: number,
+  runMs: number,
+  firstSeq: number,
+  log: (s: string) => void,
+) {
   const procs = knob('E2E_CLIENT_PROCS', 2);
   const problems: string[] = [];
   const children: ChildProcess[] = [];
@@ -168,7 +216,16 @@ async function phase(sys: System, keys: string[], channels: string[], subscriber
     for (let i = 0; i < procs; i++) children.push(forkBench('./ws-clients.ts'));
     const readies = children.map((c) => nextMessage(c, 'ready', 300_000));
     children.forEach((c, i) =>
-      send(c, { type: 'start', url: sys.live, clients: Math.min(per, subscribers - i * per), base: i * per, channels, mode: 'ws', measureFrom, progressMs: 0 }),
+      send(c, {
+        type: 'start',
+        url: sys.live,
+        clients: Math.min(per, subscribers - i * per),
+        base: i * per,
+        channels,
+        mode: 'ws',
+        measureFrom,
+        progressMs: 0,
+      }),
     );
     const ready = await Promise.all(readies);
     const connectMs = Math.max(...ready.map((r) => r.connectMs as number));
@@ -229,7 +286,12 @@ async function phase(sys: System, keys: string[], channels: string[], subscriber
     const metricsUrl = `http://127.0.0.1:${sys.fanoutPort}/metrics`;
     const scrape = () => scrapeHistogram(metricsUrl, 'castlog_e2e_latency_seconds').catch(() => undefined);
     let metricBefore: Promise<Map<number, number> | undefined> = Promise.resolve(undefined);
-    const COUNTERS = ['castlog_fanout_deliveries_total', 'castlog_fanout_slow_consumers_total', 'castlog_fanout_connections', 'castlog_fanout_subscriptions'];
+    const COUNTERS = [
+      'castlog_fanout_deliveries_total',
+      'castlog_fanout_slow_consumers_total',
+      'castlog_fanout_connections',
+      'castlog_fanout_subscriptions',
+    ];
     const counters = () => Promise.all(COUNTERS.map((n) => scrapeValue(metricsUrl, n)));
     const countersBefore = await counters();
     const total = Math.round(((warmMs + runMs) / 1000) * rate);
@@ -272,15 +334,14 @@ async function phase(sys: System, keys: string[], channels: string[], subscriber
     // Let the last deliveries land: until all have, or nothing has moved for 8 s.
     let last = -1;
     let still = now();
-    for (const until = now() + 30_000; now() < until; ) {
+    for (const until = now() + 30_000; now() < until;) {
       const counts = await Promise.all(children.map((c) => (send(c, { type: 'count' }), nextMessage(c, 'count', 5000))));
       const n = counts.reduce((a, m) => a + (m.received as number), 0);
       if (n >= expectedAll) break;
       if (n !== last) {
         last = n;
         still = now();
-      }
-      else if (now() - still > 8000) break;
+      } else if (now() - still > 8000) break;
       await sleep(50);
     }
     const before = await metricBefore;
@@ -303,7 +364,9 @@ async function phase(sys: System, keys: string[], channels: string[], subscriber
       results.forEach((r, i) => {
         const byCount = new Map<number, number>();
         for (const c of r.perClient as number[]) byCount.set(c, (byCount.get(c) ?? 0) + 1);
-        log(`debug child ${i}: received ${r.received}, clients by received count: ${JSON.stringify([...byCount].sort((a, b) => a[0] - b[0]).slice(0, 20))}`);
+        log(
+          `debug child ${i}: received ${r.received}, clients by received count: ${JSON.stringify([...byCount].sort((a, b) => a[0] - b[0]).slice(0, 20))}`,
+        );
       });
     }
     for (const r of results) {
@@ -316,7 +379,9 @@ async function phase(sys: System, keys: string[], channels: string[], subscriber
     }
     const missing = expected - samples;
     if (missing) {
-      problems.push(`${missing} of ${expected} expected deliveries did not arrive (the fanout counted ${fanoutCounters.deliveries} deliveries of ${expectedAll} over the phase)`);
+      problems.push(
+        `${missing} of ${expected} expected deliveries did not arrive (the fanout counted ${fanoutCounters.deliveries} deliveries of ${expectedAll} over the phase)`,
+      );
       for (const app of ['api', 'fanout'] as const) {
         const out = (sys.output.get(app) ?? []).join('').trim().split('\n').slice(-3).join(' | ');
         if (out) problems.push(`${app} said: ${out.slice(0, 600)}`);
@@ -324,11 +389,26 @@ async function phase(sys: System, keys: string[], channels: string[], subscriber
     }
     return {
       phase: {
-        subscribers, channels: channels.length, rate, seconds: runMs / 1000, fragments: measuredFragments, expected, samples, beforeAck, missing,
-        fromAck: latency(fromAck), fromSend: latency(fromSend), ingestAck: latency(ackHist), fanoutMetric, clockOffsetMs,
+        subscribers,
+        channels: channels.length,
+        rate,
+        seconds: runMs / 1000,
+        fragments: measuredFragments,
+        expected,
+        samples,
+        beforeAck,
+        missing,
+        fromAck: latency(fromAck),
+        fromSend: latency(fromSend),
+        ingestAck: latency(ackHist),
+        fanoutMetric,
+        clockOffsetMs,
         fanoutCounters,
         refusedStreams,
-        perChild: results.map((r) => ({ received: r.received as number, samples: r.samples as number, unmatched: r.unmatched as number })), connectMs, cpu, problems,
+        perChild: results.map((r) => ({ received: r.received as number, samples: r.samples as number, unmatched: r.unmatched as number })),
+        connectMs,
+        cpu,
+        problems,
       } satisfies E2ePhase,
       nextSeq: seq + 1,
     };
@@ -353,16 +433,20 @@ export async function e2eBench(log: (s: string) => void): Promise<E2eResult> {
     await startApp(sys, 'fanout');
     const keys = await Promise.all(Array.from({ length: 10 }, (_, i) => sys.stationKey(`bench-e2e-${i}`)));
     // What 100 stations connecting at once to a freshly started API get (EventLog.ping herd).
-    const burst = await Promise.all(channels.map(async (ch, i) => {
-      // seq 0: below every seq of the phases, so nothing later is taken for a repeat.
-      const s = new StationStream(sys.apiPort, ch, keys[i % keys.length]!);
-      s.write([0], fragmentLine(0));
-      const status = await Promise.race([s.responded, sleep(30_000).then(() => -1)]);
-      await s.end(10_000);
-      return status;
-    }));
+    const burst = await Promise.all(
+      channels.map(async (ch, i) => {
+        // seq 0: below every seq of the phases, so nothing later is taken for a repeat.
+        const s = new StationStream(sys.apiPort, ch, keys[i % keys.length]!);
+        s.write([0], fragmentLine(0));
+        const status = await Promise.race([s.responded, sleep(30_000).then(() => -1)]);
+        await s.end(10_000);
+        return status;
+      }),
+    );
     const startBurst = { streams: burst.length, refused: burst.filter((st) => st !== 200).length, statuses: [...new Set(burst)].sort() };
-    log(`e2e: ${startBurst.refused} of ${startBurst.streams} streams opened at once on the fresh API were refused (${startBurst.statuses.join(', ')})`);
+    log(
+      `e2e: ${startBurst.refused} of ${startBurst.streams} streams opened at once on the fresh API were refused (${startBurst.statuses.join(', ')})`,
+    );
     await sleep(1500);
     const phases: E2ePhase[] = [];
     let nextSeq = 1;
@@ -370,7 +454,9 @@ export async function e2eBench(log: (s: string) => void): Promise<E2eResult> {
       const r = await phase(sys, keys, channels, subs, rate, warmMs, runMs, nextSeq, log);
       nextSeq = r.nextSeq;
       phases.push(r.phase);
-      log(`e2e: ${subs} subscribers: ack->ws p50 ${r.phase.fromAck.p50} ms p99 ${r.phase.fromAck.p99} ms max ${r.phase.fromAck.max} ms (${r.phase.samples} deliveries)${r.phase.problems.length ? ` PROBLEMS: ${r.phase.problems.join('; ')}` : ''}`);
+      log(
+        `e2e: ${subs} subscribers: ack->ws p50 ${r.phase.fromAck.p50} ms p99 ${r.phase.fromAck.p99} ms max ${r.phase.fromAck.max} ms (${r.phase.samples} deliveries)${r.phase.problems.length ? ` PROBLEMS: ${r.phase.problems.join('; ')}` : ''}`,
+      );
     }
     return { rate, kafkaFloor: floor, startBurst, phases };
   } finally {

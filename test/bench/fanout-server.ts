@@ -43,7 +43,17 @@ function caption(channel: string): CaptionFragmentReceived {
   const seq = (nextSeq.get(channel) ?? 0) + 1;
   nextSeq.set(channel, seq);
   fed.set(channel, (fed.get(channel) ?? 0) + 1);
-  return { channel, station: 'bench-station', seq, text: `${CAPTION_TEXT} ${seq}`, start: START + seq * 100, end: START + seq * 100 + 90, mode: 'rollup', lang: 'en', receivedAt: Date.now() };
+  return {
+    channel,
+    station: 'bench-station',
+    seq,
+    text: `${CAPTION_TEXT} ${seq}`,
+    start: START + seq * 100,
+    end: START + seq * 100 + 90,
+    mode: 'rollup',
+    lang: 'en',
+    receivedAt: Date.now(),
+  };
 }
 
 /** One round: `perChannel` new captions on every channel. */
@@ -86,22 +96,40 @@ async function startServer(m: Msg): Promise<number> {
   if (mode === 'castlog') {
     // As apps/fanout/main.ts wires it, metrics included; only the archive is a stub.
     const metrics = createRegistry('fanout-bench');
-    const deliveries = new prom.Counter({ name: 'castlog_fanout_deliveries_total', help: 'Messages handed to WebSockets', registers: [metrics] });
-    const slow = new prom.Counter({ name: 'castlog_fanout_slow_consumers_total', help: 'Clients closed for falling behind', registers: [metrics] });
+    const deliveries = new prom.Counter({
+      name: 'castlog_fanout_deliveries_total',
+      help: 'Messages handed to WebSockets',
+      registers: [metrics],
+    });
+    const slow = new prom.Counter({
+      name: 'castlog_fanout_slow_consumers_total',
+      help: 'Clients closed for falling behind',
+      registers: [metrics],
+    });
     const e2e = new prom.Histogram({ name: 'castlog_e2e_latency_seconds', help: 'e2e', buckets: LATENCY_BUCKETS, registers: [metrics] });
     const archive: CaptionArchive = { after: async () => ({ rows: [], appliedUpTo: 0 }) };
-    hub = new Hub({ partitions: PARTITIONS, startOffsets: Array(PARTITIONS).fill(0), historyCapacity: m.history, maxBackpressure: m.maxBackpressure, archive, stats: {
-      delivered: (n) => {
-        sent += n;
-        deliveries.inc(n);
+    hub = new Hub({
+      partitions: PARTITIONS,
+      startOffsets: Array(PARTITIONS).fill(0),
+      historyCapacity: m.history,
+      maxBackpressure: m.maxBackpressure,
+      archive,
+      stats: {
+        delivered: (n) => {
+          sent += n;
+          deliveries.inc(n);
+        },
+        slowClosed: () => {
+          slowClosed++;
+          slow.inc();
+        },
+        fannedOut: (_p, _o, receivedAt) => e2e.observe(Math.max(0, Date.now() - receivedAt) / 1000),
       },
-      slowClosed: () => {
-        slowClosed++;
-        slow.inc();
-      },
-      fannedOut: (_p, _o, receivedAt) => e2e.observe(Math.max(0, Date.now() - receivedAt) / 1000),
-    } });
-    const server = await startFanoutServer({ captions: hub }, { port: 0, maxBackpressure: m.maxBackpressure, metrics, ready: async () => true });
+    });
+    const server = await startFanoutServer(
+      { captions: hub },
+      { port: 0, maxBackpressure: m.maxBackpressure, metrics, ready: async () => true },
+    );
     closeServer = () => server.close();
     return server.port;
   }
@@ -158,7 +186,17 @@ async function run(m: Msg): Promise<void> {
   }
   const feedMs = performance.now() - t0;
   const perChannelFed = Object.fromEntries(fed);
-  process.send!({ type: 'fed', records, rounds, waits, sent, slowClosed, feedMs, perChannel: perChannelFed, cpuSeconds: (cpuSeconds(process.pid) ?? 0) - cpu0 });
+  process.send!({
+    type: 'fed',
+    records,
+    rounds,
+    waits,
+    sent,
+    slowClosed,
+    feedMs,
+    perChannel: perChannelFed,
+    cpuSeconds: (cpuSeconds(process.pid) ?? 0) - cpu0,
+  });
 }
 
 process.on('message', (m: Msg) => {
@@ -174,7 +212,13 @@ process.on('message', (m: Msg) => {
       void run(m).catch(childFatal);
       break;
     case 'stats':
-      process.send!({ type: 'stats', sent, slowClosed, cpuSeconds: cpuSeconds(process.pid), connections: mode === 'ws' ? wss!.clients.size : hub?.subscriptionCount() });
+      process.send!({
+        type: 'stats',
+        sent,
+        slowClosed,
+        cpuSeconds: cpuSeconds(process.pid),
+        connections: mode === 'ws' ? wss!.clients.size : hub?.subscriptionCount(),
+      });
       break;
     case 'stop':
       closeServer();

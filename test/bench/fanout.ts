@@ -65,13 +65,26 @@ async function startSide(kind: Kind, clients: number, channels: string[], client
     send(server, { type: 'progress', received: side.received });
   });
   const ready = nextMessage(c, 'ready', 180_000);
-  send(c, { type: 'start', url: `ws://127.0.0.1:${port}/v1/live`, clients, base: 0, channels, mode: clientMode, measureFrom: Number.MAX_SAFE_INTEGER, progressMs: 5 });
+  send(c, {
+    type: 'start',
+    url: `ws://127.0.0.1:${port}/v1/live`,
+    clients,
+    base: 0,
+    channels,
+    mode: clientMode,
+    measureFrom: Number.MAX_SAFE_INTEGER,
+    progressMs: 5,
+  });
   const r = await ready;
   if (r.subscribed < r.clients) throw new Error(`${kind}: only ${r.subscribed} of ${r.clients} clients subscribed`);
   return side;
 }
 
-async function runOnce(side: Side, channels: string[], opts: { durationMs: number; perChannel: number; window: number }): Promise<FanoutRun> {
+async function runOnce(
+  side: Side,
+  channels: string[],
+  opts: { durationMs: number; perChannel: number; window: number },
+): Promise<FanoutRun> {
   const problems: string[] = [];
   const meter = new CpuMeter(() => ({ server: side.server.pid, clients: side.clients.pid }));
   const before = side.received;
@@ -126,9 +139,14 @@ export async function fanoutBench(log: (s: string) => void): Promise<FanoutResul
   const durationMs = knob('FANOUT_SECONDS', 4, 2) * 1000;
   const rounds = knob('FANOUT_ROUNDS', 2, 1);
   const window = knob('FANOUT_WINDOW', 200_000, 100_000);
-  const shapes = (process.env.BENCH_FANOUT_SHAPES ?? '1,4').split(',').map(Number).filter((n) => n > 0);
+  const shapes = (process.env.BENCH_FANOUT_SHAPES ?? '1,4')
+    .split(',')
+    .map(Number)
+    .filter((n) => n > 0);
   const clientMode = process.env.BENCH_FANOUT_CLIENT === 'ws' ? 'ws' : 'raw';
-  log(`fanout: ${clients} clients on ${channels.length} channels per server; shapes ${shapes.join(', ')} caption(s) per channel per round; ${rounds} round(s) of ${durationMs / 1000}s each`);
+  log(
+    `fanout: ${clients} clients on ${channels.length} channels per server; shapes ${shapes.join(', ')} caption(s) per channel per round; ${rounds} round(s) of ${durationMs / 1000}s each`,
+  );
   const sides: Side[] = [];
   try {
     sides.push(await startSide('castlog', clients, channels, clientMode));
@@ -141,7 +159,9 @@ export async function fanoutBench(log: (s: string) => void): Promise<FanoutResul
         for (const side of r % 2 ? [...sides].reverse() : sides) {
           const run = await runOnce(side, channels, { durationMs, perChannel, window });
           runs.push(run);
-          log(`fanout: ${perChannel}/channel/round ${side.kind}: ${run.deliveriesPerSec.toLocaleString()} deliveries/s, ${run.perServerCpuSecond.toLocaleString()} per server CPU-s (server ${run.cpu.server}%, clients ${run.cpu.clients}%, other ${run.cpu.other}%)${run.verified ? '' : ` PROBLEMS: ${run.problems.join('; ')}`}`);
+          log(
+            `fanout: ${perChannel}/channel/round ${side.kind}: ${run.deliveriesPerSec.toLocaleString()} deliveries/s, ${run.perServerCpuSecond.toLocaleString()} per server CPU-s (server ${run.cpu.server}%, clients ${run.cpu.clients}%, other ${run.cpu.other}%)${run.verified ? '' : ` PROBLEMS: ${run.problems.join('; ')}`}`,
+          );
         }
       }
       const c = best(runs.filter((x) => x.server === 'castlog'));
@@ -156,7 +176,14 @@ export async function fanoutBench(log: (s: string) => void): Promise<FanoutResul
         runs,
       });
     }
-    return { clients, channels: channels.length, clientKind: clientMode === 'raw' ? 'raw RFC 6455 frame-counting clients' : '`ws` package clients', secondsPerRun: durationMs / 1000, rounds, shapes: out };
+    return {
+      clients,
+      channels: channels.length,
+      clientKind: clientMode === 'raw' ? 'raw RFC 6455 frame-counting clients' : '`ws` package clients',
+      secondsPerRun: durationMs / 1000,
+      rounds,
+      shapes: out,
+    };
   } finally {
     for (const s of sides) send(s.server, { type: 'stop' });
     await Promise.all(sides.flatMap((s) => [stopChild(s.server), stopChild(s.clients)]));

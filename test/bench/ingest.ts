@@ -9,7 +9,22 @@ import { TOPICS } from '../../schemas/catalog.ts';
 import { newMeta, toHeaders } from '../../schemas/envelope.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import { System } from '../support/system.ts';
-import { CAPTION_TEXT, CpuMeter, StationStream, fragmentLine, openStations, histogram, kafkaPid, knob, latency, measureWindow, now, startApp, trackSystem, type Latency } from './common.ts';
+import {
+  CAPTION_TEXT,
+  CpuMeter,
+  StationStream,
+  fragmentLine,
+  openStations,
+  histogram,
+  kafkaPid,
+  knob,
+  latency,
+  measureWindow,
+  now,
+  startApp,
+  trackSystem,
+  type Latency,
+} from './common.ts';
 
 export interface IngestResult {
   stations: number;
@@ -19,7 +34,15 @@ export interface IngestResult {
   /** fragments/s of every round, best first not implied. */
   all: { api: number[]; eventLogAppend: number[]; rawKafka: number[] };
   /** errors: lines the API answered with an error (e.g. "not stored: Kafka is unavailable"), over the whole run. */
-  api: { fragmentsPerSec: number; acked: number; errors: number; refusedStreams: number; lastError?: string; ack: Latency; cpu: Record<string, number> };
+  api: {
+    fragmentsPerSec: number;
+    acked: number;
+    errors: number;
+    refusedStreams: number;
+    lastError?: string;
+    ack: Latency;
+    cpu: Record<string, number>;
+  };
   /** failures: appends that rejected (EventLog's 900 ms append timeout), over the whole run. */
   eventLogAppend: { fragmentsPerSec: number; failures: number; ack: Latency; cpu: Record<string, number> };
   rawKafka: { fragmentsPerSec: number; batch: number; perBatch: Latency; cpu: Record<string, number> };
@@ -29,7 +52,15 @@ export interface IngestResult {
 
 const START = 1_700_000_000_000;
 const dataFor = (channel: string, station: string, seq: number) => ({
-  channel, station, seq, text: `${CAPTION_TEXT} ${seq}`, start: START + seq * 100, end: START + seq * 100 + 90, mode: 'rollup' as const, lang: 'en', receivedAt: Date.now(),
+  channel,
+  station,
+  seq,
+  text: `${CAPTION_TEXT} ${seq}`,
+  start: START + seq * 100,
+  end: START + seq * 100 + 90,
+  mode: 'rollup' as const,
+  lang: 'en',
+  receivedAt: Date.now(),
 });
 
 /** Closed loop through the API: each station keeps `window` fragments unacknowledged. */
@@ -40,10 +71,14 @@ async function throughApi(sys: System, keys: string[], window: number, warmMs: n
   let stopping = false;
   let measuring = false;
   let errors = 0;
-  const opened = await openStations(sys.apiPort, keys.map((key, i) => ({ channel: `bench.ingest${i}`, key })), () => {
-    const q = ++seq;
-    return { seq: q, line: fragmentLine(q) };
-  });
+  const opened = await openStations(
+    sys.apiPort,
+    keys.map((key, i) => ({ channel: `bench.ingest${i}`, key })),
+    () => {
+      const q = ++seq;
+      return { seq: q, line: fragmentLine(q) };
+    },
+  );
   const streams = opened.streams;
   const topUp = (s: StationStream) => {
     if (stopping) return;
@@ -74,7 +109,15 @@ async function throughApi(sys: System, keys: string[], window: number, warmMs: n
     if (s.status !== 200) throw new Error(`ingest answered ${s.status}`);
   }
   const lastError = streams.find((s) => s.lastError)?.lastError;
-  return { fragmentsPerSec: Math.round(inWindow / seconds), acked: inWindow, errors, refusedStreams: opened.refused, ...(lastError ? { lastError } : {}), ack: latency(hist), cpu };
+  return {
+    fragmentsPerSec: Math.round(inWindow / seconds),
+    acked: inWindow,
+    errors,
+    refusedStreams: opened.refused,
+    ...(lastError ? { lastError } : {}),
+    ack: latency(hist),
+    cpu,
+  };
 }
 
 /** The same closed loop straight into EventLog.append, in this process (no HTTP, same group commit). */
@@ -91,7 +134,9 @@ async function throughEventLog(log: EventLog, stations: number, window: number, 
     const channel = `bench.ingest${i}`;
     const t = now();
     const p = log
-      .append([{ type: 'CaptionFragmentReceived', key: channel, source: '/stations/bench', data: dataFor(channel, `bench-ingest-${i}`, ++seq) }])
+      .append([
+        { type: 'CaptionFragmentReceived', key: channel, source: '/stations/bench', data: dataFor(channel, `bench-ingest-${i}`, ++seq) },
+      ])
       .then(
         () => {
           if (measuring) {
@@ -116,7 +161,11 @@ async function throughEventLog(log: EventLog, stations: number, window: number, 
 
 /** Kafka's own ceiling for this client library and these settings: pre-encoded batches, acks=all. */
 async function rawKafka(log: EventLog, stations: number, batch: number, warmMs: number, runMs: number, meter: CpuMeter) {
-  const kafka = new Kafka({ clientId: 'castlog-bench', brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','), logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({
+    clientId: 'castlog-bench',
+    brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','),
+    logLevel: logLevel.NOTHING,
+  });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   await producer.connect();
   const topic = log.topicName('captions');
@@ -188,7 +237,8 @@ export async function ingestBench(log: (s: string) => void): Promise<IngestResul
       ];
       for (const step of r % 2 ? steps.reverse() : steps) await step();
     }
-    const best = <T extends { fragmentsPerSec: number }>(xs: T[]): T => xs.reduce((a, b) => (b.fragmentsPerSec > a.fragmentsPerSec ? b : a));
+    const best = <T extends { fragmentsPerSec: number }>(xs: T[]): T =>
+      xs.reduce((a, b) => (b.fragmentsPerSec > a.fragmentsPerSec ? b : a));
     const api = best(apis);
     const direct = best(directs);
     const raw = best(raws);
@@ -200,7 +250,11 @@ export async function ingestBench(log: (s: string) => void): Promise<IngestResul
       api,
       eventLogAppend: direct,
       rawKafka: raw,
-      all: { api: apis.map((a) => a.fragmentsPerSec), eventLogAppend: directs.map((a) => a.fragmentsPerSec), rawKafka: raws.map((a) => a.fragmentsPerSec) },
+      all: {
+        api: apis.map((a) => a.fragmentsPerSec),
+        eventLogAppend: directs.map((a) => a.fragmentsPerSec),
+        rawKafka: raws.map((a) => a.fragmentsPerSec),
+      },
       ratioToEventLog: Math.round((api.fragmentsPerSec / Math.max(1, direct.fragmentsPerSec)) * 100) / 100,
       ratioToRawKafka: Math.round((api.fragmentsPerSec / Math.max(1, raw.fragmentsPerSec)) * 100) / 100,
     };
@@ -224,7 +278,11 @@ export async function dropSystem(sys: System): Promise<void> {
   } finally {
     await client.end().catch(() => undefined);
   }
-  const log = new EventLog((process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','), sys.env.TOPIC_PREFIX!, createLogger('bench', 'silent'));
+  const log = new EventLog(
+    (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','),
+    sys.env.TOPIC_PREFIX!,
+    createLogger('bench', 'silent'),
+  );
   try {
     await log.deleteTopics();
   } catch {

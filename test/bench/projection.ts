@@ -49,7 +49,17 @@ function events(n: number, channels: string[]): NewEvent<'CaptionFragmentReceive
       type: 'CaptionFragmentReceived',
       key: channel,
       source: '/stations/bench',
-      data: { channel, station: 'bench-station', seq: s, text: `${CAPTION_TEXT} ${s}`, start: START + s * 100, end: START + s * 100 + 90, mode: 'rollup', lang: 'en', receivedAt: Date.now() },
+      data: {
+        channel,
+        station: 'bench-station',
+        seq: s,
+        text: `${CAPTION_TEXT} ${s}`,
+        start: START + s * 100,
+        end: START + s * 100 + 90,
+        mode: 'rollup',
+        lang: 'en',
+        receivedAt: Date.now(),
+      },
     };
   });
 }
@@ -160,13 +170,17 @@ async function runProjector(sys: System, n: number, unique: number) {
   if (!tDone) throw new Error(`the projector applied ${seen.get(name)?.applied ?? 0} of ${n} events in time`);
   const cpu = meter.end();
   const { rows } = await sql<{ rows: number; counted: number }>`
-    SELECT (SELECT count(*)::int FROM ${sql.id(name, 'caption_fragments')}) AS rows, (SELECT sum(fragment_count)::int FROM ${sql.id(name, 'channels')}) AS counted`.execute(sys.db);
+    SELECT (SELECT count(*)::int FROM ${sql.id(name, 'caption_fragments')}) AS rows, (SELECT sum(fragment_count)::int FROM ${sql.id(name, 'channels')}) AS counted`.execute(
+    sys.db,
+  );
   const rowsVerified = rows[0]?.rows === unique && rows[0]?.counted === unique;
   const others = Object.fromEntries(
-    [...seen.keys()].filter((p) => p !== name).map((p) => {
-      const d = doneAt.get(p);
-      return [p, d ? Math.round(n / ((d - tAssigned) / 1000)) : `not done: ${seen.get(p)?.applied} of ${n} applied`];
-    }),
+    [...seen.keys()]
+      .filter((p) => p !== name)
+      .map((p) => {
+        const d = doneAt.get(p);
+        return [p, d ? Math.round(n / ((d - tAssigned) / 1000)) : `not done: ${seen.get(p)?.applied} of ${n} applied`];
+      }),
   );
   return {
     which: `apps/projector/main.ts (${name})`,
@@ -209,10 +223,13 @@ export async function projectionBench(log: (s: string) => void): Promise<Project
     const appendSeconds = (now() - ta) / 1000;
     const inLog = await sys.captionsInLog();
     if (inLog < n) throw new Error(`the log holds ${inLog} of ${n} events`);
-    if (appendFailures) log(`projection: ${appendFailures} append calls failed and were repeated; the log holds ${inLog} records for ${n} events`);
+    if (appendFailures)
+      log(`projection: ${appendFailures} append calls failed and were repeated; the log holds ${inLog} records for ${n} events`);
     log(`projection: appended in ${appendSeconds.toFixed(1)}s; consume-only baseline`);
     const consume = await consumeOnly(sys.log, inLog);
-    log(`projection: consume-only ${consume.eventsPerSec.toLocaleString()} events/s (mean batch ${consume.meanBatch}); INSERT unnest baseline`);
+    log(
+      `projection: consume-only ${consume.eventsPerSec.toLocaleString()} events/s (mean batch ${consume.meanBatch}); INSERT unnest baseline`,
+    );
     const insert = await insertUnnest(sys, evs, consume.meanBatch);
     log(`projection: INSERT unnest ${insert.eventsPerSec.toLocaleString()} rows/s; projector`);
     const projector = await runProjector(sys, inLog, n);
@@ -220,7 +237,12 @@ export async function projectionBench(log: (s: string) => void): Promise<Project
     return {
       events: n,
       records: inLog,
-      append: { seconds: Math.round(appendSeconds * 1000) / 1000, eventsPerSec: Math.round(n / appendSeconds), chunk, failures: appendFailures },
+      append: {
+        seconds: Math.round(appendSeconds * 1000) / 1000,
+        eventsPerSec: Math.round(n / appendSeconds),
+        chunk,
+        failures: appendFailures,
+      },
       projector,
       consumeOnly: consume,
       insertUnnest: insert,

@@ -22,7 +22,9 @@ export interface RebuildResult {
 const START = 1_700_000_000_000;
 
 async function applied(sys: System, key: string): Promise<number> {
-  const { rows } = await sql<{ n: string | null }>`SELECT sum(next_offset) AS n FROM projection_positions WHERE projection = ${key}`.execute(sys.db);
+  const { rows } = await sql<{
+    n: string | null;
+  }>`SELECT sum(next_offset) AS n FROM projection_positions WHERE projection = ${key}`.execute(sys.db);
   return Number(rows[0]?.n ?? 0);
 }
 
@@ -41,7 +43,22 @@ export async function rebuildBench(log: (s: string) => void): Promise<RebuildRes
         const channel = channels[j % channels.length]!;
         const s = (seq.get(channel) ?? 0) + 1;
         seq.set(channel, s);
-        evs.push({ type: 'CaptionFragmentReceived', key: channel, source: '/stations/bench', data: { channel, station: 'bench-station', seq: s, text: `${CAPTION_TEXT} ${s}`, start: START + s * 100, end: START + s * 100 + 90, mode: 'rollup', lang: 'en', receivedAt: Date.now() } });
+        evs.push({
+          type: 'CaptionFragmentReceived',
+          key: channel,
+          source: '/stations/bench',
+          data: {
+            channel,
+            station: 'bench-station',
+            seq: s,
+            text: `${CAPTION_TEXT} ${s}`,
+            start: START + s * 100,
+            end: START + s * 100 + 90,
+            mode: 'rollup',
+            lang: 'en',
+            receivedAt: Date.now(),
+          },
+        });
       }
       for (let attempt = 1; ; attempt++) {
         try {
@@ -76,14 +93,19 @@ export async function rebuildBench(log: (s: string) => void): Promise<RebuildRes
     }
     const seconds = (now() - t2) / 1000;
     const catchUpSeconds = ((caughtUp ?? now()) - t2) / 1000;
-    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql.id(`captions_v${version}`, 'caption_fragments')}`.execute(sys.db);
+    const { rows } = await sql<{
+      n: number;
+    }>`SELECT count(*)::int AS n FROM ${sql.id(`captions_v${version}`, 'caption_fragments')}`.execute(sys.db);
     return {
       events: n,
       appendSeconds: Math.round(appendSeconds * 10) / 10,
       firstBuild: { seconds: Math.round(first * 100) / 100, eventsPerSec: Math.round(n / first) },
       rebuild: {
-        seconds: Math.round(seconds * 100) / 100, eventsPerSec: Math.round(n / seconds), rowsVerified: rows[0]?.n === n,
-        catchUpSeconds: Math.round(catchUpSeconds * 100) / 100, indexAndSwapSeconds: Math.round((seconds - catchUpSeconds) * 100) / 100,
+        seconds: Math.round(seconds * 100) / 100,
+        eventsPerSec: Math.round(n / seconds),
+        rowsVerified: rows[0]?.n === n,
+        catchUpSeconds: Math.round(catchUpSeconds * 100) / 100,
+        indexAndSwapSeconds: Math.round((seconds - catchUpSeconds) * 100) / 100,
       },
       ratioToFirstBuild: Math.round((seconds / first) * 100) / 100,
       targetSeconds: 30,
@@ -93,4 +115,3 @@ export async function rebuildBench(log: (s: string) => void): Promise<RebuildRes
     await dropSystem(sys);
   }
 }
-

@@ -6,9 +6,15 @@ import { fmt, type Latency } from './common.ts';
 
 type Row = [scenario: string, metric: string, castlog: string, baseline: string, ratio: string, target: string];
 
-const ms = (l: Latency | undefined, keys: (keyof Latency)[] = ['p50', 'p99', 'max']) => (l ? keys.map((k) => fmt(l[k], 1)).join(' / ') : 'n/a');
+const ms = (l: Latency | undefined, keys: (keyof Latency)[] = ['p50', 'p99', 'max']) =>
+  l ? keys.map((k) => fmt(l[k], 1)).join(' / ') : 'n/a';
 const x = (r: number | undefined) => (r === undefined || !Number.isFinite(r) ? 'n/a' : `${r.toFixed(2)}x`);
-const cpu = (c: Record<string, number> | undefined) => (c ? Object.entries(c).map(([k, v]) => `${k} ${v}%`).join(', ') : '');
+const cpu = (c: Record<string, number> | undefined) =>
+  c
+    ? Object.entries(c)
+        .map(([k, v]) => `${k} ${v}%`)
+        .join(', ')
+    : '';
 const verdict = (ok: boolean) => (ok ? 'MET' : 'MISSED');
 
 export function report(r: Results): string {
@@ -17,14 +23,33 @@ export function report(r: Results): string {
   const i = r.ingest;
   if (i) {
     const s = `1 ingest (${i.stations} stations x ${i.windowPerStation} in flight)`;
-    rows.push([s, 'fragments/s via API, acks=all', fmt(i.api.fragmentsPerSec), `EventLog.append in-process ${fmt(i.eventLogAppend.fragmentsPerSec)}`, x(i.ratioToEventLog), '']);
+    rows.push([
+      s,
+      'fragments/s via API, acks=all',
+      fmt(i.api.fragmentsPerSec),
+      `EventLog.append in-process ${fmt(i.eventLogAppend.fragmentsPerSec)}`,
+      x(i.ratioToEventLog),
+      '',
+    ]);
     rows.push(['', '', '', `raw kafkajs, ${i.rawKafka.batch}/batch ${fmt(i.rawKafka.fragmentsPerSec)}`, x(i.ratioToRawKafka), '']);
-    rows.push(['', 'ack latency p50 / p99 / max ms (saturated)', ms(i.api.ack), `EventLog.append ${ms(i.eventLogAppend.ack)}`, x(i.api.ack.p99 / i.eventLogAppend.ack.p99), '']);
+    rows.push([
+      '',
+      'ack latency p50 / p99 / max ms (saturated)',
+      ms(i.api.ack),
+      `EventLog.append ${ms(i.eventLogAppend.ack)}`,
+      x(i.api.ack.p99 / i.eventLogAppend.ack.p99),
+      '',
+    ]);
     if (i.api.refusedStreams) notes.push(`ingest: ${i.api.refusedStreams} stream openings were refused by the API and retried`);
     if (i.api.errors) notes.push(`ingest: the API refused ${fmt(i.api.errors)} lines over the run, e.g. ${i.api.lastError}`);
-    if (i.eventLogAppend.failures) notes.push(`ingest: ${fmt(i.eventLogAppend.failures)} EventLog.append calls rejected (900 ms append timeout) in the baseline run`);
-    notes.push(`ingest: best of ${i.rounds} alternating round(s) of ${i.seconds} s; all rounds fragments/s: API ${i.all.api.join(', ')}; EventLog.append ${i.all.eventLogAppend.join(', ')}; raw kafkajs ${i.all.rawKafka.join(', ')}`);
-    notes.push(`ingest CPU (% of one core) API run: ${cpu(i.api.cpu)}; EventLog.append run: ${cpu(i.eventLogAppend.cpu)}; raw kafkajs run: ${cpu(i.rawKafka.cpu)}`);
+    if (i.eventLogAppend.failures)
+      notes.push(`ingest: ${fmt(i.eventLogAppend.failures)} EventLog.append calls rejected (900 ms append timeout) in the baseline run`);
+    notes.push(
+      `ingest: best of ${i.rounds} alternating round(s) of ${i.seconds} s; all rounds fragments/s: API ${i.all.api.join(', ')}; EventLog.append ${i.all.eventLogAppend.join(', ')}; raw kafkajs ${i.all.rawKafka.join(', ')}`,
+    );
+    notes.push(
+      `ingest CPU (% of one core) API run: ${cpu(i.api.cpu)}; EventLog.append run: ${cpu(i.eventLogAppend.cpu)}; raw kafkajs run: ${cpu(i.rawKafka.cpu)}`,
+    );
   }
   const e = r.e2e;
   if (e) {
@@ -32,47 +57,121 @@ export function report(r: Results): string {
     for (const p of e.phases) {
       const s = `2 e2e ${fmt(p.subscribers)} subs, ${p.channels} ch, ${fmt(p.rate)}/s`;
       const large = p.subscribers >= 10_000;
-      rows.push([s, 'ack -> WS p50 / p99 / max ms', ms(p.fromAck), `Kafka leg alone ${ms(f.latency)}`, x(p.fromAck.p99 / f.latency.p99), large ? `p99 <= 25: ${verdict(p.fromAck.p99 <= 25 && p.missing === 0)}` : '']);
+      rows.push([
+        s,
+        'ack -> WS p50 / p99 / max ms',
+        ms(p.fromAck),
+        `Kafka leg alone ${ms(f.latency)}`,
+        x(p.fromAck.p99 / f.latency.p99),
+        large ? `p99 <= 25: ${verdict(p.fromAck.p99 <= 25 && p.missing === 0)}` : '',
+      ]);
       rows.push(['', 'station send -> WS p50 / p99 / max ms', ms(p.fromSend), '', '', '']);
       rows.push(['', 'ingest ack p50 / p99 / max ms (paced)', ms(p.ingestAck), '', '', '']);
       if (p.fanoutMetric) {
         const le = p.fanoutMetric.le;
-        rows.push(['', 'fanout metric API->hub: share <= 5 / 10 / 25 / 50 ms', `${le['5ms'] ?? '?'}% / ${le['10ms'] ?? '?'}% / ${le['25ms'] ?? '?'}% / ${le['50ms'] ?? '?'}%`, '', '', '']);
+        rows.push([
+          '',
+          'fanout metric API->hub: share <= 5 / 10 / 25 / 50 ms',
+          `${le['5ms'] ?? '?'}% / ${le['10ms'] ?? '?'}% / ${le['25ms'] ?? '?'}% / ${le['50ms'] ?? '?'}%`,
+          '',
+          '',
+          '',
+        ]);
       }
-      rows.push(['', 'deliveries measured / expected', `${fmt(p.samples)} / ${fmt(p.expected)}`, `${fmt(p.beforeAck)} arrived before the ack (as 0 ms)`, '', '']);
-      notes.push(`e2e ${p.subscribers} subs CPU: ${cpu(p.cpu)};${p.refusedStreams ? ` ${p.refusedStreams} stream openings refused and retried;` : ''} clock offsets child-parent ${p.clockOffsetMs.join(', ')} ms; connect ${p.connectMs} ms${p.problems.length ? `; PROBLEMS: ${p.problems.join('; ')}` : ''}`);
+      rows.push([
+        '',
+        'deliveries measured / expected',
+        `${fmt(p.samples)} / ${fmt(p.expected)}`,
+        `${fmt(p.beforeAck)} arrived before the ack (as 0 ms)`,
+        '',
+        '',
+      ]);
+      notes.push(
+        `e2e ${p.subscribers} subs CPU: ${cpu(p.cpu)};${p.refusedStreams ? ` ${p.refusedStreams} stream openings refused and retried;` : ''} clock offsets child-parent ${p.clockOffsetMs.join(', ')} ms; connect ${p.connectMs} ms${p.problems.length ? `; PROBLEMS: ${p.problems.join('; ')}` : ''}`,
+      );
     }
-    notes.push(`e2e start-up burst: ${e.startBurst.refused} of ${e.startBurst.streams} station streams opened at once on the fresh API were refused (HTTP ${e.startBurst.statuses.join('/')})`);
-    notes.push(`e2e Kafka leg alone: ${fmt(f.samples)} samples, ${fmt(f.beforeAck)} consumed before the append resolved; its EventLog.append p50 / p99 / max ${ms(f.append)} ms`);
+    notes.push(
+      `e2e start-up burst: ${e.startBurst.refused} of ${e.startBurst.streams} station streams opened at once on the fresh API were refused (HTTP ${e.startBurst.statuses.join('/')})`,
+    );
+    notes.push(
+      `e2e Kafka leg alone: ${fmt(f.samples)} samples, ${fmt(f.beforeAck)} consumed before the append resolved; its EventLog.append p50 / p99 / max ${ms(f.append)} ms`,
+    );
   }
   const fo = r.fanout;
   if (fo) {
     for (const sh of fo.shapes) {
       const s = `3 fanout ${fmt(fo.clients)} clients, ${fo.channels} ch, ${sh.perChannel} msg/client/round`;
       const ok = sh.castlog.deliveriesPerSec >= 1_000_000 && sh.ratio >= 5 && sh.castlog.verified;
-      rows.push([s, 'deliveries/s (all verified received)', fmt(sh.castlog.deliveriesPerSec), `plain ws server ${fmt(sh.ws.deliveriesPerSec)}`, x(sh.ratio), `>= 1M and >= 5x: ${verdict(ok)}`]);
-      rows.push(['', 'deliveries per server CPU-second', fmt(sh.castlog.perServerCpuSecond), `plain ws server ${fmt(sh.ws.perServerCpuSecond)}`, x(sh.cpuEfficiencyRatio), '']);
+      rows.push([
+        s,
+        'deliveries/s (all verified received)',
+        fmt(sh.castlog.deliveriesPerSec),
+        `plain ws server ${fmt(sh.ws.deliveriesPerSec)}`,
+        x(sh.ratio),
+        `>= 1M and >= 5x: ${verdict(ok)}`,
+      ]);
+      rows.push([
+        '',
+        'deliveries per server CPU-second',
+        fmt(sh.castlog.perServerCpuSecond),
+        `plain ws server ${fmt(sh.ws.perServerCpuSecond)}`,
+        x(sh.cpuEfficiencyRatio),
+        '',
+      ]);
       notes.push(`fanout ${sh.perChannel}/round CPU of the best runs: castlog ${cpu(sh.castlog.cpu)}; ws ${cpu(sh.ws.cpu)}`);
-      for (const run of sh.runs) if (!run.verified) notes.push(`fanout ${run.server} ${run.perChannel}/round PROBLEMS: ${run.problems.join('; ')}`);
+      for (const run of sh.runs)
+        if (!run.verified) notes.push(`fanout ${run.server} ${run.perChannel}/round PROBLEMS: ${run.problems.join('; ')}`);
     }
-    notes.push(`fanout clients: ${fo.clientKind}, one process per server; best of ${fo.rounds} alternating round(s) of ${fo.secondsPerRun} s`);
+    notes.push(
+      `fanout clients: ${fo.clientKind}, one process per server; best of ${fo.rounds} alternating round(s) of ${fo.secondsPerRun} s`,
+    );
   }
   const p = r.projection;
   if (p) {
     const s = `4 projection ${fmt(p.events)} events`;
-    rows.push([s, 'events/s, partitions assigned -> all applied', fmt(p.projector.eventsPerSec), `INSERT unnest ${fmt(p.insertUnnest.eventsPerSec)} (batch ${fmt(p.insertUnnest.batch)})`, x(p.ratioToInsert), `>= 50k: ${verdict(p.projector.eventsPerSec >= 50_000 && p.projector.rowsVerified)}`]);
+    rows.push([
+      s,
+      'events/s, partitions assigned -> all applied',
+      fmt(p.projector.eventsPerSec),
+      `INSERT unnest ${fmt(p.insertUnnest.eventsPerSec)} (batch ${fmt(p.insertUnnest.batch)})`,
+      x(p.ratioToInsert),
+      `>= 50k: ${verdict(p.projector.eventsPerSec >= 50_000 && p.projector.rowsVerified)}`,
+    ]);
     rows.push(['', '', '', `consume only ${fmt(p.consumeOnly.eventsPerSec)}`, x(p.ratioToConsume), '']);
-    rows.push(['', 'events/s, process spawn -> all applied', fmt(p.projector.totalEventsPerSec), `(start-up ${fmt(p.projector.startupSeconds, 1)} s)`, '', '']);
+    rows.push([
+      '',
+      'events/s, process spawn -> all applied',
+      fmt(p.projector.totalEventsPerSec),
+      `(start-up ${fmt(p.projector.startupSeconds, 1)} s)`,
+      '',
+      '',
+    ]);
     rows.push(['', 'setup: EventLog.append events/s', fmt(p.append.eventsPerSec), `${fmt(p.append.chunk)} events per call`, '', '']);
-    if (p.append.failures) notes.push(`projection setup: ${p.append.failures} EventLog.append calls failed (900 ms timeout) and were repeated; ${fmt(p.records)} records in the log for ${fmt(p.events)} events`);
-    notes.push(`projection: ${p.projector.which}; rows verified: ${p.projector.rowsVerified}; CPU (while applying): ${cpu(p.projector.cpu)}`);
+    if (p.append.failures)
+      notes.push(
+        `projection setup: ${p.append.failures} EventLog.append calls failed (900 ms timeout) and were repeated; ${fmt(p.records)} records in the log for ${fmt(p.events)} events`,
+      );
+    notes.push(
+      `projection: ${p.projector.which}; rows verified: ${p.projector.rowsVerified}; CPU (while applying): ${cpu(p.projector.cpu)}`,
+    );
     const others = Object.entries(p.projector.others);
-    if (others.length) notes.push(`projection: other projections in the projector reading captions, events/s from the same start: ${others.map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join(', ')}`);
+    if (others.length)
+      notes.push(
+        `projection: other projections in the projector reading captions, events/s from the same start: ${others.map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join(', ')}`,
+      );
   }
   const se = r.search;
   if (se) {
-    rows.push([`5 search ${fmt(se.fragments)} fragments`, 'GET /v1/search p50 / p99 / max ms, all kinds', ms(se.overall), `load ${fmt(se.loadSeconds, 1)} s, GIN build ${fmt(se.indexSeconds, 1)} s (${fmt(se.indexMB)} MB)`, '', '']);
-    for (const [kind, l] of Object.entries(se.kinds)) rows.push(['', `  ${kind} (~${fmt(l.meanHits)} hits) p50 / p99 ms`, ms(l, ['p50', 'p99']), '', '', '']);
+    rows.push([
+      `5 search ${fmt(se.fragments)} fragments`,
+      'GET /v1/search p50 / p99 / max ms, all kinds',
+      ms(se.overall),
+      `load ${fmt(se.loadSeconds, 1)} s, GIN build ${fmt(se.indexSeconds, 1)} s (${fmt(se.indexMB)} MB)`,
+      '',
+      '',
+    ]);
+    for (const [kind, l] of Object.entries(se.kinds))
+      rows.push(['', `  ${kind} (~${fmt(l.meanHits)} hits) p50 / p99 ms`, ms(l, ['p50', 'p99']), '', '', '']);
   }
   const rb = r.rebuild;
   if (rb) {
@@ -84,7 +183,9 @@ export function report(r: Results): string {
       x(rb.ratioToFirstBuild),
       `<= ${rb.targetSeconds} s: ${verdict(rb.rebuild.seconds <= rb.targetSeconds)}`,
     ]);
-    notes.push(`rebuild: ${fmt(rb.rebuild.eventsPerSec)} events/s while v1 kept serving (catching up ${fmt(rb.rebuild.catchUpSeconds, 1)} s, then the readers' indexes and the swap ${fmt(rb.rebuild.indexAndSwapSeconds, 1)} s); rows verified: ${rb.rebuild.rowsVerified}; append ${fmt(rb.appendSeconds, 1)} s`);
+    notes.push(
+      `rebuild: ${fmt(rb.rebuild.eventsPerSec)} events/s while v1 kept serving (catching up ${fmt(rb.rebuild.catchUpSeconds, 1)} s, then the readers' indexes and the swap ${fmt(rb.rebuild.indexAndSwapSeconds, 1)} s); rows verified: ${rb.rebuild.rowsVerified}; append ${fmt(rb.appendSeconds, 1)} s`,
+    );
   }
   const ac = r.activations;
   if (ac) {
@@ -97,17 +198,29 @@ export function report(r: Results): string {
       `p99 <= ${ac.targetP99Ms}: ${verdict(ac.activate.p99 <= ac.targetP99Ms)}`,
     ]);
     rows.push(['', 'decisions/s achieved (activate + deactivate)', fmt(ac.achievedPerSec), '', '', '']);
-    notes.push(`stream limits: ${fmt(ac.requests)} decisions over ${ac.seconds} s on ${fmt(ac.connections)} connections; statuses ${Object.entries(ac.statuses).map(([k, v]) => `${k}: ${v}`).join(', ')}; all decisions p50 / p99 / max ${ms(ac.all)} ms${ac.networkError ? `; first network error: ${ac.networkError}` : ''}`);
+    notes.push(
+      `stream limits: ${fmt(ac.requests)} decisions over ${ac.seconds} s on ${fmt(ac.connections)} connections; statuses ${Object.entries(
+        ac.statuses,
+      )
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ')}; all decisions p50 / p99 / max ${ms(ac.all)} ms${ac.networkError ? `; first network error: ${ac.networkError}` : ''}`,
+    );
   }
   if (r.uploads) {
     rows.push(...uploadsRows(r.uploads));
-    notes.push(`uploads: ${r.uploads.upload.eventsPerUpload} events per castlog upload; MB/s per round castlog ${r.uploads.upload.all.castlog.map((v) => fmt(v, 1)).join(', ')}, file-store ${r.uploads.upload.all.fileStore.map((v) => fmt(v, 1)).join(', ')}; encode ${r.uploads.pipeline.clip}, s per round castlog ${r.uploads.pipeline.all.castlog.map((v) => fmt(v, 2)).join(', ')}, by hand ${r.uploads.pipeline.all.byHand.map((v) => fmt(v, 2)).join(', ')}`);
+    notes.push(
+      `uploads: ${r.uploads.upload.eventsPerUpload} events per castlog upload; MB/s per round castlog ${r.uploads.upload.all.castlog.map((v) => fmt(v, 1)).join(', ')}, file-store ${r.uploads.upload.all.fileStore.map((v) => fmt(v, 1)).join(', ')}; encode ${r.uploads.pipeline.clip}, s per round castlog ${r.uploads.pipeline.all.castlog.map((v) => fmt(v, 2)).join(', ')}, by hand ${r.uploads.pipeline.all.byHand.map((v) => fmt(v, 2)).join(', ')}`,
+    );
   }
   for (const [k, v] of Object.entries(r.errors)) notes.push(`${k} FAILED: ${v.split('\n')[0]}`);
 
   const head: Row = ['scenario', 'metric', 'castlog', 'baseline (same run)', 'ratio', 'target'];
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
-  const line = (row: Row) => row.map((cell, c) => (c === 2 || c === 4 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join(' | ').trimEnd();
+  const line = (row: Row) =>
+    row
+      .map((cell, c) => (c === 2 || c === 4 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+      .join(' | ')
+      .trimEnd();
   const sep = widths.map((w) => '-'.repeat(w)).join('-+-');
   return [
     `castlog bench ${r.at}  (${r.cores} cores${r.quick ? ', QUICK' : ''}, ${r.durationSeconds ?? '?'} s, load average ${r.loadavg})`,

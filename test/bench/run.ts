@@ -41,7 +41,8 @@ process.env.CASTLOG_NO_DOCKER ??= '1';
 const hard = spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim();
 spawnSync('prlimit', ['--pid', String(process.pid), `--nofile=${hard}:${hard}`], { encoding: 'utf8' });
 const nofile = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim();
-if (Number(nofile) < 12_000) console.error(`warning: the open-files limit is ${nofile}; 10k WebSockets in one process need more (raise ulimit -n)`);
+if (Number(nofile) < 12_000)
+  console.error(`warning: the open-files limit is ${nofile}; 10k WebSockets in one process need more (raise ulimit -n)`);
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
@@ -59,14 +60,21 @@ for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
   });
 }
 
-const only = new Set((process.env.BENCH_ONLY ?? 'ingest,e2e,fanout,projection,rebuild,activations,search,uploads').split(',').map((s) => s.trim()).filter(Boolean));
+const only = new Set(
+  (process.env.BENCH_ONLY ?? 'ingest,e2e,fanout,projection,rebuild,activations,search,uploads')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 const started = Date.now();
 const log = (s: string) => console.error(`[bench ${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${s}`);
 
 const stack = await launchStack(process.env, 'castlog_test');
 // Every scenario (and every process it starts) reads the brokers from here.
 process.env.KAFKA_BROKERS = stack.kafkaBrokers;
-log(`stack: kafka ${stack.kafkaBrokers}, postgres ${stack.databaseUrl}; ${CORES} cores; open files ${nofile}${QUICK ? '; QUICK mode' : ''}`);
+log(
+  `stack: kafka ${stack.kafkaBrokers}, postgres ${stack.databaseUrl}; ${CORES} cores; open files ${nofile}${QUICK ? '; QUICK mode' : ''}`,
+);
 
 export interface Results {
   at: string;
@@ -88,7 +96,10 @@ export interface Results {
 const loadavg = () => spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).stdout.trim();
 const results: Results = { at: new Date().toISOString(), quick: QUICK, cores: CORES, loadavg: loadavg(), errors: {} };
 
-async function scenario<K extends 'ingest' | 'e2e' | 'fanout' | 'projection' | 'rebuild' | 'activations' | 'search' | 'uploads'>(name: K, fn: () => Promise<NonNullable<Results[K]>>): Promise<void> {
+async function scenario<K extends 'ingest' | 'e2e' | 'fanout' | 'projection' | 'rebuild' | 'activations' | 'search' | 'uploads'>(
+  name: K,
+  fn: () => Promise<NonNullable<Results[K]>>,
+): Promise<void> {
   if (!only.has(name)) return;
   const t0 = Date.now();
   try {

@@ -58,7 +58,12 @@ function vocabulary(size: number): string[] {
   return out;
 }
 
-async function load(sys: System, n: number, vocab: string[], log: (s: string) => void): Promise<{ loadSeconds: number; indexSeconds: number; indexMB: number }> {
+async function load(
+  sys: System,
+  n: number,
+  vocab: string[],
+  log: (s: string) => void,
+): Promise<{ loadSeconds: number; indexSeconds: number; indexMB: number }> {
   const table = sql.id('captions_v1', 'caption_fragments');
   await sql`DROP INDEX IF EXISTS captions_v1.caption_fragments_search`.execute(sys.db);
   await sql`SELECT setseed(0.42)`.execute(sys.db);
@@ -82,8 +87,14 @@ async function load(sys: System, n: number, vocab: string[], log: (s: string) =>
   await sql`CREATE INDEX caption_fragments_search ON ${table} USING gin (search_vector) WITH (fastupdate = on)`.execute(sys.db);
   await sql`VACUUM ANALYZE ${table}`.execute(sys.db);
   const indexSeconds = (now() - t1) / 1000;
-  const { rows } = await sql<{ mb: number }>`SELECT pg_relation_size('captions_v1.caption_fragments_search') / 1048576.0 AS mb`.execute(sys.db);
-  return { loadSeconds: Math.round(loadSeconds * 10) / 10, indexSeconds: Math.round(indexSeconds * 10) / 10, indexMB: Math.round(Number(rows[0]!.mb)) };
+  const { rows } = await sql<{ mb: number }>`SELECT pg_relation_size('captions_v1.caption_fragments_search') / 1048576.0 AS mb`.execute(
+    sys.db,
+  );
+  return {
+    loadSeconds: Math.round(loadSeconds * 10) / 10,
+    indexSeconds: Math.round(indexSeconds * 10) / 10,
+    indexMB: Math.round(Number(rows[0]!.mb)),
+  };
 }
 
 export async function searchBench(log: (s: string) => void): Promise<SearchResult> {
@@ -142,7 +153,9 @@ export async function searchBench(log: (s: string) => void): Promise<SearchResul
         const filters = [sql`search_vector @@ ${tq[0]!.tsq}::tsquery`];
         if (p.channel) filters.push(sql`channel = ${p.channel}`);
         if (p.from) filters.push(sql`start_ms >= ${Number(p.from)} AND start_ms < ${Number(p.to)}`);
-        const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM caption_fragments WHERE ${sql.join(filters, sql` AND `)}`.execute(sys.db);
+        const { rows } = await sql<{
+          n: number;
+        }>`SELECT count(*)::int AS n FROM caption_fragments WHERE ${sql.join(filters, sql` AND `)}`.execute(sys.db);
         hits += rows[0]!.n;
       }
       results[kind] = { ...latency(h), meanHits: Math.round(hits / Math.min(10, asked.length)) };
@@ -156,7 +169,10 @@ export async function searchBench(log: (s: string) => void): Promise<SearchResul
     const admin = new URL(sys.env.DATABASE_URL!);
     admin.pathname = '/postgres';
     const client = new pg.Client({ connectionString: admin.toString() });
-    await client.connect().then(() => client.query(`DROP DATABASE IF EXISTS "${sys.name}" WITH (FORCE)`)).catch(() => undefined);
+    await client
+      .connect()
+      .then(() => client.query(`DROP DATABASE IF EXISTS "${sys.name}" WITH (FORCE)`))
+      .catch(() => undefined);
     await client.end().catch(() => undefined);
   }
 }

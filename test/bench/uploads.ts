@@ -17,19 +17,49 @@ import { join } from 'node:path';
 import * as tus from 'tus-js-client';
 import { normalizeOptions } from '../../domain/encodes/options.ts';
 import { ffprobe, run } from '../../infra/media/ffmpeg.ts';
-import { encodeCommands, extractCommand, joinCommand, logoFrames, logoYuvCommand, muxCommand, type Media } from '../../apps/worker/commands.ts';
+import {
+  encodeCommands,
+  extractCommand,
+  joinCommand,
+  logoFrames,
+  logoYuvCommand,
+  muxCommand,
+  type Media,
+} from '../../apps/worker/commands.ts';
 import { System, freePort, waitFor } from '../support/system.ts';
 import { makeClip, sha256 } from '../support/uploads.ts';
 import { QUICK, ROOT, fmt, knob } from './common.ts';
 
 export interface UploadsResult {
-  upload: { megabytes: number; chunkMegabytes: number; rounds: number; castlogMBps: number; fileStoreMBps: number; ratio: number; all: { castlog: number[]; fileStore: number[] }; eventsPerUpload: number };
-  pipeline: { clip: string; rounds: number; castlogSeconds: number; byHandSeconds: number; overhead: number; all: { castlog: number[]; byHand: number[] } };
+  upload: {
+    megabytes: number;
+    chunkMegabytes: number;
+    rounds: number;
+    castlogMBps: number;
+    fileStoreMBps: number;
+    ratio: number;
+    all: { castlog: number[]; fileStore: number[] };
+    eventsPerUpload: number;
+  };
+  pipeline: {
+    clip: string;
+    rounds: number;
+    castlogSeconds: number;
+    byHandSeconds: number;
+    overhead: number;
+    all: { castlog: number[]; byHand: number[] };
+  };
 }
 
 type Log = (s: string) => void;
 
-function upload(endpoint: string, data: Buffer, chunkSize: number, headers: Record<string, string> = {}, filename = 'bench.yuv'): Promise<{ seconds: number; url: string }> {
+function upload(
+  endpoint: string,
+  data: Buffer,
+  chunkSize: number,
+  headers: Record<string, string> = {},
+  filename = 'bench.yuv',
+): Promise<{ seconds: number; url: string }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const u: tus.Upload = new tus.Upload(data, {
@@ -70,14 +100,21 @@ async function byHand(clip: string, dir: string, qp: number): Promise<number> {
   const t0 = performance.now();
   const p = await ffprobe(clip);
   const media: Media = {
-    width: Math.floor(p.video!.width / 2) * 2, height: Math.floor(p.video!.height / 2) * 2, fps: p.video!.fps,
-    frames: Math.round(p.durationSeconds! * p.video!.fps), hasAudio: p.hasAudio, durationSeconds: p.durationSeconds!,
+    width: Math.floor(p.video!.width / 2) * 2,
+    height: Math.floor(p.video!.height / 2) * 2,
+    fps: p.video!.fps,
+    frames: Math.round(p.durationSeconds! * p.video!.fps),
+    hasAudio: p.hasAudio,
+    durationSeconds: p.durationSeconds!,
   };
   const at = (f: string) => join(dir, f);
   const exec = async (c: { cmd: string; args: string[] }) => {
     const t = performance.now();
     await run(c.cmd, c.args);
-    if (process.env.BENCH_TIMELINE) console.error(`  by hand ${Math.round(performance.now() - t)} ms ${c.args.includes('libx265') ? 'x265' : c.args.includes('concat') ? 'join' : c.args.includes('lavfi') ? 'logo yuv' : c.args.includes('copy') ? 'mux' : 'extract'}`);
+    if (process.env.BENCH_TIMELINE)
+      console.error(
+        `  by hand ${Math.round(performance.now() - t)} ms ${c.args.includes('libx265') ? 'x265' : c.args.includes('concat') ? 'join' : c.args.includes('lavfi') ? 'logo yuv' : c.args.includes('copy') ? 'mux' : 'extract'}`,
+      );
   };
   await exec(extractCommand(clip, media, at('video.yuv'), media.hasAudio ? at('audio.wav') : null));
   const frames = (await stat(at('video.yuv'))).size / ((media.width * media.height * 3) / 2);
@@ -87,7 +124,9 @@ async function byHand(clip: string, dir: string, qp: number): Promise<number> {
   const { writeFile } = await import('node:fs/promises');
   await writeFile(at('list.txt'), `file '${at('video.mkv')}'\nfile '${at('logo.mkv')}'\n`);
   await exec(joinCommand(at('list.txt'), at('joined.mkv'), frames + logoFrames(media)));
-  await exec(muxCommand('mp4', at('joined.mkv'), media.hasAudio ? at('audio.wav') : null, media, frames + logoFrames(media), at('out.mp4')));
+  await exec(
+    muxCommand('mp4', at('joined.mkv'), media.hasAudio ? at('audio.wav') : null, media, frames + logoFrames(media), at('out.mp4')),
+  );
   await rm(dir, { recursive: true, force: true });
   return (performance.now() - t0) / 1000;
 }
@@ -121,7 +160,8 @@ export async function uploadsBench(log: Log): Promise<UploadsResult> {
       const id = a.url.split('/').pop()!;
       const events = await sys.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `upload-${id}`).execute();
       const done = events.find((e) => e.type === 'UploadCompleted');
-      if (!done || (sys.log.codec.decode(done.data).data as { sha256: string }).sha256 !== sha256(data)) throw new Error('castlog upload did not complete with the right sha256');
+      if (!done || (sys.log.codec.decode(done.data).data as { sha256: string }).sha256 !== sha256(data))
+        throw new Error('castlog upload did not complete with the right sha256');
       eventsPerUpload = events.length;
       const b = await upload(fs.endpoint, data, chunk);
       castlog.push(megabytes / a.seconds);
@@ -151,11 +191,21 @@ export async function uploadsBench(log: Log): Promise<UploadsResult> {
       if (asked.status !== 202) throw new Error(`encode request refused: ${asked.status} ${JSON.stringify(answer)}`);
       const { jobId } = answer;
       const t0 = performance.now();
-      await waitFor(`encode ${jobId}`, async () => {
-        const rows = await sys.db.selectFrom('events').select('type').where('stream', '=', `encode-${jobId}`).where('type', 'in', ['EncodeCompleted', 'EncodeFailed']).execute();
-        if (rows.some((e) => e.type === 'EncodeFailed')) throw new Error(`encode ${jobId} failed`);
-        return rows.length > 0;
-      }, 600_000, 20);
+      await waitFor(
+        `encode ${jobId}`,
+        async () => {
+          const rows = await sys.db
+            .selectFrom('events')
+            .select('type')
+            .where('stream', '=', `encode-${jobId}`)
+            .where('type', 'in', ['EncodeCompleted', 'EncodeFailed'])
+            .execute();
+          if (rows.some((e) => e.type === 'EncodeFailed')) throw new Error(`encode ${jobId} failed`);
+          return rows.length > 0;
+        },
+        600_000,
+        20,
+      );
       // From the request's acceptance to the completion, as the events record them.
       const rows = await sys.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `encode-${jobId}`).execute();
       const at = (t: string) => (sys.log.codec.decode(rows.find((e) => e.type === t)!.data).data as { at: number }).at;
@@ -177,10 +227,23 @@ export async function uploadsBench(log: Log): Promise<UploadsResult> {
     const up = { castlog: best(castlog, true), fileStore: best(fileStore, true) };
     const pipe = { castlog: best(viaCastlog, false), byHand: best(viaHand, false) };
     return {
-      upload: { megabytes, chunkMegabytes, rounds, castlogMBps: up.castlog, fileStoreMBps: up.fileStore, ratio: up.castlog / up.fileStore, all: { castlog, fileStore }, eventsPerUpload },
+      upload: {
+        megabytes,
+        chunkMegabytes,
+        rounds,
+        castlogMBps: up.castlog,
+        fileStoreMBps: up.fileStore,
+        ratio: up.castlog / up.fileStore,
+        all: { castlog, fileStore },
+        eventsPerUpload,
+      },
       pipeline: {
-        clip: `${encodeSeconds} s 640x360 25 fps testsrc + sine, ultrafast, mp4 with logo`, rounds: encodeRounds,
-        castlogSeconds: pipe.castlog, byHandSeconds: pipe.byHand, overhead: pipe.castlog / pipe.byHand - 1, all: { castlog: viaCastlog, byHand: viaHand },
+        clip: `${encodeSeconds} s 640x360 25 fps testsrc + sine, ultrafast, mp4 with logo`,
+        rounds: encodeRounds,
+        castlogSeconds: pipe.castlog,
+        byHandSeconds: pipe.byHand,
+        overhead: pipe.castlog / pipe.byHand - 1,
+        all: { castlog: viaCastlog, byHand: viaHand },
       },
     };
   } finally {
@@ -194,8 +257,22 @@ export async function uploadsBench(log: Log): Promise<UploadsResult> {
 export function uploadsRows(u: UploadsResult): [string, string, string, string, string, string][] {
   const x = (r: number) => `${r.toFixed(2)}x`;
   return [
-    [`6 uploads ${fmt(u.upload.megabytes)} MB, ${u.upload.chunkMegabytes ? `${fmt(u.upload.chunkMegabytes)} MB chunks` : "one PATCH"}`, 'tus upload MB/s (tus-js-client)', fmt(u.upload.castlogMBps, 1), `@tus/file-store ${fmt(u.upload.fileStoreMBps, 1)}`, x(u.upload.ratio), `>= 1x: ${u.upload.ratio >= 1 ? 'MET' : 'MISSED'}`],
-    ['7 encode pipeline', 'seconds, requested -> completed', fmt(u.pipeline.castlogSeconds, 2), `same ffmpeg by hand ${fmt(u.pipeline.byHandSeconds, 2)}`, `+${(u.pipeline.overhead * 100).toFixed(1)}%`, `<= 10%: ${u.pipeline.overhead <= 0.1 ? 'MET' : 'MISSED'}`],
+    [
+      `6 uploads ${fmt(u.upload.megabytes)} MB, ${u.upload.chunkMegabytes ? `${fmt(u.upload.chunkMegabytes)} MB chunks` : 'one PATCH'}`,
+      'tus upload MB/s (tus-js-client)',
+      fmt(u.upload.castlogMBps, 1),
+      `@tus/file-store ${fmt(u.upload.fileStoreMBps, 1)}`,
+      x(u.upload.ratio),
+      `>= 1x: ${u.upload.ratio >= 1 ? 'MET' : 'MISSED'}`,
+    ],
+    [
+      '7 encode pipeline',
+      'seconds, requested -> completed',
+      fmt(u.pipeline.castlogSeconds, 2),
+      `same ffmpeg by hand ${fmt(u.pipeline.byHandSeconds, 2)}`,
+      `+${(u.pipeline.overhead * 100).toFixed(1)}%`,
+      `<= 10%: ${u.pipeline.overhead <= 0.1 ? 'MET' : 'MISSED'}`,
+    ],
   ];
 }
 

@@ -13,7 +13,11 @@ export interface RepeatCase {
 
 export const REPEAT_CASES: RepeatCase[] = [
   { name: 'fragments in order are all kept', batches: [['a/s#1', 'a/s#2', 'a/s#3']], kept: ['a/s#1', 'a/s#2', 'a/s#3'] },
-  { name: 'seq 0 is a fragment like any other, and a repeat of it is dropped', batches: [['a/s#0', 'a/s#0', 'a/s#1']], kept: ['a/s#0', 'a/s#1'] },
+  {
+    name: 'seq 0 is a fragment like any other, and a repeat of it is dropped',
+    batches: [['a/s#0', 'a/s#0', 'a/s#1']],
+    kept: ['a/s#0', 'a/s#1'],
+  },
   { name: 'a retry of the last fragment is dropped', batches: [['a/s#1', 'a/s#2', 'a/s#2', 'a/s#3']], kept: ['a/s#1', 'a/s#2', 'a/s#3'] },
   { name: 'gaps are allowed', batches: [['a/s#1', 'a/s#5', 'a/s#9']], kept: ['a/s#1', 'a/s#5', 'a/s#9'] },
   {
@@ -23,7 +27,10 @@ export const REPEAT_CASES: RepeatCase[] = [
   },
   {
     name: 'a retried run is dropped up to where it goes past the last seq',
-    batches: [['a/s#1', 'a/s#2', 'a/s#3'], ['a/s#2', 'a/s#3', 'a/s#4']],
+    batches: [
+      ['a/s#1', 'a/s#2', 'a/s#3'],
+      ['a/s#2', 'a/s#3', 'a/s#4'],
+    ],
     kept: ['a/s#1', 'a/s#2', 'a/s#3', 'a/s#4'],
   },
   {
@@ -39,7 +46,10 @@ export const REPEAT_CASES: RepeatCase[] = [
   },
   {
     name: 'one station counts apart on each channel',
-    batches: [['a/s#5', 'b/s#1'], ['a/s#1', 'b/s#2']],
+    batches: [
+      ['a/s#5', 'b/s#1'],
+      ['a/s#1', 'b/s#2'],
+    ],
     kept: ['a/s#5', 'b/s#1', 'b/s#2'],
   },
 ];

@@ -102,7 +102,9 @@ describe('the projections admin page', () => {
       const box = document.querySelector('[data-testid="rebuild-status-captions"]')!;
       const seen: string[] = [];
       (window as any).progressSeen = seen;
-      new MutationObserver(() => seen.push(`${box.getAttribute('data-state')}:${box.getAttribute('data-progress')}`)).observe(box, { attributes: true });
+      new MutationObserver(() => seen.push(`${box.getAttribute('data-state')}:${box.getAttribute('data-progress')}`)).observe(box, {
+        attributes: true,
+      });
     });
     // With the projector stopped the new version cannot finish under our eyes: the building state
     // is there to be looked at, however fast the machine.

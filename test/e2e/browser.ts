@@ -8,7 +8,16 @@ export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM_PATH)`);
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 
@@ -26,7 +35,11 @@ export function pageProblems(page: Page, ignore: RegExp[] = []): string[] {
 }
 
 /** A page in a browser context of its own (cookies and storage apart from other tests), with what it reports as broken. */
-export async function openPage(browser: Browser, options: BrowserContextOptions = {}, ignore: RegExp[] = []): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
+export async function openPage(
+  browser: Browser,
+  options: BrowserContextOptions = {},
+  ignore: RegExp[] = [],
+): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
   const context = await browser.newContext(options);
   const page = await context.newPage();
   return { context, page, problems: pageProblems(page, ignore) };

@@ -53,13 +53,20 @@ afterAll(() => browser?.close());
 /** Waits until the panel holds as many captions as were posted to it, then checks they are exactly those, in order. */
 async function showsExactly(channel: string): Promise<void> {
   const want = expected[channel]!;
-  const got = await waitFor(`panel ${channel} to show ${want.length} captions`, async () => {
-    const t = await texts(channel);
-    return t.length >= want.length && t;
-  }, 30_000);
+  const got = await waitFor(
+    `panel ${channel} to show ${want.length} captions`,
+    async () => {
+      const t = await texts(channel);
+      return t.length >= want.length && t;
+    },
+    30_000,
+  );
   expect(got).toEqual(want);
-  const offsets = (await panel(channel).getByTestId('caption').evaluateAll((els) => els.map((e) => e.getAttribute('data-position'))))
-    .map((p) => Number(p!.split(':')[1]));
+  const offsets = (
+    await panel(channel)
+      .getByTestId('caption')
+      .evaluateAll((els) => els.map((e) => e.getAttribute('data-position')))
+  ).map((p) => Number(p!.split(':')[1]));
   expect(offsets).toEqual([...offsets].sort((x, y) => x - y));
   expect(new Set(offsets).size).toBe(offsets.length);
 }
@@ -79,7 +86,10 @@ describe('the live captions page', () => {
       return ids.includes(A) && ids.includes(B);
     });
     // While the fanout is down the browser logs each refused connection; that is expected.
-    ({ context, page, problems } = await openPage(browser, { viewport: { width: 1280, height: 800 } }, [/WebSocket connection to .* failed/, /ERR_CONNECTION_REFUSED/]));
+    ({ context, page, problems } = await openPage(browser, { viewport: { width: 1280, height: 800 } }, [
+      /WebSocket connection to .* failed/,
+      /ERR_CONNECTION_REFUSED/,
+    ]));
   }, 180_000);
 
   afterAll(async () => {
@@ -111,7 +121,11 @@ describe('the live captions page', () => {
     await waitLive(A);
     await waitLive(B);
     expect(await page.getByTestId(`channel-option-${B}`).isChecked()).toBe(true);
-    expect(await panel(A).getByTestId('captions-' + A).getAttribute('aria-live')).toBe('polite');
+    expect(
+      await panel(A)
+        .getByTestId('captions-' + A)
+        .getAttribute('aria-live'),
+    ).toBe('polite');
 
     // Side by side: same row, A on the left.
     const boxA = (await panel(A).boundingBox())!;
@@ -213,18 +227,31 @@ describe('what the page says on the live socket', () => {
 
   const send = (c: Conn, m: unknown) => c.ws.send(JSON.stringify(m));
   const caption = (offset: number, text: string, channel = CH) => ({
-    type: 'caption', channel, position: `3:${offset}`, station: 'fake-station', seq: offset, text,
-    start: 1_700_000_000_000 + offset * 1000, end: 1_700_000_000_000 + offset * 1000 + 900, mode: 'rollup', lang: 'en',
+    type: 'caption',
+    channel,
+    position: `3:${offset}`,
+    station: 'fake-station',
+    seq: offset,
+    text,
+    start: 1_700_000_000_000 + offset * 1000,
+    end: 1_700_000_000_000 + offset * 1000 + 900,
+    mode: 'rollup',
+    lang: 'en',
   });
   const subscribed = (position: string, recovered: boolean) => ({ type: 'subscribed', channel: CH, position, recovered });
   const connection = (i: number) => waitFor(`connection #${i + 1}`, () => conns[i], 20_000, 20);
   const ops = (c: Conn, op: string) => c.received.filter((m) => m.op === op);
   const nthSubscribe = (c: Conn, n: number) => waitFor(`subscribe #${n + 1}`, () => ops(c, 'subscribe')[n], 20_000, 20);
   async function shows(want: string[]): Promise<void> {
-    const got = await waitFor(`${want.length} captions`, async () => {
-      const t = await texts(CH, p);
-      return t.length >= want.length && t;
-    }, 20_000, 20);
+    const got = await waitFor(
+      `${want.length} captions`,
+      async () => {
+        const t = await texts(CH, p);
+        return t.length >= want.length && t;
+      },
+      20_000,
+      20,
+    );
     expect(got).toEqual(want);
   }
 

@@ -33,8 +33,19 @@ beforeAll(async () => {
   [browser, sys] = await Promise.all([launchChromium(), System.create()]);
   await Promise.all([sys.start('api'), sys.start('projector')]);
   const key = await sys.stationKey('e2e-search');
-  await sys.postJson(NEWS, key, NEWS_TEXTS.map((t, i) => ({ ...fragment(i + 1, t, { lang: 'en' }), start: fragment(1).start + i * 10_000, end: fragment(1).start + i * 10_000 + 9000 })));
-  await sys.postJson(OTHER, key, [fragment(1, 'The bridge club meets at the harbour on Tuesdays', { lang: 'en' }), fragment(2, '<img src=x onerror="window.pwned=1"> bridge & <b>harbour</b>', { lang: 'en' })]);
+  await sys.postJson(
+    NEWS,
+    key,
+    NEWS_TEXTS.map((t, i) => ({
+      ...fragment(i + 1, t, { lang: 'en' }),
+      start: fragment(1).start + i * 10_000,
+      end: fragment(1).start + i * 10_000 + 9000,
+    })),
+  );
+  await sys.postJson(OTHER, key, [
+    fragment(1, 'The bridge club meets at the harbour on Tuesdays', { lang: 'en' }),
+    fragment(2, '<img src=x onerror="window.pwned=1"> bridge & <b>harbour</b>', { lang: 'en' }),
+  ]);
   await waitFor('rows', async () => (await sys.fragments(NEWS)).length === NEWS_TEXTS.length && (await sys.fragments(OTHER)).length === 2);
   // The bad query below is answered 400 on purpose.
   ({ page, problems } = await openPage(browser, { viewport: { width: 1280, height: 900 }, acceptDownloads: true }));
@@ -55,7 +66,9 @@ describe('the search page', () => {
     expect(await $('hit').count()).toBe(1);
     const hit = $('hit').first();
     expect(await hit.getByTestId('hit-channel').textContent()).toBe(NEWS);
-    expect(await hit.getByTestId('hit-time').textContent()).toBe(`${new Date(fragment(1).start + 50_000).toISOString().slice(0, 19).replace('T', ' ')} UTC`);
+    expect(await hit.getByTestId('hit-time').textContent()).toBe(
+      `${new Date(fragment(1).start + 50_000).toISOString().slice(0, 19).replace('T', ' ')} UTC`,
+    );
     expect(await hit.locator('mark').allTextContents()).toEqual(['harbour', 'bridge']);
     expect(await hit.getByTestId('snippet').textContent()).toBe(NEWS_TEXTS[5]);
     expect(page.url()).toContain('q=%22harbour+bridge%22');

@@ -19,7 +19,14 @@ beforeAll(async () => {
   dir = `/tmp/castlog-tests/page-${Date.now()}`;
   await mkdir(dir, { recursive: true });
   sys = await System.create({ BLOB_DIR: join(dir, 'blobs'), ENCODE_PROGRESS_INTERVAL_MS: '200' });
-  await Promise.all([sys.start('api'), sys.start('relay'), sys.start('projector'), sys.start('fanout'), sys.start('worker'), launchChromium().then((b) => (browser = b))]);
+  await Promise.all([
+    sys.start('api'),
+    sys.start('relay'),
+    sys.start('projector'),
+    sys.start('fanout'),
+    sys.start('worker'),
+    launchChromium().then((b) => (browser = b)),
+  ]);
 });
 afterAll(async () => {
   await browser?.close();
@@ -74,7 +81,8 @@ it('uploads with pause and resume, encodes with live steps, downloads', async ()
   await page.evaluate(() => {
     const seen: string[] = ((window as any).percentsSeen = []);
     new MutationObserver(() => {
-      for (const li of document.querySelectorAll('[data-testid^="step-"][data-state="running"]')) seen.push(`${li.getAttribute('data-testid')} ${li.querySelector('.pct')?.textContent}`);
+      for (const li of document.querySelectorAll('[data-testid^="step-"][data-state="running"]'))
+        seen.push(`${li.getAttribute('data-testid')} ${li.querySelector('.pct')?.textContent}`);
     }).observe(document.getElementById('steps')!, { childList: true, subtree: true });
   });
   await page.locator('[data-testid="live"][data-state="live"]').waitFor({ timeout: 10_000 });
@@ -90,7 +98,10 @@ it('uploads with pause and resume, encodes with live steps, downloads', async ()
   expect(Number(await page.getByTestId('steps').getAttribute('data-live-events'))).toBeGreaterThan(5);
   const seen = (await page.evaluate(() => (window as any).percentsSeen)) as string[];
   const encodePercents = seen.filter((s) => s.startsWith('step-encode ')).map((s) => Number(s.split(' ')[1]!.replace('%', '')));
-  expect(encodePercents.some((p) => p > 0 && p < 100), seen.join(', ')).toBe(true);
+  expect(
+    encodePercents.some((p) => p > 0 && p < 100),
+    seen.join(', '),
+  ).toBe(true);
   expect(encodePercents, 'never backwards').toEqual([...encodePercents].sort((a, b) => a - b));
   expect(await page.getByTestId('step-extract').count()).toBe(0); // raw input needs no extraction
 

@@ -27,19 +27,30 @@ async function status(): Promise<any[]> {
 /** Until the serving analytics version has applied everything in the log now. */
 async function caughtUp(): Promise<void> {
   const ends = new Map<string, number>();
-  for (const topic of ['captions', 'streams', 'encodes'] as const) for (const o of await sys.log.offsets(topic)) ends.set(`${topic}/${o.partition}`, o.high);
-  await waitFor('analytics to catch up', async () => {
-    const a = (await status()).find((p) => p.name === 'analytics');
-    const serving = a?.versions.find((v: any) => v.role === 'serving');
-    return serving?.positions.every((p: any) => p.next >= (ends.get(`${p.topic}/${p.partition}`) ?? 0));
-  }, 30_000, 100);
+  for (const topic of ['captions', 'streams', 'encodes'] as const)
+    for (const o of await sys.log.offsets(topic)) ends.set(`${topic}/${o.partition}`, o.high);
+  await waitFor(
+    'analytics to catch up',
+    async () => {
+      const a = (await status()).find((p) => p.name === 'analytics');
+      const serving = a?.versions.find((v: any) => v.role === 'serving');
+      return serving?.positions.every((p: any) => p.next >= (ends.get(`${p.topic}/${p.partition}`) ?? 0));
+    },
+    30_000,
+    100,
+  );
 }
 
 /** Appends events as the relay would: with their event-store stream and version, in order. */
 type Relayed = AnyEvent & { key: string; stream: string; version: number };
 async function relay(events: Relayed[]): Promise<void> {
   await sys.log.appendEncodedAll(
-    events.map((e) => ({ type: e.type, key: e.key, value: sys.log.codec.encode(e.type, e.data), meta: { ...newMeta(e.type, '/test/relay'), stream: e.stream, streamVersion: e.version } })),
+    events.map((e) => ({
+      type: e.type,
+      key: e.key,
+      value: sys.log.codec.encode(e.type, e.data),
+      meta: { ...newMeta(e.type, '/test/relay'), stream: e.stream, streamVersion: e.version },
+    })),
   );
 }
 
@@ -48,9 +59,12 @@ function viewer(userId: string) {
   const stream = `viewer-${userId}`;
   const ev = (event: AnyEvent): Relayed => ({ ...event, key: userId, stream, version: ++version });
   return {
-    activate: (streamId: string, t: number, expiresAt: number) => ev({ type: 'StreamActivated', data: { userId, streamId, at: t, expiresAt } }),
-    heartbeat: (streamId: string, t: number, expiresAt: number) => ev({ type: 'StreamHeartbeat', data: { userId, streamId, at: t, expiresAt } }),
-    stop: (streamId: string, t: number, reason: 'stopped' | 'expired' = 'stopped') => ev({ type: 'StreamDeactivated', data: { userId, streamId, reason, at: t } }),
+    activate: (streamId: string, t: number, expiresAt: number) =>
+      ev({ type: 'StreamActivated', data: { userId, streamId, at: t, expiresAt } }),
+    heartbeat: (streamId: string, t: number, expiresAt: number) =>
+      ev({ type: 'StreamHeartbeat', data: { userId, streamId, at: t, expiresAt } }),
+    stop: (streamId: string, t: number, reason: 'stopped' | 'expired' = 'stopped') =>
+      ev({ type: 'StreamDeactivated', data: { userId, streamId, reason, at: t } }),
   };
 }
 
@@ -190,11 +204,25 @@ describe('encode durations per preset', () => {
       const options = (preset: string) => ({ preset, qp: 22, container: 'mp4', logo: false, width: null, height: null, fps: null });
       return {
         request: (preset: string, attempt: number, t: number) =>
-          ev({ type: 'EncodeRequested', data: { ...ids, uploadId: 'up', sha256: 'ab'.repeat(32), filename: 'a.mp4', raw: false, options: options(preset), attempt, at: t } }),
-        start: (step: string, attempt: number, t: number) => ev({ type: 'EncodeStepStarted', data: { ...ids, step, worker: 'w1', attempt, at: t } }),
+          ev({
+            type: 'EncodeRequested',
+            data: {
+              ...ids,
+              uploadId: 'up',
+              sha256: 'ab'.repeat(32),
+              filename: 'a.mp4',
+              raw: false,
+              options: options(preset),
+              attempt,
+              at: t,
+            },
+          }),
+        start: (step: string, attempt: number, t: number) =>
+          ev({ type: 'EncodeStepStarted', data: { ...ids, step, worker: 'w1', attempt, at: t } }),
         progress: (step: string, t: number) => ev({ type: 'EncodeProgressed', data: { ...ids, step, percent: 50, at: t } }),
         fail: (step: string, t: number) => ev({ type: 'EncodeFailed', data: { ...ids, step, reason: 'boom', stderrTail: '', at: t } }),
-        complete: (t: number) => ev({ type: 'EncodeCompleted', data: { ...ids, outputSha256: 'cd'.repeat(32), size: 10, container: 'mp4', at: t } }),
+        complete: (t: number) =>
+          ev({ type: 'EncodeCompleted', data: { ...ids, outputSha256: 'cd'.repeat(32), size: 10, container: 'mp4', at: t } }),
       };
     };
     const j1 = job('an-j1');
@@ -208,16 +236,27 @@ describe('encode durations per preset', () => {
     const j1c = j1.complete(T + 5000);
     const j2r = j2.request('fast', 1, T);
     const events = [
-      j1r, ...j1s, j1c,
+      j1r,
+      ...j1s,
+      j1c,
       // A failed attempt, then a second one that completes.
-      j2r, j2.start('probe', 1, T + 500), j2.fail('probe', T + 800),
-      j2.request('fast', 2, T + 10_000), j2.start('probe', 2, T + 11_000), j2.complete(T + 17_000),
-      j3.request('slow', 1, T), j3.start('probe', 1, T + 1000), j3.complete(T + 31_000),
+      j2r,
+      j2.start('probe', 1, T + 500),
+      j2.fail('probe', T + 800),
+      j2.request('fast', 2, T + 10_000),
+      j2.start('probe', 2, T + 11_000),
+      j2.complete(T + 17_000),
+      j3.request('slow', 1, T),
+      j3.start('probe', 1, T + 1000),
+      j3.complete(T + 31_000),
       j4.request('slow', 1, T), // still queued
       // Completed at once with another encode's output: reused, not timed.
-      j5.request('fast', 1, T + 40_000), j5.complete(T + 40_001),
+      j5.request('fast', 1, T + 40_000),
+      j5.complete(T + 40_001),
       // Relay repeats: applied again, j2's first request would reset its second attempt.
-      j1c, j2r, j1r,
+      j1c,
+      j2r,
+      j1r,
     ];
     await relay(events);
     await caughtUp();
@@ -228,8 +267,26 @@ describe('encode durations per preset', () => {
       from: null,
       to: null,
       presets: [
-        { preset: 'fast', count: 2, reused: 1, failed: 1, p50Ms: 5000, avgMs: 5000, maxMs: 6000, total: { p50Ms: 6000, avgMs: 6000, maxMs: 7000 } },
-        { preset: 'slow', count: 1, reused: 0, failed: 0, p50Ms: 30_000, avgMs: 30_000, maxMs: 30_000, total: { p50Ms: 31_000, avgMs: 31_000, maxMs: 31_000 } },
+        {
+          preset: 'fast',
+          count: 2,
+          reused: 1,
+          failed: 1,
+          p50Ms: 5000,
+          avgMs: 5000,
+          maxMs: 6000,
+          total: { p50Ms: 6000, avgMs: 6000, maxMs: 7000 },
+        },
+        {
+          preset: 'slow',
+          count: 1,
+          reused: 0,
+          failed: 0,
+          p50Ms: 30_000,
+          avgMs: 30_000,
+          maxMs: 30_000,
+          total: { p50Ms: 31_000, avgMs: 31_000, maxMs: 31_000 },
+        },
       ],
     });
     const slow = await sys.get(`/v1/analytics/encodes?preset=slow&from=${T + 20_000}`);
@@ -272,7 +329,10 @@ describe('rebuild', () => {
     await waitFor('analytics v2 swapped in', async () => (await status()).find((p) => p.name === 'analytics')?.current === 2, 60_000, 200);
 
     for (const table of ANALYTICS_TABLES) {
-      for (const [x, y] of [['analytics_v1', 'analytics_v2'], ['analytics_v2', 'analytics_v1']]) {
+      for (const [x, y] of [
+        ['analytics_v1', 'analytics_v2'],
+        ['analytics_v2', 'analytics_v1'],
+      ]) {
         const { rows } = await sql`SELECT * FROM ${sql.id(x!, table)} EXCEPT SELECT * FROM ${sql.id(y!, table)}`.execute(sys.db);
         expect(rows, `${table} in ${x} but not in ${y}`).toEqual([]);
       }

@@ -26,7 +26,11 @@ beforeAll(async () => {
   fixtures.station = await sys.stationKey('matrix-station');
   fixtures.revoked = await sys.stationKey('matrix-revoked');
   await removeStation(sys.db, 'matrix-revoked');
-  const created = await rawRequest(sys.apiPort, 'POST', '/v1/uploads/', { 'tus-resumable': '1.0.0', 'upload-length': '1000', 'x-userid': A });
+  const created = await rawRequest(sys.apiPort, 'POST', '/v1/uploads/', {
+    'tus-resumable': '1.0.0',
+    'upload-length': '1000',
+    'x-userid': A,
+  });
   fixtures.upload = created.headers.location!.split('/').pop()!;
   fixtures.stream = jsonOf(await rawRequest(sys.apiPort, 'GET', '/streams/newId')).streamId;
   const a = (await tokens.issue(A)).token;
@@ -70,7 +74,8 @@ function pathOf(url: string): string {
 }
 
 /** A route names something of A's (in its path or body); elsewhere user B acts for themself. */
-const ownedByA = (r: RouteInfo) => /:userId|:id|:jobId/.test(r.url) || (r.url === '/v1/encodes' && r.method === 'POST') || (r.url === '/v1/encodes/' && r.method === 'POST');
+const ownedByA = (r: RouteInfo) =>
+  /:userId|:id|:jobId/.test(r.url) || (r.url === '/v1/encodes' && r.method === 'POST') || (r.url === '/v1/encodes/' && r.method === 'POST');
 
 /** Who is allowed, per group. */
 function allowed(r: RouteInfo, cred: string): boolean {
@@ -82,7 +87,10 @@ function allowed(r: RouteInfo, cred: string): boolean {
     case 'admin':
       return cred === 'admin token';
     case 'user':
-      return ['user A (proxy)', 'user A (token)', 'admin token'].includes(cred) || (!ownedByA(r) && ['user B (proxy)', 'user B (token)'].includes(cred));
+      return (
+        ['user A (proxy)', 'user A (token)', 'admin token'].includes(cred) ||
+        (!ownedByA(r) && ['user B (proxy)', 'user B (token)'].includes(cred))
+      );
   }
 }
 
@@ -92,7 +100,8 @@ function requestFor(r: RouteInfo): { headers: Record<string, string>; body?: str
   if (r.url.startsWith('/v1/uploads')) {
     const tus = { 'tus-resumable': '1.0.0' };
     if (r.method === 'POST') return { headers: { ...tus, 'upload-length': '10' } };
-    if (r.method === 'PATCH') return { headers: { ...tus, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, body: 'abc' };
+    if (r.method === 'PATCH')
+      return { headers: { ...tus, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, body: 'abc' };
     return { headers: tus };
   }
   if (r.url.endsWith('/captions') && r.method === 'POST') return json({ seq: 1, text: 'matrix', start: 1, end: 2 });
@@ -110,7 +119,8 @@ export function spellings(path: string, port: number): string[] {
   segs.forEach((seg, i) => {
     if (!seg) return;
     const c = seg.charCodeAt(0);
-    for (const hex of [c.toString(16).toUpperCase(), c.toString(16)]) out.add([...segs.slice(0, i), `%${hex}${seg.slice(1)}`, ...segs.slice(i + 1)].join('/'));
+    for (const hex of [c.toString(16).toUpperCase(), c.toString(16)])
+      out.add([...segs.slice(0, i), `%${hex}${seg.slice(1)}`, ...segs.slice(i + 1)].join('/'));
     out.add([...segs.slice(0, i), seg.toUpperCase(), ...segs.slice(i + 1)].join('/'));
     out.add(`${segs.slice(0, i).join('/')}//${segs.slice(i).join('/')}`);
     out.add(`${segs.slice(0, i).join('/')}/./${segs.slice(i).join('/')}`);
@@ -153,7 +163,8 @@ describe('every protected route × every credential × every spelling', () => {
         for (const target of spellings(pathOf(r.url), sys.apiPort)) {
           const res: RawResponse = await rawRequest(sys.apiPort, r.method, target, { ...headers, ...credHeaders }, body);
           tried++;
-          if (res.status >= 200 && res.status < 300) successes.push(`${cred}: ${r.method} ${target} -> ${res.status} ${res.body.slice(0, 120)}`);
+          if (res.status >= 200 && res.status < 300)
+            successes.push(`${cred}: ${r.method} ${target} -> ${res.status} ${res.body.slice(0, 120)}`);
           if (res.status >= 500) successes.push(`${cred}: ${r.method} ${target} -> ${res.status} (a 5xx) ${res.body.slice(0, 120)}`);
         }
       }
@@ -171,7 +182,8 @@ describe('every protected route × every credential × every spelling', () => {
       for (const [cred, credHeaders] of Object.entries(creds)) {
         if (!allowed(r, cred)) continue;
         const res = await rawRequest(sys.apiPort, r.method, pathOf(r.url), { ...headers, ...credHeaders }, body);
-        if (res.status === 401 || res.status === 403 || res.status >= 500) refused.push(`${cred}: ${r.method} ${r.url} -> ${res.status} ${res.body.slice(0, 160)}`);
+        if (res.status === 401 || res.status === 403 || res.status >= 500)
+          refused.push(`${cred}: ${r.method} ${r.url} -> ${res.status} ${res.body.slice(0, 160)}`);
       }
     }
     expect(refused).toEqual([]);
@@ -190,7 +202,13 @@ describe('refusals name the field', () => {
     ['revoked station key', 'POST', '/v1/channels/matrix/captions', 401, 'authorization'],
     ['malformed x-userid', 'GET', `/v1/users/${A}/streams`, 400, 'x-userid'],
   ])('%s: %s %s is %i naming %s', async (cred, method, path, status, field) => {
-    const res = await rawRequest(sys.apiPort, method, path, { ...creds[cred], 'content-type': 'application/json' }, method === 'POST' ? '{}' : undefined);
+    const res = await rawRequest(
+      sys.apiPort,
+      method,
+      path,
+      { ...creds[cred], 'content-type': 'application/json' },
+      method === 'POST' ? '{}' : undefined,
+    );
     expect(res.status, res.body).toBe(status);
     expect(jsonOf(res)).toMatchObject({ field, error: expect.stringMatching(new RegExp(`^${field}: `)) });
   });

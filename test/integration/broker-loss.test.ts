@@ -48,7 +48,13 @@ beforeAll(async () => {
   sys = await System.create({}, { kafkaBrokers: `127.0.0.1:${kafkaPort}` });
   const workerPort = await freePort();
   await Promise.all(PROCESSES.map((p) => sys.start(p, p === 'worker' ? { WORKER_PORT: String(workerPort) } : {})));
-  Object.assign(ports, { api: sys.apiPort, fanout: sys.fanoutPort, projector: sys.projectorPort, relay: sys.relayPort, worker: workerPort });
+  Object.assign(ports, {
+    api: sys.apiPort,
+    fanout: sys.fanoutPort,
+    projector: sys.projectorPort,
+    relay: sys.relayPort,
+    worker: workerPort,
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -115,14 +121,26 @@ describe('the Kafka broker killed and started again', () => {
       const killedAt = performance.now();
       await stopKafka(kafka);
 
-      await waitFor('ingest and every /readyz answering 503', () => firstAnswer(ingest.answers, killedAt, 503) !== undefined && PROCESSES.every((p) => firstAnswer(readiness[p].answers, killedAt, 503) !== undefined), 10_000, 25);
+      await waitFor(
+        'ingest and every /readyz answering 503',
+        () =>
+          firstAnswer(ingest.answers, killedAt, 503) !== undefined &&
+          PROCESSES.every((p) => firstAnswer(readiness[p].answers, killedAt, 503) !== undefined),
+        10_000,
+        25,
+      );
       // Let the outage last a while: every request sent meanwhile is answered, and soon.
       await new Promise((r) => setTimeout(r, 2000));
       const restartAt = performance.now();
       kafka = await startLocalKafka(kafkaPort);
       const upAt = performance.now();
       await waitFor('ingest acknowledging again', () => firstAnswer(ingest.answers, upAt, 200) !== undefined, 60_000, 50);
-      await waitFor('every /readyz 200 again', () => PROCESSES.every((p) => firstAnswer(readiness[p].answers, upAt, 200) !== undefined), 60_000, 50);
+      await waitFor(
+        'every /readyz 200 again',
+        () => PROCESSES.every((p) => firstAnswer(readiness[p].answers, upAt, 200) !== undefined),
+        60_000,
+        50,
+      );
       const ackedBefore = acked.size;
       await waitFor('more fragments acknowledged after the restart', () => acked.size >= ackedBefore + 20, 30_000);
 
@@ -165,8 +183,10 @@ describe('the Kafka broker killed and started again', () => {
       const stored = new Set(rows.filter((r) => r.channel === channelOf(r.seq)).map((r) => r.seq));
       return [...acked.keys()].filter((n) => !stored.has(n));
     };
-    await waitFor('every acknowledged fragment in the read model', async () => (await inReadModel()).length === 0, 60_000, 250).catch(async (err) => {
-      throw new Error(`${err.message}; missing: ${(await inReadModel()).join(', ')}`);
-    });
+    await waitFor('every acknowledged fragment in the read model', async () => (await inReadModel()).length === 0, 60_000, 250).catch(
+      async (err) => {
+        throw new Error(`${err.message}; missing: ${(await inReadModel()).join(', ')}`);
+      },
+    );
   }, 240_000);
 });

@@ -19,7 +19,11 @@ let blobDir: string;
 async function call(method: string, path: string, userId: string | undefined, body?: unknown, headers: Record<string, string> = {}) {
   const r = await fetch(sys.api + path, {
     method,
-    headers: { ...(userId ? { 'x-userid': userId } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    headers: {
+      ...(userId ? { 'x-userid': userId } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const buf = Buffer.from(await r.arrayBuffer());
@@ -31,10 +35,15 @@ async function upload(userId: string, data: Buffer, filename: string): Promise<s
 }
 
 async function finished(jobId: string, userId: string, timeoutMs = 90_000): Promise<any> {
-  return waitFor(`job ${jobId} to finish`, async () => {
-    const r = await call('GET', `/v1/encodes/${jobId}`, userId);
-    return r.status === 200 && (r.body.status === 'completed' || r.body.status === 'failed') && r.body;
-  }, timeoutMs, 200);
+  return waitFor(
+    `job ${jobId} to finish`,
+    async () => {
+      const r = await call('GET', `/v1/encodes/${jobId}`, userId);
+      return r.status === 200 && (r.body.status === 'completed' || r.body.status === 'failed') && r.body;
+    },
+    timeoutMs,
+    200,
+  );
 }
 
 const jobEvents = (jobId: string) => sys.storedEvents(`encode-${jobId}`);
@@ -82,13 +91,20 @@ describe('upload, encode, download', () => {
     await makeClip(clip, { seconds: 2, width: 320, height: 240, fps: 25 });
     const uploadId = await upload(user, readFileSync(clip), 'holiday.mp4');
 
-    const asked = await call('POST', '/v1/encodes', user, { uploadId, options: { preset: 'ultrafast', qp: 30, container: 'mp4', logo: true } });
+    const asked = await call('POST', '/v1/encodes', user, {
+      uploadId,
+      options: { preset: 'ultrafast', qp: 30, container: 'mp4', logo: true },
+    });
     expect(asked.status, JSON.stringify(asked.body)).toBe(202);
     expect(asked.body).toMatchObject({ jobId: expect.any(String), status: 'queued' });
     const { jobId } = asked.body;
 
     const job = await finished(jobId, user);
-    expect(job, JSON.stringify(job)).toMatchObject({ status: 'completed', stepsDone: ['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup'], output: { url: `/v1/encodes/${jobId}/output` } });
+    expect(job, JSON.stringify(job)).toMatchObject({
+      status: 'completed',
+      stepsDone: ['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup'],
+      output: { url: `/v1/encodes/${jobId}/output` },
+    });
 
     const out = await call('GET', `/v1/encodes/${jobId}/output`, user);
     expect(out.status).toBe(200);
@@ -118,7 +134,10 @@ describe('upload, encode, download', () => {
     const steps = (type: string) => events.filter((e) => e.type === type).map((e) => e.data.step);
     expect(steps('EncodeStepStarted')).toEqual(['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup']);
     expect(steps('EncodeStepCompleted')).toEqual(['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup']);
-    expect(events.at(-1)).toMatchObject({ type: 'EncodeCompleted', data: { outputSha256: sha256(out.bytes), size: out.bytes.length, container: 'mp4' } });
+    expect(events.at(-1)).toMatchObject({
+      type: 'EncodeCompleted',
+      data: { outputSha256: sha256(out.bytes), size: out.bytes.length, container: 'mp4' },
+    });
     expect(events.filter((e) => e.type === 'EncodeProgressed').length).toBeGreaterThan(0);
     // Intermediate files are gone; only the output (and the upload) remain, by hash.
     expect(existsSync(join(blobDir, 'jobs', jobId))).toBe(false);
@@ -134,18 +153,33 @@ describe('upload, encode, download', () => {
     await makeYuv(yuv, { width: 64, height: 48, frames: 30, fps: 30 });
     const uploadId = await upload(user, readFileSync(yuv), 'camera.yuv');
 
-    const mkv = await call('POST', '/v1/encodes', user, { uploadId, options: { preset: 'fast', qp: 28, container: 'mkv', width: 64, height: 48, fps: 30 } });
+    const mkv = await call('POST', '/v1/encodes', user, {
+      uploadId,
+      options: { preset: 'fast', qp: 28, container: 'mkv', width: 64, height: 48, fps: 30 },
+    });
     expect(mkv.status, JSON.stringify(mkv.body)).toBe(202);
-    const bare = await call('POST', '/v1/encodes', user, { uploadId, options: { preset: 'ultrafast', container: 'hevc', logo: false, width: 64, height: 48, fps: 30 } });
+    const bare = await call('POST', '/v1/encodes', user, {
+      uploadId,
+      options: { preset: 'ultrafast', container: 'hevc', logo: false, width: 64, height: 48, fps: 30 },
+    });
     expect(bare.status, JSON.stringify(bare.body)).toBe(202);
 
     const a = await finished(mkv.body.jobId, user);
     expect(a, JSON.stringify(a)).toMatchObject({ status: 'completed', stepsDone: ['probe', 'encode', 'logo', 'mux', 'cleanup'] });
-    expect(await probeBytes(await outputOf(mkv.body.jobId, user), 'raw.mkv')).toMatchObject({ codec: 'hevc', format: 'matroska,webm', frames: 30 + 30, audio: null });
+    expect(await probeBytes(await outputOf(mkv.body.jobId, user), 'raw.mkv')).toMatchObject({
+      codec: 'hevc',
+      format: 'matroska,webm',
+      frames: 30 + 30,
+      audio: null,
+    });
 
     const b = await finished(bare.body.jobId, user);
     expect(b, JSON.stringify(b)).toMatchObject({ status: 'completed', stepsDone: ['probe', 'encode', 'mux', 'cleanup'] });
-    expect(await probeBytes(await outputOf(bare.body.jobId, user), 'raw.hevc')).toMatchObject({ codec: 'hevc', format: 'hevc', frames: 30 });
+    expect(await probeBytes(await outputOf(bare.body.jobId, user), 'raw.hevc')).toMatchObject({
+      codec: 'hevc',
+      format: 'hevc',
+      frames: 30,
+    });
   }, 120_000);
 });
 
@@ -165,18 +199,30 @@ describe('dedup within one user', () => {
     const first = await call('POST', '/v1/encodes', alice, { uploadId: mine, options });
     expect(first.status).toBe(202);
     const { jobId } = first.body;
-    expect((await call('POST', '/v1/encodes/check', alice, { sha256: sha256(bytes), options })).body).toMatchObject({ exists: true, jobId });
+    expect((await call('POST', '/v1/encodes/check', alice, { sha256: sha256(bytes), options })).body).toMatchObject({
+      exists: true,
+      jobId,
+    });
 
     // Asked again while a worker is encoding: the same job, and the worker carries on with it.
     // Defaults filled in are the same options as spelled out; another upload of the same bytes is the same file.
     const second = await upload(alice, bytes, 'again.mp4');
-    await waitFor('the encode step to be running', async () => (await jobEvents(jobId)).some((e) => e.type === 'EncodeStepStarted' && e.data.step === 'encode'), 60_000, 20);
+    await waitFor(
+      'the encode step to be running',
+      async () => (await jobEvents(jobId)).some((e) => e.type === 'EncodeStepStarted' && e.data.step === 'encode'),
+      60_000,
+      20,
+    );
     const again = await call('POST', '/v1/encodes', alice, { uploadId: second, options: { ...options, container: 'mp4', logo: true } });
     expect(again.status, JSON.stringify(again.body)).toBe(200);
     expect(again.body).toMatchObject({ jobId, deduplicated: true, again: true });
 
     const job = await finished(jobId, alice);
-    expect(job, JSON.stringify(job)).toMatchObject({ status: 'completed', attempt: 1, stepsDone: ['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup'] });
+    expect(job, JSON.stringify(job)).toMatchObject({
+      status: 'completed',
+      attempt: 1,
+      stepsDone: ['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup'],
+    });
     const events = await jobEvents(jobId);
     expect(events.filter((e) => e.type === 'EncodeRequested')).toHaveLength(1);
     const types = events.map((e) => e.type);
@@ -221,19 +267,37 @@ describe("other users' content", () => {
     const bobJob = his.body.jobId;
     expect(bobJob).not.toBe(aliceJob);
     const job = await finished(bobJob, bob);
-    expect(job, JSON.stringify(job)).toMatchObject({ status: 'completed', attempt: 1, stepsDone: [], uploadId: theirs, filename: 'bob.mp4' });
+    expect(job, JSON.stringify(job)).toMatchObject({
+      status: 'completed',
+      attempt: 1,
+      stepsDone: [],
+      uploadId: theirs,
+      filename: 'bob.mp4',
+    });
     expect((await outputOf(bobJob, bob)).equals(aliceOutput)).toBe(true);
-    expect((await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options })).body).toEqual({ exists: true, jobId: bobJob, status: 'completed' });
+    expect((await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options })).body).toEqual({
+      exists: true,
+      jobId: bobJob,
+      status: 'completed',
+    });
     // The workers have been handed his EncodeRequested; none ran it.
     await waitFor('the workers to have seen every encode request', workersCaughtUp, 30_000, 100);
     const bobEvents = await jobEvents(bobJob);
     expect(bobEvents.map((e) => e.type)).toEqual(['EncodeRequested', 'EncodeCompleted']);
-    expect(bobEvents[1]!.data).toMatchObject({ userId: bob, outputSha256: sha256(aliceOutput), size: aliceOutput.length, container: 'mkv' });
+    expect(bobEvents[1]!.data).toMatchObject({
+      userId: bob,
+      outputSha256: sha256(aliceOutput),
+      size: aliceOutput.length,
+      container: 'mkv',
+    });
     for (const e of bobEvents) expect(e.data.userId).toBe(bob);
 
     // Neither sees the other's job, nor can tell it from one that does not exist.
     const none = '00000000-0000-4000-8000-000000000000';
-    for (const [who, other] of [[bob, aliceJob], [alice, bobJob]] as const) {
+    for (const [who, other] of [
+      [bob, aliceJob],
+      [alice, bobJob],
+    ] as const) {
       const seen = await call('GET', `/v1/encodes/${other}`, who);
       expect(seen.status).toBe(404);
       expect(seen.body.error.replace(other, none)).toBe((await call('GET', `/v1/encodes/${none}`, who)).body.error);
@@ -253,10 +317,15 @@ describe("other users' content", () => {
     const anew = await call('POST', '/v1/encodes', bob, { uploadId: theirs, options });
     expect(anew.status, JSON.stringify(anew.body)).toBe(202);
     expect(anew.body).toEqual({ jobId: bobJob, status: 'queued', attempt: 2 });
-    const redone = await waitFor('the second attempt to complete', async () => {
-      const r = await call('GET', `/v1/encodes/${bobJob}`, bob);
-      return r.body?.status === 'completed' && r.body.attempt === 2 && r.body;
-    }, 90_000, 200);
+    const redone = await waitFor(
+      'the second attempt to complete',
+      async () => {
+        const r = await call('GET', `/v1/encodes/${bobJob}`, bob);
+        return r.body?.status === 'completed' && r.body.attempt === 2 && r.body;
+      },
+      90_000,
+      200,
+    );
     expect(redone.stepsDone).toEqual(['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup']);
     const remade = await outputOf(bobJob, bob);
     expect(await probeBytes(remade, 'remade.mkv')).toMatchObject({ codec: 'hevc', frames: 25 + 25 });
@@ -269,7 +338,12 @@ describe("other users' content", () => {
     const hersAgain = await call('POST', '/v1/encodes', alice, { uploadId: hers, options });
     expect([200, 202], JSON.stringify(hersAgain.body)).toContain(hersAgain.status);
     expect(hersAgain.body).toMatchObject({ jobId: aliceJob, status: 'completed' });
-    await waitFor('alice to see her job completed', async () => (await call('GET', `/v1/encodes/${aliceJob}/output`, alice)).status === 200, 30_000, 100);
+    await waitFor(
+      'alice to see her job completed',
+      async () => (await call('GET', `/v1/encodes/${aliceJob}/output`, alice)).status === 200,
+      30_000,
+      100,
+    );
     expect((await outputOf(aliceJob, alice)).equals(remade)).toBe(true);
     expect((await jobEvents(aliceJob)).filter((e) => e.type === 'EncodeStepStarted').every((e) => e.data.attempt === 1)).toBe(true);
   }, 180_000);
@@ -297,14 +371,21 @@ describe('a failing encode', () => {
     expect(existsSync(join(blobDir, 'jobs', jobId))).toBe(false);
     expect((await call('GET', `/v1/encodes/${jobId}/output`, user)).status).toBe(409);
     // A failed job is not an existing result: asking again is a new attempt, which now succeeds.
-    expect((await call('POST', '/v1/encodes/check', user, { sha256: sha256(bytes), options: { preset: 'ultrafast' } })).body).toMatchObject({ exists: false });
+    expect((await call('POST', '/v1/encodes/check', user, { sha256: sha256(bytes), options: { preset: 'ultrafast' } })).body).toMatchObject(
+      { exists: false },
+    );
     await writeFile(stored, bytes);
     const retry = await call('POST', '/v1/encodes', user, { uploadId, options: { preset: 'ultrafast' } });
     expect(retry).toMatchObject({ status: 202, body: { jobId, attempt: 2 } });
-    await waitFor('the second attempt to complete', async () => {
-      const r = await call('GET', `/v1/encodes/${jobId}`, user);
-      return r.body?.status === 'completed' && r.body.attempt === 2 && r.body;
-    }, 90_000, 200);
+    await waitFor(
+      'the second attempt to complete',
+      async () => {
+        const r = await call('GET', `/v1/encodes/${jobId}`, user);
+        return r.body?.status === 'completed' && r.body.attempt === 2 && r.body;
+      },
+      90_000,
+      200,
+    );
   }, 120_000);
 });
 
@@ -318,11 +399,16 @@ describe('a worker killed mid-encode', () => {
     expect(asked.status).toBe(202);
     const { jobId } = asked.body;
 
-    const first = await waitFor('the encode step to be running', async () => {
-      const events = await jobEvents(jobId);
-      const started = events.find((e) => e.type === 'EncodeStepStarted' && e.data.step === 'encode');
-      return started && events.some((e) => e.type === 'EncodeProgressed' && e.data.step === 'encode') && started.data.worker;
-    }, 60_000, 50);
+    const first = await waitFor(
+      'the encode step to be running',
+      async () => {
+        const events = await jobEvents(jobId);
+        const started = events.find((e) => e.type === 'EncodeStepStarted' && e.data.step === 'encode');
+        return started && events.some((e) => e.type === 'EncodeProgressed' && e.data.step === 'encode') && started.data.worker;
+      },
+      60_000,
+      50,
+    );
     await sys.kill('worker');
     const partial = readdirSync(join(blobDir, 'jobs', jobId));
     expect(partial.some((f) => f.includes('.part-'))).toBe(true); // the killed worker's half-written output
@@ -360,7 +446,12 @@ describe('bad encode requests', () => {
     const rawId = await upload(user, readFileSync(yuvPath), 'bad.yuv');
     const unfinished = await fetch(`${sys.api}/v1/uploads/`, {
       method: 'POST',
-      headers: { 'tus-resumable': '1.0.0', 'x-userid': user, 'upload-length': '100', 'upload-metadata': `filename ${Buffer.from('u.mp4').toString('base64')}` },
+      headers: {
+        'tus-resumable': '1.0.0',
+        'x-userid': user,
+        'upload-length': '100',
+        'upload-metadata': `filename ${Buffer.from('u.mp4').toString('base64')}`,
+      },
     });
     const unfinishedId = idOf(unfinished.headers.get('location')!);
     const count = async () => (await sys.db.selectFrom('events').select('position').where('stream', 'like', 'encode-%').execute()).length;

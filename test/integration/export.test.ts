@@ -9,10 +9,17 @@ const require = createRequire(import.meta.url);
 // Neither parser ships types; these are the parts used here.
 const { WebVTTParser } = require('webvtt-parser') as {
   WebVTTParser: new (entities?: unknown) => {
-    parse(input: string): { cues: { id: string; startTime: number; endTime: number; tree: { children: { type: string; value?: string }[] } }[]; errors: { message: string; line: number }[] };
+    parse(input: string): {
+      cues: { id: string; startTime: number; endTime: number; tree: { children: { type: string; value?: string }[] } }[];
+      errors: { message: string; line: number }[];
+    };
   };
 };
-const SrtParser = (require('srt-parser-2') as { default: new () => { fromSrt(s: string): { id: string; startSeconds: number; endSeconds: number; text: string }[] } }).default;
+const SrtParser = (
+  require('srt-parser-2') as {
+    default: new () => { fromSrt(s: string): { id: string; startSeconds: number; endSeconds: number; text: string }[] };
+  }
+).default;
 const vttParser = new WebVTTParser(require('webvtt-parser/html-entities.json'));
 
 let sys: System;
@@ -33,7 +40,12 @@ const TEXTS: Record<number, string> = {
   9: 'early in time',
 };
 
-interface Stored { start: number; end: number; text: string; position: string }
+interface Stored {
+  start: number;
+  end: number;
+  text: string;
+  position: string;
+}
 let stored: Stored[];
 
 const get = (path: string) => fetch(`${sys.api}${path}`);
@@ -46,12 +58,19 @@ beforeAll(async () => {
   frs[8] = { ...frs[8]!, start: fragment(8).start - 500, end: fragment(8).start - 100 };
   expect((await sys.postJson(ONE, key, frs)).body.accepted).toHaveLength(9);
   for (let i = 0; i < BIG_N; i += 1000) {
-    const batch = Array.from({ length: Math.min(1000, BIG_N - i) }, (_, j) => fragment(i + j + 1, `big caption number ${i + j + 1} of the day`));
+    const batch = Array.from({ length: Math.min(1000, BIG_N - i) }, (_, j) =>
+      fragment(i + j + 1, `big caption number ${i + j + 1} of the day`),
+    );
     expect((await sys.postJson(BIG, key, batch)).status).toBe(200);
   }
   await waitFor('rows', async () => (await sys.fragments(ONE)).length === 9 && (await sys.fragments(BIG)).length === BIG_N, 60_000);
-  const rows = await sys.db.selectFrom('caption_fragments').select(['start_ms', 'end_ms', 'text', 'partition', 'offset'])
-    .where('channel', '=', ONE).orderBy('start_ms').orderBy('offset').execute();
+  const rows = await sys.db
+    .selectFrom('caption_fragments')
+    .select(['start_ms', 'end_ms', 'text', 'partition', 'offset'])
+    .where('channel', '=', ONE)
+    .orderBy('start_ms')
+    .orderBy('offset')
+    .execute();
   stored = rows.map((r) => ({ start: r.start_ms, end: r.end_ms, text: r.text, position: `${r.partition}:${r.offset}` }));
 }, 180_000);
 afterAll(() => sys?.stop());
@@ -60,7 +79,12 @@ const visible = () => stored.filter((s) => s.text.trim() !== '');
 const vttCues = (body: string) => {
   const parsed = vttParser.parse(body);
   expect(parsed.errors).toEqual([]);
-  return parsed.cues.map((c) => ({ id: c.id, start: Math.round(c.startTime * 1000), end: Math.round(c.endTime * 1000), text: c.tree.children.map((n) => n.value ?? '').join('') }));
+  return parsed.cues.map((c) => ({
+    id: c.id,
+    start: Math.round(c.startTime * 1000),
+    end: Math.round(c.endTime * 1000),
+    text: c.tree.children.map((n) => n.value ?? '').join(''),
+  }));
 };
 
 describe('GET /v1/channels/{channel}/captions.vtt|srt|txt', () => {
@@ -74,7 +98,11 @@ describe('GET /v1/channels/{channel}/captions.vtt|srt|txt', () => {
     const origin = visible()[0]!.start;
     expect(vttCues(body)).toEqual(visible().map((s) => ({ id: s.position, start: s.start - origin, end: s.end - origin, text: s.text })));
     expect(body).not.toMatch(/-->.*-->/); // only timing lines hold an arrow
-    expect(visible().map((s) => s.text).slice(0, 2)).toEqual(['Good evening.', TEXTS[2]]);
+    expect(
+      visible()
+        .map((s) => s.text)
+        .slice(0, 2),
+    ).toEqual(['Good evening.', TEXTS[2]]);
   });
 
   it('SRT parsed back equals the stored fragments ("-->" in text gets a space)', async () => {
@@ -84,7 +112,9 @@ describe('GET /v1/channels/{channel}/captions.vtt|srt|txt', () => {
     expect(r.headers.get('content-type')).toBe('application/x-subrip; charset=utf-8');
     expect(r.headers.get('content-disposition')).toMatch(new RegExp(`^attachment; filename="${ONE}_\\d{8}T\\d{6}Z-end\\.srt"$`));
     const cues = new SrtParser().fromSrt(await r.text());
-    expect(cues.map((c) => ({ id: c.id, start: Math.round(c.startSeconds * 1000), end: Math.round(c.endSeconds * 1000), text: c.text }))).toEqual(
+    expect(
+      cues.map((c) => ({ id: c.id, start: Math.round(c.startSeconds * 1000), end: Math.round(c.endSeconds * 1000), text: c.text })),
+    ).toEqual(
       visible().map((s, i) => ({ id: String(i + 1), start: s.start - from, end: s.end - from, text: s.text.replace(/-->/g, '-- >') })),
     );
   });
@@ -92,7 +122,9 @@ describe('GET /v1/channels/{channel}/captions.vtt|srt|txt', () => {
   it('text: one line per caption with its time', async () => {
     const r = await get(`/v1/channels/${ONE}/captions.txt`);
     expect(r.headers.get('content-type')).toBe('text/plain; charset=utf-8');
-    expect((await r.text()).split('\n').filter(Boolean)).toEqual(visible().map((s) => `[${new Date(s.start).toISOString()}] ${s.text.split('\n').join(' ')}`));
+    expect((await r.text()).split('\n').filter(Boolean)).toEqual(
+      visible().map((s) => `[${new Date(s.start).toISOString()}] ${s.text.split('\n').join(' ')}`),
+    );
   });
 
   it('from/to as ms or ISO select by start time; cue times count from "from"', async () => {

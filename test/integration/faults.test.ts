@@ -167,7 +167,8 @@ describe('the relay lock session cut', () => {
         }
         const before = load.accepted.length;
         await waitFor('decisions after the cut', () => load.accepted.length >= before + 20, 60_000, 100);
-        const active = async () => ((await metricValue(port.relay, 'castlog_relay_active')) ?? 0) + ((await metricValue(standbyPort, 'castlog_relay_active')) ?? 0);
+        const active = async () =>
+          ((await metricValue(port.relay, 'castlog_relay_active')) ?? 0) + ((await metricValue(standbyPort, 'castlog_relay_active')) ?? 0);
         await waitFor('exactly one relay active', async () => (await active()) === 1, 30_000, 200);
       } finally {
         await load.stop();
@@ -186,7 +187,11 @@ describe('npm start when a process is killed', () => {
     const killed: Name[] = ['api', 'relay'];
     const pids = Object.fromEntries(killed.map((n) => [n, stack.pidOf(n)!]));
     for (const name of killed) process.kill(pids[name]!, 'SIGKILL');
-    for (const name of killed) await stack.waitForLine(`the supervisor to report ${name}`, new RegExp(`^castlog: ${name} was killed by SIGKILL after .*; next attempt in \\d+\\.\\d s$`));
+    for (const name of killed)
+      await stack.waitForLine(
+        `the supervisor to report ${name}`,
+        new RegExp(`^castlog: ${name} was killed by SIGKILL after .*; next attempt in \\d+\\.\\d s$`),
+      );
     await waitFor('both started again', () => killed.every((n) => stack.pidOf(n) !== pids[n]), 30_000, 100);
     await allReady();
     await waitFor('the new relay to hold the lock', () => relayActive(), 30_000, 200);

@@ -7,7 +7,11 @@ beforeAll(async () => {
   sys = await System.create();
   await Promise.all([sys.start('api'), sys.start('projector')]);
   const key = await sys.stationKey('history-station');
-  await sys.postJson('hist.one', key, Array.from({ length: 7 }, (_, i) => fragment(i + 1, `h${i + 1}`)));
+  await sys.postJson(
+    'hist.one',
+    key,
+    Array.from({ length: 7 }, (_, i) => fragment(i + 1, `h${i + 1}`)),
+  );
   await sys.postJson('hist.two', key, [fragment(1, 'other')]);
   await waitFor('rows', async () => (await sys.fragments('hist.one')).length === 7 && (await sys.fragments('hist.two')).length === 1);
 });
@@ -47,7 +51,16 @@ describe('GET /v1/channels/{channel}/captions', () => {
     expect(ms.body.items.map((i: any) => i.seq)).toEqual([3, 4, 5]);
     const iso = await sys.get(`/v1/channels/hist.one/captions?from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}`);
     expect(iso.body.items.map((i: any) => i.seq)).toEqual([3, 4, 5]);
-    expect(ms.body.items[0]).toEqual({ position: expect.any(String), station: 'history-station', seq: 3, text: 'h3', start: fragment(3).start, end: fragment(3).end, mode: null, lang: null });
+    expect(ms.body.items[0]).toEqual({
+      position: expect.any(String),
+      station: 'history-station',
+      seq: 3,
+      text: 'h3',
+      start: fragment(3).start,
+      end: fragment(3).end,
+      mode: null,
+      lang: null,
+    });
   });
 
   it('answers an unknown channel with an empty page', async () => {

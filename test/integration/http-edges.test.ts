@@ -16,7 +16,15 @@ beforeAll(async () => {
 });
 afterAll(() => sys?.stop());
 
-const events = async () => Number((await sys.db.selectFrom('events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+const events = async () =>
+  Number(
+    (
+      await sys.db
+        .selectFrom('events')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const tus = { 'tus-resumable': '1.0.0', 'x-userid': user };
 
@@ -35,14 +43,24 @@ describe('tus requests that change nothing', () => {
 
   it('creation-with-upload whose body is longer than Upload-Length: 413, no upload is created', async () => {
     const before = await events();
-    const r = await rawRequest(sys.apiPort, 'POST', '/v1/uploads/', { ...tus, 'upload-length': '4', 'content-type': 'application/offset+octet-stream' }, 'more than four bytes');
+    const r = await rawRequest(
+      sys.apiPort,
+      'POST',
+      '/v1/uploads/',
+      { ...tus, 'upload-length': '4', 'content-type': 'application/offset+octet-stream' },
+      'more than four bytes',
+    );
     expect(r.status).toBe(413);
     expect(jsonOf(r)).toMatchObject({ field: 'content-length' });
     expect(await events()).toBe(before);
   });
 
   it('an upload of nothing is rejected with a reason that names no server path', async () => {
-    const created = await rawRequest(sys.apiPort, 'POST', '/v1/uploads/', { ...tus, 'upload-length': '0', 'upload-metadata': `filename ${b64('empty.mp4')}` });
+    const created = await rawRequest(sys.apiPort, 'POST', '/v1/uploads/', {
+      ...tus,
+      'upload-length': '0',
+      'upload-metadata': `filename ${b64('empty.mp4')}`,
+    });
     expect(created.status).toBe(422);
     expect(jsonOf(created)).toEqual({ error: expect.stringMatching(/^file: not a readable video/), field: 'file' });
     for (const b of [created.body]) {
@@ -60,7 +78,9 @@ describe('a stalled body', () => {
     socket.on('data', (d) => (text += d));
     const closed = new Promise((r) => socket.once('close', r));
     const t0 = Date.now();
-    socket.write(`PUT /v1/admin/users/${user}/limit HTTP/1.1\r\nhost: x\r\nauthorization: Bearer test-admin-token\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"limit":`);
+    socket.write(
+      `PUT /v1/admin/users/${user}/limit HTTP/1.1\r\nhost: x\r\nauthorization: Bearer test-admin-token\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"limit":`,
+    );
     await closed;
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
     expect(text).toMatch(/^HTTP\/1.1 408/);
@@ -76,7 +96,9 @@ describe('a stalled body', () => {
       s.on('close', () => closed++);
       s.resume(); // read what comes, so the socket can see its end
 
-      s.write(`POST /v1/encodes/check HTTP/1.1\r\nhost: x\r\nx-userid: ${user}\r\ncontent-type: application/json\r\ncontent-length: 50\r\n\r\n{`);
+      s.write(
+        `POST /v1/encodes/check HTTP/1.1\r\nhost: x\r\nx-userid: ${user}\r\ncontent-type: application/json\r\ncontent-length: 50\r\n\r\n{`,
+      );
       return new Promise((r) => s.once('close', r));
     });
     expect((await rawRequest(sys.apiPort, 'GET', '/healthz')).status).toBe(200);
@@ -102,11 +124,19 @@ describe('browser-facing headers', () => {
   it('one CORS policy for every route, tus included: ALLOWED_ORIGINS gets it, others do not', async () => {
     const check = async (origin: string) => {
       const plain = await rawRequest(sys.apiPort, 'GET', '/v1/channels', { origin });
-      const preflight = await rawRequest(sys.apiPort, 'OPTIONS', '/v1/uploads/', { origin, 'access-control-request-method': 'PATCH', 'access-control-request-headers': 'upload-offset,tus-resumable' });
+      const preflight = await rawRequest(sys.apiPort, 'OPTIONS', '/v1/uploads/', {
+        origin,
+        'access-control-request-method': 'PATCH',
+        'access-control-request-headers': 'upload-offset,tus-resumable',
+      });
       const created = await rawRequest(sys.apiPort, 'POST', '/v1/uploads/', { ...tus, origin, 'upload-length': '1' });
       return [plain, preflight, created].map((r) => r.headers['access-control-allow-origin']);
     };
-    expect(await check('https://partner.example')).toEqual(['https://partner.example', 'https://partner.example', 'https://partner.example']);
+    expect(await check('https://partner.example')).toEqual([
+      'https://partner.example',
+      'https://partner.example',
+      'https://partner.example',
+    ]);
     expect(await check('https://evil.example')).toEqual([undefined, undefined, undefined]);
   });
 
@@ -135,14 +165,19 @@ describe('overload is not an outage', () => {
   it('2,000 concurrent activations with Postgres up: each is decided, or told "busy" with Retry-After — never "unavailable"', async () => {
     await sys.start('relay');
     const streamId = jsonOf(await rawRequest(sys.apiPort, 'GET', '/streams/newId')).streamId;
-    const users = await Promise.all(Array.from({ length: 200 }, async () => jsonOf(await rawRequest(sys.apiPort, 'GET', '/users/newId')).userId as string));
+    const users = await Promise.all(
+      Array.from({ length: 200 }, async () => jsonOf(await rawRequest(sys.apiPort, 'GET', '/users/newId')).userId as string),
+    );
     const answers = await Promise.all(
       Array.from({ length: 2000 }, (_, i) =>
-        fetch(`${sys.api}/streams/${streamId}/activate`, { method: 'PATCH', headers: { 'x-userid': users[i % users.length]! } }).then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), body: await r.json() })),
+        fetch(`${sys.api}/streams/${streamId}/activate`, { method: 'PATCH', headers: { 'x-userid': users[i % users.length]! } }).then(
+          async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), body: await r.json() }),
+        ),
       ),
     );
     const counts = new Map<string, number>();
-    for (const a of answers) counts.set(`${a.status} ${a.body.error ?? ''}`.trim(), (counts.get(`${a.status} ${a.body.error ?? ''}`.trim()) ?? 0) + 1);
+    for (const a of answers)
+      counts.set(`${a.status} ${a.body.error ?? ''}`.trim(), (counts.get(`${a.status} ${a.body.error ?? ''}`.trim()) ?? 0) + 1);
     console.log('2,000 activations:', Object.fromEntries(counts));
     for (const a of answers) {
       if (a.status === 503) {
@@ -166,7 +201,9 @@ describe('creation-with-upload that runs past Upload-Length without saying so up
     let text = '';
     socket.on('data', (d) => (text += d));
     socket.on('error', () => undefined);
-    socket.write(`POST /v1/uploads/ HTTP/1.1\r\nhost: x\r\ntus-resumable: 1.0.0\r\nx-userid: ${user}\r\nupload-length: 4\r\ncontent-type: application/offset+octet-stream\r\ntransfer-encoding: chunked\r\n\r\n14\r\nmore than four bytes\r\n0\r\n\r\n`);
+    socket.write(
+      `POST /v1/uploads/ HTTP/1.1\r\nhost: x\r\ntus-resumable: 1.0.0\r\nx-userid: ${user}\r\nupload-length: 4\r\ncontent-type: application/offset+octet-stream\r\ntransfer-encoding: chunked\r\n\r\n14\r\nmore than four bytes\r\n0\r\n\r\n`,
+    );
     await waitFor('an answer', () => text.includes('\r\n\r\n'));
     socket.destroy();
     expect(text).toMatch(/^HTTP\/1.1 413/);

@@ -31,7 +31,9 @@ const rss = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc
 function unreadRequest(port: number, path: string, headers: Record<string, string>, body: Buffer): net.Socket {
   const socket = net.connect(port, '127.0.0.1');
   socket.pause();
-  const head = Object.entries({ ...headers, 'content-length': String(body.length) }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const head = Object.entries({ ...headers, 'content-length': String(body.length) })
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
   socket.write(`POST ${path} HTTP/1.1\r\nhost: x\r\n${head}\r\n`);
   socket.write(body);
   socket.on('error', () => undefined);
@@ -55,34 +57,55 @@ describe('memory per ingest request', () => {
   it.each([
     ['500,000 tiny lines (1 MB), answers not read', () => Buffer.from('1\n'.repeat(500_000))],
     ['100,000 bad lines, answers not read', () => Buffer.from('{"seq":"x","text":1,"start":"s","end":[]}\n'.repeat(100_000))],
-  ])('%s: at most 16 MB over the baseline', async (_name, body) => {
-    const pid = sys.procs.get('api')!.pid!;
-    // Warm up the paths once, so what is measured is the request, not the first JIT of them.
-    await sys.postNdjson('warm', key, Buffer.from(`${JSON.stringify(fragment(1))}\n1\n`));
-    const payload = body();
-    const sockets: net.Socket[] = [];
-    const growth = await peakGrowth(pid, async () => {
-      sockets.push(unreadRequest(sys.apiPort, '/v1/channels/mem/captions', { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}` }, payload));
-      await new Promise((r) => setTimeout(r, 3000));
-    });
-    for (const s of sockets) s.destroy();
-    console.log(`rss growth: ${(growth / 2 ** 20).toFixed(1)} MB`);
-    expect(growth).toBeLessThanOrEqual(16 * 2 ** 20);
-  }, 60_000);
+  ])(
+    '%s: at most 16 MB over the baseline',
+    async (_name, body) => {
+      const pid = sys.procs.get('api')!.pid!;
+      // Warm up the paths once, so what is measured is the request, not the first JIT of them.
+      await sys.postNdjson('warm', key, Buffer.from(`${JSON.stringify(fragment(1))}\n1\n`));
+      const payload = body();
+      const sockets: net.Socket[] = [];
+      const growth = await peakGrowth(pid, async () => {
+        sockets.push(
+          unreadRequest(
+            sys.apiPort,
+            '/v1/channels/mem/captions',
+            { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}` },
+            payload,
+          ),
+        );
+        await new Promise((r) => setTimeout(r, 3000));
+      });
+      for (const s of sockets) s.destroy();
+      console.log(`rss growth: ${(growth / 2 ** 20).toFixed(1)} MB`);
+      expect(growth).toBeLessThanOrEqual(16 * 2 ** 20);
+    },
+    60_000,
+  );
 
   it('a station that does not read its answers is not read either: the body stops being consumed', async () => {
     // 200,000 good fragments: their answers (~8 MB) are more than the sockets' buffers hold.
     const body = Buffer.from(Array.from({ length: 200_000 }, (_, i) => JSON.stringify(fragment(i + 1))).join('\n'));
     const before = await sys.captionsInLog();
-    const socket = unreadRequest(sys.apiPort, '/v1/channels/unread/captions', { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}` }, body);
+    const socket = unreadRequest(
+      sys.apiPort,
+      '/v1/channels/unread/captions',
+      { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}` },
+      body,
+    );
     // Appends run while the answers fit the buffers, then stop; wait until the log stays put.
     let last = -1;
-    const stalled = await waitFor('ingest to stop', async () => {
-      const n = (await sys.captionsInLog()) - before;
-      const settled = n === last && n > 0;
-      last = n;
-      return settled && n;
-    }, 30_000, 1000);
+    const stalled = await waitFor(
+      'ingest to stop',
+      async () => {
+        const n = (await sys.captionsInLog()) - before;
+        const settled = n === last && n > 0;
+        last = n;
+        return settled && n;
+      },
+      30_000,
+      1000,
+    );
     socket.destroy();
     console.log(`read ${stalled} of 200000 fragments before waiting for the station to read`);
     expect(stalled).toBeLessThan(150_000);
@@ -91,7 +114,10 @@ describe('memory per ingest request', () => {
 
 describe('a stream that ends early', () => {
   it('stalled: ended after INGEST_IDLE_TIMEOUT_MS with a last line saying why, its lines answered', async () => {
-    const req = http.request(`${sys.api}/v1/channels/idle.stream/captions`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}` } });
+    const req = http.request(`${sys.api}/v1/channels/idle.stream/captions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}` },
+    });
     const response = await new Promise<http.IncomingMessage>((resolve) => (req.once('response', resolve), req.flushHeaders()));
     let text = '';
     response.on('data', (d: Buffer) => (text += d));
@@ -99,7 +125,10 @@ describe('a stream that ends early', () => {
     req.write(`${JSON.stringify(fragment(1))}\n`);
     const t0 = Date.now();
     await new Promise((resolve) => response.once('end', resolve));
-    const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const lines = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     expect(lines[0]).toMatchObject({ seq: 1, position: expect.any(String) });
     expect(lines.at(-1)).toEqual({ error: expect.stringMatching(/^body: nothing received for 1.5 s/), field: 'body' });
     expect(Date.now() - t0).toBeGreaterThan(1000);
@@ -112,36 +141,62 @@ describe('a stream that ends early', () => {
     socket.on('data', (d) => (text += d));
     const closed = new Promise((r) => socket.once('close', r));
     const body = [1, 2, 3].map((s) => JSON.stringify(fragment(s, `cut ${s}`))).join('\n') + '\n';
-    socket.write(`POST /v1/channels/cut.short/captions HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\nauthorization: Bearer ${key}\r\ncontent-length: ${body.length + 1000}\r\n\r\n${body}`);
+    socket.write(
+      `POST /v1/channels/cut.short/captions HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\nauthorization: Bearer ${key}\r\ncontent-length: ${body.length + 1000}\r\n\r\n${body}`,
+    );
     await new Promise((r) => setTimeout(r, 300));
     socket.end(); // half-close: the station sends no more but still reads
     await closed;
-    const acks = text.split('\r\n\r\n').slice(1).join('').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const acks = text
+      .split('\r\n\r\n')
+      .slice(1)
+      .join('')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
     expect(acks.filter((a) => a.position).map((a) => a.seq)).toEqual([1, 2, 3]);
     expect(acks.at(-1)).toMatchObject({ field: 'body', error: expect.stringMatching(/before its declared length/) });
     expect((await sys.captionsInLog()) - before).toBe(3);
   });
 
   it('a media type in capitals is still NDJSON', async () => {
-    const r = await fetch(`${sys.api}/v1/channels/caps/captions`, { method: 'POST', headers: { 'content-type': 'APPLICATION/X-NDJSON', authorization: `Bearer ${key}` }, body: `${JSON.stringify(fragment(1))}\n${JSON.stringify(fragment(2))}\n` });
+    const r = await fetch(`${sys.api}/v1/channels/caps/captions`, {
+      method: 'POST',
+      headers: { 'content-type': 'APPLICATION/X-NDJSON', authorization: `Bearer ${key}` },
+      body: `${JSON.stringify(fragment(1))}\n${JSON.stringify(fragment(2))}\n`,
+    });
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
-    expect((await r.text()).trim().split('\n').map((l) => JSON.parse(l).seq)).toEqual([1, 2]);
+    expect(
+      (await r.text())
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).seq),
+    ).toEqual([1, 2]);
   });
 });
 
 describe('streams per station', () => {
   it('past INGEST_MAX_STREAMS_PER_STATION open streams, another is 429 with Retry-After; one closing makes room', async () => {
     const own = await sys.stationKey('capped-station');
-    const open = await Promise.all([1, 2, 3].map(async () => {
-      const req = http.request(`${sys.api}/v1/channels/capped/captions`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${own}` } });
-      req.on('error', () => undefined);
-      const res = await new Promise<http.IncomingMessage>((resolve) => (req.once('response', resolve), req.flushHeaders()));
-      res.resume();
-      return { req, res };
-    }));
+    const open = await Promise.all(
+      [1, 2, 3].map(async () => {
+        const req = http.request(`${sys.api}/v1/channels/capped/captions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${own}` },
+        });
+        req.on('error', () => undefined);
+        const res = await new Promise<http.IncomingMessage>((resolve) => (req.once('response', resolve), req.flushHeaders()));
+        res.resume();
+        return { req, res };
+      }),
+    );
     expect(open.map((o) => o.res.statusCode)).toEqual([200, 200, 200]);
-    const fourth = await fetch(`${sys.api}/v1/channels/capped/captions`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${own}` }, body: `${JSON.stringify(fragment(1))}\n` });
+    const fourth = await fetch(`${sys.api}/v1/channels/capped/captions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${own}` },
+      body: `${JSON.stringify(fragment(1))}\n`,
+    });
     expect(fourth.status).toBe(429);
     expect(fourth.headers.get('retry-after')).toBe('5');
     expect(await fourth.json()).toMatchObject({ field: 'authorization', error: expect.stringMatching(/3 ingest streams open/) });
@@ -149,7 +204,10 @@ describe('streams per station', () => {
     expect((await sys.postNdjson('capped', key, `${JSON.stringify(fragment(1))}\n`)).status).toBe(200);
     open[0]!.req.end();
     await new Promise((r) => open[0]!.res.once('end', r));
-    await waitFor('room for a stream', async () => (await sys.postNdjson('capped', own, `${JSON.stringify(fragment(2))}\n`)).status === 200);
+    await waitFor(
+      'room for a stream',
+      async () => (await sys.postNdjson('capped', own, `${JSON.stringify(fragment(2))}\n`)).status === 200,
+    );
     for (const o of open.slice(1)) o.req.destroy();
   });
 });
@@ -159,7 +217,10 @@ describe('a removed station key', () => {
     const doomed = await sys.stationKey('doomed-station');
     // Both processes have it cached.
     for (const s of [sys, second]) expect((await s.postJson('doomed', doomed, fragment(1))).status).toBe(200);
-    const req = http.request(`${second.api}/v1/channels/doomed/captions`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${doomed}` } });
+    const req = http.request(`${second.api}/v1/channels/doomed/captions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${doomed}` },
+    });
     req.on('error', () => undefined);
     const res = await new Promise<http.IncomingMessage>((resolve) => (req.once('response', resolve), req.flushHeaders()));
     let text = '';
@@ -168,12 +229,22 @@ describe('a removed station key', () => {
 
     const t0 = Date.now();
     await removeStation(sys.db, 'doomed-station');
-    const refusedAfter = await Promise.all([sys, second].map((s) =>
-      waitFor('refusal', async () => ((await s.postJson('doomed', doomed, fragment(2))).status === 401 ? Date.now() - t0 : undefined), 5000, 20),
-    ));
+    const refusedAfter = await Promise.all(
+      [sys, second].map((s) =>
+        waitFor(
+          'refusal',
+          async () => ((await s.postJson('doomed', doomed, fragment(2))).status === 401 ? Date.now() - t0 : undefined),
+          5000,
+          20,
+        ),
+      ),
+    );
     await ended;
     console.log(`removed key refused after ${refusedAfter.join(' and ')} ms`);
     for (const ms of refusedAfter) expect(ms).toBeLessThan(1000);
-    expect(JSON.parse(text.trim().split('\n').at(-1)!)).toEqual({ error: 'authorization: the station key was removed', field: 'authorization' });
+    expect(JSON.parse(text.trim().split('\n').at(-1)!)).toEqual({
+      error: 'authorization: the station key was removed',
+      field: 'authorization',
+    });
   });
 });

@@ -23,7 +23,9 @@ describe('NDJSON ingest', () => {
     const offsets = r.lines.map((l) => Number(l.position.split(':')[1]));
     expect(offsets[1]).toBe(offsets[0]! + 1);
     expect(offsets[2]).toBe(offsets[1]! + 1);
-    const rows = await waitFor('rows', async () => ((await sys.fragments('news.one')).length === 3 ? sys.fragments('news.one') : undefined));
+    const rows = await waitFor('rows', async () =>
+      (await sys.fragments('news.one')).length === 3 ? sys.fragments('news.one') : undefined,
+    );
     expect(rows.map((x) => x.text)).toEqual(['line 1', 'line 2', 'line 3']);
   });
 
@@ -39,7 +41,15 @@ describe('NDJSON ingest', () => {
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toMatch(/^application\/x-ndjson/);
     const lines: any[] = [];
-    response.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))));
+    response.on('data', (d: Buffer) =>
+      lines.push(
+        ...d
+          .toString()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l)),
+      ),
+    );
     req.write(JSON.stringify(fragment(1)) + '\n');
     await waitFor('first ack', () => lines.length === 1);
     expect(lines[0]).toMatchObject({ seq: 1, position: expect.stringMatching(/^\d+:\d+$/) });
@@ -64,7 +74,15 @@ describe('NDJSON ingest', () => {
       JSON.stringify({ ...fragment(17), lang: 'not a tag' }), // 9 bad lang
       '[1,2]', // 10 not an object
     ];
-    const r = await sys.postNdjson('bad.lines', key, Buffer.from(lines.join('\n') + '\n', 'latin1').toString('latin1') === '' ? '' : Buffer.concat(lines.map((l, i) => Buffer.concat([i === 3 ? Buffer.from(l, 'latin1') : Buffer.from(l, 'utf8'), Buffer.from('\n')]))));
+    const r = await sys.postNdjson(
+      'bad.lines',
+      key,
+      Buffer.from(lines.join('\n') + '\n', 'latin1').toString('latin1') === ''
+        ? ''
+        : Buffer.concat(
+            lines.map((l, i) => Buffer.concat([i === 3 ? Buffer.from(l, 'latin1') : Buffer.from(l, 'utf8'), Buffer.from('\n')])),
+          ),
+    );
     expect(r.status).toBe(200);
     const byLine = Object.fromEntries(r.lines.filter((l) => l.line).map((l) => [l.line, l.error]));
     expect(byLine[2]).toMatch(/malformed JSON/);
@@ -125,7 +143,11 @@ describe('who may write where', () => {
     expect(none.body.field).toBe('authorization');
     const wrong = await sys.postJson('keys', 'cst_not-a-real-key', fragment(1));
     expect(wrong.status).toBe(401);
-    const nd = await fetch(`${sys.api}/v1/channels/keys/captions`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', authorization: 'Bearer nope' }, body: JSON.stringify(fragment(1)) + '\n' });
+    const nd = await fetch(`${sys.api}/v1/channels/keys/captions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', authorization: 'Bearer nope' },
+      body: JSON.stringify(fragment(1)) + '\n',
+    });
     expect(nd.status).toBe(401);
     expect((await sys.captionsInLog()) - before).toBe(0);
   });

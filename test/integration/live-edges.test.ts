@@ -54,7 +54,9 @@ describe('which pages may connect (Origin)', () => {
     expect(await upgrade(sys.live, { origin: `http://127.0.0.1:${sys.apiPort}` })).toEqual({ status: 101 });
     expect(await upgrade(sys.live, { origin: `https://127.0.0.1:${sys.apiPort}` })).toEqual({ status: 101 });
     // A page opened at http://localhost:<api port> connects to ws://localhost:<fanout port>.
-    expect(await upgrade(sys.live, { host: `localhost:${sys.fanoutPort}`, origin: `http://localhost:${sys.apiPort}` })).toEqual({ status: 101 });
+    expect(await upgrade(sys.live, { host: `localhost:${sys.fanoutPort}`, origin: `http://localhost:${sys.apiPort}` })).toEqual({
+      status: 101,
+    });
   });
 
   it.each([
@@ -63,7 +65,10 @@ describe('which pages may connect (Origin)', () => {
     ['the API’s port on another host', () => `http://localhost:${sys.apiPort}`],
     ['an opaque origin (sandboxed frame, file://)', () => 'null'],
   ])('refuses %s with 403 naming origin, and no socket opens', async (_name, origin) => {
-    expect(await upgrade(sys.live, { origin: origin() })).toEqual({ status: 403, body: { error: expect.stringMatching(/^origin: /), field: 'origin' } });
+    expect(await upgrade(sys.live, { origin: origin() })).toEqual({
+      status: 403,
+      body: { error: expect.stringMatching(/^origin: /), field: 'origin' },
+    });
   });
 
   it('ALLOWED_ORIGINS replaces the default, and * allows any page', async () => {
@@ -72,7 +77,10 @@ describe('which pages may connect (Origin)', () => {
       await other.start('fanout', { ALLOWED_ORIGINS: 'https://app.example, http://127.0.0.1:9999' });
       expect(await upgrade(other.live, { origin: 'https://app.example' })).toEqual({ status: 101 });
       expect(await upgrade(other.live, { origin: 'http://127.0.0.1:9999' })).toEqual({ status: 101 });
-      expect(await upgrade(other.live, { origin: `http://127.0.0.1:${other.apiPort}` })).toMatchObject({ status: 403, body: { field: 'origin' } });
+      expect(await upgrade(other.live, { origin: `http://127.0.0.1:${other.apiPort}` })).toMatchObject({
+        status: 403,
+        body: { field: 'origin' },
+      });
       await other.kill('fanout', 'SIGTERM');
       await other.start('fanout', { ALLOWED_ORIGINS: '*' });
       expect(await upgrade(other.live, { origin: 'https://anyone.example' })).toEqual({ status: 101 });
@@ -99,7 +107,10 @@ describe('a since beyond the end of the log', () => {
       resumer.subscribe(channel, `${partition}:${offset}`);
       await waitFor('the refusal', () => errors(resumer).length === i + 1);
       expect(errors(resumer)[i]).toEqual({
-        type: 'error', code: 'invalid_position', field: 'since', channel,
+        type: 'error',
+        code: 'invalid_position',
+        field: 'since',
+        channel,
         message: expect.stringMatching(new RegExp(`^since: ${partition}:${offset} is beyond the end of the log`)),
       });
     }
@@ -130,14 +141,22 @@ describe('replay speed', () => {
   const channel = 'edge.replay';
 
   beforeAll(async () => {
-    await sys.postJson(channel, key, [0, 1, 2].map((i) => ({ seq: i + 1, text: `line ${i + 1}`, start: T0 + i * 1000, end: T0 + i * 1000 + 900 })));
+    await sys.postJson(
+      channel,
+      key,
+      [0, 1, 2].map((i) => ({ seq: i + 1, text: `line ${i + 1}`, start: T0 + i * 1000, end: T0 + i * 1000 + 900 })),
+    );
     await waitFor('the read model', async () => (await sys.fragments(channel)).length === 3);
   });
 
   it.each([
     ['below the minimum', { from: T0, to: T0 + 3000, speed: 0.001 }, /^speed: must be a number from 0\.01 to 1000/],
     ['so small a timer would fire at once', { from: T0, to: T0 + 3000, speed: 1e-9 }, /^speed: must be a number from 0\.01/],
-    ['making a month last over 7 days', { from: T0, to: T0 + 30 * 86_400_000, speed: 1 }, /^speed: at 1x this range takes 30 days; a replay may take at most 7 days/],
+    [
+      'making a month last over 7 days',
+      { from: T0, to: T0 + 30 * 86_400_000, speed: 1 },
+      /^speed: at 1x this range takes 30 days; a replay may take at most 7 days/,
+    ],
     ['at its slowest over a day', { from: T0, to: T0 + 86_400_000, speed: 0.01 }, /^speed: at 0\.01x this range takes 100 days/],
     ['not a number', { from: T0, to: T0 + 3000, speed: '10' }, /^speed: /],
   ])('refuses a speed %s with bad_request naming speed, and keeps the socket', async (_name, range, message) => {
@@ -156,10 +175,22 @@ describe('replay speed', () => {
     for (let i = 1; i <= 8; i++) slow(`r${i}`);
     await waitFor('8 replays', () => c.messages.filter((m) => m.type === 'replay_started').length === 8);
     slow('r1');
-    expect(await c.waitFor('error')).toEqual({ type: 'error', code: 'bad_request', field: 'id', channel, message: 'id: a replay with id r1 is already running' });
+    expect(await c.waitFor('error')).toEqual({
+      type: 'error',
+      code: 'bad_request',
+      field: 'id',
+      channel,
+      message: 'id: a replay with id r1 is already running',
+    });
     slow('r9');
     await waitFor('two errors', () => errors(c).length === 2);
-    expect(errors(c)[1]).toEqual({ type: 'error', code: 'too_many_replays', field: 'op', channel, message: expect.stringMatching(/^op: .*at most 8/) });
+    expect(errors(c)[1]).toEqual({
+      type: 'error',
+      code: 'too_many_replays',
+      field: 'op',
+      channel,
+      message: expect.stringMatching(/^op: .*at most 8/),
+    });
   });
 
   it('paces the slowest allowed replay at its speed rather than sending it at once', async () => {
@@ -181,7 +212,9 @@ async function rawSocket(): Promise<{ socket: Socket; received: () => Buffer; cl
   socket.on('data', (d: Buffer) => (data = Buffer.concat([data, d])));
   const closed = new Promise<void>((r) => socket.once('close', () => r()));
   socket.on('error', () => undefined); // a reset is one way of being closed
-  socket.write(`GET /v1/live HTTP/1.1\r\nHost: 127.0.0.1:${sys.fanoutPort}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  socket.write(
+    `GET /v1/live HTTP/1.1\r\nHost: 127.0.0.1:${sys.fanoutPort}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
   await waitFor('the handshake', () => data.includes('\r\n\r\n'), 5000, 5);
   expect(data.toString().split('\r\n')[0]).toBe('HTTP/1.1 101 Switching Protocols');
   const head = data.indexOf('\r\n\r\n') + 4;
@@ -239,7 +272,12 @@ describe('frames', () => {
   it('answers a binary frame with an error naming the frame, and keeps the socket', async () => {
     const c = await connect();
     c.ws.send(Buffer.from(JSON.stringify({ op: 'subscribe', channel })), { binary: true });
-    expect(await c.waitFor('error')).toEqual({ type: 'error', code: 'bad_request', field: 'frame', message: expect.stringMatching(/^frame: must be a text frame/) });
+    expect(await c.waitFor('error')).toEqual({
+      type: 'error',
+      code: 'bad_request',
+      field: 'frame',
+      message: expect.stringMatching(/^frame: must be a text frame/),
+    });
     c.subscribe(channel);
     await c.waitFor('subscribed', channel);
   });

@@ -44,7 +44,14 @@ interface Case {
 
 // ---- values that are wrong for one member ------------------------------------------------------
 
-const notString = fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean(), fc.constant(null), fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 5 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 }));
+const notString = fc.oneof(
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 5 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 }),
+);
 /** Strings of every kind: odd code points, lone surrogates, long ones. */
 const anyString = fc.oneof(
   fc.string({ maxLength: 40 }),
@@ -53,7 +60,10 @@ const anyString = fc.oneof(
   fc.string({ unit: fc.constantFrom('\ud800', '\udfff', '\u0000', '\u202e', '\ufeff', ':', '-', '0', '9'), maxLength: 40 }),
   fc.string({ minLength: 200, maxLength: 3000 }),
 );
-const badChannel = fc.oneof(notString, anyString.filter((s) => !isChannelId(s)));
+const badChannel = fc.oneof(
+  notString,
+  anyString.filter((s) => !isChannelId(s)),
+);
 const badTime = fc.oneof(
   fc.constantFrom(null, true, false, '', -1, 1.5, 2 ** 53, [], {}),
   fc.integer({ max: -1 }),
@@ -66,19 +76,25 @@ const badSpeed = fc.oneof(
   fc.constantFrom(null, true, '10', [], {}),
   anyString,
 );
-const badReplayId = fc.oneof(notString.filter((v) => v !== undefined), fc.constant(''), fc.string({ minLength: 65, maxLength: 500 }));
+const badReplayId = fc.oneof(
+  notString.filter((v) => v !== undefined),
+  fc.constant(''),
+  fc.string({ minLength: 65, maxLength: 500 }),
+);
 const badOp = fc.oneof(notString, anyString).filter((op) => !['subscribe', 'unsubscribe', 'replay', 'stop_replay'].includes(op as string));
 
 /** A since that must be refused on the quiet channel (whose partition has no record): wrong type,
  *  malformed, another channel's partition, or any offset of its own (the log has none). */
-const badSince = fc.oneof(
-  notString.filter((v) => v !== null),
-  anyString,
-  fc.tuple(fc.integer({ min: 0, max: 200 }), fc.oneof(fc.integer({ min: -3, max: 1_000 }), fc.maxSafeNat())).map(([p, o]) => `${p}:${o}`),
-).filter((s) => {
-  const p = typeof s === 'string' ? parsePosition(s) : undefined;
-  return !(p && p.partition === partitionOf(QUIET) && p.offset === -1); // "before the first" is fine
-});
+const badSince = fc
+  .oneof(
+    notString.filter((v) => v !== null),
+    anyString,
+    fc.tuple(fc.integer({ min: 0, max: 200 }), fc.oneof(fc.integer({ min: -3, max: 1_000 }), fc.maxSafeNat())).map(([p, o]) => `${p}:${o}`),
+  )
+  .filter((s) => {
+    const p = typeof s === 'string' ? parsePosition(s) : undefined;
+    return !(p && p.partition === partitionOf(QUIET) && p.offset === -1); // "before the first" is fine
+  });
 
 const message = (m: Record<string, unknown>) => JSON.stringify(m);
 const replay = { op: 'replay', channel: QUIET, from: T0, to: T0 + 1000, speed: 1000 };
@@ -109,7 +125,9 @@ const opCases: fc.Arbitrary<Case>[] = [
     expected: { error: 'speed', codes: ['bad_request'] },
   })),
   badReplayId.map((id) => ({ frame: message({ ...replay, id }), expected: { error: 'id', codes: ['bad_request'] } })),
-  fc.oneof(notString, anyString).map((id) => ({ frame: message({ op: 'stop_replay', id }), expected: { error: 'id', codes: ['bad_request'] } })),
+  fc
+    .oneof(notString, anyString)
+    .map((id) => ({ frame: message({ op: 'stop_replay', id }), expected: { error: 'id', codes: ['bad_request'] } })),
 ];
 
 /** What the protocol must make of any text: not JSON or not an object is the frame's fault. */
@@ -132,9 +150,14 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const frameCases: fc.Arbitrary<Case>[] = [
   // Random JSON and random text.
-  fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)).map((frame) => ({ frame, expected: expectationOfText(frame) })),
+  fc
+    .jsonValue({ maxDepth: 3 })
+    .map((v) => JSON.stringify(v))
+    .map((frame) => ({ frame, expected: expectationOfText(frame) })),
   anyString.map((frame) => ({ frame, expected: expectationOfText(frame) })),
-  fc.constantFrom('', ' ', '{', '}', '[]', 'null', '{"op":', '{"op":"subscribe"', '{"__proto__":{"op":"subscribe"}}', '{"constructor":{}}').map((frame) => ({ frame, expected: expectationOfText(frame) })),
+  fc
+    .constantFrom('', ' ', '{', '}', '[]', 'null', '{"op":', '{"op":"subscribe"', '{"__proto__":{"op":"subscribe"}}', '{"constructor":{}}')
+    .map((frame) => ({ frame, expected: expectationOfText(frame) })),
   // Random bytes as a binary frame, and as a text frame (cut when they are not UTF-8).
   fc.uint8Array({ maxLength: 300 }).map((frame) => ({ frame, binary: true, expected: { error: 'frame', codes: ['bad_request'] } })),
   fc.uint8Array({ maxLength: 300 }).map((bytes) => {
@@ -148,7 +171,9 @@ const frameCases: fc.Arbitrary<Case>[] = [
   }),
   // Too big: a proper 1009 up to the hard limit, cut beyond it.
   fc.integer({ min: MAX_FRAME + 1, max: 64 * 1024 }).map((n) => ({ frame: 'x'.repeat(n), expected: { close: 1009 } })),
-  fc.constantFrom(HARD_LIMIT, HARD_LIMIT + 1).map((n) => ({ frame: `"${'y'.repeat(n - 2)}"`, expected: { close: n > HARD_LIMIT ? 1006 : 1009 } })),
+  fc
+    .constantFrom(HARD_LIMIT, HARD_LIMIT + 1)
+    .map((n) => ({ frame: `"${'y'.repeat(n - 2)}"`, expected: { close: n > HARD_LIMIT ? 1006 : 1009 } })),
 ];
 
 /** One connection that sends a frame and waits for its one answer (or the close). */
@@ -162,7 +187,12 @@ class Prober {
     const c0 = this.client;
     const before = c0.messages.length;
     c0.ws.send(c.frame, { binary: c.binary ?? false });
-    return waitFor('an answer', () => (c0.messages.length > before ? c0.messages[before] : c0.closed ? { closed: c0.closed } : undefined), 10_000, 2);
+    return waitFor(
+      'an answer',
+      () => (c0.messages.length > before ? c0.messages[before] : c0.closed ? { closed: c0.closed } : undefined),
+      10_000,
+      2,
+    );
   }
   close(): void {
     this.client?.close();
@@ -236,23 +266,30 @@ function rawFrame(first: number, payload: Uint8Array, length = payload.length): 
 
 const brokenFrames = fc.oneof(
   // reserved bits (no extension was agreed)
-  fc.tuple(fc.constantFrom(0x10, 0x20, 0x40, 0x70), fc.constantFrom(0x1, 0x2), fc.uint8Array({ maxLength: 20 })).map(([rsv, op, p]) => rawFrame(0x80 | rsv | op, p)),
+  fc
+    .tuple(fc.constantFrom(0x10, 0x20, 0x40, 0x70), fc.constantFrom(0x1, 0x2), fc.uint8Array({ maxLength: 20 }))
+    .map(([rsv, op, p]) => rawFrame(0x80 | rsv | op, p)),
   // reserved opcodes
-  fc.tuple(fc.constantFrom(0x3, 0x4, 0x5, 0x6, 0x7, 0xb, 0xc, 0xd, 0xe, 0xf), fc.uint8Array({ maxLength: 20 })).map(([op, p]) => rawFrame(0x80 | op, p)),
+  fc
+    .tuple(fc.constantFrom(0x3, 0x4, 0x5, 0x6, 0x7, 0xb, 0xc, 0xd, 0xe, 0xf), fc.uint8Array({ maxLength: 20 }))
+    .map(([op, p]) => rawFrame(0x80 | op, p)),
   // a continuation with nothing to continue
   fc.uint8Array({ maxLength: 20 }).map((p) => rawFrame(0x80, p)),
   // a fragmented ping or pong, or one over 125 bytes
   fc.tuple(fc.constantFrom(0x9, 0xa), fc.uint8Array({ maxLength: 20 })).map(([op, p]) => rawFrame(op, p)),
   fc.tuple(fc.constantFrom(0x9, 0xa), fc.uint8Array({ minLength: 126, maxLength: 200 })).map(([op, p]) => rawFrame(0x80 | op, p)),
   // a text frame that is not UTF-8
-  fc.uint8Array({ minLength: 1, maxLength: 60 }).filter((b) => {
-    try {
-      utf8.decode(b);
-      return false;
-    } catch {
-      return true;
-    }
-  }).map((p) => rawFrame(0x81, p)),
+  fc
+    .uint8Array({ minLength: 1, maxLength: 60 })
+    .filter((b) => {
+      try {
+        utf8.decode(b);
+        return false;
+      } catch {
+        return true;
+      }
+    })
+    .map((p) => rawFrame(0x81, p)),
 );
 
 it('cuts a connection that breaks WebSocket framing (1006: no close frame), and only that one', async () => {
@@ -267,7 +304,9 @@ it('cuts a connection that breaks WebSocket framing (1006: no close frame), and 
       let data = Buffer.alloc(0);
       socket.on('data', (d: Buffer) => (data = Buffer.concat([data, d])));
       const closed = new Promise((r) => socket.once('close', r));
-      socket.write(`GET /v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      socket.write(
+        `GET /v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
       await waitFor('the handshake', () => data.includes('\r\n\r\n'), 5000, 2);
       const head = data.indexOf('\r\n\r\n') + 4;
       socket.write(bytes);

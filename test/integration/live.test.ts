@@ -46,7 +46,17 @@ describe('live captions', () => {
     const a = await c.waitForCaptions(3, 'live.a');
     const b = await c.waitForCaptions(1, 'live.b');
     expect(a.map((m) => m.text)).toEqual(['a1', 'a2', 'a3']);
-    expect(b[0]).toMatchObject({ type: 'caption', channel: 'live.b', station: 'live-station', seq: 1, text: 'b1', lang: 'fr', mode: 'popon', start: fragment(1).start, end: fragment(1).end });
+    expect(b[0]).toMatchObject({
+      type: 'caption',
+      channel: 'live.b',
+      station: 'live-station',
+      seq: 1,
+      text: 'b1',
+      lang: 'fr',
+      mode: 'popon',
+      start: fragment(1).start,
+      end: fragment(1).end,
+    });
     await watcher.waitForCaptions(1, 'live.c');
     await c.barrier();
     expect(c.captions('live.c')).toEqual([]);
@@ -81,7 +91,13 @@ describe('live captions', () => {
     c.subscribe('live.err', 'yesterday');
     c.subscribe('live.err', '999:5');
     await waitFor('5 errors', () => c.messages.filter((m) => m.type === 'error').length === 5);
-    expect(c.messages.map((m) => m.code)).toEqual(['bad_request', 'bad_request', 'invalid_channel', 'invalid_position', 'invalid_position']);
+    expect(c.messages.map((m) => m.code)).toEqual([
+      'bad_request',
+      'bad_request',
+      'invalid_channel',
+      'invalid_position',
+      'invalid_position',
+    ]);
     c.subscribe('live.err');
     await c.waitFor('subscribed', 'live.err');
     await sys.postJson('live.err', key, [fragment(1)]);
@@ -94,13 +110,21 @@ describe('resuming with since', () => {
     const c = await connect();
     c.subscribe('resume.restart');
     await c.waitFor('subscribed', 'resume.restart');
-    await sys.postJson('resume.restart', key, range(1, 5).map((s) => fragment(s)));
+    await sys.postJson(
+      'resume.restart',
+      key,
+      range(1, 5).map((s) => fragment(s)),
+    );
     const seen = await c.waitForCaptions(5, 'resume.restart');
     const last = seen.at(-1).position;
 
     await sys.kill('fanout');
     await waitFor('client to notice', () => c.closed);
-    await sys.postJson('resume.restart', key, range(6, 12).map((s) => fragment(s)));
+    await sys.postJson(
+      'resume.restart',
+      key,
+      range(6, 12).map((s) => fragment(s)),
+    );
     await sys.start('fanout');
 
     const again = await connect();
@@ -121,7 +145,11 @@ describe('resuming with since', () => {
     c.close();
     // 200 fragments on this channel: ten times what the fanout keeps per partition.
     for (let s = 2; s <= 200; s += 50) {
-      const r = await sys.postJson('resume.old', key, range(s, Math.min(s + 49, 200)).map((q) => fragment(q)));
+      const r = await sys.postJson(
+        'resume.old',
+        key,
+        range(s, Math.min(s + 49, 200)).map((q) => fragment(q)),
+      );
       expect(r.status).toBe(200);
     }
     await waitFor('projector to catch up', async () => (await sys.fragments('resume.old')).length === 200);
@@ -150,7 +178,12 @@ describe('slow consumers', () => {
       (c.ws as any)._socket.pause();
       const text = 'x'.repeat(1900);
       const total = 12_000;
-      for (let s = 1; s <= total; s += 500) await other.postJson('slow', k, range(s, s + 499).map((q) => fragment(q, text)));
+      for (let s = 1; s <= total; s += 500)
+        await other.postJson(
+          'slow',
+          k,
+          range(s, s + 499).map((q) => fragment(q, text)),
+        );
       (c.ws as any)._socket.resume();
       await waitFor('close', () => c.closed, 30_000);
       expect(c.closed!.code).toBe(4008);

@@ -44,7 +44,11 @@ it('exposes consumer lag and the end-to-end latency histogram in Prometheus form
 
 it('writes its logs as JSON lines', async () => {
   for (const app of ['api', 'projector', 'fanout'] as const) {
-    const lines = sys.output.get(app)!.join('').split('\n').filter((l) => l.startsWith('{'));
+    const lines = sys.output
+      .get(app)!
+      .join('')
+      .split('\n')
+      .filter((l) => l.startsWith('{'));
     expect(lines.length, app).toBeGreaterThan(0);
     for (const l of lines) expect(JSON.parse(l)).toMatchObject({ app, level: expect.any(Number), msg: expect.any(String) });
   }

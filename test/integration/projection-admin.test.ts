@@ -22,7 +22,12 @@ afterAll(() => sys?.stop());
 describe('rebuild', () => {
   it('builds the next version beside the serving one under live ingest and queries, then swaps: same rows, no failed query', async () => {
     const channels = ['rb.a', 'rb.b', 'rb.c'];
-    for (const c of channels) await sys.postJson(c, key, Array.from({ length: 300 }, (_, i) => fragment(i + 1, `${c} ${i + 1}`)));
+    for (const c of channels)
+      await sys.postJson(
+        c,
+        key,
+        Array.from({ length: 300 }, (_, i) => fragment(i + 1, `${c} ${i + 1}`)),
+      );
     await waitFor('v1 caught up', async () => (await sys.fragments('rb.c')).length === 300);
 
     let ingesting = true;
@@ -38,7 +43,12 @@ describe('rebuild', () => {
     let querying = true;
     const query = (async () => {
       while (querying) {
-        for (const path of ['/v1/channels', '/v1/channels/rb.a/captions?limit=50', '/v1/channels/rb.b/captions?limit=5&after=0:-1', '/v1/search?q=live&channel=rb.a']) {
+        for (const path of [
+          '/v1/channels',
+          '/v1/channels/rb.a/captions?limit=50',
+          '/v1/channels/rb.b/captions?limit=5&after=0:-1',
+          '/v1/search?q=live&channel=rb.a',
+        ]) {
           const r = await fetch(sys.api + path).catch((e) => ({ status: 0, text: async () => String(e) }));
           queries++;
           if (r.status !== 200 && !(path.includes('after') && r.status === 400)) failures.push(`${path}: ${r.status} ${await r.text()}`);
@@ -53,7 +63,12 @@ describe('rebuild', () => {
     const building = await adminCall('GET', '/v1/admin/projections');
     expect(building.body.projections.find((p: any) => p.name === 'captions')).toMatchObject({ current: 1, building: 2 });
 
-    await waitFor('v2 swapped in', async () => (await adminCall('GET', '/v1/admin/projections')).body.projections.find((p: any) => p.name === 'captions').current === 2, 60_000, 200);
+    await waitFor(
+      'v2 swapped in',
+      async () => (await adminCall('GET', '/v1/admin/projections')).body.projections.find((p: any) => p.name === 'captions').current === 2,
+      60_000,
+      200,
+    );
     ingesting = false;
     await ingest;
     querying = false;
@@ -69,15 +84,20 @@ describe('rebuild', () => {
     });
     // ...and the rows v1 had are the same rows in v2.
     const cols = sql`channel, partition, "offset", station, seq, text, start_ms, end_ms, mode, lang, received_at_ms`;
-    const { rows: v1only } = await sql`SELECT ${cols} FROM captions_v1.caption_fragments EXCEPT SELECT ${cols} FROM captions_v2.caption_fragments`.execute(sys.db);
+    const { rows: v1only } =
+      await sql`SELECT ${cols} FROM captions_v1.caption_fragments EXCEPT SELECT ${cols} FROM captions_v2.caption_fragments`.execute(sys.db);
     expect(v1only).toEqual([]);
     const { rows: v1count } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM captions_v1.caption_fragments`.execute(sys.db);
     expect(v1count[0]!.n).toBeGreaterThanOrEqual(900);
     // The readers' indexes, built once v2 had caught up, are all there: the same as v1's.
     const indexes = async (schema: string) =>
-      (await sql<{ indexname: string }>`SELECT indexname FROM pg_indexes WHERE schemaname = ${schema} ORDER BY indexname`.execute(sys.db)).rows.map((r) => r.indexname);
+      (
+        await sql<{ indexname: string }>`SELECT indexname FROM pg_indexes WHERE schemaname = ${schema} ORDER BY indexname`.execute(sys.db)
+      ).rows.map((r) => r.indexname);
     expect(await indexes('captions_v2')).toEqual(await indexes('captions_v1'));
-    expect(await indexes('captions_v2')).toEqual(expect.arrayContaining(['caption_fragments_search', 'caption_fragments_by_channel', 'caption_fragments_by_time']));
+    expect(await indexes('captions_v2')).toEqual(
+      expect.arrayContaining(['caption_fragments_search', 'caption_fragments_by_channel', 'caption_fragments_by_time']),
+    );
     const ch = await sys.get('/v1/channels');
     expect(ch.body.channels.filter((c: any) => c.id.startsWith('rb.')).reduce((n: number, c: any) => n + c.fragmentCount, 0)).toBe(total);
   }, 120_000);
@@ -99,10 +119,15 @@ describe('verify', () => {
     expect(clean.body.checked).toBeGreaterThanOrEqual(3);
 
     const { rows } = await sql<{ current: number }>`SELECT current FROM projection_versions WHERE name = 'captions'`.execute(sys.db);
-    await sql`DELETE FROM ${sql.id(`captions_v${rows[0]!.current}`, 'caption_fragments')} WHERE channel = 'vf.one' AND seq = 2`.execute(sys.db);
+    await sql`DELETE FROM ${sql.id(`captions_v${rows[0]!.current}`, 'caption_fragments')} WHERE channel = 'vf.one' AND seq = 2`.execute(
+      sys.db,
+    );
     const dirty = await adminCall('POST', '/v1/admin/projections/captions/verify');
     const hour = new Date(Math.floor(fragment(2).start / 3_600_000) * 3_600_000).toISOString();
-    expect(dirty.body).toMatchObject({ ok: false, differences: [{ channel: 'vf.one', hour, inLog: expect.any(Number), inModel: expect.any(Number) }] });
+    expect(dirty.body).toMatchObject({
+      ok: false,
+      differences: [{ channel: 'vf.one', hour, inLog: expect.any(Number), inModel: expect.any(Number) }],
+    });
     expect(dirty.body.differences[0].inLog - dirty.body.differences[0].inModel).toBe(1);
   }, 60_000);
 });
@@ -133,10 +158,22 @@ describe('reading the log from outside', () => {
       }
     };
     const captions = await lines('captions', (l) => l.some((x) => x.data?.text === 'for tail'));
-    expect(captions.find((x) => x.data.text === 'for tail')).toMatchObject({ type: 'CaptionFragmentReceived', version: 1, key: 'tail.one', position: expect.stringMatching(/^\d+:\d+$/), meta: { type: 'CaptionFragmentReceived' }, data: { channel: 'tail.one', station: 'admin-station' } });
+    expect(captions.find((x) => x.data.text === 'for tail')).toMatchObject({
+      type: 'CaptionFragmentReceived',
+      version: 1,
+      key: 'tail.one',
+      position: expect.stringMatching(/^\d+:\d+$/),
+      meta: { type: 'CaptionFragmentReceived' },
+      data: { channel: 'tail.one', station: 'admin-station' },
+    });
     const streams = await lines('streams', (l) => l.some((x) => x.type === 'StreamDeactivated' && x.data.userId === u));
-    expect(new Set(streams.map((x) => x.type))).toEqual(new Set(['UserIdIssued', 'StreamIdIssued', 'StreamActivated', 'StreamDeactivated']));
-    expect(streams.find((x) => x.type === 'StreamActivated')).toMatchObject({ meta: { stream: `viewer-${u}`, streamVersion: 2 }, data: { userId: u, streamId: s } });
+    expect(new Set(streams.map((x) => x.type))).toEqual(
+      new Set(['UserIdIssued', 'StreamIdIssued', 'StreamActivated', 'StreamDeactivated']),
+    );
+    expect(streams.find((x) => x.type === 'StreamActivated')).toMatchObject({
+      meta: { stream: `viewer-${u}`, streamVersion: 2 },
+      data: { userId: u, streamId: s },
+    });
   }, 90_000);
 
   it('tail refuses a bad --from and an unknown topic with a clear message', async () => {
@@ -147,7 +184,10 @@ describe('reading the log from outside', () => {
         cli.stderr.on('data', (d: Buffer) => (err += d.toString()));
         cli.on('exit', (code) => resolve({ code: code ?? -1, err }));
       });
-    expect(await run(['tail', 'captions', '--from', 'last tuesday'])).toMatchObject({ code: 1, err: expect.stringMatching(/--from must be/) });
+    expect(await run(['tail', 'captions', '--from', 'last tuesday'])).toMatchObject({
+      code: 1,
+      err: expect.stringMatching(/--from must be/),
+    });
     expect(await run(['tail', 'nope'])).toMatchObject({ code: 1, err: expect.stringMatching(/unknown topic nope/) });
   });
 

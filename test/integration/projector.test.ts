@@ -36,10 +36,18 @@ it('holds every acknowledged fragment exactly once after kill -9 in the middle o
   // Kill the projector twice while the streams run, restarting it each time.
   const killer = (async () => {
     for (let i = 0; i < 2; i++) {
-      await waitFor('rows to arrive', async () => {
-        const { n } = await sys.db.selectFrom('caption_fragments').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-        return Number(n) > (i + 1) * 1000;
-      }, 60_000, 20);
+      await waitFor(
+        'rows to arrive',
+        async () => {
+          const { n } = await sys.db
+            .selectFrom('caption_fragments')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow();
+          return Number(n) > (i + 1) * 1000;
+        },
+        60_000,
+        20,
+      );
       await sys.kill('projector');
       await sys.start('projector');
     }
@@ -49,10 +57,15 @@ it('holds every acknowledged fragment exactly once after kill -9 in the middle o
   for (const channel of channels) {
     const expected = [...new Set(acked.get(channel)!)].sort((a, b) => a - b);
     expect(expected).toHaveLength(perChannel);
-    const rows = await waitFor(`${channel} complete`, async () => {
-      const r = await sys.fragments(channel);
-      return r.length >= perChannel && r;
-    }, 60_000, 200);
+    const rows = await waitFor(
+      `${channel} complete`,
+      async () => {
+        const r = await sys.fragments(channel);
+        return r.length >= perChannel && r;
+      },
+      60_000,
+      200,
+    );
     expect(rows.map((r) => r.seq)).toEqual(expected);
     expect(rows.map((r) => r.text)).toEqual(expected.map((s) => `${channel} #${s}`));
   }

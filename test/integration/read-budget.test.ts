@@ -51,7 +51,9 @@ describe('queries that cannot be answered in reasonable time', () => {
   });
 
   it('a statement past READ_TIMEOUT_MS is stopped by Postgres: 503 naming q, and the next search is answered', async () => {
-    const slow = await fetch(`${sys.api}/v1/search?q=${encodeURIComponent('"number with" or news or weather or sport or evening')}&limit=100`);
+    const slow = await fetch(
+      `${sys.api}/v1/search?q=${encodeURIComponent('"number with" or news or weather or sport or evening')}&limit=100`,
+    );
     if (slow.status === 200) return; // this machine ranked 150,000 rows within the budget; the flood below still counts
     expect(slow.status).toBe(503);
     expect(await slow.json()).toMatchObject({ field: 'q', error: expect.stringMatching(/took too long/) });
@@ -70,22 +72,41 @@ describe('a flood of expensive reads', () => {
       return { status: r.status, ms: performance.now() - t0 };
     };
     let busyAnswers = 0;
-    const flood = Array.from({ length: 80 }, () => search('news', '&limit=100').then(async (r) => {
-      const answer = { status: r.status, retryAfter: r.headers.get('retry-after'), body: await r.json() };
-      if (answer.status === 503 && /^busy/.test(answer.body.error)) busyAnswers++;
-      return answer;
-    }));
+    const flood = Array.from({ length: 80 }, () =>
+      search('news', '&limit=100').then(async (r) => {
+        const answer = { status: r.status, retryAfter: r.headers.get('retry-after'), body: await r.json() };
+        if (answer.status === 503 && /^busy/.test(answer.body.error)) busyAnswers++;
+        return answer;
+      }),
+    );
     // "Busy" is answered at once, and only past a full line: the line is full now.
     await waitFor('the first "busy" answer', () => busyAnswers > 0, 30_000, 10);
     const others = [];
     for (let i = 0; i < 5; i++) {
       others.push(await timed(() => fetch(`${sys.api}/healthz`)));
-      others.push(await timed(() => fetch(`${sys.api}/v1/channels/budget/captions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify(fragment(100 + i)) })));
-      others.push(await timed(() => fetch(`${sys.api}/streams/${streamId}/${i % 2 ? 'deactivate' : 'activate'}`, { method: 'PATCH', headers: { 'x-userid': userId } })));
+      others.push(
+        await timed(() =>
+          fetch(`${sys.api}/v1/channels/budget/captions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+            body: JSON.stringify(fragment(100 + i)),
+          }),
+        ),
+      );
+      others.push(
+        await timed(() =>
+          fetch(`${sys.api}/streams/${streamId}/${i % 2 ? 'deactivate' : 'activate'}`, {
+            method: 'PATCH',
+            headers: { 'x-userid': userId },
+          }),
+        ),
+      );
     }
     const answers = await Promise.all(flood);
     const busy = answers.filter((a) => a.status === 503 && /^busy/.test(a.body.error));
-    console.log(`flood: ${answers.filter((a) => a.status === 200).length} answered, ${busy.length} busy, ${answers.filter((a) => a.status === 503 && !/^busy/.test(a.body.error)).length} over budget; others took ${others.map((o) => o.ms.toFixed(0)).join(', ')} ms`);
+    console.log(
+      `flood: ${answers.filter((a) => a.status === 200).length} answered, ${busy.length} busy, ${answers.filter((a) => a.status === 503 && !/^busy/.test(a.body.error)).length} over budget; others took ${others.map((o) => o.ms.toFixed(0)).join(', ')} ms`,
+    );
     for (const a of answers) expect([200, 503], JSON.stringify(a.body)).toContain(a.status);
     expect(busy.length).toBeGreaterThan(0);
     for (const b of busy) expect(b.retryAfter).toBe('1');

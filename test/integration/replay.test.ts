@@ -14,7 +14,11 @@ beforeAll(async () => {
   await Promise.all([sys.start('api'), sys.start('projector'), sys.start('fanout')]);
   key = await sys.stationKey('replay-station');
   await sys.postJson('rp.news', key, [...broadcast, { seq: 7, text: 'much later', start: T0 + 3_600_000, end: T0 + 3_601_000 }]);
-  await sys.postJson('rp.other', key, broadcast.map((b) => ({ ...b, text: `other ${b.seq}` })));
+  await sys.postJson(
+    'rp.other',
+    key,
+    broadcast.map((b) => ({ ...b, text: `other ${b.seq}` })),
+  );
   await waitFor('history', async () => (await sys.fragments('rp.news')).length === 7 && (await sys.fragments('rp.other')).length === 6);
 });
 afterAll(() => sys?.stop());
@@ -23,12 +27,21 @@ it('replays a range in order at its original spacing divided by speed', async ()
   const c = await LiveClient.connect(sys.live);
   const arrivals: number[] = [];
   c.ws.on('message', (m) => JSON.parse(m.toString()).type === 'caption' && arrivals.push(performance.now()));
-  c.ws.send(JSON.stringify({ op: 'replay', channel: 'rp.news', from: T0, to: new Date(T0 + 6000).toISOString(), speed: 10, id: 'evening' }));
+  c.ws.send(
+    JSON.stringify({ op: 'replay', channel: 'rp.news', from: T0, to: new Date(T0 + 6000).toISOString(), speed: 10, id: 'evening' }),
+  );
   const end = await c.waitFor('replay_end');
   expect(end).toEqual({ type: 'replay_end', replay: 'evening', channel: 'rp.news', sent: 6, stopped: false });
   const got = c.captions('rp.news');
   expect(got.map((m) => m.text)).toEqual(broadcast.map((b) => b.text));
-  expect(got[0]).toMatchObject({ type: 'caption', replay: 'evening', originalTime: T0, start: T0, station: 'replay-station', position: expect.stringMatching(/^\d+:\d+$/) });
+  expect(got[0]).toMatchObject({
+    type: 'caption',
+    replay: 'evening',
+    originalTime: T0,
+    start: T0,
+    station: 'replay-station',
+    position: expect.stringMatching(/^\d+:\d+$/),
+  });
   // 1 s apart on air is 100 ms apart at speed 10. Each caption keeps to that schedule, give or take
   // timer jitter on a busy machine (a late one does not push the others later).
   const since = arrivals.map((t) => t - arrivals[0]!);
@@ -53,8 +66,18 @@ it('runs several replays and a live subscription on one socket, and stops a repl
     return e.length === 3 && e;
   });
   expect(ends.find((e: any) => e.replay === 'slow')).toMatchObject({ stopped: true });
-  expect(c.captions().filter((m) => m.replay === 'a').map((m) => m.text)).toEqual(broadcast.map((b) => b.text));
-  expect(c.captions().filter((m) => m.replay === 'b').map((m) => m.text)).toEqual(broadcast.map((b) => `other ${b.seq}`));
+  expect(
+    c
+      .captions()
+      .filter((m) => m.replay === 'a')
+      .map((m) => m.text),
+  ).toEqual(broadcast.map((b) => b.text));
+  expect(
+    c
+      .captions()
+      .filter((m) => m.replay === 'b')
+      .map((m) => m.text),
+  ).toEqual(broadcast.map((b) => `other ${b.seq}`));
   expect(c.captions('rp.live').map((m) => m.text)).toEqual(['live now']);
   expect(c.captions('rp.live')[0].replay).toBeUndefined();
   c.close();

@@ -18,7 +18,8 @@ const TEXTS_A: [string, string | null][] = [
 ];
 const PAGED = 23;
 
-const search = (params: Record<string, string | number>) => sys.get(`/v1/search?${new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)]))}`);
+const search = (params: Record<string, string | number>) =>
+  sys.get(`/v1/search?${new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)]))}`);
 
 beforeAll(async () => {
   sys = await System.create();
@@ -26,7 +27,9 @@ beforeAll(async () => {
   const key = await sys.stationKey('search-station');
   const a = TEXTS_A.map(([text, lang], i) => fragment(i + 1, text, lang ? { lang } : {}));
   // B: many hits for one word, with different densities so ranks differ and tie.
-  const b = Array.from({ length: PAGED }, (_, i) => fragment(i + 1, `${'forecast '.repeat(1 + (i % 4))}for the coast, bulletin ${i + 1}`, { lang: 'en' }));
+  const b = Array.from({ length: PAGED }, (_, i) =>
+    fragment(i + 1, `${'forecast '.repeat(1 + (i % 4))}for the coast, bulletin ${i + 1}`, { lang: 'en' }),
+  );
   expect((await sys.postJson(A, key, a)).status).toBe(200);
   expect((await sys.postJson(B, key, b)).status).toBe(200);
   await waitFor('rows', async () => (await sys.fragments(A)).length === TEXTS_A.length && (await sys.fragments(B)).length === PAGED);
@@ -63,15 +66,29 @@ describe('GET /v1/search', () => {
 
   it('answers each hit with its channel, position, station, time and an escaped, highlighted snippet', async () => {
     const r = await search({ q: 'runs' });
-    const stored = await sys.db.selectFrom('caption_fragments').select(['partition', 'offset']).where('channel', '=', A).where('seq', '=', 3).executeTakeFirstOrThrow();
+    const stored = await sys.db
+      .selectFrom('caption_fragments')
+      .select(['partition', 'offset'])
+      .where('channel', '=', A)
+      .where('seq', '=', 3)
+      .executeTakeFirstOrThrow();
     expect(r.body).toEqual({
       q: 'runs',
       next: null,
-      items: [{
-        channel: A, position: `${stored.partition}:${stored.offset}`, station: 'search-station', seq: 3, lang: 'en',
-        start: fragment(3).start, end: fragment(3).end, text: TEXTS_A[2]![0], rank: expect.any(Number),
-        snippet: 'He <mark>runs</mark> every morning before work',
-      }],
+      items: [
+        {
+          channel: A,
+          position: `${stored.partition}:${stored.offset}`,
+          station: 'search-station',
+          seq: 3,
+          lang: 'en',
+          start: fragment(3).start,
+          end: fragment(3).end,
+          text: TEXTS_A[2]![0],
+          rank: expect.any(Number),
+          snippet: 'He <mark>runs</mark> every morning before work',
+        },
+      ],
     });
     const escaped = await search({ q: 'jerry quizmaster' });
     expect(escaped.body.items[0].snippet).toBe('Tom &amp; <mark>Jerry</mark> say 2 &lt; 3, the <mark>quizmaster</mark> agrees');
@@ -143,7 +160,20 @@ describe('GET /v1/search', () => {
       expect(r.body.error, query).toMatch(new RegExp(`^${field}: `));
     }
     // Raw operators and broken encodings: whatever they parse into, an answer, never a 500.
-    for (const raw of ['q=&&&|!:*', 'q=%ZZ', 'q=%C3%28', 'q=rain:*', 'q=(((', 'q=!', 'q="', "q='", 'q=%F0%9F%98%80', 'q=-', 'q=or', 'q=a%20<->%20b']) {
+    for (const raw of [
+      'q=&&&|!:*',
+      'q=%ZZ',
+      'q=%C3%28',
+      'q=rain:*',
+      'q=(((',
+      'q=!',
+      'q="',
+      "q='",
+      'q=%F0%9F%98%80',
+      'q=-',
+      'q=or',
+      'q=a%20<->%20b',
+    ]) {
       const r = await fetch(`${sys.api}/v1/search?${raw}`);
       expect(r.status, raw).toBeLessThan(500);
       expect([200, 400], raw).toContain(r.status);

@@ -54,7 +54,11 @@ describe("the caption projection's SQL", () => {
         next.set(partition, offset + 1);
         const data = { ...f, text: formatFragment(f), start: offset, end: offset, mode: null, lang: null, receivedAt: Date.now() };
         const record: ProjectedRecord<'captions'> = {
-          topic: 'captions', partition, offset, meta: newMeta('CaptionFragmentReceived', 'test'), event: { type: 'CaptionFragmentReceived', version: 1, data },
+          topic: 'captions',
+          partition,
+          offset,
+          meta: newMeta('CaptionFragmentReceived', 'test'),
+          event: { type: 'CaptionFragmentReceived', version: 1, data },
         };
         perPartition.set(partition, [...(perPartition.get(partition) ?? []), record]);
       }
@@ -70,7 +74,8 @@ describe("the caption projection's SQL", () => {
       .selectFrom('caption_fragments')
       .select(['channel', 'station', 'seq', 'text'])
       .where('channel', 'like', `sql${i}.%`)
-      .orderBy('partition').orderBy('offset')
+      .orderBy('partition')
+      .orderBy('offset')
       .execute();
     expect(rows.every((r) => r.text === formatFragment(r))).toBe(true);
     const got = byChannel(rows.map((r) => formatFragment({ ...r, channel: r.channel.slice(`sql${i}.`.length) })));
@@ -90,16 +95,32 @@ describe('every reader of the log', () => {
 
   /** The caption and analytics projections have applied everything in the captions topic. */
   const caughtUp = () =>
-    waitFor('the projections to apply the log', async () => {
-      const ends = await sys.log.offsets('captions');
-      const positions = await sys.db.selectFrom('projection_positions').selectAll().where('topic', '=', 'captions').where('projection', 'in', ['captions_v1', 'analytics_v1']).execute();
-      return ends.every((e) => ['captions_v1', 'analytics_v1'].every((p) => (positions.find((x) => x.projection === p && x.partition === e.partition)?.next_offset ?? -1) >= e.high));
-    }, 60_000, 100);
+    waitFor(
+      'the projections to apply the log',
+      async () => {
+        const ends = await sys.log.offsets('captions');
+        const positions = await sys.db
+          .selectFrom('projection_positions')
+          .selectAll()
+          .where('topic', '=', 'captions')
+          .where('projection', 'in', ['captions_v1', 'analytics_v1'])
+          .execute();
+        return ends.every((e) =>
+          ['captions_v1', 'analytics_v1'].every(
+            (p) => (positions.find((x) => x.projection === p && x.partition === e.partition)?.next_offset ?? -1) >= e.high,
+          ),
+        );
+      },
+      60_000,
+      100,
+    );
 
   it('keep what the rule keeps, case by case', async () => {
     const channels = [...new Set(REPEAT_CASES.flatMap((c, i) => c.batches.flat().map((t) => caseFragment('log', i, t).channel)))];
     for (const channel of channels) live.subscribe(channel);
-    await waitFor('every subscription', () => channels.every((ch) => live.messages.some((m) => m.type === 'subscribed' && m.channel === ch)));
+    await waitFor('every subscription', () =>
+      channels.every((ch) => live.messages.some((m) => m.type === 'subscribed' && m.channel === ch)),
+    );
 
     const keys = new Map<string, string>();
     const keyOf = async (station: string) => keys.get(station) ?? keys.set(station, await sys.stationKey(station)).get(station)!;
@@ -107,11 +128,15 @@ describe('every reader of the log', () => {
       for (const batch of c.batches) {
         // A request carries one station's fragments on one channel: consecutive runs of the batch.
         const fs = batch.map((t) => caseFragment('log', i, t));
-        for (let from = 0; from < fs.length; ) {
+        for (let from = 0; from < fs.length;) {
           let to = from + 1;
           while (to < fs.length && fs[to]!.channel === fs[from]!.channel && fs[to]!.station === fs[from]!.station) to++;
           const run = fs.slice(from, to);
-          const r = await sys.postJson(run[0]!.channel, await keyOf(`log${i}-${run[0]!.station}`), run.map((f) => fragment(f.seq, formatFragment(f))));
+          const r = await sys.postJson(
+            run[0]!.channel,
+            await keyOf(`log${i}-${run[0]!.station}`),
+            run.map((f) => fragment(f.seq, formatFragment(f))),
+          );
           expect(r.status).toBe(200);
           from = to;
         }
@@ -121,7 +146,11 @@ describe('every reader of the log', () => {
     }
     // One last fragment per channel: once the fanout has sent it, it has sent everything before it.
     for (const channel of channels) expect((await sys.postJson(channel, await keyOf(LAST), [fragment(0, 'end')])).status).toBe(200);
-    await waitFor('the last fragment of every channel', () => channels.every((ch) => live.captions(ch).some((m) => m.station === LAST)), 30_000);
+    await waitFor(
+      'the last fragment of every channel',
+      () => channels.every((ch) => live.captions(ch).some((m) => m.station === LAST)),
+      30_000,
+    );
     await caughtUp();
 
     for (const [i, c] of REPEAT_CASES.entries()) {
@@ -132,11 +161,25 @@ describe('every reader of the log', () => {
       const counted: Record<string, number> = {};
       for (const channel of Object.keys(byChannel(c.batches.flat()))) {
         const full = prefix + channel;
-        const named = (m: { station: string; seq: number }) => formatFragment({ channel, station: m.station.slice(`log${i}-`.length), seq: m.seq });
-        const rows = await sys.db.selectFrom('caption_fragments').select(['station', 'seq']).where('channel', '=', full).where('station', '!=', LAST).orderBy('offset').execute();
+        const named = (m: { station: string; seq: number }) =>
+          formatFragment({ channel, station: m.station.slice(`log${i}-`.length), seq: m.seq });
+        const rows = await sys.db
+          .selectFrom('caption_fragments')
+          .select(['station', 'seq'])
+          .where('channel', '=', full)
+          .where('station', '!=', LAST)
+          .orderBy('offset')
+          .execute();
         inModel[channel] = rows.map(named);
-        inLive[channel] = live.captions(full).filter((m) => m.station !== LAST).map(named);
-        const { n } = await sys.db.selectFrom('analytics_caption_minutes').select((eb) => eb.fn.sum<number>('fragments').as('n')).where('channel', '=', full).executeTakeFirstOrThrow();
+        inLive[channel] = live
+          .captions(full)
+          .filter((m) => m.station !== LAST)
+          .map(named);
+        const { n } = await sys.db
+          .selectFrom('analytics_caption_minutes')
+          .select((eb) => eb.fn.sum<number>('fragments').as('n'))
+          .where('channel', '=', full)
+          .executeTakeFirstOrThrow();
         counted[channel] = Number(n) - 1; // less the last fragment
       }
       expect(inModel, `${c.name}: the read model`).toEqual(expected);

@@ -29,8 +29,10 @@ async function many<T>(n: number, make: (i: number) => Promise<T>): Promise<T[]>
   for (let i = 0; i < n; i += 25) out.push(...(await Promise.all(Array.from({ length: Math.min(25, n - i) }, (_, j) => make(i + j)))));
   return out;
 }
-const activate = (base: string, userId: string, streamId: string, method = 'PATCH') => call(base, method, `/streams/${streamId}/activate`, { 'x-userid': userId });
-const deactivate = (base: string, userId: string, streamId: string, method = 'PATCH') => call(base, method, `/streams/${streamId}/deactivate`, { 'x-userid': userId });
+const activate = (base: string, userId: string, streamId: string, method = 'PATCH') =>
+  call(base, method, `/streams/${streamId}/activate`, { 'x-userid': userId });
+const deactivate = (base: string, userId: string, streamId: string, method = 'PATCH') =>
+  call(base, method, `/streams/${streamId}/deactivate`, { 'x-userid': userId });
 
 beforeAll(async () => {
   sys = await System.create({ STREAM_LIMIT: String(LIMIT) });
@@ -48,13 +50,22 @@ describe("canWatch's end-to-end scenarios, as its client runs them (PUT, x-useri
   const client = {
     async request(path: string, method = 'GET', userId?: string) {
       const r = await call(sys.api, method, path, userId ? { 'x-userid': userId } : {});
-      if (r.status < 200 || r.status >= 300) throw Object.assign(new Error(`status ${r.status}`), { status: r.status, response: { body: r.body } });
+      if (r.status < 200 || r.status >= 300)
+        throw Object.assign(new Error(`status ${r.status}`), { status: r.status, response: { body: r.body } });
       return r.body;
     },
-    getUserId() { return this.request('/users/newId'); },
-    getStremId() { return this.request('/streams/newId'); },
-    activateStream({ userId, streamId }: { userId: string; streamId: string }) { return this.request(`/streams/${streamId}/activate`, 'PUT', userId); },
-    deactivateStream({ userId, streamId }: { userId: string; streamId: string }) { return this.request(`/streams/${streamId}/deactivate`, 'PUT', userId); },
+    getUserId() {
+      return this.request('/users/newId');
+    },
+    getStremId() {
+      return this.request('/streams/newId');
+    },
+    activateStream({ userId, streamId }: { userId: string; streamId: string }) {
+      return this.request(`/streams/${streamId}/activate`, 'PUT', userId);
+    },
+    deactivateStream({ userId, streamId }: { userId: string; streamId: string }) {
+      return this.request(`/streams/${streamId}/deactivate`, 'PUT', userId);
+    },
   };
 
   it('happy path: a new user activates three streams and deactivates them', async () => {
@@ -72,7 +83,10 @@ describe("canWatch's end-to-end scenarios, as its client runs them (PUT, x-useri
     const { userId } = await client.getUserId();
     for (let i = 0; i < 3; i++) await client.activateStream({ userId, streamId: (await client.getStremId()).streamId });
     const { streamId } = await client.getStremId();
-    const err = await client.activateStream({ userId, streamId }).then(() => undefined, (e) => e);
+    const err = await client.activateStream({ userId, streamId }).then(
+      () => undefined,
+      (e) => e,
+    );
     expect(err?.status).toBe(409);
     expect(err.response.body).toMatchObject({ status: 'ko', error: 'too many streams', limit: 3 });
     expect(err.response.body.active).toHaveLength(3);
@@ -98,7 +112,9 @@ describe('limits under concurrency', () => {
   it('100 users racing at once: none over their limit', async () => {
     const users = await many(100, () => newUser());
     const streams = await many(8, () => newStream());
-    const results = await Promise.all(users.flatMap((u, i) => streams.map((s, j) => activate((i + j) % 2 ? secondApi.api : sys.api, u, s).then((r) => ({ u, r })))));
+    const results = await Promise.all(
+      users.flatMap((u, i) => streams.map((s, j) => activate((i + j) % 2 ? secondApi.api : sys.api, u, s).then((r) => ({ u, r })))),
+    );
     for (const u of users) expect(results.filter((x) => x.u === u && x.r.status === 200)).toHaveLength(LIMIT);
     expect(results.filter((x) => x.r.status !== 200 && x.r.status !== 409).map((x) => x.r)).toEqual([]);
   }, 120_000);
@@ -149,7 +165,12 @@ describe('leases', () => {
         clearInterval(renew);
       }
       const expired = await waitFor('the expiry event', async () => {
-        const rows = await short.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `viewer-${userId}`).where('type', '=', 'StreamDeactivated').execute();
+        const rows = await short.db
+          .selectFrom('events')
+          .select(['type', 'data'])
+          .where('stream', '=', `viewer-${userId}`)
+          .where('type', '=', 'StreamDeactivated')
+          .execute();
         return rows.length > 0 && rows;
       });
       const decoded = expired.map((r) => short.log.codec.decode(r.data).data);
@@ -157,7 +178,12 @@ describe('leases', () => {
       const mine = await call(short.api, 'GET', `/v1/users/${userId}/streams`, { 'x-userid': userId });
       await waitFor('read model', async () => {
         const r = await call(short.api, 'GET', `/v1/users/${userId}/streams`, { 'x-userid': userId });
-        return r.body.active.map((s: any) => s.streamId).sort().join() === [b, c].sort().join();
+        return (
+          r.body.active
+            .map((s: any) => s.streamId)
+            .sort()
+            .join() === [b, c].sort().join()
+        );
       });
       expect(mine.status).toBe(200);
       expect((await call(short.api, 'PATCH', `/streams/${a}/heartbeat`, { 'x-userid': userId })).status).toBe(409);
@@ -186,8 +212,16 @@ describe("the user's live topic", () => {
         const got = mine.messages.filter((m) => m.type === 'event' && m.event.startsWith('Stream'));
         return got.length >= 3 && got;
       });
-      expect(events.map((e) => [e.event, e.data.streamId])).toEqual([['StreamActivated', a], ['StreamActivated', b], ['StreamDeactivated', a]]);
-      expect(events[2]).toMatchObject({ channel: `user:${userId}`, position: expect.stringMatching(/^\d+:\d+$/), data: { userId, reason: 'stopped' } });
+      expect(events.map((e) => [e.event, e.data.streamId])).toEqual([
+        ['StreamActivated', a],
+        ['StreamActivated', b],
+        ['StreamDeactivated', a],
+      ]);
+      expect(events[2]).toMatchObject({
+        channel: `user:${userId}`,
+        position: expect.stringMatching(/^\d+:\d+$/),
+        data: { userId, reason: 'stopped' },
+      });
       // Sent to every subscriber at once: had other been let in, its copy would be in before this marker.
       await other.barrier();
       expect(other.messages.filter((m) => m.type === 'event')).toEqual([]);
@@ -223,13 +257,20 @@ describe('outages', () => {
       expect(fresh.status).toBe(503);
       expect((await call(cut.api, 'GET', '/readyz')).status).toBe(503);
       // Nothing half-done: the user has no activation.
-      expect(await cut.db.selectFrom('events').select('type').where('stream', '=', `viewer-${userId}`).execute()).toEqual([{ type: 'UserIdIssued' }]);
+      expect(await cut.db.selectFrom('events').select('type').where('stream', '=', `viewer-${userId}`).execute()).toEqual([
+        { type: 'UserIdIssued' },
+      ]);
 
       await proxy.up();
-      const back = await waitFor('service to resume', async () => {
-        const r = await activate(cut.api, userId, streamId);
-        return r.status === 200 && r;
-      }, 15_000, 200);
+      const back = await waitFor(
+        'service to resume',
+        async () => {
+          const r = await activate(cut.api, userId, streamId);
+          return r.status === 200 && r;
+        },
+        15_000,
+        200,
+      );
       expect(back.body).toMatchObject({ status: 'ok', active: [streamId] });
     } catch (e) {
       console.error(cut.output.get('api')?.join(''));
@@ -254,7 +295,15 @@ describe('outages', () => {
       }
     })();
     // Each kill lands in a running load, and events are stored while the relay is down.
-    const storedCount = async () => Number((await sys.db.selectFrom('events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    const storedCount = async () =>
+      Number(
+        (
+          await sys.db
+            .selectFrom('events')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
     const moreStored = async (what: string, n: number) => {
       const from = await storedCount();
       await waitFor(what, async () => (await storedCount()) >= from + n, 30_000, 50);
@@ -315,7 +364,13 @@ describe('bad input', () => {
       ['PUT', `/v1/admin/users/${userId}/limit`, { authorization: 'Bearer test-admin-token' }, '{"limit": 2', 400],
       ['PUT', `/v1/admin/users/${userId}/limit`, { authorization: 'Bearer test-admin-token' }, { limit: -1 }, 400],
       ['PUT', `/v1/admin/users/${userId}/limit`, { authorization: 'Bearer test-admin-token' }, { limit: 'three' }, 400],
-      ['PUT', `/v1/admin/users/00000000-0000-4000-8000-000000000000/limit`, { authorization: 'Bearer test-admin-token' }, { limit: 2 }, 404],
+      [
+        'PUT',
+        `/v1/admin/users/00000000-0000-4000-8000-000000000000/limit`,
+        { authorization: 'Bearer test-admin-token' },
+        { limit: 2 },
+        404,
+      ],
       ['GET', `/v1/users/${userId}/streams`, { 'x-userid': '00000000-0000-4000-8000-000000000000' }, undefined, 403],
     ];
     for (const [method, path, headers, body, status] of cases) {

@@ -29,7 +29,12 @@ describe('the supervisor', () => {
     sup.start();
     try {
       const steady = await waitFor('steady started', () => sup.pids().steady);
-      await waitFor('four deaths of the crasher', () => said.filter((l) => l.startsWith('castlog: crasher exited')).length >= 4, 20_000, 20);
+      await waitFor(
+        'four deaths of the crasher',
+        () => said.filter((l) => l.startsWith('castlog: crasher exited')).length >= 4,
+        20_000,
+        20,
+      );
       const deaths = said.filter((l) => l.startsWith('castlog: crasher exited'));
       for (const l of deaths) expect(l).toMatch(/^castlog: crasher exited with code 3 after \d+\.\d s; next attempt in \d+\.\d s$/);
       expect(deaths.slice(0, 4).map((l) => /next attempt in (\S+) s/.exec(l)![1])).toEqual(['0.1', '0.2', '0.4', '0.4']);

@@ -33,13 +33,22 @@ async function tusCall(method: string, path: string, userId: string | undefined,
 }
 
 async function create(userId: string, length: number, filename = 'clip.mp4'): Promise<string> {
-  const r = await tusCall('POST', '/v1/uploads/', userId, { 'upload-length': String(length), 'upload-metadata': `filename ${b64(filename)},filetype ${b64('video/mp4')}` });
+  const r = await tusCall('POST', '/v1/uploads/', userId, {
+    'upload-length': String(length),
+    'upload-metadata': `filename ${b64(filename)},filetype ${b64('video/mp4')}`,
+  });
   expect(r.status, r.text).toBe(201);
   return idOf(r.headers.get('location')!);
 }
 
 const patch = (userId: string | undefined, id: string, offset: number, data: Buffer, headers: Record<string, string> = {}) =>
-  tusCall('PATCH', `/v1/uploads/${id}`, userId, { 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream', ...headers }, data);
+  tusCall(
+    'PATCH',
+    `/v1/uploads/${id}`,
+    userId,
+    { 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream', ...headers },
+    data,
+  );
 
 /** A PATCH from offset 0 whose body is a stream the test controls (cut off, or left hanging). */
 const streamingPatch = (api: string, userId: string, id: string, body: ReadableStream, signal: AbortSignal) =>
@@ -59,7 +68,12 @@ beforeAll(async () => {
   dir = `/tmp/castlog-tests/uploads-${Date.now()}`;
   blobDir = join(dir, 'blobs');
   await mkdir(dir, { recursive: true });
-  sys = await System.create({ BLOB_DIR: blobDir, UPLOAD_MAX_BYTES: String(MAX), UPLOAD_MAX_SECONDS: String(30 * 60), UPLOAD_EXPIRY_MS: '4000' });
+  sys = await System.create({
+    BLOB_DIR: blobDir,
+    UPLOAD_MAX_BYTES: String(MAX),
+    UPLOAD_MAX_SECONDS: String(30 * 60),
+    UPLOAD_EXPIRY_MS: '4000',
+  });
   await Promise.all([sys.start('api'), sys.start('relay'), sys.start('projector')]);
 });
 afterAll(async () => {
@@ -113,7 +127,11 @@ describe('resumable uploads with tus-js-client', () => {
     expect(at).toBe(data.length);
     const done = events.at(-1)!;
     expect(done).toMatchObject({ type: 'UploadCompleted', data: { uploadId: id, userId: user, sha256: sha256(data), size: data.length } });
-    expect(createHash('sha256').update(readFileSync(blobPath(sha256(data)))).digest('hex')).toBe(sha256(data));
+    expect(
+      createHash('sha256')
+        .update(readFileSync(blobPath(sha256(data))))
+        .digest('hex'),
+    ).toBe(sha256(data));
     expect(existsSync(join(blobDir, 'uploads', id))).toBe(false);
     const status = await fetch(`${sys.api}/v1/uploads/${id}`, { headers: { 'x-userid': user } });
     expect(await status.json()).toMatchObject({ status: 'completed', offset: data.length, sha256: sha256(data) });
@@ -159,8 +177,18 @@ describe('bad requests get their status code and change nothing', () => {
     const cases: [string, () => Promise<{ status: number; body: any }>, number, string | undefined][] = [
       ['wrong offset', () => patch(user, id, 0, next), 409, 'upload-offset'],
       ['offset past the end', () => patch(user, id, 5000, next), 409, 'upload-offset'],
-      ['sha1 mismatch', () => patch(user, id, 1000, next, { 'upload-checksum': `sha1 ${sha1(Buffer.from('other'))}` }), 460, 'upload-checksum'],
-      ['sha256 mismatch', () => patch(user, id, 1000, next, { 'upload-checksum': `sha256 ${sha256b64(Buffer.from('other'))}` }), 460, 'upload-checksum'],
+      [
+        'sha1 mismatch',
+        () => patch(user, id, 1000, next, { 'upload-checksum': `sha1 ${sha1(Buffer.from('other'))}` }),
+        460,
+        'upload-checksum',
+      ],
+      [
+        'sha256 mismatch',
+        () => patch(user, id, 1000, next, { 'upload-checksum': `sha256 ${sha256b64(Buffer.from('other'))}` }),
+        460,
+        'upload-checksum',
+      ],
       ['unknown checksum algorithm', () => patch(user, id, 1000, next, { 'upload-checksum': `md5 ${b64('x')}` }), 400, 'upload-checksum'],
       ['malformed checksum', () => patch(user, id, 1000, next, { 'upload-checksum': 'sha1' }), 400, 'upload-checksum'],
       ['longer than the declared length', () => patch(user, id, 1000, randomBytes(data.length)), 413, undefined],
@@ -171,11 +199,28 @@ describe('bad requests get their status code and change nothing', () => {
       ["someone else's DELETE", () => tusCall('DELETE', `/v1/uploads/${id}`, newUserId()), 404, 'uploadId'],
       ["someone else's status", () => tusCall('GET', `/v1/uploads/${id}`, newUserId()), 404, 'uploadId'],
       ['unknown upload', () => patch(user, id.replace(/.$/, id.endsWith('0') ? '1' : '0'), 0, next), 404, 'uploadId'],
-      ['not a tus request', () => tusCall('PATCH', `/v1/uploads/${id}`, user, { 'tus-resumable': '0.2.2', 'upload-offset': '1000', 'content-type': 'application/offset+octet-stream' }, next), 400, 'tus-resumable'],
+      [
+        'not a tus request',
+        () =>
+          tusCall(
+            'PATCH',
+            `/v1/uploads/${id}`,
+            user,
+            { 'tus-resumable': '0.2.2', 'upload-offset': '1000', 'content-type': 'application/offset+octet-stream' },
+            next,
+          ),
+        400,
+        'tus-resumable',
+      ],
       ['wrong content type', () => patch(user, id, 1000, next, { 'content-type': 'text/plain' }), 400, 'content-type'],
       ['create over the maximum', () => tusCall('POST', '/v1/uploads/', user, { 'upload-length': String(MAX + 1) }), 413, 'upload-length'],
       ['create without a length', () => tusCall('POST', '/v1/uploads/', user, {}), 400, 'upload-length'],
-      ['create with bad metadata', () => tusCall('POST', '/v1/uploads/', user, { 'upload-length': '10', 'upload-metadata': 'filename ***' }), 400, 'upload-metadata'],
+      [
+        'create with bad metadata',
+        () => tusCall('POST', '/v1/uploads/', user, { 'upload-length': '10', 'upload-metadata': 'filename ***' }),
+        400,
+        'upload-metadata',
+      ],
     ];
     for (const [what, run, status, field] of cases) {
       const r = await run();
@@ -203,12 +248,20 @@ describe('bad requests get their status code and change nothing', () => {
   it('creation-with-upload, OPTIONS advertises the extensions and checksums', async () => {
     const user = newUserId();
     const data = randomBytes(1000);
-    const r = await tusCall('POST', '/v1/uploads/', user, { 'upload-length': '1000', 'upload-metadata': `filename ${b64('a.yuv')}`, 'content-type': 'application/offset+octet-stream' }, data);
+    const r = await tusCall(
+      'POST',
+      '/v1/uploads/',
+      user,
+      { 'upload-length': '1000', 'upload-metadata': `filename ${b64('a.yuv')}`, 'content-type': 'application/offset+octet-stream' },
+      data,
+    );
     expect(r.status, r.text).toBe(201);
     expect(r.headers.get('upload-offset')).toBe('1000');
     const options = await fetch(`${sys.api}/v1/uploads/`, { method: 'OPTIONS' });
     expect(options.status).toBe(204);
-    expect(options.headers.get('tus-extension')!.split(',')).toEqual(expect.arrayContaining(['creation', 'creation-with-upload', 'checksum', 'termination', 'expiration']));
+    expect(options.headers.get('tus-extension')!.split(',')).toEqual(
+      expect.arrayContaining(['creation', 'creation-with-upload', 'checksum', 'termination', 'expiration']),
+    );
     expect(options.headers.get('tus-checksum-algorithm')).toBe('sha1,sha256');
     expect(options.headers.get('tus-max-size')).toBe(String(MAX));
   });
@@ -220,11 +273,20 @@ describe('limits, termination and expiration leave no bytes behind', () => {
     const long = join(dir, 'long.mp4');
     await makeClip(long, { seconds: 31 * 60, width: 16, height: 16, fps: 1, audio: false });
     const data = readFileSync(long);
-    const err = await tusUpload(sys.api, data, { userId: user, filename: 'long.mp4' }).then(() => undefined, (e) => e);
+    const err = await tusUpload(sys.api, data, { userId: user, filename: 'long.mp4' }).then(
+      () => undefined,
+      (e) => e,
+    );
     expect(err?.originalResponse?.getStatus()).toBe(422);
-    expect(JSON.parse(err.originalResponse.getBody())).toMatchObject({ field: 'file', error: expect.stringMatching(/31 min.*at most 30 min/) });
+    expect(JSON.parse(err.originalResponse.getBody())).toMatchObject({
+      field: 'file',
+      error: expect.stringMatching(/31 min.*at most 30 min/),
+    });
     const id = idOf(err.originalRequest.getURL());
-    expect((await uploadEvents(id)).at(-1)).toMatchObject({ type: 'UploadRejected', data: { userId: user, reason: expect.stringContaining('31 min') } });
+    expect((await uploadEvents(id)).at(-1)).toMatchObject({
+      type: 'UploadRejected',
+      data: { userId: user, reason: expect.stringContaining('31 min') },
+    });
     expect(existsSync(blobPath(sha256(data)))).toBe(false);
     expect(existsSync(join(blobDir, 'uploads', id))).toBe(false);
     const status = await (await fetch(`${sys.api}/v1/uploads/${id}`, { headers: { 'x-userid': user } })).json();
@@ -234,7 +296,10 @@ describe('limits, termination and expiration leave no bytes behind', () => {
   it('a file that is not a video is rejected as unreadable; a raw .yuv of the same bytes is not', async () => {
     const user = newUserId();
     const junk = randomBytes(100_000);
-    const err = await tusUpload(sys.api, junk, { userId: user, filename: 'junk.mp4' }).then(() => undefined, (e) => e);
+    const err = await tusUpload(sys.api, junk, { userId: user, filename: 'junk.mp4' }).then(
+      () => undefined,
+      (e) => e,
+    );
     expect(err?.originalResponse?.getStatus()).toBe(422);
     expect(JSON.parse(err.originalResponse.getBody()).error).toMatch(/not a readable video/);
     expect(existsSync(blobPath(sha256(junk)))).toBe(false);
@@ -282,7 +347,12 @@ describe('two api processes', () => {
   const patchVia = (api: System, userId: string, id: string, offset: number, data: Buffer) =>
     fetch(`${api.api}/v1/uploads/${id}`, {
       method: 'PATCH',
-      headers: { 'tus-resumable': '1.0.0', 'x-userid': userId, 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream' },
+      headers: {
+        'tus-resumable': '1.0.0',
+        'x-userid': userId,
+        'upload-offset': String(offset),
+        'content-type': 'application/offset+octet-stream',
+      },
       body: new Uint8Array(data),
     });
 
@@ -310,7 +380,10 @@ describe('two api processes', () => {
     await first;
     const events = await uploadEvents(id);
     expect(events.at(-1)).toMatchObject({ type: 'UploadCompleted', data: { sha256: sha256(data), size: data.length } });
-    expect(events.filter((e) => e.type === 'UploadChunkAppended').map((e) => [e.data.offset, e.data.length])).toEqual([[0, offset], [offset, data.length - offset]]);
+    expect(events.filter((e) => e.type === 'UploadChunkAppended').map((e) => [e.data.offset, e.data.length])).toEqual([
+      [0, offset],
+      [offset, data.length - offset],
+    ]);
     expect(sha256(readFileSync(blobPath(sha256(data))))).toBe(sha256(data));
   }, 30_000);
 
@@ -353,19 +426,32 @@ describe('Postgres out of reach', () => {
       const data = randomBytes(200_000);
       const created = await fetch(`${cut.api}/v1/uploads/`, {
         method: 'POST',
-        headers: { 'tus-resumable': '1.0.0', 'x-userid': user, 'upload-length': String(data.length), 'upload-metadata': `filename ${b64('out.yuv')}` },
+        headers: {
+          'tus-resumable': '1.0.0',
+          'x-userid': user,
+          'upload-length': String(data.length),
+          'upload-metadata': `filename ${b64('out.yuv')}`,
+        },
       });
       const id = idOf(created.headers.get('location')!);
       const send = (offset: number, part: Buffer) =>
         fetch(`${cut.api}/v1/uploads/${id}`, {
           method: 'PATCH',
-          headers: { 'tus-resumable': '1.0.0', 'x-userid': user, 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream' },
+          headers: {
+            'tus-resumable': '1.0.0',
+            'x-userid': user,
+            'upload-offset': String(offset),
+            'content-type': 'application/offset+octet-stream',
+          },
           body: new Uint8Array(part),
         });
       expect((await send(0, data.subarray(0, 50_000))).status).toBe(204);
 
       await proxy.down();
-      for (const request of [() => send(50_000, data.subarray(50_000)), () => fetch(`${cut.api}/v1/uploads/${id}`, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0', 'x-userid': user } })]) {
+      for (const request of [
+        () => send(50_000, data.subarray(50_000)),
+        () => fetch(`${cut.api}/v1/uploads/${id}`, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0', 'x-userid': user } }),
+      ]) {
         const t0 = performance.now();
         const r = await request();
         expect(performance.now() - t0).toBeLessThan(2000);
@@ -374,13 +460,26 @@ describe('Postgres out of reach', () => {
       expect(readFileSync(join(blobDir, 'uploads', id, 'data')).equals(data.subarray(0, 50_000))).toBe(true);
 
       await proxy.up();
-      const resumed = await waitFor('uploads to be served again', async () => {
-        const r = await send(50_000, data.subarray(50_000));
-        return r.status === 204 && r;
-      }, 15_000, 200);
+      const resumed = await waitFor(
+        'uploads to be served again',
+        async () => {
+          const r = await send(50_000, data.subarray(50_000));
+          return r.status === 204 && r;
+        },
+        15_000,
+        200,
+      );
       expect(resumed.headers.get('upload-offset')).toBe(String(data.length));
-      const last = await cut.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `upload-${id}`).orderBy('version', 'desc').executeTakeFirstOrThrow();
-      expect({ type: last.type, data: cut.log.codec.decode(last.data).data }).toMatchObject({ type: 'UploadCompleted', data: { sha256: sha256(data) } });
+      const last = await cut.db
+        .selectFrom('events')
+        .select(['type', 'data'])
+        .where('stream', '=', `upload-${id}`)
+        .orderBy('version', 'desc')
+        .executeTakeFirstOrThrow();
+      expect({ type: last.type, data: cut.log.codec.decode(last.data).data }).toMatchObject({
+        type: 'UploadCompleted',
+        data: { sha256: sha256(data) },
+      });
     } finally {
       await proxy.down();
       await cut.stop();

@@ -26,7 +26,12 @@ it('pushes upload events to their owner on user:<id>, next to stream events, und
 
     const created = await fetch(`${sys.api}/v1/uploads/`, {
       method: 'POST',
-      headers: { 'tus-resumable': '1.0.0', 'x-userid': userId, 'upload-length': '16', 'upload-metadata': `filename ${b64('tiny.mp4')},filetype ${b64('video/mp4')}` },
+      headers: {
+        'tus-resumable': '1.0.0',
+        'x-userid': userId,
+        'upload-length': '16',
+        'upload-metadata': `filename ${b64('tiny.mp4')},filetype ${b64('video/mp4')}`,
+      },
     });
     expect(created.status).toBe(201);
     const location = created.headers.get('location')!;
@@ -45,7 +50,11 @@ it('pushes upload events to their owner on user:<id>, next to stream events, und
       return names.includes('UploadCreated') && names.includes('UploadChunkAppended') && names.includes('StreamActivated') && got;
     });
     const chunk = events.find((e: any) => e.event === 'UploadChunkAppended');
-    expect(chunk).toMatchObject({ channel: `user:${userId}`, position: expect.stringMatching(/^uploads\/\d+:\d+$/), data: { userId, offset: 0, length: 8 } });
+    expect(chunk).toMatchObject({
+      channel: `user:${userId}`,
+      position: expect.stringMatching(/^uploads\/\d+:\d+$/),
+      data: { userId, offset: 0, length: 8 },
+    });
     expect(events.find((e: any) => e.event === 'StreamActivated').position).toMatch(/^\d+:\d+$/);
     // Sent to every subscriber at once: had other been let in, its copy would be in before this marker.
     await other.barrier();

@@ -39,7 +39,11 @@ describe('issuing', () => {
     const user = newUserId();
     const own = await tokenFor(user, { 'x-userid': user });
     expect(own.status).toBe(201);
-    expect(own.body).toMatchObject({ userId: user, token: expect.stringMatching(/^[\w-]+\.[\w-]+\.[\w-]+$/), expiresAt: expect.any(Number) });
+    expect(own.body).toMatchObject({
+      userId: user,
+      token: expect.stringMatching(/^[\w-]+\.[\w-]+\.[\w-]+$/),
+      expiresAt: expect.any(Number),
+    });
     expect(own.body.expiresAt - Date.now()).toBeGreaterThan(3000_000); // an hour by default
     expect(own.cacheControl).toBe('no-store');
     // A token still valid gets its holder a fresh one.
@@ -65,7 +69,12 @@ describe('using one', () => {
   it('uploads, reads and is refused exactly as x-userid would be', async () => {
     const user = newUserId();
     const { token } = (await tokenFor(user, { 'x-userid': user })).body;
-    const url = await tusUpload(sys.api, Buffer.alloc(4096, 7), { userId: user, filename: 'token.yuv', headers: bearer(token), chunkSize: 1000 });
+    const url = await tusUpload(sys.api, Buffer.alloc(4096, 7), {
+      userId: user,
+      filename: 'token.yuv',
+      headers: bearer(token),
+      chunkSize: 1000,
+    });
     const id = idOf(url);
 
     const mine = await fetch(`${sys.api}/v1/uploads/${id}`, { headers: bearer(token) });
@@ -95,10 +104,13 @@ describe('using one', () => {
       expect(body.error).toMatch(message);
     }
     // Nothing was changed by the refused ones: the upload is still whole and its owner's.
-    expect(await (await fetch(`${sys.api}/v1/uploads/${id}`, { headers: bearer(token) })).json()).toMatchObject({ status: 'completed', offset: 4096 });
+    expect(await (await fetch(`${sys.api}/v1/uploads/${id}`, { headers: bearer(token) })).json()).toMatchObject({
+      status: 'completed',
+      offset: 4096,
+    });
   });
 
-  it('opens the owner\'s user channel on the fanout with ?token=, where a browser cannot send x-userid', async () => {
+  it("opens the owner's user channel on the fanout with ?token=, where a browser cannot send x-userid", async () => {
     const user = newUserId();
     const { token } = (await tokenFor(user, { 'x-userid': user })).body;
     const live = await LiveClient.connect(`${sys.live}?token=${token}`);
@@ -111,10 +123,17 @@ describe('using one', () => {
 
       const created = await fetch(`${sys.api}/v1/uploads/`, {
         method: 'POST',
-        headers: { 'tus-resumable': '1.0.0', ...bearer(token), 'upload-length': '10', 'upload-metadata': `filename ${Buffer.from('x.yuv').toString('base64')}` },
+        headers: {
+          'tus-resumable': '1.0.0',
+          ...bearer(token),
+          'upload-length': '10',
+          'upload-metadata': `filename ${Buffer.from('x.yuv').toString('base64')}`,
+        },
       });
       expect(created.status).toBe(201);
-      const event = await waitFor('UploadCreated on the user channel', () => live.messages.find((m) => m.type === 'event' && m.event === 'UploadCreated'));
+      const event = await waitFor('UploadCreated on the user channel', () =>
+        live.messages.find((m) => m.type === 'event' && m.event === 'UploadCreated'),
+      );
       expect(event).toMatchObject({ channel: `user:${user}`, data: { userId: user, uploadId: idOf(created.headers.get('location')!) } });
       // Sent to every subscriber at once: had anonymous been let in, its copy would be in before this marker.
       await anonymous.barrier();
@@ -125,7 +144,10 @@ describe('using one', () => {
     }
 
     const expired = (await new UserTokens(USER_TOKEN_SECRET, 60).issue(user, Date.now() - 3600_000)).token;
-    expect(await refusedUpgrade(`${sys.live}?token=${expired}`)).toEqual({ status: 401, body: { error: 'token: the token has expired', field: 'token' } });
+    expect(await refusedUpgrade(`${sys.live}?token=${expired}`)).toEqual({
+      status: 401,
+      body: { error: 'token: the token has expired', field: 'token' },
+    });
     expect(await refusedUpgrade(`${sys.live}?token=nonsense`)).toMatchObject({ status: 401, body: { field: 'token' } });
   });
 });

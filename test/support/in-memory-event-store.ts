@@ -4,7 +4,11 @@
 // is a no-op that checks nothing, the snapshot is stored with the events as JSON, and a load
 // starts from the snapshot and folds the events after it. Latency and failures can be injected.
 import {
-  WrongExpectedVersion, type AppendOptions, type DomainEvent, type EventStore, type StreamRead,
+  WrongExpectedVersion,
+  type AppendOptions,
+  type DomainEvent,
+  type EventStore,
+  type StreamRead,
 } from '../../infra/eventstore/port.ts';
 
 export type Operation = 'load' | 'append';
@@ -91,7 +95,7 @@ export class InMemoryEventStore implements EventStore {
 
   private async before(op: Operation, stream: string): Promise<void> {
     const { latencyMs } = this.options;
-    const ms = typeof latencyMs === 'function' ? latencyMs(op, stream) : latencyMs ?? 0;
+    const ms = typeof latencyMs === 'function' ? latencyMs(op, stream) : (latencyMs ?? 0);
     if (ms > 0) await new Promise((r) => setTimeout(r, ms));
     else await Promise.resolve();
     const i = this.failures.findIndex((f) => f.op === op);

@@ -10,13 +10,21 @@ import { freePort } from './system.ts';
 
 function binDir(): string {
   const root = '/usr/lib/postgresql';
-  const version = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a))[0] : undefined;
+  const version = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => existsSync(join(root, v, 'bin', 'initdb')))
+        .sort((a, b) => Number(b) - Number(a))[0]
+    : undefined;
   if (!version) throw new Error(`no Postgres server binaries under ${root}`);
   return join(root, version, 'bin');
 }
 
 export class PrivatePostgres {
-  private constructor(readonly port: number, private readonly dir: string, private readonly bin: string) {}
+  private constructor(
+    readonly port: number,
+    private readonly dir: string,
+    private readonly bin: string,
+  ) {}
 
   /** initdb, then start on a free port (TCP on 127.0.0.1 only, trust auth, user postgres). */
   static async start(): Promise<PrivatePostgres> {
@@ -42,7 +50,8 @@ export class PrivatePostgres {
   }
 
   private async run(tool: string, args: string[]): Promise<void> {
-    const [cmd, argv] = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', join(this.bin, tool), ...args]] : [join(this.bin, tool), args];
+    const [cmd, argv] =
+      process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', join(this.bin, tool), ...args]] : [join(this.bin, tool), args];
     await promisify(execFile)(cmd, argv, { encoding: 'utf8' }).catch((e: { stderr?: string; message: string }) => {
       throw new Error(`${tool} ${args.join(' ')} failed: ${e.stderr || e.message}`);
     });

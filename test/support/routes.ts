@@ -18,7 +18,16 @@ export async function routeTable(env: NodeJS.ProcessEnv): Promise<RouteInfo[]> {
   const db = createDb<Database>(config.databaseUrl, 1);
   const log = new EventLog(config.kafkaBrokers, config.topicPrefix, logger);
   const reads = readPool(config);
-  const app = await buildApi({ config, db, log, logger, reads, metrics: createRegistry('routes'), store: new PostgresEventStore(db, log.codec), stations: new StationKeys(db, undefined) });
+  const app = await buildApi({
+    config,
+    db,
+    log,
+    logger,
+    reads,
+    metrics: createRegistry('routes'),
+    store: new PostgresEventStore(db, log.codec),
+    stations: new StationKeys(db, undefined),
+  });
   await app.ready();
   const table = [...app.routeTable];
   await app.close();

@@ -18,13 +18,21 @@ export class SupervisedStack {
 
   /** Starts the supervisor with this environment (ports, database, brokers, topic prefix). */
   static start(env: NodeJS.ProcessEnv): SupervisedStack {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'apps/start.ts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'apps/start.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return new SupervisedStack(child);
   }
 
   /** One castlog process outside the supervisor (a second copy, say), with the same environment. */
   static startProcess(name: string, env: NodeJS.ProcessEnv): ChildProcess {
-    return spawn(process.execPath, ['--import', 'tsx', `apps/${name}/main.ts`], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+    return spawn(process.execPath, ['--import', 'tsx', `apps/${name}/main.ts`], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   }
 
   static async stopProcess(child: ChildProcess): Promise<void> {

@@ -30,7 +30,12 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -57,7 +62,13 @@ export class System {
 
   relayPort = 0;
 
-  private constructor(readonly name: string, readonly apiPort: number, readonly fanoutPort: number, readonly projectorPort: number, extraEnv: NodeJS.ProcessEnv) {
+  private constructor(
+    readonly name: string,
+    readonly apiPort: number,
+    readonly fanoutPort: number,
+    readonly projectorPort: number,
+    extraEnv: NodeJS.ProcessEnv,
+  ) {
     const base = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/castlog_test');
     base.pathname = `/${name}`;
     this.env = {
@@ -79,7 +90,10 @@ export class System {
   static async create(extraEnv: NodeJS.ProcessEnv = {}, opts: { kafkaBrokers?: string } = {}): Promise<System> {
     const name = `t_${randomBytes(5).toString('hex')}`;
     const brokers = opts.kafkaBrokers ?? process.env.KAFKA_BROKERS ?? '127.0.0.1:19092';
-    const sys = new System(name, await freePort(), await freePort(), await freePort(), { ...extraEnv, ...(opts.kafkaBrokers ? { KAFKA_BROKERS: brokers } : {}) });
+    const sys = new System(name, await freePort(), await freePort(), await freePort(), {
+      ...extraEnv,
+      ...(opts.kafkaBrokers ? { KAFKA_BROKERS: brokers } : {}),
+    });
     sys.relayPort = await freePort();
     sys.env.RELAY_PORT = String(sys.relayPort);
     await ensureDatabase(sys.env.DATABASE_URL!);
@@ -95,10 +109,18 @@ export class System {
     const sys = new System(other.name, await freePort(), await freePort(), await freePort(), {});
     sys.relayPort = await freePort();
     Object.assign(sys.env, {
-      DATABASE_URL: other.env.DATABASE_URL, TOPIC_PREFIX: other.env.TOPIC_PREFIX, STREAM_LIMIT: other.env.STREAM_LIMIT, USER_TOKEN_SECRET: other.env.USER_TOKEN_SECRET, RELAY_PORT: String(sys.relayPort),
+      DATABASE_URL: other.env.DATABASE_URL,
+      TOPIC_PREFIX: other.env.TOPIC_PREFIX,
+      STREAM_LIMIT: other.env.STREAM_LIMIT,
+      USER_TOKEN_SECRET: other.env.USER_TOKEN_SECRET,
+      RELAY_PORT: String(sys.relayPort),
     });
     sys.db = createDb<Database>(sys.env.DATABASE_URL!, 2);
-    sys.log = new EventLog((process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','), sys.env.TOPIC_PREFIX!, createLogger('test', 'silent'));
+    sys.log = new EventLog(
+      (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','),
+      sys.env.TOPIC_PREFIX!,
+      createLogger('test', 'silent'),
+    );
     return sys;
   }
 
@@ -115,16 +137,31 @@ export class System {
     if (app === 'worker' && !env.WORKER_PORT) env = { ...env, WORKER_PORT: String(await freePort()) };
     const lines: string[] = [];
     this.output.set(app, lines);
-    const child = spawn(process.execPath, ['--import', 'tsx', `apps/${app}/main.ts`], { cwd: ROOT, env: { ...this.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', `apps/${app}/main.ts`], {
+      cwd: ROOT,
+      env: { ...this.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout!.on('data', (d: Buffer) => lines.push(d.toString()));
     child.stderr!.on('data', (d: Buffer) => lines.push(d.toString()));
     this.procs.set(app, child);
-    const port = { api: this.apiPort, fanout: this.fanoutPort, projector: this.projectorPort, relay: this.relayPort, worker: Number(env.WORKER_PORT) }[app];
-    await waitFor(`${app} to be ready`, async () => {
-      if (child.exitCode !== null) throw new Error(`${app} exited: ${lines.join('')}`);
-      const r = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
-      return r?.ok;
-    }, 60_000, 200);
+    const port = {
+      api: this.apiPort,
+      fanout: this.fanoutPort,
+      projector: this.projectorPort,
+      relay: this.relayPort,
+      worker: Number(env.WORKER_PORT),
+    }[app];
+    await waitFor(
+      `${app} to be ready`,
+      async () => {
+        if (child.exitCode !== null) throw new Error(`${app} exited: ${lines.join('')}`);
+        const r = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
+        return r?.ok;
+      },
+      60_000,
+      200,
+    );
   }
 
   /** kill -9: no chance to flush or commit anything. */
@@ -157,7 +194,13 @@ export class System {
       body: typeof body === 'string' ? body : new Uint8Array(body),
     });
     const text = await r.text();
-    return { status: r.status, lines: text.split('\n').filter(Boolean).map((l) => JSON.parse(l)) };
+    return {
+      status: r.status,
+      lines: text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+    };
   }
 
   async get(path: string): Promise<{ status: number; body: any }> {
@@ -167,7 +210,12 @@ export class System {
 
   /** Rows in the read model, in log order. */
   async fragments(channel: string): Promise<{ seq: number; text: string; offset: number }[]> {
-    return this.db.selectFrom('caption_fragments').select(['seq', 'text', 'offset']).where('channel', '=', channel).orderBy('offset').execute();
+    return this.db
+      .selectFrom('caption_fragments')
+      .select(['seq', 'text', 'offset'])
+      .where('channel', '=', channel)
+      .orderBy('offset')
+      .execute();
   }
 
   /** A stream's events as the event store holds them, in order, decoded. */
@@ -237,11 +285,21 @@ export class LiveClient {
   }
 
   async waitForCaptions(n: number, channel?: string, timeoutMs = 20_000): Promise<any[]> {
-    return waitFor(`${n} captions${channel ? ` on ${channel}` : ''} (have ${this.captions(channel).length})`, () => this.captions(channel).length >= n && this.captions(channel), timeoutMs, 20);
+    return waitFor(
+      `${n} captions${channel ? ` on ${channel}` : ''} (have ${this.captions(channel).length})`,
+      () => this.captions(channel).length >= n && this.captions(channel),
+      timeoutMs,
+      20,
+    );
   }
 
   async waitFor(type: string, channel?: string): Promise<any> {
-    return waitFor(`a ${type} message`, () => this.messages.find((m) => m.type === type && (!channel || m.channel === channel)), 10_000, 10);
+    return waitFor(
+      `a ${type} message`,
+      () => this.messages.find((m) => m.type === type && (!channel || m.channel === channel)),
+      10_000,
+      10,
+    );
   }
 
   /**
@@ -252,7 +310,12 @@ export class LiveClient {
   async barrier(): Promise<void> {
     const channel = `barrier-${++this.barriers}`;
     this.ws.send(JSON.stringify({ op: 'unsubscribe', channel }));
-    await waitFor(`the answer to ${channel}`, () => this.messages.some((m) => m.type === 'unsubscribed' && m.channel === channel), 10_000, 10);
+    await waitFor(
+      `the answer to ${channel}`,
+      () => this.messages.some((m) => m.type === 'unsubscribed' && m.channel === channel),
+      10_000,
+      10,
+    );
   }
 
   close(): void {

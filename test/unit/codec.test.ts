@@ -78,7 +78,13 @@ describe('AvroCodec.decode of bytes that are not a known event throws CodecError
     // channel "a", station "b", seq 0, text "", start 0, end 0, then:
     ['a mode enum index out of range', Buffer.concat([header, Buffer.from([2, 0x61, 2, 0x62, 0, 0, 0, 0, 2, 0x0a, 0, 0])])],
     ['a union branch that does not exist', Buffer.concat([header, Buffer.from([2, 0x61, 2, 0x62, 0, 0, 0, 0, 4, 0, 0])])],
-    ['a long past 2^53', Buffer.concat([header, Buffer.from([2, 0x61, 2, 0x62, 0, 0, 0, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])])],
+    [
+      'a long past 2^53',
+      Buffer.concat([
+        header,
+        Buffer.from([2, 0x61, 2, 0x62, 0, 0, 0, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+      ]),
+    ],
   ])('%s', (_name, bytes) => {
     expect(() => codec.decode(bytes)).toThrow(CodecError);
   });

@@ -2,9 +2,25 @@
 // version; on a conflict load and decide again; commands for one stream queued within a handler.
 import { describe, expect, it } from 'vitest';
 import { DomainError } from '../../domain/decider.ts';
-import { activeStreams, evolve, initialState, viewer, viewerStream, type ViewerCommand, type ViewerEvent, type ViewerState } from '../../domain/streams/viewer.ts';
+import {
+  activeStreams,
+  evolve,
+  initialState,
+  viewer,
+  viewerStream,
+  type ViewerCommand,
+  type ViewerEvent,
+  type ViewerState,
+} from '../../domain/streams/viewer.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
-import { EventStoreUnavailable, WrongExpectedVersion, type AppendOptions, type DomainEvent, type EventStore, type StreamRead } from '../../infra/eventstore/port.ts';
+import {
+  EventStoreUnavailable,
+  WrongExpectedVersion,
+  type AppendOptions,
+  type DomainEvent,
+  type EventStore,
+  type StreamRead,
+} from '../../infra/eventstore/port.ts';
 import { InMemoryEventStore } from '../support/in-memory-event-store.ts';
 
 const U = 'user-1';
@@ -15,8 +31,18 @@ const TTL = 60_000;
 
 const issue = (now = T0): ViewerCommand => ({ type: 'IssueUserId', userId: U, now });
 const setLimit = (limit: number, now = T0): ViewerCommand => ({ type: 'SetLimit', userId: U, limit, now });
-const activate = (streamId: string, now = T0): ViewerCommand => ({ type: 'Activate', userId: U, streamId, now, ttlMs: TTL, defaultLimit: 5 });
-const activatedEvent = (streamId: string, at = T0): ViewerEvent => ({ type: 'StreamActivated', data: { userId: U, streamId, at, expiresAt: at + TTL } });
+const activate = (streamId: string, now = T0): ViewerCommand => ({
+  type: 'Activate',
+  userId: U,
+  streamId,
+  now,
+  ttlMs: TTL,
+  defaultLimit: 5,
+});
+const activatedEvent = (streamId: string, at = T0): ViewerEvent => ({
+  type: 'StreamActivated',
+  data: { userId: U, streamId, at, expiresAt: at + TTL },
+});
 
 const handle = (handler: CommandHandler, command: ViewerCommand | (() => ViewerCommand)) => handler.handle(viewer, STREAM, command, OPTS);
 
@@ -35,7 +61,11 @@ async function userWithLimit(store: EventStore, limit: number): Promise<void> {
  */
 class InterleavingStore implements EventStore {
   sneaked = 0;
-  constructor(private readonly inner: InMemoryEventStore, private times: number, private readonly write: (inner: InMemoryEventStore, n: number) => Promise<void>) {}
+  constructor(
+    private readonly inner: InMemoryEventStore,
+    private times: number,
+    private readonly write: (inner: InMemoryEventStore, n: number) => Promise<void>,
+  ) {}
 
   async load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<S>> {
     const read = await this.inner.load(stream, initial, evolve);
@@ -77,7 +107,10 @@ describe('CommandHandler: load, decide, append', () => {
     expect(second.version).toBe(2);
     expect(activeStreams(second.state, T0)).toEqual(['a']);
 
-    expect(store.appendCalls.map((c) => [c.expectedVersion, c.outcome])).toEqual([[0, 'appended'], [1, 'appended']]);
+    expect(store.appendCalls.map((c) => [c.expectedVersion, c.outcome])).toEqual([
+      [0, 'appended'],
+      [1, 'appended'],
+    ]);
     expect(store.appendCalls[0]!.opts).toMatchObject({ key: U, source: OPTS.source, correlationId: 'corr-1' });
     expect(store.appendCalls[1]!.opts).toMatchObject({ key: U, source: OPTS.source });
     expect(store.events(STREAM)).toEqual([...first.events, ...second.events]);
@@ -220,7 +253,11 @@ describe('CommandHandler: failures', () => {
     const handler = new CommandHandler(store);
     await handle(handler, issue());
     store.failNext('append', new EventStoreUnavailable('blip'));
-    const [failed, domainError, ok] = await Promise.allSettled([handle(handler, activate('a')), handle(handler, issue()), handle(handler, activate('b'))]);
+    const [failed, domainError, ok] = await Promise.allSettled([
+      handle(handler, activate('a')),
+      handle(handler, issue()),
+      handle(handler, activate('b')),
+    ]);
     expect(failed.status).toBe('rejected');
     expect(domainError.status).toBe('rejected');
     expect(ok.status === 'fulfilled' && ok.value.events).toEqual([activatedEvent('b')]);
@@ -261,7 +298,9 @@ describe('CommandHandler: concurrency', () => {
     const decided = results.flatMap((r) => r.events);
     expect(countTypes(decided)).toEqual({ StreamActivated: 3, ActivationRejected: 197 });
     // Queued in arrival order: the first three got in.
-    expect(decided.filter((e) => e.type === 'StreamActivated').map((e) => (e as ViewerEvent & { type: 'StreamActivated' }).data.streamId)).toEqual(['s0', 's1', 's2']);
+    expect(
+      decided.filter((e) => e.type === 'StreamActivated').map((e) => (e as ViewerEvent & { type: 'StreamActivated' }).data.streamId),
+    ).toEqual(['s0', 's1', 's2']);
     // Serialized, so no command ever loaded a version another had already passed.
     expect(store.conflicts).toBe(0);
     expect(store.version(STREAM)).toBe(2 + 200);
@@ -301,7 +340,9 @@ describe('CommandHandler: concurrency', () => {
     const handler = new CommandHandler(store);
 
     let slowDone = false;
-    const slowResult = handler.handle(viewer, slow, { type: 'IssueUserId', userId: 'slow', now: T0 }, OPTS).then((r) => ((slowDone = true), r));
+    const slowResult = handler
+      .handle(viewer, slow, { type: 'IssueUserId', userId: 'slow', now: T0 }, OPTS)
+      .then((r) => ((slowDone = true), r));
     const fast = await handle(handler, issue());
     expect(fast.version).toBe(1);
     expect(slowDone).toBe(false);

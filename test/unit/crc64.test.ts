@@ -87,7 +87,9 @@ describe('parseSchema fingerprints the Parsing Canonical Form, not the text as w
         { name: 'f2', type: { type: 'int', logicalType: 'date' } },
       ],
     });
-    expect(withFields.canonical).toBe('{"name":"foo","type":"record","fields":[{"name":"f1","type":"boolean"},{"name":"f2","type":"int"}]}');
+    expect(withFields.canonical).toBe(
+      '{"name":"foo","type":"record","fields":[{"name":"f1","type":"boolean"},{"name":"f2","type":"int"}]}',
+    );
     expect(withFields.fingerprint.readBigInt64LE()).toBe(-4860222112080293046n);
   });
 

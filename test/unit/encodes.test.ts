@@ -3,7 +3,16 @@
 // file with the same options the same job (and another user's a job of their own).
 import { describe, expect, it } from 'vitest';
 import type { DomainErrorKind } from '../../domain/decider.ts';
-import { encodeJob, evolve, jobStream, nextStep, stepsOf, type EncodeCommand, type EncodeEvent, type Step } from '../../domain/encodes/job.ts';
+import {
+  encodeJob,
+  evolve,
+  jobStream,
+  nextStep,
+  stepsOf,
+  type EncodeCommand,
+  type EncodeEvent,
+  type Step,
+} from '../../domain/encodes/job.ts';
 import { jobIdOf, normalizeOptions } from '../../domain/encodes/options.ts';
 import { JobLost, JobSession } from '../../apps/worker/job-session.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
@@ -19,16 +28,35 @@ const B = 'user-b';
 const T = 1_700_000_000_000;
 const OPTIONS: EncodeOptions = { preset: 'fast', qp: 30, container: 'mp4', logo: true, width: null, height: null, fps: null };
 const requested = (attempt = 1, userId = A, uploadId = `up-${userId}`, options = OPTIONS): EncodeEvent => ({
-  type: 'EncodeRequested', data: { jobId: J, userId, uploadId, sha256: 'abc', filename: 'a.mp4', raw: false, options, attempt, at: T },
+  type: 'EncodeRequested',
+  data: { jobId: J, userId, uploadId, sha256: 'abc', filename: 'a.mp4', raw: false, options, attempt, at: T },
 });
-const started = (step: Step, worker = 'w1'): EncodeEvent => ({ type: 'EncodeStepStarted', data: { jobId: J, userId: A, step, worker, attempt: 1, at: T } });
+const started = (step: Step, worker = 'w1'): EncodeEvent => ({
+  type: 'EncodeStepStarted',
+  data: { jobId: J, userId: A, step, worker, attempt: 1, at: T },
+});
 const completed = (step: Step): EncodeEvent => ({ type: 'EncodeStepCompleted', data: { jobId: J, userId: A, step, info: '{}', at: T } });
-const failed: EncodeEvent = { type: 'EncodeFailed', data: { jobId: J, userId: A, step: 'encode', reason: 'encode: boom', stderrTail: 'x', at: T } };
+const failed: EncodeEvent = {
+  type: 'EncodeFailed',
+  data: { jobId: J, userId: A, step: 'encode', reason: 'encode: boom', stderrTail: 'x', at: T },
+};
 const request = (userId = A, facts: { reuse?: { sha256: string; size: number }; lostOutputOfAttempt?: number } = {}): EncodeCommand => ({
-  type: 'Request', jobId: J, userId, uploadId: `up-${userId}`, sha256: 'abc', filename: 'a.mp4', raw: false, options: OPTIONS, now: T,
-  reuse: facts.reuse ?? null, lostOutputOfAttempt: facts.lostOutputOfAttempt ?? null,
+  type: 'Request',
+  jobId: J,
+  userId,
+  uploadId: `up-${userId}`,
+  sha256: 'abc',
+  filename: 'a.mp4',
+  raw: false,
+  options: OPTIONS,
+  now: T,
+  reuse: facts.reuse ?? null,
+  lostOutputOfAttempt: facts.lostOutputOfAttempt ?? null,
 });
-const done = (outputSha256 = 'o', size = 9): EncodeEvent => ({ type: 'EncodeCompleted', data: { jobId: J, userId: A, outputSha256, size, container: 'mp4', at: T } });
+const done = (outputSha256 = 'o', size = 9): EncodeEvent => ({
+  type: 'EncodeCompleted',
+  data: { jobId: J, userId: A, outputSha256, size, container: 'mp4', at: T },
+});
 const start = (step: Step, worker = 'w1'): EncodeCommand => ({ type: 'StartStep', jobId: J, step, worker, now: T });
 const through = (last: Step): EncodeEvent[] => {
   const plan = stepsOf(false, true);
@@ -38,42 +66,72 @@ const through = (last: Step): EncodeEvent[] => {
 describe('encode job decider: requests and dedup', () => {
   it('a first request queues the job', () => given([]).when(request()).then([requested()]));
   it('the owner asking again is deduplicated onto their job, and nothing about the job changes', () => {
-    const dedup: EncodeEvent = { type: 'EncodeDeduplicated', data: { jobId: J, userId: A, ownerId: A, uploadId: `up-${A}`, again: true, at: T } };
+    const dedup: EncodeEvent = {
+      type: 'EncodeDeduplicated',
+      data: { jobId: J, userId: A, ownerId: A, uploadId: `up-${A}`, again: true, at: T },
+    };
     given([requested()]).when(request()).then([dedup]);
-    given([requested(), ...through('cleanup'), done()]).when(request()).then([dedup]);
+    given([requested(), ...through('cleanup'), done()])
+      .when(request())
+      .then([dedup]);
     // Not even the time of the last event: a repeated request is no sign of a worker's life.
     const running = stateAfter([requested(), started('encode')]);
     expect(evolve(running, { ...dedup, data: { ...dedup.data, at: T + 60_000 } })).toEqual(running);
   });
-  it('a job is its owner\'s alone: nobody else is let onto it', () => {
+  it("a job is its owner's alone: nobody else is let onto it", () => {
     given([requested()]).when(request(B)).thenThrows('not_found');
-    given([requested(), ...through('cleanup'), done()]).when(request(B)).thenThrows('not_found');
+    given([requested(), ...through('cleanup'), done()])
+      .when(request(B))
+      .thenThrows('not_found');
   });
   it('a request after a failure is a new attempt', () => {
-    given([requested(), started('probe'), failed]).when(request()).then([requested(2)]);
+    given([requested(), started('probe'), failed])
+      .when(request())
+      .then([requested(2)]);
   });
   it('a completed job whose output has gone is a new attempt; a report about an earlier attempt is not', () => {
     const completed = [requested(), ...through('cleanup'), done()];
-    given(completed).when(request(A, { lostOutputOfAttempt: 1 })).then([requested(2)]);
+    given(completed)
+      .when(request(A, { lostOutputOfAttempt: 1 }))
+      .then([requested(2)]);
     const again = [...completed, requested(2), ...through('cleanup'), done('o2')];
-    given(again).when(request(A, { lostOutputOfAttempt: 1 })).then([{ type: 'EncodeDeduplicated', data: { jobId: J, userId: A, ownerId: A, uploadId: `up-${A}`, again: true, at: T } }]);
+    given(again)
+      .when(request(A, { lostOutputOfAttempt: 1 }))
+      .then([{ type: 'EncodeDeduplicated', data: { jobId: J, userId: A, ownerId: A, uploadId: `up-${A}`, again: true, at: T } }]);
   });
 });
 
 describe('encode job decider: an output already stored', () => {
   const stored = { sha256: 'f'.repeat(64), size: 1234 };
-  const completedAtOnce: EncodeEvent[] = [requested(), { type: 'EncodeCompleted', data: { jobId: J, userId: A, outputSha256: stored.sha256, size: 1234, container: 'mp4', at: T } }];
-  it('completes a new job at once with it', () => given([]).when(request(A, { reuse: stored })).then(completedAtOnce));
+  const completedAtOnce: EncodeEvent[] = [
+    requested(),
+    { type: 'EncodeCompleted', data: { jobId: J, userId: A, outputSha256: stored.sha256, size: 1234, container: 'mp4', at: T } },
+  ];
+  it('completes a new job at once with it', () =>
+    given([])
+      .when(request(A, { reuse: stored }))
+      .then(completedAtOnce));
   it('completes a new attempt at once with it, after a failure or a lost output', () => {
-    given([requested(), started('probe'), failed]).when(request(A, { reuse: stored })).then([requested(2), completedAtOnce[1]!]);
-    given([requested(), ...through('cleanup'), done()]).when(request(A, { reuse: stored, lostOutputOfAttempt: 1 })).then([requested(2), completedAtOnce[1]!]);
+    given([requested(), started('probe'), failed])
+      .when(request(A, { reuse: stored }))
+      .then([requested(2), completedAtOnce[1]!]);
+    given([requested(), ...through('cleanup'), done()])
+      .when(request(A, { reuse: stored, lostOutputOfAttempt: 1 }))
+      .then([requested(2), completedAtOnce[1]!]);
   });
   it('is never the output the job has just lost', () =>
-    given([requested(), ...through('cleanup'), done(stored.sha256, stored.size)]).when(request(A, { reuse: stored, lostOutputOfAttempt: 1 })).then([requested(2)]));
+    given([requested(), ...through('cleanup'), done(stored.sha256, stored.size)])
+      .when(request(A, { reuse: stored, lostOutputOfAttempt: 1 }))
+      .then([requested(2)]));
   it('plays no part when the job exists and is not to run again', () =>
-    given([requested(), started('probe')]).when(request(A, { reuse: stored })).then([{ type: 'EncodeDeduplicated', data: { jobId: J, userId: A, ownerId: A, uploadId: `up-${A}`, again: true, at: T } }]));
+    given([requested(), started('probe')])
+      .when(request(A, { reuse: stored }))
+      .then([{ type: 'EncodeDeduplicated', data: { jobId: J, userId: A, ownerId: A, uploadId: `up-${A}`, again: true, at: T } }]));
   it('leaves nothing for a worker to do: no step may start, nothing completes again', () => {
-    expect(stateAfter(completedAtOnce)).toMatchObject({ status: 'completed', output: { sha256: stored.sha256, size: 1234, container: 'mp4' } });
+    expect(stateAfter(completedAtOnce)).toMatchObject({
+      status: 'completed',
+      output: { sha256: stored.sha256, size: 1234, container: 'mp4' },
+    });
     given(completedAtOnce).when(start('probe')).thenThrows('conflict');
     given(completedAtOnce).when({ type: 'Complete', jobId: J, outputSha256: 'o', size: 1, now: T }).thenThrows('conflict');
   });
@@ -85,18 +143,41 @@ describe('encode job decider: steps', () => {
     expect(stepsOf(true, false)).toEqual(['probe', 'encode', 'mux', 'cleanup']);
   });
   it('starts steps in order, and the next step follows the completed ones', () => {
-    given([requested()]).when(start('probe')).then([started('probe')]);
-    given([requested(), ...through('extract')]).when(start('encode')).then([started('encode')]);
+    given([requested()])
+      .when(start('probe'))
+      .then([started('probe')]);
+    given([requested(), ...through('extract')])
+      .when(start('encode'))
+      .then([started('encode')]);
     expect(nextStep(stateAfter([requested(), ...through('extract')]))).toBe('encode');
   });
   it.each<[string, EncodeEvent[], EncodeCommand, DomainErrorKind]>([
     ['a step before the ones it needs', [requested(), ...through('probe')], start('encode'), 'conflict'],
     ['a step not in the plan', [requested(1, A, `up-${A}`, { ...OPTIONS, logo: false }), ...through('encode')], start('logo'), 'invalid'],
-    ['anything on a completed job', [requested(), ...through('cleanup'), { type: 'EncodeCompleted', data: { jobId: J, userId: A, outputSha256: 'o', size: 1, container: 'mp4', at: T } }], start('probe'), 'conflict'],
+    [
+      'anything on a completed job',
+      [
+        requested(),
+        ...through('cleanup'),
+        { type: 'EncodeCompleted', data: { jobId: J, userId: A, outputSha256: 'o', size: 1, container: 'mp4', at: T } },
+      ],
+      start('probe'),
+      'conflict',
+    ],
     ['anything on a failed job', [requested(), started('probe'), failed], start('probe'), 'conflict'],
     ['a job that was never asked for', [], start('probe'), 'not_found'],
-    ['progress of a step that is not running', [requested(), started('probe')], { type: 'Progress', jobId: J, step: 'encode', percent: 5, now: T }, 'conflict'],
-    ['completion before every step is done', [requested(), ...through('logo')], { type: 'Complete', jobId: J, outputSha256: 'o', size: 1, now: T }, 'conflict'],
+    [
+      'progress of a step that is not running',
+      [requested(), started('probe')],
+      { type: 'Progress', jobId: J, step: 'encode', percent: 5, now: T },
+      'conflict',
+    ],
+    [
+      'completion before every step is done',
+      [requested(), ...through('logo')],
+      { type: 'Complete', jobId: J, outputSha256: 'o', size: 1, now: T },
+      'conflict',
+    ],
   ])('refuses %s', (_n, events, command, kind) => given(events).when(command).thenThrows(kind));
   it('a takeover may start a completed step again, forgetting it and what came after', () => {
     const state = stateAfter([requested(), ...through('encode'), started('encode', 'w2')]);
@@ -104,9 +185,13 @@ describe('encode job decider: steps', () => {
     expect(state.worker).toBe('w2');
   });
   it('progress is rounded and kept within 0..100', () =>
-    given([requested(), started('probe')]).when({ type: 'Progress', jobId: J, step: 'probe', percent: 123.456, now: T }).then([{ type: 'EncodeProgressed', data: { jobId: J, userId: A, step: 'probe', percent: 100, at: T } }]));
+    given([requested(), started('probe')])
+      .when({ type: 'Progress', jobId: J, step: 'probe', percent: 123.456, now: T })
+      .then([{ type: 'EncodeProgressed', data: { jobId: J, userId: A, step: 'probe', percent: 100, at: T } }]));
   it('completes once every step is done', () =>
-    given([requested(), ...through('cleanup')]).when({ type: 'Complete', jobId: J, outputSha256: 'o', size: 9, now: T }).then([{ type: 'EncodeCompleted', data: { jobId: J, userId: A, outputSha256: 'o', size: 9, container: 'mp4', at: T } }]));
+    given([requested(), ...through('cleanup')])
+      .when({ type: 'Complete', jobId: J, outputSha256: 'o', size: 9, now: T })
+      .then([{ type: 'EncodeCompleted', data: { jobId: J, userId: A, outputSha256: 'o', size: 9, container: 'mp4', at: T } }]));
 });
 
 describe("a worker's hold on a job", () => {
@@ -134,7 +219,16 @@ describe("a worker's hold on a job", () => {
 });
 
 describe('encode options', () => {
-  it('fills in the defaults', () => expect(normalizeOptions({}, false)).toEqual({ preset: 'medium', qp: 22, container: 'mp4', logo: true, width: null, height: null, fps: null }));
+  it('fills in the defaults', () =>
+    expect(normalizeOptions({}, false)).toEqual({
+      preset: 'medium',
+      qp: 22,
+      container: 'mp4',
+      logo: true,
+      width: null,
+      height: null,
+      fps: null,
+    }));
   it.each<[unknown, boolean, string]>([
     [{ preset: 'turbo' }, false, 'options.preset'],
     [{ qp: 52 }, false, 'options.qp'],

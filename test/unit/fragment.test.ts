@@ -54,7 +54,12 @@ describe('checkFragment accepts only what can be stored', () => {
   });
 
   it('every fragment it accepts can be encoded', () => {
-    for (const input of [minimal, full, { ...minimal, text: '😀'.repeat(MAX_TEXT_CHARS) }, { ...minimal, mode: 'painton', lang: 'zh-Hant-TW' }]) {
+    for (const input of [
+      minimal,
+      full,
+      { ...minimal, text: '😀'.repeat(MAX_TEXT_CHARS) },
+      { ...minimal, mode: 'painton', lang: 'zh-Hant-TW' },
+    ]) {
       const check = checkFragment(input);
       if (!check.ok) throw new Error(check.error);
       expect(() => store(check.fragment)).not.toThrow();
@@ -140,7 +145,9 @@ describe('parseFragmentLine', () => {
   });
 
   it('rejects a NUL character, escaped or raw: Postgres text cannot hold one, and the read model would stop there', () => {
-    expect(errorOf(parseFragmentLine(bytes('{"seq":1,"text":"a\\u0000b","start":1,"end":2}')))).toBe('text: must not contain NUL (U+0000) characters');
+    expect(errorOf(parseFragmentLine(bytes('{"seq":1,"text":"a\\u0000b","start":1,"end":2}')))).toBe(
+      'text: must not contain NUL (U+0000) characters',
+    );
     expect(errorOf(checkFragment({ ...minimal, text: 'a\u0000b' }))).toMatch(/^text: .*NUL/);
     expect(checkFragment({ ...minimal, text: 'a\u0001b' }).ok).toBe(true);
   });

@@ -10,7 +10,10 @@ const hex = (alg: string, ...parts: Buffer[]) => parts.reduce((h, p) => h.update
 
 it('hashes pieces fed in order, with every algorithm asked for', async () => {
   const pieces = Array.from({ length: 50 }, (_, i) => randomBytes(1000 + i * 977));
-  const s = thread.start([['a', 'sha256'], ['b', 'sha1']]);
+  const s = thread.start([
+    ['a', 'sha256'],
+    ['b', 'sha1'],
+  ]);
   for (const p of pieces) s.update(p);
   const d = await s.digest(['a', 'b', 'nope']);
   expect(Object.keys(d).sort()).toEqual(['a', 'b']);
@@ -28,7 +31,10 @@ it('a fork goes on from its source as it stood, and the source is untouched', as
   const third = thread.start([], { session: second, name: 'whole' });
   third.update(three);
   expect((await third.digest(['whole'])).whole!.toString('hex')).toBe(hex('sha256', one, two, three));
-  expect((await second.digest(['chunk', 'whole']))).toEqual({ chunk: createHash('sha256').update(two).digest(), whole: createHash('sha256').update(one).update(two).digest() });
+  expect(await second.digest(['chunk', 'whole'])).toEqual({
+    chunk: createHash('sha256').update(two).digest(),
+    whole: createHash('sha256').update(one).update(two).digest(),
+  });
   expect((await first.digest(['whole'])).whole!.toString('hex')).toBe(hex('sha256', one));
   // A piece handed over is a copy: changing the caller's buffer afterwards changes nothing.
   const s = thread.start([['x', 'sha256']]);

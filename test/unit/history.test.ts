@@ -78,7 +78,7 @@ describe('PartitionHistory', () => {
     const delivered: Entry[] = [];
     const channels = ['a', 'b', 'c', 'd', 'e', 'f', 'rare'];
     let seed = 7;
-    const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
     let offset = 0;
 
     for (let i = 0; i < 20_000; i++) {

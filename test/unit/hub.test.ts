@@ -2,7 +2,15 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Entry } from '../../apps/fanout/history.ts';
 import { captionsFeed } from '../../apps/fanout/feeds.ts';
-import { Client, Hub, type CaptionArchive, type HubStats, type LogEnd, type Record as LogRecord, type Socket } from '../../apps/fanout/hub.ts';
+import {
+  Client,
+  Hub,
+  type CaptionArchive,
+  type HubStats,
+  type LogEnd,
+  type Record as LogRecord,
+  type Socket,
+} from '../../apps/fanout/hub.ts';
 import { MAX_SUBSCRIPTIONS, captionMessage } from '../../apps/fanout/protocol.ts';
 import { formatPosition } from '../../domain/position.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
@@ -44,7 +52,9 @@ class FakeSocket implements Socket {
   }
   /** The positions of the captions received for a channel, in order. */
   positions(channel: string): string[] {
-    return this.messages().filter((m) => m.type === 'caption' && m.channel === channel).map((m) => m.position!);
+    return this.messages()
+      .filter((m) => m.type === 'caption' && m.channel === channel)
+      .map((m) => m.position!);
   }
   last(): Message | undefined {
     return this.messages().at(-1);
@@ -60,7 +70,12 @@ class FakeArchive implements CaptionArchive {
   private gate: Promise<void> | undefined;
 
   apply(partition: number, record: LogRecord, stored: boolean): void {
-    if (stored) this.rows[partition]!.push({ offset: record.offset, channel: record.data.channel, json: captionMessage(record.data, formatPosition({ partition, offset: record.offset })) });
+    if (stored)
+      this.rows[partition]!.push({
+        offset: record.offset,
+        channel: record.data.channel,
+        json: captionMessage(record.data, formatPosition({ partition, offset: record.offset })),
+      });
     this.applied[partition] = record.offset + 1;
   }
 
@@ -98,7 +113,10 @@ class Log {
   consuming = true;
   private readonly unconsumed = new Map<number, LogRecord[]>();
 
-  constructor(private readonly hub: Hub, private readonly archive: FakeArchive) {}
+  constructor(
+    private readonly hub: Hub,
+    private readonly archive: FakeArchive,
+  ) {}
 
   /** Appends one fragment (the station's next seq unless given) and fans it out; returns its position. */
   publish(channel: string, opts: { station?: string; seq?: number } = {}): string {
@@ -115,7 +133,17 @@ class Log {
       this.seqs.set(key, Math.max(last, s));
       const partition = partitionFor(channel, PARTITIONS);
       const offset = this.next[partition]!++;
-      const data: CaptionFragmentReceived = { channel, station, seq: s, text: `${channel} ${station} #${s}`, start: 1000 * s, end: 1000 * s + 500, mode: 'rollup', lang: 'en', receivedAt: Date.now() };
+      const data: CaptionFragmentReceived = {
+        channel,
+        station,
+        seq: s,
+        text: `${channel} ${station} #${s}`,
+        start: 1000 * s,
+        end: 1000 * s + 500,
+        mode: 'rollup',
+        lang: 'en',
+        receivedAt: Date.now(),
+      };
       const entry = { partition, record: { offset, data }, repeat: s <= last };
       this.records.push(entry);
       this.pending.push(entry);
@@ -167,7 +195,9 @@ afterEach(() => void vi.useRealTimers());
  *  what it has not sent by then it never sends. */
 const settled = () => vi.runAllTimersAsync();
 
-function setup(opts: { capacity?: number; maxBackpressure?: number; recoveryTimeoutMs?: number; liveFrom?: number[]; logEnd?: LogEnd } = {}) {
+function setup(
+  opts: { capacity?: number; maxBackpressure?: number; recoveryTimeoutMs?: number; liveFrom?: number[]; logEnd?: LogEnd } = {},
+) {
   const archive = new FakeArchive();
   const counts = { delivered: 0, slowClosed: 0, fannedOut: 0 };
   const stats: HubStats = {
@@ -176,8 +206,16 @@ function setup(opts: { capacity?: number; maxBackpressure?: number; recoveryTime
     fannedOut: () => void counts.fannedOut++,
   };
   const hub = new Hub({
-    partitions: PARTITIONS, startOffsets: Array(PARTITIONS).fill(0), historyCapacity: opts.capacity ?? 1000, maxBackpressure: opts.maxBackpressure ?? 1_000_000,
-    archive, stats, recoveryTimeoutMs: opts.recoveryTimeoutMs ?? 5000, liveFrom: opts.liveFrom, feed: captionsFeed(), logEnd: opts.logEnd,
+    partitions: PARTITIONS,
+    startOffsets: Array(PARTITIONS).fill(0),
+    historyCapacity: opts.capacity ?? 1000,
+    maxBackpressure: opts.maxBackpressure ?? 1_000_000,
+    archive,
+    stats,
+    recoveryTimeoutMs: opts.recoveryTimeoutMs ?? 5000,
+    liveFrom: opts.liveFrom,
+    feed: captionsFeed(),
+    logEnd: opts.logEnd,
   });
   const log = new Log(hub, archive);
   const connect = () => {
@@ -303,7 +341,10 @@ describe('live delivery', () => {
     hub.subscribe(client, news);
     log.publish(news);
     const last = log.publish(news);
-    hub.onRecords(partitionOf(news), log.records.map((r) => r.record));
+    hub.onRecords(
+      partitionOf(news),
+      log.records.map((r) => r.record),
+    );
     hub.onRecords(partitionOf(news), [log.records[0]!.record]);
     expect(socket.positions(news)).toHaveLength(2);
     // and the hub still knows where the partition ends
@@ -354,7 +395,9 @@ describe('resuming with since from the partition history', () => {
   it('gets exactly the missed captions, then live ones, with no gap and no duplicate', () => {
     // Given ten captions on the partition, four of them on news
     const { hub, log, connect } = setup({ capacity: 100 });
-    const positions = log.publishBatch([news, sports, news, weather, news, sports, news, weather, sports, sports].map((channel) => ({ channel })));
+    const positions = log.publishBatch(
+      [news, sports, news, weather, news, sports, news, weather, sports, sports].map((channel) => ({ channel })),
+    );
     const since = positions[2]!; // the second news caption
     // When a client resumes after it
     const { socket, client } = connect();
@@ -585,10 +628,15 @@ describe('a since beyond the end of the log', () => {
     const { socket, client } = connect();
     hub.subscribe(client, news, `${p}:${3 + past}`);
     // Then it is told why, and is not left waiting for captions that will not come
-    expect(socket.messages()).toEqual([{
-      type: 'error', code: 'invalid_position', field: 'since', channel: news,
-      message: expect.stringMatching(new RegExp(`^since: ${p}:${3 + past} is beyond the end of the log \\(its last offset is 2`)),
-    }]);
+    expect(socket.messages()).toEqual([
+      {
+        type: 'error',
+        code: 'invalid_position',
+        field: 'since',
+        channel: news,
+        message: expect.stringMatching(new RegExp(`^since: ${p}:${3 + past} is beyond the end of the log \\(its last offset is 2`)),
+      },
+    ]);
     expect(hub.subscriptionCount()).toBe(0);
     log.publish(news);
     expect(socket.positions(news)).toEqual([]);
@@ -599,7 +647,12 @@ describe('a since beyond the end of the log', () => {
     const p = partitionOf(news);
     const { socket, client } = connect();
     hub.subscribe(client, news, `${p}:0`);
-    expect(socket.last()).toMatchObject({ type: 'error', code: 'invalid_position', field: 'since', message: expect.stringMatching(/no records yet/) });
+    expect(socket.last()).toMatchObject({
+      type: 'error',
+      code: 'invalid_position',
+      field: 'since',
+      message: expect.stringMatching(/no records yet/),
+    });
     hub.subscribe(client, news, `${p}:-1`);
     expect(socket.last()).toEqual({ type: 'subscribed', channel: news, position: `${p}:-1`, recovered: true });
     const first = log.publish(news);
@@ -636,7 +689,9 @@ describe('a since beyond the end of the log', () => {
     const socket = new FakeSocket();
     hub.subscribe(new Client(socket), news, positions[2]!);
     // Then Kafka is asked, the subscription is confirmed, and it continues with what follows
-    await vi.waitFor(() => expect(socket.messages()).toEqual([{ type: 'subscribed', channel: news, position: positions[2], recovered: true }]));
+    await vi.waitFor(() =>
+      expect(socket.messages()).toEqual([{ type: 'subscribed', channel: news, position: positions[2], recovered: true }]),
+    );
     expect(kafka.calls).toBe(1);
     log.catchUpHub();
     expect(socket.positions(news)).toEqual(positions.slice(3));
@@ -769,7 +824,9 @@ describe('refused subscriptions', () => {
     const { hub, connect } = setup();
     const { socket, client } = connect();
     hub.subscribe(client, channel);
-    expect(socket.messages()).toEqual([{ type: 'error', code: 'invalid_channel', field: 'channel', message: expect.stringMatching(/^channel: must match /), channel }]);
+    expect(socket.messages()).toEqual([
+      { type: 'error', code: 'invalid_channel', field: 'channel', message: expect.stringMatching(/^channel: must match /), channel },
+    ]);
     expect(hub.subscriptionCount()).toBe(0);
   });
 
@@ -784,7 +841,9 @@ describe('refused subscriptions', () => {
     const { hub, connect } = setup();
     const { socket, client } = connect();
     hub.subscribe(client, news, since);
-    expect(socket.messages()).toEqual([{ type: 'error', code: 'invalid_position', field: 'since', message: expect.stringMatching(/^since: /), channel: news }]);
+    expect(socket.messages()).toEqual([
+      { type: 'error', code: 'invalid_position', field: 'since', message: expect.stringMatching(/^since: /), channel: news },
+    ]);
     expect(hub.subscriptionCount()).toBe(0);
   });
 
@@ -793,7 +852,9 @@ describe('refused subscriptions', () => {
     const theirs = log.publish(elsewhere);
     const { socket, client } = connect();
     hub.subscribe(client, news, theirs);
-    expect(socket.messages()).toEqual([{ type: 'error', code: 'invalid_position', field: 'since', message: expect.stringMatching(/another channel/), channel: news }]);
+    expect(socket.messages()).toEqual([
+      { type: 'error', code: 'invalid_position', field: 'since', message: expect.stringMatching(/another channel/), channel: news },
+    ]);
     log.publish(news);
     expect(socket.positions(news)).toEqual([]);
     expect(hub.subscriptionCount()).toBe(0);
@@ -824,31 +885,75 @@ describe('feeds without a read model behind them', () => {
 
   it('a channel spread over partitions gets every event once, whatever the offsets', async () => {
     const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
-    const hub = new Hub({ partitions: PARTITIONS, startOffsets: Array(PARTITIONS).fill(0), historyCapacity: 100, maxBackpressure: 1_000_000, stats, recoveryTimeoutMs: 5000, feed: userEventsFeed('uploads') });
+    const hub = new Hub({
+      partitions: PARTITIONS,
+      startOffsets: Array(PARTITIONS).fill(0),
+      historyCapacity: 100,
+      maxBackpressure: 1_000_000,
+      stats,
+      recoveryTimeoutMs: 5000,
+      feed: userEventsFeed('uploads'),
+    });
     const socket = new FakeSocket();
     hub.subscribe(new Client(socket), `user:${userId}`);
     // Offsets of different partitions are unrelated: a later event may have a smaller one.
     hub.onRecords(2, [event(50)]);
     hub.onRecords(0, [event(3)]);
     hub.onRecords(1, [event(7), event(8)]);
-    expect(socket.messages().filter((m) => m.type === 'event').map((m) => m.position)).toEqual(['uploads/2:50', 'uploads/0:3', 'uploads/1:7', 'uploads/1:8']);
+    expect(
+      socket
+        .messages()
+        .filter((m) => m.type === 'event')
+        .map((m) => m.position),
+    ).toEqual(['uploads/2:50', 'uploads/0:3', 'uploads/1:7', 'uploads/1:8']);
   });
 
   it('a since beyond the end of a user channel’s partition gets invalid_position too', async () => {
     const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
-    const hub = new Hub({ partitions: PARTITIONS, startOffsets: Array(PARTITIONS).fill(0), historyCapacity: 100, maxBackpressure: 1_000_000, stats, recoveryTimeoutMs: 5000, feed: userEventsFeed() });
+    const hub = new Hub({
+      partitions: PARTITIONS,
+      startOffsets: Array(PARTITIONS).fill(0),
+      historyCapacity: 100,
+      maxBackpressure: 1_000_000,
+      stats,
+      recoveryTimeoutMs: 5000,
+      feed: userEventsFeed(),
+    });
     const p = partitionFor(userId, PARTITIONS);
-    hub.onRecords(p, [0, 1].map((o) => event(o, 'StreamHeartbeat')), 2);
+    hub.onRecords(
+      p,
+      [0, 1].map((o) => event(o, 'StreamHeartbeat')),
+      2,
+    );
     const socket = new FakeSocket();
     hub.subscribe(new Client(socket), `user:${userId}`, `${p}:2`);
-    expect(socket.messages()).toEqual([{ type: 'error', code: 'invalid_position', field: 'since', channel: `user:${userId}`, message: expect.stringMatching(/beyond the end/) }]);
+    expect(socket.messages()).toEqual([
+      {
+        type: 'error',
+        code: 'invalid_position',
+        field: 'since',
+        channel: `user:${userId}`,
+        message: expect.stringMatching(/beyond the end/),
+      },
+    ]);
   });
 
   it('a since older than memory is answered recovered: false, with what memory holds, then live', async () => {
     const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
-    const hub = new Hub({ partitions: PARTITIONS, startOffsets: Array(PARTITIONS).fill(0), historyCapacity: 2, maxBackpressure: 1_000_000, stats, recoveryTimeoutMs: 5000, feed: userEventsFeed() });
+    const hub = new Hub({
+      partitions: PARTITIONS,
+      startOffsets: Array(PARTITIONS).fill(0),
+      historyCapacity: 2,
+      maxBackpressure: 1_000_000,
+      stats,
+      recoveryTimeoutMs: 5000,
+      feed: userEventsFeed(),
+    });
     const p = partitionFor(userId, PARTITIONS);
-    hub.onRecords(p, [0, 1, 2, 3].map((o) => event(o, 'StreamHeartbeat')));
+    hub.onRecords(
+      p,
+      [0, 1, 2, 3].map((o) => event(o, 'StreamHeartbeat')),
+    );
     const socket = new FakeSocket();
     vi.useFakeTimers();
     hub.subscribe(new Client(socket), `user:${userId}`, `${p}:0`);
@@ -869,8 +974,18 @@ describe('a user channel fed by several topics', () => {
     const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
     const zeros = Array(PARTITIONS).fill(0);
     const hub = new Hub({
-      partitions: PARTITIONS, startOffsets: zeros, historyCapacity: 100, maxBackpressure: 1_000_000, stats, feed: userEventsFeed(),
-      liveSources: (['uploads', 'encodes'] as const).map((topic) => ({ topic, partitions: PARTITIONS, startOffsets: zeros, feed: userEventsFeed(topic) })),
+      partitions: PARTITIONS,
+      startOffsets: zeros,
+      historyCapacity: 100,
+      maxBackpressure: 1_000_000,
+      stats,
+      feed: userEventsFeed(),
+      liveSources: (['uploads', 'encodes'] as const).map((topic) => ({
+        topic,
+        partitions: PARTITIONS,
+        startOffsets: zeros,
+        feed: userEventsFeed(topic),
+      })),
     });
     const socket = new FakeSocket();
     const client = new Client(socket);
@@ -880,7 +995,12 @@ describe('a user channel fed by several topics', () => {
     hub.onRecords(partitionFor(userId, PARTITIONS), [event(0, 'StreamActivated')]);
     hub.onLiveRecords('uploads', 2, [event(10, 'UploadChunkAppended')]);
     hub.onLiveRecords('encodes', 1, [event(4, 'EncodeProgressed')]);
-    expect(socket.messages().filter((m) => m.type === 'event').map((m) => m.event)).toEqual(['StreamActivated', 'UploadChunkAppended', 'EncodeProgressed']);
+    expect(
+      socket
+        .messages()
+        .filter((m) => m.type === 'event')
+        .map((m) => m.event),
+    ).toEqual(['StreamActivated', 'UploadChunkAppended', 'EncodeProgressed']);
     // A re-fetch of a live source's records is not sent again.
     hub.onLiveRecords('uploads', 2, [event(10, 'UploadChunkAppended')]);
     expect(socket.messages().filter((m) => m.type === 'event')).toHaveLength(3);

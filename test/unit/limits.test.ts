@@ -20,7 +20,10 @@ function stringPaths(type: unknown, path = ''): string[] {
 }
 
 const schemas = readdirSync(ROOT).flatMap((topic) =>
-  readdirSync(new URL(`${topic}/`, ROOT)).map((file) => ({ file, schema: JSON.parse(readFileSync(new URL(`${topic}/${file}`, ROOT), 'utf8')) as { name: string } })),
+  readdirSync(new URL(`${topic}/`, ROOT)).map((file) => ({
+    file,
+    schema: JSON.parse(readFileSync(new URL(`${topic}/${file}`, ROOT), 'utf8')) as { name: string },
+  })),
 );
 
 describe('string limits', () => {
@@ -35,7 +38,9 @@ describe('string limits', () => {
     const fragment = { channel: 'bbc1', station: 's', seq: 1, text: 'hi', start: 0, end: 1, mode: null, receivedAt: 0 };
     expect(() => codec.encode('CaptionFragmentReceived', { ...fragment, lang: 'x'.repeat(35) })).not.toThrow();
     expect(() => codec.encode('CaptionFragmentReceived', { ...fragment, lang: 'x'.repeat(36) })).toThrow(CodecError);
-    expect(() => codec.encode('CaptionFragmentReceived', { ...fragment, lang: null, text: 'x'.repeat(4001) })).toThrow(/text: longer than 4000/);
+    expect(() => codec.encode('CaptionFragmentReceived', { ...fragment, lang: null, text: 'x'.repeat(4001) })).toThrow(
+      /text: longer than 4000/,
+    );
     const rejected = { userId: 'u'.repeat(36), streamId: 's'.repeat(36), limit: 3, at: 0 };
     expect(() => codec.encode('ActivationRejected', { ...rejected, active: ['a'.repeat(36)] })).not.toThrow();
     expect(() => codec.encode('ActivationRejected', { ...rejected, active: ['a'.repeat(37)] })).toThrow(/active: longer than 36/);

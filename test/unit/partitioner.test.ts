@@ -43,7 +43,8 @@ describe('partitionFor', () => {
     const keys = ['', 'a', 'news', 'news.one', 'sports-2', 'ch_ü', 'канал', '頻道', '😀.live'];
     for (let i = 0; i < 500; i++) keys.push(randomBytes(1 + (i % 40)).toString('base64url'));
     for (const key of keys) {
-      for (const n of [1, 2, 3, 6, 12, 100]) expect(partitionFor(key, n), `${JSON.stringify(key)} over ${n}`).toBe(kafkajsPartition(key, n));
+      for (const n of [1, 2, 3, 6, 12, 100])
+        expect(partitionFor(key, n), `${JSON.stringify(key)} over ${n}`).toBe(kafkajsPartition(key, n));
     }
   });
 

@@ -7,7 +7,11 @@ import { REPEAT_CASES, formatFragment, parseFragment } from '../cases/station-re
 describe('a station repeat', () => {
   it.each(REPEAT_CASES)('$name (one reader, in memory)', ({ batches, kept }) => {
     const seqs = new LastSeqs();
-    const out = batches.flat().map(parseFragment).filter((f) => seqs.admit(f)).map(formatFragment);
+    const out = batches
+      .flat()
+      .map(parseFragment)
+      .filter((f) => seqs.admit(f))
+      .map(formatFragment);
     expect(out).toEqual(kept);
   });
 

@@ -14,10 +14,13 @@ describe('parseTime', () => {
     expect(parseTime('from', '')).toBeUndefined();
   });
 
-  it.each(['soon', '2024-13-45T99:00', '1234567890123456', `2024-03-01T12:00:00Z${' '.repeat(30)}`])('refuses %j, naming the field', (value) => {
-    expect(() => parseTime('from', value)).toThrow(DomainError);
-    expect(() => parseTime('to', value)).toThrow('to: must be milliseconds since the epoch or an ISO 8601 date');
-  });
+  it.each(['soon', '2024-13-45T99:00', '1234567890123456', `2024-03-01T12:00:00Z${' '.repeat(30)}`])(
+    'refuses %j, naming the field',
+    (value) => {
+      expect(() => parseTime('from', value)).toThrow(DomainError);
+      expect(() => parseTime('to', value)).toThrow('to: must be milliseconds since the epoch or an ISO 8601 date');
+    },
+  );
 
   it('is answered 400 with the field, as every bad parameter is', () => {
     let err: unknown;

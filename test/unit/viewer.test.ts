@@ -4,8 +4,14 @@
 import { describe, expect, it } from 'vitest';
 import { DomainError } from '../../domain/decider.ts';
 import {
-  activeStreams, evolve, limitOf, MAX_LIMIT, viewer,
-  type ViewerCommand, type ViewerEvent, type ViewerState,
+  activeStreams,
+  evolve,
+  limitOf,
+  MAX_LIMIT,
+  viewer,
+  type ViewerCommand,
+  type ViewerEvent,
+  type ViewerState,
 } from '../../domain/streams/viewer.ts';
 import { spec } from '../support/decider-spec.ts';
 
@@ -20,15 +26,37 @@ const T0 = 1_700_000_000_000;
 
 const issued = (at = T0 - 1000): ViewerEvent => ({ type: 'UserIdIssued', data: { userId: U, at } });
 const limitSet = (limit: number, at = T0 - 500): ViewerEvent => ({ type: 'UserLimitSet', data: { userId: U, limit, at } });
-const activated = (streamId: string, at = T0, expiresAt = at + TTL): ViewerEvent => ({ type: 'StreamActivated', data: { userId: U, streamId, at, expiresAt } });
-const heartbeat = (streamId: string, at = T0, expiresAt = at + TTL): ViewerEvent => ({ type: 'StreamHeartbeat', data: { userId: U, streamId, at, expiresAt } });
-const stopped = (streamId: string, at = T0): ViewerEvent => ({ type: 'StreamDeactivated', data: { userId: U, streamId, reason: 'stopped', at } });
-const expired = (streamId: string, at: number): ViewerEvent => ({ type: 'StreamDeactivated', data: { userId: U, streamId, reason: 'expired', at } });
-const rejected = (streamId: string, limit: number, active: string[], at = T0): ViewerEvent => ({ type: 'ActivationRejected', data: { userId: U, streamId, limit, active, at } });
+const activated = (streamId: string, at = T0, expiresAt = at + TTL): ViewerEvent => ({
+  type: 'StreamActivated',
+  data: { userId: U, streamId, at, expiresAt },
+});
+const heartbeat = (streamId: string, at = T0, expiresAt = at + TTL): ViewerEvent => ({
+  type: 'StreamHeartbeat',
+  data: { userId: U, streamId, at, expiresAt },
+});
+const stopped = (streamId: string, at = T0): ViewerEvent => ({
+  type: 'StreamDeactivated',
+  data: { userId: U, streamId, reason: 'stopped', at },
+});
+const expired = (streamId: string, at: number): ViewerEvent => ({
+  type: 'StreamDeactivated',
+  data: { userId: U, streamId, reason: 'expired', at },
+});
+const rejected = (streamId: string, limit: number, active: string[], at = T0): ViewerEvent => ({
+  type: 'ActivationRejected',
+  data: { userId: U, streamId, limit, active, at },
+});
 
 const issue = (now = T0): ViewerCommand => ({ type: 'IssueUserId', userId: U, now });
 const setLimit = (limit: number, now = T0): ViewerCommand => ({ type: 'SetLimit', userId: U, limit, now });
-const activate = (streamId: string, now = T0, defaultLimit = DEFAULT_LIMIT): ViewerCommand => ({ type: 'Activate', userId: U, streamId, now, ttlMs: TTL, defaultLimit });
+const activate = (streamId: string, now = T0, defaultLimit = DEFAULT_LIMIT): ViewerCommand => ({
+  type: 'Activate',
+  userId: U,
+  streamId,
+  now,
+  ttlMs: TTL,
+  defaultLimit,
+});
 const beat = (streamId: string, now = T0): ViewerCommand => ({ type: 'Heartbeat', userId: U, streamId, now, ttlMs: TTL });
 const deactivate = (streamId: string, now = T0): ViewerCommand => ({ type: 'Deactivate', userId: U, streamId, now });
 const expireLeases = (now = T0): ViewerCommand => ({ type: 'ExpireLeases', userId: U, now });
@@ -37,7 +65,10 @@ const expireLeases = (now = T0): ViewerCommand => ({ type: 'ExpireLeases', userI
 const activatedInOrder = (...ids: string[]) => ids.map((id, i) => activated(id, T0 - 10_000 + i * 1000));
 
 describe('viewer decider: user ids', () => {
-  it('issues a user id', () => given([]).when(issue()).then([{ type: 'UserIdIssued', data: { userId: U, at: T0 } }]));
+  it('issues a user id', () =>
+    given([])
+      .when(issue())
+      .then([{ type: 'UserIdIssued', data: { userId: U, at: T0 } }]));
 
   it('refuses to issue the same user id twice (conflict)', () => given([issued()]).when(issue()).thenThrows('conflict'));
 
@@ -52,57 +83,91 @@ describe('viewer decider: user ids', () => {
 
 describe('viewer decider: activation and the limit', () => {
   it('activates a stream under the limit: a lease until now + ttl', () =>
-    given([issued()]).when(activate('a')).then([activated('a', T0, T0 + TTL)]));
+    given([issued()])
+      .when(activate('a'))
+      .then([activated('a', T0, T0 + TTL)]));
 
   it('activates up to the limit', () =>
-    given([issued(), ...activatedInOrder('a', 'b')]).when(activate('c')).then([activated('c')]));
+    given([issued(), ...activatedInOrder('a', 'b')])
+      .when(activate('c'))
+      .then([activated('c')]));
 
   it('rejects the (limit+1)th distinct stream, naming the limit and the active streams in activation order', () =>
-    given([issued(), ...activatedInOrder('b', 'c', 'a')]).when(activate('d')).then([rejected('d', 3, ['b', 'c', 'a'])]));
+    given([issued(), ...activatedInOrder('b', 'c', 'a')])
+      .when(activate('d'))
+      .then([rejected('d', 3, ['b', 'c', 'a'])]));
 
   it('keeps activation order when an earlier stream is renewed', () =>
-    given([issued(), ...activatedInOrder('b', 'c', 'a'), heartbeat('b', T0 - 1)]).when(activate('d')).then([rejected('d', 3, ['b', 'c', 'a'])]));
+    given([issued(), ...activatedInOrder('b', 'c', 'a'), heartbeat('b', T0 - 1)])
+      .when(activate('d'))
+      .then([rejected('d', 3, ['b', 'c', 'a'])]));
 
   it('activation order holds for UUID stream ids (as the API issues them), whatever their digits', () => {
     const ids = ['f0000000-0000-4000-8000-000000000000', '10000000-0000-4000-8000-000000000000', '20000000-0000-4000-8000-000000000000'];
-    given([issued(), ...activatedInOrder(...ids)]).when(activate('x')).then([rejected('x', 3, ids)]);
+    given([issued(), ...activatedInOrder(...ids)])
+      .when(activate('x'))
+      .then([rejected('x', 3, ids)]);
   });
 
   it('activating an already active stream renews it as a heartbeat', () =>
-    given([issued(), activated('a', T0 - 5000)]).when(activate('a')).then([heartbeat('a', T0, T0 + TTL)]));
+    given([issued(), activated('a', T0 - 5000)])
+      .when(activate('a'))
+      .then([heartbeat('a', T0, T0 + TTL)]));
 
   it('activating an already active stream counts once, even at the limit', () =>
-    given([issued(), ...activatedInOrder('a', 'b', 'c')]).when(activate('b')).then([heartbeat('b')]));
+    given([issued(), ...activatedInOrder('a', 'b', 'c')])
+      .when(activate('b'))
+      .then([heartbeat('b')]));
 
   it('a stopped stream no longer counts', () =>
-    given([issued(), ...activatedInOrder('a', 'b', 'c'), stopped('b', T0 - 1)]).when(activate('d')).then([activated('d')]));
+    given([issued(), ...activatedInOrder('a', 'b', 'c'), stopped('b', T0 - 1)])
+      .when(activate('d'))
+      .then([activated('d')]));
 
   it('a rejection changes nothing: the next attempt is rejected too', () =>
-    given([issued(), ...activatedInOrder('a', 'b', 'c'), rejected('d', 3, ['a', 'b', 'c'], T0 - 1)]).when(activate('d')).then([rejected('d', 3, ['a', 'b', 'c'])]));
+    given([issued(), ...activatedInOrder('a', 'b', 'c'), rejected('d', 3, ['a', 'b', 'c'], T0 - 1)])
+      .when(activate('d'))
+      .then([rejected('d', 3, ['a', 'b', 'c'])]));
 });
 
 describe('viewer decider: per-user limits', () => {
   it('a lower per-user limit overrides the default', () =>
-    given([issued(), limitSet(1), activated('a')]).when(activate('b')).then([rejected('b', 1, ['a'])]));
+    given([issued(), limitSet(1), activated('a')])
+      .when(activate('b'))
+      .then([rejected('b', 1, ['a'])]));
 
   it('a higher per-user limit overrides the default', () =>
-    given([issued(), limitSet(5), ...activatedInOrder('a', 'b', 'c', 'd')]).when(activate('e')).then([activated('e')]));
+    given([issued(), limitSet(5), ...activatedInOrder('a', 'b', 'c', 'd')])
+      .when(activate('e'))
+      .then([activated('e')]));
 
   it('a higher per-user limit is still a limit', () =>
-    given([issued(), limitSet(5), ...activatedInOrder('a', 'b', 'c', 'd', 'e')]).when(activate('f')).then([rejected('f', 5, ['a', 'b', 'c', 'd', 'e'])]));
+    given([issued(), limitSet(5), ...activatedInOrder('a', 'b', 'c', 'd', 'e')])
+      .when(activate('f'))
+      .then([rejected('f', 5, ['a', 'b', 'c', 'd', 'e'])]));
 
   it('the latest limit set is the one that counts', () =>
-    given([issued(), limitSet(5), limitSet(2), ...activatedInOrder('a', 'b')]).when(activate('c')).then([rejected('c', 2, ['a', 'b'])]));
+    given([issued(), limitSet(5), limitSet(2), ...activatedInOrder('a', 'b')])
+      .when(activate('c'))
+      .then([rejected('c', 2, ['a', 'b'])]));
 
   it('limit 0 rejects everything', () =>
-    given([issued(), limitSet(0)]).when(activate('a')).then([rejected('a', 0, [])]));
+    given([issued(), limitSet(0)])
+      .when(activate('a'))
+      .then([rejected('a', 0, [])]));
 
   it('a default limit of 0 rejects everything too', () =>
-    given([issued()]).when(activate('a', T0, 0)).then([rejected('a', 0, [])]));
+    given([issued()])
+      .when(activate('a', T0, 0))
+      .then([rejected('a', 0, [])]));
 
   it('lowering the limit keeps streams already active but admits no new one', () => {
-    given([issued(), ...activatedInOrder('a', 'b', 'c'), limitSet(1, T0 - 1)]).when(activate('d')).then([rejected('d', 1, ['a', 'b', 'c'])]);
-    given([issued(), ...activatedInOrder('a', 'b', 'c'), limitSet(1, T0 - 1)]).when(beat('b')).then([heartbeat('b')]);
+    given([issued(), ...activatedInOrder('a', 'b', 'c'), limitSet(1, T0 - 1)])
+      .when(activate('d'))
+      .then([rejected('d', 1, ['a', 'b', 'c'])]);
+    given([issued(), ...activatedInOrder('a', 'b', 'c'), limitSet(1, T0 - 1)])
+      .when(beat('b'))
+      .then([heartbeat('b')]);
   });
 
   it('limitOf prefers the per-user limit over the default', () => {
@@ -112,39 +177,58 @@ describe('viewer decider: per-user limits', () => {
   });
 
   it.each([0, 1, 3, MAX_LIMIT])('SetLimit %d is recorded', (limit) =>
-    given([issued()]).when(setLimit(limit)).then([limitSet(limit, T0)]));
+    given([issued()])
+      .when(setLimit(limit))
+      .then([limitSet(limit, T0)]),
+  );
 
   it.each([-1, 1.5, MAX_LIMIT + 1, Number.NaN, Number.POSITIVE_INFINITY])('SetLimit %d is invalid', (limit) =>
-    given([issued()]).when(setLimit(limit)).thenThrows('invalid'));
+    given([issued()]).when(setLimit(limit)).thenThrows('invalid'),
+  );
 });
 
 describe('viewer decider: heartbeats and deactivation', () => {
   it('a heartbeat renews an active stream', () =>
-    given([issued(), activated('a', T0 - 20_000)]).when(beat('a')).then([heartbeat('a', T0, T0 + TTL)]));
+    given([issued(), activated('a', T0 - 20_000)])
+      .when(beat('a'))
+      .then([heartbeat('a', T0, T0 + TTL)]));
 
   it('a renewed lease runs from the heartbeat, not the activation', () =>
-    given([issued(), activated('a', T0 - 40_000), heartbeat('a', T0 - 20_000)]).when(activate('b')).then([activated('b')]));
+    given([issued(), activated('a', T0 - 40_000), heartbeat('a', T0 - 20_000)])
+      .when(activate('b'))
+      .then([activated('b')]));
 
-  it('a heartbeat for a stream never activated is a conflict', () =>
-    given([issued()]).when(beat('a')).thenThrows('conflict'));
+  it('a heartbeat for a stream never activated is a conflict', () => given([issued()]).when(beat('a')).thenThrows('conflict'));
 
   it('a heartbeat for an expired stream is a conflict (the player must activate again)', () =>
-    given([issued(), activated('a', T0 - TTL - 1)]).when(beat('a')).thenThrows('conflict'));
+    given([issued(), activated('a', T0 - TTL - 1)])
+      .when(beat('a'))
+      .thenThrows('conflict'));
 
   it('a heartbeat for a stopped stream is a conflict', () =>
-    given([issued(), activated('a', T0 - 10), stopped('a', T0 - 5)]).when(beat('a')).thenThrows('conflict'));
+    given([issued(), activated('a', T0 - 10), stopped('a', T0 - 5)])
+      .when(beat('a'))
+      .thenThrows('conflict'));
 
   it('deactivating an active stream stops it', () =>
-    given([issued(), activated('a', T0 - 10)]).when(deactivate('a')).then([stopped('a', T0)]));
+    given([issued(), activated('a', T0 - 10)])
+      .when(deactivate('a'))
+      .then([stopped('a', T0)]));
 
   it('deactivating a stream never activated does nothing', () =>
-    given([issued(), activated('a', T0 - 10)]).when(deactivate('b')).then([]));
+    given([issued(), activated('a', T0 - 10)])
+      .when(deactivate('b'))
+      .then([]));
 
   it('deactivating a stream already stopped does nothing', () =>
-    given([issued(), activated('a', T0 - 10), stopped('a', T0 - 5)]).when(deactivate('a')).then([]));
+    given([issued(), activated('a', T0 - 10), stopped('a', T0 - 5)])
+      .when(deactivate('a'))
+      .then([]));
 
   it('deactivating an expired stream records only its expiry', () =>
-    given([issued(), activated('a', T0 - TTL - 10)]).when(deactivate('a')).then([expired('a', T0 - 10)]));
+    given([issued(), activated('a', T0 - TTL - 10)])
+      .when(deactivate('a'))
+      .then([expired('a', T0 - 10)]));
 });
 
 describe('viewer decider: leases past their TTL', () => {
@@ -174,10 +258,14 @@ describe('viewer decider: leases past their TTL', () => {
       .then([expired('a', T0 - 1), activated('a')]));
 
   it('a heartbeat records expiries of other streams first', () =>
-    given([issued(), activated('a', T0 - TTL - 1), activated('b', T0 - 10)]).when(beat('b')).then([expired('a', T0 - 1), heartbeat('b')]));
+    given([issued(), activated('a', T0 - TTL - 1), activated('b', T0 - 10)])
+      .when(beat('b'))
+      .then([expired('a', T0 - 1), heartbeat('b')]));
 
   it('SetLimit records expiries first', () =>
-    given([issued(), activated('a', T0 - TTL - 1)]).when(setLimit(2)).then([expired('a', T0 - 1), limitSet(2, T0)]));
+    given([issued(), activated('a', T0 - TTL - 1)])
+      .when(setLimit(2))
+      .then([expired('a', T0 - 1), limitSet(2, T0)]));
 
   it('ExpireLeases records only the expiries, each at its lease end', () =>
     given([issued(), activated('a', T0 - TTL - 20), activated('b', T0 - 1), activated('c', T0 - TTL)])
@@ -185,10 +273,14 @@ describe('viewer decider: leases past their TTL', () => {
       .then([expired('a', T0 - 20), expired('c', T0)]));
 
   it('ExpireLeases with nothing expired records nothing', () =>
-    given([issued(), activated('a', T0 - 1)]).when(expireLeases()).then([]));
+    given([issued(), activated('a', T0 - 1)])
+      .when(expireLeases())
+      .then([]));
 
   it('an expiry already recorded is not recorded again', () =>
-    given([issued(), activated('a', T0 - TTL - 20), expired('a', T0 - 20)]).when(expireLeases()).then([]));
+    given([issued(), activated('a', T0 - TTL - 20), expired('a', T0 - 20)])
+      .when(expireLeases())
+      .then([]));
 
   it('activeStreams excludes leases at or past now', () => {
     const state = stateAfter([issued(), activated('a', T0 - TTL), activated('b', T0 - TTL + 1)]);
@@ -212,7 +304,11 @@ function prng(seed: number): () => number {
   };
 }
 
-interface Step { command: ViewerCommand; before: ViewerState; events: ViewerEvent[] | DomainError }
+interface Step {
+  command: ViewerCommand;
+  before: ViewerState;
+  events: ViewerEvent[] | DomainError;
+}
 
 /** Runs random commands through decide/evolve, as the command handler would. */
 function simulate(seed: number, steps: number, opts: { setLimits: boolean }): { defaultLimit: number; history: Step[] } {
@@ -230,13 +326,19 @@ function simulate(seed: number, steps: number, opts: { setLimits: boolean }): { 
     const streamId = streams[int(streams.length)]!;
     const p = rnd();
     const command: ViewerCommand =
-      !state.issued && p < 0.9 ? { type: 'IssueUserId', userId: U, now }
-        : p < 0.45 ? { type: 'Activate', userId: U, streamId, now, ttlMs: TTL, defaultLimit }
-        : p < 0.7 ? { type: 'Heartbeat', userId: U, streamId, now, ttlMs: TTL }
-        : p < 0.82 ? { type: 'Deactivate', userId: U, streamId, now }
-        : p < 0.9 ? { type: 'ExpireLeases', userId: U, now }
-        : p < 0.95 && opts.setLimits ? { type: 'SetLimit', userId: U, limit: int(6) - (int(20) === 0 ? 1 : 0), now }
-        : { type: 'IssueUserId', userId: U, now };
+      !state.issued && p < 0.9
+        ? { type: 'IssueUserId', userId: U, now }
+        : p < 0.45
+          ? { type: 'Activate', userId: U, streamId, now, ttlMs: TTL, defaultLimit }
+          : p < 0.7
+            ? { type: 'Heartbeat', userId: U, streamId, now, ttlMs: TTL }
+            : p < 0.82
+              ? { type: 'Deactivate', userId: U, streamId, now }
+              : p < 0.9
+                ? { type: 'ExpireLeases', userId: U, now }
+                : p < 0.95 && opts.setLimits
+                  ? { type: 'SetLimit', userId: U, limit: int(6) - (int(20) === 0 ? 1 : 0), now }
+                  : { type: 'IssueUserId', userId: U, now };
     const before = state;
     let events: ViewerEvent[] | DomainError;
     try {
@@ -255,7 +357,10 @@ const SEEDS = Array.from({ length: 12 }, (_, i) => 0x5eed + i * 7919);
 
 /** Fails with the step that broke a property (built only then: thousands of steps are checked). */
 function must(ok: boolean, property: string, step: Step): void {
-  if (!ok) expect.fail(`${property}\n  command: ${JSON.stringify(step.command)}\n  state: ${JSON.stringify(step.before)}\n  events: ${JSON.stringify(step.events)}`);
+  if (!ok)
+    expect.fail(
+      `${property}\n  command: ${JSON.stringify(step.command)}\n  state: ${JSON.stringify(step.before)}\n  events: ${JSON.stringify(step.events)}`,
+    );
 }
 
 describe('viewer decider: properties over random command sequences', () => {
@@ -276,32 +381,35 @@ describe('viewer decider: properties over random command sequences', () => {
     expect(rejections).toBeGreaterThan(10);
   });
 
-  it.each(SEEDS)('seed %d: with limits changing, an activation is admitted only below the limit and never takes the count past it', (seed) => {
-    const { defaultLimit, history } = simulate(seed, 3000, { setLimits: true });
-    for (const step of history) {
-      const { command, before, events } = step;
-      if (events instanceof DomainError) continue;
-      const limit = limitOf(before, defaultLimit);
-      const liveBefore = activeStreams(before, command.now);
-      const after = events.reduce(evolve, before);
-      const liveAfter = activeStreams(after, command.now);
-      for (const event of events) {
-        if (event.type === 'StreamActivated') {
-          must(liveBefore.length < limit, `activated with ${liveBefore.length} live leases, limit ${limit}`, step);
-          must(!liveBefore.includes(event.data.streamId), 'activated a stream already live (should be a heartbeat)', step);
+  it.each(SEEDS)(
+    'seed %d: with limits changing, an activation is admitted only below the limit and never takes the count past it',
+    (seed) => {
+      const { defaultLimit, history } = simulate(seed, 3000, { setLimits: true });
+      for (const step of history) {
+        const { command, before, events } = step;
+        if (events instanceof DomainError) continue;
+        const limit = limitOf(before, defaultLimit);
+        const liveBefore = activeStreams(before, command.now);
+        const after = events.reduce(evolve, before);
+        const liveAfter = activeStreams(after, command.now);
+        for (const event of events) {
+          if (event.type === 'StreamActivated') {
+            must(liveBefore.length < limit, `activated with ${liveBefore.length} live leases, limit ${limit}`, step);
+            must(!liveBefore.includes(event.data.streamId), 'activated a stream already live (should be a heartbeat)', step);
+          }
+          if (event.type === 'ActivationRejected') {
+            must(event.data.limit === limit, 'rejection names another limit', step);
+            must(JSON.stringify(event.data.active) === JSON.stringify(liveBefore), 'rejection names other active streams', step);
+            must(liveBefore.length >= limit, 'rejected below the limit', step);
+          }
         }
-        if (event.type === 'ActivationRejected') {
-          must(event.data.limit === limit, 'rejection names another limit', step);
-          must(JSON.stringify(event.data.active) === JSON.stringify(liveBefore), 'rejection names other active streams', step);
-          must(liveBefore.length >= limit, 'rejected below the limit', step);
-        }
+        // Lowering the limit does not stop streams, but no decision takes the count above it.
+        const limitAfter = limitOf(after, defaultLimit);
+        must(liveAfter.length <= Math.max(limitAfter, liveBefore.length), 'the decision took the count past the limit', step);
+        must(liveAfter.length <= liveBefore.length || liveAfter.length <= limitAfter, 'the count grew past the limit', step);
       }
-      // Lowering the limit does not stop streams, but no decision takes the count above it.
-      const limitAfter = limitOf(after, defaultLimit);
-      must(liveAfter.length <= Math.max(limitAfter, liveBefore.length), 'the decision took the count past the limit', step);
-      must(liveAfter.length <= liveBefore.length || liveAfter.length <= limitAfter, 'the count grew past the limit', step);
-    }
-  });
+    },
+  );
 
   it.each(SEEDS)('seed %d: every decision first records each expired lease exactly once, and only those', (seed) => {
     const { history } = simulate(seed, 3000, { setLimits: true });
@@ -309,16 +417,28 @@ describe('viewer decider: properties over random command sequences', () => {
     for (const step of history) {
       const { command, before, events } = step;
       if (events instanceof DomainError) continue;
-      const due = Object.entries(before.leases).filter(([, until]) => until <= command.now).map(([id]) => id);
+      const due = Object.entries(before.leases)
+        .filter(([, until]) => until <= command.now)
+        .map(([id]) => id);
       const leading = events.slice(0, due.length);
       must(
-        leading.length === due.length && leading.every((e, i) => e.type === 'StreamDeactivated' && e.data.reason === 'expired' && e.data.streamId === due[i]),
-        'the expiries due are not recorded first', step,
+        leading.length === due.length &&
+          leading.every((e, i) => e.type === 'StreamDeactivated' && e.data.reason === 'expired' && e.data.streamId === due[i]),
+        'the expiries due are not recorded first',
+        step,
       );
-      must(!events.slice(due.length).some((e) => e.type === 'StreamDeactivated' && e.data.reason === 'expired'), 'an expiry recorded that was not due', step);
+      must(
+        !events.slice(due.length).some((e) => e.type === 'StreamDeactivated' && e.data.reason === 'expired'),
+        'an expiry recorded that was not due',
+        step,
+      );
       // After any decision, the recorded state holds no lease past its end.
       const after = events.reduce(evolve, before);
-      must(Object.values(after.leases).every((until) => until > command.now), 'a lease past its end remains after the decision', step);
+      must(
+        Object.values(after.leases).every((until) => until > command.now),
+        'a lease past its end remains after the decision',
+        step,
+      );
       expiries += due.length;
     }
     expect(expiries).toBeGreaterThan(10);

@@ -5,7 +5,16 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '**/node_modules/**', '.castlog/**', 'infra/stack/kafka/lib/**', 'schemas/types.generated.ts', 'apps/web/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      '**/node_modules/**',
+      '.castlog/**',
+      'infra/stack/kafka/lib/**',
+      'schemas/types.generated.ts',
+      'apps/web/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
