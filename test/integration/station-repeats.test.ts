@@ -1,4 +1,4 @@
-// The repeat rule's table of cases (test/cases/station-repeats.ts) against the real thing: the
+// The repeat rule's table of cases (te../support/station-repeats.ts) against the real thing: the
 // caption projection's SQL, batch by batch, on Postgres; and every reader of the real log — the
 // read model, analytics, the live fanout and verify — keeping the same fragments.
 import { sql } from 'kysely';
@@ -9,7 +9,7 @@ import type { ProjectedRecord } from '../../projections/projection.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { newMeta } from '../../schemas/envelope.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
-import { REPEAT_CASES, formatFragment, parseFragment } from '../cases/station-repeats.ts';
+import { REPEAT_CASES, formatFragment, parseFragment } from '../support/station-repeats.ts';
 import { LiveClient, System, fragment, waitFor } from '../support/system.ts';
 
 let sys: System;

@@ -2,7 +2,7 @@
 // projection's SQL meets the same table in test/integration/station-repeats.test.ts.
 import { describe, expect, it } from 'vitest';
 import { LastSeqs, isRepeat } from '../../domain/captions/repeats.ts';
-import { REPEAT_CASES, formatFragment, parseFragment } from '../cases/station-repeats.ts';
+import { REPEAT_CASES, formatFragment, parseFragment } from '../support/station-repeats.ts';
 
 describe('a station repeat', () => {
   it.each(REPEAT_CASES)('$name (one reader, in memory)', ({ batches, kept }) => {
