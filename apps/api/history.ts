@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { formatPosition, parsePosition } from '../../domain/position.ts';
 import { parseTime } from '../../domain/time.ts';
-import { channelFragments, channelList } from '../../projections/captions/queries.ts';
+import { channelFragments, channelList, fragmentOf } from '../../projections/captions/queries.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import { badRequest } from './errors.ts';
@@ -53,16 +53,10 @@ export function historyRoutes(reads: Reads): FastifyPluginAsync {
         }
         const rows = await reads.run((db) => channelFragments(db, channel, { afterOffset: after?.offset, from, to }, limit + 1));
         const page = rows.slice(0, limit);
-        const items = page.map((r) => ({
-          position: formatPosition(r),
-          station: r.station,
-          seq: r.seq,
-          text: r.text,
-          start: r.start_ms,
-          end: r.end_ms,
-          mode: r.mode,
-          lang: r.lang,
-        }));
+        const items = page.map((r) => {
+          const { channel: _channel, ...fragment } = fragmentOf(r);
+          return { position: formatPosition(r), ...fragment };
+        });
         return { channel, items, next: rows.length > limit ? items.at(-1)!.position : null };
       },
     );

@@ -3,7 +3,7 @@
 import { boot, retry } from '../boot.ts';
 import { pingDb } from '../../infra/db.ts';
 import { EventLog } from '../../infra/kafka/index.ts';
-import { prom, LATENCY_BUCKETS } from '../../infra/metrics.ts';
+import { prom } from '../../infra/metrics.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { postgresArchive, postgresReplaySource } from './archive.ts';
 import { Replayer } from './replay.ts';
@@ -11,27 +11,13 @@ import { captionsFeed, userEventsFeed } from './feeds.ts';
 import { Hub } from './hub.ts';
 import { startFanoutServer } from './server.ts';
 import { userTokensOf } from '../../infra/config.ts';
+import { fanoutMetrics } from './metrics.ts';
 
 const app = await boot('fanout');
 const { config, log, db, metrics, logger } = app;
 await retry(() => log.ensureTopics(), logger, 'ensure topics');
 
-const deliveries = new prom.Counter({
-  name: 'castlog_fanout_deliveries_total',
-  help: 'Messages handed to WebSockets',
-  registers: [metrics],
-});
-const slow = new prom.Counter({
-  name: 'castlog_fanout_slow_consumers_total',
-  help: 'Clients closed for falling behind',
-  registers: [metrics],
-});
-const e2e = new prom.Histogram({
-  name: 'castlog_e2e_latency_seconds',
-  help: 'From ingest to the fanout handing the caption to subscribers',
-  buckets: LATENCY_BUCKETS,
-  registers: [metrics],
-});
+const { deliveries, slowClosed: slow, e2e } = fanoutMetrics(metrics);
 
 // Start far enough back that clients resuming after a short absence are served from memory.
 const topics = ['captions', 'streams', 'uploads', 'encodes'] as const;

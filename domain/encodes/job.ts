@@ -9,7 +9,7 @@
 //   over may redo a step whose outputs it cannot find);
 // - progress and completion belong to the running step; nothing happens after completion.
 // Which worker holds the job is settled by the expected version of its stream, not here.
-import type { EncodeOptions, EventOf } from '../../schemas/types.generated.ts';
+import type { EncodeOptions, EncodeRequested, EventOf } from '../../schemas/types.generated.ts';
 import { DomainError, type Decider } from '../decider.ts';
 
 export type EncodeEvent = EventOf<
@@ -31,21 +31,14 @@ export interface StoredOutput {
 }
 
 export type EncodeCommand =
-  | {
+  | (Omit<EncodeRequested, 'attempt' | 'at'> & {
       type: 'Request';
-      jobId: string;
-      userId: string;
-      uploadId: string;
-      sha256: string;
-      filename: string;
-      raw: boolean;
-      options: EncodeOptions;
       now: number;
       /** An output of the same file and options that the asker found whole in the blob store, or null. */
       reuse: StoredOutput | null;
       /** The completed attempt whose output the asker found gone from the blob store, or null. */
       lostOutputOfAttempt: number | null;
-    }
+    })
   | { type: 'StartStep'; jobId: string; step: Step; worker: string; now: number }
   | { type: 'Progress'; jobId: string; step: Step; percent: number; now: number }
   | { type: 'CompleteStep'; jobId: string; step: Step; info: string; now: number }

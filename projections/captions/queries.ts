@@ -121,16 +121,10 @@ export async function searchQuery(db: Db, lang: string | null, q: string): Promi
   return rows[0]!.tsq;
 }
 
-export interface SearchHitRow {
-  channel: string;
-  partition: number;
-  offset: number;
-  station: string;
-  seq: number;
-  text: string;
-  start_ms: number;
-  end_ms: number;
-  lang: string | null;
+export interface SearchHitRow extends Pick<
+  CaptionFragmentsTable,
+  'channel' | 'partition' | 'offset' | 'station' | 'seq' | 'text' | 'start_ms' | 'end_ms' | 'lang'
+> {
   rank: number;
   /** The rank as Postgres wrote it (a real), for an exact cursor. */
   rank_text: string;

@@ -12,11 +12,12 @@ import { Hub, type CaptionArchive, type Record as HubRecord } from '../../apps/f
 import { startFanoutServer } from '../../apps/fanout/server.ts';
 import { captionMessage, subscribedMessage } from '../../apps/fanout/protocol.ts';
 import { formatPosition } from '../../domain/position.ts';
-import { createRegistry, prom, LATENCY_BUCKETS } from '../../infra/metrics.ts';
+import { createRegistry } from '../../infra/metrics.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import { CAPTION_TEXT, childFatal, cpuSeconds, type Msg } from './common.ts';
+import { fanoutMetrics } from '../../apps/fanout/metrics.ts';
 
 const PARTITIONS = TOPICS.captions.partitions;
 const START = 1_700_000_000_000;
@@ -96,17 +97,7 @@ async function startServer(m: Msg): Promise<number> {
   if (mode === 'castlog') {
     // As apps/fanout/main.ts wires it, metrics included; only the archive is a stub.
     const metrics = createRegistry('fanout-bench');
-    const deliveries = new prom.Counter({
-      name: 'castlog_fanout_deliveries_total',
-      help: 'Messages handed to WebSockets',
-      registers: [metrics],
-    });
-    const slow = new prom.Counter({
-      name: 'castlog_fanout_slow_consumers_total',
-      help: 'Clients closed for falling behind',
-      registers: [metrics],
-    });
-    const e2e = new prom.Histogram({ name: 'castlog_e2e_latency_seconds', help: 'e2e', buckets: LATENCY_BUCKETS, registers: [metrics] });
+    const { deliveries, slowClosed: slow, e2e } = fanoutMetrics(metrics);
     const archive: CaptionArchive = { after: async () => ({ rows: [], appliedUpTo: 0 }) };
     hub = new Hub({
       partitions: PARTITIONS,
