@@ -53,8 +53,17 @@ const UNREACHABLE_CODES = new Set([
   'ENOTFOUND',
   'EPIPE',
 ]);
-const UNREACHABLE_MESSAGES =
-  /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection ended|Cannot use a pool after calling end/i;
+const UNREACHABLE_MESSAGES = new RegExp(
+  [
+    'Connection terminated',
+    'timeout exceeded when trying to connect',
+    'Query read timeout',
+    'Client has encountered a connection error',
+    'Connection ended',
+    'Cannot use a pool after calling end',
+  ].join('|'),
+  'i',
+);
 
 /** True when Postgres could not be reached or went away, as opposed to a statement it refused. */
 export function isUnreachable(err: unknown): boolean {

@@ -61,9 +61,8 @@ export async function startRebuild(db: Kysely<Database>, projection: Projection)
     await sql`CREATE SCHEMA ${sql.id(schema)}`.execute(trx);
     await sql`SET LOCAL search_path TO ${sql.id(schema)}, public`.execute(trx);
     await projection.createTables(trx);
-    await sql`UPDATE projection_versions SET building = ${next}, building_started_at = now(), building_indexed_at = NULL WHERE name = ${projection.name}`.execute(
-      trx,
-    );
+    await sql`UPDATE projection_versions SET building = ${next}, building_started_at = now(), building_indexed_at = NULL
+      WHERE name = ${projection.name}`.execute(trx);
     return next;
   });
 }
@@ -106,9 +105,8 @@ async function indexWhenCaughtUp(
  */
 export async function trySwap(db: Kysely<Database>, projection: Projection, version: number): Promise<boolean> {
   const { rows: now } = await sql<VersionRow & { indexed: boolean }>`
-    SELECT name, current, building, building_indexed_at IS NOT NULL AS indexed FROM projection_versions WHERE name = ${projection.name}`.execute(
-    db,
-  );
+    SELECT name, current, building, building_indexed_at IS NOT NULL AS indexed
+    FROM projection_versions WHERE name = ${projection.name}`.execute(db);
   if (now[0]?.building !== version) return false;
   if (
     !now[0].indexed &&
@@ -129,9 +127,8 @@ export async function trySwap(db: Kysely<Database>, projection: Projection, vers
       await sql`DROP VIEW IF EXISTS ${sql.id(view)}`.execute(trx);
       await sql`CREATE VIEW ${sql.id(view)} AS SELECT * FROM ${sql.id(newKey, view)}`.execute(trx);
     }
-    await sql`UPDATE projection_versions SET current = ${version}, building = NULL, swapped_at = now() WHERE name = ${projection.name}`.execute(
-      trx,
-    );
+    await sql`UPDATE projection_versions SET current = ${version}, building = NULL, swapped_at = now()
+      WHERE name = ${projection.name}`.execute(trx);
     return true;
   });
 }

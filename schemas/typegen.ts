@@ -3,6 +3,16 @@ import type { SchemaRegistry } from './registry.ts';
 
 type Schema = string | Schema[] | { type: string | Schema; [k: string]: unknown };
 
+/** The code's line width (Prettier's printWidth): the generated file keeps to it too. */
+const WIDTH = 140;
+
+/** A union of string literals, `export type name = "a" | "b";`, on one line when it fits, else one member a line. */
+function unionType(name: string, values: string[]): string {
+  const members = values.map((v) => JSON.stringify(v));
+  const line = `export type ${name} = ${members.join(' | ')};`;
+  return line.length <= WIDTH ? line : [`export type ${name} =`, ...members.map((m) => `  | ${m}`)].join('\n') + ';';
+}
+
 function tsType(schema: Schema, named: Map<string, string>, out: string[]): string {
   if (Array.isArray(schema)) return schema.map((s) => tsType(s, named, out)).join(' | ');
   if (typeof schema === 'string') {
@@ -40,7 +50,7 @@ function tsType(schema: Schema, named: Map<string, string>, out: string[]): stri
       return name!;
     }
     case 'enum':
-      out.push(`export type ${name} = ${(schema.symbols as string[]).map((s) => JSON.stringify(s)).join(' | ')};\n`);
+      out.push(`${unionType(name!, schema.symbols as string[])}\n`);
       named.set(schema.name as string, name!);
       return name!;
     case 'array':
@@ -61,7 +71,7 @@ export function generateTypes(registry: SchemaRegistry): string {
     '// Generated from schemas/avro by `npm run schemas:generate`; do not edit.',
     '',
     ...out,
-    `export type EventType = ${events.map((e) => JSON.stringify(e)).join(' | ')};`,
+    unionType('EventType', events),
     '',
     'export interface EventDataMap {',
     ...events.map((e) => `  ${e}: ${e};`),

@@ -182,7 +182,28 @@ export interface UserLimitSet {
   at: number;
 }
 
-export type EventType = "ActivationRejected" | "CaptionFragmentReceived" | "EncodeCompleted" | "EncodeDeduplicated" | "EncodeFailed" | "EncodeProgressed" | "EncodeRequested" | "EncodeStepCompleted" | "EncodeStepStarted" | "StreamActivated" | "StreamDeactivated" | "StreamHeartbeat" | "StreamIdIssued" | "UploadChunkAppended" | "UploadCompleted" | "UploadCreated" | "UploadExpired" | "UploadRejected" | "UploadTerminated" | "UserIdIssued" | "UserLimitSet";
+export type EventType =
+  | "ActivationRejected"
+  | "CaptionFragmentReceived"
+  | "EncodeCompleted"
+  | "EncodeDeduplicated"
+  | "EncodeFailed"
+  | "EncodeProgressed"
+  | "EncodeRequested"
+  | "EncodeStepCompleted"
+  | "EncodeStepStarted"
+  | "StreamActivated"
+  | "StreamDeactivated"
+  | "StreamHeartbeat"
+  | "StreamIdIssued"
+  | "UploadChunkAppended"
+  | "UploadCompleted"
+  | "UploadCreated"
+  | "UploadExpired"
+  | "UploadRejected"
+  | "UploadTerminated"
+  | "UserIdIssued"
+  | "UserLimitSet";
 
 export interface EventDataMap {
   ActivationRejected: ActivationRejected;

@@ -80,11 +80,9 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
       const { state: file } = await store.load(uploadStream(uploadId.toLowerCase()), upload.initialState, upload.evolve);
       if (file.status === 'none' || file.userId !== userId) throw new HttpError(404, `uploadId: no upload ${uploadId}`, 'uploadId');
       if (file.status !== 'completed' || !file.sha256) {
-        throw new HttpError(
-          409,
-          `uploadId: the upload is ${file.status === 'uploading' ? 'not complete yet' : file.status}${file.reason ? ` (${file.reason})` : ''}`,
-          'uploadId',
-        );
+        const status = file.status === 'uploading' ? 'not complete yet' : file.status;
+        const reason = file.reason ? ` (${file.reason})` : '';
+        throw new HttpError(409, `uploadId: the upload is ${status}${reason}`, 'uploadId');
       }
       const options = await normalizeOptions(b.options, file.raw);
       if (file.raw && file.length % rawFrameBytes(options.width!, options.height!) !== 0) {

@@ -75,9 +75,13 @@ function clientErrorHandler(err: Error & { code?: string }, socket: Socket): voi
         : [400, 'Bad Request', `request: malformed HTTP (${err.code ?? 'parse error'})`];
   const body = JSON.stringify({ error: problem, field: problem.split(':')[0] });
   if (socket.writable && socket.bytesWritten === 0) {
-    socket.write(
-      `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
+    const head = [
+      `HTTP/1.1 ${status} ${text}`,
+      'Content-Type: application/json; charset=utf-8',
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      'Connection: close',
+    ];
+    socket.write(`${head.join('\r\n')}\r\n\r\n${body}`);
   }
   socket.destroy(err);
 }

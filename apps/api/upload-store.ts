@@ -288,7 +288,9 @@ export class UploadStore extends DataStore {
         if (!probe.video) reason = 'file: no video stream found';
         else if (durationSeconds === null) reason = 'file: the video has no readable duration';
         else if (durationSeconds > config.uploadMaxSeconds) {
-          reason = `file: the video is ${minutes(durationSeconds)} long; at most ${minutes(config.uploadMaxSeconds)} is accepted (raw .yuv has no time limit)`;
+          reason =
+            `file: the video is ${minutes(durationSeconds)} long; ` +
+            `at most ${minutes(config.uploadMaxSeconds)} is accepted (raw .yuv has no time limit)`;
         }
       } catch (err) {
         // ffprobe names the file it read; a reason names the problem, never a server path.

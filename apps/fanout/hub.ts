@@ -369,7 +369,9 @@ export class Hub {
     }
     const since = formatPosition({ partition: sub.partition, offset: sub.after });
     const holds = end > 0 ? `its last offset is ${end - 1}` : 'it has no records yet';
-    const problem = `${since} is beyond the end of the log (${holds} on partition ${sub.partition}); resume from a position you received, or subscribe without since`;
+    const problem =
+      `${since} is beyond the end of the log (${holds} on partition ${sub.partition}); ` +
+      'resume from a position you received, or subscribe without since';
     this.send(client, errorMessage('invalid_position', refusal('since', problem), sub.channel));
   }
 

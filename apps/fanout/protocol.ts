@@ -135,7 +135,8 @@ export function parseClientMessage(raw: string): ClientMessage | Refusal {
     if ((t - f) / sp > MAX_REPLAY_MS) {
       return refusal(
         'speed',
-        `at ${sp}x this range takes ${days((t - f) / sp)}; a replay may take at most ${days(MAX_REPLAY_MS)}: raise speed or narrow from..to`,
+        `at ${sp}x this range takes ${days((t - f) / sp)}; ` +
+          `a replay may take at most ${days(MAX_REPLAY_MS)}: raise speed or narrow from..to`,
       );
     }
     if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > 64))

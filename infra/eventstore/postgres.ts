@@ -39,7 +39,8 @@ export class PostgresEventStore implements EventStore {
   async load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<S>> {
     const { rows } = await this.run(() =>
       sql<{ is_event: boolean; version: number; state: unknown; data: Buffer | null }>`
-      WITH snap AS (SELECT version, state FROM snapshots WHERE stream = ${stream} AND state->'format' = ${JSON.stringify(SNAPSHOT_FORMAT)}::jsonb)
+      WITH snap AS (SELECT version, state FROM snapshots
+                    WHERE stream = ${stream} AND state->'format' = ${JSON.stringify(SNAPSHOT_FORMAT)}::jsonb)
       SELECT false AS is_event, version, state, NULL::bytea AS data FROM snap
       UNION ALL
       SELECT true, version, NULL, data FROM events WHERE stream = ${stream} AND version > coalesce((SELECT version FROM snap), 0)
@@ -78,7 +79,8 @@ export class PostgresEventStore implements EventStore {
       opts.snapshot === undefined
         ? sql``
         : sql`, snap AS (
-          INSERT INTO snapshots (stream, version, state) VALUES (${stream}, ${version}, ${JSON.stringify({ format: SNAPSHOT_FORMAT, state: opts.snapshot })}::jsonb)
+          INSERT INTO snapshots (stream, version, state)
+          VALUES (${stream}, ${version}, ${JSON.stringify({ format: SNAPSHOT_FORMAT, state: opts.snapshot })}::jsonb)
           ON CONFLICT (stream) DO UPDATE SET version = excluded.version, state = excluded.state)`;
     try {
       await this.run(() =>

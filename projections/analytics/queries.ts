@@ -71,7 +71,8 @@ export async function encodeTimings(db: Db, q: { from?: number; to?: number; pre
   const encode = sql`(completed_ms - started_ms)`;
   const total = sql`(completed_ms - requested_ms)`;
   const { rows } = await sql<PresetTimings>`
-    SELECT preset, count(*) FILTER (WHERE ${done})::int AS count, count(*) FILTER (WHERE ${reused})::int AS reused, coalesce(sum(failures), 0)::int AS failed,
+    SELECT preset, count(*) FILTER (WHERE ${done})::int AS count, count(*) FILTER (WHERE ${reused})::int AS reused,
+           coalesce(sum(failures), 0)::int AS failed,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY ${encode}) FILTER (WHERE ${done}) AS p50,
            avg(${encode}) FILTER (WHERE ${done})::float8 AS avg, max(${encode}) FILTER (WHERE ${done}) AS max,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY ${total}) FILTER (WHERE ${done}) AS total_p50,

@@ -152,7 +152,8 @@ export async function searchHits(db: Db, f: SearchFilter): Promise<SearchHitRow[
   if (f.from !== undefined) filters.push(sql`f.start_ms >= ${f.from}`);
   if (f.to !== undefined) filters.push(sql`f.start_ms < ${f.to}`);
   const page = f.after
-    ? sql`WHERE h.rank < ${f.after.rank}::real OR (h.rank = ${f.after.rank}::real AND (h.partition, h."offset") > (${f.after.partition}, ${f.after.offset}))`
+    ? sql`WHERE h.rank < ${f.after.rank}::real
+             OR (h.rank = ${f.after.rank}::real AND (h.partition, h."offset") > (${f.after.partition}, ${f.after.offset}))`
     : sql``;
   const { rows } = await sql<SearchHitRow>`
     WITH hits AS (

@@ -124,9 +124,8 @@ export const SEARCH_VECTOR_EXPR = sql`public.castlog_search_vector(lang, text)`;
 /** Adds the stored search_vector column to a caption_fragments table (in `schema`, or the current search_path). */
 export async function addSearchColumn(db: Kysely<any>, schema?: string): Promise<void> {
   await ensureSearchFunctions(db);
-  await sql`ALTER TABLE ${fragments(schema)} ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (${SEARCH_VECTOR_EXPR}) STORED`.execute(
-    db,
-  );
+  await sql`ALTER TABLE ${fragments(schema)}
+    ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (${SEARCH_VECTOR_EXPR}) STORED`.execute(db);
 }
 
 /**
@@ -138,12 +137,10 @@ export async function addSearchColumn(db: Kysely<any>, schema?: string): Promise
  * one-hour search over 300k rows from 207 ms into 28 ms.
  */
 export async function addSearchIndexes(db: Kysely<any>, schema?: string): Promise<void> {
-  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_search ON ${fragments(schema)} USING gin (search_vector) WITH (fastupdate = on)`.execute(
-    db,
-  );
-  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_by_start ON ${fragments(schema)} USING brin (start_ms) WITH (autosummarize = on)`.execute(
-    db,
-  );
+  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_search
+    ON ${fragments(schema)} USING gin (search_vector) WITH (fastupdate = on)`.execute(db);
+  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_by_start
+    ON ${fragments(schema)} USING brin (start_ms) WITH (autosummarize = on)`.execute(db);
 }
 
 const fragments = (schema?: string) => (schema ? sql.id(schema, 'caption_fragments') : sql.id('caption_fragments'));

@@ -13,22 +13,18 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     text text NOT NULL, start_ms bigint NOT NULL, end_ms bigint NOT NULL, mode text, lang text, received_at_ms bigint NOT NULL,
     CONSTRAINT caption_fragments_pk PRIMARY KEY (partition, "offset"))`.execute(db);
   await ensureSearchFunctionsV1(db);
-  await sql`ALTER TABLE caption_fragments ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (public.castlog_search_vector(lang, text)) STORED`.execute(
-    db,
-  );
-  await sql`CREATE TABLE channels (id text PRIMARY KEY, fragment_count bigint NOT NULL, last_fragment_ms bigint NOT NULL, last_position text NOT NULL)`.execute(
-    db,
-  );
+  await sql`ALTER TABLE caption_fragments
+    ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (public.castlog_search_vector(lang, text)) STORED`.execute(db);
+  await sql`CREATE TABLE channels (
+    id text PRIMARY KEY, fragment_count bigint NOT NULL, last_fragment_ms bigint NOT NULL, last_position text NOT NULL)`.execute(db);
   await sql`CREATE TABLE station_seqs (channel text NOT NULL, station text NOT NULL, last_seq bigint NOT NULL,
     CONSTRAINT station_seqs_pk PRIMARY KEY (channel, station))`.execute(db);
   await sql`CREATE INDEX IF NOT EXISTS caption_fragments_by_channel ON caption_fragments (channel, "offset")`.execute(db);
   await sql`CREATE INDEX IF NOT EXISTS caption_fragments_by_time ON caption_fragments (channel, start_ms)`.execute(db);
-  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_search ON caption_fragments USING gin (search_vector) WITH (fastupdate = on)`.execute(
-    db,
-  );
-  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_by_start ON caption_fragments USING brin (start_ms) WITH (autosummarize = on)`.execute(
-    db,
-  );
+  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_search
+    ON caption_fragments USING gin (search_vector) WITH (fastupdate = on)`.execute(db);
+  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_by_start
+    ON caption_fragments USING brin (start_ms) WITH (autosummarize = on)`.execute(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

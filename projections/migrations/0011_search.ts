@@ -5,9 +5,8 @@ import { ensureSearchFunctionsV1 } from './search-functions-v1.ts';
 async function addSearch(db: Kysely<unknown>, schema: string): Promise<void> {
   const table = sql.id(schema, 'caption_fragments');
   await ensureSearchFunctionsV1(db);
-  await sql`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (public.castlog_search_vector(lang, text)) STORED`.execute(
-    db,
-  );
+  await sql`ALTER TABLE ${table}
+    ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (public.castlog_search_vector(lang, text)) STORED`.execute(db);
   await sql`CREATE INDEX IF NOT EXISTS caption_fragments_search ON ${table} USING gin (search_vector) WITH (fastupdate = on)`.execute(db);
   await sql`CREATE INDEX IF NOT EXISTS caption_fragments_by_start ON ${table} USING brin (start_ms) WITH (autosummarize = on)`.execute(db);
 }

@@ -364,9 +364,8 @@ async function phase(
       results.forEach((r, i) => {
         const byCount = new Map<number, number>();
         for (const c of r.perClient as number[]) byCount.set(c, (byCount.get(c) ?? 0) + 1);
-        log(
-          `debug child ${i}: received ${r.received}, clients by received count: ${JSON.stringify([...byCount].sort((a, b) => a[0] - b[0]).slice(0, 20))}`,
-        );
+        const counts = JSON.stringify([...byCount].sort((a, b) => a[0] - b[0]).slice(0, 20));
+        log(`debug child ${i}: received ${r.received}, clients by received count: ${counts}`);
       });
     }
     for (const r of results) {
@@ -380,7 +379,8 @@ async function phase(
     const missing = expected - samples;
     if (missing) {
       problems.push(
-        `${missing} of ${expected} expected deliveries did not arrive (the fanout counted ${fanoutCounters.deliveries} deliveries of ${expectedAll} over the phase)`,
+        `${missing} of ${expected} expected deliveries did not arrive ` +
+          `(the fanout counted ${fanoutCounters.deliveries} deliveries of ${expectedAll} over the phase)`,
       );
       for (const app of ['api', 'fanout'] as const) {
         const out = (sys.output.get(app) ?? []).join('').trim().split('\n').slice(-3).join(' | ');
@@ -445,7 +445,8 @@ export async function e2eBench(log: (s: string) => void): Promise<E2eResult> {
     );
     const startBurst = { streams: burst.length, refused: burst.filter((st) => st !== 200).length, statuses: [...new Set(burst)].sort() };
     log(
-      `e2e: ${startBurst.refused} of ${startBurst.streams} streams opened at once on the fresh API were refused (${startBurst.statuses.join(', ')})`,
+      `e2e: ${startBurst.refused} of ${startBurst.streams} streams opened at once on the fresh API were refused ` +
+        `(${startBurst.statuses.join(', ')})`,
     );
     await sleep(1500);
     const phases: E2ePhase[] = [];
@@ -455,7 +456,9 @@ export async function e2eBench(log: (s: string) => void): Promise<E2eResult> {
       nextSeq = r.nextSeq;
       phases.push(r.phase);
       log(
-        `e2e: ${subs} subscribers: ack->ws p50 ${r.phase.fromAck.p50} ms p99 ${r.phase.fromAck.p99} ms max ${r.phase.fromAck.max} ms (${r.phase.samples} deliveries)${r.phase.problems.length ? ` PROBLEMS: ${r.phase.problems.join('; ')}` : ''}`,
+        `e2e: ${subs} subscribers: ack->ws p50 ${r.phase.fromAck.p50} ms p99 ${r.phase.fromAck.p99} ms max ${r.phase.fromAck.max} ms ` +
+          `(${r.phase.samples} deliveries)` +
+          `${r.phase.problems.length ? ` PROBLEMS: ${r.phase.problems.join('; ')}` : ''}`,
       );
     }
     return { rate, kafkaFloor: floor, startBurst, phases };

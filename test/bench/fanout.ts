@@ -145,7 +145,9 @@ export async function fanoutBench(log: (s: string) => void): Promise<FanoutResul
     .filter((n) => n > 0);
   const clientMode = process.env.BENCH_FANOUT_CLIENT === 'ws' ? 'ws' : 'raw';
   log(
-    `fanout: ${clients} clients on ${channels.length} channels per server; shapes ${shapes.join(', ')} caption(s) per channel per round; ${rounds} round(s) of ${durationMs / 1000}s each`,
+    `fanout: ${clients} clients on ${channels.length} channels per server; ` +
+      `shapes ${shapes.join(', ')} caption(s) per channel per round; ` +
+      `${rounds} round(s) of ${durationMs / 1000}s each`,
   );
   const sides: Side[] = [];
   try {
@@ -160,7 +162,10 @@ export async function fanoutBench(log: (s: string) => void): Promise<FanoutResul
           const run = await runOnce(side, channels, { durationMs, perChannel, window });
           runs.push(run);
           log(
-            `fanout: ${perChannel}/channel/round ${side.kind}: ${run.deliveriesPerSec.toLocaleString()} deliveries/s, ${run.perServerCpuSecond.toLocaleString()} per server CPU-s (server ${run.cpu.server}%, clients ${run.cpu.clients}%, other ${run.cpu.other}%)${run.verified ? '' : ` PROBLEMS: ${run.problems.join('; ')}`}`,
+            `fanout: ${perChannel}/channel/round ${side.kind}: ${run.deliveriesPerSec.toLocaleString()} deliveries/s, ` +
+              `${run.perServerCpuSecond.toLocaleString()} per server CPU-s ` +
+              `(server ${run.cpu.server}%, clients ${run.cpu.clients}%, other ${run.cpu.other}%)` +
+              `${run.verified ? '' : ` PROBLEMS: ${run.problems.join('; ')}`}`,
           );
         }
       }

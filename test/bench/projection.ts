@@ -1,5 +1,6 @@
 // Scenario 4: projection events/s. N CaptionFragmentReceived events go straight to Kafka through
-// EventLog.append; then the real projector (apps/projector/main.ts, a child process) is timed from its start to having applied all of them, polling projection_positions.
+// EventLog.append; then the real projector (apps/projector/main.ts, a child process) is timed from
+// its start to having applied all of them, polling projection_positions.
 // Baselines in the same run: the same consume path without Postgres (EventLog.consume, decoding
 // every record), and a plain INSERT ... unnest of the same rows into a scratch table with the same
 // columns and indexes, in batches of the size the consumer was handed.
@@ -170,9 +171,8 @@ async function runProjector(sys: System, n: number, unique: number) {
   if (!tDone) throw new Error(`the projector applied ${seen.get(name)?.applied ?? 0} of ${n} events in time`);
   const cpu = meter.end();
   const { rows } = await sql<{ rows: number; counted: number }>`
-    SELECT (SELECT count(*)::int FROM ${sql.id(name, 'caption_fragments')}) AS rows, (SELECT sum(fragment_count)::int FROM ${sql.id(name, 'channels')}) AS counted`.execute(
-    sys.db,
-  );
+    SELECT (SELECT count(*)::int FROM ${sql.id(name, 'caption_fragments')}) AS rows,
+           (SELECT sum(fragment_count)::int FROM ${sql.id(name, 'channels')}) AS counted`.execute(sys.db);
   const rowsVerified = rows[0]?.rows === unique && rows[0]?.counted === unique;
   const others = Object.fromEntries(
     [...seen.keys()]
@@ -228,7 +228,8 @@ export async function projectionBench(log: (s: string) => void): Promise<Project
     log(`projection: appended in ${appendSeconds.toFixed(1)}s; consume-only baseline`);
     const consume = await consumeOnly(sys.log, inLog);
     log(
-      `projection: consume-only ${consume.eventsPerSec.toLocaleString()} events/s (mean batch ${consume.meanBatch}); INSERT unnest baseline`,
+      `projection: consume-only ${consume.eventsPerSec.toLocaleString()} events/s (mean batch ${consume.meanBatch}); ` +
+        'INSERT unnest baseline',
     );
     const insert = await insertUnnest(sys, evs, consume.meanBatch);
     log(`projection: INSERT unnest ${insert.eventsPerSec.toLocaleString()} rows/s; projector`);

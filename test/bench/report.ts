@@ -45,10 +45,13 @@ export function report(r: Results): string {
     if (i.eventLogAppend.failures)
       notes.push(`ingest: ${fmt(i.eventLogAppend.failures)} EventLog.append calls rejected (900 ms append timeout) in the baseline run`);
     notes.push(
-      `ingest: best of ${i.rounds} alternating round(s) of ${i.seconds} s; all rounds fragments/s: API ${i.all.api.join(', ')}; EventLog.append ${i.all.eventLogAppend.join(', ')}; raw kafkajs ${i.all.rawKafka.join(', ')}`,
+      `ingest: best of ${i.rounds} alternating round(s) of ${i.seconds} s; ` +
+        `all rounds fragments/s: API ${i.all.api.join(', ')}; ` +
+        `EventLog.append ${i.all.eventLogAppend.join(', ')}; raw kafkajs ${i.all.rawKafka.join(', ')}`,
     );
     notes.push(
-      `ingest CPU (% of one core) API run: ${cpu(i.api.cpu)}; EventLog.append run: ${cpu(i.eventLogAppend.cpu)}; raw kafkajs run: ${cpu(i.rawKafka.cpu)}`,
+      `ingest CPU (% of one core) API run: ${cpu(i.api.cpu)}; ` +
+        `EventLog.append run: ${cpu(i.eventLogAppend.cpu)}; raw kafkajs run: ${cpu(i.rawKafka.cpu)}`,
     );
   }
   const e = r.e2e;
@@ -87,14 +90,19 @@ export function report(r: Results): string {
         '',
       ]);
       notes.push(
-        `e2e ${p.subscribers} subs CPU: ${cpu(p.cpu)};${p.refusedStreams ? ` ${p.refusedStreams} stream openings refused and retried;` : ''} clock offsets child-parent ${p.clockOffsetMs.join(', ')} ms; connect ${p.connectMs} ms${p.problems.length ? `; PROBLEMS: ${p.problems.join('; ')}` : ''}`,
+        `e2e ${p.subscribers} subs CPU: ${cpu(p.cpu)};` +
+          `${p.refusedStreams ? ` ${p.refusedStreams} stream openings refused and retried;` : ''}` +
+          ` clock offsets child-parent ${p.clockOffsetMs.join(', ')} ms; connect ${p.connectMs} ms` +
+          `${p.problems.length ? `; PROBLEMS: ${p.problems.join('; ')}` : ''}`,
       );
     }
     notes.push(
-      `e2e start-up burst: ${e.startBurst.refused} of ${e.startBurst.streams} station streams opened at once on the fresh API were refused (HTTP ${e.startBurst.statuses.join('/')})`,
+      `e2e start-up burst: ${e.startBurst.refused} of ${e.startBurst.streams} station streams ` +
+        `opened at once on the fresh API were refused (HTTP ${e.startBurst.statuses.join('/')})`,
     );
     notes.push(
-      `e2e Kafka leg alone: ${fmt(f.samples)} samples, ${fmt(f.beforeAck)} consumed before the append resolved; its EventLog.append p50 / p99 / max ${ms(f.append)} ms`,
+      `e2e Kafka leg alone: ${fmt(f.samples)} samples, ${fmt(f.beforeAck)} consumed before the append resolved; ` +
+        `its EventLog.append p50 / p99 / max ${ms(f.append)} ms`,
     );
   }
   const fo = r.fanout;
@@ -149,7 +157,8 @@ export function report(r: Results): string {
     rows.push(['', 'setup: EventLog.append events/s', fmt(p.append.eventsPerSec), `${fmt(p.append.chunk)} events per call`, '', '']);
     if (p.append.failures)
       notes.push(
-        `projection setup: ${p.append.failures} EventLog.append calls failed (900 ms timeout) and were repeated; ${fmt(p.records)} records in the log for ${fmt(p.events)} events`,
+        `projection setup: ${p.append.failures} EventLog.append calls failed (900 ms timeout) and were repeated; ` +
+          `${fmt(p.records)} records in the log for ${fmt(p.events)} events`,
       );
     notes.push(
       `projection: ${p.projector.which}; rows verified: ${p.projector.rowsVerified}; CPU (while applying): ${cpu(p.projector.cpu)}`,
@@ -157,7 +166,8 @@ export function report(r: Results): string {
     const others = Object.entries(p.projector.others);
     if (others.length)
       notes.push(
-        `projection: other projections in the projector reading captions, events/s from the same start: ${others.map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join(', ')}`,
+        'projection: other projections in the projector reading captions, events/s from the same start: ' +
+          others.map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join(', '),
       );
   }
   const se = r.search;
@@ -184,7 +194,10 @@ export function report(r: Results): string {
       `<= ${rb.targetSeconds} s: ${verdict(rb.rebuild.seconds <= rb.targetSeconds)}`,
     ]);
     notes.push(
-      `rebuild: ${fmt(rb.rebuild.eventsPerSec)} events/s while v1 kept serving (catching up ${fmt(rb.rebuild.catchUpSeconds, 1)} s, then the readers' indexes and the swap ${fmt(rb.rebuild.indexAndSwapSeconds, 1)} s); rows verified: ${rb.rebuild.rowsVerified}; append ${fmt(rb.appendSeconds, 1)} s`,
+      `rebuild: ${fmt(rb.rebuild.eventsPerSec)} events/s while v1 kept serving ` +
+        `(catching up ${fmt(rb.rebuild.catchUpSeconds, 1)} s, ` +
+        `then the readers' indexes and the swap ${fmt(rb.rebuild.indexAndSwapSeconds, 1)} s); ` +
+        `rows verified: ${rb.rebuild.rowsVerified}; append ${fmt(rb.appendSeconds, 1)} s`,
     );
   }
   const ac = r.activations;
@@ -209,7 +222,11 @@ export function report(r: Results): string {
   if (r.uploads) {
     rows.push(...uploadsRows(r.uploads));
     notes.push(
-      `uploads: ${r.uploads.upload.eventsPerUpload} events per castlog upload; MB/s per round castlog ${r.uploads.upload.all.castlog.map((v) => fmt(v, 1)).join(', ')}, file-store ${r.uploads.upload.all.fileStore.map((v) => fmt(v, 1)).join(', ')}; encode ${r.uploads.pipeline.clip}, s per round castlog ${r.uploads.pipeline.all.castlog.map((v) => fmt(v, 2)).join(', ')}, by hand ${r.uploads.pipeline.all.byHand.map((v) => fmt(v, 2)).join(', ')}`,
+      `uploads: ${r.uploads.upload.eventsPerUpload} events per castlog upload; ` +
+        `MB/s per round castlog ${r.uploads.upload.all.castlog.map((v) => fmt(v, 1)).join(', ')}, ` +
+        `file-store ${r.uploads.upload.all.fileStore.map((v) => fmt(v, 1)).join(', ')}; ` +
+        `encode ${r.uploads.pipeline.clip}, s per round castlog ${r.uploads.pipeline.all.castlog.map((v) => fmt(v, 2)).join(', ')}, ` +
+        `by hand ${r.uploads.pipeline.all.byHand.map((v) => fmt(v, 2)).join(', ')}`,
     );
   }
   for (const [k, v] of Object.entries(r.errors)) notes.push(`${k} FAILED: ${v.split('\n')[0]}`);

@@ -39,14 +39,13 @@ const CHANNELS = 100;
  */
 function vocabulary(size: number): string[] {
   const common = (
-    'weather rain coast minister government election football police council harbour bridge traffic market prices energy storm ' +
-    'wind snow morning tonight news report president parliament school hospital ' +
-    'the and to of a in is that for it on was with he as at by this be from have or are an they which one you were her all she there would ' +
-    'their we him been has when who will more no if out so said what up its about into than them can only other new some could time these ' +
-    'two may then do first any my now such like our over man me even most made after also did many before must through back years where ' +
-    'much your way well down should because each just those people how too little state good very make world still own see men work long ' +
-    'get here between both life being under never day same another know while last might us great old year off come since against go came ' +
-    'right used take three northern evening tomorrow'
+    'weather rain coast minister government election football police council harbour bridge traffic market prices energy storm wind snow ' +
+    'morning tonight news report president parliament school hospital the and to of a in is that for it on was with he as at by this be ' +
+    'from have or are an they which one you were her all she there would their we him been has when who will more no if out so said what ' +
+    'up its about into than them can only other new some could time these two may then do first any my now such like our over man me ' +
+    'even most made after also did many before must through back years where much your way well down should because each just those ' +
+    'people how too little state good very make world still own see men work long get here between both life being under never day same ' +
+    'another know while last might us great old year off come since against go came right used take three northern evening tomorrow'
   ).split(' ');
   const syll = ['ka', 'lo', 'mi', 'ra', 'to', 'ne', 'su', 'vi', 'do', 'pe', 'gu', 'fa', 'ri', 'mo', 'zu', 'be'];
   const out = [...new Set(common)];
@@ -74,7 +73,8 @@ async function load(
     // 6 to 14 words per caption, word rank log-uniform in [1, V]: floor(V ^ random()).
     await sql`
       INSERT INTO ${table} (channel, partition, "offset", station, seq, text, start_ms, end_ms, mode, lang, received_at_ms)
-      SELECT 'bench.ch' || lpad((i % ${CHANNELS})::text, 3, '0'), (i % ${CHANNELS})::int, i / ${CHANNELS}, 'bench-station', i / ${CHANNELS} + 1,
+      SELECT 'bench.ch' || lpad((i % ${CHANNELS})::text, 3, '0'), (i % ${CHANNELS})::int, i / ${CHANNELS}, 'bench-station',
+             i / ${CHANNELS} + 1,
              (SELECT string_agg((${vocab}::text[])[floor(power(${vocab.length}::float8, random()))::int], ' ')
               FROM generate_series(1, 6 + (i % 9)::int) AS w(k) WHERE i >= 0),
              ${START} + i * 100, ${START} + i * 100 + 90, 'rollup', 'en', ${START} + i * 100

@@ -111,10 +111,19 @@ async function byHand(clip: string, dir: string, qp: number): Promise<number> {
   const exec = async (c: { cmd: string; args: string[] }) => {
     const t = performance.now();
     await run(c.cmd, c.args);
-    if (process.env.BENCH_TIMELINE)
-      console.error(
-        `  by hand ${Math.round(performance.now() - t)} ms ${c.args.includes('libx265') ? 'x265' : c.args.includes('concat') ? 'join' : c.args.includes('lavfi') ? 'logo yuv' : c.args.includes('copy') ? 'mux' : 'extract'}`,
-      );
+    if (process.env.BENCH_TIMELINE) {
+      const ms = Math.round(performance.now() - t);
+      const step = c.args.includes('libx265')
+        ? 'x265'
+        : c.args.includes('concat')
+          ? 'join'
+          : c.args.includes('lavfi')
+            ? 'logo yuv'
+            : c.args.includes('copy')
+              ? 'mux'
+              : 'extract';
+      console.error(`  by hand ${ms} ms ${step}`);
+    }
   };
   await exec(extractCommand(clip, media, at('video.yuv'), media.hasAudio ? at('audio.wav') : null));
   const frames = (await stat(at('video.yuv'))).size / ((media.width * media.height * 3) / 2);

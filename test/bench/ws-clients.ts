@@ -187,7 +187,8 @@ function connectRaw(url: string, channel: string, idx: number): Promise<void> {
     sock.once('connect', () => {
       const key = randomBytes(16).toString('base64');
       sock.write(
-        `GET ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        `GET ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
       );
     });
     sock.on('data', (c: Buffer) => {

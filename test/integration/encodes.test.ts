@@ -239,114 +239,119 @@ describe('dedup within one user', () => {
 });
 
 describe("other users' content", () => {
-  it('a second user gets a job of their own, told nothing of the first, completed at once from the stored output; a lost output is made anew', async () => {
-    const alice = newUserId();
-    const bob = newUserId();
-    const clip = join(dir, 'shared.mp4');
-    await makeClip(clip, { seconds: 1, width: 160, height: 120 });
-    const bytes = readFileSync(clip);
-    const options = { preset: 'ultrafast', qp: 33, container: 'mkv' };
-    const hers = await upload(alice, bytes, 'alice.mp4');
-    const asked = await call('POST', '/v1/encodes', alice, { uploadId: hers, options });
-    expect(asked.status).toBe(202);
-    const aliceJob = asked.body.jobId;
-    expect(await finished(aliceJob, alice)).toMatchObject({ status: 'completed' });
-    const aliceOutput = await outputOf(aliceJob, alice);
+  it(
+    'a second user gets a job of their own, told nothing of the first, completed at once from the stored output; ' +
+      'a lost output is made anew',
+    async () => {
+      const alice = newUserId();
+      const bob = newUserId();
+      const clip = join(dir, 'shared.mp4');
+      await makeClip(clip, { seconds: 1, width: 160, height: 120 });
+      const bytes = readFileSync(clip);
+      const options = { preset: 'ultrafast', qp: 33, container: 'mkv' };
+      const hers = await upload(alice, bytes, 'alice.mp4');
+      const asked = await call('POST', '/v1/encodes', alice, { uploadId: hers, options });
+      expect(asked.status).toBe(202);
+      const aliceJob = asked.body.jobId;
+      expect(await finished(aliceJob, alice)).toMatchObject({ status: 'completed' });
+      const aliceOutput = await outputOf(aliceJob, alice);
 
-    // Bob holds the same file. Before he asks, check answers him exactly as for a file nobody has.
-    const theirs = await upload(bob, bytes, 'bob.mp4');
-    const nobodys = await call('POST', '/v1/encodes/check', bob, { sha256: sha256(Buffer.from('a file nobody has')), options });
-    const check = await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options });
-    expect(check).toMatchObject({ status: 200, body: { exists: false, jobId: null, status: null } });
-    expect(check.body).toEqual(nobodys.body);
+      // Bob holds the same file. Before he asks, check answers him exactly as for a file nobody has.
+      const theirs = await upload(bob, bytes, 'bob.mp4');
+      const nobodys = await call('POST', '/v1/encodes/check', bob, { sha256: sha256(Buffer.from('a file nobody has')), options });
+      const check = await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options });
+      expect(check).toMatchObject({ status: 200, body: { exists: false, jobId: null, status: null } });
+      expect(check.body).toEqual(nobodys.body);
 
-    // His request is a job of his own, completed at once with the output already stored: no encode.
-    const his = await call('POST', '/v1/encodes', bob, { uploadId: theirs, options });
-    expect(his.status, JSON.stringify(his.body)).toBe(202);
-    expect(his.body).toEqual({ jobId: expect.any(String), status: 'completed', attempt: 1 });
-    const bobJob = his.body.jobId;
-    expect(bobJob).not.toBe(aliceJob);
-    const job = await finished(bobJob, bob);
-    expect(job, JSON.stringify(job)).toMatchObject({
-      status: 'completed',
-      attempt: 1,
-      stepsDone: [],
-      uploadId: theirs,
-      filename: 'bob.mp4',
-    });
-    expect((await outputOf(bobJob, bob)).equals(aliceOutput)).toBe(true);
-    expect((await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options })).body).toEqual({
-      exists: true,
-      jobId: bobJob,
-      status: 'completed',
-    });
-    // The workers have been handed his EncodeRequested; none ran it.
-    await waitFor('the workers to have seen every encode request', workersCaughtUp, 30_000, 100);
-    const bobEvents = await jobEvents(bobJob);
-    expect(bobEvents.map((e) => e.type)).toEqual(['EncodeRequested', 'EncodeCompleted']);
-    expect(bobEvents[1]!.data).toMatchObject({
-      userId: bob,
-      outputSha256: sha256(aliceOutput),
-      size: aliceOutput.length,
-      container: 'mkv',
-    });
-    for (const e of bobEvents) expect(e.data.userId).toBe(bob);
+      // His request is a job of his own, completed at once with the output already stored: no encode.
+      const his = await call('POST', '/v1/encodes', bob, { uploadId: theirs, options });
+      expect(his.status, JSON.stringify(his.body)).toBe(202);
+      expect(his.body).toEqual({ jobId: expect.any(String), status: 'completed', attempt: 1 });
+      const bobJob = his.body.jobId;
+      expect(bobJob).not.toBe(aliceJob);
+      const job = await finished(bobJob, bob);
+      expect(job, JSON.stringify(job)).toMatchObject({
+        status: 'completed',
+        attempt: 1,
+        stepsDone: [],
+        uploadId: theirs,
+        filename: 'bob.mp4',
+      });
+      expect((await outputOf(bobJob, bob)).equals(aliceOutput)).toBe(true);
+      expect((await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options })).body).toEqual({
+        exists: true,
+        jobId: bobJob,
+        status: 'completed',
+      });
+      // The workers have been handed his EncodeRequested; none ran it.
+      await waitFor('the workers to have seen every encode request', workersCaughtUp, 30_000, 100);
+      const bobEvents = await jobEvents(bobJob);
+      expect(bobEvents.map((e) => e.type)).toEqual(['EncodeRequested', 'EncodeCompleted']);
+      expect(bobEvents[1]!.data).toMatchObject({
+        userId: bob,
+        outputSha256: sha256(aliceOutput),
+        size: aliceOutput.length,
+        container: 'mkv',
+      });
+      for (const e of bobEvents) expect(e.data.userId).toBe(bob);
 
-    // Neither sees the other's job, nor can tell it from one that does not exist.
-    const none = '00000000-0000-4000-8000-000000000000';
-    for (const [who, other] of [
-      [bob, aliceJob],
-      [alice, bobJob],
-    ] as const) {
-      const seen = await call('GET', `/v1/encodes/${other}`, who);
-      expect(seen.status).toBe(404);
-      expect(seen.body.error.replace(other, none)).toBe((await call('GET', `/v1/encodes/${none}`, who)).body.error);
-      expect((await call('GET', `/v1/encodes/${other}/output`, who)).status).toBe(404);
-    }
-    expect((await call('POST', '/v1/encodes/check', alice, { sha256: sha256(bytes), options })).body).toMatchObject({ jobId: aliceJob });
-    expect((await jobEvents(aliceJob)).every((e) => e.data.userId === alice)).toBe(true);
+      // Neither sees the other's job, nor can tell it from one that does not exist.
+      const none = '00000000-0000-4000-8000-000000000000';
+      for (const [who, other] of [
+        [bob, aliceJob],
+        [alice, bobJob],
+      ] as const) {
+        const seen = await call('GET', `/v1/encodes/${other}`, who);
+        expect(seen.status).toBe(404);
+        expect(seen.body.error.replace(other, none)).toBe((await call('GET', `/v1/encodes/${none}`, who)).body.error);
+        expect((await call('GET', `/v1/encodes/${other}/output`, who)).status).toBe(404);
+      }
+      expect((await call('POST', '/v1/encodes/check', alice, { sha256: sha256(bytes), options })).body).toMatchObject({ jobId: aliceJob });
+      expect((await jobEvents(aliceJob)).every((e) => e.data.userId === alice)).toBe(true);
 
-    // The output's bytes go from the blob store: both jobs answer 410 and neither is an existing result.
-    const blob = new BlobStore(blobDir);
-    await blob.remove(sha256(aliceOutput));
-    expect((await call('GET', `/v1/encodes/${aliceJob}/output`, alice)).status).toBe(410);
-    expect((await call('GET', `/v1/encodes/${bobJob}/output`, bob)).status).toBe(410);
-    expect((await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options })).body).toMatchObject({ exists: false });
+      // The output's bytes go from the blob store: both jobs answer 410 and neither is an existing result.
+      const blob = new BlobStore(blobDir);
+      await blob.remove(sha256(aliceOutput));
+      expect((await call('GET', `/v1/encodes/${aliceJob}/output`, alice)).status).toBe(410);
+      expect((await call('GET', `/v1/encodes/${bobJob}/output`, bob)).status).toBe(410);
+      expect((await call('POST', '/v1/encodes/check', bob, { sha256: sha256(bytes), options })).body).toMatchObject({ exists: false });
 
-    // Bob asks again: a new attempt of his job, encoded for real (the missing blob is not reused), and the output is back.
-    const anew = await call('POST', '/v1/encodes', bob, { uploadId: theirs, options });
-    expect(anew.status, JSON.stringify(anew.body)).toBe(202);
-    expect(anew.body).toEqual({ jobId: bobJob, status: 'queued', attempt: 2 });
-    const redone = await waitFor(
-      'the second attempt to complete',
-      async () => {
-        const r = await call('GET', `/v1/encodes/${bobJob}`, bob);
-        return r.body?.status === 'completed' && r.body.attempt === 2 && r.body;
-      },
-      90_000,
-      200,
-    );
-    expect(redone.stepsDone).toEqual(['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup']);
-    const remade = await outputOf(bobJob, bob);
-    expect(await probeBytes(remade, 'remade.mkv')).toMatchObject({ codec: 'hevc', frames: 25 + 25 });
-    const steps = (await jobEvents(bobJob)).filter((e) => e.type === 'EncodeStepStarted');
-    expect(steps.length).toBeGreaterThan(0);
-    expect(steps.every((e) => e.data.attempt === 2)).toBe(true);
+      // Bob asks again: a new attempt of his job, encoded for real (the missing blob is not reused), and the output is back.
+      const anew = await call('POST', '/v1/encodes', bob, { uploadId: theirs, options });
+      expect(anew.status, JSON.stringify(anew.body)).toBe(202);
+      expect(anew.body).toEqual({ jobId: bobJob, status: 'queued', attempt: 2 });
+      const redone = await waitFor(
+        'the second attempt to complete',
+        async () => {
+          const r = await call('GET', `/v1/encodes/${bobJob}`, bob);
+          return r.body?.status === 'completed' && r.body.attempt === 2 && r.body;
+        },
+        90_000,
+        200,
+      );
+      expect(redone.stepsDone).toEqual(['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup']);
+      const remade = await outputOf(bobJob, bob);
+      expect(await probeBytes(remade, 'remade.mkv')).toMatchObject({ codec: 'hevc', frames: 25 + 25 });
+      const steps = (await jobEvents(bobJob)).filter((e) => e.type === 'EncodeStepStarted');
+      expect(steps.length).toBeGreaterThan(0);
+      expect(steps.every((e) => e.data.attempt === 2)).toBe(true);
 
-    // Alice asks again too: her output is whatever is stored now for this file and options (the
-    // same bytes her job made, if the encoder repeats itself; else bob's), without another encode.
-    const hersAgain = await call('POST', '/v1/encodes', alice, { uploadId: hers, options });
-    expect([200, 202], JSON.stringify(hersAgain.body)).toContain(hersAgain.status);
-    expect(hersAgain.body).toMatchObject({ jobId: aliceJob, status: 'completed' });
-    await waitFor(
-      'alice to see her job completed',
-      async () => (await call('GET', `/v1/encodes/${aliceJob}/output`, alice)).status === 200,
-      30_000,
-      100,
-    );
-    expect((await outputOf(aliceJob, alice)).equals(remade)).toBe(true);
-    expect((await jobEvents(aliceJob)).filter((e) => e.type === 'EncodeStepStarted').every((e) => e.data.attempt === 1)).toBe(true);
-  }, 180_000);
+      // Alice asks again too: her output is whatever is stored now for this file and options (the
+      // same bytes her job made, if the encoder repeats itself; else bob's), without another encode.
+      const hersAgain = await call('POST', '/v1/encodes', alice, { uploadId: hers, options });
+      expect([200, 202], JSON.stringify(hersAgain.body)).toContain(hersAgain.status);
+      expect(hersAgain.body).toMatchObject({ jobId: aliceJob, status: 'completed' });
+      await waitFor(
+        'alice to see her job completed',
+        async () => (await call('GET', `/v1/encodes/${aliceJob}/output`, alice)).status === 200,
+        30_000,
+        100,
+      );
+      expect((await outputOf(aliceJob, alice)).equals(remade)).toBe(true);
+      expect((await jobEvents(aliceJob)).filter((e) => e.type === 'EncodeStepStarted').every((e) => e.data.attempt === 1)).toBe(true);
+    },
+    180_000,
+  );
 });
 
 describe('a failing encode', () => {
@@ -472,7 +477,8 @@ describe('bad encode requests', () => {
       [{ uploadId, options: 'fast' }, user, 400, 'options'],
       [{ uploadId: rawId, options: { width: 32, height: 32 } }, user, 400, 'options.fps'],
       [{ uploadId: rawId, options: { width: 31, height: 32, fps: 25 } }, user, 400, 'options.width'],
-      [{ uploadId: rawId, options: { width: 64, height: 64, fps: 25 } }, user, 400, 'options.width'], // 3 frames of 32x32 is not whole frames of 64x64
+      // 3 frames of 32x32 is not whole frames of 64x64
+      [{ uploadId: rawId, options: { width: 64, height: 64, fps: 25 } }, user, 400, 'options.width'],
       [{ uploadId: rawId, options: { width: 32, height: 32, fps: 0 } }, user, 400, 'options.fps'],
       [{ uploadId }, newUserId(), 404, 'uploadId'],
       [{ uploadId: '00000000-0000-4000-8000-000000000000' }, user, 404, 'uploadId'],

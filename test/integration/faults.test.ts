@@ -159,7 +159,8 @@ describe('the relay lock session cut', () => {
         try {
           // Ends the session that holds the relay's advisory lock, as a failover or a DBA would.
           const { rowCount } = await admin.query(
-            `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+            `SELECT pg_terminate_backend(pid) FROM pg_locks
+             WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
           );
           expect(rowCount).toBe(1);
         } finally {

@@ -79,7 +79,8 @@ describe('a stalled body', () => {
     const closed = new Promise((r) => socket.once('close', r));
     const t0 = Date.now();
     socket.write(
-      `PUT /v1/admin/users/${user}/limit HTTP/1.1\r\nhost: x\r\nauthorization: Bearer test-admin-token\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"limit":`,
+      `PUT /v1/admin/users/${user}/limit HTTP/1.1\r\nhost: x\r\nauthorization: Bearer test-admin-token\r\n` +
+        'content-type: application/json\r\ncontent-length: 100\r\n\r\n{"limit":',
     );
     await closed;
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
@@ -202,7 +203,9 @@ describe('creation-with-upload that runs past Upload-Length without saying so up
     socket.on('data', (d) => (text += d));
     socket.on('error', () => undefined);
     socket.write(
-      `POST /v1/uploads/ HTTP/1.1\r\nhost: x\r\ntus-resumable: 1.0.0\r\nx-userid: ${user}\r\nupload-length: 4\r\ncontent-type: application/offset+octet-stream\r\ntransfer-encoding: chunked\r\n\r\n14\r\nmore than four bytes\r\n0\r\n\r\n`,
+      `POST /v1/uploads/ HTTP/1.1\r\nhost: x\r\ntus-resumable: 1.0.0\r\nx-userid: ${user}\r\nupload-length: 4\r\n` +
+        'content-type: application/offset+octet-stream\r\ntransfer-encoding: chunked\r\n\r\n' +
+        '14\r\nmore than four bytes\r\n0\r\n\r\n',
     );
     await waitFor('an answer', () => text.includes('\r\n\r\n'));
     socket.destroy();

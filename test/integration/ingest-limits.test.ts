@@ -142,7 +142,8 @@ describe('a stream that ends early', () => {
     const closed = new Promise((r) => socket.once('close', r));
     const body = [1, 2, 3].map((s) => JSON.stringify(fragment(s, `cut ${s}`))).join('\n') + '\n';
     socket.write(
-      `POST /v1/channels/cut.short/captions HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\nauthorization: Bearer ${key}\r\ncontent-length: ${body.length + 1000}\r\n\r\n${body}`,
+      'POST /v1/channels/cut.short/captions HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\n' +
+        `authorization: Bearer ${key}\r\ncontent-length: ${body.length + 1000}\r\n\r\n${body}`,
     );
     await new Promise((r) => setTimeout(r, 300));
     socket.end(); // half-close: the station sends no more but still reads

@@ -213,7 +213,8 @@ async function rawSocket(): Promise<{ socket: Socket; received: () => Buffer; cl
   const closed = new Promise<void>((r) => socket.once('close', () => r()));
   socket.on('error', () => undefined); // a reset is one way of being closed
   socket.write(
-    `GET /v1/live HTTP/1.1\r\nHost: 127.0.0.1:${sys.fanoutPort}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    `GET /v1/live HTTP/1.1\r\nHost: 127.0.0.1:${sys.fanoutPort}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
   );
   await waitFor('the handshake', () => data.includes('\r\n\r\n'), 5000, 5);
   expect(data.toString().split('\r\n')[0]).toBe('HTTP/1.1 101 Switching Protocols');

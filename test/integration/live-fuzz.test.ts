@@ -305,7 +305,8 @@ it('cuts a connection that breaks WebSocket framing (1006: no close frame), and 
       socket.on('data', (d: Buffer) => (data = Buffer.concat([data, d])));
       const closed = new Promise((r) => socket.once('close', r));
       socket.write(
-        `GET /v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        'GET /v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
       );
       await waitFor('the handshake', () => data.includes('\r\n\r\n'), 5000, 2);
       const head = data.indexOf('\r\n\r\n') + 4;

@@ -15,7 +15,8 @@ beforeAll(async () => {
   // 150,000 captions, each with the word "news": a search for it ranks every one.
   await sys.postJson('budget', key, fragment(1)); // the projection exists
   await sql`INSERT INTO caption_fragments (channel, partition, "offset", station, seq, text, start_ms, end_ms, mode, lang, received_at_ms)
-            SELECT 'bulk' || (i % 50), 100, i, 's', i, 'the evening news number ' || i || ' with weather and sport', 1700000000000 + i, 1700000000500 + i, NULL, 'en', 0
+            SELECT 'bulk' || (i % 50), 100, i, 's', i, 'the evening news number ' || i || ' with weather and sport',
+                   1700000000000 + i, 1700000000500 + i, NULL, 'en', 0
             FROM generate_series(1, 150000) AS i`.execute(sys.db);
 }, 180_000);
 afterAll(() => sys?.stop());
@@ -104,9 +105,10 @@ describe('a flood of expensive reads', () => {
     }
     const answers = await Promise.all(flood);
     const busy = answers.filter((a) => a.status === 503 && /^busy/.test(a.body.error));
-    console.log(
-      `flood: ${answers.filter((a) => a.status === 200).length} answered, ${busy.length} busy, ${answers.filter((a) => a.status === 503 && !/^busy/.test(a.body.error)).length} over budget; others took ${others.map((o) => o.ms.toFixed(0)).join(', ')} ms`,
-    );
+    const answered = answers.filter((a) => a.status === 200).length;
+    const overBudget = answers.filter((a) => a.status === 503 && !/^busy/.test(a.body.error)).length;
+    const othersMs = others.map((o) => o.ms.toFixed(0)).join(', ');
+    console.log(`flood: ${answered} answered, ${busy.length} busy, ${overBudget} over budget; others took ${othersMs} ms`);
     for (const a of answers) expect([200, 503], JSON.stringify(a.body)).toContain(a.status);
     expect(busy.length).toBeGreaterThan(0);
     for (const b of busy) expect(b.retryAfter).toBe('1');

@@ -288,42 +288,48 @@ describe('CommandHandler: concurrency', () => {
     return max;
   };
 
-  it('one handler queues the commands of one stream: 200 concurrent activations, limit 3 -> 3 activated, 197 rejected, no conflicts', async () => {
-    const store = new InMemoryEventStore({ latencyMs: jitter(1) });
-    await userWithLimit(store, 3);
-    const handler = new CommandHandler(store);
+  it(
+    'one handler queues the commands of one stream: ' + '200 concurrent activations, limit 3 -> 3 activated, 197 rejected, no conflicts',
+    async () => {
+      const store = new InMemoryEventStore({ latencyMs: jitter(1) });
+      await userWithLimit(store, 3);
+      const handler = new CommandHandler(store);
 
-    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => handle(handler, activate(`s${i}`))));
+      const results = await Promise.all(Array.from({ length: 200 }, (_, i) => handle(handler, activate(`s${i}`))));
 
-    const decided = results.flatMap((r) => r.events);
-    expect(countTypes(decided)).toEqual({ StreamActivated: 3, ActivationRejected: 197 });
-    // Queued in arrival order: the first three got in.
-    expect(
-      decided.filter((e) => e.type === 'StreamActivated').map((e) => (e as ViewerEvent & { type: 'StreamActivated' }).data.streamId),
-    ).toEqual(['s0', 's1', 's2']);
-    // Serialized, so no command ever loaded a version another had already passed.
-    expect(store.conflicts).toBe(0);
-    expect(store.version(STREAM)).toBe(2 + 200);
-    expect(results.map((r) => r.version)).toEqual(Array.from({ length: 200 }, (_, i) => 3 + i));
-    expect(maxActiveAlongTheWay(store.events(STREAM))).toBe(3);
-  });
+      const decided = results.flatMap((r) => r.events);
+      expect(countTypes(decided)).toEqual({ StreamActivated: 3, ActivationRejected: 197 });
+      // Queued in arrival order: the first three got in.
+      expect(
+        decided.filter((e) => e.type === 'StreamActivated').map((e) => (e as ViewerEvent & { type: 'StreamActivated' }).data.streamId),
+      ).toEqual(['s0', 's1', 's2']);
+      // Serialized, so no command ever loaded a version another had already passed.
+      expect(store.conflicts).toBe(0);
+      expect(store.version(STREAM)).toBe(2 + 200);
+      expect(results.map((r) => r.version)).toEqual(Array.from({ length: 200 }, (_, i) => 3 + i));
+      expect(maxActiveAlongTheWay(store.events(STREAM))).toBe(3);
+    },
+  );
 
-  it('two handlers sharing one store: 200 racing activations, limit 3 -> still exactly 3 activated (conflicts settled by retry)', async () => {
-    const store = new InMemoryEventStore({ latencyMs: jitter(2) });
-    await userWithLimit(store, 3);
-    const handlers = [new CommandHandler(store), new CommandHandler(store)];
+  it(
+    'two handlers sharing one store: ' + '200 racing activations, limit 3 -> still exactly 3 activated (conflicts settled by retry)',
+    async () => {
+      const store = new InMemoryEventStore({ latencyMs: jitter(2) });
+      await userWithLimit(store, 3);
+      const handlers = [new CommandHandler(store), new CommandHandler(store)];
 
-    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => handle(handlers[i % 2]!, activate(`s${i}`))));
+      const results = await Promise.all(Array.from({ length: 200 }, (_, i) => handle(handlers[i % 2]!, activate(`s${i}`))));
 
-    expect(countTypes(results.flatMap((r) => r.events))).toEqual({ StreamActivated: 3, ActivationRejected: 197 });
-    // The race really happened, and every loser decided again.
-    expect(store.conflicts).toBeGreaterThan(0);
-    const stored = store.events(STREAM);
-    expect(stored.length).toBe(2 + 200);
-    expect(countTypes(stored)).toEqual({ UserIdIssued: 1, UserLimitSet: 1, StreamActivated: 3, ActivationRejected: 197 });
-    expect(maxActiveAlongTheWay(stored)).toBe(3);
-    expect(store.snapshot<ViewerState>(STREAM)).toEqual({ version: 202, state: fold(stored) });
-  });
+      expect(countTypes(results.flatMap((r) => r.events))).toEqual({ StreamActivated: 3, ActivationRejected: 197 });
+      // The race really happened, and every loser decided again.
+      expect(store.conflicts).toBeGreaterThan(0);
+      const stored = store.events(STREAM);
+      expect(stored.length).toBe(2 + 200);
+      expect(countTypes(stored)).toEqual({ UserIdIssued: 1, UserLimitSet: 1, StreamActivated: 3, ActivationRejected: 197 });
+      expect(maxActiveAlongTheWay(stored)).toBe(3);
+      expect(store.snapshot<ViewerState>(STREAM)).toEqual({ version: 202, state: fold(stored) });
+    },
+  );
 
   it('streams are queued separately: a slow stream does not hold up another', async () => {
     const inner = new InMemoryEventStore();

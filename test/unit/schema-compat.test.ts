@@ -83,6 +83,19 @@ describe('the schemas in schemas/avro', () => {
     const file = fileURLToPath(new URL('../../schemas/types.generated.ts', import.meta.url));
     expect(readFileSync(file, 'utf8'), 'schemas/types.generated.ts is stale: run npm run schemas:generate').toBe(generateTypes(registry));
   });
+
+  it('the generated types keep to the line width of the code (lint skips the generated file)', () => {
+    const { printWidth } = JSON.parse(readFileSync(new URL('../../.prettierrc.json', import.meta.url), 'utf8')) as { printWidth: number };
+    const overWidth = (text: string) => text.split('\n').filter((line) => line.length > printWidth);
+    expect(overWidth(generateTypes(registry))).toEqual([]);
+    // A union too wide for one line is written one member a line, every member kept.
+    const symbols = Array.from({ length: 30 }, (_, i) => `COLOUR_${i}`);
+    const colour = { type: 'enum', name: 'Colour', symbols };
+    const wide = { type: 'record', name: 'Wide', namespace: 'castlog.test', fields: [{ name: 'colour', type: colour }] };
+    const generated = generateTypes(new SchemaRegistry([parseSchema('Wide', 1, 'wide', wide)]));
+    expect(overWidth(generated)).toEqual([]);
+    expect(generated).toContain(['export type Colour =', ...symbols.map((s) => `  | "${s}"`)].join('\n') + ';');
+  });
 });
 
 describe('the compatibility check', () => {

@@ -359,7 +359,8 @@ const SEEDS = Array.from({ length: 12 }, (_, i) => 0x5eed + i * 7919);
 function must(ok: boolean, property: string, step: Step): void {
   if (!ok)
     expect.fail(
-      `${property}\n  command: ${JSON.stringify(step.command)}\n  state: ${JSON.stringify(step.before)}\n  events: ${JSON.stringify(step.events)}`,
+      `${property}\n  command: ${JSON.stringify(step.command)}\n  state: ${JSON.stringify(step.before)}\n` +
+        `  events: ${JSON.stringify(step.events)}`,
     );
 }
 
