@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import * as hdr from 'hdr-histogram-js';
 import { waitFor, type AppName, type System } from '../support/system.ts';
+import type { NewEvent } from '../../infra/kafka/index.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const QUICK = process.env.BENCH_QUICK === '1';
@@ -354,6 +355,35 @@ export async function measureWindow(
 // ---------------------------------------------------------------- capture stations
 
 export const CAPTION_TEXT = 'and now the weather for the northern coast, with rain moving in by';
+
+/** Captions as the bench writes them straight to the log: per channel, seq 1, 2, 3, … */
+export class BenchCaptions {
+  private readonly seq = new Map<string, number>();
+
+  constructor(private readonly start = 1_700_000_000_000) {}
+
+  next(channel: string): NewEvent<'CaptionFragmentReceived'> {
+    const s = (this.seq.get(channel) ?? 0) + 1;
+    this.seq.set(channel, s);
+    const at = this.start + s * 100;
+    return {
+      type: 'CaptionFragmentReceived',
+      key: channel,
+      source: '/stations/bench',
+      data: {
+        channel,
+        station: 'bench-station',
+        seq: s,
+        text: `${CAPTION_TEXT} ${s}`,
+        start: at,
+        end: at + 90,
+        mode: 'rollup',
+        lang: 'en',
+        receivedAt: Date.now(),
+      },
+    };
+  }
+}
 
 /** One NDJSON fragment line; seq doubles as the bench's global id of the fragment. */
 export function fragmentLine(seq: number, text = CAPTION_TEXT): string {

@@ -11,7 +11,7 @@ import { partitionFor } from '../../schemas/partitioner.ts';
 import { schemaOf } from '../../projections/versions.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import { System } from '../support/system.ts';
-import { CAPTION_TEXT, CpuMeter, channelNames, kafkaPid, knob, now, sleep, startApp, trackSystem } from './common.ts';
+import { BenchCaptions, CpuMeter, channelNames, kafkaPid, knob, now, sleep, startApp, trackSystem } from './common.ts';
 import { dropSystem } from './ingest.ts';
 
 export interface ProjectionResult {
@@ -38,31 +38,9 @@ export interface ProjectionResult {
   ratioToConsume: number;
 }
 
-const START = 1_700_000_000_000;
-
 function events(n: number, channels: string[]): NewEvent<'CaptionFragmentReceived'>[] {
-  const seq = new Map<string, number>();
-  return Array.from({ length: n }, (_, i) => {
-    const channel = channels[i % channels.length]!;
-    const s = (seq.get(channel) ?? 0) + 1;
-    seq.set(channel, s);
-    return {
-      type: 'CaptionFragmentReceived',
-      key: channel,
-      source: '/stations/bench',
-      data: {
-        channel,
-        station: 'bench-station',
-        seq: s,
-        text: `${CAPTION_TEXT} ${s}`,
-        start: START + s * 100,
-        end: START + s * 100 + 90,
-        mode: 'rollup',
-        lang: 'en',
-        receivedAt: Date.now(),
-      },
-    };
-  });
+  const captions = new BenchCaptions();
+  return Array.from({ length: n }, (_, i) => captions.next(channels[i % channels.length]!));
 }
 
 /** The consume path without Postgres: every record decoded, nothing written. */

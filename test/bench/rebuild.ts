@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import type { NewEvent } from '../../infra/kafka/index.ts';
 import { rebuild } from '../../apps/projection-admin.ts';
 import { System } from '../support/system.ts';
-import { CAPTION_TEXT, channelNames, knob, now, sleep, startApp } from './common.ts';
+import { BenchCaptions, channelNames, knob, now, sleep, startApp } from './common.ts';
 import { dropSystem } from './ingest.ts';
 
 export interface RebuildResult {
@@ -18,8 +18,6 @@ export interface RebuildResult {
   ratioToFirstBuild: number;
   targetSeconds: number;
 }
-
-const START = 1_700_000_000_000;
 
 async function applied(sys: System, key: string): Promise<number> {
   const { rows } = await sql<{
@@ -35,31 +33,11 @@ export async function rebuildBench(log: (s: string) => void): Promise<RebuildRes
   const sys = await System.create();
   try {
     log(`rebuild: appending ${n.toLocaleString()} caption events`);
-    const seq = new Map<string, number>();
+    const captions = new BenchCaptions();
     const ta = now();
     for (let i = 0; i < n; i += chunk) {
       const evs: NewEvent<'CaptionFragmentReceived'>[] = [];
-      for (let j = i; j < Math.min(n, i + chunk); j++) {
-        const channel = channels[j % channels.length]!;
-        const s = (seq.get(channel) ?? 0) + 1;
-        seq.set(channel, s);
-        evs.push({
-          type: 'CaptionFragmentReceived',
-          key: channel,
-          source: '/stations/bench',
-          data: {
-            channel,
-            station: 'bench-station',
-            seq: s,
-            text: `${CAPTION_TEXT} ${s}`,
-            start: START + s * 100,
-            end: START + s * 100 + 90,
-            mode: 'rollup',
-            lang: 'en',
-            receivedAt: Date.now(),
-          },
-        });
-      }
+      for (let j = i; j < Math.min(n, i + chunk); j++) evs.push(captions.next(channels[j % channels.length]!));
       for (let attempt = 1; ; attempt++) {
         try {
           await sys.log.append(evs);

@@ -32,11 +32,7 @@ afterAll(() => sys?.stop());
 
 /** Everything written anywhere: decided events and captions on the log. */
 async function written(): Promise<number> {
-  const events = await sys.db
-    .selectFrom('events')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .executeTakeFirstOrThrow();
-  return Number(events.n) + (await sys.captionsInLog());
+  return (await sys.eventCount()) + (await sys.captionsInLog());
 }
 
 const credentialsFor = (r: RouteInfo): Record<string, string> =>

@@ -295,15 +295,7 @@ describe('outages', () => {
       }
     })();
     // Each kill lands in a running load, and events are stored while the relay is down.
-    const storedCount = async () =>
-      Number(
-        (
-          await sys.db
-            .selectFrom('events')
-            .select((eb) => eb.fn.countAll<number>().as('n'))
-            .executeTakeFirstOrThrow()
-        ).n,
-      );
+    const storedCount = () => sys.eventCount();
     const moreStored = async (what: string, n: number) => {
       const from = await storedCount();
       await waitFor(what, async () => (await storedCount()) >= from + n, 30_000, 50);

@@ -219,6 +219,15 @@ export class System {
   }
 
   /** A stream's events as the event store holds them, in order, decoded. */
+  /** How many decided events the event store holds. */
+  async eventCount(): Promise<number> {
+    const { n } = await this.db
+      .selectFrom('events')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(n);
+  }
+
   async storedEvents(stream: string): Promise<{ type: string; data: any }[]> {
     const rows = await this.db.selectFrom('events').select(['type', 'data']).where('stream', '=', stream).orderBy('version').execute();
     return rows.map((r) => ({ type: r.type, data: this.log.codec.decode(r.data).data }));

@@ -10,6 +10,9 @@ const exec = promisify(execFile);
 export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 export const newUserId = () => randomUUID();
 
+/** ffmpeg, quiet, overwriting, reading a lavfi source (the next argument). */
+const FROM_LAVFI = ['-nostdin', '-y', '-v', 'error', '-f', 'lavfi', '-i'];
+
 /** An H.264 + AAC mp4 of testsrc and a sine tone. */
 export async function makeClip(
   path: string,
@@ -17,13 +20,7 @@ export async function makeClip(
 ): Promise<void> {
   const { seconds, width = 320, height = 240, fps = 25, audio = true } = o;
   await exec('ffmpeg', [
-    '-nostdin',
-    '-y',
-    '-v',
-    'error',
-    '-f',
-    'lavfi',
-    '-i',
+    ...FROM_LAVFI,
     `testsrc=s=${width}x${height}:r=${fps}:d=${seconds}`,
     ...(audio ? ['-f', 'lavfi', '-i', `sine=f=440:d=${seconds}`, '-c:a', 'aac', '-shortest'] : []),
     '-c:v',
@@ -39,13 +36,7 @@ export async function makeClip(
 /** Raw yuv420p frames of testsrc. */
 export async function makeYuv(path: string, o: { width: number; height: number; frames: number; fps?: number }): Promise<void> {
   await exec('ffmpeg', [
-    '-nostdin',
-    '-y',
-    '-v',
-    'error',
-    '-f',
-    'lavfi',
-    '-i',
+    ...FROM_LAVFI,
     `testsrc=s=${o.width}x${o.height}:r=${o.fps ?? 25}`,
     '-frames:v',
     String(o.frames),

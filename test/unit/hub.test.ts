@@ -882,18 +882,23 @@ describe('feeds without a read model behind them', () => {
   const stats: HubStats = { delivered: () => undefined, slowClosed: () => undefined, fannedOut: () => undefined };
   const userId = '7d6f6a52-3a5e-4c1e-9f0e-2b1f9b6e7a10';
   const event = (offset: number, type = 'UploadChunkAppended') => ({ offset, type, data: { userId, at: 1 }, meta: undefined });
-
-  it('a channel spread over partitions gets every event once, whatever the offsets', async () => {
+  /** A hub of user channels, over the streams topic or (live only) the uploads one. */
+  const userHub = async (historyCapacity: number, topic?: 'uploads') => {
     const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
-    const hub = new Hub({
+    const startOffsets = Array(PARTITIONS).fill(0);
+    return new Hub({
       partitions: PARTITIONS,
-      startOffsets: Array(PARTITIONS).fill(0),
-      historyCapacity: 100,
+      startOffsets,
+      historyCapacity,
       maxBackpressure: 1_000_000,
       stats,
       recoveryTimeoutMs: 5000,
-      feed: userEventsFeed('uploads'),
+      feed: userEventsFeed(topic),
     });
+  };
+
+  it('a channel spread over partitions gets every event once, whatever the offsets', async () => {
+    const hub = await userHub(100, 'uploads');
     const socket = new FakeSocket();
     hub.subscribe(new Client(socket), `user:${userId}`);
     // Offsets of different partitions are unrelated: a later event may have a smaller one.
@@ -909,16 +914,7 @@ describe('feeds without a read model behind them', () => {
   });
 
   it('a since beyond the end of a user channel’s partition gets invalid_position too', async () => {
-    const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
-    const hub = new Hub({
-      partitions: PARTITIONS,
-      startOffsets: Array(PARTITIONS).fill(0),
-      historyCapacity: 100,
-      maxBackpressure: 1_000_000,
-      stats,
-      recoveryTimeoutMs: 5000,
-      feed: userEventsFeed(),
-    });
+    const hub = await userHub(100);
     const p = partitionFor(userId, PARTITIONS);
     hub.onRecords(
       p,
@@ -939,16 +935,7 @@ describe('feeds without a read model behind them', () => {
   });
 
   it('a since older than memory is answered recovered: false, with what memory holds, then live', async () => {
-    const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
-    const hub = new Hub({
-      partitions: PARTITIONS,
-      startOffsets: Array(PARTITIONS).fill(0),
-      historyCapacity: 2,
-      maxBackpressure: 1_000_000,
-      stats,
-      recoveryTimeoutMs: 5000,
-      feed: userEventsFeed(),
-    });
+    const hub = await userHub(2);
     const p = partitionFor(userId, PARTITIONS);
     hub.onRecords(
       p,
