@@ -31,11 +31,59 @@ export interface RelayCheckpointsTable {
   position: number;
 }
 
+/** A match of an alert: the matcher's outbox (published to Kafka once) and the match history. */
+export interface AlertMatchesTable {
+  alert_id: string;
+  partition: number;
+  offset: number;
+  user_id: string;
+  channel: string;
+  position: string;
+  station: string;
+  start_ms: number;
+  text: string;
+  snippet: string;
+  matched_at_ms: number;
+  published: Generated<boolean>;
+}
+
+export type DeliveryState = 'pending' | 'sending' | 'sent' | 'failed' | 'interrupted';
+
+/** An e-mail or webhook to send, once per cause ("alert:<id>:<p>:<o>", "encode:<job>:<event>"). */
+export interface DeliveriesTable {
+  id: Generated<number>;
+  kind: 'email' | 'webhook';
+  cause: string;
+  user_id: string;
+  alert_id: string | null;
+  job_id: string | null;
+  target: string;
+  payload: unknown;
+  state: Generated<DeliveryState>;
+  attempts: Generated<number>;
+  next_attempt_at_ms: number;
+  created_at_ms: number;
+  sent_at_ms: number | null;
+  last_error: string | null;
+}
+
+export interface DeliveryAttemptsTable {
+  delivery_id: number;
+  attempt: number;
+  at_ms: number;
+  duration_ms: number;
+  status: number | null;
+  error: string | null;
+}
+
 export interface WriteTables {
   stations: StationsTable;
   events: EventsTable;
   snapshots: SnapshotsTable;
   relay_checkpoints: RelayCheckpointsTable;
+  alert_matches: AlertMatchesTable;
+  deliveries: DeliveriesTable;
+  delivery_attempts: DeliveryAttemptsTable;
 }
 
 /** A database client that sees the write side's tables (any castlog database client is one). */

@@ -5,6 +5,7 @@ import type { Db } from './database.ts';
 import * as m0001 from '../infra/migrations/0001_stations.ts';
 import * as m0002 from './migrations/0002_captions.ts';
 import * as m0003 from '../infra/migrations/0003_event_store.ts';
+import * as m0020 from '../infra/migrations/0020_alert_outbox.ts';
 import * as m0004 from './migrations/0004_streams.ts';
 import * as m0010 from './migrations/0010_projection_versions.ts';
 import * as m0011 from './migrations/0011_search.ts';
@@ -20,6 +21,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0011_search': m0011,
   '0015_station_seqs': m0015,
   '0016_building_indexed': m0016,
+  '0020_alert_outbox': m0020,
 };
 
 export async function migrate(db: Db): Promise<void> {

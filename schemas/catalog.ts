@@ -41,6 +41,11 @@ export const TOPICS = {
       'EncodeCompleted',
     ],
   },
+  alerts: {
+    partitions: 6,
+    key: 'alert id',
+    events: ['AlertCreated', 'AlertDeleted', 'AlertEmailStopped', 'AlertMatched'],
+  },
 } as const satisfies Record<string, TopicSpec>;
 
 export type TopicName = keyof typeof TOPICS;

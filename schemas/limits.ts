@@ -32,6 +32,19 @@ export const STRING_LIMITS: Record<EventType, Record<string, number>> = {
   EncodeStepCompleted: { jobId: ID, userId: ID, step: STEP, info: 4000 },
   EncodeFailed: { jobId: ID, userId: ID, step: STEP, reason: 1000, stderrTail: 8000 },
   EncodeCompleted: { jobId: ID, userId: ID, outputSha256: SHA256, container: 8 },
+  AlertCreated: {
+    alertId: ID,
+    userId: ID,
+    query: 256,
+    tsquery: 20_000,
+    'channels[]': 64,
+    lang: 35,
+    email: 254,
+    webhookUrl: 2048,
+  },
+  AlertDeleted: { alertId: ID, userId: ID },
+  AlertEmailStopped: { alertId: ID, userId: ID },
+  AlertMatched: { alertId: ID, userId: ID, channel: 64, position: 30, station: 64, text: 4000, snippet: 40_000 },
 };
 
 /** The first string field of `data` longer than its limit, as "field: ...", or undefined. */

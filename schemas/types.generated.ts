@@ -8,6 +8,42 @@ export interface ActivationRejected {
   at: number;
 }
 
+export interface AlertCreated {
+  alertId: string;
+  userId: string;
+  query: string;
+  tsquery: string;
+  channels: Array<string>;
+  lang: null | string;
+  email: null | string;
+  webhookUrl: null | string;
+  at: number;
+}
+
+export interface AlertDeleted {
+  alertId: string;
+  userId: string;
+  at: number;
+}
+
+export interface AlertEmailStopped {
+  alertId: string;
+  userId: string;
+  at: number;
+}
+
+export interface AlertMatched {
+  alertId: string;
+  userId: string;
+  channel: string;
+  position: string;
+  station: string;
+  start: number;
+  text: string;
+  snippet: string;
+  at: number;
+}
+
 export type CaptionMode = "rollup" | "popon" | "painton";
 
 export interface CaptionFragmentReceived {
@@ -184,6 +220,10 @@ export interface UserLimitSet {
 
 export type EventType =
   | "ActivationRejected"
+  | "AlertCreated"
+  | "AlertDeleted"
+  | "AlertEmailStopped"
+  | "AlertMatched"
   | "CaptionFragmentReceived"
   | "EncodeCompleted"
   | "EncodeDeduplicated"
@@ -207,6 +247,10 @@ export type EventType =
 
 export interface EventDataMap {
   ActivationRejected: ActivationRejected;
+  AlertCreated: AlertCreated;
+  AlertDeleted: AlertDeleted;
+  AlertEmailStopped: AlertEmailStopped;
+  AlertMatched: AlertMatched;
   CaptionFragmentReceived: CaptionFragmentReceived;
   EncodeCompleted: EncodeCompleted;
   EncodeDeduplicated: EncodeDeduplicated;
@@ -232,6 +276,10 @@ export interface EventDataMap {
 /** An event of any type. `type` tells them apart: a `switch (event.type)` narrows `data` to that event's. */
 export type AnyEvent =
   | { type: "ActivationRejected"; data: ActivationRejected }
+  | { type: "AlertCreated"; data: AlertCreated }
+  | { type: "AlertDeleted"; data: AlertDeleted }
+  | { type: "AlertEmailStopped"; data: AlertEmailStopped }
+  | { type: "AlertMatched"; data: AlertMatched }
   | { type: "CaptionFragmentReceived"; data: CaptionFragmentReceived }
   | { type: "EncodeCompleted"; data: EncodeCompleted }
   | { type: "EncodeDeduplicated"; data: EncodeDeduplicated }

@@ -13,16 +13,13 @@ import { searchHits, searchQuery } from '../../projections/captions/queries.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { badRequest, HttpError } from './errors.ts';
 import type { Reads } from './reads.ts';
+import { MARKS, snippetHtml } from '../../domain/captions/snippet.ts';
 
 export const MAX_LIMIT = 100;
 const DEFAULT_LIMIT = 20;
 /** The largest rank a cursor may carry: ts_rank_cd is a real (float4). */
 const MAX_RANK = 3.4e38;
 const MIN_RANK = 1e-37;
-// ts_headline marks matches with these; caption text has them removed first, so every marker is ours.
-const START = '\u0001';
-const STOP = '\u0002';
-
 export interface SearchHit {
   channel: string;
   position: string;
@@ -35,28 +32,6 @@ export interface SearchHit {
   /** HTML: the caption's words around the matches, escaped, matches in <mark>. */
   snippet: string;
   rank: number;
-}
-
-const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-export const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
-
-/** ts_headline output (markers around matches) -> safe HTML with <mark>. */
-export function snippetHtml(headline: string): string {
-  // ts_headline leaves tag-like words out (<b>, <img ...>), and line breaks mean nothing in a
-  // snippet: runs of white space become one space.
-  headline = headline.replace(/\s+/g, ' ').trim();
-  let out = '';
-  let open = false;
-  for (const part of headline.split(/([\u0001\u0002])/)) {
-    if (part === START) {
-      if (!open) out += '<mark>';
-      open = true;
-    } else if (part === STOP) {
-      if (open) out += '</mark>';
-      open = false;
-    } else out += escapeHtml(part);
-  }
-  return open ? `${out}</mark>` : out;
 }
 
 interface Cursor {
@@ -153,7 +128,7 @@ export function searchRoutes(reads: Reads): FastifyPluginAsync {
               throw badRequest('q', 'is too complex to search for');
             });
             if (!tsq) throw badRequest('q', 'has no words to search for (only punctuation, operators or stop words)');
-            const rows = await searchHits(db, { tsq, channel, from, to, after, limit: limit + 1, marks: { start: START, stop: STOP } });
+            const rows = await searchHits(db, { tsq, channel, from, to, after, limit: limit + 1, marks: MARKS });
             const shown = rows.slice(0, limit);
             const items: SearchHit[] = shown.map((r) => ({
               channel: r.channel,
