@@ -58,6 +58,20 @@ export interface Config {
   bodyIdleTimeoutMs: number;
   /** An upload PATCH body that sends nothing for this long is ended; the bytes received are kept. */
   uploadIdleTimeoutMs: number;
+  /** Derives webhook signing secrets and unsubscribe links (≥ 32 bytes; every process shares it). */
+  signingSecret: string | undefined;
+  /** Where people reach the API (links in e-mails); default http://localhost:API_PORT. */
+  publicApiUrl: string;
+  /** Alerts one user may have. */
+  alertMaxPerUser: number;
+  /** At most one e-mail per alert per this; later matches wait and go out together (a digest). */
+  alertEmailIntervalMs: number;
+  /** SMTP server for alert e-mails (smtp://user:pass@host:port); unset: e-mails are not sent. */
+  smtpUrl: string | undefined;
+  /** The From of alert e-mails. */
+  mailFrom: string;
+  /** Webhook destinations allowed although private, loopback or link-local (host names or IPs). */
+  webhookAllowedHosts: string[];
 }
 
 function int(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
@@ -127,6 +141,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ingestMaxStreamsPerStation: Math.max(1, num('INGEST_MAX_STREAMS_PER_STATION', 16)),
     bodyIdleTimeoutMs: num('BODY_IDLE_TIMEOUT_MS', 10_000),
     uploadIdleTimeoutMs: num('UPLOAD_IDLE_TIMEOUT_MS', 60_000),
+    signingSecret: env.SIGNING_SECRET || undefined,
+    publicApiUrl: (env.PUBLIC_API_URL || `http://localhost:${num('API_PORT', 8080)}`).replace(/\/+$/, ''),
+    alertMaxPerUser: Math.max(1, num('ALERT_MAX_PER_USER', 100)),
+    alertEmailIntervalMs: num('ALERT_EMAIL_INTERVAL', 5 * 60_000),
+    smtpUrl: env.SMTP_URL || undefined,
+    mailFrom: env.MAIL_FROM || 'castlog alerts <alerts@castlog.localhost>',
+    webhookAllowedHosts: (env.WEBHOOK_ALLOWED_HOSTS ?? '')
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean),
   };
 }
 

@@ -20,8 +20,9 @@ export interface AlertInput {
 const invalid = (field: string, problem: string) => new DomainError('invalid', `${field}: ${problem}`);
 const FIELDS = new Set(['query', 'channels', 'lang', 'email', 'webhook']);
 // An address of the common form: a local part, @, a domain with a dot; no spaces or controls.
-const EMAIL =
-  /^[^\s@<>()[\]\\,;:"\u0000-\u001f\u007f]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+const LOCAL = String.raw`[^\s@<>()[\]\\,;:"\u0000-\u001f\u007f]+`;
+const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const EMAIL = new RegExp(String.raw`^${LOCAL}@${LABEL}(?:\.${LABEL})+$`);
 
 /** The webhook URL's problem, if any: http(s), with a host, no credentials, within length. */
 export function webhookUrlProblem(text: unknown): string | undefined {
