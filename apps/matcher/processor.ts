@@ -137,7 +137,8 @@ async function saveStates(trx: Transaction<Database>, states: Map<string, Statio
 async function headlines(trx: Transaction<Database>, found: { tsquery: string; text: string; lang: string | null }[]): Promise<string[]> {
   const options = `StartSel=${MARKS.start}, StopSel=${MARKS.stop}, MinWords=12, MaxWords=30, ShortWord=2`;
   const { rows } = await sql<{ h: string }>`
-    SELECT ts_headline(public.castlog_ts_config(x.lang), translate(x.text, ${MARKS.start + MARKS.stop}, '  '), x.q::tsquery, ${options}) AS h
+    SELECT ts_headline(public.castlog_ts_config(x.lang), translate(x.text, ${MARKS.start + MARKS.stop}, '  '),
+                       x.q::tsquery, ${options}) AS h
     FROM unnest(${found.map((f) => f.lang)}::text[], ${found.map((f) => f.text)}::text[], ${found.map((f) => f.tsquery)}::text[])
       WITH ORDINALITY AS x(lang, text, q, i)
     ORDER BY x.i`.execute(trx);

@@ -85,7 +85,8 @@ export class MatchPublisher {
         })),
       );
       await sql`UPDATE alert_matches m SET published = true
-                FROM unnest(${rows.map((r) => r.alert_id)}::text[], ${rows.map((r) => r.partition)}::int[], ${rows.map((r) => r.offset)}::bigint[])
+                FROM unnest(${rows.map((r) => r.alert_id)}::text[], ${rows.map((r) => r.partition)}::int[],
+                            ${rows.map((r) => r.offset)}::bigint[])
                   AS k(alert_id, partition, "offset")
                 WHERE m.alert_id = k.alert_id AND m.partition = k.partition AND m."offset" = k."offset"`.execute(trx);
       return rows.length;
