@@ -131,14 +131,16 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
     });
 
     const viaTus = async (req: FastifyRequest, reply: FastifyReply) => {
+      const method = tusMethodOf(req);
       // A browser's CORS preflight carries no user; everything else must say who it is.
-      const ctx: UploadRequest = req.method === 'OPTIONS' ? { userId: '' } : { userId: requireUser(req), checksum: checksumOf(req) };
+      const ctx: UploadRequest = method === 'OPTIONS' ? { userId: '' } : { userId: requireUser(req), checksum: checksumOf(req) };
       const id = (req.params as { id?: string }).id || undefined; // '/v1/uploads/' is the collection
-      if (id !== undefined && req.method !== 'OPTIONS') {
+      if (id !== undefined && method !== 'OPTIONS') {
         if (!isUuid(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
         await owned(id, ctx.userId);
       }
-      if (req.method === 'POST') refuseOversizedCreation(req);
+      if (method === 'POST') refuseOversizedCreation(req);
+      req.raw.method = method;
       // tus reads the upload id from the URL itself: give it the one that was routed and checked,
       // whatever spelling of the URL the request used.
       req.raw.url = id === undefined ? `${PATH}/` : `${PATH}/${id.toLowerCase()}`;
@@ -149,7 +151,7 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
       // A creation whose body then failed (longer than Upload-Length without saying so up front)
       // leaves nothing behind; a rejected upload (422) stays, with its reason.
       if (ctx.created && response.status >= 400 && response.status !== 422) await context.run(ctx, () => store.discard(ctx.created!));
-      if (req.method === 'OPTIONS') response.headers.set('Tus-Checksum-Algorithm', Object.keys(CHECKSUMS).join(','));
+      if (method === 'OPTIONS') response.headers.set('Tus-Checksum-Algorithm', Object.keys(CHECKSUMS).join(','));
       if (response.status >= 400) {
         const body = jsonError(response.status, await response.text());
         const headers = new Headers(response.headers);
@@ -183,6 +185,26 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
       };
     });
   };
+}
+
+const OVERRIDABLE = new Set(['PATCH', 'DELETE', 'HEAD']);
+
+/**
+ * tus 1.0: a server MUST take X-HTTP-Method-Override as the method, for clients whose HTTP stack
+ * cannot send PATCH (Java's HttpURLConnection sends POST with the override). Honoured on POST,
+ * which is what such clients send, and only for the tus methods that can need it.
+ */
+function tusMethodOf(req: FastifyRequest): string {
+  const override = req.headers['x-http-method-override'];
+  if (override === undefined || req.method !== 'POST') return req.method;
+  const method = String(override).trim().toUpperCase();
+  if (!OVERRIDABLE.has(method))
+    throw new HttpError(
+      400,
+      `x-http-method-override: must be PATCH, DELETE or HEAD, not ${JSON.stringify(override)}`,
+      'x-http-method-override',
+    );
+  return method;
 }
 
 /**
