@@ -79,7 +79,7 @@ const consumer = await log.consume({
     const { hub, liveSource } = route(topic);
     return hub.history(partition, liveSource).next;
   },
-  onPoison: (topic, partition, offset, err) => logger.error({ topic, partition, offset, err: String(err) }, 'undecodable record skipped'),
+  onPoison: (topic, partition, offset, err) => logger.error({ topic, partition, offset, err }, 'undecodable record skipped'),
   onBatch: async (batch) => {
     const { hub, liveSource } = route(batch.topic);
     const next = hub.history(batch.partition, liveSource).next;

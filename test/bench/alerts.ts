@@ -67,7 +67,8 @@ async function workload(sys: System, vocabularySize: number, log: (s: string) =>
   const captions = Array.from({ length: nCaptions }, () => Array.from({ length: 6 + Math.floor(rnd() * 9) }, word).join(' '));
   {
     log(
-      `alerts (${vocabularySize.toLocaleString()} words): ${nAlerts.toLocaleString()} alerts, ${nCaptions.toLocaleString()} captions: asking Postgres for queries and documents`,
+      `alerts (${vocabularySize.toLocaleString()} words): ${nAlerts.toLocaleString()} alerts, ` +
+        `${nCaptions.toLocaleString()} captions: asking Postgres for queries and documents`,
     );
     const tsqueries: string[] = [];
     for (let i = 0; i < queries.length; i += 5000) {
@@ -106,8 +107,9 @@ async function workload(sys: System, vocabularySize: number, log: (s: string) =>
       matchesPerCaption: matched / nCaptions,
     };
     log(
-      `alerts (${vocabularySize.toLocaleString()} words): index ${Math.round(indexedPerSec).toLocaleString()} captions/s, naive loop ${naivePerSec.toFixed(1)} captions/s ` +
-        `(${result.ratio.toFixed(0)}x), ${result.matchesPerCaption.toFixed(2)} matches per caption, index built in ${indexBuildSeconds.toFixed(2)} s`,
+      `alerts (${vocabularySize.toLocaleString()} words): index ${Math.round(indexedPerSec).toLocaleString()} captions/s, ` +
+        `naive loop ${naivePerSec.toFixed(1)} captions/s (${result.ratio.toFixed(0)}x), ` +
+        `${result.matchesPerCaption.toFixed(2)} matches per caption, index built in ${indexBuildSeconds.toFixed(2)} s`,
     );
     return result;
   }
