@@ -16,7 +16,7 @@ import { adminRoutes } from './admin.ts';
 import { alertRoutes } from './alerts.ts';
 import { analyticsRoutes } from './analytics.ts';
 import { encodeRoutes } from './encodes.ts';
-import { errorHandler, HttpError, registerErrors } from './errors.ts';
+import { errorHandler, HttpError, PROBLEM_TYPE, problemBody, registerErrors } from './errors.ts';
 import { exportRoutes } from './export.ts';
 import { healthRoutes } from './health.ts';
 import { historyRoutes } from './history.ts';
@@ -62,7 +62,7 @@ function bodyIdleTimeoutOf(req: FastifyRequest, config: Config): number | undefi
 /**
  * A request Node could not parse. A station that half-closed its ingest stream before the body
  * was complete still reads its answers (ingest.ts writes them); anything else gets a 400 (or 408,
- * 431) in the one JSON shape, and the connection is closed.
+ * 431) in the one problem shape, and the connection is closed.
  */
 function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
   const ingest = bodyCutShort.get(socket);
@@ -74,11 +74,11 @@ function clientErrorHandler(err: Error & { code?: string }, socket: Socket): voi
       : err.code === 'HPE_HEADER_OVERFLOW'
         ? [431, 'Request Header Fields Too Large', 'headers: too large']
         : [400, 'Bad Request', `request: malformed HTTP (${err.code ?? 'parse error'})`];
-  const body = JSON.stringify({ error: problem, field: problem.split(':')[0] });
+  const body = problemBody(status, problem, problem.split(':')[0]);
   if (socket.writable && socket.bytesWritten === 0) {
     const head = [
       `HTTP/1.1 ${status} ${text}`,
-      'Content-Type: application/json; charset=utf-8',
+      `Content-Type: ${PROBLEM_TYPE}`,
       `Content-Length: ${Buffer.byteLength(body)}`,
       'Connection: close',
     ];
@@ -104,8 +104,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     // An unknown parameter is a mistake worth telling the caller about, not something to drop.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }) as unknown as FastifyInstance;
-  registerErrors(app);
   app.decorate('routeTable', [] as RouteInfo[]);
+  registerErrors(app, () => app.routeTable);
 
   // JSON bodies must be valid UTF-8: a replacement character silently stored is worse than a 400.
   app.removeContentTypeParser('application/json');
@@ -130,9 +130,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (!ms) return;
     req.raw.setTimeout(ms, () => {
       if (!reply.sent && !reply.raw.headersSent) {
-        const body = JSON.stringify({ error: `body: nothing received for ${ms / 1000} s`, field: 'body' });
+        const body = problemBody(408, `body: nothing received for ${ms / 1000} s`, 'body');
         reply.raw.writeHead(408, {
-          'content-type': 'application/json; charset=utf-8',
+          'content-type': PROBLEM_TYPE,
           'content-length': Buffer.byteLength(body),
           connection: 'close',
         });
@@ -204,7 +204,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await group('admin', '/v1/admin', adminRoutes(deps));
   // canWatch's routes answer errors in its own shape (with "status": "ko").
   await app.register(async (canWatch) => {
-    canWatch.setErrorHandler(errorHandler({ status: 'ko' }));
+    canWatch.setErrorHandler(errorHandler('canWatch'));
     await canWatch.register(guarded('public', access, app.routeTable, canWatchIdRoutes(deps)));
     await canWatch.register(guarded('user', access, app.routeTable, canWatchStreamRoutes(deps)), { prefix: '/streams' });
   });

@@ -2,7 +2,7 @@
 // termination, expiration), spoken by @tus/server over our own data store (upload-store.ts).
 // Fastify hands the raw request to tus untouched; this edge checks who asks (x-userid) and what
 // checksum they sent (the user group's hook in access.ts has checked who asks), and gives every
-// error the one JSON shape. GET /v1/uploads/{id} is not tus:
+// error the one problem shape (errors.ts). GET /v1/uploads/{id} is not tus:
 // it tells the owner how their upload stands, rejection reason included.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
@@ -19,7 +19,7 @@ import { EventStoreUnavailable, type EventStore } from '../../infra/eventstore/p
 import type { Logger } from '../../infra/logger.ts';
 import { originAllowed } from '../../infra/origins.ts';
 import { requireUser } from './access.ts';
-import { HttpError } from './errors.ts';
+import { HttpError, PROBLEM_TYPE, problemBody } from './errors.ts';
 import { UploadStore, type UploadRequest } from './upload-store.ts';
 import { UploadLocker } from './upload-locker.ts';
 
@@ -52,15 +52,18 @@ const TUS_FIELDS: [RegExp, string][] = [
   [/file for this url|not found/i, 'uploadId'],
 ];
 
-function jsonError(status: number, text: string): string {
+/** A tus answer's body as our problem body: ours pass through, tus's plain text gets its field. */
+function problemOf(status: number, text: string): string {
+  let ours: { error?: unknown; field?: string } | undefined;
   try {
-    if (typeof JSON.parse(text)?.error === 'string') return text; // already ours
+    ours = JSON.parse(text);
   } catch {
     // a plain-text tus message
   }
+  if (typeof ours?.error === 'string') return problemBody(status, ours.error, ours.field);
   const message = text.trim() || 'request failed';
-  const field = TUS_FIELDS.find(([re]) => re.test(message))?.[1];
-  return JSON.stringify({ error: field ? `${field}: ${message}` : message, ...(field ? { field } : {}), status });
+  const field = TUS_FIELDS.find(([re]) => re.test(message))?.[1] ?? (status < 500 ? 'request' : undefined);
+  return problemBody(status, field ? `${field}: ${message}` : message, field);
 }
 
 /** Maps what our store throws to tus's {status_code, body}; the edge then makes bodies JSON. */
@@ -153,9 +156,9 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
       if (ctx.created && response.status >= 400 && response.status !== 422) await context.run(ctx, () => store.discard(ctx.created!));
       if (method === 'OPTIONS') response.headers.set('Tus-Checksum-Algorithm', Object.keys(CHECKSUMS).join(','));
       if (response.status >= 400) {
-        const body = jsonError(response.status, await response.text());
+        const body = problemOf(response.status, await response.text());
         const headers = new Headers(response.headers);
-        headers.set('content-type', 'application/json; charset=utf-8');
+        headers.set('content-type', PROBLEM_TYPE);
         headers.set('content-length', String(Buffer.byteLength(body)));
         response = new Response(body, { status: response.status, headers });
       }
