@@ -1,9 +1,8 @@
 // The browser pages, the stylesheet and script module they share, the tus client they load, and
 // /v1/config. Pages go out with a Content-Security-Policy that allows only their own scripts and
 // styles (the files below, and their inline blocks by hash: no 'unsafe-inline'), the api and the
-// fanout's WebSocket, and no framing. Everything here is compressed (br/gzip, as the browser
-// accepts) and carries an ETag, so a page opened again costs a 304.
-import compress from '@fastify/compress';
+// fanout's WebSocket, and no framing. Everything here is compressed (server.ts: br/gzip, as the
+// browser accepts) and carries an ETag, so a page opened again costs a 304.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
@@ -75,8 +74,6 @@ function serve(req: FastifyRequest, reply: FastifyReply, file: StaticFile) {
 
 export function pageRoutes(config: Config): FastifyPluginAsync {
   return async (app) => {
-    // This scope only: the api's streamed routes (ingest, exports, tus) are not touched.
-    await app.register(compress, { globalDecompression: false, encodings: ['br', 'gzip'] });
     // Pages and their assets change with a deployment: the browser asks again each time (no-cache)
     // and gets a 304 while nothing changed.
     for (const [path, name] of Object.entries(PAGES)) {

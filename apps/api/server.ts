@@ -1,5 +1,6 @@
 // The HTTP API: wiring of its route groups. No business logic here. Every route lives in a group
 // (access.ts) whose hook decides who may call it; errors of every route go through errors.ts.
+import compress from '@fastify/compress';
 import cors from '@fastify/cors';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyRequest } from 'fastify';
@@ -182,6 +183,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     strictPreflight: false,
   });
 
+  // Answers compressed as the client accepts: text and JSON (video, bytes and partial content go as
+  // they are); ingest's acknowledgements (NDJSON) and tus write their own replies, untouched.
+  await app.register(compress, {
+    globalDecompression: false,
+    encodings: ['br', 'gzip'],
+    customTypes: /^text\/(?!event-stream)|[/+]json(?:;|$)|javascript/,
+  });
   const tokens = userTokensOf(config);
   const access = { adminToken: config.adminToken, tokens, stations: deps.stations };
   const group = (a: Access, prefix: string, routes: FastifyPluginAsync) =>

@@ -247,7 +247,7 @@ describe('GET /v1/channels/{channel}/captions.vtt|srt|txt', () => {
     for (const [path, field] of cases) {
       const r = await get(path);
       expect(r.status, path).toBe(400);
-      expect(r.headers.get('content-type'), path).toMatch(/^application\/json/);
+      expect(r.headers.get('content-type'), path).toMatch(/^application\/problem\+json/);
       const body = (await r.json()) as { field: string; error: string };
       expect(body.field, path).toBe(field);
       expect(body.error, path).toMatch(new RegExp(`^${field}: `));
