@@ -10,6 +10,7 @@ export interface Config {
   projectorPort: number;
   relayPort: number;
   workerPort: number;
+  matcherPort: number;
   adminToken: string | undefined;
   /** Prefix for every topic name, so several deployments (or test runs) can share a cluster. */
   topicPrefix: string;
@@ -117,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     projectorPort: num('PROJECTOR_PORT', 8082),
     relayPort: num('RELAY_PORT', 8083),
     workerPort: num('WORKER_PORT', 8084),
+    matcherPort: num('MATCHER_PORT', 8085),
     adminToken: env.ADMIN_TOKEN || undefined,
     topicPrefix: env.TOPIC_PREFIX ?? '',
     fanoutHistoryPerPartition: num('FANOUT_HISTORY_PER_PARTITION', 50_000),

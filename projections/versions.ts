@@ -147,7 +147,7 @@ export async function ensureRegistered(db: Kysely<Database>, projection: Project
     const { rows: existing } = await sql<{ table_name: string }>`
       SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`.execute(trx);
     const inPublic = new Set(existing.map((r) => r.table_name));
-    const fromMigrations = projection.views.every((v) => inPublic.has(v));
+    const fromMigrations = projection.views.length > 0 && projection.views.every((v) => inPublic.has(v));
     if (fromMigrations) for (const v of projection.views) await sql`ALTER TABLE ${sql.id(v)} SET SCHEMA ${sql.id(schema)}`.execute(trx);
     await sql`SET LOCAL search_path TO ${sql.id(schema)}, public`.execute(trx);
     if (!fromMigrations) await projection.createTables(trx);

@@ -33,7 +33,7 @@ export interface HttpAnswer {
 
 const DOMAIN_STATUS = { not_found: 404, conflict: 409, invalid: 400 } as const;
 /** A domain error's message starts with the field at fault ("options.qp: ..."). */
-const fieldOf = (message: string) => /^([\w.-]+): /.exec(message)?.[1];
+const fieldOf = (message: string) => /^([\w.[\]-]+): /.exec(message)?.[1];
 
 const answer = (
   statusCode: number,

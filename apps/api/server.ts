@@ -13,6 +13,7 @@ import type { Registry } from '../../infra/metrics.ts';
 import type { StationKeys } from '../../infra/stations.ts';
 import { guarded, type Access, type RouteInfo } from './access.ts';
 import { adminRoutes } from './admin.ts';
+import { alertRoutes } from './alerts.ts';
 import { analyticsRoutes } from './analytics.ts';
 import { encodeRoutes } from './encodes.ts';
 import { errorHandler, HttpError, registerErrors } from './errors.ts';
@@ -199,6 +200,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await group('user', '/v1/encodes', encodeRoutes({ ...deps, blobs }));
   await group('user', '/v1/users', userTokenRoutes({ tokens }));
   await group('user', '/v1/users', userStreamRoutes(deps));
+  await group('user', '/v1/alerts', alertRoutes(deps));
   await group('admin', '/v1/admin', adminRoutes(deps));
   // canWatch's routes answer errors in its own shape (with "status": "ko").
   await app.register(async (canWatch) => {

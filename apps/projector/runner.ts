@@ -51,17 +51,30 @@ export interface RunningProjection {
   stop(): Promise<void>;
 }
 
+export interface RunOptions {
+  /** Runs after each committed batch (the supervisor swaps in a rebuilt version once it has caught up). */
+  afterBatch?: (lag: number) => Promise<void>;
+  /** A partition with no stored position starts at the log's end, not its beginning. */
+  startAtEnd?: boolean;
+  /**
+   * Wait for each commit to reach the WAL. A projection can skip that (a commit lost with Postgres
+   * is lost with its positions, and applied again); a processor whose rows cause effects outside
+   * (e-mails) must not, or an effect could be caused twice.
+   */
+  durable?: boolean;
+}
+
 /**
  * Runs version `version` of a projection: its tables are in schema <name>_v<version>, its
- * positions are kept under that name. `afterBatch` runs after each committed batch (the
- * supervisor uses it to swap in a version being built once it has caught up).
+ * positions are kept under that name.
  */
 export async function runProjection(
   deps: { log: EventLog; db: Db; logger: Logger; metrics: Registry },
   projection: Projection,
   version: number,
-  afterBatch: (lag: number) => Promise<void> = async () => undefined,
+  opts: RunOptions = {},
 ): Promise<RunningProjection> {
+  const afterBatch = opts.afterBatch ?? (async () => undefined);
   const { log, db, metrics } = deps;
   const key = schemaOf(projection.name, version);
   const logger = deps.logger.child({ projection: key });
@@ -76,10 +89,11 @@ export async function runProjection(
     // fetched ahead of a seek or a rebalance are filtered or trigger a seek back, never applied twice.
     pipeline: 2,
     startAt: async (topic, partition) => {
-      const low = (await log.offsets(topic)).find((o) => o.partition === partition)?.low ?? 0;
+      const ends = (await log.offsets(topic)).find((o) => o.partition === partition);
+      const first = (opts.startAtEnd ? ends?.high : ends?.low) ?? 0;
       await db
         .insertInto('projection_positions')
-        .values({ projection: key, topic, partition, next_offset: low })
+        .values({ projection: key, topic, partition, next_offset: first })
         .onConflict((oc) => oc.doNothing())
         .execute();
       const row = await db
@@ -99,7 +113,8 @@ export async function runProjection(
         // The version's own tables come first; shared ones (positions) are in public. Rows and
         // positions commit together, so a commit lost to a Postgres crash loses both and is
         // applied again: no need to wait for the WAL flush.
-        await sql`SET LOCAL search_path TO ${sql.id(key)}, public; SET LOCAL synchronous_commit TO off`.execute(trx);
+        await sql`SET LOCAL search_path TO ${sql.id(key)}, public`.execute(trx);
+        if (!opts.durable) await sql`SET LOCAL synchronous_commit TO off`.execute(trx);
         const pos = await trx
           .selectFrom('projection_positions')
           .select('next_offset')

@@ -48,7 +48,7 @@ export function superviseProjections(
           deps,
           projection,
           version,
-          building ? async (lag) => (lag === 0 ? swapIfReady(row.name, version) : undefined) : undefined,
+          building ? { afterBatch: async (lag) => (lag === 0 ? swapIfReady(row.name, version) : undefined) } : {},
         );
         running.set(schemaOf(row.name, version), r);
       }

@@ -17,7 +17,10 @@ import { migrate } from '../../projections/migrate.ts';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export type AppName = 'api' | 'projector' | 'fanout' | 'relay';
 /** Every process a test can start; the encode worker has no fixed port. */
-export type ProcessName = AppName | 'worker';
+export type ProcessName = AppName | keyof typeof HEALTH_PORT;
+
+/** Processes with no fixed port here: each one started gets a fresh health port in this variable. */
+const HEALTH_PORT = { worker: 'WORKER_PORT', matcher: 'MATCHER_PORT' } as const;
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -133,8 +136,9 @@ export class System {
   }
 
   async start(app: ProcessName, env: NodeJS.ProcessEnv = {}): Promise<void> {
-    // Each worker started gets a fresh health port, so one can be started after another was killed.
-    if (app === 'worker' && !env.WORKER_PORT) env = { ...env, WORKER_PORT: String(await freePort()) };
+    // A fresh health port each time, so one can be started after another was killed.
+    const portVar = app in HEALTH_PORT ? HEALTH_PORT[app as keyof typeof HEALTH_PORT] : undefined;
+    if (portVar && !env[portVar]) env = { ...env, [portVar]: String(await freePort()) };
     const lines: string[] = [];
     this.output.set(app, lines);
     const child = spawn(process.execPath, ['--import', 'tsx', `apps/${app}/main.ts`], {
@@ -145,13 +149,13 @@ export class System {
     child.stdout!.on('data', (d: Buffer) => lines.push(d.toString()));
     child.stderr!.on('data', (d: Buffer) => lines.push(d.toString()));
     this.procs.set(app, child);
-    const port = {
+    const fixed: Record<AppName, number> = {
       api: this.apiPort,
       fanout: this.fanoutPort,
       projector: this.projectorPort,
       relay: this.relayPort,
-      worker: Number(env.WORKER_PORT),
-    }[app];
+    };
+    const port = portVar ? Number(env[portVar]) : fixed[app as AppName];
     await waitFor(
       `${app} to be ready`,
       async () => {
