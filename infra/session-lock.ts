@@ -1,10 +1,10 @@
-// The relay's one-active-copy rule: a Postgres advisory lock, held by a session of its own that
-// also LISTENs for appends. The lock lives and dies with that session: when it ends (Postgres
-// restarted, the connection cut or silent), `lost` resolves at once and the holder must stop.
+// A Postgres advisory lock held by a session of its own, which also LISTENs for what wakes its
+// holder (the relay: one active copy, woken by appends; a notifier: its liveness, woken by new
+// deliveries). The lock lives and dies with that session: when it ends (Postgres restarted, the
+// connection cut or silent), `lost` resolves at once and the holder must stop.
 import pg from 'pg';
-import { KEY_SQL, LOCKS, lockText } from '../../infra/locks.ts';
+import { KEY_SQL, lockText } from './locks.ts';
 
-const NOTIFY_CHANNEL = 'castlog_events';
 /** How often the session is asked to answer, so a connection that died silently is noticed. */
 const HEARTBEAT_MS = 2000;
 const HEARTBEAT_TIMEOUT_MS = 5000;
@@ -17,10 +17,15 @@ export interface HeldLock {
 }
 
 /**
- * Takes the lock if no other copy holds it; undefined when another does. Throws when Postgres
- * cannot be reached. `onNotify` is called for every append notified while the lock is held.
+ * Takes lock `name` if no other session holds it; undefined when another does. Throws when
+ * Postgres cannot be reached. `onNotify` is called for every NOTIFY on `channel` while it is held.
  */
-export async function tryRelayLock(databaseUrl: string, onNotify: () => void, name: string = LOCKS.relay): Promise<HeldLock | undefined> {
+export async function trySessionLock(
+  databaseUrl: string,
+  name: string,
+  channel: string,
+  onNotify: () => void,
+): Promise<HeldLock | undefined> {
   const client = new pg.Client({
     connectionString: databaseUrl,
     connectionTimeoutMillis: 3000,
@@ -39,7 +44,7 @@ export async function tryRelayLock(databaseUrl: string, onNotify: () => void, na
       return undefined;
     }
     client.on('notification', onNotify);
-    await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+    await client.query(`LISTEN ${channel}`);
   } catch (err) {
     await client.end().catch(() => undefined);
     throw err;
