@@ -135,7 +135,7 @@ export class Outbox {
 
   private async markSending(trx: Db, ids: number[], now: number): Promise<Delivery[]> {
     if (ids.length === 0) return [];
-    return trx
+    const rows = await trx
       .updateTable('deliveries')
       .set((eb) => ({
         state: 'sending',
@@ -146,8 +146,8 @@ export class Outbox {
       }))
       .where('id', 'in', ids)
       .returningAll()
-      .orderBy('id')
       .execute();
+    return rows.sort((a, b) => a.id - b.id);
   }
 
   /**
