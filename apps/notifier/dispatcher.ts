@@ -80,8 +80,15 @@ export class Dispatcher {
       } catch (err) {
         this.deps.logger.warn({ err }, 'looking for due deliveries failed; trying again');
       }
-      if (this.running) await this.sleeper.sleep(POLL_MS);
+      if (this.running) await this.sleeper.sleep(await this.untilNextDue());
     }
+  }
+
+  /** How long to sleep: until the next delivery is due, at most POLL_MS (a send that ends wakes it). */
+  private async untilNextDue(): Promise<number> {
+    if (this.free() <= 0) return POLL_MS;
+    const due = await this.deps.outbox.nextDueAt().catch(() => undefined);
+    return due === undefined ? POLL_MS : Math.max(10, Math.min(POLL_MS, due - Date.now()));
   }
 
   private free(): number {

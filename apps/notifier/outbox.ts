@@ -61,6 +61,16 @@ export class Outbox {
     });
   }
 
+  /** When the next pending delivery is due (undefined: none is pending). */
+  async nextDueAt(): Promise<number | undefined> {
+    const row = await this.db
+      .selectFrom('deliveries')
+      .select((eb) => eb.fn.min('next_attempt_at_ms').as('due'))
+      .where('state', '=', 'pending')
+      .executeTakeFirst();
+    return row?.due === null || row?.due === undefined ? undefined : Number(row.due);
+  }
+
   /** Alerts with e-mail due now (at most `limit` of them). */
   async alertsWithEmailDue(limit: number, now: number): Promise<string[]> {
     const rows = await this.db
