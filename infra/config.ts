@@ -84,7 +84,8 @@ export interface Config {
   deliveryRetryMaxMs: number;
   /** How long a delivery is tried again after it was created (or redelivered) before it is given up. */
   deliveryRetryWindowMs: number;
-  /** Development only: where the local SMTP server keeps what it receives, shown by the api at /mail. */
+  /** Development only: where the local SMTP server keeps what it receives, shown by the api at /mail
+   *  (`npm start` sets it when SMTP_URL is not set, and points SMTP_URL at that server). */
   devMailDir: string | undefined;
   /** Development only: the local SMTP server's port (on 127.0.0.1). */
   devMailPort: number;
@@ -174,7 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     deliveryRetryBaseMs: Math.max(1, num('DELIVERY_RETRY_BASE_MS', 10_000)),
     deliveryRetryMaxMs: Math.max(1, num('DELIVERY_RETRY_MAX_MS', 3600_000)),
     deliveryRetryWindowMs: num('DELIVERY_RETRY_WINDOW_MS', 24 * 3600_000),
-    devMailDir: env.SMTP_URL ? undefined : env.DEV_MAIL_DIR || undefined,
+    devMailDir: env.DEV_MAIL_DIR || undefined,
     devMailPort: num('DEV_MAIL_PORT', 2525),
   };
 }

@@ -12,7 +12,7 @@ const config = loadConfig();
 const logger = createLogger('dev-mail', config.logLevel);
 const dir = config.devMailDir;
 if (!dir) {
-  logger.error('DEV_MAIL_DIR is not set (or SMTP_URL is): dev mail has nowhere to keep messages');
+  logger.error('DEV_MAIL_DIR is not set: dev mail has nowhere to keep messages');
   process.exit(1);
 }
 

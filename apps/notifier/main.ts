@@ -1,19 +1,17 @@
 // The notifier process: sends the outbox's e-mails and webhooks (dispatcher.ts over outbox.ts),
 // and turns encode jobs' outcomes into webhook deliveries (a consumer group on `encodes`). Run as
-// many as needed: claims skip each other's rows. Each holds a lock of its own while it lives, so a
-// delivery a dead notifier left 'sending' is found and marked 'interrupted' — never sent again by
-// itself, since it may have arrived.
-import { randomUUID } from 'node:crypto';
+// many as needed: claims skip each other's rows. Each holds a lock of its own while it lives
+// (liveness.ts), so a delivery a dead notifier left 'sending' is found and marked 'interrupted' —
+// never sent again by itself, since it may have arrived.
 import { boot, retry } from '../boot.ts';
 import { createDb, pingDb } from '../../infra/db.ts';
 import { PostgresEventStore } from '../../infra/eventstore/postgres.ts';
-import { LOCKS } from '../../infra/locks.ts';
 import { serveMetrics } from '../../infra/metrics.ts';
 import { retry as retryWith, sleep } from '../../infra/retry.ts';
-import { trySessionLock } from '../../infra/session-lock.ts';
 import type { Database } from '../../projections/database.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { encodeWebhookHandler } from './encode-webhooks.ts';
+import { Liveness } from './liveness.ts';
 import { Mailer } from './mailer.ts';
 import { Outbox } from './outbox.ts';
 
@@ -29,8 +27,7 @@ if (!signingSecret) {
   process.exit(1);
 }
 
-const instanceId = randomUUID();
-const outbox = new Outbox(db, instanceId, {
+const outbox = new Outbox(db, {
   baseMs: config.deliveryRetryBaseMs,
   maxMs: config.deliveryRetryMaxMs,
   windowMs: config.deliveryRetryWindowMs,
@@ -49,24 +46,10 @@ const dispatcher = new Dispatcher({
   metrics: app.metrics,
 });
 
-// This notifier's lock, held by a session that also hears of new deliveries. Without it, what this
-// notifier marks 'sending' would look abandoned to the others: so it stops at once when it is lost.
-const lock = await retry(
-  async () => (await trySessionLock(config.databaseUrl, LOCKS.notifier(instanceId), 'castlog_deliveries', () => dispatcher.wake()))!,
-  logger,
-  'take the notifier lock',
-  Infinity,
-);
-let releasing = false;
-void lock.lost.then(() => {
-  if (releasing) return;
-  logger.error('lost the database session that holds this notifier lock; stopping (what it was sending is marked interrupted)');
-  process.exit(1);
-});
-app.onClose(() => {
-  releasing = true;
-  return lock.release();
-});
+// Claims only while it holds its lock (liveness.ts); a lost session means a new lock, not an exit.
+const liveness = new Liveness(config.databaseUrl, outbox, () => dispatcher.wake(), logger);
+await liveness.start();
+app.onClose(() => liveness.stop());
 
 let sweeping = true;
 void (async () => {
@@ -109,4 +92,4 @@ app.onClose(() => consumer.stop());
 
 const server = serveMetrics(app.metrics, config.notifierPort, async () => (await pingDb(db)) && (await log.ping()));
 app.onClose(() => new Promise((r) => server.close(r)));
-logger.info({ port: config.notifierPort, instanceId, smtp: Boolean(mailer) }, 'notifier running');
+logger.info({ port: config.notifierPort, smtp: Boolean(mailer) }, 'notifier running');

@@ -31,16 +31,20 @@ const INTERRUPTED =
   'it is not sent again by itself (redeliver it to send it again)';
 
 export class Outbox {
+  /**
+   * The id this notifier claims under, while it holds the lock named after it (liveness.ts);
+   * undefined while it holds none, and then it claims nothing.
+   */
+  holder: string | undefined;
+
   constructor(
     private readonly db: Db,
-    /** This notifier's id: the rows it claims carry it, and it holds the lock named after it. */
-    readonly instanceId: string,
     private readonly policy: RetryPolicy,
   ) {}
 
   /** Claims up to `limit` webhooks that are due, oldest due first. */
   async claimWebhooks(limit: number, now: number): Promise<Delivery[]> {
-    if (limit <= 0) return [];
+    if (limit <= 0 || !this.holder) return [];
     return this.db.transaction().execute(async (trx) => {
       const due = await trx
         .selectFrom('deliveries')
@@ -92,6 +96,7 @@ export class Outbox {
    * nothing is claimed. Nothing either when another notifier is deciding this alert's e-mail.
    */
   async claimEmails(alertId: string, intervalMs: number, now: number): Promise<Delivery[]> {
+    if (!this.holder) return [];
     return this.db.transaction().execute(async (trx) => {
       await trx
         .insertInto('alert_email_pacing')
@@ -144,12 +149,13 @@ export class Outbox {
   }
 
   private async markSending(trx: Db, ids: number[], now: number): Promise<Delivery[]> {
-    if (ids.length === 0) return [];
+    const holder = this.holder;
+    if (ids.length === 0 || !holder) return [];
     const rows = await trx
       .updateTable('deliveries')
       .set((eb) => ({
         state: 'sending',
-        claimed_by: this.instanceId,
+        claimed_by: holder,
         claimed_at_ms: now,
         attempts: eb('attempts', '+', 1),
         series_attempts: eb('series_attempts', '+', 1),
@@ -192,7 +198,7 @@ export class Outbox {
             : retryAt !== undefined
               ? { state: 'pending' as const, next_attempt_at_ms: retryAt, last_error: outcome.error }
               : { state: 'failed' as const, last_error: outcome.error };
-        await this.held(trx, d.id)
+        await this.held(trx, d)
           .set({ ...next, claimed_by: null, claimed_at_ms: null })
           .execute();
       }
@@ -202,15 +208,22 @@ export class Outbox {
   /** Gives claimed deliveries up without an attempt: nothing was sent (the alert was deleted, say). */
   async cancel(claimed: Delivery[], reason: string): Promise<void> {
     for (const d of claimed) {
-      await this.held(this.db, d.id)
+      await this.held(this.db, d)
         .set({ state: 'failed', last_error: `cancelled: ${reason}`, claimed_by: null, claimed_at_ms: null })
         .execute();
     }
   }
 
-  /** An update of delivery `id`, if this notifier still holds it. */
-  private held(db: Db, id: number) {
-    return db.updateTable('deliveries').where('id', '=', id).where('state', '=', 'sending').where('claimed_by', '=', this.instanceId);
+  /**
+   * An update of a claimed delivery, if it is still held under the claim's id: once the session
+   * holding that id's lock ended, another notifier may have marked it interrupted, and it stays so.
+   */
+  private held(db: Db, d: Delivery) {
+    return db
+      .updateTable('deliveries')
+      .where('id', '=', d.id)
+      .where('state', '=', 'sending')
+      .where('claimed_by', '=', d.claimed_by ?? '');
   }
 
   /**
@@ -221,7 +234,7 @@ export class Outbox {
     const holders = await this.db.selectFrom('deliveries').select('claimed_by').distinct().where('state', '=', 'sending').execute();
     const swept: number[] = [];
     for (const { claimed_by: holder } of holders) {
-      if (holder === this.instanceId || (holder !== null && !(await this.isGone(holder)))) continue;
+      if (holder === this.holder || (holder !== null && !(await this.isGone(holder)))) continue;
       const rows = await this.db.transaction().execute(async (trx) => {
         let q = trx
           .updateTable('deliveries')
