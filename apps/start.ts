@@ -11,6 +11,7 @@ import { launchStack } from '../infra/stack/launch.ts';
 import { loadConfig } from '../infra/config.ts';
 import { EventLog } from '../infra/kafka/index.ts';
 import { createLogger } from '../infra/logger.ts';
+import { withMailSetup } from './dev-mail/setup.ts';
 import { Supervisor } from './supervisor.ts';
 
 const APPS = ['api', 'relay', 'projector', 'fanout', 'worker', 'notifier'] as const;
@@ -35,7 +36,7 @@ function signingSecret(file: string): string {
 
 const stack = await launchStack();
 // Every process must share one user-token secret; on this machine, one made up per run does.
-const env: NodeJS.ProcessEnv = {
+const base: NodeJS.ProcessEnv = {
   ...process.env,
   KAFKA_BROKERS: stack.kafkaBrokers,
   DATABASE_URL: stack.databaseUrl,
@@ -43,11 +44,7 @@ const env: NodeJS.ProcessEnv = {
   SIGNING_SECRET: process.env.SIGNING_SECRET || signingSecret(join(root, '.castlog', 'signing-secret')),
 };
 // No SMTP server of one's own: a local one keeps the e-mails and the api shows them at /mail.
-const devMail = !process.env.SMTP_URL;
-if (devMail) {
-  env.DEV_MAIL_DIR = process.env.DEV_MAIL_DIR || join(root, '.castlog', 'mail');
-  env.SMTP_URL = `smtp://127.0.0.1:${loadConfig(env).devMailPort}`;
-} else delete env.DEV_MAIL_DIR;
+const { env, devMail } = withMailSetup(base, root, loadConfig(base).devMailPort);
 const config = loadConfig(env);
 // Topics first, so no app races another to create them.
 const log = new EventLog(config.kafkaBrokers, config.topicPrefix, createLogger('start'));
