@@ -138,10 +138,12 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
         { key: jobId, source: SOURCE },
       );
       if (events[0]!.type === 'EncodeRequested') {
-        // The secret its receiver checks signatures with (infra/signing.ts), derived again on every send.
+        // With a webhook: the secret its receiver checks signatures with (infra/signing.ts), derived again on every send.
         const webhook =
-          webhookUrl && config.signingSecret ? { url: webhookUrl, secret: webhookSecret(config.signingSecret, `encode:${jobId}`) } : null;
-        return reply.status(202).send({ jobId, status: state.status, attempt: state.attempt, webhook });
+          webhookUrl && config.signingSecret
+            ? { webhook: { url: webhookUrl, secret: webhookSecret(config.signingSecret, `encode:${jobId}`) } }
+            : {};
+        return reply.status(202).send({ jobId, status: state.status, attempt: state.attempt, ...webhook });
       }
       return reply
         .status(200)
