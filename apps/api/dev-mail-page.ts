@@ -32,6 +32,12 @@ const when = (d: Date | undefined) =>
 const unsubscribeOf = (mail: ParsedMail): string | undefined =>
   (mail.headers.get('list') as { unsubscribe?: { url?: string } } | undefined)?.unsubscribe?.url;
 
+/** A header as the message has it (mailparser folds the List-* ones into one object). */
+const rawHeader = (mail: ParsedMail, name: string): string | undefined => {
+  const line = mail.headerLines.find((h) => h.key === name)?.line;
+  return line?.slice(line.indexOf(':') + 1).trim();
+};
+
 export function devMailRoutes(config: Config): FastifyPluginAsync {
   const dir = config.devMailDir;
   return async (app) => {
@@ -71,6 +77,7 @@ export function devMailRoutes(config: Config): FastifyPluginAsync {
       const { id } = req.params;
       const mail = await parsed(id);
       const unsubscribe = unsubscribeOf(mail);
+      const oneClick = rawHeader(mail, 'list-unsubscribe-post');
       const head = [
         ['From', addresses(mail.from)],
         ['To', addresses(mail.to)],
@@ -81,7 +88,7 @@ export function devMailRoutes(config: Config): FastifyPluginAsync {
         .join('');
       const unsubscribeRow = unsubscribe
         ? `<tr><th>Unsubscribe</th><td><a href="${escapeHtml(unsubscribe)}">${escapeHtml(unsubscribe)}</a>` +
-          `<br><span class="muted">one-click: ${escapeHtml(String(mail.headers.get('list-unsubscribe-post') ?? 'no'))}</span></td></tr>`
+          `<br><span class="muted">List-Unsubscribe-Post: ${escapeHtml(oneClick ?? '(none: no one-click)')}</span></td></tr>`
         : '';
       const html = mail.html ? `<h2>HTML</h2><iframe sandbox src="/mail/${id}/html" title="the message as HTML"></iframe>` : '';
       const page = htmlPage(

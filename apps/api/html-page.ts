@@ -13,6 +13,7 @@ const STYLE = `
   .muted { color: var(--muted); }
   table { border-collapse: collapse; width: 100%; }
   td, th { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+  td { overflow-wrap: anywhere; }
   pre { white-space: pre-wrap; word-break: break-word; }
   iframe { width: 100%; min-height: 24rem; border: 1px solid var(--line); border-radius: var(--radius); background: #fff; }
 `;

@@ -63,6 +63,7 @@ describe('dev mail', () => {
     expect(page.body).toContain('the budget is out');
     expect(page.body).toContain(`<iframe sandbox src="/mail/${id}/html"`);
     expect(page.headers['content-security-policy']).toContain("frame-src 'self'");
+    expect(page.body).toContain('List-Unsubscribe-Post: List-Unsubscribe=One-Click');
     const link = /<a href="([^"]+\/v1\/unsubscribe\?token=[^"]+)">/.exec(page.body)![1]!.replace(/&amp;/g, '&');
 
     // The message's own HTML: its snippet marked, and nothing it holds may run or load.
