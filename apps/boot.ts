@@ -32,7 +32,7 @@ export async function boot(name: string, opts: { migrate?: boolean; appendTimeou
       for (const fn of closers.reverse())
         await Promise.resolve()
           .then(fn)
-          .catch((err) => logger.warn({ err: String(err) }, 'close'));
+          .catch((err) => logger.warn({ err }, 'close'));
     })());
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
@@ -43,7 +43,7 @@ export async function boot(name: string, opts: { migrate?: boolean; appendTimeou
       void close().then(() => process.exit(0));
     });
   }
-  process.on('unhandledRejection', (err) => logger.error({ err: String(err) }, 'unhandled rejection'));
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
   return { config, logger, db, log, metrics: createRegistry(name), onClose: (fn) => closers.push(fn), close };
 }
 

@@ -9,6 +9,11 @@ export function createRegistry(app: string): client.Registry {
   const registry = new client.Registry();
   registry.setDefaultLabels({ app });
   client.collectDefaultMetrics({ register: registry });
+  // prom-client names three gauges *_total, which Prometheus keeps for counters (promtool refuses
+  // them); the same counts are there by type in nodejs_active_handles, _requests and _resources.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
+  }
   return registry;
 }
 

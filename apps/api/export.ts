@@ -50,10 +50,23 @@ export const vttText = (text: string): string =>
     .map((l) => l.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;'))
     .join('\n');
 
-/** SRT has no escapes: a "-->" in the text, which would read as a timing line, gets a space. */
+/**
+ * SRT has no escapes, and its readers take <…> as HTML-like tags and {\…} as styling, so a caption
+ * saying "wages <fell>" would lose a word. Those characters are written as look-alikes that no
+ * reader interprets: < > as ‹ › (U+2039, U+203A), { } as ｛ ｝ and \ as ＼ (fullwidth). With no ">"
+ * left, no "-->" in a caption can read as a timing line.
+ */
+export const SRT_SUBSTITUTES: Readonly<Record<string, string>> = {
+  '<': '\u2039',
+  '>': '\u203a',
+  '{': '\uff5b',
+  '}': '\uff5d',
+  '\\': '\uff3c',
+};
+
 export const srtText = (text: string): string =>
   lines(text)
-    .map((l) => l.replace(/-->/g, '-- >'))
+    .map((l) => l.replace(/[<>{}\\]/g, (c) => SRT_SUBSTITUTES[c]!))
     .join('\r\n');
 
 const compactIso = (ms: number) =>

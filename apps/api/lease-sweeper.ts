@@ -28,7 +28,7 @@ export function startLeaseSweeper(db: Db, handler: CommandHandler, logger: Logge
         });
       }
     } catch (err) {
-      logger.warn({ err: String(err) }, 'lease sweep failed');
+      logger.warn({ err }, 'lease sweep failed');
     } finally {
       if (!stopped) timer = setTimeout(() => void sweep(), everyMs);
     }

@@ -1,20 +1,26 @@
-// The browser pages, their stylesheet, the tus client they load, and /v1/config. Pages go out
-// with a Content-Security-Policy that allows only their own scripts and styles (by hash), the
-// api and the fanout's WebSocket, and no framing.
+// The browser pages, the stylesheet and script module they share, the tus client they load, and
+// /v1/config. Pages go out with a Content-Security-Policy that allows only their own scripts and
+// styles (the files below, and their inline blocks by hash: no 'unsafe-inline'), the api and the
+// fanout's WebSocket, and no framing. Everything here is compressed (server.ts: br/gzip, as the
+// browser accepts) and carries an ETag, so a page opened again costs a 304.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../infra/config.ts';
 
 const PAGES = { '/': 'index.html', '/search': 'search.html', '/admin': 'admin.html', '/upload': 'upload.html' } as const;
+/** Files the pages load from /assets/. */
+const ASSETS = { 'theme.css': 'text/css; charset=utf-8', 'common.js': 'text/javascript; charset=utf-8' } as const;
 const LIVE_PATH = '/v1/live';
 
-const read = (name: string) => readFileSync(new URL(`../web/${name}`, import.meta.url), 'utf8');
+const read = (name: string) => readFileSync(new URL(`../web/${name}`, import.meta.url));
 const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
 
-/** Hashes of a page's inline <script> and <style> blocks, for its CSP. */
+/** Hashes of a page's inline <script> and <style> blocks (a <script src> is not inline), for its CSP. */
 function inlineHashes(html: string, tag: 'script' | 'style'): string[] {
-  return [...html.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, 'g'))].map((m) => sha256(m[1]!));
+  return [...html.matchAll(new RegExp(`<${tag}(\\s[^>]*)?>([\\s\\S]*?)</${tag}>`, 'g'))]
+    .filter((m) => !/\ssrc=/.test(m[1] ?? ''))
+    .map((m) => sha256(m[2]!));
 }
 
 /** Where the pages' WebSocket may connect: the configured live URL, else the fanout port on any host. */
@@ -37,22 +43,58 @@ export function contentSecurityPolicy(html: string, config: Config): string {
   ].join('; ');
 }
 
+/** A file served as it is read at start, with its validator. */
+interface StaticFile {
+  body: Buffer;
+  type: string;
+  /** Weak: the same ETag names the br, gzip and plain encodings of one content. */
+  etag: string;
+  cacheControl: string;
+  headers?: Record<string, string>;
+}
+
+function staticFile(body: Buffer, type: string, cacheControl: string, headers?: Record<string, string>): StaticFile {
+  return { body, type, etag: `W/"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`, cacheControl, headers };
+}
+
+/** RFC 9110's weak comparison: any listed tag (or "*") that names this content. */
+function notModified(req: FastifyRequest, etag: string): boolean {
+  const header = req.headers['if-none-match'];
+  if (!header) return false;
+  const opaque = (tag: string) => tag.trim().replace(/^W\//, '');
+  return header.split(',').some((tag) => tag.trim() === '*' || opaque(tag) === opaque(etag));
+}
+
+function serve(req: FastifyRequest, reply: FastifyReply, file: StaticFile) {
+  reply.header('etag', file.etag).header('cache-control', file.cacheControl);
+  if (file.headers) reply.headers(file.headers);
+  if (notModified(req, file.etag)) return reply.code(304).send();
+  return reply.type(file.type).send(file.body);
+}
+
 export function pageRoutes(config: Config): FastifyPluginAsync {
   return async (app) => {
-    for (const [path, file] of Object.entries(PAGES)) {
-      const html = read(file);
-      const csp = contentSecurityPolicy(html, config);
-      app.get(path, (_req, reply) =>
-        reply.type('text/html; charset=utf-8').header('content-security-policy', csp).header('x-frame-options', 'DENY').send(html),
-      );
+    // Pages and their assets change with a deployment: the browser asks again each time (no-cache)
+    // and gets a 304 while nothing changed.
+    for (const [path, name] of Object.entries(PAGES)) {
+      const html = read(name);
+      const file = staticFile(html, 'text/html; charset=utf-8', 'no-cache', {
+        'content-security-policy': contentSecurityPolicy(html.toString('utf8'), config),
+        'x-frame-options': 'DENY',
+      });
+      app.get(path, (req, reply) => serve(req, reply, file));
     }
-    const theme = read('theme.css');
-    app.get('/theme.css', (_req, reply) => reply.type('text/css; charset=utf-8').send(theme));
+    for (const [name, type] of Object.entries(ASSETS)) {
+      const file = staticFile(read(name), type, 'no-cache');
+      app.get(`/assets/${name}`, (req, reply) => serve(req, reply, file));
+    }
     // The upload page's tus client, served from our own node_modules (no CDN).
-    const tusClient = readFileSync(new URL('../../node_modules/tus-js-client/dist/tus.min.js', import.meta.url));
-    app.get('/vendor/tus.min.js', (_req, reply) =>
-      reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(tusClient),
+    const tusClient = staticFile(
+      readFileSync(new URL('../../node_modules/tus-js-client/dist/tus.min.js', import.meta.url)),
+      'text/javascript; charset=utf-8',
+      'public, max-age=3600',
     );
+    app.get('/vendor/tus.min.js', (req, reply) => serve(req, reply, tusClient));
     // The live URL comes from configuration, never from the request's Host header: without
     // PUBLIC_LIVE_URL the page uses its own host name with the fanout's port and path.
     app.get('/v1/config', async () => ({ liveUrl: config.publicLiveUrl ?? null, livePort: config.fanoutPort, livePath: LIVE_PATH }));

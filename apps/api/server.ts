@@ -1,5 +1,6 @@
 // The HTTP API: wiring of its route groups. No business logic here. Every route lives in a group
 // (access.ts) whose hook decides who may call it; errors of every route go through errors.ts.
+import compress from '@fastify/compress';
 import cors from '@fastify/cors';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyRequest } from 'fastify';
@@ -18,7 +19,7 @@ import { analyticsRoutes } from './analytics.ts';
 import { deliveryRoutes } from './deliveries.ts';
 import { devMailRoutes } from './dev-mail-page.ts';
 import { encodeRoutes } from './encodes.ts';
-import { errorHandler, HttpError, registerErrors } from './errors.ts';
+import { errorHandler, HttpError, PROBLEM_TYPE, problemBody, registerErrors } from './errors.ts';
 import { exportRoutes } from './export.ts';
 import { healthRoutes } from './health.ts';
 import { historyRoutes } from './history.ts';
@@ -65,7 +66,7 @@ function bodyIdleTimeoutOf(req: FastifyRequest, config: Config): number | undefi
 /**
  * A request Node could not parse. A station that half-closed its ingest stream before the body
  * was complete still reads its answers (ingest.ts writes them); anything else gets a 400 (or 408,
- * 431) in the one JSON shape, and the connection is closed.
+ * 431) in the one problem shape, and the connection is closed.
  */
 function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
   const ingest = bodyCutShort.get(socket);
@@ -77,11 +78,11 @@ function clientErrorHandler(err: Error & { code?: string }, socket: Socket): voi
       : err.code === 'HPE_HEADER_OVERFLOW'
         ? [431, 'Request Header Fields Too Large', 'headers: too large']
         : [400, 'Bad Request', `request: malformed HTTP (${err.code ?? 'parse error'})`];
-  const body = JSON.stringify({ error: problem, field: problem.split(':')[0] });
+  const body = problemBody(status, problem, problem.split(':')[0]);
   if (socket.writable && socket.bytesWritten === 0) {
     const head = [
       `HTTP/1.1 ${status} ${text}`,
-      'Content-Type: application/json; charset=utf-8',
+      `Content-Type: ${PROBLEM_TYPE}`,
       `Content-Length: ${Buffer.byteLength(body)}`,
       'Connection: close',
     ];
@@ -107,8 +108,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     // An unknown parameter is a mistake worth telling the caller about, not something to drop.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }) as unknown as FastifyInstance;
-  registerErrors(app);
   app.decorate('routeTable', [] as RouteInfo[]);
+  registerErrors(app, () => app.routeTable);
 
   // JSON bodies must be valid UTF-8: a replacement character silently stored is worse than a 400.
   app.removeContentTypeParser('application/json');
@@ -133,9 +134,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (!ms) return;
     req.raw.setTimeout(ms, () => {
       if (!reply.sent && !reply.raw.headersSent) {
-        const body = JSON.stringify({ error: `body: nothing received for ${ms / 1000} s`, field: 'body' });
+        const body = problemBody(408, `body: nothing received for ${ms / 1000} s`, 'body');
         reply.raw.writeHead(408, {
-          'content-type': 'application/json; charset=utf-8',
+          'content-type': PROBLEM_TYPE,
           'content-length': Buffer.byteLength(body),
           connection: 'close',
         });
@@ -185,6 +186,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     strictPreflight: false,
   });
 
+  // Answers compressed as the client accepts: text and JSON (video, bytes and partial content go as
+  // they are); ingest's acknowledgements (NDJSON) and tus write their own replies, untouched.
+  await app.register(compress, {
+    globalDecompression: false,
+    encodings: ['br', 'gzip'],
+    customTypes: /^text\/(?!event-stream)|[/+]json(?:;|$)|javascript/,
+  });
   const tokens = userTokensOf(config);
   const access = { adminToken: config.adminToken, tokens, stations: deps.stations };
   const group = (a: Access, prefix: string, routes: FastifyPluginAsync) =>
@@ -210,7 +218,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await group('admin', '/v1/admin', adminRoutes(deps));
   // canWatch's routes answer errors in its own shape (with "status": "ko").
   await app.register(async (canWatch) => {
-    canWatch.setErrorHandler(errorHandler({ status: 'ko' }));
+    canWatch.setErrorHandler(errorHandler('canWatch'));
     await canWatch.register(guarded('public', access, app.routeTable, canWatchIdRoutes(deps)));
     await canWatch.register(guarded('user', access, app.routeTable, canWatchStreamRoutes(deps)), { prefix: '/streams' });
   });

@@ -122,7 +122,7 @@ export function canWatchStreamRoutes(deps: Deps): FastifyPluginAsync {
         method: ['GET', 'DELETE'],
         url,
         handler: async () => {
-          throw new HttpError(405, 'method not allowed; use PATCH (or POST, PUT)', undefined, {}, { allow: 'PATCH, POST, PUT' });
+          throw new HttpError(405, 'method: not allowed; use PATCH (or POST, PUT)', 'method', {}, { allow: 'PATCH, POST, PUT' });
         },
       });
     }

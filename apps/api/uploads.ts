@@ -2,7 +2,7 @@
 // termination, expiration), spoken by @tus/server over our own data store (upload-store.ts).
 // Fastify hands the raw request to tus untouched; this edge checks who asks (x-userid) and what
 // checksum they sent (the user group's hook in access.ts has checked who asks), and gives every
-// error the one JSON shape. GET /v1/uploads/{id} is not tus:
+// error the one problem shape (errors.ts). GET /v1/uploads/{id} is not tus:
 // it tells the owner how their upload stands, rejection reason included.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
@@ -19,7 +19,7 @@ import { EventStoreUnavailable, type EventStore } from '../../infra/eventstore/p
 import type { Logger } from '../../infra/logger.ts';
 import { originAllowed } from '../../infra/origins.ts';
 import { requireUser } from './access.ts';
-import { HttpError } from './errors.ts';
+import { HttpError, PROBLEM_TYPE, problemBody } from './errors.ts';
 import { UploadStore, type UploadRequest } from './upload-store.ts';
 import { UploadLocker } from './upload-locker.ts';
 
@@ -52,15 +52,18 @@ const TUS_FIELDS: [RegExp, string][] = [
   [/file for this url|not found/i, 'uploadId'],
 ];
 
-function jsonError(status: number, text: string): string {
+/** A tus answer's body as our problem body: ours pass through, tus's plain text gets its field. */
+function problemOf(status: number, text: string): string {
+  let ours: { error?: unknown; field?: string } | undefined;
   try {
-    if (typeof JSON.parse(text)?.error === 'string') return text; // already ours
+    ours = JSON.parse(text);
   } catch {
     // a plain-text tus message
   }
+  if (typeof ours?.error === 'string') return problemBody(status, ours.error, ours.field);
   const message = text.trim() || 'request failed';
-  const field = TUS_FIELDS.find(([re]) => re.test(message))?.[1];
-  return JSON.stringify({ error: field ? `${field}: ${message}` : message, ...(field ? { field } : {}), status });
+  const field = TUS_FIELDS.find(([re]) => re.test(message))?.[1] ?? (status < 500 ? 'request' : undefined);
+  return problemBody(status, field ? `${field}: ${message}` : message, field);
 }
 
 /** Maps what our store throws to tus's {status_code, body}; the edge then makes bodies JSON. */
@@ -131,14 +134,16 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
     });
 
     const viaTus = async (req: FastifyRequest, reply: FastifyReply) => {
+      const method = tusMethodOf(req);
       // A browser's CORS preflight carries no user; everything else must say who it is.
-      const ctx: UploadRequest = req.method === 'OPTIONS' ? { userId: '' } : { userId: requireUser(req), checksum: checksumOf(req) };
+      const ctx: UploadRequest = method === 'OPTIONS' ? { userId: '' } : { userId: requireUser(req), checksum: checksumOf(req) };
       const id = (req.params as { id?: string }).id || undefined; // '/v1/uploads/' is the collection
-      if (id !== undefined && req.method !== 'OPTIONS') {
+      if (id !== undefined && method !== 'OPTIONS') {
         if (!isUuid(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
         await owned(id, ctx.userId);
       }
-      if (req.method === 'POST') refuseOversizedCreation(req);
+      if (method === 'POST') refuseOversizedCreation(req);
+      req.raw.method = method;
       // tus reads the upload id from the URL itself: give it the one that was routed and checked,
       // whatever spelling of the URL the request used.
       req.raw.url = id === undefined ? `${PATH}/` : `${PATH}/${id.toLowerCase()}`;
@@ -149,11 +154,11 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
       // A creation whose body then failed (longer than Upload-Length without saying so up front)
       // leaves nothing behind; a rejected upload (422) stays, with its reason.
       if (ctx.created && response.status >= 400 && response.status !== 422) await context.run(ctx, () => store.discard(ctx.created!));
-      if (req.method === 'OPTIONS') response.headers.set('Tus-Checksum-Algorithm', Object.keys(CHECKSUMS).join(','));
+      if (method === 'OPTIONS') response.headers.set('Tus-Checksum-Algorithm', Object.keys(CHECKSUMS).join(','));
       if (response.status >= 400) {
-        const body = jsonError(response.status, await response.text());
+        const body = problemOf(response.status, await response.text());
         const headers = new Headers(response.headers);
-        headers.set('content-type', 'application/json; charset=utf-8');
+        headers.set('content-type', PROBLEM_TYPE);
         headers.set('content-length', String(Buffer.byteLength(body)));
         response = new Response(body, { status: response.status, headers });
       }
@@ -183,6 +188,26 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
       };
     });
   };
+}
+
+const OVERRIDABLE = new Set(['PATCH', 'DELETE', 'HEAD']);
+
+/**
+ * tus 1.0: a server MUST take X-HTTP-Method-Override as the method, for clients whose HTTP stack
+ * cannot send PATCH (Java's HttpURLConnection sends POST with the override). Honoured on POST,
+ * which is what such clients send, and only for the tus methods that can need it.
+ */
+function tusMethodOf(req: FastifyRequest): string {
+  const override = req.headers['x-http-method-override'];
+  if (override === undefined || req.method !== 'POST') return req.method;
+  const method = String(override).trim().toUpperCase();
+  if (!OVERRIDABLE.has(method))
+    throw new HttpError(
+      400,
+      `x-http-method-override: must be PATCH, DELETE or HEAD, not ${JSON.stringify(override)}`,
+      'x-http-method-override',
+    );
+  return method;
 }
 
 /**

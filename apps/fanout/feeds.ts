@@ -50,21 +50,25 @@ export function captionsFeed(): Feed {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const USER_PREFIX = 'user:';
 
-/** A user's own events (stream activations, upload and encode progress): the relay may repeat an
- * event, seen by its (stream, version). For `streams` (keyed by user) a user channel lives in one
- * partition and can be resumed; `uploads` and `encodes` are keyed by upload and job, so there the
+/** A user's own events (stream activations, upload and encode progress, alert matches): the relay
+ * may repeat an event, seen by its (stream, version), and the matcher a match, seen by its
+ * (alert, caption). For `streams` (keyed by user) a user channel lives in one
+ * partition and can be resumed; `uploads`, `encodes` and `alerts` are keyed otherwise, so there the
  * channel spans partitions and positions carry the topic ("uploads/3:17"). */
-export function userEventsFeed(topic?: 'uploads' | 'encodes'): Feed {
+export function userEventsFeed(topic?: 'uploads' | 'encodes' | 'alerts'): Feed {
   const lastVersion = new Map<string, number>();
+  const matches = new RecentKeys(100_000);
   return {
     entry(partition, r) {
-      const d = r.data as { userId?: string; at?: number };
+      const d = r.data as { userId?: string; at?: number; alertId?: string; position?: string };
       if (!d.userId || !r.type) return undefined;
       const { stream, streamVersion } = r.meta ?? {};
       if (stream !== undefined && streamVersion !== undefined) {
         if ((lastVersion.get(stream) ?? 0) >= streamVersion) return undefined;
         lastVersion.set(stream, streamVersion);
       }
+      // The matcher publishes a match at least once: a repeat is the same (alert, caption).
+      if (r.type === 'AlertMatched' && !matches.admit(`${d.alertId}@${d.position}`)) return undefined;
       const key = USER_PREFIX + d.userId;
       const position = (topic ? `${topic}/` : '') + formatPosition({ partition, offset: r.offset });
       return { key, json: userEventMessage(key, position, r.type, d), at: d.at ?? Date.now() };
@@ -74,4 +78,18 @@ export function userEventsFeed(topic?: 'uploads' | 'encodes'): Feed {
     partitionKey: (key) => key.slice(USER_PREFIX.length),
     spansPartitions: topic !== undefined,
   };
+}
+
+/** The last `max` keys seen: admits a key once while it is remembered. */
+class RecentKeys {
+  private readonly seen = new Set<string>();
+  constructor(private readonly max: number) {}
+
+  admit(key: string): boolean {
+    if (this.seen.has(key)) return false;
+    this.seen.add(key);
+    // A Set iterates in insertion order: the first is the oldest.
+    if (this.seen.size > this.max) this.seen.delete(this.seen.values().next().value!);
+    return true;
+  }
 }

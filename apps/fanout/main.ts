@@ -20,7 +20,7 @@ await retry(() => log.ensureTopics(), logger, 'ensure topics');
 const { deliveries, slowClosed: slow, e2e } = fanoutMetrics(metrics);
 
 // Start far enough back that clients resuming after a short absence are served from memory.
-const topics = ['captions', 'streams', 'uploads', 'encodes'] as const;
+const topics = ['captions', 'streams', 'uploads', 'encodes', 'alerts'] as const;
 const ends = Object.fromEntries(
   await Promise.all(topics.map(async (t) => [t, await retry(() => log.offsets(t), logger, 'read offsets')] as const)),
 );
@@ -49,7 +49,7 @@ const hubs = {
     logEnd: logEnd('captions'),
   }),
   // A user's own events: stream decisions (keyed by user, so resumable), and upload and encode
-  // progress live on the same channel. Served from memory only: older ones are in the read
+  // progress and alert matches live on the same channel. Served from memory only: older ones are in the read
   // model's current state.
   users: new Hub({
     ...common,
@@ -59,7 +59,7 @@ const hubs = {
     stats: stats('streams'),
     feed: userEventsFeed(),
     logEnd: logEnd('streams'),
-    liveSources: (['uploads', 'encodes'] as const).map((t) => ({
+    liveSources: (['uploads', 'encodes', 'alerts'] as const).map((t) => ({
       topic: t,
       partitions: TOPICS[t].partitions,
       startOffsets: starts(t),
@@ -79,7 +79,7 @@ const consumer = await log.consume({
     const { hub, liveSource } = route(topic);
     return hub.history(partition, liveSource).next;
   },
-  onPoison: (topic, partition, offset, err) => logger.error({ topic, partition, offset, err: String(err) }, 'undecodable record skipped'),
+  onPoison: (topic, partition, offset, err) => logger.error({ topic, partition, offset, err }, 'undecodable record skipped'),
   onBatch: async (batch) => {
     const { hub, liveSource } = route(batch.topic);
     const next = hub.history(batch.partition, liveSource).next;

@@ -115,6 +115,7 @@ export class Dispatcher {
       try {
         outcome = await send();
       } catch (err) {
+        this.deps.logger.warn({ err, ids: claimed.map((d) => d.id) }, 'a send failed in the notifier itself; it is tried again');
         outcome = { startedAt, durationMs: Date.now() - startedAt, status: null, error: `notifier: ${String(err).slice(0, 300)}` };
       }
       await this.record(claimed, outcome);

@@ -81,8 +81,7 @@ const consumer = await retry(
         const committed = await retryWith(() => log.committed(GROUP, topic), { attempts: 10, delayMs: 500 }).catch(() => undefined);
         return committed && (committed.get(partition) ?? -1) < 0 ? 0 : undefined;
       },
-      onPoison: (topic, partition, offset, error) =>
-        logger.error({ topic, partition, offset, err: String(error) }, 'undecodable record skipped'),
+      onPoison: (topic, partition, offset, error) => logger.error({ topic, partition, offset, err: error }, 'undecodable record skipped'),
       onBatch,
     }),
   logger,

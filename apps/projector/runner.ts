@@ -106,8 +106,7 @@ export async function runProjection(
       logger.info({ topic, partition, offset: row.next_offset }, 'projection starts at stored position');
       return row.next_offset;
     },
-    onPoison: (topic, partition, offset, error) =>
-      logger.error({ topic, partition, offset, err: String(error) }, 'undecodable record skipped'),
+    onPoison: (topic, partition, offset, error) => logger.error({ topic, partition, offset, err: error }, 'undecodable record skipped'),
     onBatch: async (batch) => {
       const outcome = await db.transaction().execute(async (trx) => {
         // The version's own tables come first; shared ones (positions) are in public. Rows and

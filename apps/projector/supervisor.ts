@@ -57,7 +57,7 @@ export function superviseProjections(
     }
   }
 
-  const reconcileSoon = () => (busy = busy.then(reconcile).catch((err) => deps.logger.warn({ err: String(err) }, 'projection supervisor')));
+  const reconcileSoon = () => (busy = busy.then(reconcile).catch((err) => deps.logger.warn({ err }, 'projection supervisor')));
   const tick = () => {
     if (stopped) return;
     void reconcileSoon().then(() => {

@@ -30,6 +30,6 @@ const runner = new RelayRunner({
 // Registered last, so it runs first on close: publishing stops before Kafka and Postgres close.
 app.onClose(() => runner.stop());
 runner.run().catch((err) => {
-  logger.error({ err: String(err), stack: (err as Error).stack }, 'relay loop failed');
+  logger.error({ err }, 'relay loop failed');
   process.exit(1);
 });

@@ -67,7 +67,7 @@ export class RelayRunner {
         if (said !== 'standby') logger.info('relay standby: another copy holds the lock');
         said = 'standby';
       } catch (err) {
-        if (said !== 'unavailable') logger.warn({ err: String(err) }, 'relay lock: database unavailable; retrying');
+        if (said !== 'unavailable') logger.warn({ err }, 'relay lock: database unavailable; retrying');
         said = 'unavailable';
       }
       await this.pause(this.opts.retryMs ?? 1000);
@@ -90,7 +90,7 @@ export class RelayRunner {
         await relay.loadCheckpoint();
         break;
       } catch (err) {
-        logger.warn({ err: String(err) }, 'load checkpoint failed; retrying');
+        logger.warn({ err }, 'load checkpoint failed; retrying');
         await this.pause(500);
       }
     }
@@ -104,7 +104,7 @@ export class RelayRunner {
           this.opts.onPublished?.(n);
           if (n > 0) continue;
         } catch (err) {
-          logger.warn({ err: String(err) }, 'relay step failed; retrying');
+          logger.warn({ err }, 'relay step failed; retrying');
           await this.pause(500);
           continue;
         }

@@ -8,6 +8,7 @@ import { PostgresEventStore } from '../../infra/eventstore/postgres.ts';
 import { serveMetrics } from '../../infra/metrics.ts';
 import { encodesProjection } from '../../projections/encodes/projection.ts';
 import { ensureRegistered } from '../../projections/versions.ts';
+import { workerMetrics } from './metrics.ts';
 import { Worker } from './worker.ts';
 import type { Database } from '../../projections/database.ts';
 
@@ -18,12 +19,13 @@ await retry(() => log.ensureTopics(), logger, 'ensure topics', Infinity);
 await retry(() => ensureRegistered(db, encodesProjection), logger, 'register projection encodes');
 const decisionsDb = createDb<Database>(config.databaseUrl, 5, { connectTimeoutMs: 3000, queryTimeoutMs: 5000 });
 app.onClose(() => decisionsDb.destroy());
-const worker = new Worker({
+const worker: Worker = new Worker({
   store: new PostgresEventStore(decisionsDb, log.codec),
   db,
   blobs: new BlobStore(config.blobDir),
   config,
   logger,
+  metrics: workerMetrics(app.metrics, () => worker.busy, db),
 });
 
 const consumer = await retry(
@@ -32,8 +34,7 @@ const consumer = await retry(
       groupId: 'castlog-workers',
       topics: ['encodes'],
       commit: true,
-      onPoison: (topic, partition, offset, error) =>
-        logger.error({ topic, partition, offset, err: String(error) }, 'undecodable record skipped'),
+      onPoison: (topic, partition, offset, error) => logger.error({ topic, partition, offset, err: error }, 'undecodable record skipped'),
       // Never waits for an encode: a busy worker leaves the job to the sweep of one with room.
       onBatch: async (batch) => {
         for (const r of batch.records) if (r.event.type === 'EncodeRequested') worker.offer(r.event.data.jobId);
@@ -48,7 +49,7 @@ app.onClose(() => worker.stop());
 let sweeping = true;
 const sweep = async () => {
   while (sweeping) {
-    await worker.sweep().catch((err) => logger.warn({ err: String(err) }, 'job sweep failed'));
+    await worker.sweep().catch((err) => logger.warn({ err }, 'job sweep failed'));
     await sleep(Math.min(1000, Math.max(100, Math.floor(config.workerLeaseMs / 4))));
   }
 };

@@ -16,6 +16,7 @@ import type { EventStore } from '../../infra/eventstore/port.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { MediaCommandFailed, onPath } from '../../infra/media/ffmpeg.ts';
 import { JobLost, JobSession } from './job-session.ts';
+import type { WorkerMetrics } from './metrics.ts';
 import { STEPS, stillThere, type StepContext, type StepInfo } from './steps.ts';
 
 export interface WorkerDeps {
@@ -24,6 +25,7 @@ export interface WorkerDeps {
   blobs: BlobStore;
   config: Config;
   logger: Logger;
+  metrics?: WorkerMetrics;
 }
 
 export class Worker {
@@ -44,7 +46,7 @@ export class Worker {
     if (this.running.size >= this.deps.config.workerConcurrency) return false;
     const abort = new AbortController();
     const done = this.run(jobId, abort.signal)
-      .catch((err) => this.deps.logger.error({ jobId, err: String(err), stack: (err as Error).stack }, 'job run failed'))
+      .catch((err) => this.deps.logger.error({ jobId, err }, 'job run failed'))
       .finally(() => this.running.delete(jobId));
     this.running.set(jobId, { done, abort });
     return true;
@@ -79,7 +81,7 @@ export class Worker {
   }
 
   private async run(jobId: string, signal: AbortSignal): Promise<void> {
-    const { store, blobs, config, logger } = this.deps;
+    const { store, blobs, config, logger, metrics } = this.deps;
     const session = await JobSession.load(store, jobId);
     const job = session.state;
     if (job.status === 'none' || isTerminal(job)) return;
@@ -113,7 +115,7 @@ export class Worker {
       lastSent = Date.now();
       void session.apply({ type: 'Progress', step: current, percent }).catch((err) => {
         if (err instanceof JobLost) lost.abort(err);
-        else logger.warn({ jobId, err: String(err) }, 'progress not recorded');
+        else logger.warn({ jobId, err }, 'progress not recorded');
       });
     };
     const progress = (percent: number) => {
@@ -123,10 +125,13 @@ export class Worker {
     // Progress is also the heartbeat: a quiet step still shows it is alive.
     const beat = setInterval(() => Date.now() - lastSent >= heartbeatMs && send(lastPercent), heartbeatMs);
 
+    const fresh = job.status === 'queued';
+    let stepStarted = 0;
     try {
       if (from === 0 && Object.keys(job.completed).length === 0 && job.step === null) {
         logger.info({ jobId, worker: this.id }, 'job started');
       } else {
+        metrics?.takeovers.inc();
         logger.info({ jobId, worker: this.id, from: current, previous: job.worker }, 'job taken over');
       }
       await this.removeAllBut(dir, kept);
@@ -135,23 +140,31 @@ export class Worker {
         current = step;
         lastPercent = 0;
         await session.apply({ type: 'StartStep', step, worker: this.id });
-        lastSent = Date.now();
+        lastSent = stepStarted = Date.now();
+        // The job's last event was its request: how long it waited for a worker.
+        if (fresh && step === plan[0]) metrics?.queueWait.observe((stepStarted - job.lastEventAt) / 1000);
         const ctx: StepContext = { job: session.state, dir, input, blobs, encoder: this.encoder, part, signal: stopAll, progress, done };
         const info = await STEPS[step](ctx);
         if (stopAll.aborted) throw stopAll.reason ?? new JobLost('stopped');
         done[step] = info;
         await session.apply({ type: 'CompleteStep', step, info: JSON.stringify(info) });
+        metrics?.steps.observe({ step, outcome: 'completed' }, (Date.now() - stepStarted) / 1000);
+        stepStarted = 0;
       }
       const output = done.mux?.output;
       if (!output) throw new Error('no output recorded by the mux step');
       await session.apply({ type: 'Complete', outputSha256: output.sha256, size: output.size });
+      metrics?.jobs.inc({ outcome: 'completed' });
       logger.info({ jobId, worker: this.id, output: output.sha256 }, 'job completed');
     } catch (err) {
       const reason = lost.signal.reason ?? err;
-      if (reason instanceof JobLost || signal.aborted) {
+      const letGo = reason instanceof JobLost || signal.aborted;
+      if (stepStarted) metrics?.steps.observe({ step: current, outcome: letGo ? 'let_go' : 'failed' }, (Date.now() - stepStarted) / 1000);
+      metrics?.jobs.inc({ outcome: letGo ? 'let_go' : 'failed' });
+      if (letGo) {
         // Another worker has the job (or this one is stopping): only this run's files go.
         await this.removeParts(dir, part);
-        logger.warn({ jobId, worker: this.id, err: String(reason) }, 'job let go');
+        logger.warn({ jobId, worker: this.id, err: reason }, 'job let go');
         return;
       }
       const stderrTail = err instanceof MediaCommandFailed ? err.stderrTail : '';
@@ -160,7 +173,7 @@ export class Worker {
         if (!(e instanceof JobLost)) throw e;
       });
       await blobs.removeDir(dir);
-      logger.warn({ jobId, step: current, err: message }, 'job failed');
+      logger.warn({ jobId, step: current, err }, 'job failed');
     } finally {
       clearInterval(beat);
     }

@@ -37,7 +37,7 @@ const CHANNELS = 100;
  * News words first (the most frequent ranks: what people search for), then English stop words
  * (frequent too, but not searchable in English captions), then made-up words for the long tail.
  */
-function vocabulary(size: number): string[] {
+export function vocabulary(size: number): string[] {
   const common = (
     'weather rain coast minister government election football police council harbour bridge traffic market prices energy storm wind snow ' +
     'morning tonight news report president parliament school hospital the and to of a in is that for it on was with he as at by this be ' +

@@ -1,6 +1,7 @@
 // The /admin page in headless Chromium against the real api and projector: the admin token is
-// asked for and kept in the tab, projections show their versions with live lag and row counts,
-// a rebuild shows its progress until the swap, verify shows what differs, a wrong token is refused.
+// asked for and kept in the tab, projections show their versions with live lag (per partition, with
+// its pace) and row counts, a rebuild asks first (naming what it drops) and shows its progress until
+// the swap, verify shows what differs, a wrong token is refused in words.
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
@@ -77,8 +78,18 @@ describe('the projections admin page', () => {
     await post('adm.one', 7);
     await expect.poll(() => text('lag-captions-1'), { timeout: 10_000 }).toBe('7');
     expect(await byTestId('lag-captions-1').getAttribute('data-behind')).toBe('true');
+    await expect.poll(() => text('pace-captions-1'), { timeout: 10_000 }).toBe('not moving');
+    // Per partition: the 7 are all in the partition of adm.one.
+    await byTestId('partitions-captions-1').locator('summary').click();
+    const lags = async () =>
+      (await page.getByTestId('partition-lag-captions-1').evaluateAll((rows) => rows.map((r) => r.children[1]!.textContent))).map(Number);
+    await expect.poll(async () => (await lags()).filter((n) => n > 0)).toEqual([7]);
     await sys.start('projector');
     await expect.poll(() => text('lag-captions-1'), { timeout: 30_000 }).toBe('0');
+    expect(await text('pace-captions-1')).toBe('caught up');
+    // The list stays open across refreshes.
+    expect(await byTestId('partitions-captions-1').getAttribute('open')).toBe('');
+    expect((await lags()).every((n) => n === 0)).toBe(true);
     expect(await text('rows-captions-1')).toContain(`caption_fragments ${(CHANNELS.length * PER_CHANNEL + 7).toLocaleString('en')}`);
   }, 90_000);
 
@@ -92,24 +103,49 @@ describe('the projections admin page', () => {
     await waitAttr('[data-testid="verify-result-captions"][data-state="differ"]');
     const hour = new Date(Math.floor(fragment(5).start / 3_600_000) * 3_600_000).toISOString();
     const differences = await byTestId('verify-difference').allTextContents();
-    expect(differences).toEqual([expect.stringContaining(`adm.two, hour from ${hour}`)]);
-    expect(differences[0]).toMatch(/in the log, .* in the read model/);
+    expect(differences).toEqual([
+      expect.stringMatching(/^adm\.two, the hour from Nov 14, 2023, .*: 1,000 in the log, 999 in the read model$/),
+    ]);
+    expect(await byTestId('verify-difference').getAttribute('data-hour')).toBe(hour);
   }, 60_000);
 
+  it('asks before a rebuild, saying nothing is dropped the first time; cancelled, nothing happens', async () => {
+    const posts: string[] = [];
+    page.on('request', (r) => void (r.method() === 'POST' && /\/rebuild$/.test(r.url()) && posts.push(r.url())));
+    await byTestId('rebuild-captions').click();
+    const dialog = byTestId('confirm-rebuild');
+    await dialog.waitFor();
+    expect(await dialog.getByRole('heading').textContent()).toBe('Rebuild captions?');
+    expect(await text('confirm-text')).toMatch(/v2 is built from the start of the log, beside v1, which keeps answering/);
+    expect(await text('confirm-dropped')).toBe('Nothing is dropped: there is no version before the serving one.');
+    await byTestId('confirm-cancel').click();
+    await dialog.waitFor({ state: 'hidden' });
+    expect(await byTestId('rebuild-status-captions').getAttribute('data-state')).toBe('idle');
+    expect(await byTestId('building-captions').isVisible()).toBe(false);
+    expect(posts).toEqual([]);
+  });
+
   it('rebuilds with a progress bar while the old version serves, until the swap', async () => {
-    // Every progress value the page shows, however briefly.
+    // Every progress value the page shows, however briefly, and what the serving badge says whenever
+    // the message says a version was swapped in.
     await page.evaluate(() => {
       const box = document.querySelector('[data-testid="rebuild-status-captions"]')!;
+      const badge = document.querySelector('[data-testid="serving-captions"]')!;
       const seen: string[] = [];
+      const swaps: string[] = [];
       (window as any).progressSeen = seen;
-      new MutationObserver(() => seen.push(`${box.getAttribute('data-state')}:${box.getAttribute('data-progress')}`)).observe(box, {
-        attributes: true,
-      });
+      (window as any).swapsSeen = swaps;
+      new MutationObserver(() => {
+        seen.push(`${box.getAttribute('data-state')}:${box.getAttribute('data-progress')}`);
+        const m = /Swapped in (v\d+)/.exec(box.textContent ?? '');
+        if (m) swaps.push(`${m[1]} ${badge.textContent}`);
+      }).observe(box, { attributes: true, subtree: true, childList: true, characterData: true });
     });
     // With the projector stopped the new version cannot finish under our eyes: the building state
     // is there to be looked at, however fast the machine.
     await sys.kill('projector');
     await byTestId('rebuild-captions').click();
+    await byTestId('confirm-ok').click();
     await waitAttr('[data-testid="rebuild-status-captions"][data-state="building"]');
     expect(await byTestId('progress-captions').isVisible()).toBe(true);
     expect(await byTestId('rebuild-captions').isDisabled()).toBe(true);
@@ -129,12 +165,24 @@ describe('the projections admin page', () => {
     const building = seen.filter((s) => s.startsWith('building:')).map((s) => Number(s.split(':')[1]));
     expect(building.length).toBeGreaterThan(0);
     expect(building.some((p) => p < 1)).toBe(true);
+    // "Swapped in v2" never shows beside a badge still naming v1.
+    const swaps: string[] = await page.evaluate(() => (window as any).swapsSeen);
+    expect(swaps.length).toBeGreaterThan(0);
+    expect(new Set(swaps)).toEqual(new Set(['v2 serving v2']));
     // The rebuilt version has every fragment again, the one deleted behind v1's back too.
     await expect.poll(() => text('rows-captions-2'), { timeout: 10_000 }).toContain('caption_fragments 3,007');
     expect(await byTestId('version-captions-2').getAttribute('data-role')).toBe('serving');
     await byTestId('verify-captions').click();
     await waitAttr('[data-testid="verify-result-captions"][data-state="ok"]');
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+    // The next rebuild names what it would drop now: v1, kept since the swap.
+    await byTestId('rebuild-captions').click();
+    expect(await text('confirm-text')).toMatch(/v3 is built from the start of the log, beside v2/);
+    expect(await text('confirm-dropped')).toMatch(/^v1 of captions is dropped now: the version before the serving one/);
+    await page.keyboard.press('Escape');
+    await byTestId('confirm-rebuild').waitFor({ state: 'hidden' });
+    expect(await text('building-captions')).toBe('');
     expect(problems).toEqual([]);
   }, 150_000);
 
@@ -154,7 +202,9 @@ describe('the projections admin page', () => {
       await byTestId('token-input', p).fill('not-the-token');
       await byTestId('token-input', p).press('Enter');
       await waitAttr('[data-testid="connection"][data-state="refused"]', p);
-      expect(await text('auth-error', p)).toMatch(/refused this token \(401: authorization: the admin token is required\)/);
+      expect(await text('auth-error', p)).toBe(
+        'This token was not accepted. Check it with whoever runs this castlog server, then enter it again.',
+      );
       expect(await byTestId('token-input', p).getAttribute('aria-invalid')).toBe('true');
       expect(await byTestId('token-form', p).isVisible()).toBe(true);
       expect(await p.locator('[data-testid^="projection-"]').count()).toBe(0);

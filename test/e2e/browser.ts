@@ -44,3 +44,11 @@ export async function openPage(
   const page = await context.newPage();
   return { context, page, problems: pageProblems(page, ignore) };
 }
+
+/**
+ * How far the page scrolls sideways, in CSS pixels (0 when it fits its viewport). Measured against
+ * the layout viewport (clientWidth): a phone browser zooms out to fit a page that overflows, and
+ * window.innerWidth then grows with the page.
+ */
+export const sidewaysOverflow = (page: Page): Promise<number> =>
+  page.evaluate(() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth) - document.documentElement.clientWidth);

@@ -4,7 +4,7 @@
 // field; a matcher killed mid-stream neither loses nor doubles a match.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonOf, rawRequest } from '../support/http.ts';
-import { System, fragment, metricValue, readTopic, waitFor } from '../support/system.ts';
+import { LiveClient, System, fragment, metricValue, readTopic, waitFor } from '../support/system.ts';
 import { newUserId } from '../support/uploads.ts';
 
 let sys: System;
@@ -15,7 +15,7 @@ let matcherPort = 0;
 
 beforeAll(async () => {
   sys = await System.create({ ALERT_MAX_PER_USER: '5', SIGNING_SECRET: 'a-signing-secret-of-at-least-32-bytes-long' });
-  await Promise.all([sys.start('api'), sys.start('relay')]);
+  await Promise.all([sys.start('api'), sys.start('relay'), sys.start('fanout')]);
   matcherPort = await startMatcher();
   key = await sys.stationKey('alerts-station');
 }, 120_000);
@@ -77,6 +77,41 @@ describe('an alert', () => {
     });
     await topic.stop();
     expect(published.map((r) => (r.event.data as { position: string }).position).sort()).toEqual([positions[2], positions[4]].sort());
+  });
+
+  it("reaches the owner's live channel at once as AlertMatched, once per caption, and nobody else's", async () => {
+    const mine = await LiveClient.connect(sys.live, { 'x-userid': owner });
+    const theirs = await LiveClient.connect(sys.live, { 'x-userid': other });
+    try {
+      mine.subscribe(`user:${owner}`);
+      theirs.subscribe(`user:${other}`);
+      await Promise.all([mine.waitFor('subscribed', `user:${owner}`), theirs.waitFor('subscribed', `user:${other}`)]);
+      const alertId = await createAlert(owner, { query: 'harbour bridge', channels: ['alert.live'] });
+      const sent = await sys.postJson('alert.live', key, [fragment(1, 'The harbour bridge reopened.'), fragment(2, 'Nothing to see.')]);
+      expect(sent.status).toBe(200);
+      const pushed = await waitFor('the match on the live socket', () => {
+        const m = mine.messages.filter((x) => x.type === 'event' && x.event === 'AlertMatched' && x.data.alertId === alertId);
+        return m.length > 0 && m;
+      });
+      expect(pushed).toHaveLength(1);
+      expect(pushed[0]).toMatchObject({
+        channel: `user:${owner}`,
+        data: {
+          alertId,
+          channel: 'alert.live',
+          position: sent.body.accepted[0].position,
+          station: 'alerts-station',
+          text: 'The harbour bridge reopened.',
+          snippet: expect.stringMatching(/<mark>harbour<\/mark> <mark>bridge<\/mark>/),
+        },
+      });
+      // The history says the same, and the other user heard nothing of it.
+      expect((await matchesOf(alertId)).map((m) => m.position)).toEqual([sent.body.accepted[0].position]);
+      expect(theirs.messages.filter((x) => x.event === 'AlertMatched')).toEqual([]);
+    } finally {
+      mine.close();
+      theirs.close();
+    }
   });
 
   it('is the owner’s only: another user gets 404 for it, its matches, and its deletion', async () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobStore } from '../../infra/blobs/blob-store.ts';
 import { jsonOrUndefined } from '../support/http.ts';
+import { sample, scrape } from '../support/metrics.ts';
 import { System, waitFor } from '../support/system.ts';
 import { idOf, makeClip, makeYuv, meanU, newUserId, probe, sha256, tusUpload } from '../support/uploads.ts';
 
@@ -145,6 +146,16 @@ describe('upload, encode, download', () => {
     // Nobody else sees it.
     expect((await call('GET', `/v1/encodes/${jobId}`, newUserId())).status).toBe(404);
     expect((await call('GET', `/v1/encodes/${jobId}/output`, newUserId())).status).toBe(404);
+
+    // What an operator sees of it: the job, each step's time, its wait for a worker, none running.
+    const metrics = await scrape(sys.ports.get('worker')!);
+    expect(sample(metrics, 'castlog_worker_jobs_total', { outcome: 'completed' })).toBeGreaterThanOrEqual(1);
+    for (const step of ['probe', 'extract', 'encode', 'logo', 'mux', 'cleanup']) {
+      expect(sample(metrics, 'castlog_worker_step_duration_seconds_count', { step, outcome: 'completed' }), step).toBeGreaterThanOrEqual(1);
+    }
+    expect(sample(metrics, 'castlog_worker_queue_wait_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(sample(metrics, 'castlog_worker_running_jobs')).toBe(0);
+    expect(sample(metrics, 'castlog_encode_jobs', { status: 'running' })).toBe(0);
   }, 120_000);
 
   it('raw yuv becomes HEVC in Matroska, and bare HEVC without the logo', async () => {
@@ -421,6 +432,10 @@ describe('a worker killed mid-encode', () => {
     await sys.start('worker');
     const job = await finished(jobId, user);
     expect(job, JSON.stringify(job)).toMatchObject({ status: 'completed' });
+    const metrics = await scrape(sys.ports.get('worker')!);
+    expect(sample(metrics, 'castlog_worker_takeovers_total')).toBe(1);
+    expect(sample(metrics, 'castlog_worker_jobs_total', { outcome: 'completed' })).toBe(1);
+    expect(sample(metrics, 'castlog_worker_step_duration_seconds_count', { step: 'encode', outcome: 'completed' })).toBe(1);
 
     const events = await jobEvents(jobId);
     const started = events.filter((e) => e.type === 'EncodeStepStarted');

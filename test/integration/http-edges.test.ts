@@ -54,7 +54,7 @@ describe('tus requests that change nothing', () => {
       'upload-metadata': `filename ${b64('empty.mp4')}`,
     });
     expect(created.status).toBe(422);
-    expect(jsonOf(created)).toEqual({ error: expect.stringMatching(/^file: not a readable video/), field: 'file' });
+    expect(jsonOf(created)).toMatchObject({ status: 422, error: expect.stringMatching(/^file: not a readable video/), field: 'file' });
     for (const b of [created.body]) {
       expect(b).not.toMatch(/\/(blobs|uploads|tmp|work|root|home)\//);
       expect(b).not.toContain(process.cwd());
@@ -77,7 +77,12 @@ describe('a stalled body', () => {
     await closed;
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
     expect(text).toMatch(/^HTTP\/1.1 408/);
-    expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toEqual({ error: 'body: nothing received for 1 s', field: 'body' });
+    expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      status: 408,
+      detail: 'body: nothing received for 1 s',
+      error: 'body: nothing received for 1 s',
+      field: 'body',
+    });
     expect(await events()).toBe(before);
   });
 

@@ -51,3 +51,28 @@ export function jsonOrUndefined(text: string): any {
 
 /** The JSON body of a response, or undefined when it is not JSON. */
 export const jsonOf = (r: RawResponse): any => jsonOrUndefined(r.body);
+
+/**
+ * What is wrong with an error answer's shape (README "Errors"): an RFC 9457 problem whose "error"
+ * repeats "detail" and whose "field" names the input at fault on every 4xx; on canWatch's routes,
+ * canWatch's {"status":"ko","error",…} as JSON. Empty when the answer is right.
+ */
+export function errorShapeProblems(status: number, contentType: string | undefined, text: string, canWatch = false): string[] {
+  const body = jsonOrUndefined(text);
+  const problems: string[] = [];
+  if (typeof body?.error !== 'string') return [`${status} without a JSON "error": ${text.slice(0, 200)}`];
+  if (status < 500 && typeof body.field !== 'string') problems.push(`${status} without a "field": ${text.slice(0, 200)}`);
+  if (canWatch) {
+    if (!contentType?.startsWith('application/json')) problems.push(`${status} as ${contentType}, not canWatch's JSON`);
+    if (body.status !== 'ko') problems.push(`${status} without canWatch's "status":"ko"`);
+    return problems;
+  }
+  if (!contentType?.startsWith('application/problem+json')) problems.push(`${status} as ${contentType}, not application/problem+json`);
+  if (body.status !== status) problems.push(`${status} whose body says status ${JSON.stringify(body.status)}`);
+  if (body.type !== 'about:blank' || typeof body.title !== 'string') problems.push(`${status} without RFC 9457 type and title`);
+  if (body.detail !== body.error) problems.push(`${status} whose detail is not its error`);
+  return problems;
+}
+
+/** canWatch's routes keep canWatch's own error shape. */
+export const isCanWatchRoute = (url: string) => url === '/users/newId' || url.startsWith('/streams/');

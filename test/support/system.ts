@@ -74,6 +74,8 @@ export class System {
   readonly env: NodeJS.ProcessEnv;
   readonly procs = new Map<ProcessName, ChildProcess>();
   readonly output = new Map<ProcessName, string[]>();
+  /** The port each started process serves /healthz, /readyz and /metrics on. */
+  readonly ports = new Map<ProcessName, number>();
   db!: Db;
   log!: EventLog;
 
@@ -171,6 +173,7 @@ export class System {
       relay: this.relayPort,
     };
     const port = portVar ? Number(env[portVar]) : fixed[app as AppName];
+    this.ports.set(app, port);
     await waitFor(
       `${app} to be ready`,
       async () => {

@@ -3,6 +3,7 @@
 // over a union handles every case (a new event type must not fall through unnoticed). And no line
 // over Prettier's printWidth: Prettier does not break strings, template literals or comments, so
 // those are split by hand (schemas/typegen.ts keeps the generated types, not linted, within it too).
+// And errors are logged as objects, so their stacks survive.
 import { readFileSync } from 'node:fs';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
@@ -40,6 +41,17 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'off',
       // Control characters are matched on purpose: refused in input, or marking search snippets.
       'no-control-regex': 'off',
+      // An error is logged as the object (pino keeps its type and stack), never as its text.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: [
+            'CallExpression[callee.property.name=/^(fatal|error|warn|info|debug)$/]',
+            "Property[key.name=/^err(or)?$/] > CallExpression[callee.name='String']",
+          ].join(' '),
+          message: 'Log the error object ({ err }), not String(err): the stack would be lost.',
+        },
+      ],
     },
   },
   {
