@@ -4,11 +4,10 @@
 // (liveness.ts), so a delivery a dead notifier left 'sending' is found and marked 'interrupted' —
 // never sent again by itself, since it may have arrived.
 import { boot, retry } from '../boot.ts';
-import { createDb, pingDb } from '../../infra/db.ts';
+import { pingDb } from '../../infra/db.ts';
 import { PostgresEventStore } from '../../infra/eventstore/postgres.ts';
 import { serveMetrics } from '../../infra/metrics.ts';
 import { retry as retryWith, sleep } from '../../infra/retry.ts';
-import type { Database } from '../../projections/database.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { encodeWebhookHandler } from './encode-webhooks.ts';
 import { Liveness } from './liveness.ts';
@@ -19,7 +18,8 @@ import { Outbox } from './outbox.ts';
 const SWEEP_MS = 5000;
 const GROUP = 'castlog-notifier';
 
-const app = await boot('notifier');
+// Few connections: claims, records and the encodes consumer are short; the lock has its own session.
+const app = await boot('notifier', { poolSize: 4 });
 const { config, logger, log, db } = app;
 const signingSecret = config.signingSecret;
 if (!signingSecret) {
@@ -35,12 +35,10 @@ const outbox = new Outbox(db, {
 const mailer = config.smtpUrl ? new Mailer(config.smtpUrl, config.mailFrom) : undefined;
 if (mailer) app.onClose(() => mailer.close());
 else logger.warn('SMTP_URL is not set: alert e-mails are given up, saying so');
-const decisionsDb = createDb<Database>(config.databaseUrl, 3, { connectTimeoutMs: 3000, queryTimeoutMs: 5000 });
-app.onClose(() => decisionsDb.destroy());
 const dispatcher = new Dispatcher({
   outbox,
   mailer,
-  store: new PostgresEventStore(decisionsDb, log.codec),
+  store: new PostgresEventStore(db, log.codec),
   config: { ...config, signingSecret },
   logger,
   metrics: app.metrics,
