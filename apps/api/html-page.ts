@@ -27,7 +27,7 @@ export function htmlPage(title: string, body: string): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title>
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="/theme.css">
+<link rel="stylesheet" href="/assets/theme.css">
 <style>${STYLE}</style>
 </head>
 <body><main>
