@@ -19,10 +19,10 @@ export interface App {
   close(): Promise<void>;
 }
 
-export async function boot(name: string, opts: { migrate?: boolean; appendTimeoutMs?: number } = {}): Promise<App> {
+export async function boot(name: string, opts: { migrate?: boolean; appendTimeoutMs?: number; poolSize?: number } = {}): Promise<App> {
   const config = loadConfig();
   const logger = createLogger(name, config.logLevel);
-  const db = createDb<Database>(config.databaseUrl);
+  const db = createDb<Database>(config.databaseUrl, opts.poolSize);
   if (opts.migrate !== false) await retry(() => migrate(db), logger, 'migrate');
   const log = new EventLog(config.kafkaBrokers, config.topicPrefix, logger, undefined, opts.appendTimeoutMs);
   const closers: (() => Promise<unknown> | unknown)[] = [() => db.destroy(), () => log.close()];

@@ -1,26 +1,50 @@
 // `npm start`: the whole system on this machine. Starts the local Kafka + Postgres unless
 // KAFKA_BROKERS / DATABASE_URL point elsewhere, then every castlog process under a supervisor
 // that restarts one that dies (with backoff) while the others go on. Ctrl-C (or SIGTERM) stops
-// all of them, and the Kafka started here.
+// all of them, and the Kafka started here. Without SMTP_URL, alert e-mails go to a local SMTP
+// server (dev-mail) that keeps them for the api's /mail page.
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchStack } from '../infra/stack/launch.ts';
 import { loadConfig } from '../infra/config.ts';
 import { EventLog } from '../infra/kafka/index.ts';
 import { createLogger } from '../infra/logger.ts';
+import { withMailSetup } from './dev-mail/setup.ts';
 import { Supervisor } from './supervisor.ts';
 
-const APPS = ['api', 'relay', 'projector', 'fanout', 'worker'] as const;
+const APPS = ['api', 'relay', 'projector', 'fanout', 'worker', 'notifier'] as const;
 const root = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * The signing secret of this machine: made up once and kept, since the links in e-mails already
+ * sent and the secrets webhook receivers were given must go on working after a restart.
+ */
+function signingSecret(file: string): string {
+  try {
+    const kept = readFileSync(file, 'utf8').trim();
+    if (kept.length >= 32) return kept;
+  } catch {
+    // none yet
+  }
+  const secret = randomBytes(32).toString('base64url');
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
 
 const stack = await launchStack();
 // Every process must share one user-token secret; on this machine, one made up per run does.
-const env = {
+const base: NodeJS.ProcessEnv = {
   ...process.env,
   KAFKA_BROKERS: stack.kafkaBrokers,
   DATABASE_URL: stack.databaseUrl,
   USER_TOKEN_SECRET: process.env.USER_TOKEN_SECRET || randomBytes(32).toString('base64url'),
+  SIGNING_SECRET: process.env.SIGNING_SECRET || signingSecret(join(root, '.castlog', 'signing-secret')),
 };
+// No SMTP server of one's own: a local one keeps the e-mails and the api shows them at /mail.
+const { env, devMail } = withMailSetup(base, root, loadConfig(base).devMailPort);
 const config = loadConfig(env);
 // Topics first, so no app races another to create them.
 const log = new EventLog(config.kafkaBrokers, config.topicPrefix, createLogger('start'));
@@ -28,7 +52,11 @@ await log.ensureTopics();
 await log.close();
 
 const supervisor = new Supervisor(
-  APPS.map((name) => ({ name, command: process.execPath, args: ['--import', 'tsx', `apps/${name}/main.ts`] })),
+  [...APPS, ...(devMail ? ['dev-mail'] : [])].map((name) => ({
+    name,
+    command: process.execPath,
+    args: ['--import', 'tsx', `apps/${name}/main.ts`],
+  })),
   { cwd: root, env },
 );
 let stopping = false;
@@ -53,6 +81,7 @@ castlog is running
   api       http://localhost:${config.apiPort}/v1/channels
   live      ws://localhost:${config.fanoutPort}/v1/live
   metrics   http://localhost:${config.apiPort}/metrics, http://localhost:${config.fanoutPort}/metrics
+  e-mail    ${devMail ? `http://localhost:${config.apiPort}/mail (kept by a local SMTP server on ${env.SMTP_URL}; set SMTP_URL to send for real)` : 'through SMTP_URL'}
   kafka     ${stack.kafkaBrokers}
   postgres  ${stack.databaseUrl}
 Create a station key with: npx castlog stations add <name>

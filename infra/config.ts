@@ -73,6 +73,22 @@ export interface Config {
   mailFrom: string;
   /** Webhook destinations allowed although private, loopback or link-local (host names or IPs). */
   webhookAllowedHosts: string[];
+  /** The notifier's /healthz, /readyz and /metrics. */
+  notifierPort: number;
+  /** Webhooks one notifier process sends at once. */
+  notifierConcurrency: number;
+  /** One webhook attempt's bound, connecting to the last byte read. */
+  webhookTimeoutMs: number;
+  /** Pause after a delivery's first failed attempt; it doubles with each failure, up to deliveryRetryMaxMs. */
+  deliveryRetryBaseMs: number;
+  deliveryRetryMaxMs: number;
+  /** How long a delivery is tried again after it was created (or redelivered) before it is given up. */
+  deliveryRetryWindowMs: number;
+  /** Development only: where the local SMTP server keeps what it receives, shown by the api at /mail
+   *  (`npm start` sets it when SMTP_URL is not set, and points SMTP_URL at that server). */
+  devMailDir: string | undefined;
+  /** Development only: the local SMTP server's port (on 127.0.0.1). */
+  devMailPort: number;
 }
 
 function int(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
@@ -153,6 +169,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .split(',')
       .map((s) => s.trim().toLowerCase())
       .filter(Boolean),
+    notifierPort: num('NOTIFIER_PORT', 8086),
+    notifierConcurrency: Math.max(1, num('NOTIFIER_CONCURRENCY', 8)),
+    webhookTimeoutMs: Math.max(1, num('WEBHOOK_TIMEOUT_MS', 10_000)),
+    deliveryRetryBaseMs: Math.max(1, num('DELIVERY_RETRY_BASE_MS', 10_000)),
+    deliveryRetryMaxMs: Math.max(1, num('DELIVERY_RETRY_MAX_MS', 3600_000)),
+    deliveryRetryWindowMs: num('DELIVERY_RETRY_WINDOW_MS', 24 * 3600_000),
+    devMailDir: env.DEV_MAIL_DIR || undefined,
+    devMailPort: num('DEV_MAIL_PORT', 2525),
   };
 }
 

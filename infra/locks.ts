@@ -13,6 +13,8 @@ export const LOCKS = {
   projectionVersions: 'projection-versions',
   /** Creating the full-text search functions once, however many migrations race. */
   searchFunctions: 'search-functions',
+  /** A notifier process holds its own while it lives: a delivery it left 'sending' is its dead copy's. */
+  notifier: (instanceId: string) => `notifier:${instanceId}`,
   /** One request at a time touches an upload, across api processes (tus's locker). */
   upload: (uploadId: string) => `upload:${uploadId}`,
 } as const;

@@ -65,6 +65,13 @@ export interface DeliveriesTable {
   created_at_ms: number;
   sent_at_ms: number | null;
   last_error: string | null;
+  /** The notifier instance sending it (state 'sending'), and since when. */
+  claimed_by: string | null;
+  claimed_at_ms: number | null;
+  /** No retry after this; null: created_at_ms + the retry window (a redeliver sets a new one). */
+  retry_until_ms: number | null;
+  /** Attempts since it was created or redelivered: the exponent of its backoff. */
+  series_attempts: Generated<number>;
 }
 
 export interface DeliveryAttemptsTable {
@@ -76,6 +83,22 @@ export interface DeliveryAttemptsTable {
   error: string | null;
 }
 
+/** When an alert's next e-mail may leave (at most one per ALERT_EMAIL_INTERVAL). */
+export interface AlertEmailPacingTable {
+  alert_id: string;
+  next_email_at_ms: number;
+}
+
+/** An attempt of an encode job as requested, with the webhook it asked for (the notifier's record). */
+export interface EncodeRequestsTable {
+  job_id: string;
+  attempt: number;
+  /** The EncodeRequested's version in the job's stream. */
+  stream_version: number;
+  user_id: string;
+  webhook_url: string | null;
+}
+
 export interface WriteTables {
   stations: StationsTable;
   events: EventsTable;
@@ -84,6 +107,8 @@ export interface WriteTables {
   alert_matches: AlertMatchesTable;
   deliveries: DeliveriesTable;
   delivery_attempts: DeliveryAttemptsTable;
+  alert_email_pacing: AlertEmailPacingTable;
+  encode_requests: EncodeRequestsTable;
 }
 
 /** A database client that sees the write side's tables (any castlog database client is one). */

@@ -113,6 +113,7 @@ export interface EncodeRequested {
   options: EncodeOptions;
   attempt: number;
   at: number;
+  webhookUrl: null | string;
 }
 
 export interface EncodeStepCompleted {

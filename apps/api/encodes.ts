@@ -1,16 +1,21 @@
 // Encodes: POST /v1/encodes asks for one (202, or 200 with your existing job when you already asked
-// for the same file with the same options), POST /v1/encodes/check asks before uploading, GET
+// for the same file with the same options), optionally with a webhook its EncodeCompleted /
+// EncodeFailed are POSTed to (the notifier sends them), POST /v1/encodes/check asks before uploading, GET
 // answers from the read model, and /output downloads the result with HTTP Range. Workers do the
 // encoding. Every job is its owner's alone: what other users asked for is never an answer here,
 // except that an output already stored for the same file and options (bytes are content-addressed)
 // completes a new job at once instead of being encoded again.
 import type { FastifyPluginAsync } from 'fastify';
 import type { Selectable } from 'kysely';
+import { webhookUrlProblem } from '../../domain/alerts/input.ts';
 import { isUuid } from '../../domain/ids.ts';
 import { encodeJob, jobStream, planOf, type EncodeCommand, type JobState, type StoredOutput } from '../../domain/encodes/job.ts';
 import { jobIdOf, normalizeOptions, rawFrameBytes } from '../../domain/encodes/options.ts';
 import { upload, uploadStream } from '../../domain/uploads/upload.ts';
 import type { BlobStore } from '../../infra/blobs/blob-store.ts';
+import type { Config } from '../../infra/config.ts';
+import { webhookSecret } from '../../infra/signing.ts';
+import { webhookTargetProblem } from '../../infra/webhook-target.ts';
 import type { Db } from '../../projections/database.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
@@ -19,7 +24,7 @@ import { outputsOf } from '../../projections/encodes/outputs.ts';
 import { ownJobRow } from '../../projections/encodes/queries.ts';
 import type { EncodeOptions } from '../../schemas/types.generated.ts';
 import { requireUser } from './access.ts';
-import { HttpError } from './errors.ts';
+import { badRequest, HttpError } from './errors.ts';
 
 const SHA256 = /^[0-9a-f]{64}$/;
 const SOURCE = '/api/encodes';
@@ -51,9 +56,21 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
-export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore }): FastifyPluginAsync {
-  const { store, db, blobs } = deps;
+export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore; config: Config }): FastifyPluginAsync {
+  const { store, db, blobs, config } = deps;
   const handler = new CommandHandler(store);
+
+  /** The webhook a request asks for (`{"url": …}`), checked as the notifier will check it before each send. */
+  async function webhookOf(webhook: unknown): Promise<string | null> {
+    if (webhook === undefined || webhook === null) return null;
+    if (typeof webhook !== 'object' || Array.isArray(webhook)) throw badRequest('webhook', 'must be an object {"url": "https://…"}');
+    for (const key of Object.keys(webhook)) if (key !== 'url') throw badRequest(`webhook.${key}`, 'unknown field');
+    const url = (webhook as { url?: unknown }).url;
+    const problem = webhookUrlProblem(url) ?? (await webhookTargetProblem(url as string, config.webhookAllowedHosts));
+    if (problem) throw badRequest('webhook.url', problem);
+    if (!config.signingSecret) throw new HttpError(503, 'webhook: webhooks are not enabled here (SIGNING_SECRET)', 'webhook');
+    return url as string;
+  }
 
   /** Whether the output the blob store should hold is there, whole (by size, as the worker checks). */
   const stored = async (output: StoredOutput) => (await blobs.size(output.sha256)) === output.size;
@@ -76,7 +93,8 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
       if (uploadId === undefined) throw new HttpError(400, 'uploadId: required', 'uploadId');
       if (typeof uploadId !== 'string' || !isUuid(uploadId)) throw new HttpError(400, 'uploadId: must be a UUID', 'uploadId');
       for (const key of Object.keys(b))
-        if (key !== 'uploadId' && key !== 'options') throw new HttpError(400, `${key}: unknown parameter`, key);
+        if (key !== 'uploadId' && key !== 'options' && key !== 'webhook') throw new HttpError(400, `${key}: unknown parameter`, key);
+      const webhookUrl = await webhookOf(b.webhook);
       const { state: file } = await store.load(uploadStream(uploadId.toLowerCase()), upload.initialState, upload.evolve);
       if (file.status === 'none' || file.userId !== userId) throw new HttpError(404, `uploadId: no upload ${uploadId}`, 'uploadId');
       if (file.status !== 'completed' || !file.sha256) {
@@ -112,13 +130,21 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
           filename: file.filename,
           raw: file.raw,
           options,
+          webhookUrl,
           now: Date.now(),
           reuse,
           lostOutputOfAttempt,
         }),
         { key: jobId, source: SOURCE },
       );
-      if (events[0]!.type === 'EncodeRequested') return reply.status(202).send({ jobId, status: state.status, attempt: state.attempt });
+      if (events[0]!.type === 'EncodeRequested') {
+        // With a webhook: the secret its receiver checks signatures with (infra/signing.ts), derived again on every send.
+        const webhook =
+          webhookUrl && config.signingSecret
+            ? { webhook: { url: webhookUrl, secret: webhookSecret(config.signingSecret, `encode:${jobId}`) } }
+            : {};
+        return reply.status(202).send({ jobId, status: state.status, attempt: state.attempt, ...webhook });
+      }
       return reply
         .status(200)
         .send({ jobId, status: state.status, deduplicated: true, again: true, message: 'you already asked for this encode; here it is' });

@@ -16,6 +16,8 @@ import { guarded, type Access, type RouteInfo } from './access.ts';
 import { adminRoutes } from './admin.ts';
 import { alertRoutes } from './alerts.ts';
 import { analyticsRoutes } from './analytics.ts';
+import { deliveryRoutes } from './deliveries.ts';
+import { devMailRoutes } from './dev-mail-page.ts';
 import { encodeRoutes } from './encodes.ts';
 import { errorHandler, HttpError, PROBLEM_TYPE, problemBody, registerErrors } from './errors.ts';
 import { exportRoutes } from './export.ts';
@@ -28,6 +30,7 @@ import { schemaRoutes } from './schemas.ts';
 import { searchRoutes } from './search.ts';
 import { canWatchIdRoutes, canWatchStreamRoutes, userStreamRoutes } from './streams.ts';
 import { userTokenRoutes } from './user-tokens.ts';
+import { unsubscribeRoutes } from './unsubscribe.ts';
 import { uploadRoutes } from './uploads.ts';
 import { originAllowed } from '../../infra/origins.ts';
 
@@ -209,6 +212,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await group('user', '/v1/users', userTokenRoutes({ tokens }));
   await group('user', '/v1/users', userStreamRoutes(deps));
   await group('user', '/v1/alerts', alertRoutes(deps));
+  await group('user', '/v1/deliveries', deliveryRoutes(deps));
+  await group('public', '/v1/unsubscribe', unsubscribeRoutes(deps));
+  await group('public', '/mail', devMailRoutes(config));
   await group('admin', '/v1/admin', adminRoutes(deps));
   // canWatch's routes answer errors in its own shape (with "status": "ko").
   await app.register(async (canWatch) => {

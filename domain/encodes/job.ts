@@ -168,7 +168,7 @@ export function decide(command: EncodeCommand, state: JobState): EncodeEvent[] {
   const userId = state.userId;
   switch (command.type) {
     case 'Request': {
-      const { uploadId, sha256, filename, raw, options } = command;
+      const { uploadId, sha256, filename, raw, options, webhookUrl } = command;
       if (state.status !== 'none' && state.userId !== command.userId) throw new DomainError('not_found', `jobId: no job ${jobId}`);
       const lost = state.status === 'completed' && command.lostOutputOfAttempt === state.attempt;
       if (state.status !== 'none' && state.status !== 'failed' && !lost) {
@@ -178,7 +178,7 @@ export function decide(command: EncodeCommand, state: JobState): EncodeEvent[] {
       }
       const requested: EncodeEvent = {
         type: 'EncodeRequested',
-        data: { jobId, userId: command.userId, uploadId, sha256, filename, raw, options, attempt: state.attempt + 1, at: now },
+        data: { jobId, userId: command.userId, uploadId, sha256, filename, raw, options, attempt: state.attempt + 1, at: now, webhookUrl },
       };
       // Never the output this job has just lost.
       const reuse = command.reuse && !(lost && command.reuse.sha256 === state.output?.sha256) ? command.reuse : null;

@@ -213,6 +213,7 @@ describe('encode durations per preset', () => {
               filename: 'a.mp4',
               raw: false,
               options: options(preset),
+              webhookUrl: null,
               attempt,
               at: t,
             },

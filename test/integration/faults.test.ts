@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventLog } from '../../infra/kafka/index.ts';
+import { LOCKS, lockText } from '../../infra/locks.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { PrivatePostgres } from '../support/private-postgres.ts';
 import { SupervisedStack } from '../support/supervised.ts';
@@ -94,6 +95,11 @@ beforeAll(async () => {
     PROJECTOR_PORT: String(port.projector),
     FANOUT_PORT: String(port.fanout),
     WORKER_PORT: String(port.worker),
+    // The notifier and the local SMTP server npm start runs too, on ports of their own here.
+    NOTIFIER_PORT: String(await freePort()),
+    DEV_MAIL_PORT: String(await freePort()),
+    DEV_MAIL_DIR: join(blobDir, 'mail'),
+    SIGNING_SECRET: 'faults-test-signing-secret-of-at-least-32-bytes',
     BLOB_DIR: blobDir,
     ADMIN_TOKEN: 'test-admin-token',
     USER_TOKEN_SECRET,
@@ -157,10 +163,14 @@ describe('the relay lock session cut', () => {
         const admin = new pg.Client({ connectionString: databaseUrl });
         await admin.connect();
         try {
-          // Ends the session that holds the relay's advisory lock, as a failover or a DBA would.
+          // Ends the session that holds the relay's advisory lock, as a failover or a DBA would. (A
+          // bigint key is held as two halves: classid the high 32 bits, objid the low.)
           const { rowCount } = await admin.query(
-            `SELECT pg_terminate_backend(pid) FROM pg_locks
-             WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+            `WITH k AS (SELECT hashtextextended($1, 0) AS key)
+             SELECT pg_terminate_backend(pid) FROM pg_locks, k
+             WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND classid = ((key >> 32) & 4294967295)::oid AND objid = (key & 4294967295)::oid`,
+            [lockText(LOCKS.relay)],
           );
           expect(rowCount).toBe(1);
         } finally {

@@ -10,7 +10,7 @@ import { promtoolCheck, scrape } from '../support/metrics.ts';
 import { LiveClient, System, fragment, waitFor, type ProcessName } from '../support/system.ts';
 
 const exec = promisify(execFile);
-const PROCESSES: ProcessName[] = ['api', 'projector', 'fanout', 'relay', 'worker', 'matcher'];
+const PROCESSES: ProcessName[] = ['api', 'projector', 'fanout', 'relay', 'worker', 'matcher', 'notifier'];
 
 let sys: System;
 beforeAll(async () => {

@@ -2,7 +2,7 @@
 // gets its own topic prefix and database, so files can run side by side.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { ensureDatabase } from '../../infra/stack/postgres-local.ts';
@@ -19,8 +19,20 @@ export type AppName = 'api' | 'projector' | 'fanout' | 'relay';
 /** Every process a test can start; the encode worker has no fixed port. */
 export type ProcessName = AppName | keyof typeof HEALTH_PORT;
 
-/** Processes with no fixed port here: each one started gets a fresh health port in this variable. */
-const HEALTH_PORT = { worker: 'WORKER_PORT', matcher: 'MATCHER_PORT' } as const;
+/** Processes with no fixed port here: each one started gets a fresh health port in this variable
+ *  (dev-mail's is its SMTP port). */
+const HEALTH_PORT = { worker: 'WORKER_PORT', matcher: 'MATCHER_PORT', notifier: 'NOTIFIER_PORT', 'dev-mail': 'DEV_MAIL_PORT' } as const;
+
+/** True once an SMTP server on the port greets (220). */
+function smtpGreets(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    const done = (ok: boolean) => (socket.destroy(), resolve(ok));
+    socket.setTimeout(1000, () => done(false));
+    socket.once('data', (d) => done(d.toString().startsWith('220')));
+    socket.once('error', () => done(false));
+  });
+}
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -55,6 +67,8 @@ export async function waitFor<T>(
 
 /** Every process of a test system signs and checks user tokens with this. */
 export const USER_TOKEN_SECRET = 'test-user-token-secret-of-at-least-32-bytes';
+/** Every process of a test system derives webhook secrets and unsubscribe links from this. */
+export const SIGNING_SECRET = 'test-signing-secret-of-at-least-32-bytes';
 
 export class System {
   readonly env: NodeJS.ProcessEnv;
@@ -85,6 +99,7 @@ export class System {
       PROJECTOR_PORT: String(projectorPort),
       ADMIN_TOKEN: 'test-admin-token',
       USER_TOKEN_SECRET: USER_TOKEN_SECRET,
+      SIGNING_SECRET: SIGNING_SECRET,
       LOG_LEVEL: 'warn',
       ...extraEnv,
     };
@@ -163,6 +178,7 @@ export class System {
       `${app} to be ready`,
       async () => {
         if (child.exitCode !== null) throw new Error(`${app} exited: ${lines.join('')}`);
+        if (app === 'dev-mail') return smtpGreets(port);
         const r = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
         return r?.ok;
       },

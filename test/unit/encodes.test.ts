@@ -29,7 +29,7 @@ const T = 1_700_000_000_000;
 const OPTIONS: EncodeOptions = { preset: 'fast', qp: 30, container: 'mp4', logo: true, width: null, height: null, fps: null };
 const requested = (attempt = 1, userId = A, uploadId = `up-${userId}`, options = OPTIONS): EncodeEvent => ({
   type: 'EncodeRequested',
-  data: { jobId: J, userId, uploadId, sha256: 'abc', filename: 'a.mp4', raw: false, options, attempt, at: T },
+  data: { jobId: J, userId, uploadId, sha256: 'abc', filename: 'a.mp4', raw: false, options, attempt, at: T, webhookUrl: null },
 });
 const started = (step: Step, worker = 'w1'): EncodeEvent => ({
   type: 'EncodeStepStarted',
@@ -40,7 +40,10 @@ const failed: EncodeEvent = {
   type: 'EncodeFailed',
   data: { jobId: J, userId: A, step: 'encode', reason: 'encode: boom', stderrTail: 'x', at: T },
 };
-const request = (userId = A, facts: { reuse?: { sha256: string; size: number }; lostOutputOfAttempt?: number } = {}): EncodeCommand => ({
+const request = (
+  userId = A,
+  facts: { reuse?: { sha256: string; size: number }; lostOutputOfAttempt?: number; webhookUrl?: string } = {},
+): EncodeCommand => ({
   type: 'Request',
   jobId: J,
   userId,
@@ -49,6 +52,7 @@ const request = (userId = A, facts: { reuse?: { sha256: string; size: number }; 
   filename: 'a.mp4',
   raw: false,
   options: OPTIONS,
+  webhookUrl: facts.webhookUrl ?? null,
   now: T,
   reuse: facts.reuse ?? null,
   lostOutputOfAttempt: facts.lostOutputOfAttempt ?? null,
@@ -83,6 +87,26 @@ describe('encode job decider: requests and dedup', () => {
     given([requested(), ...through('cleanup'), done()])
       .when(request(B))
       .thenThrows('not_found');
+  });
+  it("a request's webhook is its attempt's: recorded with the request, not taken over by a repeat", () => {
+    const hook = 'https://hooks.example/encodes';
+    const withHook = (attempt = 1): EncodeEvent => {
+      const e = requested(attempt);
+      return { ...e, data: { ...e.data, webhookUrl: hook } } as EncodeEvent;
+    };
+    given([])
+      .when(request(A, { webhookUrl: hook }))
+      .then([withHook()]);
+    given([requested(), started('probe'), failed])
+      .when(request(A, { webhookUrl: hook }))
+      .then([withHook(2)]);
+    const dedup: EncodeEvent = {
+      type: 'EncodeDeduplicated',
+      data: { jobId: J, userId: A, ownerId: A, uploadId: `up-${A}`, again: true, at: T },
+    };
+    given([requested()])
+      .when(request(A, { webhookUrl: hook }))
+      .then([dedup]);
   });
   it('a request after a failure is a new attempt', () => {
     given([requested(), started('probe'), failed])
