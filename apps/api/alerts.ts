@@ -12,6 +12,7 @@ import type { Config } from '../../infra/config.ts';
 import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import type { EventStore } from '../../infra/eventstore/port.ts';
 import { webhookSecret } from '../../infra/signing.ts';
+import { webhookTargetProblem } from '../../infra/webhook-target.ts';
 import { requireUser } from './access.ts';
 import { badRequest, HttpError } from './errors.ts';
 import type { Reads } from './reads.ts';
@@ -59,8 +60,12 @@ export function alertRoutes(deps: Deps): FastifyPluginAsync {
     app.post('/', async (req, reply) => {
       const userId = requireUser(req);
       const input = checkAlertInput(req.body);
-      if (input.webhookUrl && !config.signingSecret)
-        throw new HttpError(503, 'webhook: webhooks are not enabled here (SIGNING_SECRET)', 'webhook');
+      if (input.webhookUrl) {
+        // This machine, a private network, link-local (cloud metadata): not a destination.
+        const problem = await webhookTargetProblem(input.webhookUrl, config.webhookAllowedHosts);
+        if (problem) throw badRequest('webhook.url', problem);
+        if (!config.signingSecret) throw new HttpError(503, 'webhook: webhooks are not enabled here (SIGNING_SECRET)', 'webhook');
+      }
       // The query as search reads it: the matcher evaluates exactly this.
       const tsquery = await reads.run(async (r) => {
         const { rows } = await sql<{ q: string }>`SELECT public.castlog_search_query(${input.lang}, ${input.query})::text AS q`.execute(r);

@@ -164,6 +164,13 @@ describe('bad input', () => {
     [{ query: 'news', webhook: { url: 'ftp://example.org/x' } }, 'webhook.url'],
     [{ query: 'news', webhook: { url: 'https://user:pw@example.org/' } }, 'webhook.url'],
     [{ query: 'news', webhook: 'https://example.org/' }, 'webhook'],
+    // Not a destination: this machine, private networks, the cloud's metadata service.
+    [{ query: 'news', webhook: { url: 'http://127.0.0.1:8080/v1/admin/projections' } }, 'webhook.url'],
+    [{ query: 'news', webhook: { url: 'http://169.254.169.254/latest/meta-data/' } }, 'webhook.url'],
+    [{ query: 'news', webhook: { url: 'http://10.1.2.3/hook' } }, 'webhook.url'],
+    [{ query: 'news', webhook: { url: 'http://[::1]/hook' } }, 'webhook.url'],
+    [{ query: 'news', webhook: { url: 'http://[::ffff:127.0.0.1]/hook' } }, 'webhook.url'],
+    [{ query: 'news', webhook: { url: 'http://localhost/hook' } }, 'webhook.url'],
     [{ query: 'news', colour: 'red' }, 'colour'],
   ])('%j is a 400 naming %s, and nothing is created', async (body, field) => {
     const user = newUserId();
