@@ -14,7 +14,7 @@ import { createLogger } from '../infra/logger.ts';
 import { withMailSetup } from './dev-mail/setup.ts';
 import { Supervisor } from './supervisor.ts';
 
-const APPS = ['api', 'relay', 'projector', 'fanout', 'worker', 'notifier'] as const;
+const APPS = ['api', 'relay', 'projector', 'fanout', 'worker', 'matcher', 'notifier'] as const;
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 /**

@@ -97,6 +97,7 @@ beforeAll(async () => {
     WORKER_PORT: String(port.worker),
     // The notifier and the local SMTP server npm start runs too, on ports of their own here.
     NOTIFIER_PORT: String(await freePort()),
+    MATCHER_PORT: String(await freePort()),
     DEV_MAIL_PORT: String(await freePort()),
     DEV_MAIL_DIR: join(blobDir, 'mail'),
     SIGNING_SECRET: 'faults-test-signing-secret-of-at-least-32-bytes',
