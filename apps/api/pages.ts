@@ -8,7 +8,13 @@ import { readFileSync } from 'node:fs';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../infra/config.ts';
 
-const PAGES = { '/': 'index.html', '/search': 'search.html', '/admin': 'admin.html', '/upload': 'upload.html' } as const;
+const PAGES = {
+  '/': 'index.html',
+  '/search': 'search.html',
+  '/alerts': 'alerts.html',
+  '/admin': 'admin.html',
+  '/upload': 'upload.html',
+} as const;
 /** Files the pages load from /assets/. */
 const ASSETS = { 'theme.css': 'text/css; charset=utf-8', 'common.js': 'text/javascript; charset=utf-8' } as const;
 const LIVE_PATH = '/v1/live';

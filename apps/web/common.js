@@ -95,13 +95,38 @@ export function formatBytes(n) {
   return `${v >= 100 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
 }
 
-// ---- the live socket ----
+// ---- the user and the live socket ----
+
+/** This browser's user id: it stands in for a login, kept in this browser, issued once by the API. */
+export async function knownUserId() {
+  let userId = localStorage.getItem('castlog.userId');
+  if (!userId) {
+    const res = await api('/users/newId');
+    userId = res.body.userId;
+    localStorage.setItem('castlog.userId', userId);
+  }
+  return userId;
+}
 
 /** The fanout's WebSocket URL: the configured one, else this page's host with the fanout's port and path. */
 export function liveUrlOf(config) {
   if (typeof config.liveUrl === 'string') return config.liveUrl;
   if (typeof config.livePort !== 'number') throw new Error('no live URL');
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.hostname}:${config.livePort}${config.livePath}`;
+}
+
+// ---- search snippets ----
+
+/** The server's snippet is escaped HTML whose only element is <mark>; rebuilt from text nodes and marks alone. */
+export function snippetNode(html) {
+  const tpl = document.createElement('template');
+  tpl.innerHTML = html;
+  const out = document.createDocumentFragment();
+  for (const n of tpl.content.childNodes) {
+    if (n.nodeName === 'MARK') out.append(el('mark', { text: n.textContent }));
+    else out.append(n.textContent ?? '');
+  }
+  return out;
 }
 
 // ---- errors for people ----

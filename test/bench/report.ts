@@ -2,6 +2,7 @@
 // the target where there is one.
 import type { Results } from './run.ts';
 import { uploadsRows } from './uploads.ts';
+import { alertsReport } from './alerts.ts';
 import { fmt, type Latency } from './common.ts';
 
 type Row = [scenario: string, metric: string, castlog: string, baseline: string, ratio: string, target: string];
@@ -229,6 +230,9 @@ export function report(r: Results): string {
         `by hand ${r.uploads.pipeline.all.byHand.map((v) => fmt(v, 2)).join(', ')}`,
     );
   }
+  const al = alertsReport(r.alerts, r.alertsLatency);
+  rows.push(...al.rows);
+  notes.push(...al.notes);
   for (const [k, v] of Object.entries(r.errors)) notes.push(`${k} FAILED: ${v.split('\n')[0]}`);
 
   const head: Row = ['scenario', 'metric', 'castlog', 'baseline (same run)', 'ratio', 'target'];

@@ -4,7 +4,7 @@
 //
 // Knobs (full default / BENCH_QUICK=1 default):
 //   BENCH_QUICK=1                 small and short, for development
-//   BENCH_ONLY=ingest,e2e,fanout,projection,rebuild,activations,search,uploads
+//   BENCH_ONLY=ingest,e2e,fanout,projection,rebuild,activations,search,uploads,alerts,alertsLatency
 //   BENCH_PROF=1                  api, fanout, projector and the fanout bench servers run under
 //                                 node --cpu-prof; profiles land in .castlog/prof
 //   ingest:     BENCH_INGEST_STATIONS (8/4), _WINDOW fragments in flight per station (500/200),
@@ -16,6 +16,7 @@
 //               BENCH_FANOUT_CLIENT=ws (`ws` package clients instead of the raw counting ones)
 //   projection: BENCH_PROJECTION_EVENTS (200000/30000), _APPEND_CHUNK (10000)
 //   search:     BENCH_SEARCH_FRAGMENTS (1000000/100000), _QUERIES per kind of query (40/10)
+//   alerts, alertsLatency: see test/bench/alerts.ts
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,6 +28,7 @@ import { ingestBench, type IngestResult } from './ingest.ts';
 import { projectionBench, type ProjectionResult } from './projection.ts';
 import { rebuildBench, type RebuildResult } from './rebuild.ts';
 import { activationsBench, type ActivationsResult } from './activations.ts';
+import { alertsBench, alertsLatencyBench, type AlertsLatencyResult, type AlertsResult } from './alerts.ts';
 import { searchBench, type SearchResult } from './search.ts';
 import { uploadsBench, type UploadsResult } from './uploads.ts';
 import { report } from './report.ts';
@@ -61,7 +63,7 @@ for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
 }
 
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'ingest,e2e,fanout,projection,rebuild,activations,search,uploads')
+  (process.env.BENCH_ONLY ?? 'ingest,e2e,fanout,projection,rebuild,activations,search,uploads,alerts,alertsLatency')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean),
@@ -90,16 +92,17 @@ export interface Results {
   activations?: ActivationsResult;
   search?: SearchResult;
   uploads?: UploadsResult;
+  alerts?: AlertsResult;
+  alertsLatency?: AlertsLatencyResult;
   errors: Record<string, string>;
 }
 
 const loadavg = () => spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).stdout.trim();
 const results: Results = { at: new Date().toISOString(), quick: QUICK, cores: CORES, loadavg: loadavg(), errors: {} };
 
-async function scenario<K extends 'ingest' | 'e2e' | 'fanout' | 'projection' | 'rebuild' | 'activations' | 'search' | 'uploads'>(
-  name: K,
-  fn: () => Promise<NonNullable<Results[K]>>,
-): Promise<void> {
+async function scenario<
+  K extends 'ingest' | 'e2e' | 'fanout' | 'projection' | 'rebuild' | 'activations' | 'search' | 'uploads' | 'alerts' | 'alertsLatency',
+>(name: K, fn: () => Promise<NonNullable<Results[K]>>): Promise<void> {
   if (!only.has(name)) return;
   const t0 = Date.now();
   try {
@@ -120,6 +123,8 @@ try {
   await scenario('activations', () => activationsBench(log));
   await scenario('search', () => searchBench(log));
   await scenario('uploads', () => uploadsBench(log));
+  await scenario('alerts', () => alertsBench(log));
+  await scenario('alertsLatency', () => alertsLatencyBench(log));
 } finally {
   // Each scenario stops its own processes; this catches any a failure left behind.
   killEverythingStarted();

@@ -1,11 +1,12 @@
-// Lighthouse scores of the four pages (performance, accessibility, best practices), phone and
+// Lighthouse scores of the five pages (performance, accessibility, best practices), phone and
 // desktop, against the real stack with live data: 26 channels, three of them getting a rollup
 // caption a second, the wall following those three. Not a test: a measurement for the README.
 //   KAFKA_BROKERS=… DATABASE_URL=… npx tsx test/e2e/lighthouse.ts [report dir, default /tmp/castlog-lighthouse]
 // Each page is measured LIGHTHOUSE_RUNS times (3) and the run with the median performance score is
 // kept: on a shared machine one run says more about the neighbours than about the page (Lighthouse's
 // benchmarkIndex of each run is printed). Prints a Markdown table, and for each kept run the audits
-// that did not pass; writes its full report (JSON) to the report dir. Uses Debian's Chromium
+// that did not pass; writes its full report (JSON) to the report dir. LIGHTHOUSE_ONLY=Alerts,Search
+// measures only the pages so named. Uses Debian's Chromium
 // (CHROMIUM_PATH), never a downloaded browser.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ const RUNS = Number(process.env.LIGHTHOUSE_RUNS ?? 3);
 const PAGES = [
   ['Live wall', `/#channels=${LIVE.join(',')}`],
   ['Search', '/search?q=harbour+bridge'],
+  ['Alerts', '/alerts'],
   ['Upload', '/upload'],
   ['Admin (sign-in)', '/admin'],
 ] as const;
@@ -66,7 +68,8 @@ try {
   await waitFor('the channels in the read model', async () => (await sys.get('/v1/channels')).body.channels.length >= 26);
 
   const rows: string[] = [];
-  for (const [name, path] of PAGES) {
+  const only = process.env.LIGHTHOUSE_ONLY?.split(',').map((n) => n.trim());
+  for (const [name, path] of PAGES.filter(([n]) => !only || only.some((o) => n.startsWith(o)))) {
     const cells: string[] = [];
     for (const form of ['mobile', 'desktop'] as const) {
       const flags: Flags = { port: chrome.port, output: 'json', logLevel: 'error', onlyCategories: [...CATEGORIES] };

@@ -1,4 +1,4 @@
-// All four pages as a phone and a desktop get them, against the real api, projector and fanout:
+// All five pages as a phone and a desktop get them, against the real api, projector and fanout:
 // the navigation between them, no sideways scrolling at 390 and 360 px wide in each page's fullest
 // state (long channel ids, long words, open lists), and how they are served: compressed, with an
 // ETag answered 304, and a CSP without 'unsafe-inline'.
@@ -13,7 +13,13 @@ import { launchChromium, openPage, sidewaysOverflow } from './browser.ts';
 const TOKEN = 'test-admin-token';
 const LONG = 'a-rather-long-channel-name.for-the-narrowest-phones-we-serve';
 const SHORT = 'news.one';
-const PAGES = { '/': 'index.html', '/search': 'search.html', '/upload': 'upload.html', '/admin': 'admin.html' } as const;
+const PAGES = {
+  '/': 'index.html',
+  '/search': 'search.html',
+  '/alerts': 'alerts.html',
+  '/upload': 'upload.html',
+  '/admin': 'admin.html',
+} as const;
 
 let sys: System;
 let browser: Browser;
@@ -63,6 +69,7 @@ describe('the pages', () => {
       await page.goto(`${sys.api}/`);
       for (const [name, path] of [
         ['Search', '/search'],
+        ['Alerts', '/alerts'],
         ['Upload', '/upload'],
         ['Admin', '/admin'],
         ['Live', '/'],
@@ -101,6 +108,22 @@ describe('the pages', () => {
         await page.locator('[data-testid="context"][data-state="ready"]').waitFor();
         await fits('search, with a moment');
 
+        await page.goto(`${sys.api}/alerts`);
+        await page.getByLabel('Words to listen for').fill(`harbour bridge ${'unbrokenwordthatgoesonandon'.repeat(3)} or harbour`);
+        await page.getByLabel('Channels').fill(`${LONG}, ${SHORT}`);
+        await page.getByLabel('E-mail').fill(`${'a-long-mailbox-name'.repeat(3)}@example.org`);
+        await page.getByTestId('preview-button').click();
+        await page.locator('[data-testid="preview"][data-state="ready"]').waitFor();
+        await page.getByTestId('create').click();
+        await page.getByTestId('alert').first().waitFor();
+        await page.getByLabel('Channels').fill(`${LONG.toUpperCase()}-with-capitals-that-make-it-no-channel-id`);
+        await page.getByTestId('create').click();
+        await page
+          .getByTestId('channels-error')
+          .filter({ hasText: /is not a channel id/ })
+          .waitFor();
+        await fits('alerts, a preview, an alert listed and a long refused channel id');
+
         await page.goto(`${sys.api}/upload`);
         await page.getByTestId('file').setInputFiles({
           name: `${'a-holiday-video-with-a-very-long-file-name-'.repeat(3)}.yuv`,
@@ -124,7 +147,8 @@ describe('the pages', () => {
         await page.getByTestId('confirm-rebuild').waitFor();
         await fits('admin, asking before a rebuild');
         await page.getByTestId('confirm-cancel').click();
-        expect(problems.filter((p) => !/HTTP 401|status of 401/.test(p))).toEqual([]);
+        // The refusals the test asked for: the admin token, the alert's channel.
+        expect(problems.filter((p) => !/HTTP 401|status of 401|HTTP 400 POST .*\/v1\/alerts|status of 400/.test(p))).toEqual([]);
       } finally {
         await context.close();
       }

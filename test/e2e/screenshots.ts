@@ -1,6 +1,7 @@
 // Screenshots of every page at desktop and phone sizes, against the real stack with live data, for
 // a person to look at (not a test): 26 channels, three of them getting a rollup caption a second,
-// a search with its moment, the upload page with a file picked, the admin board signed in.
+// a search with its moment, the alerts page with an alert and a refused field, the upload page with
+// a file picked, the admin board signed in.
 //   KAFKA_BROKERS=… DATABASE_URL=… npx tsx test/e2e/screenshots.ts [out dir, default /tmp/castlog-shots]
 // Prints each file written and whether the page scrolls sideways at that size.
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -74,6 +75,20 @@ async function main(): Promise<void> {
       await page.locator('[data-testid="context"][data-state="ready"]').waitFor();
       await page.evaluate(() => window.scrollTo(0, 0));
       await shot('search', true);
+
+      await page.goto(`${sys.api}/alerts`);
+      await page.getByLabel('Words to listen for').fill('harbour bridge');
+      await page.getByLabel('Channels').fill(LIVE.join(', '));
+      await page.getByLabel('Language').fill('en');
+      await page.getByLabel('E-mail').fill('desk@example.org');
+      await page.getByTestId('preview-button').click();
+      await page.locator('[data-testid="preview"][data-state="ready"]').waitFor();
+      await page.getByTestId('create').click();
+      await page.getByTestId('alert').first().waitFor();
+      await page.getByLabel('Words to listen for').fill('-weather');
+      await page.getByTestId('create').click();
+      await page.getByTestId('query-error').filter({ hasText: /./ }).waitFor();
+      await shot('alerts', true);
 
       await page.goto(`${sys.api}/upload`);
       await page.getByTestId('file').setInputFiles({ name: 'holiday-clip.mp4', mimeType: 'video/mp4', buffer: mp4Header() });
