@@ -39,8 +39,8 @@ const handlerOf = (store: EventStore) => {
   return h;
 };
 
-const viewerCommand = (store: EventStore, userId: string, make: () => ViewerCommand) =>
-  handlerOf(store).handle(viewer, viewerStream(userId), make, { key: userId, source: SOURCE });
+const viewerCommand = (store: EventStore, userId: string, make: () => ViewerCommand, requires?: { stream: string; missing: () => Error }) =>
+  handlerOf(store).handle(viewer, viewerStream(userId), make, { key: userId, source: SOURCE }, requires);
 
 /** Issued stream ids never change, so once seen they need no second read. */
 const knownStreamIds = new Set<string>();
@@ -80,12 +80,11 @@ export function canWatchStreamRoutes(deps: Deps): FastifyPluginAsync {
     registers: [deps.metrics],
   });
 
-  async function requireStreamId(streamId: string): Promise<void> {
-    if (knownStreamIds.has(streamId)) return;
-    const { state } = await store.load(streamIdStream(streamId), streamIds.initialState, streamIds.evolve);
-    if (!state.issued) throw new DomainError('not_found', `streamId: unknown stream id ${streamId}`);
-    knownStreamIds.add(streamId);
-  }
+  /** An id not seen yet is checked in the same read as the user's state. */
+  const issuedStreamId = (streamId: string) =>
+    knownStreamIds.has(streamId)
+      ? undefined
+      : { stream: streamIdStream(streamId), missing: () => new DomainError('not_found', `streamId: unknown stream id ${streamId}`) };
 
   type Action = 'activate' | 'deactivate' | 'heartbeat';
   const act = (action: Action) => async (req: FastifyRequest<{ Params: { streamId: string } }>, reply: FastifyReply) => {
@@ -101,8 +100,8 @@ export function canWatchStreamRoutes(deps: Deps): FastifyPluginAsync {
     };
     let outcome = 'error';
     try {
-      await requireStreamId(streamId);
-      const { events, state } = await viewerCommand(store, userId, make);
+      const { events, state } = await viewerCommand(store, userId, make, issuedStreamId(streamId));
+      knownStreamIds.add(streamId);
       const active = activeStreams(state, Date.now());
       const limit = limitOf(state, config.streamLimit);
       const rejected = events.some((e) => e.type === 'ActivationRejected');

@@ -25,10 +25,14 @@ export class CommandHandler {
     stream: string,
     command: C | (() => C),
     opts: { key: string; source: string; correlationId?: string },
+    /** Another stream that must exist first (an issued id), read in the same round trip as the state. */
+    requires?: { stream: string; missing: () => Error },
   ): Promise<Handled<E, S>> {
+    const exists = requires ? [requires.stream] : undefined;
     const run = async (): Promise<Handled<E, S>> => {
       for (let attempt = 1; ; attempt++) {
-        const { version, state } = await this.store.load(stream, decider.initialState, decider.evolve);
+        const { version, state, existing } = await this.store.load(stream, decider.initialState, decider.evolve, { exists });
+        if (requires && !existing?.has(requires.stream)) throw requires.missing();
         // A command built fresh per attempt (e.g. with the current time) sees the time of its decision.
         const cmd = typeof command === 'function' ? (command as () => C)() : command;
         const events = decider.decide(cmd, state);

@@ -9,6 +9,13 @@ export interface StreamRead<S> {
   /** Version of the last event in the stream; 0 when the stream is empty. */
   version: number;
   state: S;
+  /** Of the streams asked about in `LoadOptions.exists`, those that have an event. */
+  existing?: Set<string>;
+}
+
+export interface LoadOptions {
+  /** Other streams to check for existence in the same read (an id issued by another stream). */
+  exists?: string[];
 }
 
 export interface AppendOptions<S> {
@@ -36,7 +43,7 @@ export class EventStoreUnavailable extends Error {}
 
 export interface EventStore {
   /** Folds a stream into state, starting from its snapshot when there is one. */
-  load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<S>>;
+  load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S, opts?: LoadOptions): Promise<StreamRead<S>>;
   /** Appends after `expectedVersion`; throws WrongExpectedVersion if another writer got there first. */
   append<S>(stream: string, expectedVersion: number, events: DomainEvent[], opts: AppendOptions<S>): Promise<{ version: number }>;
 }

@@ -11,6 +11,7 @@ import {
   type AppendOptions,
   type DomainEvent,
   type EventStore,
+  type LoadOptions,
   type StreamRead,
 } from './port.ts';
 
@@ -35,36 +36,51 @@ export class PostgresEventStore implements EventStore {
     return this.gate ? this.gate.run(work) : work();
   }
 
-  /** One round trip: the snapshot (if its format is current) and the events after it. */
-  async load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<S>> {
+  /** One round trip: the snapshot (if its format is current), the events after it, and which of `opts.exists` have an event. */
+  async load<E extends DomainEvent, S>(
+    stream: string,
+    initial: () => S,
+    evolve: (s: S, e: E) => S,
+    opts: LoadOptions = {},
+  ): Promise<StreamRead<S>> {
+    const exists = opts.exists ?? [];
+    const existsRows = exists.length
+      ? sql`UNION ALL
+      SELECT 2, 0, NULL, NULL, stream FROM events WHERE stream = ANY(${exists}::text[]) AND version = 1`
+      : sql``;
     const { rows } = await this.run(() =>
-      sql<{ is_event: boolean; version: number; state: unknown; data: Buffer | null }>`
+      sql<{ kind: number; version: number; state: unknown; data: Buffer | null; stream: string | null }>`
       WITH snap AS (SELECT version, state FROM snapshots
                     WHERE stream = ${stream} AND state->'format' = ${JSON.stringify(SNAPSHOT_FORMAT)}::jsonb)
-      SELECT false AS is_event, version, state, NULL::bytea AS data FROM snap
+      SELECT 0 AS kind, version, state, NULL::bytea AS data, NULL::text AS stream FROM snap
       UNION ALL
-      SELECT true, version, NULL, data FROM events WHERE stream = ${stream} AND version > coalesce((SELECT version FROM snap), 0)
-      ORDER BY is_event, version`
+      SELECT 1, version, NULL, data, NULL FROM events WHERE stream = ${stream} AND version > coalesce((SELECT version FROM snap), 0)
+      ${existsRows}
+      ORDER BY kind, version`
         .execute(this.db)
         .catch(unavailable),
     );
     let state = initial();
     let version = 0;
+    const existing = new Set<string>();
     for (const row of rows) {
-      if (!row.is_event) {
+      if (row.kind === 2) {
+        existing.add(row.stream!);
+      } else if (row.kind === 0) {
         state = (row.state as { state: S }).state;
+        version = row.version;
       } else {
         const { type, data } = this.codec.decode(row.data!);
         state = evolve(state, { type, data } as E);
+        version = row.version;
       }
-      version = row.version;
     }
-    return { version, state };
+    return opts.exists ? { version, state, existing } : { version, state };
   }
 
   /**
    * One statement, so one round trip and its own transaction: the events (the unique
-   * (stream, version) is the guard), the snapshot, and a NOTIFY that wakes the relay.
+   * (stream, version) is the guard) and the snapshot. The relay is woken once it has committed.
    */
   async append<S>(stream: string, expectedVersion: number, events: DomainEvent[], opts: AppendOptions<S>): Promise<{ version: number }> {
     if (!events.length) return { version: expectedVersion };
@@ -86,13 +102,41 @@ export class PostgresEventStore implements EventStore {
       await this.run(() =>
         sql`
         WITH appended AS (INSERT INTO events (stream, version, type, key, data, meta) VALUES ${sql.join(rows)})${snapshot}
-        SELECT pg_notify('castlog_events', '')`.execute(this.db),
+        SELECT 1`.execute(this.db),
       );
     } catch (err) {
       if ((err as { code?: string }).code === UNIQUE_VIOLATION) throw new WrongExpectedVersion(stream, expectedVersion);
       if (err instanceof Overloaded) throw err;
       unavailable(err);
     }
+    this.wakeRelay();
     return { version };
+  }
+
+  private notifying = false;
+  private notifyAgain = false;
+
+  /**
+   * NOTIFY after the commit, not inside the appending transaction: a NOTIFY holds a database-wide
+   * lock from its commit's start to its end, WAL flush included, so every append waited for the
+   * flush of the one before (no group commit). A NOTIFY of its own writes no WAL and holds the lock
+   * for microseconds. One at a time, not awaited; appends meanwhile share the next one. A lost one
+   * costs the relay its poll interval.
+   */
+  private wakeRelay(): void {
+    if (this.notifying) {
+      this.notifyAgain = true;
+      return;
+    }
+    this.notifying = true;
+    void this.run(() => sql`SELECT pg_notify('castlog_events', '')`.execute(this.db))
+      .catch(() => undefined)
+      .finally(() => {
+        this.notifying = false;
+        if (this.notifyAgain) {
+          this.notifyAgain = false;
+          this.wakeRelay();
+        }
+      });
   }
 }

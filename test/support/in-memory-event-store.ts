@@ -8,6 +8,7 @@ import {
   type AppendOptions,
   type DomainEvent,
   type EventStore,
+  type LoadOptions,
   type StreamRead,
 } from '../../infra/eventstore/port.ts';
 
@@ -61,7 +62,12 @@ export class InMemoryEventStore implements EventStore {
     return this.appendCalls.filter((c) => c.outcome === 'conflict').length;
   }
 
-  async load<E extends DomainEvent, S>(stream: string, initial: () => S, evolve: (s: S, e: E) => S): Promise<StreamRead<S>> {
+  async load<E extends DomainEvent, S>(
+    stream: string,
+    initial: () => S,
+    evolve: (s: S, e: E) => S,
+    opts: LoadOptions = {},
+  ): Promise<StreamRead<S>> {
     await this.before('load', stream);
     this.loads++;
     const snap = this.snapshots.get(stream);
@@ -69,7 +75,8 @@ export class InMemoryEventStore implements EventStore {
     let version = snap?.version ?? 0;
     const events = this.streams.get(stream) ?? [];
     for (; version < events.length; version++) state = evolve(state, clone(events[version]!) as E);
-    return { version, state };
+    if (!opts.exists) return { version, state };
+    return { version, state, existing: new Set(opts.exists.filter((s) => this.streams.get(s)?.length)) };
   }
 
   async append<S>(stream: string, expectedVersion: number, events: DomainEvent[], opts: AppendOptions<S>): Promise<{ version: number }> {
