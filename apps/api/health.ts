@@ -38,7 +38,8 @@ export function healthRoutes(deps: { db: Db; log: EventLog; metrics: Registry })
     app.get('/readyz', async (_req, reply) => {
       const [kafka, postgres] = await Promise.all([log.ping(), pingDb(db)]);
       const ok = kafka && postgres;
-      return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable', kafka, postgres });
+      const replication = log.replicationShortfalls.length ? { replicationShortfalls: log.replicationShortfalls } : {};
+      return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable', kafka, postgres, ...replication });
     });
     app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
   };

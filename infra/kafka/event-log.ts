@@ -51,9 +51,19 @@ export class EventLog {
     return this.names.physical(topic);
   }
 
-  /** Creates every topic of the catalog that does not exist yet. */
-  ensureTopics(): Promise<void> {
-    return this.topics.ensure();
+  /** Topics found with less replication than the catalog asks (see ensureTopics); readiness shows them. */
+  replicationShortfalls: string[] = [];
+
+  /** Creates every topic of the catalog that does not exist yet; topics that exist with less
+   *  replication than the catalog asks are used, but logged as a warning and kept for /readyz. */
+  async ensureTopics(): Promise<void> {
+    this.replicationShortfalls = await this.topics.ensure();
+    if (this.replicationShortfalls.length) {
+      this.logger.warn(
+        { shortfalls: this.replicationShortfalls },
+        'topics have less replication than the catalog asks: an acknowledged event may not survive a broker loss',
+      );
+    }
   }
 
   /** [low, high) offsets of every partition of a topic. */

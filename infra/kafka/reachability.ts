@@ -3,7 +3,9 @@
 // broker instead of trusting an answer from before. A probe of its own, without retries, asks: a
 // refused connection is an answer at once, silence one after PROBE_TIMEOUT_MS. Any answer, like an
 // acknowledged append, counts for FRESH_MS. So a broker that goes away is known in well under a
-// second; one that merely falls silent, within FRESH_MS + PROBE_TIMEOUT_MS.
+// second; one that merely falls silent, within FRESH_MS + PROBE_TIMEOUT_MS. With several brokers,
+// the probe asks each of them at once: Kafka answers while any broker does (a lost broker's
+// partitions move to the others), and is unreachable only when none does.
 import net from 'node:net';
 import tls from 'node:tls';
 import { Kafka, logLevel, type Admin, type ISocketFactory } from 'kafkajs';
@@ -22,13 +24,20 @@ export class KafkaReachability {
   private probing: Promise<boolean> | undefined;
   /** Requests in flight that want to hear at once when Kafka is found unreachable. */
   private readonly lossWatchers = new Set<(e: KafkaUnavailable) => void>();
-  private readonly probeClient: Kafka;
-  private probeAdmin: Promise<Admin> | undefined;
+  /** One client per broker: a client given them all connects to one at random and, without
+   *  retries, fails when that one is down. */
+  private readonly probeClients: Kafka[];
+  private readonly probeAdmins: (Promise<Admin> | undefined)[];
 
   constructor(brokers: string[]) {
-    this.probeClient = new Kafka({
+    this.probeClients = brokers.map((broker) => this.probeClient(broker));
+    this.probeAdmins = brokers.map(() => undefined);
+  }
+
+  private probeClient(broker: string): Kafka {
+    return new Kafka({
       clientId: 'castlog-probe',
-      brokers,
+      brokers: [broker],
       // Longer than PROBE_TIMEOUT_MS, so an error from the client is a refusal or a broken
       // connection, and silence is told by our own timeout below.
       connectionTimeout: 3 * PROBE_TIMEOUT_MS,
@@ -105,43 +114,48 @@ export class KafkaReachability {
 
   private async probe(): Promise<boolean> {
     const epoch = this.epoch;
-    let ok = false;
-    let slow = false;
-    try {
-      const deadline = Date.now() + PROBE_TIMEOUT_MS;
-      const admin = await withTimeout(this.connectedProbe(), PROBE_TIMEOUT_MS);
-      await withTimeout(admin.describeCluster(), Math.max(1, deadline - Date.now()));
-      ok = true;
-    } catch (err) {
-      slow = err instanceof KafkaUnavailable;
-      if (!slow) {
-        // Start from a fresh connection next time: a broken one may be cached in the client. A
-        // slow answer leaves it: the request may still complete.
-        const admin = this.probeAdmin;
-        this.probeAdmin = undefined;
-        void admin?.then((a) => a.disconnect()).catch(() => undefined);
-      }
-    }
+    const answers = await Promise.allSettled(this.probeClients.map((_, i) => this.probeBroker(i)));
+    const ok = answers.some((a) => a.status === 'fulfilled');
+    // Sure of a loss only when every broker refused; one merely slow may still answer.
+    const slow = answers.some((a) => a.status === 'rejected' && a.reason instanceof KafkaUnavailable);
     // An answer that raced a closing connection is returned but not kept: the next asks again.
     if (!ok || epoch === this.epoch) this.found(ok, !ok && !slow);
     return ok;
   }
 
-  private connectedProbe(): Promise<Admin> {
-    if (!this.probeAdmin) {
-      const admin = this.probeClient.admin({ retry: { retries: 0 } });
-      const ready = admin.connect().then(() => admin);
-      ready.catch(() => {
-        if (this.probeAdmin === ready) this.probeAdmin = undefined;
-      });
-      this.probeAdmin = ready;
+  private async probeBroker(i: number): Promise<void> {
+    try {
+      const deadline = Date.now() + PROBE_TIMEOUT_MS;
+      const admin = await withTimeout(this.connectedProbe(i), PROBE_TIMEOUT_MS);
+      await withTimeout(admin.describeCluster(), Math.max(1, deadline - Date.now()));
+    } catch (err) {
+      if (!(err instanceof KafkaUnavailable)) {
+        // Start from a fresh connection next time: a broken one may be cached in the client. A
+        // slow answer leaves it: the request may still complete.
+        const admin = this.probeAdmins[i];
+        this.probeAdmins[i] = undefined;
+        void admin?.then((a) => a.disconnect()).catch(() => undefined);
+      }
+      throw err;
     }
-    return this.probeAdmin;
+  }
+
+  private connectedProbe(i: number): Promise<Admin> {
+    let ready = this.probeAdmins[i];
+    if (!ready) {
+      const admin = this.probeClients[i]!.admin({ retry: { retries: 0 } });
+      const connecting = admin.connect().then(() => admin);
+      connecting.catch(() => {
+        if (this.probeAdmins[i] === connecting) this.probeAdmins[i] = undefined;
+      });
+      ready = this.probeAdmins[i] = connecting;
+    }
+    return ready;
   }
 
   async close(): Promise<void> {
-    await this.probeAdmin?.then((a) => a.disconnect()).catch(() => undefined);
-    this.probeAdmin = undefined;
+    const admins = this.probeAdmins.splice(0, this.probeAdmins.length, ...this.probeAdmins.map(() => undefined));
+    await Promise.all(admins.map((a) => a?.then((x) => x.disconnect()).catch(() => undefined)));
   }
 }
 

@@ -1,7 +1,10 @@
 // The topics of the catalog on the cluster: creating what is missing, and reading partition ends.
-import type { Admin, Kafka } from 'kafkajs';
-import { TOPICS, type TopicName } from '../../schemas/catalog.ts';
+import kafkajs, { type Admin, type Kafka } from 'kafkajs';
+import { replicationFor, TOPICS, type Replication, type TopicName } from '../../schemas/catalog.ts';
 import { retry } from '../retry.ts';
+
+// A CommonJS export Node cannot name statically.
+const { ConfigResourceTypes } = kafkajs;
 import type { TopicNames } from './types.ts';
 
 export class Topics {
@@ -37,21 +40,55 @@ export class Topics {
     void admin.disconnect().catch(() => undefined);
   }
 
-  /** Creates every topic of the catalog that does not exist yet. */
-  async ensure(): Promise<void> {
+  /**
+   * Creates every topic of the catalog that does not exist yet, with the replication the catalog
+   * asks of a cluster this size, and says which existing topics have less (a topic made on a
+   * smaller cluster, or by hand): those are used, but the caller must report them.
+   */
+  async ensure(): Promise<string[]> {
     const admin = await this.admin();
+    const need = replicationFor((await admin.describeCluster()).brokers.length);
     const existing = new Set(await admin.listTopics());
     const missing = Object.entries(TOPICS)
       .filter(([name]) => !existing.has(this.names.physical(name as TopicName)))
-      .map(([name, spec]) => ({ topic: this.names.physical(name as TopicName), numPartitions: spec.partitions, replicationFactor: -1 }));
-    if (!missing.length) return;
-    // kafkajs's own waitForLeaders gives up when metadata briefly says "unknown topic": wait below instead.
-    await admin.createTopics({ topics: missing, waitForLeaders: false }).catch((e: { type?: string }) => {
-      if (e.type !== 'TOPIC_ALREADY_EXISTS') throw e; // another process made them first
+      .map(([name, spec]) => ({
+        topic: this.names.physical(name as TopicName),
+        numPartitions: spec.partitions,
+        replicationFactor: need.replicationFactor,
+        configEntries: [{ name: 'min.insync.replicas', value: String(need.minInsyncReplicas) }],
+      }));
+    if (missing.length) {
+      // kafkajs's own waitForLeaders gives up when metadata briefly says "unknown topic": wait below instead.
+      await admin.createTopics({ topics: missing, waitForLeaders: false }).catch((e: { type?: string }) => {
+        if (e.type !== 'TOPIC_ALREADY_EXISTS') throw e; // another process made them first
+      });
+      // Leaders are elected, but a broker may not serve the new partitions for a moment: return only
+      // once every new topic answers, so callers never see "does not host this topic-partition".
+      for (const { topic } of missing) await retry(() => admin.fetchTopicOffsets(topic), { attempts: 50, delayMs: 100 });
+    }
+    return this.shortfalls(admin, need);
+  }
+
+  /** The catalog's topics that have fewer replicas or a lower min.insync.replicas than `need`. */
+  private async shortfalls(admin: Admin, need: Replication): Promise<string[]> {
+    const topics = Object.keys(TOPICS).map((name) => this.names.physical(name as TopicName));
+    const { topics: metadata } = await admin.fetchTopicMetadata({ topics });
+    const { resources } = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: topics.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['min.insync.replicas'] })),
     });
-    // Leaders are elected, but a broker may not serve the new partitions for a moment: return only
-    // once every new topic answers, so callers never see "does not host this topic-partition".
-    for (const { topic } of missing) await retry(() => admin.fetchTopicOffsets(topic), { attempts: 50, delayMs: 100 });
+    const found: string[] = [];
+    for (const t of metadata) {
+      const replicas = Math.min(...t.partitions.map((p) => p.replicas.length));
+      if (replicas < need.replicationFactor) found.push(`${t.name}: ${replicas} replicas, the catalog asks ${need.replicationFactor}`);
+    }
+    for (const r of resources) {
+      const minIsr = Number(r.configEntries.find((c) => c.configName === 'min.insync.replicas')?.configValue ?? 1);
+      if (minIsr < need.minInsyncReplicas) {
+        found.push(`${r.resourceName}: min.insync.replicas ${minIsr}, the catalog asks ${need.minInsyncReplicas}`);
+      }
+    }
+    return found;
   }
 
   /** [low, high) offsets of every partition of a topic. */

@@ -1,9 +1,12 @@
-// A single-node Kafka (KRaft, broker + controller in one JVM) from Apache Kafka's own jars,
-// fetched by Maven from infra/stack/kafka/pom.xml. Data lives under .castlog/kafka (git-ignored).
+// Kafka (KRaft) from Apache Kafka's own jars, fetched by Maven from infra/stack/kafka/pom.xml: one
+// node by default (broker and controller in one JVM), or a cluster of several such nodes on
+// consecutive ports (CASTLOG_LOCAL_BROKERS=3) whose topics are replicated as the catalog asks.
+// Data lives under .castlog/kafka-* (git-ignored).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { replicationFor } from '../../schemas/catalog.ts';
 import { ROOT, STATE_DIR, waitForPort, isPortOpen } from './ports.ts';
 
 const KAFKA_DIR = join(ROOT, 'infra', 'stack', 'kafka');
@@ -16,25 +19,108 @@ export function ensureKafkaJars(): void {
   if (r.status !== 0) throw new Error('mvn could not fetch the Kafka jars (see output above)');
 }
 
-export interface LocalKafka {
-  brokers: string;
-  process: ChildProcess | undefined;
+/** How many local brokers `npm start` and `npm test` run: CASTLOG_LOCAL_BROKERS, one by default. */
+export function localBrokerCount(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.CASTLOG_LOCAL_BROKERS ?? 1);
+  if (!Number.isInteger(n) || n < 1 || n > 9) throw new Error(`CASTLOG_LOCAL_BROKERS must be a whole number from 1 to 9, not ${n}`);
+  return n;
 }
 
-export async function startLocalKafka(port = 19092): Promise<LocalKafka> {
-  const brokers = `127.0.0.1:${port}`;
-  if (await isPortOpen(port)) return { brokers, process: undefined }; // one is already running: share it
+/** One node of a local cluster: its broker listens on `port`, its controller on `port + 1`. */
+export class KafkaNode {
+  process: ChildProcess | undefined;
+
+  constructor(
+    readonly id: number,
+    readonly port: number,
+    private readonly dir: string,
+  ) {}
+
+  get running(): boolean {
+    return !!this.process && this.process.exitCode === null && this.process.signalCode === null;
+  }
+
+  /** Starts the node's JVM (on its kept data) and waits for its broker port. */
+  async start(): Promise<void> {
+    const java = javaArgs(this.dir, 'kafka.Kafka', [join(this.dir, 'server.properties')]);
+    const out = openSync(join(this.dir, 'stdout.log'), 'a');
+    const child = spawn('java', java, { stdio: ['ignore', out, out], detached: false });
+    this.process = child;
+    await waitForPort(this.port, 240_000, () => child.exitCode !== null);
+    if (child.exitCode !== null)
+      throw new Error(`Kafka node ${this.id} exited with ${child.exitCode}; see ${join(this.dir, 'stdout.log')}`);
+  }
+
+  /** Stops the node: SIGKILL is a crash (nothing flushed), SIGTERM a clean shutdown. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 15_000): Promise<void> {
+    const p = this.process;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => (p.kill('SIGKILL'), resolve()), graceMs);
+      p.once('exit', () => (clearTimeout(t), resolve()));
+      p.kill(signal);
+    });
+  }
+}
+
+export interface LocalKafka {
+  /** The bootstrap list, every node's broker: `127.0.0.1:p1,127.0.0.1:p2,…`. */
+  brokers: string;
+  /** The nodes started here; empty when a broker already listened on the first port (shared). */
+  nodes: KafkaNode[];
+  /** The single node's process (one-node clusters started here), for callers that kill it. */
+  process: ChildProcess | undefined;
+  stop: (signal?: NodeJS.Signals) => Promise<void>;
+}
+
+/**
+ * Starts `nodes` KRaft nodes, each broker and controller, on ports `port`, `port + 2`, … (their
+ * controllers on the next port up). When a broker already answers on `port`, it is shared as it
+ * is: its topics' replication is checked (and a shortfall reported) when castlog starts.
+ */
+export async function startLocalKafka(port = 19092, nodes = 1): Promise<LocalKafka> {
+  const ports = Array.from({ length: nodes }, (_, i) => port + 2 * i);
+  const brokers = ports.map((p) => `127.0.0.1:${p}`).join(',');
+  if (await isPortOpen(port)) return { brokers, nodes: [], process: undefined, stop: async () => undefined };
   ensureKafkaJars();
-  const dir = join(STATE_DIR, `kafka-${port}`);
+  const clusterId = randomUUID().replace(/-/g, '').slice(0, 22);
+  const voters = ports.map((p, i) => `${i + 1}@127.0.0.1:${p + 1}`).join(',');
+  const started = ports.map((p, i) => {
+    // One node keeps the directory it always had; a cluster's nodes have their own.
+    const dir = join(STATE_DIR, nodes === 1 ? `kafka-${port}` : `kafka-${port}-of-${nodes}-node-${i + 1}`);
+    writeNodeConfig(dir, i + 1, p, voters, nodes);
+    const data = join(dir, 'data');
+    if (!existsSync(join(data, 'meta.properties'))) {
+      const args = ['format', '-t', clusterId, '-c', join(dir, 'server.properties'), '--ignore-formatted'];
+      const r = spawnSync('java', javaArgs(dir, 'kafka.tools.StorageTool', args), { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`kafka storage format failed: ${r.stderr || r.stdout}`);
+    }
+    return new KafkaNode(i + 1, p, dir);
+  });
+  // Together: a controller quorum needs a majority of its voters before any broker listens (on a
+  // loaded machine, three JVMs may take minutes).
+  await Promise.all(started.map((n) => n.start()));
+  return {
+    brokers,
+    nodes: started,
+    get process() {
+      return started.length === 1 ? started[0]!.process : undefined;
+    },
+    stop: async (signal = 'SIGTERM') => void (await Promise.all(started.map((n) => n.stop(signal)))),
+  };
+}
+
+function writeNodeConfig(dir: string, id: number, port: number, voters: string, nodes: number): void {
   const data = join(dir, 'data');
   mkdirSync(dir, { recursive: true });
-  const props = join(dir, 'server.properties');
+  // Kafka's own topics (group offsets, transactions) as safe as castlog's, by the catalog's rule.
+  const { replicationFactor, minInsyncReplicas } = replicationFor(nodes);
   writeFileSync(
-    props,
+    join(dir, 'server.properties'),
     [
       'process.roles=broker,controller',
-      'node.id=1',
-      `controller.quorum.voters=1@127.0.0.1:${port + 1}`,
+      `node.id=${id}`,
+      `controller.quorum.voters=${voters}`,
       `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${port + 1}`,
       `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
       'controller.listener.names=CONTROLLER',
@@ -43,10 +129,14 @@ export async function startLocalKafka(port = 19092): Promise<LocalKafka> {
       `log.dirs=${data}`,
       'num.partitions=1',
       'auto.create.topics.enable=false',
-      'offsets.topic.replication.factor=1',
+      `default.replication.factor=${replicationFactor}`,
+      `min.insync.replicas=${minInsyncReplicas}`,
+      `offsets.topic.replication.factor=${replicationFactor}`,
       'offsets.topic.num.partitions=10',
-      'transaction.state.log.replication.factor=1',
-      'transaction.state.log.min.isr=1',
+      `transaction.state.log.replication.factor=${replicationFactor}`,
+      `transaction.state.log.min.isr=${minInsyncReplicas}`,
+      // Only an in-sync replica may lead: an acknowledged event is never given up for availability.
+      'unclean.leader.election.enable=false',
       // A lone member joins its group at once instead of waiting for others.
       'group.initial.rebalance.delay.ms=0',
       'log.retention.hours=168',
@@ -64,7 +154,10 @@ export async function startLocalKafka(port = 19092): Promise<LocalKafka> {
       '',
     ].join('\n'),
   );
-  const java = (main: string, args: string[]) => [
+}
+
+function javaArgs(dir: string, main: string, args: string[]): string[] {
+  return [
     '-Xms256m',
     '-Xmx1g',
     '-XX:+UseG1GC',
@@ -74,17 +167,4 @@ export async function startLocalKafka(port = 19092): Promise<LocalKafka> {
     main,
     ...args,
   ];
-  if (!existsSync(join(data, 'meta.properties'))) {
-    const r = spawnSync(
-      'java',
-      java('kafka.tools.StorageTool', ['format', '-t', randomUUID().replace(/-/g, '').slice(0, 22), '-c', props, '--ignore-formatted']),
-      { encoding: 'utf8' },
-    );
-    if (r.status !== 0) throw new Error(`kafka storage format failed: ${r.stderr || r.stdout}`);
-  }
-  const out = openSync(join(dir, 'stdout.log'), 'a');
-  const child = spawn('java', java('kafka.Kafka', [props]), { stdio: ['ignore', out, out], detached: false });
-  await waitForPort(port, 60_000, () => child.exitCode !== null);
-  if (child.exitCode !== null) throw new Error(`Kafka exited with ${child.exitCode}; see ${join(dir, 'stdout.log')}`);
-  return { brokers, process: child };
 }

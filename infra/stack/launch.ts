@@ -1,6 +1,7 @@
 // Brings up what KAFKA_BROKERS / DATABASE_URL do not point at: containers when a Docker
-// engine answers, else Apache Kafka's jars and the machine's Postgres.
-import { startLocalKafka } from './kafka-local.ts';
+// engine answers, else Apache Kafka's jars (CASTLOG_LOCAL_BROKERS nodes, one by default) and the
+// machine's Postgres.
+import { localBrokerCount, startLocalKafka } from './kafka-local.ts';
 import { ensureDatabase, ensureLocalPostgres } from './postgres-local.ts';
 import { dockerAnswers, startContainers } from './containers.ts';
 
@@ -22,22 +23,14 @@ export async function launchStack(env: NodeJS.ProcessEnv = process.env, database
     return { kafkaBrokers: env.KAFKA_BROKERS ?? c.kafkaBrokers, databaseUrl, stop: c.stop };
   }
   const [kafka] = await Promise.all([
-    env.KAFKA_BROKERS ? Promise.resolve({ brokers: env.KAFKA_BROKERS, process: undefined }) : startLocalKafka(),
+    env.KAFKA_BROKERS ? Promise.resolve(undefined) : startLocalKafka(19092, localBrokerCount(env)),
     env.DATABASE_URL ? Promise.resolve() : ensureLocalPostgres(),
   ]);
   const databaseUrl = env.DATABASE_URL ?? `postgres://postgres@127.0.0.1:5432/${database}`;
   await ensureDatabase(databaseUrl);
   return {
-    kafkaBrokers: kafka.brokers,
+    kafkaBrokers: kafka?.brokers ?? env.KAFKA_BROKERS!,
     databaseUrl,
-    stop: async () => {
-      const p = kafka.process;
-      if (!p || p.exitCode !== null) return;
-      p.kill('SIGTERM');
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => (p.kill('SIGKILL'), resolve()), 15_000);
-        p.once('exit', () => (clearTimeout(t), resolve()));
-      });
-    },
+    stop: async () => await kafka?.stop(),
   };
 }
