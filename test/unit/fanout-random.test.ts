@@ -334,7 +334,7 @@ async function run(seed: number, steps: number): Promise<{ closedSlow: number; b
 }
 
 describe('the hub under random traffic', () => {
-  it('gives every subscriber every caption of its channels once, in order, across resumes, slow-consumer closes and batch frames', async () => {
+  it('gives every subscriber each caption of its channels once, in order, across resumes, 4008 closes and batch frames', async () => {
     vi.useFakeTimers();
     let totals = { closedSlow: 0, batchFrames: 0, resumed: 0 };
     for (let seed = 1; seed <= 25; seed++) {
