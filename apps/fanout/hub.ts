@@ -13,6 +13,7 @@ import {
   MAX_SUBSCRIPTIONS,
   errorMessage,
   refusal,
+  batchMessage,
   subscribedMessage,
   unsubscribedMessage,
 } from './protocol.ts';
@@ -23,14 +24,30 @@ export interface Socket {
   bufferedAmount(): number;
   cork(fn: () => void): void;
   end(code: number, reason: string): void;
+  /** Joins or leaves a topic of the hub's Publisher (uWS pub/sub); a socket without them gets every
+   *  live caption sent to it one by one. */
+  subscribe?(topic: string): void;
+  unsubscribe?(topic: string): void;
+}
+
+/** Sends one message to every socket on a topic (uWS app.publish): the same bytes to all, written
+ *  per socket by uWS itself, several published messages to one socket in one write. */
+export interface Publisher {
+  publish(topic: string, message: string): void;
+  subscribers(topic: string): number;
 }
 
 interface Subscription {
   channel: string;
   partition: number;
-  /** Offset of the last record delivered (or skipped as already seen). */
+  /** Offset of the last record delivered (or skipped as already seen); while on a topic, the
+   *  position the topic took over from (the topic carries every record after it). */
   after: number;
   live: boolean;
+  /** The client takes batch frames: several waiting captions in one frame. */
+  batch: boolean;
+  /** The Publisher topic delivering this subscription live, once it is live on one. */
+  topic?: string;
 }
 
 export class Client {
@@ -62,7 +79,13 @@ export type LogEnd = (partition: number) => Promise<number>;
 
 const ARCHIVE_PAGE = 1000;
 /** Entries of a live source carry no order within the channel: every one is sent. */
-const UNORDERED: Subscription = { channel: '', partition: -1, after: -1, live: true };
+const UNORDERED: Subscription = { channel: '', partition: -1, after: -1, live: true, batch: false };
+/** Most captions in one batch frame (a catch-up sends its backlog in frames of this many). */
+export const BATCH_MAX = 256;
+/** The topics a channel is published on: one caption per frame, or batch frames. Channel ids and
+ *  user channels never contain '#'. */
+const singlesTopic = (channel: string) => channel;
+const batchTopic = (channel: string) => `${channel}#batch`;
 
 export interface HubOptions {
   /** Partitions of the topic whose records order this hub's channels (positions, `since`). */
@@ -114,7 +137,8 @@ export class Hub {
   private readonly feed: Feed;
   private readonly logEnd: LogEnd | undefined;
   private readonly liveSources = new Map<string, LiveSource>();
-  private readonly listeners = new Map<string, Set<Client>>();
+  private readonly listeners = new Map<string, Map<Client, Subscription>>();
+  private publisher: Publisher | undefined;
   /** This hub's subscriptions of each client (a client may hold the same channel in other hubs). */
   private readonly subsOf = new WeakMap<Client, Map<string, Subscription>>();
 
@@ -146,6 +170,11 @@ export class Hub {
         histories: source.startOffsets.map((offset) => new PartitionHistory(0, offset)),
       });
     }
+  }
+
+  /** From now on, live captions go out through the publisher to sockets that can join its topics. */
+  publishWith(publisher: Publisher): void {
+    this.publisher = publisher;
   }
 
   private knownEnd(partition: number): number {
@@ -190,7 +219,7 @@ export class Hub {
       const e = source.feed.entry(partition, r);
       if (!e) continue;
       this.stats.fannedOut(partition, r.offset, e.at);
-      for (const client of this.listeners.get(e.key) ?? []) {
+      for (const client of this.listeners.get(e.key)?.keys() ?? []) {
         if (client.closed) continue;
         if (client.socket.bufferedAmount() > this.maxBackpressure) this.closeSlow(client);
         else this.sendEntries(client, UNORDERED, [{ offset: r.offset, channel: e.key, json: e.json }], false);
@@ -220,12 +249,51 @@ export class Hub {
     }
     for (const [channel, entries] of fresh) {
       const clients = this.listeners.get(channel);
-      if (!clients) continue;
-      for (const client of clients) {
-        const sub = this.subs(client).get(channel);
-        if (sub?.live) this.deliver(client, sub, entries);
-      }
+      if (clients) this.fanOut(channel, clients, entries);
     }
+  }
+
+  /** Live entries of one channel to its subscribers: published once to each topic in use, sent
+   *  one by one to subscriptions that are on none. */
+  private fanOut(channel: string, clients: Map<Client, Subscription>, entries: Entry[]): void {
+    let onSingles = false;
+    let onBatches = false;
+    for (const [client, sub] of clients) {
+      if (!sub.live || client.closed) continue;
+      if (sub.topic === undefined) {
+        this.deliver(client, sub, entries);
+        continue;
+      }
+      // What is published is queued by uWS without a check: a socket over the limit is closed
+      // before it is handed more (uWS would skip it silently past its own limit).
+      if (client.socket.bufferedAmount() > this.maxBackpressure) this.closeSlow(client);
+      else if (sub.batch) onBatches = true;
+      else onSingles = true;
+    }
+    const publisher = this.publisher;
+    if (!publisher || !(onSingles || onBatches)) return;
+    if (onSingles) {
+      const topic = singlesTopic(channel);
+      for (const e of entries) publisher.publish(topic, e.json);
+      this.stats.delivered(entries.length * publisher.subscribers(topic));
+    }
+    if (onBatches) {
+      const topic = batchTopic(channel);
+      for (let i = 0; i < entries.length; i += BATCH_MAX) {
+        const group = entries.slice(i, i + BATCH_MAX);
+        publisher.publish(topic, group.length === 1 ? group[0]!.json : batchMessage(channel, group));
+      }
+      this.stats.delivered(entries.length * publisher.subscribers(topic));
+    }
+  }
+
+  /** A subscription from now on live: on its publisher topic when the socket can join one. All in
+   *  the tick that sent the last entry it had, so nothing published falls between the two. */
+  private goLive(client: Client, sub: Subscription): void {
+    sub.live = true;
+    if (!this.publisher || !client.socket.subscribe || client.closed) return;
+    sub.topic = sub.batch ? batchTopic(sub.channel) : singlesTopic(sub.channel);
+    client.socket.subscribe(sub.topic);
   }
 
   private deliver(client: Client, sub: Subscription, entries: Entry[]): void {
@@ -243,21 +311,30 @@ export class Hub {
     // Offsets order a subscription within its one partition; one spanning partitions is live only,
     // and every entry reaches it once (records are de-duplicated by offset before fan-out).
     const ordered = sub.partition >= 0;
+    const limit = sub.batch ? BATCH_MAX : 1;
     let i = 0;
     let sent = 0;
     let dropped = false;
+    let group: Entry[] = [];
+    /** Sends the group as one frame: a batch frame when it holds more than one entry. */
+    const flush = (): boolean => {
+      if (group.length === 0) return true;
+      const message = group.length === 1 ? group[0]!.json : batchMessage(sub.channel, group);
+      if (socket.send(message) === 2) return !(dropped = true);
+      if (ordered) sub.after = group[group.length - 1]!.offset;
+      sent += group.length;
+      group = [];
+      return true;
+    };
     socket.cork(() => {
       for (; i < entries.length; i++) {
         const e = entries[i]!;
         if (ordered && e.offset <= sub.after) continue;
-        if (pace && socket.bufferedAmount() > this.maxBackpressure / 2) break;
-        if (socket.send(e.json) === 2) {
-          dropped = true;
-          break;
-        }
-        if (ordered) sub.after = e.offset;
-        sent++;
+        if (group.length === 0 && pace && socket.bufferedAmount() > this.maxBackpressure / 2) break;
+        group.push(e);
+        if (group.length === limit && !flush()) break;
       }
+      if (!dropped) flush();
     });
     this.stats.delivered(sent);
     if (dropped) this.closeSlow(client);
@@ -281,17 +358,20 @@ export class Hub {
     this.subs(client).set(sub.channel, sub);
     client.subscriptions++;
     let set = this.listeners.get(sub.channel);
-    if (!set) this.listeners.set(sub.channel, (set = new Set()));
-    set.add(client);
+    if (!set) this.listeners.set(sub.channel, (set = new Map()));
+    set.set(client, sub);
   }
 
-  subscribe(client: Client, channel: string, since?: string): void {
+  /** `batch`: the client takes batch frames (several waiting captions in one frame). */
+  subscribe(client: Client, channel: string, since?: string, batch = false): void {
     const invalid = this.feed.invalidKey(channel);
     if (invalid) return this.send(client, errorMessage('invalid_channel', refusal('channel', invalid), String(channel)));
     if (this.feed.spansPartitions) {
       // Live only: every record from now on, from whichever partition it comes.
-      this.listen(client, { channel, partition: -1, after: -1, live: true });
-      this.send(client, subscribedMessage(channel, '', false));
+      const sub: Subscription = { channel, partition: -1, after: -1, live: false, batch };
+      this.listen(client, sub);
+      this.send(client, subscribedMessage(channel, '', false, batch));
+      this.goLive(client, sub);
       return;
     }
     const partition = partitionFor(this.feed.partitionKey(channel), this.partitions);
@@ -326,7 +406,7 @@ export class Hub {
       after = h.start - 1; // what the client missed is gone: say so, and give it what is here
       recovered = false;
     }
-    const sub: Subscription = { channel, partition, after, live: false };
+    const sub: Subscription = { channel, partition, after, live: false, batch };
     this.listen(client, sub);
     // A position at or past the end would be answered "recovered" and then never served.
     if (since !== undefined && after >= this.knownEnd(partition)) return void this.startWithinLog(client, sub);
@@ -334,7 +414,8 @@ export class Hub {
   }
 
   private start(client: Client, sub: Subscription, recovered: boolean): void {
-    this.send(client, subscribedMessage(sub.channel, formatPosition({ partition: sub.partition, offset: sub.after }), recovered));
+    const position = formatPosition({ partition: sub.partition, offset: sub.after });
+    this.send(client, subscribedMessage(sub.channel, position, recovered, sub.batch));
     void this.catchUp(client, sub);
   }
 
@@ -395,7 +476,7 @@ export class Hub {
         if (h.covers(sub.after)) {
           if (this.sendEntries(client, sub, h.after(sub.channel, sub.after), true)) {
             sub.after = Math.max(sub.after, h.next - 1);
-            sub.live = true;
+            this.goLive(client, sub);
             return;
           }
         } else {
@@ -436,8 +517,11 @@ export class Hub {
   }
 
   unsubscribe(client: Client, channel: string, confirm = true): void {
-    if (this.subs(client).delete(channel)) {
+    const sub = this.subs(client).get(channel);
+    if (sub && this.subs(client).delete(channel)) {
       client.subscriptions--;
+      // A closed socket has left every topic already (uWS frees it).
+      if (sub.topic !== undefined && !client.closed) client.socket.unsubscribe?.(sub.topic);
       const set = this.listeners.get(channel);
       set?.delete(client);
       if (set?.size === 0) this.listeners.delete(channel);

@@ -24,7 +24,7 @@ export const MIN_REPLAY_SPEED = 0.01;
 export const MAX_REPLAY_MS = 7 * 24 * 3600_000;
 
 export type ClientMessage =
-  | { op: 'subscribe'; channel: string; since?: string }
+  | { op: 'subscribe'; channel: string; since?: string; batch?: boolean }
   | { op: 'unsubscribe'; channel: string }
   | { op: 'replay'; channel: string; from: number; to: number; speed: number; id: string }
   | { op: 'stop_replay'; id: string };
@@ -67,8 +67,16 @@ export const replayEndMessage = (replay: string, channel: string, sent: number, 
 export const userEventMessage = (channel: string, position: string, event: string, data: unknown) =>
   JSON.stringify({ type: 'event', channel, position, event, data });
 
-export const subscribedMessage = (channel: string, position: string, recovered: boolean) =>
-  JSON.stringify({ type: 'subscribed', channel, position, recovered });
+export const subscribedMessage = (channel: string, position: string, recovered: boolean, batch = false) =>
+  JSON.stringify({ type: 'subscribed', channel, position, recovered, ...(batch ? { batch } : {}) });
+
+/** Several messages of one channel in one frame, oldest first, each exactly as it would be sent alone
+ *  (so each carries its position); only to a subscription that asked for batches. */
+export const batchMessage = (channel: string, messages: readonly { json: string }[]) => {
+  let inner = messages[0]!.json;
+  for (let i = 1; i < messages.length; i++) inner += ',' + messages[i]!.json;
+  return `{"type":"batch","channel":${JSON.stringify(channel)},"messages":[${inner}]}`;
+};
 
 export const unsubscribedMessage = (channel: string) => JSON.stringify({ type: 'unsubscribed', channel });
 
@@ -116,7 +124,7 @@ export function parseClientMessage(raw: string): ClientMessage | Refusal {
     return refusal('frame', 'is not valid JSON');
   }
   if (typeof m !== 'object' || m === null || Array.isArray(m)) return refusal('frame', 'must be a JSON object');
-  const { op, channel, since, from, to, speed, id } = m as Record<string, unknown>;
+  const { op, channel, since, from, to, speed, id, batch } = m as Record<string, unknown>;
   if (op === 'stop_replay') return typeof id === 'string' ? { op, id } : refusal('id', 'must be the id of the replay to stop');
   if (op !== 'subscribe' && op !== 'unsubscribe' && op !== 'replay')
     return refusal('op', 'must be "subscribe", "unsubscribe", "replay" or "stop_replay"');
@@ -145,5 +153,7 @@ export function parseClientMessage(raw: string): ClientMessage | Refusal {
   }
   if (op === 'subscribe' && since !== undefined && since !== null && typeof since !== 'string')
     return refusal('since', 'must be a position string "partition:offset"');
-  return op === 'subscribe' ? { op, channel, ...(typeof since === 'string' ? { since } : {}) } : { op, channel };
+  if (op === 'subscribe' && batch !== undefined && typeof batch !== 'boolean') return refusal('batch', 'must be true or false');
+  if (op === 'unsubscribe') return { op, channel };
+  return { op, channel, ...(typeof since === 'string' ? { since } : {}), ...(batch === true ? { batch } : {}) };
 }

@@ -112,6 +112,8 @@ export function startFanoutServer(
           bufferedAmount: () => ws.getBufferedAmount(),
           cork: (fn) => void ws.cork(fn),
           end: (code, reason) => ws.end(code, reason),
+          subscribe: (topic) => void ws.subscribe(topic),
+          unsubscribe: (topic) => void ws.unsubscribe(topic),
         });
       },
       message: (ws, raw, isBinary) => {
@@ -148,7 +150,7 @@ export function startFanoutServer(
           }
           hub = hubs.users;
         }
-        if (m.op === 'subscribe') hub.subscribe(client, m.channel, m.since);
+        if (m.op === 'subscribe') hub.subscribe(client, m.channel, m.since, m.batch);
         else hub.unsubscribe(client, m.channel);
       },
       close: (ws) => {
@@ -179,6 +181,13 @@ export function startFanoutServer(
       });
     })
     .any('/*', (res) => void res.writeStatus('404 Not Found').end('{"error":"not found"}'));
+
+  // Live captions go out through uWS pub/sub: one publish per caption, written by uWS to every socket on the topic.
+  const publisher = {
+    publish: (topic: string, message: string) => void app.publish(topic, message, false, false),
+    subscribers: (topic: string) => app.numSubscribers(topic),
+  };
+  for (const hub of [hubs.captions, hubs.users]) hub?.publishWith(publisher);
 
   return new Promise((resolve, reject) => {
     app.listen('0.0.0.0', opts.port, (token) => {

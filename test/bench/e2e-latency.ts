@@ -38,6 +38,12 @@ import {
 import { dropSystem } from './ingest.ts';
 
 export interface E2ePhase {
+  /** Subscribers asked for batch frames. */
+  batch: boolean;
+  /** Batch frames received (each holds two captions or more). */
+  batchFrames: number;
+  /** Ack -> WS per 5-second window of acknowledgement time, over the measured run. */
+  windows: Latency[];
   subscribers: number;
   channels: number;
   rate: number;
@@ -182,6 +188,7 @@ async function phase(
   runMs: number,
   firstSeq: number,
   log: (s: string) => void,
+  batch = false,
 ) {
   const procs = knob('E2E_CLIENT_PROCS', 2);
   const problems: string[] = [];
@@ -225,6 +232,7 @@ async function phase(
         mode: 'ws',
         measureFrom,
         progressMs: 0,
+        batch,
       }),
     );
     const ready = await Promise.all(readies);
@@ -306,6 +314,8 @@ async function phase(
           const q = ++seq;
           expectedAll += subsOf.get(s.channel) ?? 0;
           if (q === measureFrom) {
+            const from = now();
+            for (const c of children) send(c, { type: 'windows', from });
             meter.begin();
             metricBefore = scrape();
           }
@@ -360,6 +370,14 @@ async function phase(
     const fromSend = histogram();
     let samples = 0;
     let beforeAck = 0;
+    let batchFrames = 0;
+    const windowHists: ReturnType<typeof histogram>[] = [];
+    for (const r of results) {
+      batchFrames += (r.batchFrames as number) ?? 0;
+      ((r.windows as (string | undefined)[] | undefined) ?? []).forEach((w, i) => {
+        if (w) (windowHists[i] ??= histogram()).add(decodeHistogram(w));
+      });
+    }
     if (process.env.BENCH_DEBUG) {
       results.forEach((r, i) => {
         const byCount = new Map<number, number>();
@@ -389,6 +407,10 @@ async function phase(
     }
     return {
       phase: {
+        batch,
+        batchFrames,
+        // The last window is partial (the run ends inside it): only whole ones.
+        windows: Array.from({ length: Math.floor(runMs / 5000) }, (_, i) => latency(windowHists[i] ?? histogram())),
         subscribers,
         channels: channels.length,
         rate,
@@ -423,7 +445,16 @@ export async function e2eBench(log: (s: string) => void): Promise<E2eResult> {
   const runMs = knob('E2E_SECONDS', 15, 4) * 1000;
   const warmMs = knob('E2E_WARMUP', 3, 2) * 1000;
   const channels = channelNames(knob('E2E_CHANNELS', 100));
-  const sizes = [knob('E2E_SUBS_SMALL', 1000, 200), knob('E2E_SUBS_LARGE', 10_000, 2000)];
+  const small = knob('E2E_SUBS_SMALL', 1000, 200);
+  const large = knob('E2E_SUBS_LARGE', 10_000, 2000);
+  // Where the box has capacity (20k deliveries/s either way), then where it has not, with batch
+  // frames; E2E_UNBATCHED=1 adds the last one without them (one caption per frame), for comparison.
+  const plan = [
+    { subs: small, rate, batch: false },
+    { subs: large, rate: rate / 10, batch: false },
+    { subs: large, rate, batch: true },
+    ...(process.env.BENCH_E2E_UNBATCHED ? [{ subs: large, rate, batch: false }] : []),
+  ];
   const sys = trackSystem(await System.create());
   try {
     log(`e2e: Kafka floor (EventLog.append ack -> EventLog.consume) at ${rate}/s`);
@@ -451,13 +482,15 @@ export async function e2eBench(log: (s: string) => void): Promise<E2eResult> {
     await sleep(1500);
     const phases: E2ePhase[] = [];
     let nextSeq = 1;
-    for (const subs of sizes) {
-      const r = await phase(sys, keys, channels, subs, rate, warmMs, runMs, nextSeq, log);
+    for (const { subs, rate: phaseRate, batch } of plan) {
+      const r = await phase(sys, keys, channels, subs, phaseRate, warmMs, runMs, nextSeq, log, batch);
       nextSeq = r.nextSeq;
       phases.push(r.phase);
+      const windows = r.phase.windows.map((w) => `${w.p50}/${w.p99}/${w.max}`).join(' | ');
       log(
-        `e2e: ${subs} subscribers: ack->ws p50 ${r.phase.fromAck.p50} ms p99 ${r.phase.fromAck.p99} ms max ${r.phase.fromAck.max} ms ` +
-          `(${r.phase.samples} deliveries)` +
+        `e2e: ${subs} subscribers at ${phaseRate}/s${batch ? ' (batch frames)' : ''}: ack->ws p50 ${r.phase.fromAck.p50} ms ` +
+          `p99 ${r.phase.fromAck.p99} ms max ${r.phase.fromAck.max} ms (${r.phase.samples} deliveries, ` +
+          `${r.phase.batchFrames} batch frames); per 5 s p50/p99/max: ${windows}` +
           `${r.phase.problems.length ? ` PROBLEMS: ${r.phase.problems.join('; ')}` : ''}`,
       );
     }

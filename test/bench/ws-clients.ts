@@ -24,10 +24,13 @@ interface StartMsg {
   measureFrom: number;
   /** Send {type:'progress'} with the received count every this many ms (0: never). */
   progressMs: number;
+  /** Subscribe with batch: true (the server may send several captions in one batch frame; 'ws' mode). */
+  batch?: boolean;
 }
 
 const CAPTION = 0x63; // 'c' of {"type":"caption"
 const SUBSCRIBED = 0x73; // 's' of {"type":"subscribed"
+const BATCH = 0x62; // 'b' of {"type":"batch"
 const SEQ = Buffer.from('"seq":');
 
 // ---------------------------------------------------------------- latency matching
@@ -45,11 +48,19 @@ let measureFrom = Number.MAX_SAFE_INTEGER;
 let clockOffset = 0; // this process's clock minus the parent's
 let beforeAck = 0;
 let samples = 0;
+/** Ack -> WS latency per window of acknowledgement time (parent clock), from windowsFrom on. */
+const WINDOW_MS = 5000;
+let windowsFrom = Infinity;
+const windows: ReturnType<typeof histogram>[] = [];
+let batchFrames = 0;
 
 function record(seq: number, recvAt: number, slot: number): void {
   const a = recvAt - ackAt[slot]!;
   if (a < 0) beforeAck++;
-  fromAck.recordValue(Math.max(0, Math.round(a * 1000)));
+  const us = Math.max(0, Math.round(a * 1000));
+  fromAck.recordValue(us);
+  const w = Math.floor((ackAt[slot]! - windowsFrom) / WINDOW_MS);
+  if (w >= 0) (windows[w] ??= histogram()).recordValue(us);
   fromSend.recordValue(Math.max(0, Math.round((recvAt - sendAt[slot]!) * 1000)));
   samples++;
 }
@@ -79,13 +90,23 @@ function onAcks(data: number[]): void {
   }
 }
 
-function parseSeq(b: Buffer): number {
-  let i = b.indexOf(SEQ);
+function parseSeq(b: Buffer, from = 0): number {
+  let i = b.indexOf(SEQ, from);
   if (i < 0) return -1;
   i += SEQ.length;
   let n = 0;
   for (let c = b[i]!; c >= 0x30 && c <= 0x39; c = b[++i]!) n = n * 10 + (c - 0x30);
   return n;
+}
+
+/** Every caption of a batch frame: one "seq": per caption message. */
+function onBatch(b: Buffer, idx: number): void {
+  batchFrames++;
+  for (let i = b.indexOf(SEQ); i >= 0; i = b.indexOf(SEQ, i + SEQ.length)) {
+    received++;
+    perClient[idx] = perClient[idx]! + 1;
+    onCaptionSeq(parseSeq(b, i));
+  }
 }
 
 // ---------------------------------------------------------------- clients
@@ -97,12 +118,12 @@ const perClient: number[] = [];
 const closers: (() => void)[] = [];
 let finishing = false;
 
-function connectWs(url: string, channel: string, idx: number): Promise<void> {
+function connectWs(url: string, channel: string, idx: number, batch = false): Promise<void> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false });
     ws.binaryType = 'nodebuffer';
     ws.once('open', () => {
-      ws.send(JSON.stringify({ op: 'subscribe', channel }));
+      ws.send(JSON.stringify({ op: 'subscribe', channel, ...(batch ? { batch } : {}) }));
       resolve();
     });
     ws.once('error', reject);
@@ -112,7 +133,8 @@ function connectWs(url: string, channel: string, idx: number): Promise<void> {
         received++;
         perClient[idx] = perClient[idx]! + 1;
         onCaptionSeq(parseSeq(data));
-      } else if (kind === SUBSCRIBED) subscribed++;
+      } else if (kind === BATCH) onBatch(data, idx);
+      else if (kind === SUBSCRIBED) subscribed++;
     });
     ws.on('close', () => {
       if (!finishing) closedUnexpectedly++;
@@ -225,7 +247,7 @@ function connectRaw(url: string, channel: string, idx: number): Promise<void> {
 
 async function start(m: StartMsg): Promise<void> {
   measureFrom = m.measureFrom;
-  const connect = m.mode === 'raw' ? connectRaw : connectWs;
+  const connect = m.mode === 'raw' ? connectRaw : (u: string, ch: string, i: number) => connectWs(u, ch, i, m.batch);
   const t0 = performance.now();
   const CONCURRENCY = 200;
   let next = 0;
@@ -278,6 +300,9 @@ process.on('message', (m: Msg) => {
     case 'offset':
       clockOffset = m.offset as number;
       break;
+    case 'windows':
+      windowsFrom = m.from as number;
+      break;
     case 'count':
       process.send!({ type: 'count', received });
       break;
@@ -298,6 +323,8 @@ process.on('message', (m: Msg) => {
         perClient,
         fromAck: encodeHistogram(fromAck),
         fromSend: encodeHistogram(fromSend),
+        windows: windows.map((h) => (h ? encodeHistogram(h) : undefined)),
+        batchFrames,
         cpuSeconds: cpuSeconds(process.pid),
       });
       for (const c of closers) c();
