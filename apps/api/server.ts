@@ -33,6 +33,7 @@ import { userTokenRoutes } from './user-tokens.ts';
 import { unsubscribeRoutes } from './unsubscribe.ts';
 import { uploadRoutes } from './uploads.ts';
 import { originAllowed } from '../../infra/origins.ts';
+import { documentRoutes, registerDocsPage, registerOpenApi } from './openapi.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -193,6 +194,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     encodings: ['br', 'gzip'],
     customTypes: /^text\/(?!event-stream)|[/+]json(?:;|$)|javascript/,
   });
+  // The OpenAPI document sees every route registered after this.
+  await registerOpenApi(app);
   const tokens = userTokensOf(config);
   const access = { adminToken: config.adminToken, tokens, stations: deps.stations };
   const group = (a: Access, prefix: string, routes: FastifyPluginAsync) =>
@@ -200,6 +203,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const blobs = new BlobStore(config.blobDir);
 
   await group('public', '', healthRoutes(deps));
+  await group('public', '', documentRoutes(app, deps.log.codec.registry));
+  await registerDocsPage(app);
   await group('public', '', pageRoutes(config));
   await group('public', '/v1/channels', historyRoutes(deps.reads));
   await group('public', '/v1/channels', exportRoutes(deps.reads));
