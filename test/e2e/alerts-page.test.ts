@@ -38,8 +38,8 @@ beforeAll(async () => {
   );
   await air(CHANNEL, ['The harbour bridge, two days ago.'], 2 * 86_400_000); // older than a day: not in the preview
   await air('alerts-page.other', ['The harbour bridge, on another channel.'], 3_600_000);
-  await waitFor('the captions in the read model', async () => (await sys.fragments(CHANNEL)).length === 4);
-}, 180_000);
+  await waitFor('the captions in the read model', async () => (await sys.fragments(CHANNEL)).length === 4, 120_000);
+}, 420_000);
 afterAll(async () => {
   await browser?.close();
   await sys?.stop();
@@ -121,7 +121,7 @@ it('shows a bad query, channel, address or URL under its field, and creates noth
   await expect.poll(() => page.getByTestId('webhook-error').textContent()).toBe('The webhook: must be an http or https URL.');
   expect(await page.getByTestId('alert').count(), 'nothing created').toBe(1);
   expect(
-    problems.slice(failed).every((p) => /^HTTP 400 (POST|GET) /.test(p)),
+    problems.slice(failed).every((p) => /^HTTP 400 (POST|GET) |status of 400 \(Bad Request\)$/.test(p)),
     problems.join('\n'),
   ).toBe(true);
   await page.getByLabel('Webhook URL').fill('');

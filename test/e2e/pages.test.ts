@@ -116,6 +116,7 @@ describe('the pages', () => {
         await page.locator('[data-testid="preview"][data-state="ready"]').waitFor();
         await page.getByTestId('create').click();
         await page.getByTestId('alert').first().waitFor();
+        await page.getByLabel('Words to listen for').fill('harbour');
         await page.getByLabel('Channels').fill(`${LONG.toUpperCase()}-with-capitals-that-make-it-no-channel-id`);
         await page.getByTestId('create').click();
         await page

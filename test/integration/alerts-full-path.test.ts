@@ -36,7 +36,7 @@ beforeAll(async () => {
   for (const p of ['relay', 'fanout', 'matcher'] as const) await sys.start(p);
   await sys.start('dev-mail', { DEV_MAIL_PORT: String(smtpPort) });
   await sys.start('notifier', { SMTP_URL: `smtp://127.0.0.1:${smtpPort}` });
-}, 300_000);
+}, 420_000);
 afterAll(async () => {
   await sys?.stop();
   await receiver?.close();
