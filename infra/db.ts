@@ -2,6 +2,7 @@
 // (projections/database.ts for the whole database, infra/write-tables.ts for the write side).
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
+import { CopyClient } from './copy.ts';
 
 // bigint columns (offsets, counts, ms timestamps) fit in a double: read them as numbers.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -20,6 +21,8 @@ export function createDb<DB extends object>(url: string, max = 10, opts: PoolOpt
   const pool = new pg.Pool({
     connectionString: url,
     max,
+    // Runs copyRows' statements as COPY FROM STDIN (infra/copy.ts); every other query as pg does.
+    Client: CopyClient,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 1000,
     idleTimeoutMillis: 30_000,
     ...(opts.queryTimeoutMs ? { query_timeout: opts.queryTimeoutMs } : {}),

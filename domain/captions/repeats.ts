@@ -3,8 +3,8 @@
 // repeat by this one rule: a fragment whose seq is not above the last seq seen from its station on
 // its channel is a repeat. In log order, so every reader keeps the same fragments: the live fanout
 // (apps/fanout/feeds.ts), analytics (projections/analytics), verify (apps/projection-admin.ts), and
-// the caption read model, which says the same in SQL (projections/captions/projection.ts). The
-// cases in test/cases/station-repeats.ts hold this module and that SQL to one answer. Pure: no I/O.
+// the caption read model (projections/captions/projection.ts, seeded from its station_seqs). The
+// cases in test/cases/station-repeats.ts hold this module and that projection to one answer. Pure: no I/O.
 
 /** Seqs are never negative (ingest refuses them), so this stands for "none seen yet". */
 export const NO_SEQ = -1;

@@ -22,7 +22,7 @@ import { LastSeqs } from '../../domain/captions/repeats.ts';
 import type { CaptionFragmentReceived, EventOf } from '../../schemas/types.generated.ts';
 import type { Database } from '../database.ts';
 import { noEventLeft, type Projection } from '../projection.ts';
-import { firstTime } from '../applied-versions.ts';
+import { firstTimes } from '../applied-versions.ts';
 import { ANALYTICS_TABLES, MINUTE, createAnalyticsTables } from './tables.ts';
 
 const NAME = 'analytics';
@@ -79,66 +79,93 @@ async function countCaptions(trx: Trx, frs: CaptionFragmentReceived[]): Promise<
     ON CONFLICT (channel, station) DO UPDATE SET last_seq = greatest(analytics_station_seqs.last_seq, excluded.last_seq)`.execute(trx);
 }
 
-/** Records that `userId` was an active viewer in every minute from that of `fromMs` to that of `toMs`. */
-async function markMinutes(trx: Trx, userId: string, fromMs: number, toMs: number): Promise<void> {
-  if (toMs < fromMs) return;
-  await sql`
-    WITH ins AS (
-      INSERT INTO analytics_viewer_minutes (minute_ms, user_id)
-      SELECT m, ${userId} FROM generate_series(${minuteOf(fromMs)}::bigint, ${minuteOf(toMs)}::bigint, ${MINUTE}::bigint) AS m
-      ON CONFLICT DO NOTHING
-      RETURNING minute_ms
-    )
-    INSERT INTO analytics_viewer_counts (minute_ms, viewers)
-    SELECT minute_ms, 1 FROM ins
-    ON CONFLICT (minute_ms) DO UPDATE SET viewers = analytics_viewer_counts.viewers + 1`.execute(trx);
-}
+type LeaseEvent = EventOf<'StreamActivated' | 'StreamHeartbeat' | 'StreamDeactivated'>;
 
-async function openLease(trx: Trx, userId: string, streamId: string) {
-  return trx
-    .selectFrom('analytics_open_leases')
-    .selectAll()
-    .where('user_id', '=', userId)
-    .where('stream_id', '=', streamId)
-    .executeTakeFirst();
+interface OpenLease {
+  started_ms: number;
+  covered_ms: number;
+  expires_ms: number;
 }
 
 /** The lease ran up to `end` (exclusive), and at least in the instant it was last seen running. */
 const endMinutes = (lease: { covered_ms: number }, end: number) => Math.max(lease.covered_ms, end - 1);
 
-type LeaseEvent = EventOf<'StreamActivated' | 'StreamHeartbeat' | 'StreamDeactivated'>;
-
-async function applyLease(trx: Trx, event: LeaseEvent): Promise<void> {
-  const d = event.data;
-  const lease = await openLease(trx, d.userId, d.streamId);
-  if (event.type === 'StreamDeactivated') {
-    if (!lease) return;
-    await markMinutes(trx, d.userId, lease.covered_ms, endMinutes(lease, d.at));
-    await trx.deleteFrom('analytics_open_leases').where('user_id', '=', d.userId).where('stream_id', '=', d.streamId).execute();
-    return;
+/**
+ * A batch's lease events in four round trips whatever its size: the open leases they touch are
+ * read at once, the events applied to them here in log order, then the minutes each user watched,
+ * and the leases closed and still open, are written a kind at a time.
+ */
+async function applyLeases(trx: Trx, events: LeaseEvent[]): Promise<void> {
+  if (!events.length) return;
+  const key = (userId: string, streamId: string) => `${userId}\u0000${streamId}`;
+  const touched = [...new Map(events.map(({ data: d }) => [key(d.userId, d.streamId), d])).values()];
+  const { rows } = await sql<OpenLease & { user_id: string; stream_id: string }>`
+    SELECT l.user_id, l.stream_id, l.started_ms, l.covered_ms, l.expires_ms FROM analytics_open_leases l
+    JOIN unnest(${touched.map((d) => d.userId)}::text[], ${touched.map((d) => d.streamId)}::text[]) AS b(u, s)
+      ON l.user_id = b.u AND l.stream_id = b.s`.execute(trx);
+  /** Per (user, stream): the open lease, or null once it has closed in this batch. */
+  const leases = new Map<string, OpenLease | null>(rows.map((r) => [key(r.user_id, r.stream_id), r]));
+  const changed = new Map<string, { userId: string; streamId: string }>();
+  const watched = new Map<string, { userId: string; minute: number }>();
+  /** `userId` was an active viewer in every minute from that of `fromMs` to that of `toMs`. */
+  const mark = (userId: string, fromMs: number, toMs: number) => {
+    for (let m = minuteOf(fromMs); m <= minuteOf(toMs) && toMs >= fromMs; m += MINUTE)
+      watched.set(`${userId}\u0000${m}`, { userId, minute: m });
+  };
+  for (const event of events) {
+    const d = event.data;
+    const k = key(d.userId, d.streamId);
+    const lease = leases.get(k) ?? undefined;
+    changed.set(k, { userId: d.userId, streamId: d.streamId });
+    if (event.type === 'StreamDeactivated') {
+      if (!lease) continue;
+      mark(d.userId, lease.covered_ms, endMinutes(lease, d.at));
+      leases.set(k, null);
+      continue;
+    }
+    const { expiresAt } = event.data;
+    if (event.type === 'StreamHeartbeat' && lease) {
+      // A heartbeat is accepted only while the lease runs: it ran from its last sighting to now.
+      mark(d.userId, lease.covered_ms, d.at);
+      leases.set(k, { ...lease, covered_ms: d.at, expires_ms: expiresAt });
+      continue;
+    }
+    // An activation (or a heartbeat of a lease whose activation this log no longer holds). A lease
+    // still open here was not ended in the log: it counts up to its expiry or this activation.
+    if (lease) mark(d.userId, lease.covered_ms, endMinutes(lease, Math.min(d.at, lease.expires_ms)));
+    mark(d.userId, d.at, d.at);
+    leases.set(k, { started_ms: d.at, covered_ms: d.at, expires_ms: expiresAt });
   }
-  const { expiresAt } = event.data;
-  if (event.type === 'StreamHeartbeat' && lease) {
-    // A heartbeat is accepted only while the lease runs: it ran from its last sighting to now.
-    await markMinutes(trx, d.userId, lease.covered_ms, d.at);
-    await trx
-      .updateTable('analytics_open_leases')
-      .set({ covered_ms: d.at, expires_ms: expiresAt })
-      .where('user_id', '=', d.userId)
-      .where('stream_id', '=', d.streamId)
-      .execute();
-    return;
-  }
-  // An activation (or a heartbeat of a lease whose activation this log no longer holds). A lease
-  // still open here was not ended in the log: it counts up to its expiry or this activation.
-  if (lease) await markMinutes(trx, d.userId, lease.covered_ms, endMinutes(lease, Math.min(d.at, lease.expires_ms)));
-  await markMinutes(trx, d.userId, d.at, d.at);
-  const row = { started_ms: d.at, covered_ms: d.at, expires_ms: expiresAt };
-  await trx
-    .insertInto('analytics_open_leases')
-    .values({ user_id: d.userId, stream_id: d.streamId, ...row })
-    .onConflict((oc) => oc.columns(['user_id', 'stream_id']).doUpdateSet(row))
-    .execute();
+  const w = [...watched.values()];
+  if (w.length)
+    await sql`
+      WITH ins AS (
+        INSERT INTO analytics_viewer_minutes (minute_ms, user_id)
+        SELECT * FROM unnest(${w.map((x) => x.minute)}::bigint[], ${w.map((x) => x.userId)}::text[])
+        ON CONFLICT DO NOTHING
+        RETURNING minute_ms
+      )
+      INSERT INTO analytics_viewer_counts (minute_ms, viewers)
+      SELECT minute_ms, count(*) FROM ins GROUP BY minute_ms
+      ON CONFLICT (minute_ms) DO UPDATE SET viewers = analytics_viewer_counts.viewers + excluded.viewers`.execute(trx);
+  const closed = [...changed].filter(([k]) => leases.get(k) === null).map(([, c]) => c);
+  const open = [...changed].flatMap(([k, c]) => {
+    const l = leases.get(k);
+    return l ? [{ ...c, ...l }] : [];
+  });
+  if (closed.length)
+    await sql`
+      DELETE FROM analytics_open_leases l
+      USING unnest(${closed.map((c) => c.userId)}::text[], ${closed.map((c) => c.streamId)}::text[]) AS b(u, s)
+      WHERE l.user_id = b.u AND l.stream_id = b.s`.execute(trx);
+  if (open.length)
+    await sql`
+      INSERT INTO analytics_open_leases (user_id, stream_id, started_ms, covered_ms, expires_ms)
+      SELECT * FROM unnest(${open.map((l) => l.userId)}::text[], ${open.map((l) => l.streamId)}::text[],
+                           ${open.map((l) => l.started_ms)}::bigint[], ${open.map((l) => l.covered_ms)}::bigint[],
+                           ${open.map((l) => l.expires_ms)}::bigint[])
+      ON CONFLICT (user_id, stream_id) DO UPDATE SET
+        started_ms = excluded.started_ms, covered_ms = excluded.covered_ms, expires_ms = excluded.expires_ms`.execute(trx);
 }
 
 type TimedEncodeEvent = EventOf<'EncodeRequested' | 'EncodeStepStarted' | 'EncodeFailed' | 'EncodeCompleted'>;
@@ -187,12 +214,16 @@ export const analyticsProjection: Projection<AnalyticsTopic> = {
   views: ANALYTICS_TABLES,
   createTables: createAnalyticsTables,
   async apply(trx, records) {
-    // Captions are counted a batch at a time; the rest one by one, each (stream, version) once.
+    // Captions are counted a batch at a time, leases likewise; encodes (a few per job) one by one.
     await countCaptions(
       trx,
       records.flatMap((r) => (r.event.type === 'CaptionFragmentReceived' ? [r.event.data] : [])),
     );
-    for (const r of records) {
+    const leases: LeaseEvent[] = [];
+    const encodes: TimedEncodeEvent[] = [];
+    const relayed = records.filter((r) => r.event.type !== 'CaptionFragmentReceived');
+    // Each (stream, version) once: the relay publishes at least once.
+    for (const r of await firstTimes(trx, NAME, relayed)) {
       const event = r.event;
       switch (event.type) {
         case 'CaptionFragmentReceived':
@@ -200,13 +231,13 @@ export const analyticsProjection: Projection<AnalyticsTopic> = {
         case 'StreamActivated':
         case 'StreamHeartbeat':
         case 'StreamDeactivated':
-          if (await firstTime(trx, NAME, r)) await applyLease(trx, event);
+          leases.push(event);
           break;
         case 'EncodeRequested':
         case 'EncodeStepStarted':
         case 'EncodeFailed':
         case 'EncodeCompleted':
-          if (await firstTime(trx, NAME, r)) await applyEncode(trx, event);
+          encodes.push(event);
           break;
         case 'UserIdIssued':
         case 'StreamIdIssued':
@@ -220,5 +251,7 @@ export const analyticsProjection: Projection<AnalyticsTopic> = {
           noEventLeft(event);
       }
     }
+    await applyLeases(trx, leases);
+    for (const event of encodes) await applyEncode(trx, event);
   },
 };

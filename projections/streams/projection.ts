@@ -1,9 +1,20 @@
 // Who watches what: viewers, their per-user limit and their current leases.
+// A batch is a few statements whatever its size: the repeats dropped in one round trip
+// (firstTimes), then each viewer's and each lease's events folded here into the one change they
+// make, written a kind at a time.
+import { sql } from 'kysely';
 import { noEventLeft, type Projection } from '../projection.ts';
-import { firstTime } from '../applied-versions.ts';
+import { firstTimes } from '../applied-versions.ts';
 import { STREAM_TABLES, createStreamTables } from './tables.ts';
 
 const NAME = 'streams';
+
+/** What a lease's events in one batch come to, applied in order. */
+type LeaseChange =
+  | { kind: 'upsert'; activatedAt: number; expiresAt: number }
+  /** A heartbeat: renews the lease if it is there. */
+  | { kind: 'renew'; expiresAt: number }
+  | { kind: 'delete' };
 
 export const streamsProjection: Projection<'streams'> = {
   name: NAME,
@@ -11,37 +22,34 @@ export const streamsProjection: Projection<'streams'> = {
   views: STREAM_TABLES,
   createTables: createStreamTables,
   async apply(trx, records) {
-    for (const r of records) {
-      if (!(await firstTime(trx, NAME, r))) continue;
+    const issued = new Map<string, number>();
+    const limits = new Map<string, number>();
+    const leases = new Map<string, { userId: string; streamId: string; change: LeaseChange }>();
+    const lease = (userId: string, streamId: string, change: (before: LeaseChange | undefined) => LeaseChange) => {
+      const key = `${userId}\u0000${streamId}`;
+      leases.set(key, { userId, streamId, change: change(leases.get(key)?.change) });
+    };
+    for (const r of await firstTimes(trx, NAME, records)) {
       const { type, data: d } = r.event;
       switch (type) {
         case 'UserIdIssued':
-          await trx
-            .insertInto('viewers')
-            .values({ user_id: d.userId, stream_limit: null, issued_at_ms: d.at })
-            .onConflict((oc) => oc.doNothing())
-            .execute();
+          if (!issued.has(d.userId)) issued.set(d.userId, d.at);
           break;
         case 'UserLimitSet':
-          await trx.updateTable('viewers').set({ stream_limit: d.limit }).where('user_id', '=', d.userId).execute();
+          limits.set(d.userId, d.limit);
           break;
         case 'StreamActivated':
-          await trx
-            .insertInto('viewer_leases')
-            .values({ user_id: d.userId, stream_id: d.streamId, activated_at_ms: d.at, expires_at_ms: d.expiresAt })
-            .onConflict((oc) => oc.columns(['user_id', 'stream_id']).doUpdateSet({ activated_at_ms: d.at, expires_at_ms: d.expiresAt }))
-            .execute();
+          lease(d.userId, d.streamId, () => ({ kind: 'upsert', activatedAt: d.at, expiresAt: d.expiresAt }));
           break;
         case 'StreamHeartbeat':
-          await trx
-            .updateTable('viewer_leases')
-            .set({ expires_at_ms: d.expiresAt })
-            .where('user_id', '=', d.userId)
-            .where('stream_id', '=', d.streamId)
-            .execute();
+          lease(d.userId, d.streamId, (before) => {
+            if (before?.kind === 'delete') return before; // nothing to renew
+            if (before?.kind === 'upsert') return { ...before, expiresAt: d.expiresAt };
+            return { kind: 'renew', expiresAt: d.expiresAt };
+          });
           break;
         case 'StreamDeactivated':
-          await trx.deleteFrom('viewer_leases').where('user_id', '=', d.userId).where('stream_id', '=', d.streamId).execute();
+          lease(d.userId, d.streamId, () => ({ kind: 'delete' }));
           break;
         case 'StreamIdIssued':
         case 'ActivationRejected':
@@ -50,5 +58,34 @@ export const streamsProjection: Projection<'streams'> = {
           noEventLeft(r.event);
       }
     }
+    if (issued.size)
+      await sql`INSERT INTO viewers (user_id, stream_limit, issued_at_ms)
+                SELECT u, NULL, at FROM unnest(${[...issued.keys()]}::text[], ${[...issued.values()]}::bigint[]) AS b(u, at)
+                ON CONFLICT DO NOTHING`.execute(trx);
+    if (limits.size)
+      await sql`UPDATE viewers v SET stream_limit = b.l
+                FROM unnest(${[...limits.keys()]}::text[], ${[...limits.values()]}::int[]) AS b(u, l) WHERE v.user_id = b.u`.execute(trx);
+    const of = <K extends LeaseChange['kind']>(kind: K) =>
+      [...leases.values()].flatMap((l) =>
+        l.change.kind === kind ? [{ ...l, change: l.change as Extract<LeaseChange, { kind: K }> }] : [],
+      );
+    const [upserts, renewals, deletes] = [of('upsert'), of('renew'), of('delete')];
+    const users = (ls: { userId: string }[]) => ls.map((l) => l.userId);
+    const streams = (ls: { streamId: string }[]) => ls.map((l) => l.streamId);
+    if (deletes.length)
+      await sql`DELETE FROM viewer_leases l USING unnest(${users(deletes)}::text[], ${streams(deletes)}::text[]) AS b(u, s)
+                WHERE l.user_id = b.u AND l.stream_id = b.s`.execute(trx);
+    if (upserts.length)
+      await sql`INSERT INTO viewer_leases (user_id, stream_id, activated_at_ms, expires_at_ms)
+                SELECT * FROM unnest(${users(upserts)}::text[], ${streams(upserts)}::text[],
+                                     ${upserts.map((l) => l.change.activatedAt)}::bigint[],
+                                     ${upserts.map((l) => l.change.expiresAt)}::bigint[])
+                ON CONFLICT (user_id, stream_id) DO UPDATE SET
+                  activated_at_ms = excluded.activated_at_ms, expires_at_ms = excluded.expires_at_ms`.execute(trx);
+    if (renewals.length)
+      await sql`UPDATE viewer_leases l SET expires_at_ms = b.e
+                FROM unnest(${users(renewals)}::text[], ${streams(renewals)}::text[],
+                            ${renewals.map((l) => l.change.expiresAt)}::bigint[]) AS b(u, s, e)
+                WHERE l.user_id = b.u AND l.stream_id = b.s`.execute(trx);
   },
 };

@@ -2,9 +2,10 @@
 // EventLog.append; then the real projector (apps/projector/main.ts, a child process) is timed from
 // its start to having applied all of them, polling projection_positions.
 // Baselines in the same run: the same consume path without Postgres (EventLog.consume, decoding
-// every record), and a plain INSERT ... unnest of the same rows into a scratch table with the same
-// columns and indexes, in batches of the size the consumer was handed.
+// every record), and a plain INSERT ... unnest and a plain COPY of the same rows into a scratch
+// table with the serving table's columns and indexes, in batches of the size the consumer was handed.
 import { sql } from 'kysely';
+import { copyRows } from '../../infra/copy.ts';
 import { EventLog, type NewEvent } from '../../infra/kafka/index.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
@@ -34,7 +35,10 @@ export interface ProjectionResult {
   };
   consumeOnly: { seconds: number; eventsPerSec: number; batches: number; meanBatch: number };
   insertUnnest: { seconds: number; eventsPerSec: number; batch: number };
+  copy: { seconds: number; eventsPerSec: number; batch: number };
   ratioToInsert: number;
+  /** The projector against a bare COPY of the same rows into the same table: the goal is >= 0.8. */
+  ratioToCopy: number;
   ratioToConsume: number;
 }
 
@@ -68,8 +72,8 @@ async function consumeOnly(log: EventLog, n: number) {
   return { seconds: Math.round(seconds * 1000) / 1000, eventsPerSec: Math.round(n / seconds), batches, meanBatch: Math.round(n / batches) };
 }
 
-/** Plain INSERT ... unnest of the same rows, one transaction per batch, into a same-shaped table. */
-async function insertUnnest(sys: System, evs: NewEvent<'CaptionFragmentReceived'>[], batch: number) {
+/** Plain INSERT ... unnest (or COPY) of the same rows, one transaction per batch, into a same-shaped table. */
+async function scratchBaseline(sys: System, evs: NewEvent<'CaptionFragmentReceived'>[], batch: number, how: 'unnest' | 'copy') {
   const schema = await servingSchema(sys);
   await sql`DROP TABLE IF EXISTS bench_scratch`.execute(sys.db);
   await sql`CREATE TABLE bench_scratch (LIKE ${sql.id(schema, 'caption_fragments')} INCLUDING ALL)`.execute(sys.db);
@@ -85,6 +89,23 @@ async function insertUnnest(sys: System, evs: NewEvent<'CaptionFragmentReceived'
     const part = rows.slice(i, i + batch);
     const d = part.map((r) => r.d);
     await sys.db.transaction().execute(async (trx) => {
+      if (how === 'copy') {
+        const values = part.map(({ partition, offset, d: x }) => [
+          x.channel,
+          partition,
+          offset,
+          x.station,
+          x.seq,
+          x.text,
+          x.start,
+          x.end,
+          x.mode,
+          x.lang,
+          x.receivedAt,
+        ]);
+        await copyRows(trx, 'bench_scratch', SCRATCH_COLUMNS, values);
+        return;
+      }
       await sql`INSERT INTO bench_scratch
           (channel, partition, "offset", station, seq, text, start_ms, end_ms, mode, lang, received_at_ms)
         SELECT * FROM unnest(
@@ -102,6 +123,20 @@ async function insertUnnest(sys: System, evs: NewEvent<'CaptionFragmentReceived'
   await sql`DROP TABLE bench_scratch`.execute(sys.db);
   return { seconds: Math.round(seconds * 1000) / 1000, eventsPerSec: Math.round(rows.length / seconds), batch };
 }
+
+const SCRATCH_COLUMNS = [
+  'channel',
+  'partition',
+  'offset',
+  'station',
+  'seq',
+  'text',
+  'start_ms',
+  'end_ms',
+  'mode',
+  'lang',
+  'received_at_ms',
+];
 
 /** The schema of the serving version of the captions read model (captions_v<N>). */
 async function servingSchema(sys: System): Promise<string> {
@@ -209,8 +244,10 @@ export async function projectionBench(log: (s: string) => void): Promise<Project
       `projection: consume-only ${consume.eventsPerSec.toLocaleString()} events/s (mean batch ${consume.meanBatch}); ` +
         'INSERT unnest baseline',
     );
-    const insert = await insertUnnest(sys, evs, consume.meanBatch);
-    log(`projection: INSERT unnest ${insert.eventsPerSec.toLocaleString()} rows/s; projector`);
+    const insert = await scratchBaseline(sys, evs, consume.meanBatch, 'unnest');
+    log(`projection: INSERT unnest ${insert.eventsPerSec.toLocaleString()} rows/s; COPY baseline`);
+    const copy = await scratchBaseline(sys, evs, consume.meanBatch, 'copy');
+    log(`projection: COPY ${copy.eventsPerSec.toLocaleString()} rows/s; projector`);
     const projector = await runProjector(sys, inLog, n);
     log(`projection: projector ${projector.eventsPerSec.toLocaleString()} events/s after ${projector.startupSeconds}s start-up`);
     return {
@@ -225,7 +262,9 @@ export async function projectionBench(log: (s: string) => void): Promise<Project
       projector,
       consumeOnly: consume,
       insertUnnest: insert,
+      copy,
       ratioToInsert: Math.round((projector.eventsPerSec / insert.eventsPerSec) * 100) / 100,
+      ratioToCopy: Math.round((projector.eventsPerSec / copy.eventsPerSec) * 100) / 100,
       ratioToConsume: Math.round((projector.eventsPerSec / consume.eventsPerSec) * 100) / 100,
     };
   } finally {
