@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts';
 import { decodeRecord, runConsumer, type RunningConsumer } from './consumer.ts';
 import { BatchingProducer } from './producer.ts';
 import { KafkaReachability } from './reachability.ts';
-import { Topics } from './topics.ts';
+import { Topics, type PartitionReplicas } from './topics.ts';
 import { TopicNames, type ConsumeOptions, type EncodedEvent, type LogRecord, type NewEvent, type Position } from './types.ts';
 
 export class EventLog {
@@ -74,6 +74,11 @@ export class EventLog {
   /** Per partition, the first offset whose timestamp is at or after `time` (the end if none). */
   offsetsAt(topic: TopicName, time: number): Promise<Map<number, number>> {
     return this.topics.offsetsAt(topic, time);
+  }
+
+  /** Each partition's leader, replicas and in-sync replicas, as the cluster reports them now. */
+  replicas(topic: TopicName): Promise<PartitionReplicas[]> {
+    return this.topics.replicas(topic);
   }
 
   /** Offsets a consumer group (named without the prefix) has committed, per partition (-1: none). */

@@ -7,6 +7,13 @@ import { retry } from '../retry.ts';
 const { ConfigResourceTypes } = kafkajs;
 import type { TopicNames } from './types.ts';
 
+export interface PartitionReplicas {
+  partition: number;
+  leader: number;
+  replicas: number[];
+  isr: number[];
+}
+
 export class Topics {
   private adminClient: Admin | undefined;
   private adminReady: Promise<Admin> | undefined;
@@ -108,6 +115,15 @@ export class Topics {
     return new Map(
       rows.map((r) => [r.partition, Number(r.offset) < 0 ? ends.find((e) => e.partition === r.partition)!.high : Number(r.offset)]),
     );
+  }
+
+  /** Each partition's leader, replicas and in-sync replicas (broker ids; leader -1: none). */
+  async replicas(topic: TopicName): Promise<PartitionReplicas[]> {
+    const admin = await this.admin();
+    const { topics } = await admin.fetchTopicMetadata({ topics: [this.names.physical(topic)] });
+    return (topics[0]?.partitions ?? [])
+      .map((p) => ({ partition: p.partitionId, leader: p.leader, replicas: p.replicas, isr: p.isr }))
+      .sort((a, b) => a.partition - b.partition);
   }
 
   /** Offsets a consumer group has committed, per partition of a topic (-1: none). */
