@@ -42,7 +42,7 @@ export interface E2ePhase {
   batch: boolean;
   /** Batch frames received (each holds two captions or more). */
   batchFrames: number;
-  /** Ack -> WS per 5-second window of acknowledgement time, over the measured run. */
+  /** Ack -> WS per 5-second window of the time the fragments were sent, over the measured run. */
   windows: Latency[];
   subscribers: number;
   channels: number;

@@ -3,10 +3,13 @@
 //   mode 'castlog': the real apps/fanout code path, Hub + startFanoutServer (uWebSockets.js), fed
 //                   through hub.onRecords exactly as the tail consumer feeds it (per partition,
 //                   in offset order), with a CaptionArchive that is never needed (nobody resumes).
-//   mode 'ws'     : the baseline, a plain `ws` WebSocketServer keeping a Set of sockets per channel
+//   mode 'ws'     : a baseline, a plain `ws` WebSocketServer keeping a Set of sockets per channel
 //                   and calling ws.send for every (client, message), each message serialized once.
+//   mode 'uws'    : the floor, bare uWebSockets.js native pub/sub with no castlog logic:
+//                   ws.subscribe(channel) on subscribe, app.publish(channel, json) per message.
 // Flow control for both: the parent relays the clients' received count; feeding pauses while more
 // than `window` deliveries are in flight, so neither server is measured filling its buffers.
+import uWS from 'uWebSockets.js';
 import WebSocket, { WebSocketServer } from 'ws';
 import { Hub, type CaptionArchive, type Record as HubRecord } from '../../apps/fanout/hub.ts';
 import { startFanoutServer } from '../../apps/fanout/server.ts';
@@ -22,7 +25,8 @@ import { fanoutMetrics } from '../../apps/fanout/metrics.ts';
 const PARTITIONS = TOPICS.captions.partitions;
 const START = 1_700_000_000_000;
 
-let mode: 'castlog' | 'ws' = 'castlog';
+let mode: 'castlog' | 'ws' | 'uws' = 'castlog';
+let bare: uWS.TemplatedApp | undefined;
 let channels: string[] = [];
 /** Channels of each partition, so a round is one onRecords call per partition. */
 let byPartition: string[][] = [];
@@ -68,6 +72,14 @@ function feedRound(perChannel: number): number {
     records += recs.length;
     if (hub) {
       hub.onRecords(p, recs);
+      continue;
+    }
+    if (bare) {
+      for (const r of recs) {
+        const topic = r.data.channel;
+        bare.publish(topic, captionMessage(r.data, formatPosition({ partition: p, offset: r.offset })), false, false);
+        sent += bare.numSubscribers(topic);
+      }
       continue;
     }
     // Baseline: serialize each message once, then ws.send it to every subscriber of its channel.
@@ -123,6 +135,33 @@ async function startServer(m: Msg): Promise<number> {
     );
     closeServer = () => server.close();
     return server.port;
+  }
+  if (mode === 'uws') {
+    const decoder = new TextDecoder();
+    const app = uWS.App().ws('/v1/live', {
+      compression: uWS.DISABLED,
+      maxBackpressure: 64 * 1024 * 1024,
+      message: (ws, raw) => {
+        let msg: { op?: string; channel?: string };
+        try {
+          msg = JSON.parse(decoder.decode(raw));
+        } catch {
+          return;
+        }
+        if (msg.op !== 'subscribe' || typeof msg.channel !== 'string') return;
+        ws.subscribe(msg.channel);
+        const p = partitionFor(msg.channel, PARTITIONS);
+        ws.send(subscribedMessage(msg.channel, formatPosition({ partition: p, offset: nextOffset[p]! - 1 }), false), false);
+      },
+    });
+    bare = app;
+    return new Promise((resolve, reject) =>
+      app.listen('127.0.0.1', 0, (token) => {
+        if (!token) return reject(new Error('bare uWS cannot listen'));
+        closeServer = () => uWS.us_listen_socket_close(token);
+        resolve(uWS.us_socket_local_port(token));
+      }),
+    );
   }
   wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 16 * 1024, clientTracking: true });
   wss.on('connection', (ws) => {
@@ -208,7 +247,7 @@ process.on('message', (m: Msg) => {
         sent,
         slowClosed,
         cpuSeconds: cpuSeconds(process.pid),
-        connections: mode === 'ws' ? wss!.clients.size : hub?.subscriptionCount(),
+        connections: mode === 'ws' ? wss!.clients.size : mode === 'uws' ? undefined : hub?.subscriptionCount(),
       });
       break;
     case 'stop':

@@ -11,7 +11,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { channelNames, CpuMeter, forkBench, knob, nextMessage, now, send, sleep, stopChild, type Msg } from './common.ts';
 
-type Kind = 'castlog' | 'ws';
+type Kind = 'castlog' | 'ws' | 'uws';
 
 export interface FanoutRun {
   server: Kind;
@@ -31,8 +31,12 @@ export interface FanoutShape {
   perChannel: number;
   castlog: FanoutRun;
   ws: FanoutRun;
+  /** Bare uWS pub/sub, the floor of what this harness delivers. */
+  uws?: FanoutRun;
   ratio: number;
   cpuEfficiencyRatio: number;
+  /** castlog / bare uWS, deliveries per server CPU-second (best of each). */
+  uwsCpuEfficiencyRatio?: number;
   runs: FanoutRun[];
 }
 
@@ -153,7 +157,8 @@ export async function fanoutBench(log: (s: string) => void): Promise<FanoutResul
   try {
     sides.push(await startSide('castlog', clients, channels, clientMode));
     sides.push(await startSide('ws', clients, channels, clientMode));
-    log('fanout: both servers have all their clients subscribed');
+    sides.push(await startSide('uws', clients, channels, clientMode));
+    log('fanout: every server has all its clients subscribed');
     const out: FanoutShape[] = [];
     for (const perChannel of shapes) {
       const runs: FanoutRun[] = [];
@@ -176,6 +181,8 @@ export async function fanoutBench(log: (s: string) => void): Promise<FanoutResul
         perChannel,
         castlog: c,
         ws: w,
+        uws: best(runs.filter((x) => x.server === 'uws')),
+        uwsCpuEfficiencyRatio: Math.round((eff('castlog') / Math.max(1, eff('uws'))) * 100) / 100,
         ratio: Math.round((c.deliveriesPerSec / Math.max(1, w.deliveriesPerSec)) * 100) / 100,
         cpuEfficiencyRatio: Math.round((eff('castlog') / Math.max(1, eff('ws'))) * 100) / 100,
         runs,

@@ -137,7 +137,20 @@ export function report(r: Results): string {
         x(sh.cpuEfficiencyRatio),
         '',
       ]);
-      notes.push(`fanout ${sh.perChannel}/round CPU of the best runs: castlog ${cpu(sh.castlog.cpu)}; ws ${cpu(sh.ws.cpu)}`);
+      if (sh.uws && sh.uwsCpuEfficiencyRatio !== undefined) {
+        rows.push([
+          '',
+          'deliveries per server CPU-second vs bare uWS',
+          fmt(sh.castlog.perServerCpuSecond),
+          `bare uWS publish ${fmt(sh.uws.perServerCpuSecond)}`,
+          x(sh.uwsCpuEfficiencyRatio),
+          `>= 0.9x: ${verdict(sh.uwsCpuEfficiencyRatio >= 0.9 && sh.castlog.verified)}`,
+        ]);
+      }
+      notes.push(
+        `fanout ${sh.perChannel}/round CPU of the best runs: castlog ${cpu(sh.castlog.cpu)}; ws ${cpu(sh.ws.cpu)}` +
+          `${sh.uws ? `; bare uWS ${cpu(sh.uws.cpu)}` : ''}`,
+      );
       for (const run of sh.runs)
         if (!run.verified) notes.push(`fanout ${run.server} ${run.perChannel}/round PROBLEMS: ${run.problems.join('; ')}`);
     }

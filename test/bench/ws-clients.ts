@@ -48,7 +48,7 @@ let measureFrom = Number.MAX_SAFE_INTEGER;
 let clockOffset = 0; // this process's clock minus the parent's
 let beforeAck = 0;
 let samples = 0;
-/** Ack -> WS latency per window of acknowledgement time (parent clock), from windowsFrom on. */
+/** Ack -> WS latency per window of the time the station sent the fragment (parent clock), from windowsFrom on. */
 const WINDOW_MS = 5000;
 let windowsFrom = Infinity;
 const windows: ReturnType<typeof histogram>[] = [];
@@ -59,7 +59,7 @@ function record(seq: number, recvAt: number, slot: number): void {
   if (a < 0) beforeAck++;
   const us = Math.max(0, Math.round(a * 1000));
   fromAck.recordValue(us);
-  const w = Math.floor((ackAt[slot]! - windowsFrom) / WINDOW_MS);
+  const w = Math.floor((sendAt[slot]! - windowsFrom) / WINDOW_MS);
   if (w >= 0) (windows[w] ??= histogram()).recordValue(us);
   fromSend.recordValue(Math.max(0, Math.round((recvAt - sendAt[slot]!) * 1000)));
   samples++;
