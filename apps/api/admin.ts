@@ -11,14 +11,32 @@ import type { EventLog } from '../../infra/kafka/index.ts';
 import { RebuildError } from '../../projections/versions.ts';
 import { projectionStatus, rebuild, UnknownProjection, verifyCaptions } from '../projection-admin.ts';
 import { badRequest, HttpError } from './errors.ts';
+import { json, nullableInteger, obj, params, uuid } from './api-schemas.ts';
 
 export function adminRoutes(deps: { db: Db; log: EventLog; config: Config; store: EventStore }): FastifyPluginAsync {
   const { db, log } = deps;
   const handler = new CommandHandler(deps.store);
   return async (app) => {
-    app.get('/projections', async () => ({ projections: await projectionStatus(db, log) }));
+    const status = obj({
+      name: { type: 'string' },
+      current: { type: 'integer' },
+      building: nullableInteger,
+      versions: { type: 'array', items: { type: 'object', required: ['version', 'role', 'lag', 'progress'] } },
+    });
+    const projections = {
+      200: json('Every projection, its versions, their lag and progress', obj({ projections: { type: 'array', items: status } })),
+    };
+    const name = params({ name: { type: 'string' } });
+    app.get('/projections', { schema: { summary: 'Projection status', response: projections } }, async () => ({
+      projections: await projectionStatus(db, log),
+    }));
 
-    app.post<{ Params: { name: string } }>('/projections/:name/rebuild', async (req, reply) => {
+    const rebuildSchema = {
+      summary: 'Rebuild a projection as a new version, served once caught up',
+      params: name,
+      response: { 202: json('Building', obj({ name: { type: 'string' }, building: { type: 'integer' } })) },
+    };
+    app.post<{ Params: { name: string } }>('/projections/:name/rebuild', { schema: rebuildSchema }, async (req, reply) => {
       try {
         const version = await rebuild(db, req.params.name);
         return reply.status(202).send({ name: req.params.name, building: version });
@@ -29,7 +47,23 @@ export function adminRoutes(deps: { db: Db; log: EventLog; config: Config; store
       }
     });
 
-    app.post<{ Params: { name: string } }>('/projections/:name/verify', async (req) => {
+    const difference = obj({
+      channel: { type: 'string' },
+      hour: { type: 'string' },
+      inLog: { type: 'integer' },
+      inModel: { type: 'integer' },
+    });
+    const verifySchema = {
+      summary: 'Compare the captions read model with the log, hour by hour',
+      params: name,
+      response: {
+        200: json(
+          'The comparison',
+          obj({ ok: { type: 'boolean' }, checked: { type: 'integer' }, differences: { type: 'array', items: difference } }),
+        ),
+      },
+    };
+    app.post<{ Params: { name: string } }>('/projections/:name/verify', { schema: verifySchema }, async (req) => {
       if (req.params.name !== 'captions') throw new HttpError(404, 'name: verify knows the captions projection', 'name');
       return verifyCaptions(db, log);
     });
@@ -38,6 +72,9 @@ export function adminRoutes(deps: { db: Db; log: EventLog; config: Config; store
       '/users/:userId/limit',
       {
         schema: {
+          summary: "Set a user's concurrent stream limit",
+          params: params({ userId: uuid }),
+          response: { 200: json('The limit now', obj({ userId: uuid, limit: { type: 'integer' } })) },
           body: {
             type: 'object',
             required: ['limit'],

@@ -16,6 +16,7 @@ import { webhookTargetProblem } from '../../infra/webhook-target.ts';
 import { requireUser } from './access.ts';
 import { badRequest, HttpError } from './errors.ts';
 import type { Reads } from './reads.ts';
+import { empty, json, nullableString, obj, params, ref, uuid } from './api-schemas.ts';
 
 const SOURCE = '/api/alerts';
 const MAX_LIMIT = 100;
@@ -57,7 +58,25 @@ export function alertRoutes(deps: Deps): FastifyPluginAsync {
   }
 
   return async (app) => {
-    app.post('/', async (req, reply) => {
+    const alertId = params({ alertId: uuid });
+    const input = {
+      type: 'object',
+      required: ['query'],
+      additionalProperties: false,
+      properties: {
+        query: { type: 'string', description: 'A search, in the syntax of /v1/search' },
+        channels: { type: ['array', 'null'], items: { type: 'string' } },
+        lang: { type: ['string', 'null'] },
+        email: { type: ['string', 'null'] },
+        webhook: { type: ['object', 'null'], required: ['url'], properties: { url: { type: 'string', format: 'uri' } } },
+      },
+    };
+    const create = {
+      summary: 'Create an alert: hear about new captions matching a search (by e-mail and/or webhook)',
+      response: { 201: json('The alert', ref('Alert')) },
+    };
+    // The body is documented only: checkAlertInput checks it and words its errors.
+    app.post('/', { schema: create, config: { openapi: { body: input } } }, async (req, reply) => {
       const userId = requireUser(req);
       const input = checkAlertInput(req.body);
       if (input.webhookUrl) {
@@ -85,11 +104,17 @@ export function alertRoutes(deps: Deps): FastifyPluginAsync {
       return reply.status(201).send(view(state.alerts.find((a) => a.alertId === alertId)!));
     });
 
-    app.get('/', async (req) => ({ alerts: (await mine(requireUser(req))).map(view) }));
+    const listDoc = {
+      summary: 'My alerts',
+      response: { 200: json('The alerts', obj({ alerts: { type: 'array', items: ref('Alert') } })) },
+    };
+    app.get('/', { schema: listDoc }, async (req) => ({ alerts: (await mine(requireUser(req))).map(view) }));
 
-    app.get<{ Params: { alertId: string } }>('/:alertId', async (req) => view(await ownAlert(req)));
+    const oneDoc = { summary: 'One of my alerts', params: alertId, response: { 200: json('The alert', ref('Alert')) } };
+    app.get<{ Params: { alertId: string } }>('/:alertId', { schema: oneDoc }, async (req) => view(await ownAlert(req)));
 
-    app.delete<{ Params: { alertId: string } }>('/:alertId', async (req, reply) => {
+    const deleteDoc = { summary: 'Delete one of my alerts', params: alertId, response: { 204: empty('Deleted') } };
+    app.delete<{ Params: { alertId: string } }>('/:alertId', { schema: deleteDoc }, async (req, reply) => {
       const alert = await ownAlert(req);
       const userId = requireUser(req);
       await decide(userId, alert.alertId, () => ({ type: 'Delete', alertId: alert.alertId, userId, now: Date.now() }));
@@ -100,6 +125,29 @@ export function alertRoutes(deps: Deps): FastifyPluginAsync {
       '/:alertId/matches',
       {
         schema: {
+          summary: "An alert's matches, newest first, a page at a time",
+          params: alertId,
+          response: {
+            200: json(
+              'A page; next is the after of the next page, null at the end',
+              obj({
+                alertId: uuid,
+                items: {
+                  type: 'array',
+                  items: obj({
+                    position: { type: 'string' },
+                    channel: { type: 'string' },
+                    station: { type: 'string' },
+                    start: { type: 'integer' },
+                    text: { type: 'string' },
+                    snippet: { type: 'string' },
+                    matchedAt: { type: 'integer' },
+                  }),
+                },
+                next: nullableString,
+              }),
+            ),
+          },
           querystring: {
             type: 'object',
             additionalProperties: false,

@@ -10,6 +10,9 @@ import { MINUTE } from '../../projections/analytics/tables.ts';
 import { ensureRegistered } from '../../projections/versions.ts';
 import { badRequest } from './errors.ts';
 import type { Reads } from './reads.ts';
+import { json, nullableInteger, nullableString, obj } from './api-schemas.ts';
+
+const iso8601 = { type: 'string', format: 'date-time' };
 
 /** The longest range a per-minute series may cover: 31 days. */
 export const MAX_MINUTES = 31 * 24 * 60;
@@ -50,6 +53,19 @@ export function analyticsRoutes(deps: { db: Db; reads: Reads }): FastifyPluginAs
       '/captions',
       {
         schema: {
+          summary: 'Captions per minute (of one channel or all)',
+          response: {
+            200: json(
+              'Per minute, and the total',
+              obj({
+                channel: nullableString,
+                from: iso8601,
+                to: iso8601,
+                total: obj({ fragments: { type: 'integer' }, words: { type: 'integer' } }),
+                minutes: { type: 'array', items: obj({ minute: iso8601, fragments: { type: 'integer' }, words: { type: 'integer' } }) },
+              }),
+            ),
+          },
           querystring: { type: 'object', additionalProperties: false, properties: { ...rangeQuery, channel: { type: 'string' } } },
         },
       },
@@ -72,7 +88,23 @@ export function analyticsRoutes(deps: { db: Db; reads: Reads }): FastifyPluginAs
 
     app.get<{ Querystring: Range }>(
       '/viewers',
-      { schema: { querystring: { type: 'object', additionalProperties: false, properties: rangeQuery } } },
+      {
+        schema: {
+          summary: 'Active viewers per minute',
+          response: {
+            200: json(
+              'Per minute, and the peak',
+              obj({
+                from: iso8601,
+                to: iso8601,
+                peak: { type: 'integer' },
+                minutes: { type: 'array', items: obj({ minute: iso8601, viewers: { type: 'integer' } }) },
+              }),
+            ),
+          },
+          querystring: { type: 'object', additionalProperties: false, properties: rangeQuery },
+        },
+      },
       async (req) => {
         const now = Date.now();
         const { first, last } = minuteRange(req.query, now);
@@ -87,6 +119,29 @@ export function analyticsRoutes(deps: { db: Db; reads: Reads }): FastifyPluginAs
       '/encodes',
       {
         schema: {
+          summary: 'Encode durations per preset',
+          response: {
+            200: json(
+              'Per preset: counts and times',
+              obj({
+                from: nullableString,
+                to: nullableString,
+                presets: {
+                  type: 'array',
+                  items: obj({
+                    preset: { type: 'string' },
+                    count: { type: 'integer' },
+                    reused: { type: 'integer' },
+                    failed: { type: 'integer' },
+                    p50Ms: nullableInteger,
+                    avgMs: nullableInteger,
+                    maxMs: nullableInteger,
+                    total: obj({ p50Ms: nullableInteger, avgMs: nullableInteger, maxMs: nullableInteger }),
+                  }),
+                },
+              }),
+            ),
+          },
           querystring: {
             type: 'object',
             additionalProperties: false,

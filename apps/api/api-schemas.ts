@@ -144,8 +144,23 @@ export const NAMED = {
   },
 } satisfies Record<string, Schema & { type?: unknown }>;
 
-/** A path parameter: a string, as every path parameter is (documentation only: checks stay in the handlers). */
-export const params = (properties: Record<string, Schema>): Schema => ({ type: 'object', required: Object.keys(properties), properties });
+/**
+ * Path parameters: plain strings, whatever they are documented to hold, so that fastify's validation
+ * never answers for them: the handlers check them and word their errors (a malformed id is a 404).
+ */
+export const params = (properties: Record<string, Schema>): Schema => ({
+  type: 'object',
+  required: Object.keys(properties),
+  properties: Object.fromEntries(
+    Object.entries(properties).map(([name, { format, description }]) => [
+      name,
+      {
+        type: 'string',
+        ...(description || format ? { description: (description as string) ?? `A ${format === 'uuid' ? 'UUID' : format}` } : {}),
+      },
+    ]),
+  ),
+});
 export const channelParam = { channel: { type: 'string', description: `A channel id: ${CHANNEL_ID_RULE}` } };
 
 /** A JSON answer. */
@@ -161,3 +176,41 @@ export const empty = (description: string): Schema => ({ description, type: 'nul
 export const nullableString = nullable('string');
 export const nullableInteger = nullable('integer');
 export { obj, ms, nullable };
+
+/** An ack of the JSON form of ingest: what was stored, what was refused. */
+const ingestResult = obj(
+  { accepted: { type: 'array', items: ref('IngestAck') }, rejected: { type: 'array', items: ref('IngestAck') }, error: { type: 'string' } },
+  ['accepted', 'rejected'],
+);
+
+/**
+ * POST /v1/channels/{channel}/captions. Documentation only (config.openapi): a body schema would
+ * change how ingest checks fragments and words its answers.
+ */
+export const ingestDocs = {
+  summary: 'Send caption fragments: a JSON body, or an NDJSON stream answered line by line',
+  description:
+    'application/x-ndjson: one fragment per line, for as long as the station likes; every line read gets an answer line ' +
+    '(IngestAck), in order, once Kafka has it (acks=all) or refused it; a stream the server ends gets a last line saying why ' +
+    '(IngestEnd). application/json: one fragment or an array of them, answered at once.',
+  params: params(channelParam),
+  body: {
+    content: {
+      'application/x-ndjson': { schema: { ...ref('Fragment'), description: 'The schema of each line' } },
+      'application/json': { schema: { oneOf: [ref('Fragment'), { type: 'array', minItems: 1, items: ref('Fragment') }] } },
+    },
+  },
+  response: {
+    200: {
+      description: 'NDJSON: a stream of answer lines (each an IngestAck, the last one maybe an IngestEnd); JSON: the results',
+      content: {
+        'application/x-ndjson': { schema: { oneOf: [ref('IngestAck'), ref('IngestEnd')], description: 'The schema of each line' } },
+        'application/json': { schema: ingestResult },
+      },
+    },
+    400: {
+      description: 'No fragment of a JSON body was valid (each is named in rejected), or a bad request',
+      content: { 'application/json': { schema: ingestResult }, 'application/problem+json': { schema: ref('Problem') } },
+    },
+  },
+};

@@ -9,6 +9,7 @@ import { deliveryOf, listDeliveries, redeliver } from '../../infra/deliveries.ts
 import type { Db } from '../../projections/database.ts';
 import { requireUser } from './access.ts';
 import { badRequest, HttpError } from './errors.ts';
+import { json, nullableString, obj, params, ref } from './api-schemas.ts';
 
 const MAX_LIMIT = 100;
 const ID = '^[1-9][0-9]{0,15}$';
@@ -32,6 +33,8 @@ export function deliveryRoutes(deps: { db: Db; config: Config }): FastifyPluginA
       '/',
       {
         schema: {
+          summary: 'My deliveries (e-mails and webhooks of my alerts and encodes), with their attempts',
+          response: { 200: json('A page', obj({ items: { type: 'array', items: ref('Delivery') }, next: nullableString })) },
           querystring: {
             type: 'object',
             additionalProperties: false,
@@ -53,13 +56,20 @@ export function deliveryRoutes(deps: { db: Db; config: Config }): FastifyPluginA
       },
     );
 
-    app.get<{ Params: { id: string } }>('/:id', async (req) => {
+    const id = params({ id: { type: 'string', description: 'A delivery id (a positive integer)' } });
+    const oneDoc = { summary: 'One of my deliveries', params: id, response: { 200: json('The delivery', ref('Delivery')) } };
+    app.get<{ Params: { id: string } }>('/:id', { schema: oneDoc }, async (req) => {
       const delivery = await deliveryOf(db, requireUser(req), idOf(req.params.id));
       if (!delivery) throw notFound(req.params.id);
       return delivery;
     });
 
-    app.post<{ Params: { id: string } }>('/:id/redeliver', async (req, reply) => {
+    const redeliverDoc = {
+      summary: 'Send a delivery again, as a new series of attempts',
+      params: id,
+      response: { 202: json('Pending again', ref('Delivery')) },
+    };
+    app.post<{ Params: { id: string } }>('/:id/redeliver', { schema: redeliverDoc }, async (req, reply) => {
       const userId = requireUser(req);
       const result = await redeliver(db, userId, idOf(req.params.id), Date.now(), config.deliveryRetryWindowMs);
       if (result === 'not_found') throw notFound(req.params.id);

@@ -9,6 +9,7 @@ import type { Config } from '../../infra/config.ts';
 import { listMail, readMail } from '../../infra/dev-mailbox.ts';
 import { HttpError } from './errors.ts';
 import { htmlPage, sendPage } from './html-page.ts';
+import { media, params } from './api-schemas.ts';
 
 /** Messages listed (newest first). */
 const LISTED = 100;
@@ -48,7 +49,10 @@ export function devMailRoutes(config: Config): FastifyPluginAsync {
       return simpleParser(raw);
     };
 
-    app.get('/', async (_req, reply) => {
+    const id = params({ id: { type: 'string' } });
+    const list = (summary: string, type = 'text/html') => ({ summary, response: { 200: media('The page', [type]) } });
+    const page = (summary: string, type = 'text/html') => ({ ...list(summary, type), params: id });
+    app.get('/', { schema: list('Dev mail (DEV_MAIL_DIR): what castlog e-mailed on this machine') }, async (_req, reply) => {
       const rows: string[] = [];
       for (const { id } of (await listMail(dir)).slice(0, LISTED)) {
         const mail = await parsed(id).catch(() => undefined);
@@ -73,7 +77,7 @@ export function devMailRoutes(config: Config): FastifyPluginAsync {
       );
     });
 
-    app.get<{ Params: { id: string } }>('/:id', async (req, reply) => {
+    app.get<{ Params: { id: string } }>('/:id', { schema: page('One e-mail') }, async (req, reply) => {
       const { id } = req.params;
       const mail = await parsed(id);
       const unsubscribe = unsubscribeOf(mail);
@@ -101,7 +105,7 @@ ${html}
       return sendPage(reply, config, page, 200, "frame-src 'self'");
     });
 
-    app.get<{ Params: { id: string } }>('/:id/html', async (req, reply) => {
+    app.get<{ Params: { id: string } }>('/:id/html', { schema: page('The HTML of one e-mail (sandboxed)') }, async (req, reply) => {
       const mail = await parsed(req.params.id);
       return reply
         .type('text/html; charset=utf-8')
@@ -110,7 +114,7 @@ ${html}
         .send(mail.html || '');
     });
 
-    app.get<{ Params: { id: string } }>('/:id/raw', async (req, reply) => {
+    app.get<{ Params: { id: string } }>('/:id/raw', { schema: page('One e-mail as sent (RFC 5322)', 'text/plain') }, async (req, reply) => {
       const raw = await readMail(dir, req.params.id);
       if (!raw) throw new HttpError(404, `id: no message ${req.params.id}`, 'id');
       return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(raw);

@@ -25,6 +25,27 @@ import { ownJobRow } from '../../projections/encodes/queries.ts';
 import type { EncodeOptions } from '../../schemas/types.generated.ts';
 import { requireUser } from './access.ts';
 import { badRequest, HttpError } from './errors.ts';
+import { json, media, nullableString, obj, params, ref, uuid } from './api-schemas.ts';
+
+const job = obj(
+  {
+    jobId: uuid,
+    status: { type: 'string' },
+    step: nullableString,
+    percent: { type: ['number', 'null'] },
+    stepsDone: { type: 'array', items: { type: 'string' } },
+    attempt: { type: 'integer' },
+    options: ref('EncodeOptions'),
+    filename: { type: 'string' },
+    raw: { type: 'boolean' },
+    uploadId: uuid,
+    error: nullableString,
+    stderrTail: nullableString,
+    output: { oneOf: [{ type: 'null' }, obj({ size: { type: 'integer' }, url: { type: 'string' } })] },
+    updatedAt: { type: 'integer' },
+  },
+  ['jobId', 'status', 'attempt', 'options', 'filename', 'raw', 'uploadId', 'output', 'updatedAt'],
+);
 
 const SHA256 = /^[0-9a-f]{64}$/;
 const SOURCE = '/api/encodes';
@@ -86,7 +107,32 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
   }
 
   return async (app) => {
-    app.post('/', async (req, reply) => {
+    const webhookIn = { type: ['object', 'null'], required: ['url'], additionalProperties: false, properties: { url: { type: 'string' } } };
+    const request = {
+      type: 'object',
+      required: ['uploadId'],
+      additionalProperties: false,
+      properties: { uploadId: uuid, options: ref('EncodeOptions'), webhook: webhookIn },
+    };
+    const accepted = obj(
+      {
+        jobId: uuid,
+        status: { type: 'string' },
+        attempt: { type: 'integer' },
+        webhook: obj({ url: { type: 'string' }, secret: { type: 'string', description: 'Signs the webhook calls' } }),
+      },
+      ['jobId', 'status', 'attempt'],
+    );
+    const again = obj(
+      { jobId: uuid, status: { type: 'string' }, deduplicated: { const: true }, again: { const: true }, message: { type: 'string' } },
+      ['jobId', 'status', 'deduplicated'],
+    );
+    const requestDoc = {
+      summary: 'Encode a completed upload to HEVC (one job per user, file and options: asking again answers the same job)',
+      response: { 202: json('Requested', accepted), 200: json('Already asked for: the same job', again) },
+    };
+    // The bodies are documented only: the handlers check them and word their errors.
+    app.post('/', { schema: requestDoc, config: { openapi: { body: request } } }, async (req, reply) => {
       const userId = requireUser(req);
       const b = body(req);
       const uploadId = b.uploadId;
@@ -151,7 +197,19 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
     });
 
     // About the caller's own jobs only: whether anyone else holds the file is not theirs to know.
-    app.post('/check', async (req) => {
+    const check = {
+      type: 'object',
+      required: ['sha256'],
+      additionalProperties: false,
+      properties: { sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, options: ref('EncodeOptions') },
+    };
+    const checkDoc = {
+      summary: 'Whether an encode of a file (by sha256) with these options exists already',
+      response: {
+        200: json('The answer', obj({ exists: { type: 'boolean' }, jobId: { type: ['string', 'null'] }, status: nullableString })),
+      },
+    };
+    app.post('/check', { schema: checkDoc, config: { openapi: { body: check } } }, async (req) => {
       const userId = requireUser(req);
       const b = body(req);
       for (const key of Object.keys(b))
@@ -205,7 +263,9 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
       } satisfies Selectable<EncodeJobsTable>;
     }
 
-    app.get<{ Params: { jobId: string } }>('/:jobId', async (req) => {
+    const jobId = params({ jobId: uuid });
+    const jobDoc = { summary: 'One of my encode jobs: status, step, percent', params: jobId, response: { 200: json('The job', job) } };
+    app.get<{ Params: { jobId: string } }>('/:jobId', { schema: jobDoc }, async (req) => {
       const job = await ownJob(req.params.jobId, requireUser(req));
       return {
         jobId: job.job_id,
@@ -225,39 +285,57 @@ export function encodeRoutes(deps: { store: EventStore; db: Db; blobs: BlobStore
       };
     });
 
-    app.get<{ Params: { jobId: string } }>('/:jobId/output', async (req, reply) => {
-      const userId = requireUser(req);
-      const job = await ownJob(req.params.jobId, userId, (row) => row.status === 'completed');
-      if (job.status !== 'completed' || !job.output_sha256)
-        throw new HttpError(409, `jobId: the encode is ${job.status}, not completed`, 'jobId');
-      const size = await blobs.size(job.output_sha256);
-      if (size === undefined)
-        throw new HttpError(410, 'jobId: the output is no longer stored; ask for this encode again to make it anew', 'jobId');
-      const container = (job.options as { container: string }).container;
-      const name = `${job.filename.replace(/\.[^.]*$/, '').replace(/[^\w.-]+/g, '_') || 'output'}.${container}`;
-      reply
-        .header('accept-ranges', 'bytes')
-        .header('content-type', MEDIA_TYPES[container] ?? 'application/octet-stream')
-        .header('content-disposition', `attachment; filename="${name}"`)
-        .header('etag', `"${job.output_sha256}"`);
-      const range = parseRange(req.headers.range, size);
-      if (range === 'unsatisfiable') {
-        reply.removeHeader('content-disposition');
-        return reply
-          .status(416)
-          .header('content-range', `bytes */${size}`)
-          .type('application/json; charset=utf-8')
-          .send(JSON.stringify({ error: `range: not satisfiable for ${size} bytes`, field: 'range' }));
-      }
-      if (range) {
+    const video = Object.values(MEDIA_TYPES);
+    const outputDoc = {
+      summary: 'The output of a completed encode (Range requests: one bytes= range)',
+      params: jobId,
+      response: {
+        200: media('The video', video),
+        206: media('The range asked for (Content-Range)', video),
+        416: json(
+          'The range cannot be served (Content-Range: bytes */<size>)',
+          obj({ error: { type: 'string' }, field: { const: 'range' } }),
+        ),
+      },
+    };
+    const rangeHeader = [{ name: 'range', in: 'header', required: false, schema: { type: 'string', pattern: '^bytes=' } }];
+    app.get<{ Params: { jobId: string } }>(
+      '/:jobId/output',
+      { schema: outputDoc, config: { openapi: { parameters: rangeHeader } } },
+      async (req, reply) => {
+        const userId = requireUser(req);
+        const job = await ownJob(req.params.jobId, userId, (row) => row.status === 'completed');
+        if (job.status !== 'completed' || !job.output_sha256)
+          throw new HttpError(409, `jobId: the encode is ${job.status}, not completed`, 'jobId');
+        const size = await blobs.size(job.output_sha256);
+        if (size === undefined)
+          throw new HttpError(410, 'jobId: the output is no longer stored; ask for this encode again to make it anew', 'jobId');
+        const container = (job.options as { container: string }).container;
+        const name = `${job.filename.replace(/\.[^.]*$/, '').replace(/[^\w.-]+/g, '_') || 'output'}.${container}`;
         reply
-          .status(206)
-          .header('content-range', `bytes ${range.start}-${range.end}/${size}`)
-          .header('content-length', range.end - range.start + 1);
-        return reply.send(blobs.read(job.output_sha256, range));
-      }
-      reply.header('content-length', size);
-      return reply.send(blobs.read(job.output_sha256));
-    });
+          .header('accept-ranges', 'bytes')
+          .header('content-type', MEDIA_TYPES[container] ?? 'application/octet-stream')
+          .header('content-disposition', `attachment; filename="${name}"`)
+          .header('etag', `"${job.output_sha256}"`);
+        const range = parseRange(req.headers.range, size);
+        if (range === 'unsatisfiable') {
+          reply.removeHeader('content-disposition');
+          return reply
+            .status(416)
+            .header('content-range', `bytes */${size}`)
+            .type('application/json; charset=utf-8')
+            .send(JSON.stringify({ error: `range: not satisfiable for ${size} bytes`, field: 'range' }));
+        }
+        if (range) {
+          reply
+            .status(206)
+            .header('content-range', `bytes ${range.start}-${range.end}/${size}`)
+            .header('content-length', range.end - range.start + 1);
+          return reply.send(blobs.read(job.output_sha256, range));
+        }
+        reply.header('content-length', size);
+        return reply.send(blobs.read(job.output_sha256));
+      },
+    );
   };
 }

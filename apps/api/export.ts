@@ -9,6 +9,7 @@ import { parseTime } from '../../domain/time.ts';
 import { fragmentsByTime } from '../../projections/captions/queries.ts';
 import { badRequest } from './errors.ts';
 import type { Reads } from './reads.ts';
+import { channelParam, media, params } from './api-schemas.ts';
 
 export const EXPORT_PAGE = 1000;
 
@@ -143,6 +144,9 @@ export function exportRoutes(reads: Reads): FastifyPluginAsync {
         `/:channel/captions.${format}`,
         {
           schema: {
+            summary: `The captions of a channel as a ${format.toUpperCase()} file (cue times from "from", or from the first caption)`,
+            params: params(channelParam),
+            response: { 200: media(`The file (an attachment), streamed`, [CONTENT_TYPES[format].split(';')[0]!]) },
             querystring: { type: 'object', additionalProperties: false, properties: { from: { type: 'string' }, to: { type: 'string' } } },
           },
         },

@@ -4,6 +4,7 @@ import { pingDb } from '../../infra/db.ts';
 import type { Db } from '../../projections/database.ts';
 import type { EventLog } from '../../infra/kafka/index.ts';
 import { prom, type Registry } from '../../infra/metrics.ts';
+import { json, media, obj } from './api-schemas.ts';
 
 export function healthRoutes(deps: { db: Db; log: EventLog; metrics: Registry }): FastifyPluginAsync {
   const { db, log, metrics } = deps;
@@ -34,13 +35,21 @@ export function healthRoutes(deps: { db: Db; log: EventLog; metrics: Registry })
   });
 
   return async (app) => {
-    app.get('/healthz', async () => ({ status: 'ok' }));
-    app.get('/readyz', async (_req, reply) => {
+    const ready = obj({
+      status: { type: 'string', enum: ['ready', 'unavailable'] },
+      kafka: { type: 'boolean' },
+      postgres: { type: 'boolean' },
+    });
+    const healthz = { summary: 'The process is up', response: { 200: json('Up', obj({ status: { const: 'ok' } })) } };
+    const readyz = { summary: 'Kafka and Postgres answer', response: { 200: json('Ready', ready), 503: json('Not ready', ready) } };
+    const metricsDoc = { summary: 'Prometheus metrics', response: { 200: media('The text exposition format', ['text/plain']) } };
+    app.get('/healthz', { schema: healthz }, async () => ({ status: 'ok' }));
+    app.get('/readyz', { schema: readyz }, async (_req, reply) => {
       const [kafka, postgres] = await Promise.all([log.ping(), pingDb(db)]);
       const ok = kafka && postgres;
       const replication = log.replicationShortfalls.length ? { replicationShortfalls: log.replicationShortfalls } : {};
       return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable', kafka, postgres, ...replication });
     });
-    app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+    app.get('/metrics', { schema: metricsDoc }, async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
   };
 }

@@ -8,10 +8,22 @@ import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import { badRequest } from './errors.ts';
 import type { Reads } from './reads.ts';
+import { channelParam, json, ms, nullableString, obj, params, position, ref } from './api-schemas.ts';
 
 export function historyRoutes(reads: Reads): FastifyPluginAsync {
   return async (app) => {
-    app.get('/', async () => {
+    const channels = obj({
+      channels: {
+        type: 'array',
+        items: obj({
+          id: { type: 'string' },
+          lastFragmentAt: ms('Last fragment'),
+          fragmentCount: { type: 'integer' },
+          lastPosition: position,
+        }),
+      },
+    });
+    app.get('/', { schema: { summary: 'Every channel with captions', response: { 200: json('The channels', channels) } } }, async () => {
       const rows = await reads.run((db) => channelList(db));
       return {
         channels: rows.map((r) => ({
@@ -27,6 +39,13 @@ export function historyRoutes(reads: Reads): FastifyPluginAsync {
       '/:channel/captions',
       {
         schema: {
+          summary: "A channel's caption fragments in log order, a page at a time",
+          params: params(channelParam),
+          response: {
+            200: json('A page; next is the after of the next page, null at the end', {
+              ...obj({ channel: { type: 'string' }, items: { type: 'array', items: ref('CaptionItem') }, next: nullableString }),
+            }),
+          },
           querystring: {
             type: 'object',
             additionalProperties: false,

@@ -18,6 +18,7 @@ import type { StationKeys } from '../../infra/stations.ts';
 import { AckStream } from './ack-stream.ts';
 import { badRequest, HttpError } from './errors.ts';
 import { splitLines, type Line } from './lines.ts';
+import { ingestDocs } from './api-schemas.ts';
 
 const MAX_LINE_BYTES = 64 * 1024;
 /** Answers of one stream not yet written (fragments waiting for Kafka, or for the station to read). */
@@ -78,129 +79,133 @@ export function ingestRoutes(deps: { log: EventLog; stations: StationKeys; metri
     // case-insensitive (fastify matches them so; the handler below does too).
     app.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload));
 
-    app.post<{ Params: { channel: string } }>('/:channel/captions', { config: { streamedBody: 'ingest' } }, async (req, reply) => {
-      const { channel } = req.params;
-      if (!isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
-      const station = req.station!;
-      if (!(await log.ping())) throw new KafkaUnavailable('Kafka cannot be reached');
+    app.post<{ Params: { channel: string } }>(
+      '/:channel/captions',
+      { config: { streamedBody: 'ingest', openapi: ingestDocs } },
+      async (req, reply) => {
+        const { channel } = req.params;
+        if (!isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
+        const station = req.station!;
+        if (!(await log.ping())) throw new KafkaUnavailable('Kafka cannot be reached');
 
-      if (!isNdjson(req.headers['content-type'])) {
-        // application/json: one fragment or an array of them.
-        const items = Array.isArray(req.body) ? (req.body as unknown[]) : [req.body];
-        if (items.length === 0) throw badRequest('body', 'must hold at least one fragment');
-        const rejected: Ack[] = [];
-        const valid: { line: number; fragment: Fragment }[] = [];
-        items.forEach((item, i) => {
-          const check = checkFragment(item);
-          if (check.ok) valid.push({ line: i + 1, fragment: check.fragment });
-          else rejected.push({ line: i + 1, error: check.error });
-        });
-        fragments.inc({ outcome: 'rejected' }, rejected.length);
-        let accepted: Ack[];
-        try {
-          accepted = await Promise.all(
-            valid.map(async (v) => ({ seq: v.fragment.seq, position: await append(channel, station, v.fragment) })),
-          );
-        } catch {
-          fragments.inc({ outcome: 'unavailable' }, valid.length);
+        if (!isNdjson(req.headers['content-type'])) {
+          // application/json: one fragment or an array of them.
+          const items = Array.isArray(req.body) ? (req.body as unknown[]) : [req.body];
+          if (items.length === 0) throw badRequest('body', 'must hold at least one fragment');
+          const rejected: Ack[] = [];
+          const valid: { line: number; fragment: Fragment }[] = [];
+          items.forEach((item, i) => {
+            const check = checkFragment(item);
+            if (check.ok) valid.push({ line: i + 1, fragment: check.fragment });
+            else rejected.push({ line: i + 1, error: check.error });
+          });
+          fragments.inc({ outcome: 'rejected' }, rejected.length);
+          let accepted: Ack[];
+          try {
+            accepted = await Promise.all(
+              valid.map(async (v) => ({ seq: v.fragment.seq, position: await append(channel, station, v.fragment) })),
+            );
+          } catch {
+            fragments.inc({ outcome: 'unavailable' }, valid.length);
+            throw new HttpError(
+              503,
+              'Service Unavailable: Kafka did not acknowledge; send the fragments again',
+              undefined,
+              {},
+              { 'retry-after': '1' },
+            );
+          }
+          return reply
+            .status(accepted.length ? 200 : 400)
+            .send({ accepted, rejected, ...(accepted.length ? {} : { error: 'no fragment was valid' }) });
+        }
+
+        const streams = open.get(station) ?? new Set();
+        if (streams.size >= config.ingestMaxStreamsPerStation) {
           throw new HttpError(
-            503,
-            'Service Unavailable: Kafka did not acknowledge; send the fragments again',
-            undefined,
+            429,
+            `authorization: station ${station} has ${streams.size} ingest streams open here, the most allowed; close one first`,
+            'authorization',
             {},
-            { 'retry-after': '1' },
+            { 'retry-after': '5' },
           );
         }
-        return reply
-          .status(accepted.length ? 200 : 400)
-          .send({ accepted, rejected, ...(accepted.length ? {} : { error: 'no fragment was valid' }) });
-      }
+        // From here on the response is ours: the head goes out at once, so the station knows its
+        // stream is accepted before its first acknowledgement, then one line per input line.
+        reply.hijack();
+        const out = reply.raw;
+        out.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        out.flushHeaders();
+        const acks = new AckStream<Ack>(out, MAX_PENDING);
+        const socket = req.raw.socket;
 
-      const streams = open.get(station) ?? new Set();
-      if (streams.size >= config.ingestMaxStreamsPerStation) {
-        throw new HttpError(
-          429,
-          `authorization: station ${station} has ${streams.size} ingest streams open here, the most allowed; close one first`,
-          'authorization',
-          {},
-          { 'retry-after': '5' },
-        );
-      }
-      // From here on the response is ours: the head goes out at once, so the station knows its
-      // stream is accepted before its first acknowledgement, then one line per input line.
-      reply.hijack();
-      const out = reply.raw;
-      out.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-      out.flushHeaders();
-      const acks = new AckStream<Ack>(out, MAX_PENDING);
-      const socket = req.raw.socket;
-
-      // Why the stream ends before its body does: idle, cut short, or the key removed. Stopping
-      // wakes the read waiting for the next line (one waker at a time: racing every read against
-      // one long-lived promise would keep a reaction per line alive).
-      let endedBy: string | undefined;
-      let wake: (() => void) | undefined;
-      const stop = (why: string) => {
-        endedBy ??= why;
-        wake?.();
-      };
-      streams.add(stop);
-      open.set(station, streams);
-      bodyCutShort.set(socket, () => stop('body: the request ended before its declared length; every line read was answered above'));
-      const idleSeconds = config.ingestIdleTimeoutMs / 1000;
-      if (config.ingestIdleTimeoutMs > 0)
-        req.raw.setTimeout(config.ingestIdleTimeoutMs, () =>
-          stop(`body: nothing received for ${idleSeconds} s; the stream is closed (open a new one to go on)`),
-        );
-
-      let line = 0;
-      const lines = splitLines(req.body as Readable, MAX_LINE_BYTES)[Symbol.asyncIterator]();
-      const nextLine = () =>
-        new Promise<IteratorResult<Line> | undefined>((resolve, reject) => {
-          wake = () => resolve(undefined);
-          lines.next().then(resolve, reject);
-        });
-      try {
-        for (;;) {
-          const next = endedBy === undefined ? await nextLine() : undefined;
-          if (next === undefined || next.done) break;
-          const l = next.value;
-          line++;
-          if ('tooLong' in l) {
-            fragments.inc({ outcome: 'rejected' });
-            await acks.push(Promise.resolve({ line, error: `line is longer than ${MAX_LINE_BYTES} bytes` }));
-            continue;
-          }
-          if (l.bytes.length === 0 || /^\s*$/.test(l.bytes.toString('latin1'))) continue;
-          const check = parseFragmentLine(l.bytes);
-          if (!check.ok) {
-            fragments.inc({ outcome: 'rejected' });
-            await acks.push(Promise.resolve({ line, error: check.error }));
-            continue;
-          }
-          const { seq } = check.fragment;
-          const n = line;
-          await acks.push(
-            append(channel, station, check.fragment).then(
-              (position): Ack => ({ seq, position }),
-              (): Ack => (fragments.inc({ outcome: 'unavailable' }), { line: n, seq, error: NOT_STORED }),
-            ),
+        // Why the stream ends before its body does: idle, cut short, or the key removed. Stopping
+        // wakes the read waiting for the next line (one waker at a time: racing every read against
+        // one long-lived promise would keep a reaction per line alive).
+        let endedBy: string | undefined;
+        let wake: (() => void) | undefined;
+        const stop = (why: string) => {
+          endedBy ??= why;
+          wake?.();
+        };
+        streams.add(stop);
+        open.set(station, streams);
+        bodyCutShort.set(socket, () => stop('body: the request ended before its declared length; every line read was answered above'));
+        const idleSeconds = config.ingestIdleTimeoutMs / 1000;
+        if (config.ingestIdleTimeoutMs > 0)
+          req.raw.setTimeout(config.ingestIdleTimeoutMs, () =>
+            stop(`body: nothing received for ${idleSeconds} s; the stream is closed (open a new one to go on)`),
           );
+
+        let line = 0;
+        const lines = splitLines(req.body as Readable, MAX_LINE_BYTES)[Symbol.asyncIterator]();
+        const nextLine = () =>
+          new Promise<IteratorResult<Line> | undefined>((resolve, reject) => {
+            wake = () => resolve(undefined);
+            lines.next().then(resolve, reject);
+          });
+        try {
+          for (;;) {
+            const next = endedBy === undefined ? await nextLine() : undefined;
+            if (next === undefined || next.done) break;
+            const l = next.value;
+            line++;
+            if ('tooLong' in l) {
+              fragments.inc({ outcome: 'rejected' });
+              await acks.push(Promise.resolve({ line, error: `line is longer than ${MAX_LINE_BYTES} bytes` }));
+              continue;
+            }
+            if (l.bytes.length === 0 || /^\s*$/.test(l.bytes.toString('latin1'))) continue;
+            const check = parseFragmentLine(l.bytes);
+            if (!check.ok) {
+              fragments.inc({ outcome: 'rejected' });
+              await acks.push(Promise.resolve({ line, error: check.error }));
+              continue;
+            }
+            const { seq } = check.fragment;
+            const n = line;
+            await acks.push(
+              append(channel, station, check.fragment).then(
+                (position): Ack => ({ seq, position }),
+                (): Ack => (fragments.inc({ outcome: 'unavailable' }), { line: n, seq, error: NOT_STORED }),
+              ),
+            );
+          }
+        } catch (err) {
+          req.log.info({ err }, 'ingest stream ended early');
+        } finally {
+          streams.delete(stop);
+          if (streams.size === 0) open.delete(station);
+          bodyCutShort.delete(socket);
+          req.raw.setTimeout(0);
         }
-      } catch (err) {
-        req.log.info({ err }, 'ingest stream ended early');
-      } finally {
-        streams.delete(stop);
-        if (streams.size === 0) open.delete(station);
-        bodyCutShort.delete(socket);
-        req.raw.setTimeout(0);
-      }
-      await acks.end();
-      if (endedBy) out.write(`${JSON.stringify({ error: endedBy, field: endedBy.split(':')[0] })}\n`);
-      // A body left unread cannot be followed by another request on this connection.
-      if (endedBy) out.once('finish', () => socket.destroy());
-      out.end();
-      return reply;
-    });
+        await acks.end();
+        if (endedBy) out.write(`${JSON.stringify({ error: endedBy, field: endedBy.split(':')[0] })}\n`);
+        // A body left unread cannot be followed by another request on this connection.
+        if (endedBy) out.once('finish', () => socket.destroy());
+        out.end();
+        return reply;
+      },
+    );
   };
 }

@@ -7,6 +7,22 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../infra/config.ts';
+import { json, media, nullableString, obj } from './api-schemas.ts';
+
+/** A file served with its ETag: 200, or 304 to a matching If-None-Match. */
+const staticDoc = (summary: string, type: string) => ({
+  summary,
+  response: { 200: media('The file', [type.split(';')[0]!]), 304: { description: 'Not modified', type: 'null' } },
+});
+const configDoc = {
+  summary: 'Where the pages find the live WebSocket',
+  response: {
+    200: json(
+      'The live URL, or the fanout port and path',
+      obj({ liveUrl: nullableString, livePort: { type: 'integer' }, livePath: { type: 'string' } }),
+    ),
+  },
+};
 
 const PAGES = {
   '/': 'index.html',
@@ -88,11 +104,11 @@ export function pageRoutes(config: Config): FastifyPluginAsync {
         'content-security-policy': contentSecurityPolicy(html.toString('utf8'), config),
         'x-frame-options': 'DENY',
       });
-      app.get(path, (req, reply) => serve(req, reply, file));
+      app.get(path, { schema: staticDoc(`The ${name} page`, 'text/html') }, (req, reply) => serve(req, reply, file));
     }
     for (const [name, type] of Object.entries(ASSETS)) {
       const file = staticFile(read(name), type, 'no-cache');
-      app.get(`/assets/${name}`, (req, reply) => serve(req, reply, file));
+      app.get(`/assets/${name}`, { schema: staticDoc(`The pages' ${name}`, type) }, (req, reply) => serve(req, reply, file));
     }
     // The upload page's tus client, served from our own node_modules (no CDN).
     const tusClient = staticFile(
@@ -100,9 +116,15 @@ export function pageRoutes(config: Config): FastifyPluginAsync {
       'text/javascript; charset=utf-8',
       'public, max-age=3600',
     );
-    app.get('/vendor/tus.min.js', (req, reply) => serve(req, reply, tusClient));
+    app.get('/vendor/tus.min.js', { schema: staticDoc('tus-js-client, for the upload page', tusClient.type) }, (req, reply) =>
+      serve(req, reply, tusClient),
+    );
     // The live URL comes from configuration, never from the request's Host header: without
     // PUBLIC_LIVE_URL the page uses its own host name with the fanout's port and path.
-    app.get('/v1/config', async () => ({ liveUrl: config.publicLiveUrl ?? null, livePort: config.fanoutPort, livePath: LIVE_PATH }));
+    app.get('/v1/config', { schema: configDoc }, async () => ({
+      liveUrl: config.publicLiveUrl ?? null,
+      livePort: config.fanoutPort,
+      livePath: LIVE_PATH,
+    }));
   };
 }

@@ -14,6 +14,7 @@ import { TOPICS } from '../../schemas/catalog.ts';
 import { badRequest, HttpError } from './errors.ts';
 import type { Reads } from './reads.ts';
 import { MARKS, snippetHtml } from '../../domain/captions/snippet.ts';
+import { json, nullableString, obj, position } from './api-schemas.ts';
 
 export const MAX_LIMIT = 100;
 const DEFAULT_LIMIT = 20;
@@ -89,6 +90,34 @@ export function searchRoutes(reads: Reads): FastifyPluginAsync {
       '/',
       {
         schema: {
+          summary: 'Full-text search over every caption (websearch syntax), ranked, with highlighted snippets',
+          response: {
+            200: json(
+              'A page of hits; next is the after of the next page, null at the end',
+              obj({
+                q: { type: 'string' },
+                items: {
+                  type: 'array',
+                  items: obj(
+                    {
+                      channel: { type: 'string' },
+                      position,
+                      station: { type: 'string' },
+                      seq: { type: 'integer' },
+                      start: { type: 'integer' },
+                      end: { type: 'integer' },
+                      lang: nullableString,
+                      text: { type: 'string' },
+                      snippet: { type: 'string', description: 'HTML: escaped text, matches in <mark>' },
+                      rank: { type: 'number' },
+                    },
+                    ['channel', 'position', 'station', 'seq', 'start', 'end', 'text', 'snippet', 'rank'],
+                  ),
+                },
+                next: nullableString,
+              }),
+            ),
+          },
           querystring: {
             type: 'object',
             additionalProperties: false,

@@ -16,6 +16,7 @@ import { LATENCY_BUCKETS, prom, type Registry } from '../../infra/metrics.ts';
 import { runningLeases, viewerOf } from '../../projections/streams/queries.ts';
 import { requireSelfOrAdmin, requireUser } from './access.ts';
 import { badRequest, HttpError } from './errors.ts';
+import { json, ms, obj, params, ref, uuid } from './api-schemas.ts';
 
 const SOURCE = '/api/streams';
 
@@ -49,13 +50,17 @@ const knownStreamIds = new Set<string>();
 export function canWatchIdRoutes(deps: Deps): FastifyPluginAsync {
   const { store } = deps;
   return async (app) => {
-    app.get('/users/newId', async () => {
+    const issued = (name: string) => ({
+      summary: `A new ${name}: only ids issued here are accepted`,
+      response: { 200: json('The id', obj({ [name]: uuid })) },
+    });
+    app.get('/users/newId', { schema: issued('userId') }, async () => {
       const userId = randomUUID();
       await viewerCommand(store, userId, () => ({ type: 'IssueUserId', userId, now: Date.now() }));
       return { userId };
     });
 
-    app.get('/streams/newId', async () => {
+    app.get('/streams/newId', { schema: issued('streamId') }, async () => {
       const streamId = randomUUID();
       await handlerOf(store).handle(
         streamIds,
@@ -116,10 +121,28 @@ export function canWatchStreamRoutes(deps: Deps): FastifyPluginAsync {
   return async (app) => {
     for (const action of ['activate', 'deactivate', 'heartbeat'] as const) {
       const url = `/:streamId/${action}`;
-      app.route({ method: ['PATCH', 'POST', 'PUT'], url, handler: act(action) });
+      const streamId = params({ streamId: uuid });
+      const schema = {
+        summary: `${action[0]!.toUpperCase()}${action.slice(1)} a stream of the calling user (canWatch; PATCH, POST and PUT alike)`,
+        params: streamId,
+        response: {
+          200: json(
+            'Decided: the active streams and the limit',
+            obj({ status: { const: 'ok' }, active: { type: 'array', items: uuid }, limit: { type: 'integer' } }),
+          ),
+          409: json('Too many streams: the limit is reached', ref('CanWatchError')),
+        },
+      };
+      app.route({ method: ['PATCH', 'POST', 'PUT'], url, handler: act(action), schema });
+      const notAllowed = {
+        summary: 'Not allowed: use PATCH (or POST, PUT)',
+        params: streamId,
+        response: { 405: json('Not allowed', ref('CanWatchError')) },
+      };
       app.route({
         method: ['GET', 'DELETE'],
         url,
+        schema: notAllowed,
         handler: async () => {
           throw new HttpError(405, 'method: not allowed; use PATCH (or POST, PUT)', 'method', {}, { allow: 'PATCH, POST, PUT' });
         },
@@ -132,7 +155,24 @@ export function canWatchStreamRoutes(deps: Deps): FastifyPluginAsync {
 export function userStreamRoutes(deps: Deps): FastifyPluginAsync {
   const { db, config } = deps;
   return async (app) => {
-    app.get<{ Params: { userId: string } }>('/:userId/streams', async (req) => {
+    const schema = {
+      summary: "A user's active streams and limit (that user or the admin)",
+      params: params({ userId: uuid }),
+      response: {
+        200: json(
+          'The streams',
+          obj({
+            userId: uuid,
+            limit: { type: 'integer' },
+            active: {
+              type: 'array',
+              items: obj({ streamId: uuid, activatedAt: ms('Activated'), expiresAt: ms('Expires unless a heartbeat comes') }),
+            },
+          }),
+        ),
+      },
+    };
+    app.get<{ Params: { userId: string } }>('/:userId/streams', { schema }, async (req) => {
       const userId = uuidParam(req.params.userId, 'userId');
       requireSelfOrAdmin(req, userId);
       const viewerRow = await viewerOf(db, userId);

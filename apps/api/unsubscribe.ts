@@ -15,6 +15,7 @@ import { readUnsubscribeToken } from '../../infra/signing.ts';
 import type { Db } from '../../projections/database.ts';
 import { badRequest, HttpError } from './errors.ts';
 import { htmlPage, sendPage } from './html-page.ts';
+import { media, obj, uuid } from './api-schemas.ts';
 
 const SOURCE = '/api/unsubscribe';
 const MAX_BODY = 4096;
@@ -63,7 +64,12 @@ export function unsubscribeRoutes(deps: { store: EventStore; db: Db; config: Con
       properties: { token: { type: 'string', maxLength: 1000 } },
     };
 
-    app.get<{ Querystring: { token?: string } }>('/', { schema: { querystring } }, async (req, reply) => {
+    const html = ['text/html'];
+    const getDoc = {
+      summary: "The one-click unsubscribe page of an alert's e-mails (changes nothing)",
+      response: { 200: media('The page', html) },
+    };
+    app.get<{ Querystring: { token?: string } }>('/', { schema: { querystring, ...getDoc } }, async (req, reply) => {
       const { userId, alertId } = whoOf(req);
       const { state } = await store.load(userAlertsStream(userId), userAlerts.initialState, userAlerts.evolve);
       const alert = state.alerts.find((a) => a.alertId === alertId);
@@ -83,25 +89,44 @@ export function unsubscribeRoutes(deps: { store: EventStore; db: Db; config: Con
       );
     });
 
-    app.post<{ Querystring: { token?: string } }>('/', { schema: { querystring } }, async (req, reply) => {
-      const { userId, alertId } = whoOf(req);
-      const fields = req.body instanceof Map ? (req.body as Map<string, string>) : undefined;
-      if (fields?.get('List-Unsubscribe') !== 'One-Click') {
-        throw badRequest('List-Unsubscribe', 'the body must be the form field List-Unsubscribe=One-Click');
-      }
-      await handler.handle(
-        userAlerts,
-        userAlertsStream(userId),
-        (): AlertCommand => ({ type: 'StopEmail', alertId, userId, now: Date.now() }),
-        {
-          key: alertId,
-          source: SOURCE,
+    const form = { type: 'object', required: ['List-Unsubscribe'], properties: { 'List-Unsubscribe': { const: 'One-Click' } } };
+    const postDoc = {
+      summary: "Stop an alert's e-mails (RFC 8058 one-click)",
+      response: {
+        200: {
+          description: 'Stopped: a page for a browser (Accept: text/html), JSON otherwise',
+          content: {
+            'application/json': { schema: obj({ alertId: uuid, emailStopped: { const: true } }) },
+            'text/html': { schema: { type: 'string' } },
+          },
         },
-      );
-      const cancelled = await cancelPendingEmails(db, alertId, 'unsubscribed');
-      req.log.info({ alertId, cancelled }, 'alert e-mails stopped');
-      if (wantsHtml(req)) return page(reply, 'E-mails stopped', '<p>This alert sends no more e-mail.</p>');
-      return { alertId, emailStopped: true };
-    });
+      },
+    };
+    // The form body is documented only: the handler checks it.
+    const body = { content: { 'application/x-www-form-urlencoded': { schema: form }, 'multipart/form-data': { schema: form } } };
+    app.post<{ Querystring: { token?: string } }>(
+      '/',
+      { schema: { querystring, ...postDoc }, config: { openapi: { body } } },
+      async (req, reply) => {
+        const { userId, alertId } = whoOf(req);
+        const fields = req.body instanceof Map ? (req.body as Map<string, string>) : undefined;
+        if (fields?.get('List-Unsubscribe') !== 'One-Click') {
+          throw badRequest('List-Unsubscribe', 'the body must be the form field List-Unsubscribe=One-Click');
+        }
+        await handler.handle(
+          userAlerts,
+          userAlertsStream(userId),
+          (): AlertCommand => ({ type: 'StopEmail', alertId, userId, now: Date.now() }),
+          {
+            key: alertId,
+            source: SOURCE,
+          },
+        );
+        const cancelled = await cancelPendingEmails(db, alertId, 'unsubscribed');
+        req.log.info({ alertId, cancelled }, 'alert e-mails stopped');
+        if (wantsHtml(req)) return page(reply, 'E-mails stopped', '<p>This alert sends no more e-mail.</p>');
+        return { alertId, emailStopped: true };
+      },
+    );
   };
 }

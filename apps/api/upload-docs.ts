@@ -35,13 +35,16 @@ const notAnUpload = (method: string): Schema => ({
   tags,
   security,
   summary: `${method} needs an upload URL (/v1/uploads/{id}); here it is an error`,
-  responses: { default: problem },
+  responses: { 404: { ...problem, description: 'Not an upload' }, default: problem },
 });
 
 export function tusPaths(): Record<string, Schema> {
   return {
     '/v1/uploads': {
-      head: { ...notAnUpload('HEAD'), responses: { default: { description: 'An error (no body: a HEAD answer)' } } },
+      head: {
+        ...notAnUpload('HEAD'),
+        responses: { 404: { description: 'Not an upload (no body: a HEAD answer)' }, default: { description: 'An error (no body)' } },
+      },
       patch: notAnUpload('PATCH'),
       delete: notAnUpload('DELETE'),
       post: {

@@ -22,6 +22,7 @@ import { requireUser } from './access.ts';
 import { HttpError, PROBLEM_TYPE, problemBody } from './errors.ts';
 import { UploadStore, type UploadRequest } from './upload-store.ts';
 import { UploadLocker } from './upload-locker.ts';
+import { json, nullableString, obj, params, uuid } from './api-schemas.ts';
 
 const PATH = '/v1/uploads';
 const CHECKSUMS = { sha1: 20, sha256: 32 } as const;
@@ -169,7 +170,31 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
     const config = { streamedBody: 'upload' as const };
     scope.route({ method: [...methods], url: '/', handler: viaTus, exposeHeadRoute: false, config });
     scope.route({ method: [...methods], url: '/:id', handler: viaTus, exposeHeadRoute: false, config });
-    scope.get<{ Params: { id: string } }>('/:id', async (req) => {
+    const uploadDoc = {
+      summary: 'One of my uploads: status, offset, checksum',
+      params: params({ id: { type: 'string' } }),
+      response: {
+        200: json(
+          'The upload',
+          obj(
+            {
+              uploadId: uuid,
+              status: { type: 'string' },
+              filename: nullableString,
+              filetype: nullableString,
+              raw: { type: 'boolean' },
+              length: { type: ['integer', 'null'] },
+              offset: { type: 'integer' },
+              sha256: nullableString,
+              reason: nullableString,
+              createdAt: { type: ['integer', 'null'] },
+            },
+            ['uploadId', 'status', 'offset'],
+          ),
+        ),
+      },
+    };
+    scope.get<{ Params: { id: string } }>('/:id', { schema: uploadDoc }, async (req) => {
       const userId = requireUser(req);
       const id = req.params.id;
       if (!isUuid(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');

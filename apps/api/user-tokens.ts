@@ -6,10 +6,16 @@ import { isUuid } from '../../domain/ids.ts';
 import type { UserTokens } from '../../infra/user-tokens.ts';
 import { requireSelfOrAdmin } from './access.ts';
 import { badRequest, HttpError } from './errors.ts';
+import { json, ms, obj, params, uuid } from './api-schemas.ts';
 
 export function userTokenRoutes(deps: { tokens: UserTokens | undefined }): FastifyPluginAsync {
   return async (app) => {
-    app.post<{ Params: { userId: string } }>('/:userId/token', async (req, reply) => {
+    const schema = {
+      summary: 'A user token (JWT) for that user: for the WebSocket, where a browser cannot send x-userid',
+      params: params({ userId: uuid }),
+      response: { 201: json('The token', obj({ userId: uuid, token: { type: 'string' }, expiresAt: ms('Expires') })) },
+    };
+    app.post<{ Params: { userId: string } }>('/:userId/token', { schema }, async (req, reply) => {
       if (!isUuid(req.params.userId)) throw badRequest('userId', 'must be a UUID');
       const userId = req.params.userId.toLowerCase();
       if (!deps.tokens) throw new HttpError(503, 'user tokens are not enabled here (USER_TOKEN_SECRET)');
