@@ -366,6 +366,7 @@ export async function alertsLatencyBench(log: (s: string) => void): Promise<Aler
       await sleep(50);
     }
     const missing = expected - alertClock.samples;
+    if (!expected) problems.push('no matching fragment was acknowledged in the measured window: nothing to measure');
     if (missing) problems.push(`${missing} of ${expected} matches did not arrive on the WebSocket`);
     const result: AlertsLatencyResult = {
       rate,
@@ -428,8 +429,8 @@ export function alertsReport(m: AlertsResult | undefined, l: AlertsLatencyResult
       'ack -> AlertMatched on WS p50 / p99 / max ms',
       ms(l.fromAck),
       `ack -> the caption on its channel ${ms(l.captionFromAck)}`,
-      `${(l.fromAck.p99 / l.captionFromAck.p99).toFixed(2)}x`,
-      `p99 <= 250: ${met(l.fromAck.p99 <= 250 && l.missing === 0)}`,
+      l.samples && l.captionFromAck.p99 ? `${(l.fromAck.p99 / l.captionFromAck.p99).toFixed(2)}x` : 'n/a',
+      `p99 <= 250: ${met(l.samples > 0 && l.fromAck.p99 <= 250 && l.missing === 0)}`,
     ]);
     rows.push([
       '',
