@@ -51,6 +51,43 @@ const problemAnswer = {
 };
 const canWatchAnswer = { description: "An error in canWatch's shape", content: { 'application/json': { schema: ref('CanWatchError') } } };
 
+/** Paths set into the document itself refer to its components directly. */
+const problemInDocument = {
+  ...problemAnswer,
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+};
+
+/** The reference page's own routes (swagger-ui's, not in a route group). */
+const page = (summary: string, types: string[]) => ({
+  get: {
+    tags: ['documents'],
+    summary,
+    responses: {
+      200: { description: summary, content: Object.fromEntries(types.map((t) => [t, { schema: { type: 'string' } }])) },
+      default: problemInDocument,
+    },
+  },
+});
+const DOCS_PAGE_PATHS = {
+  '/docs': page('The API reference page (swagger-ui)', ['text/html']),
+  '/docs/json': {
+    get: {
+      ...page('This document, for the page', []).get,
+      responses: {
+        200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } },
+        default: problemInDocument,
+      },
+    },
+  },
+  '/docs/yaml': page('This document as YAML', ['application/x-yaml']),
+  '/docs/static/{file}': {
+    get: {
+      ...page("The page's scripts, styles and images", ['text/css', 'application/javascript', 'image/png', 'text/html']).get,
+      parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }],
+    },
+  },
+};
+
 /** Adds the documents and the reference page; before the route groups, so it sees every route. */
 export async function registerOpenApi(app: FastifyInstance): Promise<void> {
   // Answers are as they were before they had schemas: plain JSON.stringify, nothing dropped.
@@ -102,6 +139,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     transformObject: (documentObject) => {
       const doc = (documentObject as { openapiObject: { paths: Record<string, object> } }).openapiObject;
       for (const [path, item] of Object.entries(tusPaths())) doc.paths[path] = { ...doc.paths[path], ...item };
+      Object.assign(doc.paths, DOCS_PAGE_PATHS);
       return doc as never;
     },
   });
