@@ -49,7 +49,11 @@ const problemAnswer = {
   description: 'An error (RFC 9457 problem)',
   content: { [PROBLEM_TYPE.split(';')[0]!]: { schema: ref('Problem') } },
 };
-const canWatchAnswer = { description: "An error in canWatch's shape", content: { 'application/json': { schema: ref('CanWatchError') } } };
+/** canWatch's shape; a spelling of the URL that reaches no route (404, 405) is answered as any unknown path is. */
+const canWatchAnswer = {
+  description: "An error in canWatch's shape (a URL that reaches no route: a problem, as anywhere else)",
+  content: { 'application/json': { schema: ref('CanWatchError') }, [PROBLEM_TYPE.split(';')[0]!]: { schema: ref('Problem') } },
+};
 
 /** Paths set into the document itself refer to its components directly. */
 const problemInDocument = {
@@ -154,7 +158,7 @@ export function documentRoutes(app: FastifyInstance, registry: SchemaRegistry): 
       { schema: { summary: 'This API as an OpenAPI 3.1 document', response: { 200: { description: 'OpenAPI 3.1', ...document } } } },
       async (_req, reply) => reply.header('cache-control', 'no-cache').send(app.swagger()),
     );
-    const asyncApi = asyncApiDocument(registry);
+    let asyncApi: object | undefined; // built when first asked for: not on the way to starting
     scope.get(
       '/asyncapi.json',
       {
@@ -163,7 +167,7 @@ export function documentRoutes(app: FastifyInstance, registry: SchemaRegistry): 
           response: { 200: { description: 'AsyncAPI 3.0', ...document } },
         },
       },
-      async (_req, reply) => reply.header('cache-control', 'no-cache').send(asyncApi),
+      async (_req, reply) => reply.header('cache-control', 'no-cache').send((asyncApi ??= asyncApiDocument(registry))),
     );
   };
 }
