@@ -8,5 +8,7 @@ export default defineConfig({
     // Integration files start real processes; two at a time suits a 2-core machine.
     maxWorkers: 2,
     reporters: ['default'],
+    // Every answer and live frame the tests see is checked against /openapi.json and /asyncapi.json.
+    setupFiles: ['test/support/contract-setup.ts'],
   },
 });

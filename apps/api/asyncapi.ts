@@ -12,7 +12,9 @@ import {
   MIN_REPLAY_SPEED,
 } from '../fanout/protocol.ts';
 import { TOPICS, type TopicName } from '../../schemas/catalog.ts';
-import type { SchemaRegistry } from '../../schemas/registry.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AVRO_DIR, type SchemaRegistry } from '../../schemas/registry.ts';
 
 type Schema = Record<string, unknown>;
 
@@ -178,6 +180,15 @@ const ceHeaders: Schema = {
   },
 };
 
+/** The schema as written (with its docs and namespace), else its canonical form. */
+function avroSchema(s: { file: string; canonical: string }): unknown {
+  try {
+    return JSON.parse(readFileSync(join(AVRO_DIR, s.file), 'utf8'));
+  } catch {
+    return JSON.parse(s.canonical);
+  }
+}
+
 export function asyncApiDocument(registry: SchemaRegistry): Schema {
   const messages: Record<string, Schema> = {};
   const wsMessages = (group: Record<string, { summary: string; payload: Schema }>, prefix: string) =>
@@ -244,7 +255,7 @@ export function asyncApiDocument(registry: SchemaRegistry): Schema {
             `the schema is also at /v1/schemas/${s.fingerprintHex}`,
           contentType: 'application/avro',
           headers: ceHeaders,
-          payload: { schemaFormat: AVRO, schema: JSON.parse(s.canonical) as unknown },
+          payload: { schemaFormat: AVRO, schema: avroSchema(s) },
           bindings: { kafka: { key: { type: 'string', description: spec.key } } },
         };
         topicMessages[id] = { $ref: `#/components/messages/${id}` };

@@ -49,7 +49,48 @@ const problemAnswer = {
   description: 'An error (RFC 9457 problem)',
   content: { [PROBLEM_TYPE.split(';')[0]!]: { schema: ref('Problem') } },
 };
-const canWatchAnswer = { description: "An error in canWatch's shape", content: { 'application/json': { schema: ref('CanWatchError') } } };
+/** canWatch's shape; a spelling of the URL that reaches no route (404, 405) is answered as any unknown path is. */
+const canWatchAnswer = {
+  description: "An error in canWatch's shape (a URL that reaches no route: a problem, as anywhere else)",
+  content: { 'application/json': { schema: ref('CanWatchError') }, [PROBLEM_TYPE.split(';')[0]!]: { schema: ref('Problem') } },
+};
+
+/** Paths set into the document itself refer to its components directly. */
+const problemInDocument = {
+  ...problemAnswer,
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+};
+
+/** The reference page's own routes (swagger-ui's, not in a route group). */
+const page = (summary: string, types: string[]) => ({
+  get: {
+    tags: ['documents'],
+    summary,
+    responses: {
+      200: { description: summary, content: Object.fromEntries(types.map((t) => [t, { schema: { type: 'string' } }])) },
+      default: problemInDocument,
+    },
+  },
+});
+const DOCS_PAGE_PATHS = {
+  '/docs': page('The API reference page (swagger-ui)', ['text/html']),
+  '/docs/json': {
+    get: {
+      ...page('This document, for the page', []).get,
+      responses: {
+        200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } },
+        default: problemInDocument,
+      },
+    },
+  },
+  '/docs/yaml': page('This document as YAML', ['application/x-yaml']),
+  '/docs/static/{file}': {
+    get: {
+      ...page("The page's scripts, styles and images", ['text/css', 'application/javascript', 'image/png', 'text/html']).get,
+      parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }],
+    },
+  },
+};
 
 /** Adds the documents and the reference page; before the route groups, so it sees every route. */
 export async function registerOpenApi(app: FastifyInstance): Promise<void> {
@@ -102,6 +143,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     transformObject: (documentObject) => {
       const doc = (documentObject as { openapiObject: { paths: Record<string, object> } }).openapiObject;
       for (const [path, item] of Object.entries(tusPaths())) doc.paths[path] = { ...doc.paths[path], ...item };
+      Object.assign(doc.paths, DOCS_PAGE_PATHS);
       return doc as never;
     },
   });
@@ -116,7 +158,7 @@ export function documentRoutes(app: FastifyInstance, registry: SchemaRegistry): 
       { schema: { summary: 'This API as an OpenAPI 3.1 document', response: { 200: { description: 'OpenAPI 3.1', ...document } } } },
       async (_req, reply) => reply.header('cache-control', 'no-cache').send(app.swagger()),
     );
-    const asyncApi = asyncApiDocument(registry);
+    let asyncApi: object | undefined; // built when first asked for: not on the way to starting
     scope.get(
       '/asyncapi.json',
       {
@@ -125,7 +167,7 @@ export function documentRoutes(app: FastifyInstance, registry: SchemaRegistry): 
           response: { 200: { description: 'AsyncAPI 3.0', ...document } },
         },
       },
-      async (_req, reply) => reply.header('cache-control', 'no-cache').send(asyncApi),
+      async (_req, reply) => reply.header('cache-control', 'no-cache').send((asyncApi ??= asyncApiDocument(registry))),
     );
   };
 }

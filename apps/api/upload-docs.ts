@@ -143,6 +143,10 @@ export function tusPaths(): Record<string, Schema> {
         requestBody: { required: false, content: bytes },
         responses: {
           200: { description: 'As HEAD', headers: { 'Upload-Offset': out('Bytes received'), ...tusHeadersOut } },
+          201: {
+            description: 'Without an override: tus creates a new upload (as POST /v1/uploads)',
+            headers: { Location: out('/v1/uploads/<id>') },
+          },
           204: { description: 'As PATCH or DELETE', headers: { 'Upload-Offset': out('The new offset'), ...tusHeadersOut } },
           default: problem,
         },

@@ -1,6 +1,7 @@
 // Raw HTTP for tests that must send a request target exactly as written (absolute-form, "..",
 // percent-encoding, "//"): node:http sends the path as given, where fetch would normalise it.
 import http from 'node:http';
+import { checkAnswer } from './contract.ts';
 
 export interface RawResponse {
   status: number;
@@ -31,7 +32,21 @@ export function rawRequest(
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+        res.on('end', () => {
+          // Checked as documented (contract.ts) when the target is a path; other forms are edge cases of HTTP itself.
+          if (target.startsWith('/')) {
+            const contentType = res.headers['content-type'];
+            const json = /^application\/([\w.+-]+\+)?json\b/i.test(contentType ?? '');
+            checkAnswer({
+              method,
+              url: `http://127.0.0.1:${port}${target}`,
+              status: res.statusCode ?? 0,
+              contentType,
+              body: json ? text : undefined,
+            });
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text });
+        });
         res.on('error', reject);
       },
     );

@@ -13,6 +13,7 @@ import type { TopicName } from '../../schemas/catalog.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { addStation } from '../../infra/stations.ts';
 import { migrate } from '../../projections/migrate.ts';
+import { checkFrame, watchApi } from './contract.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export type AppName = 'api' | 'projector' | 'fanout' | 'relay';
@@ -166,6 +167,7 @@ export class System {
     child.stdout!.on('data', (d: Buffer) => lines.push(d.toString()));
     child.stderr!.on('data', (d: Buffer) => lines.push(d.toString()));
     this.procs.set(app, child);
+    if (app === 'api') watchApi(this.api);
     const fixed: Record<AppName, number> = {
       api: this.apiPort,
       fanout: this.fanoutPort,
@@ -298,7 +300,10 @@ export class LiveClient {
   closed: { code: number; reason: string } | undefined;
   private barriers = 0;
   private constructor(readonly ws: WebSocket) {
-    ws.on('message', (m) => this.messages.push(JSON.parse(m.toString())));
+    ws.on('message', (m) => {
+      checkFrame(m.toString());
+      this.messages.push(JSON.parse(m.toString()));
+    });
     ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
   }
 
