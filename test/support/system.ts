@@ -13,7 +13,7 @@ import type { TopicName } from '../../schemas/catalog.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { addStation } from '../../infra/stations.ts';
 import { migrate } from '../../projections/migrate.ts';
-import { checkFrame, watchApi } from './contract.ts';
+import { checkFrame, frameCheck, watchApi } from './contract.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export type AppName = 'api' | 'projector' | 'fanout' | 'relay';
@@ -308,6 +308,7 @@ export class LiveClient {
   }
 
   static async connect(url: string, headers: Record<string, string> = {}): Promise<LiveClient> {
+    frameCheck();
     const ws = new WebSocket(url, { headers });
     await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
     return new LiveClient(ws);
