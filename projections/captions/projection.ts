@@ -6,7 +6,8 @@ import { copyRows } from '../../infra/copy.ts';
 import type { Projection } from '../projection.ts';
 import { CAPTION_TABLES, createCaptionIndexes, createCaptionTables } from './tables.ts';
 
-const COLUMNS = [
+/** A fragment row's columns in the order the projector COPYs them (the bench copies the same). */
+export const FRAGMENT_COLUMNS = [
   'channel',
   'partition',
   'offset',
@@ -46,7 +47,7 @@ export const captionsProjection: Projection<'captions'> = {
     await copyRows(
       trx,
       'caption_fragments',
-      COLUMNS,
+      FRAGMENT_COLUMNS,
       fresh.map(({ partition, offset, event: { data: d } }) => [
         d.channel,
         partition,

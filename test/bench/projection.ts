@@ -9,6 +9,7 @@ import { copyRows } from '../../infra/copy.ts';
 import { EventLog, type NewEvent } from '../../infra/kafka/index.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
+import { FRAGMENT_COLUMNS } from '../../projections/captions/projection.ts';
 import { schemaOf } from '../../projections/versions.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import { System } from '../support/system.ts';
@@ -103,7 +104,7 @@ async function scratchBaseline(sys: System, evs: NewEvent<'CaptionFragmentReceiv
           x.lang,
           x.receivedAt,
         ]);
-        await copyRows(trx, 'bench_scratch', SCRATCH_COLUMNS, values);
+        await copyRows(trx, 'bench_scratch', FRAGMENT_COLUMNS, values);
         return;
       }
       await sql`INSERT INTO bench_scratch
@@ -123,20 +124,6 @@ async function scratchBaseline(sys: System, evs: NewEvent<'CaptionFragmentReceiv
   await sql`DROP TABLE bench_scratch`.execute(sys.db);
   return { seconds: Math.round(seconds * 1000) / 1000, eventsPerSec: Math.round(rows.length / seconds), batch };
 }
-
-const SCRATCH_COLUMNS = [
-  'channel',
-  'partition',
-  'offset',
-  'station',
-  'seq',
-  'text',
-  'start_ms',
-  'end_ms',
-  'mode',
-  'lang',
-  'received_at_ms',
-];
 
 /** The schema of the serving version of the captions read model (captions_v<N>). */
 async function servingSchema(sys: System): Promise<string> {
