@@ -67,18 +67,32 @@ export async function startRebuild(db: Kysely<Database>, projection: Projection)
   });
 }
 
-/** Partitions where `version` is behind the serving version (not locked: a hint, not a promise). */
-async function partitionsBehind(db: Kysely<Database>, oldKey: string, newKey: string, lock = sql``): Promise<number> {
+/**
+ * How many records `newKey` has yet to apply to reach `oldKey`'s positions, summed over partitions
+ * (a partition it has not started counts from 0). With `lock`, the old positions are locked first.
+ */
+async function recordsBehind(db: Kysely<Database>, oldKey: string, newKey: string, lock = sql``): Promise<number> {
   const { rows } = await sql<{ n: number }>`
-    SELECT count(*)::int AS n FROM (SELECT topic, partition, next_offset FROM projection_positions WHERE projection = ${oldKey} ${lock}) old
-    LEFT JOIN projection_positions neu ON neu.projection = ${newKey} AND neu.topic = old.topic AND neu.partition = old.partition
-    WHERE neu.next_offset IS NULL OR neu.next_offset < old.next_offset`.execute(db);
+    SELECT coalesce(sum(greatest(old.next_offset - coalesce(neu.next_offset, 0), 0)), 0)::int AS n
+    FROM (SELECT topic, partition, next_offset FROM projection_positions WHERE projection = ${oldKey} ${lock}) old
+    LEFT JOIN projection_positions neu ON neu.projection = ${newKey} AND neu.topic = old.topic AND neu.partition = old.partition`.execute(
+    db,
+  );
   return rows[0]!.n;
 }
 
 /**
- * Once `version` has caught up, makes the readers' indexes it was built without: one bulk build
- * each. Its own projector waits on the table lock meanwhile; the serving version is untouched.
+ * A version this close to the serving one has caught up for the purpose of a swap: the serving
+ * version is held still (its positions locked) while the new one applies the rest. Under steady
+ * ingest the two are rarely level at the instant one looks, so waiting for that could take forever.
+ */
+const NEAR_RECORDS = 2_000;
+/** The longest the serving version is held still while the new one closes the gap. */
+const HOLD_MS = 3_000;
+
+/**
+ * Once `version` has (nearly) caught up, makes the readers' indexes it was built without: one bulk
+ * build each. Its own projector waits on the table lock meanwhile; the serving version is untouched.
  */
 async function indexWhenCaughtUp(
   db: Kysely<Database>,
@@ -87,7 +101,7 @@ async function indexWhenCaughtUp(
   oldKey: string,
   newKey: string,
 ): Promise<boolean> {
-  if ((await partitionsBehind(db, oldKey, newKey)) > 0) return false;
+  if ((await recordsBehind(db, oldKey, newKey)) > NEAR_RECORDS) return false;
   await db.transaction().execute(async (trx) => {
     await sql`SET LOCAL search_path TO ${sql.id(newKey)}, public; SET LOCAL maintenance_work_mem TO '256MB'`.execute(trx);
     await projection.createIndexes?.(trx);
@@ -99,30 +113,34 @@ async function indexWhenCaughtUp(
 }
 
 /**
- * Swaps the views to `version` if it has caught up with the serving version and has its readers'
- * indexes. The serving version's positions are locked while comparing, so it cannot move ahead
- * between the check and the swap. Returns true once swapped.
+ * Swaps the views to `version` once it has caught up with the serving version and has its readers'
+ * indexes. The serving version's positions are locked (it cannot move ahead, its projector waits)
+ * while the new one closes the last gap, for at most HOLD_MS; then one transaction points the views
+ * at the new version. Returns true once swapped.
  */
 export async function trySwap(db: Kysely<Database>, projection: Projection, version: number): Promise<boolean> {
   const { rows: now } = await sql<VersionRow & { indexed: boolean }>`
     SELECT name, current, building, building_indexed_at IS NOT NULL AS indexed
     FROM projection_versions WHERE name = ${projection.name}`.execute(db);
   if (now[0]?.building !== version) return false;
-  if (
-    !now[0].indexed &&
-    !(await indexWhenCaughtUp(db, projection, version, schemaOf(projection.name, now[0].current), schemaOf(projection.name, version)))
-  )
-    return false;
+  const oldKey = schemaOf(projection.name, now[0].current);
+  const newKey = schemaOf(projection.name, version);
+  if (!now[0].indexed && !(await indexWhenCaughtUp(db, projection, version, oldKey, newKey))) return false;
+  if ((await recordsBehind(db, oldKey, newKey)) > NEAR_RECORDS) return false;
   return db.transaction().execute(async (trx) => {
     const { rows } =
       await sql<VersionRow>`SELECT name, current, building FROM projection_versions WHERE name = ${projection.name} FOR UPDATE`.execute(
         trx,
       );
     const row = rows[0];
-    if (!row || row.building !== version) return false;
-    const oldKey = schemaOf(projection.name, row.current);
-    const newKey = schemaOf(projection.name, version);
-    if ((await partitionsBehind(trx, oldKey, newKey, sql`FOR UPDATE`)) > 0) return false;
+    if (!row || row.building !== version || schemaOf(projection.name, row.current) !== oldKey) return false;
+    const until = Date.now() + HOLD_MS;
+    let behind = await recordsBehind(trx, oldKey, newKey, sql`FOR UPDATE`);
+    while (behind > 0 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+      behind = await recordsBehind(trx, oldKey, newKey);
+    }
+    if (behind > 0) return false;
     for (const view of projection.views) {
       await sql`DROP VIEW IF EXISTS ${sql.id(view)}`.execute(trx);
       await sql`CREATE VIEW ${sql.id(view)} AS SELECT * FROM ${sql.id(newKey, view)}`.execute(trx);

@@ -24,6 +24,18 @@ export function superviseProjections(
     }
   };
 
+  // A swap attempt holds the serving version still while the new one closes the gap, so it must
+  // not run inside the new version's own batch handling (that would stop the very projector it
+  // waits for): after a batch, one attempt is queued behind the supervisor's other work.
+  const queued = new Set<string>();
+  const swapSoon = (name: string, version: number) => {
+    if (queued.has(name)) return;
+    queued.add(name);
+    busy = busy
+      .then(() => (queued.delete(name), swapIfReady(name, version)))
+      .catch((err) => deps.logger.warn({ err }, 'projection supervisor'));
+  };
+
   let registered = false;
   async function reconcile(): Promise<void> {
     if (!registered) {
@@ -48,7 +60,7 @@ export function superviseProjections(
           deps,
           projection,
           version,
-          building ? { afterBatch: async (lag) => (lag === 0 ? swapIfReady(row.name, version) : undefined) } : {},
+          building ? { afterBatch: async (lag) => (lag === 0 ? swapSoon(row.name, version) : undefined) } : {},
         );
         running.set(schemaOf(row.name, version), r);
       }

@@ -44,20 +44,58 @@ export async function runConsumer(
   });
   consumers.add(consumer);
   await consumer.connect();
-  for (const topic of opts.topics) await consumer.subscribe({ topic: names.physical(topic), fromBeginning: false });
+  // A consumer that says where it starts begins, until it has said, at the log's start rather than
+  // its end: a seek kafkajs loses then costs a re-read, never a silent wait at the end of the log.
+  const fromBeginning = opts.startAt !== undefined;
+  for (const topic of opts.topics) await consumer.subscribe({ topic: names.physical(topic), fromBeginning });
 
+  // Where each assigned partition starts, once startAt has said. kafkajs fetches as soon as the
+  // group is joined, and an asynchronous startAt would seek too late (the first batch handed, then
+  // everything again from the seek): each assigned partition is paused at the join and resumed once
+  // its start is known and sought.
+  const starts = new Map<string, { offset: Promise<number | undefined>; checked: boolean; sought: boolean }>();
   if (opts.startAt) {
     const startAt = opts.startAt;
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
-      for (const [name, partitions] of Object.entries(e.payload.memberAssignment)) {
+      starts.clear();
+      const assigned = Object.entries(e.payload.memberAssignment).map(([topic, partitions]) => ({ topic, partitions }));
+      consumer.pause(assigned);
+      for (const { topic: name, partitions } of assigned) {
         for (const partition of partitions) {
-          void startAt(names.logical(name), partition).then((offset) => {
-            if (offset !== undefined) consumer.seek({ topic: name, partition, offset: String(offset) });
+          const offset = startAt(names.logical(name), partition).then((o) => {
+            if (o !== undefined) consumer.seek({ topic: name, partition, offset: String(o) });
+            return o;
           });
+          offset
+            .catch((err: unknown) => logger.error({ err, topic: name, partition }, 'start position unknown'))
+            .finally(() => consumer.resume([{ topic: name, partitions: [partition] }]));
+          starts.set(`${name}/${partition}`, { offset, checked: false, sought: false });
         }
       }
     });
   }
+  /**
+   * The lowest offset of a batch to hand on (records before a partition's start are dropped), or
+   * undefined to hand none of it: the first batch since the join began past the start (a seek
+   * kafkajs lost), and the consumer was sent back to it.
+   */
+  const handFrom = async (topic: string, partition: number, firstOffset: number): Promise<number | undefined> => {
+    const start = starts.get(`${topic}/${partition}`);
+    if (!start) return firstOffset;
+    const offset = await start.offset.catch(() => undefined);
+    if (offset === undefined) return firstOffset;
+    if (!start.checked && firstOffset > offset) {
+      if (!start.sought) {
+        start.sought = true;
+        consumer.seek({ topic, partition, offset: String(offset) });
+        return undefined;
+      }
+      // Sent back once and still past it: the log no longer holds those records (retention).
+      logger.warn({ topic, partition, start: offset, first: firstOffset }, 'records before the first offset are no longer in the log');
+    }
+    start.checked = true;
+    return offset;
+  };
 
   const failed = (err: unknown, batch: PartitionBatch) =>
     logger.error({ err, topic: batch.topic, partition: batch.partition }, 'batch handler failed, will retry');
@@ -69,8 +107,15 @@ export async function runConsumer(
     eachBatchAutoResolve: false,
     eachBatch: async ({ batch, resolveOffset }) => {
       const topic = names.logical(batch.topic);
+      const from = batch.messages.length ? await handFrom(batch.topic, batch.partition, Number(batch.firstOffset())) : 0;
+      if (from === undefined) return;
+      if (batch.messages.length && Number(batch.lastOffset()) < from) {
+        resolveOffset(batch.lastOffset()); // all before the start: nothing to hand
+        return;
+      }
       const records: LogRecord[] = [];
       for (const m of batch.messages) {
+        if (Number(m.offset) < from) continue;
         try {
           records.push(decodeRecord(codec, topic, batch.partition, m));
         } catch (error) {

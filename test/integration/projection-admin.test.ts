@@ -30,14 +30,15 @@ describe('rebuild', () => {
       );
     await waitFor('v1 caught up', async () => (await sys.fragments('rb.c')).length === 300);
 
+    // Steady ingest on every channel at once, so the serving version is never still: the swap
+    // cannot wait for an instant when the two versions happen to be level.
     let ingesting = true;
-    let seq = 301;
-    const ingest = (async () => {
-      while (ingesting) {
-        await sys.postJson(channels[seq % 3]!, key, [fragment(seq, `live ${seq}`)]);
-        seq++;
-      }
-    })();
+    let posted = 0;
+    const ingest = Promise.all(
+      channels.map(async (c) => {
+        for (let s = 301; ingesting; s++, posted++) await sys.postJson(c, key, [fragment(s, `live ${s}`)]);
+      }),
+    );
     let queries = 0;
     const failures: string[] = [];
     let querying = true;
@@ -56,19 +57,26 @@ describe('rebuild', () => {
       }
     })();
 
-    const started = await adminCall('POST', '/v1/admin/projections/captions/rebuild');
-    expect(started).toEqual({ status: 202, body: { name: 'captions', building: 2 } });
-    const again = await adminCall('POST', '/v1/admin/projections/captions/rebuild');
-    expect(again.status).toBe(409);
-    const building = await adminCall('GET', '/v1/admin/projections');
-    expect(building.body.projections.find((p: any) => p.name === 'captions')).toMatchObject({ current: 1, building: 2 });
+    // Two at once: one starts v2, the other is refused while v2 is building (a 900-row build can
+    // be swapped in before a second request sent after the first is answered).
+    const both = await Promise.all([1, 2].map(() => adminCall('POST', '/v1/admin/projections/captions/rebuild')));
+    expect(both.map((r) => r.status).sort()).toEqual([202, 409]);
+    expect(both.find((r) => r.status === 202)!.body).toEqual({ name: 'captions', building: 2 });
+    const building = (await adminCall('GET', '/v1/admin/projections')).body.projections.find((p: any) => p.name === 'captions');
+    expect([building.current, building.building]).toEqual(expect.arrayContaining([2]));
 
     await waitFor(
       'v2 swapped in',
       async () => (await adminCall('GET', '/v1/admin/projections')).body.projections.find((p: any) => p.name === 'captions').current === 2,
       60_000,
       200,
-    );
+    ).catch(async (e: Error) => {
+      // Say where each version stood, so a swap that never came can be told from a build that stalled.
+      const { rows } = await sql`SELECT v.*, p.projection, p.partition, p.next_offset FROM projection_versions v
+        JOIN projection_positions p ON p.projection LIKE v.name || '_v%'
+        WHERE v.name = 'captions' ORDER BY p.projection, p.partition`.execute(sys.db);
+      throw new Error(`${e.message}\n${JSON.stringify(rows)}`);
+    });
     ingesting = false;
     await ingest;
     querying = false;
@@ -77,7 +85,7 @@ describe('rebuild', () => {
     expect(queries).toBeGreaterThan(10);
 
     // Every fragment, once, in the serving version...
-    const total = 900 + (seq - 301);
+    const total = 900 + posted;
     await waitFor('v2 has everything', async () => {
       const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM caption_fragments WHERE channel LIKE 'rb.%'`.execute(sys.db);
       return rows[0]!.n === total;

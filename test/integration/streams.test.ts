@@ -159,36 +159,43 @@ describe('leases', () => {
       expect((await activate(short.api, userId, a)).status).toBe(200);
       expect((await activate(short.api, userId, b)).status).toBe(200);
       expect((await activate(short.api, userId, c)).status).toBe(409);
-      // b's player keeps renewing; a's player crashed.
-      const renew = setInterval(() => void call(short.api, 'PATCH', `/streams/${b}/heartbeat`, { 'x-userid': userId }), 400);
+      // b's player keeps renewing (and c's, once it plays) until the test ends; a's player crashed.
+      const playing = [b];
+      const renew = setInterval(() => {
+        for (const s of playing) void call(short.api, 'PATCH', `/streams/${s}/heartbeat`, { 'x-userid': userId });
+      }, 400);
       try {
         await waitFor('a slot to free up', async () => (await activate(short.api, userId, c)).status === 200, 10_000, 200);
+        playing.push(c);
+        const expired = await waitFor('the expiry event', async () => {
+          const rows = await short.db
+            .selectFrom('events')
+            .select(['type', 'data'])
+            .where('stream', '=', `viewer-${userId}`)
+            .where('type', '=', 'StreamDeactivated')
+            .execute();
+          return rows.length > 0 && rows;
+        });
+        const decoded = expired.map((r) => short.log.codec.decode(r.data).data);
+        expect(decoded).toEqual([expect.objectContaining({ streamId: a, reason: 'expired' })]);
+        let seen: unknown;
+        await waitFor('read model', async () => {
+          const r = await call(short.api, 'GET', `/v1/users/${userId}/streams`, { 'x-userid': userId });
+          seen = r;
+          return (
+            r.status === 200 &&
+            r.body.active
+              .map((s: { streamId: string }) => s.streamId)
+              .sort()
+              .join() === [b, c].sort().join()
+          );
+        }).catch((e: Error) => {
+          throw new Error(`${e.message}; last answer ${JSON.stringify(seen)}; a=${a} b=${b} c=${c}`);
+        });
+        expect((await call(short.api, 'PATCH', `/streams/${a}/heartbeat`, { 'x-userid': userId })).status).toBe(409);
       } finally {
         clearInterval(renew);
       }
-      const expired = await waitFor('the expiry event', async () => {
-        const rows = await short.db
-          .selectFrom('events')
-          .select(['type', 'data'])
-          .where('stream', '=', `viewer-${userId}`)
-          .where('type', '=', 'StreamDeactivated')
-          .execute();
-        return rows.length > 0 && rows;
-      });
-      const decoded = expired.map((r) => short.log.codec.decode(r.data).data);
-      expect(decoded).toEqual([expect.objectContaining({ streamId: a, reason: 'expired' })]);
-      const mine = await call(short.api, 'GET', `/v1/users/${userId}/streams`, { 'x-userid': userId });
-      await waitFor('read model', async () => {
-        const r = await call(short.api, 'GET', `/v1/users/${userId}/streams`, { 'x-userid': userId });
-        return (
-          r.body.active
-            .map((s: any) => s.streamId)
-            .sort()
-            .join() === [b, c].sort().join()
-        );
-      });
-      expect(mine.status).toBe(200);
-      expect((await call(short.api, 'PATCH', `/streams/${a}/heartbeat`, { 'x-userid': userId })).status).toBe(409);
     } finally {
       await short.stop();
     }
@@ -313,6 +320,7 @@ describe('outages', () => {
 
     const stored = await sys.db.selectFrom('events').select(['stream', 'version']).execute();
     const seen = new Map<string, number[]>();
+    const offsets = new Map<string, string[]>(); // partition:offset of each, for the failure message
     let records = 0;
     const consumer = await sys.log.consume({
       groupId: `verify-${Date.now()}`,
@@ -324,6 +332,7 @@ describe('outages', () => {
           const list = seen.get(r.meta.stream!) ?? [];
           list.push(r.meta.streamVersion!);
           seen.set(r.meta.stream!, list);
+          offsets.set(r.meta.stream!, [...(offsets.get(r.meta.stream!) ?? []), `${r.partition}:${r.offset}`]);
         }
       },
     });
@@ -336,7 +345,7 @@ describe('outages', () => {
     for (const [stream, versions] of seen) {
       // Repeats allowed; dropping them leaves 1, 2, 3... in order.
       const firsts = versions.filter((v, i) => versions.indexOf(v) === i);
-      expect(firsts, `${stream}: ${versions.join(',')}`).toEqual(firsts.map((_, i) => i + 1));
+      expect(firsts, `${stream}: ${versions.join(',')} at ${offsets.get(stream)!.join(',')}`).toEqual(firsts.map((_, i) => i + 1));
     }
   }, 120_000);
 });

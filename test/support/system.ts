@@ -63,7 +63,21 @@ export async function waitFor<T>(
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}${processTails()}`);
+}
+
+/** Systems started and not yet stopped: a timeout names what their processes last said. */
+const running = new Set<System>();
+
+/** The last lines each running process wrote (they log warnings and errors only), so a timeout in CI says why. */
+function processTails(): string {
+  const tails: string[] = [];
+  for (const sys of running)
+    for (const [app, lines] of sys.output) {
+      const tail = lines.join('').trimEnd().split('\n').slice(-4).join('\n').slice(-1200);
+      if (tail) tails.push(`[${sys.name} ${app}${sys.procs.has(app) ? '' : ', stopped'}] ${tail}`);
+    }
+  return tails.length ? `\nprocess output:\n${tails.join('\n')}` : '';
 }
 
 /** Every process of a test system signs and checks user tokens with this. */
@@ -122,6 +136,7 @@ export class System {
     await migrate(sys.db);
     sys.log = new EventLog(brokers.split(','), sys.env.TOPIC_PREFIX!, createLogger('test', 'silent'));
     await sys.log.ensureTopics();
+    running.add(sys);
     return sys;
   }
 
@@ -142,6 +157,7 @@ export class System {
       sys.env.TOPIC_PREFIX!,
       createLogger('test', 'silent'),
     );
+    running.add(sys);
     return sys;
   }
 
@@ -263,6 +279,7 @@ export class System {
   }
 
   async stop(): Promise<void> {
+    running.delete(this);
     await Promise.all([...this.procs.keys()].map((a) => this.kill(a, 'SIGTERM')));
     await this.log?.close();
     await this.db?.destroy();
