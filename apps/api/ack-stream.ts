@@ -4,8 +4,15 @@
 // and TCP pushes back on the station. Memory per stream stays bounded whatever the station does.
 import type { ServerResponse } from 'node:http';
 
+/** An answer in the queue; `value` is set once it has settled, so settled ones can be taken together. */
+interface Queued<A> {
+  promise: Promise<A>;
+  settled: boolean;
+  value?: A;
+}
+
 export class AckStream<A> {
-  private readonly queue: Promise<A>[] = [];
+  private readonly queue: Queued<A>[] = [];
   private wakeWriter: (() => void) | undefined;
   private wakeReader: (() => void) | undefined;
   private ended = false;
@@ -20,7 +27,12 @@ export class AckStream<A> {
 
   /** Queues the answer to the next line; resolves once there is room for another. */
   async push(answer: Promise<A>): Promise<void> {
-    this.queue.push(answer);
+    const queued: Queued<A> = { promise: answer, settled: false };
+    answer.then(
+      (value) => Object.assign(queued, { settled: true, value }),
+      () => undefined, // a rejection is met by the writer awaiting it
+    );
+    this.queue.push(queued);
     this.wakeWriter?.();
     while (this.queue.length >= this.capacity && !this.out.destroyed) await new Promise<void>((r) => (this.wakeReader = r));
   }
@@ -40,11 +52,15 @@ export class AckStream<A> {
         await new Promise<void>((r) => (this.wakeWriter = r));
         continue;
       }
-      const answer = await next;
-      void this.queue.shift(); // the answer just written
+      // The head, then every answer behind it that has settled too, in one write: a group commit
+      // settles many lines at once, and one chunk for them all costs the station and us one write.
+      let text = `${JSON.stringify(await next.promise)}\n`;
+      let n = 1;
+      for (; n < this.queue.length && this.queue[n]!.settled; n++) text += `${JSON.stringify(this.queue[n]!.value)}\n`;
+      this.queue.splice(0, n);
       this.wakeReader?.();
       if (this.out.destroyed) continue; // gone: settle the rest without writing
-      if (!this.out.write(`${JSON.stringify(answer)}\n`)) await this.drained();
+      if (!this.out.write(text)) await this.drained();
     }
   }
 
