@@ -14,7 +14,7 @@
 // channel (one round, one caption per channel), so the figures are of working subscribers.
 // RSS per connection = (RSS after - RSS before) / connections, both after a full GC.
 import type { ChildProcess } from 'node:child_process';
-import { channelNames, fmt, forkBench, knob, nextMessage, now, send, sleep, stopChild } from './common.ts';
+import { channelNames, cpuSeconds, fmt, forkBench, knob, nextMessage, now, send, sleep, stopChild } from './common.ts';
 
 export interface ConnectionsPhase {
   servers: number;
@@ -25,6 +25,10 @@ export interface ConnectionsPhase {
   connectSeconds: number;
   connectPerSec: number;
   connectPerSecPerServer: number;
+  /** Connections per CPU-second of the fanout processes while they connected (less sensitive to other load). */
+  connectPerServerCpuSecond: number;
+  /** CPU-seconds the fanout processes and the client processes spent connecting. */
+  connectCpuSeconds: { servers: number; clients: number };
   /** Connection attempts that failed and were retried (ws-clients retries 5 times). */
   retries: number;
   subscribed: number;
@@ -104,6 +108,9 @@ async function phase(
     );
     const bases = new Map<number, number>();
     const ready = clients.map((c) => nextMessage(c.proc, 'ready', 600_000));
+    const cpuOf = (ps: ChildProcess[]) => ps.reduce((a, p) => a + (cpuSeconds(p.pid!) ?? 0), 0);
+    const serverCpu0 = cpuOf(servers);
+    const clientCpu0 = cpuOf(clients.map((c) => c.proc));
     const t0 = now();
     for (const c of clients) {
       const base = bases.get(c.server) ?? 0;
@@ -123,12 +130,17 @@ async function phase(
     }
     const readies = await Promise.all(ready);
     const connectSeconds = (now() - t0) / 1000;
+    const connectCpuSeconds = {
+      servers: Math.round((cpuOf(servers) - serverCpu0) * 100) / 100,
+      clients: Math.round((cpuOf(clients.map((c) => c.proc)) - clientCpu0) * 100) / 100,
+    };
     const subscribed = readies.reduce((a, r) => a + (r.subscribed as number), 0);
     const retries = readies.reduce((a, r) => a + (r.failures as number), 0);
     if (subscribed < connections) problems.push(`only ${subscribed} of ${connections} subscriptions confirmed`);
     log(
       `connections ${name}: ${subscribed.toLocaleString()} of ${connections.toLocaleString()} subscribed in ${connectSeconds.toFixed(2)} s ` +
-        `(${Math.round(connections / connectSeconds).toLocaleString()}/s, ${retries} retries)`,
+        `(${Math.round(connections / connectSeconds).toLocaleString()}/s, ${retries} retries; CPU-s fanouts ` +
+        `${connectCpuSeconds.servers}, clients ${connectCpuSeconds.clients})`,
     );
 
     // One live caption per channel, from every server; every client must get its channel's one.
@@ -176,6 +188,8 @@ async function phase(
       connectSeconds: Math.round(connectSeconds * 1000) / 1000,
       connectPerSec: Math.round(connections / connectSeconds),
       connectPerSecPerServer: Math.round(connections / connectSeconds / nServers),
+      connectPerServerCpuSecond: connectCpuSeconds.servers > 0 ? Math.round(connections / connectCpuSeconds.servers) : 0,
+      connectCpuSeconds,
       retries,
       subscribed,
       gotCaption,
@@ -253,6 +267,14 @@ export function connectionsReport(c: ConnectionsResult): { rows: Row[]; notes: s
       `all ${fmt(p.connectPerSec)}/s, ${fmt(p.connectSeconds, 2)} s`,
       '',
       `>= 10,000: ${met(p.connectPerSecPerServer >= 10_000)}`,
+    ]);
+    rows.push([
+      '',
+      'connect + subscribe per fanout CPU-second',
+      fmt(p.connectPerServerCpuSecond),
+      `CPU-s: fanouts ${fmt(p.connectCpuSeconds.servers, 2)}, clients ${fmt(p.connectCpuSeconds.clients, 2)}`,
+      '',
+      '',
     ]);
     if (!ok) notes.push(`connections ${p.connections} on ${p.servers}: PROBLEMS: ${p.problems.join('; ')}`);
     if (p.retries) notes.push(`connections ${p.connections} on ${p.servers}: ${p.retries} connection attempts failed and were retried`);
