@@ -71,12 +71,20 @@ async function memory(server: ChildProcess): Promise<Memory> {
 async function phase(
   log: (s: string) => void,
   name: string,
-  opts: { servers: number; connections: number; procsPerServer: number; firstAddress: number; channels: string[]; concurrency: number },
+  opts: {
+    servers: number;
+    connections: number;
+    procsPerServer: number;
+    firstAddress: number;
+    addressesPerProc: number;
+    channels: string[];
+    concurrency: number;
+  },
 ): Promise<ConnectionsPhase> {
   const { servers: nServers, connections, procsPerServer, channels } = opts;
   const problems: string[] = [];
   const servers: ChildProcess[] = [];
-  const clients: { proc: ChildProcess; server: number; count: number; address: string }[] = [];
+  const clients: { proc: ChildProcess; server: number; count: number; addresses: string[] }[] = [];
   const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=.castlog/prof'] : [];
   try {
     const ports = await Promise.all(
@@ -94,8 +102,9 @@ async function phase(
       const share = Math.floor(connections / nServers) + (s < connections % nServers ? 1 : 0);
       for (let k = 0; k < procsPerServer; k++) {
         const count = Math.floor(share / procsPerServer) + (k < share % procsPerServer ? 1 : 0);
-        const address = `127.0.0.${opts.firstAddress + clients.length}`;
-        clients.push({ proc: forkBench('./ws-clients.ts'), server: s, count, address });
+        const first = opts.firstAddress + clients.length * opts.addressesPerProc;
+        const addresses = Array.from({ length: opts.addressesPerProc }, (_, a) => `127.0.0.${first + a}`);
+        clients.push({ proc: forkBench('./ws-clients.ts'), server: s, count, addresses });
       }
     }
     // Every client process up and listening first: their start-up is not part of the connect time.
@@ -124,7 +133,7 @@ async function phase(
         mode: 'raw',
         measureFrom: Number.MAX_SAFE_INTEGER,
         progressMs: 0,
-        localAddress: c.address,
+        localAddresses: c.addresses,
         concurrency: opts.concurrency,
       });
     }
@@ -175,7 +184,7 @@ async function phase(
       send(c.proc, { type: 'snapshot' });
       const snap = await reply;
       gotCaption += (snap.perClient as number[]).filter((n) => n === 1).length;
-      if (snap.closedUnexpectedly) problems.push(`${snap.closedUnexpectedly} connections of ${c.address} were closed by the server`);
+      if (snap.closedUnexpectedly) problems.push(`${snap.closedUnexpectedly} connections from ${c.addresses.join(', ')} were closed by the server`);
     }
     if (gotCaption < connections) problems.push(`${connections - gotCaption} connections did not get exactly one caption`);
     const after = await Promise.all(servers.map(memory));
@@ -184,7 +193,7 @@ async function phase(
       servers: nServers,
       connections,
       clientProcs: clients.length,
-      sourceAddresses: clients.map((c) => c.address),
+      sourceAddresses: clients.flatMap((c) => c.addresses),
       connectSeconds: Math.round(connectSeconds * 1000) / 1000,
       connectPerSec: Math.round(connections / connectSeconds),
       connectPerSecPerServer: Math.round(connections / connectSeconds / nServers),
@@ -219,17 +228,34 @@ export async function connectionsBench(log: (s: string) => void): Promise<Connec
   const servers = knob('CONN_SERVERS', 6, 2);
   const total = knob('CONN_TOTAL', 100_000, 4_000);
   const concurrency = knob('CONN_CONCURRENCY', 200);
+  const addressesPerProc = Math.max(1, knob('CONN_ADDRESSES', 8));
   log(
     `connections: ${single.toLocaleString()} on one fanout from ${singleProcs} client processes, then ` +
       `${total.toLocaleString()} over ${servers} fanouts; ${channels.length} channels; ${concurrency} opening at once per client process`,
   );
   const result: ConnectionsResult = {
     channels: channels.length,
-    single: await phase(log, 'single', { servers: 1, connections: single, procsPerServer: singleProcs, firstAddress: 2, channels, concurrency }),
+    single: await phase(log, 'single', {
+      servers: 1,
+      connections: single,
+      procsPerServer: singleProcs,
+      firstAddress: 2,
+      addressesPerProc,
+      channels,
+      concurrency,
+    }),
   };
   if (servers > 0 && total > 0) {
     // Other source addresses than the single phase's: its ports may still be in TIME_WAIT.
-    result.multi = await phase(log, 'multi', { servers, connections: total, procsPerServer: 1, firstAddress: 20, channels, concurrency });
+    result.multi = await phase(log, 'multi', {
+      servers,
+      connections: total,
+      procsPerServer: 1,
+      firstAddress: 2 + singleProcs * addressesPerProc,
+      addressesPerProc,
+      channels,
+      concurrency,
+    });
   }
   return result;
 }
@@ -279,6 +305,6 @@ export function connectionsReport(c: ConnectionsResult): { rows: Row[]; notes: s
     if (!ok) notes.push(`connections ${p.connections} on ${p.servers}: PROBLEMS: ${p.problems.join('; ')}`);
     if (p.retries) notes.push(`connections ${p.connections} on ${p.servers}: ${p.retries} connection attempts failed and were retried`);
   }
-  notes.push(`connections: ${c.channels} channels, raw RFC 6455 clients, one source address per client process`);
+  notes.push(`connections: ${c.channels} channels, raw RFC 6455 clients, each client process on its own source addresses`);
   return { rows, notes };
 }

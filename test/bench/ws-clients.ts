@@ -26,8 +26,9 @@ interface StartMsg {
   progressMs: number;
   /** Subscribe with batch: true (the server may send several captions in one batch frame; 'ws' mode). */
   batch?: boolean;
-  /** Open the connections from this source address (one address has ~28k ephemeral ports). */
-  localAddress?: string;
+  /** Open client i's connection from localAddresses[i % length] (one address has ~28k ephemeral ports,
+   *  and binding one costs the kernel a scan of the ports its address already uses: spread them). */
+  localAddresses?: string[];
   /** Connections being opened at once (default 200). */
   concurrency?: number;
   /** Track each client's caption seqs (first, last, breaks in the +1 sequence) for the snapshot. */
@@ -278,7 +279,7 @@ async function start(m: StartMsg): Promise<void> {
   checkSeq = m.checkSeq === true;
   const connect =
     m.mode === 'raw'
-      ? (u: string, ch: string, i: number) => connectRaw(u, ch, i, m.localAddress)
+      ? (u: string, ch: string, i: number) => connectRaw(u, ch, i, m.localAddresses?.[i % m.localAddresses.length])
       : (u: string, ch: string, i: number) => connectWs(u, ch, i, m.batch);
   const t0 = performance.now();
   const CONCURRENCY = m.concurrency ?? 200;
