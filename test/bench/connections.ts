@@ -17,6 +17,8 @@ import type { ChildProcess } from 'node:child_process';
 import { channelNames, cpuSeconds, fmt, forkBench, knob, nextMessage, now, send, sleep, stopChild } from './common.ts';
 
 export interface ConnectionsPhase {
+  /** castlog: the real Hub + server; uws: bare uWebSockets.js pub/sub, the floor, same clients. */
+  server: 'castlog' | 'uws';
   servers: number;
   connections: number;
   clientProcs: number;
@@ -46,6 +48,8 @@ export interface ConnectionsPhase {
 export interface ConnectionsResult {
   channels: number;
   single: ConnectionsPhase;
+  /** The single phase against bare uWS pub/sub (no castlog logic), same run. */
+  bare?: ConnectionsPhase;
   multi?: ConnectionsPhase;
 }
 
@@ -72,6 +76,7 @@ async function phase(
   log: (s: string) => void,
   name: string,
   opts: {
+    server: 'castlog' | 'uws';
     servers: number;
     connections: number;
     procsPerServer: number;
@@ -92,7 +97,7 @@ async function phase(
         const server = forkBench('./fanout-server.ts', {}, ['--expose-gc', ...prof]);
         servers.push(server);
         const listening = nextMessage(server, 'listening', 60_000);
-        send(server, { type: 'start', mode: 'castlog', channels, maxBackpressure: 1024 * 1024, history: 1000 });
+        send(server, { type: 'start', mode: opts.server, channels, maxBackpressure: 1024 * 1024, history: 1000 });
         return (await listening).port as number;
       }),
     );
@@ -190,6 +195,7 @@ async function phase(
     const after = await Promise.all(servers.map(memory));
     const sum = (ms: Memory[], k: keyof Memory) => ms.reduce((a, m) => a + m[k], 0);
     const result: ConnectionsPhase = {
+      server: opts.server,
       servers: nServers,
       connections,
       clientProcs: clients.length,
@@ -236,6 +242,7 @@ export async function connectionsBench(log: (s: string) => void): Promise<Connec
   const result: ConnectionsResult = {
     channels: channels.length,
     single: await phase(log, 'single', {
+      server: 'castlog',
       servers: 1,
       connections: single,
       procsPerServer: singleProcs,
@@ -245,13 +252,28 @@ export async function connectionsBench(log: (s: string) => void): Promise<Connec
       concurrency,
     }),
   };
+  // Other source addresses for each phase: the previous phase's ports may still be in TIME_WAIT.
+  let firstAddress = 2 + singleProcs * addressesPerProc;
+  if (process.env.BENCH_CONN_BARE !== '0') {
+    result.bare = await phase(log, 'bare uWS', {
+      server: 'uws',
+      servers: 1,
+      connections: single,
+      procsPerServer: singleProcs,
+      firstAddress,
+      addressesPerProc,
+      channels,
+      concurrency,
+    });
+    firstAddress += singleProcs * addressesPerProc;
+  }
   if (servers > 0 && total > 0) {
-    // Other source addresses than the single phase's: its ports may still be in TIME_WAIT.
     result.multi = await phase(log, 'multi', {
+      server: 'castlog',
       servers,
       connections: total,
       procsPerServer: 1,
-      firstAddress: 2 + singleProcs * addressesPerProc,
+      firstAddress,
       addressesPerProc,
       channels,
       concurrency,
@@ -267,9 +289,11 @@ export function connectionsReport(c: ConnectionsResult): { rows: Row[]; notes: s
   const rows: Row[] = [];
   const notes: string[] = [];
   const met = (ok: boolean) => (ok ? 'MET' : 'MISSED');
+  const bare = c.bare;
   for (const p of [c.single, c.multi]) {
     if (!p) continue;
     const ok = p.problems.length === 0;
+    const vsBare = p === c.single && bare;
     rows.push([
       `10 connections ${fmt(p.connections)} on ${p.servers} fanout${p.servers > 1 ? 's' : ''}`,
       'subscribed and got 1 live caption',
@@ -282,8 +306,10 @@ export function connectionsReport(c: ConnectionsResult): { rows: Row[]; notes: s
       '',
       'fanout RSS per connection KB (JS heap part)',
       `${fmt(p.rssPerConnKB, 1)} (${fmt(p.heapPerConnKB, 1)})`,
-      `RSS ${p.rssBeforeMB.map((m) => fmt(m)).join('+')} -> ${p.rssAfterMB.map((m) => fmt(m)).join('+')} MB`,
-      '',
+      vsBare
+        ? `bare uWS ${fmt(bare.rssPerConnKB, 1)} (${fmt(bare.heapPerConnKB, 1)})`
+        : `RSS ${p.rssBeforeMB.map((m) => fmt(m)).join('+')} -> ${p.rssAfterMB.map((m) => fmt(m)).join('+')} MB`,
+      vsBare ? `${(p.rssPerConnKB / Math.max(0.1, bare.rssPerConnKB)).toFixed(2)}x` : '',
       `<= 10 KB: ${met(p.rssPerConnKB <= 10)}`,
     ]);
     rows.push([
@@ -298,13 +324,25 @@ export function connectionsReport(c: ConnectionsResult): { rows: Row[]; notes: s
       '',
       'connect + subscribe per fanout CPU-second',
       fmt(p.connectPerServerCpuSecond),
-      `CPU-s: fanouts ${fmt(p.connectCpuSeconds.servers, 2)}, clients ${fmt(p.connectCpuSeconds.clients, 2)}`,
-      '',
+      vsBare
+        ? `bare uWS ${fmt(bare.connectPerServerCpuSecond)}`
+        : `CPU-s: fanouts ${fmt(p.connectCpuSeconds.servers, 2)}, clients ${fmt(p.connectCpuSeconds.clients, 2)}`,
+      vsBare ? `${(p.connectPerServerCpuSecond / Math.max(1, bare.connectPerServerCpuSecond)).toFixed(2)}x` : '',
       '',
     ]);
     if (!ok) notes.push(`connections ${p.connections} on ${p.servers}: PROBLEMS: ${p.problems.join('; ')}`);
+    notes.push(
+      `connections ${p.connections} on ${p.servers}: connect CPU-s fanouts ${fmt(p.connectCpuSeconds.servers, 2)}, ` +
+        `clients ${fmt(p.connectCpuSeconds.clients, 2)}; RSS ${p.rssBeforeMB.join('+')} -> ${p.rssAfterMB.join('+')} MB`,
+    );
     if (p.retries) notes.push(`connections ${p.connections} on ${p.servers}: ${p.retries} connection attempts failed and were retried`);
   }
+  if (bare && bare.problems.length) notes.push(`connections bare uWS: PROBLEMS: ${bare.problems.join('; ')}`);
+  if (bare)
+    notes.push(
+      `connections bare uWS ${bare.connections}: ${fmt(bare.connectPerSec)}/s wall, RSS ${bare.rssBeforeMB.join('+')} -> ` +
+        `${bare.rssAfterMB.join('+')} MB`,
+    );
   notes.push(`connections: ${c.channels} channels, raw RFC 6455 clients, each client process on its own source addresses`);
   return { rows, notes };
 }

@@ -19,7 +19,7 @@
 //   alerts, alertsLatency: see test/bench/alerts.ts
 //   connections: see test/bench/connections.ts; BENCH_CONN_SINGLE (19000/2000),
 //               _SERVERS (6/2), _TOTAL (100000/4000), _SINGLE_PROCS (2), _CONCURRENCY (200), _CHANNELS (100),
-//               _ADDRESSES source addresses per client process (8)
+//               _ADDRESSES source addresses per client process (8), BENCH_CONN_BARE=0 skips the bare uWS baseline
 //   twoFanouts:  see test/bench/two-fanouts.ts; BENCH_TWO_SUBS (10000/2000),
 //               _CAPTIONS per run (20000/5000), _ROUNDS (2/1), _WINDOW deliveries in flight (100000/50000)
 import { spawnSync } from 'node:child_process';
