@@ -152,7 +152,8 @@ async function phase(
     const retries = readies.reduce((a, r) => a + (r.failures as number), 0);
     if (subscribed < connections) problems.push(`only ${subscribed} of ${connections} subscriptions confirmed`);
     log(
-      `connections ${name}: ${subscribed.toLocaleString()} of ${connections.toLocaleString()} subscribed in ${connectSeconds.toFixed(2)} s ` +
+      `connections ${name}: ${subscribed.toLocaleString()} of ${connections.toLocaleString()} subscribed ` +
+        `in ${connectSeconds.toFixed(2)} s ` +
         `(${Math.round(connections / connectSeconds).toLocaleString()}/s, ${retries} retries; CPU-s fanouts ` +
         `${connectCpuSeconds.servers}, clients ${connectCpuSeconds.clients})`,
     );
@@ -189,7 +190,8 @@ async function phase(
       send(c.proc, { type: 'snapshot' });
       const snap = await reply;
       gotCaption += (snap.perClient as number[]).filter((n) => n === 1).length;
-      if (snap.closedUnexpectedly) problems.push(`${snap.closedUnexpectedly} connections from ${c.addresses.join(', ')} were closed by the server`);
+      if (snap.closedUnexpectedly)
+        problems.push(`${snap.closedUnexpectedly} connections from ${c.addresses.join(', ')} were closed by the server`);
     }
     if (gotCaption < connections) problems.push(`${connections - gotCaption} connections did not get exactly one caption`);
     const after = await Promise.all(servers.map(memory));

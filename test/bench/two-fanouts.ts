@@ -232,14 +232,16 @@ export async function twoFanoutsBench(log: (s: string) => void): Promise<TwoFano
         const run = x.run;
         log(
           `twoFanouts: ${fanouts} fanout(s): ${run.deliveriesPerSec.toLocaleString()} deliveries/s, ` +
-            `${run.perFanoutCpuSecond.toLocaleString()} per fanout CPU-s, per fanout ${run.perFanout.map((n) => n.toLocaleString()).join(' + ')} ` +
+            `${run.perFanoutCpuSecond.toLocaleString()} per fanout CPU-s, ` +
+            `per fanout ${run.perFanout.map((n) => n.toLocaleString()).join(' + ')} ` +
             `(CPU ${Object.entries(run.cpu)
               .map(([k, v]) => `${k} ${v}%`)
               .join(', ')})${run.verified ? '' : ` PROBLEMS: ${run.problems.join('; ')}`}`,
         );
       }
     }
-    const best = (n: 1 | 2, k: 'deliveriesPerSec' | 'perFanoutCpuSecond') => Math.max(...runs.filter((x) => x.fanouts === n).map((x) => x[k]));
+    const best = (n: 1 | 2, k: 'deliveriesPerSec' | 'perFanoutCpuSecond') =>
+      Math.max(...runs.filter((x) => x.fanouts === n).map((x) => x[k]));
     return {
       subscribers,
       channels: channels.length,
