@@ -12,7 +12,10 @@
 //   multi:  CONN_TOTAL connections spread over CONN_SERVERS fanout processes, all opened at once.
 // In each: every connection must get its `subscribed` and then the one live caption fed to its
 // channel (one round, one caption per channel), so the figures are of working subscribers.
-// RSS per connection = (RSS after - RSS before) / connections, both after a full GC.
+// RSS per connection = (RSS after - RSS before) / connections opened in between, both after a full
+// GC; "before" is taken after 5% of the connections (a warm-up), so that a process's own start-up
+// (code compiled lazily, the heap growing to its working size) is not counted as connections'.
+// The connect rate is of the same connections (the rest), on the parent's clock.
 import type { ChildProcess } from 'node:child_process';
 import { channelNames, cpuSeconds, fmt, forkBench, knob, nextMessage, now, send, sleep, stopChild } from './common.ts';
 
@@ -21,9 +24,11 @@ export interface ConnectionsPhase {
   server: 'castlog' | 'uws';
   servers: number;
   connections: number;
+  /** Connections opened after the warm-up ones: what the rate and the memory per connection are of. */
+  measured: number;
   clientProcs: number;
   sourceAddresses: string[];
-  /** Parent's clock: start sent to every client process -> every client's subscription confirmed. */
+  /** Parent's clock: start sent to the measured client processes -> every client's subscription confirmed. */
   connectSeconds: number;
   connectPerSec: number;
   connectPerSecPerServer: number;
@@ -38,7 +43,7 @@ export interface ConnectionsPhase {
   gotCaption: number;
   rssBeforeMB: number[];
   rssAfterMB: number[];
-  /** (Sum of RSS after - before) / connections. */
+  /** (Sum of RSS after - before) / measured connections; before = after the warm-up connections. */
   rssPerConnKB: number;
   /** Of which the JS heap (heapUsed after - before). */
   heapPerConnKB: number;
@@ -54,6 +59,8 @@ export interface ConnectionsResult {
 }
 
 const MB = 1024 * 1024;
+/** Of each server's connections, the share opened first, before the memory baseline is taken. */
+const WARM_SHARE = 0.05;
 const round1 = (n: number) => Math.round(n * 10) / 10;
 
 interface Memory {
@@ -61,11 +68,25 @@ interface Memory {
   heapUsed: number;
 }
 
-async function memory(server: ChildProcess): Promise<Memory> {
+async function memoryNow(server: ChildProcess): Promise<Memory> {
   const reply = nextMessage(server, 'memory', 30_000);
   send(server, { type: 'memory' });
   const m = await reply;
   return { rss: m.rss, heapUsed: m.heapUsed };
+}
+
+/** A server's memory once its RSS has stopped moving: a fresh process gives pages back for a few
+ *  seconds after start-up (freed heap is released lazily), by as much as 19,000 connections take. */
+async function memory(server: ChildProcess): Promise<Memory> {
+  let last = await memoryNow(server);
+  for (const deadline = Date.now() + 15_000; Date.now() < deadline;) {
+    await sleep(1000);
+    const m = await memoryNow(server);
+    const settled = Math.abs(m.rss - last.rss) < MB / 2;
+    last = m;
+    if (settled) break;
+  }
+  return last;
 }
 
 /**
@@ -89,7 +110,7 @@ async function phase(
   const { servers: nServers, connections, procsPerServer, channels } = opts;
   const problems: string[] = [];
   const servers: ChildProcess[] = [];
-  const clients: { proc: ChildProcess; server: number; count: number; addresses: string[] }[] = [];
+  const clients: { proc: ChildProcess; server: number; count: number; addresses: string[]; warm: boolean }[] = [];
   const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=.castlog/prof'] : [];
   try {
     const ports = await Promise.all(
@@ -101,16 +122,19 @@ async function phase(
         return (await listening).port as number;
       }),
     );
-    const before = await Promise.all(servers.map(memory));
-    // Client processes: connections of server s split over its procsPerServer processes.
+    // Client processes: of each server's connections, a warm-up share first (one process), then
+    // the rest split over procsPerServer processes: those are the ones measured.
+    const addClient = (server: number, count: number, warm: boolean) => {
+      const first = opts.firstAddress + clients.length * opts.addressesPerProc;
+      const addresses = Array.from({ length: opts.addressesPerProc }, (_, a) => `127.0.0.${first + a}`);
+      clients.push({ proc: forkBench('./ws-clients.ts'), server, count, addresses, warm });
+    };
     for (let s = 0; s < nServers; s++) {
       const share = Math.floor(connections / nServers) + (s < connections % nServers ? 1 : 0);
-      for (let k = 0; k < procsPerServer; k++) {
-        const count = Math.floor(share / procsPerServer) + (k < share % procsPerServer ? 1 : 0);
-        const first = opts.firstAddress + clients.length * opts.addressesPerProc;
-        const addresses = Array.from({ length: opts.addressesPerProc }, (_, a) => `127.0.0.${first + a}`);
-        clients.push({ proc: forkBench('./ws-clients.ts'), server: s, count, addresses });
-      }
+      const warm = Math.min(share - procsPerServer, Math.max(1, Math.round(share * WARM_SHARE)));
+      addClient(s, warm, true);
+      const rest = share - warm;
+      for (let k = 0; k < procsPerServer; k++) addClient(s, Math.floor(rest / procsPerServer) + (k < rest % procsPerServer ? 1 : 0), false);
     }
     // Every client process up and listening first: their start-up is not part of the connect time.
     await Promise.all(
@@ -121,32 +145,41 @@ async function phase(
       }),
     );
     const bases = new Map<number, number>();
-    const ready = clients.map((c) => nextMessage(c.proc, 'ready', 600_000));
+    const startClients = (batch: typeof clients) => {
+      const ready = batch.map((c) => nextMessage(c.proc, 'ready', 600_000));
+      for (const c of batch) {
+        const base = bases.get(c.server) ?? 0;
+        bases.set(c.server, base + c.count);
+        send(c.proc, {
+          type: 'start',
+          url: `ws://127.0.0.1:${ports[c.server]}/v1/live`,
+          clients: c.count,
+          base,
+          channels,
+          mode: 'raw',
+          measureFrom: Number.MAX_SAFE_INTEGER,
+          progressMs: 0,
+          localAddresses: c.addresses,
+          concurrency: opts.concurrency,
+        });
+      }
+      return Promise.all(ready);
+    };
+    // The warm-up connections take the start-up noise (lazily compiled code, first allocations,
+    // the heap growing past its initial size) out of both the memory and the time measured.
+    const warmed = await startClients(clients.filter((c) => c.warm));
+    const before = await Promise.all(servers.map(memory));
+    const measured = clients.filter((c) => !c.warm);
+    const counted = measured.reduce((a, c) => a + c.count, 0);
     const cpuOf = (ps: ChildProcess[]) => ps.reduce((a, p) => a + (cpuSeconds(p.pid!) ?? 0), 0);
     const serverCpu0 = cpuOf(servers);
-    const clientCpu0 = cpuOf(clients.map((c) => c.proc));
+    const clientCpu0 = cpuOf(measured.map((c) => c.proc));
     const t0 = now();
-    for (const c of clients) {
-      const base = bases.get(c.server) ?? 0;
-      bases.set(c.server, base + c.count);
-      send(c.proc, {
-        type: 'start',
-        url: `ws://127.0.0.1:${ports[c.server]}/v1/live`,
-        clients: c.count,
-        base,
-        channels,
-        mode: 'raw',
-        measureFrom: Number.MAX_SAFE_INTEGER,
-        progressMs: 0,
-        localAddresses: c.addresses,
-        concurrency: opts.concurrency,
-      });
-    }
-    const readies = await Promise.all(ready);
+    const readies = [...warmed, ...(await startClients(measured))];
     const connectSeconds = (now() - t0) / 1000;
     const connectCpuSeconds = {
       servers: Math.round((cpuOf(servers) - serverCpu0) * 100) / 100,
-      clients: Math.round((cpuOf(clients.map((c) => c.proc)) - clientCpu0) * 100) / 100,
+      clients: Math.round((cpuOf(measured.map((c) => c.proc)) - clientCpu0) * 100) / 100,
     };
     const subscribed = readies.reduce((a, r) => a + (r.subscribed as number), 0);
     const retries = readies.reduce((a, r) => a + (r.failures as number), 0);
@@ -154,7 +187,7 @@ async function phase(
     log(
       `connections ${name}: ${subscribed.toLocaleString()} of ${connections.toLocaleString()} subscribed ` +
         `in ${connectSeconds.toFixed(2)} s ` +
-        `(${Math.round(connections / connectSeconds).toLocaleString()}/s, ${retries} retries; CPU-s fanouts ` +
+        `(${Math.round(counted / connectSeconds).toLocaleString()}/s after ${connections - counted} warm-up connections, ${retries} retries; CPU-s fanouts ` +
         `${connectCpuSeconds.servers}, clients ${connectCpuSeconds.clients})`,
     );
 
@@ -203,17 +236,18 @@ async function phase(
       clientProcs: clients.length,
       sourceAddresses: clients.flatMap((c) => c.addresses),
       connectSeconds: Math.round(connectSeconds * 1000) / 1000,
-      connectPerSec: Math.round(connections / connectSeconds),
-      connectPerSecPerServer: Math.round(connections / connectSeconds / nServers),
-      connectPerServerCpuSecond: connectCpuSeconds.servers > 0 ? Math.round(connections / connectCpuSeconds.servers) : 0,
+      measured: counted,
+      connectPerSec: Math.round(counted / connectSeconds),
+      connectPerSecPerServer: Math.round(counted / connectSeconds / nServers),
+      connectPerServerCpuSecond: connectCpuSeconds.servers > 0 ? Math.round(counted / connectCpuSeconds.servers) : 0,
       connectCpuSeconds,
       retries,
       subscribed,
       gotCaption,
       rssBeforeMB: before.map((m) => round1(m.rss / MB)),
       rssAfterMB: after.map((m) => round1(m.rss / MB)),
-      rssPerConnKB: round1((sum(after, 'rss') - sum(before, 'rss')) / connections / 1024),
-      heapPerConnKB: round1((sum(after, 'heapUsed') - sum(before, 'heapUsed')) / connections / 1024),
+      rssPerConnKB: round1((sum(after, 'rss') - sum(before, 'rss')) / counted / 1024),
+      heapPerConnKB: round1((sum(after, 'heapUsed') - sum(before, 'heapUsed')) / counted / 1024),
       problems,
     };
     log(

@@ -181,6 +181,10 @@ async function runOnce(
     if (wrong) problems.push(`${wrong} subscribers did not get exactly their channel's captions in order (count, gap, repeat)`);
     if (closed) problems.push(`${closed} subscribers were closed by the server`);
     const deliveriesAfter = await Promise.all(ports.map((p) => scrapeValue(`http://127.0.0.1:${p}/metrics`, DELIVERIES)));
+    const perFanout = deliveriesAfter.map((a, i) => (a ?? 0) - (deliveriesBefore[i] ?? 0));
+    // The deliveries add up: what the fanouts say they handed out is what the subscribers got.
+    const handed = perFanout.reduce((a, b) => a + b, 0);
+    if (handed !== total()) problems.push(`the fanouts counted ${handed} deliveries, the subscribers ${total()}`);
     const seconds = (t1 - t0) / 1000;
     const fanoutCpu = (((cpu.fanoutA ?? 0) + (fanouts === 2 ? (cpu.fanoutB ?? 0) : 0)) / 100) * seconds;
     return {
@@ -193,7 +197,7 @@ async function runOnce(
         seconds: Math.round(seconds * 1000) / 1000,
         deliveriesPerSec: Math.round(total() / seconds),
         perFanoutCpuSecond: fanoutCpu > 0 ? Math.round(total() / fanoutCpu) : 0,
-        perFanout: deliveriesAfter.map((a, i) => (a ?? 0) - (deliveriesBefore[i] ?? 0)),
+        perFanout,
         verified: problems.length === 0,
         problems,
         cpu,
