@@ -21,7 +21,7 @@
 //               _SERVERS (6/2), _TOTAL (100000/4000), _SINGLE_PROCS (2), _CONCURRENCY (200), _CHANNELS (100),
 //               _ADDRESSES source addresses per client process (8), BENCH_CONN_BARE=0 skips the bare uWS baseline
 //   twoFanouts:  see test/bench/two-fanouts.ts; BENCH_TWO_SUBS (10000/2000),
-//               _CAPTIONS per run (20000/5000), _ROUNDS (2/1), _WINDOW deliveries in flight (1000000/200000)
+//               _CAPTIONS per run (50000/5000), _ROUNDS (2/1), _WINDOW deliveries in flight (1000000/200000)
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

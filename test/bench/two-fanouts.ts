@@ -215,7 +215,7 @@ export async function twoFanoutsBench(log: (s: string) => void): Promise<TwoFano
   const channels = channelNames(100);
   // Even, so both client processes hold the same share of every channel.
   const subscribers = Math.round(knob('TWO_SUBS', 10_000, 2_000) / (2 * channels.length)) * 2 * channels.length;
-  const captions = knob('TWO_CAPTIONS', 20_000, 5_000);
+  const captions = knob('TWO_CAPTIONS', 50_000, 5_000);
   const rounds = knob('TWO_ROUNDS', 2, 1);
   const window = knob('TWO_WINDOW', 1_000_000, 200_000);
   log(
