@@ -187,7 +187,8 @@ async function phase(
     log(
       `connections ${name}: ${subscribed.toLocaleString()} of ${connections.toLocaleString()} subscribed ` +
         `in ${connectSeconds.toFixed(2)} s ` +
-        `(${Math.round(counted / connectSeconds).toLocaleString()}/s after ${connections - counted} warm-up connections, ${retries} retries; CPU-s fanouts ` +
+        `(${Math.round(counted / connectSeconds).toLocaleString()}/s after ${connections - counted} warm-up connections, ` +
+        `${retries} retries; CPU-s fanouts ` +
         `${connectCpuSeconds.servers}, clients ${connectCpuSeconds.clients})`,
     );
 
