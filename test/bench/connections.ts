@@ -346,7 +346,8 @@ export function connectionsReport(c: ConnectionsResult): { rows: Row[]; notes: s
       vsBare
         ? `bare uWS ${fmt(bare.rssPerConnKB, 1)} (${fmt(bare.heapPerConnKB, 1)})`
         : `RSS ${p.rssBeforeMB.map((m) => fmt(m)).join('+')} -> ${p.rssAfterMB.map((m) => fmt(m)).join('+')} MB`,
-      vsBare ? `${(p.rssPerConnKB / Math.max(0.1, bare.rssPerConnKB)).toFixed(2)}x` : '',
+      // Below a few hundred bytes the RSS difference is noise (small QUICK runs): no ratio then.
+      vsBare && bare.rssPerConnKB >= 0.3 ? `${(p.rssPerConnKB / bare.rssPerConnKB).toFixed(2)}x` : '',
       `<= 10 KB: ${met(p.rssPerConnKB <= 10)}`,
     ]);
     rows.push([
