@@ -250,6 +250,17 @@ process.on('message', (m: Msg) => {
         connections: mode === 'ws' ? wss!.clients.size : mode === 'uws' ? undefined : hub?.subscriptionCount(),
       });
       break;
+    case 'round':
+      // One round now (the connections scenario: one live caption per channel to idle subscribers).
+      process.send!({ type: 'rounded', records: feedRound((m.perChannel as number) ?? 1), sent, perChannel: Object.fromEntries(fed) });
+      break;
+    case 'memory': {
+      // After a full collection (the parent forks with --expose-gc), so garbage is not counted as held.
+      (globalThis as { gc?: () => void }).gc?.();
+      const mem = process.memoryUsage();
+      process.send!({ type: 'memory', rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, gc: 'gc' in globalThis });
+      break;
+    }
     case 'stop':
       closeServer();
       setTimeout(() => process.exit(0), 100);

@@ -3,6 +3,8 @@
 import type { Results } from './run.ts';
 import { uploadsRows } from './uploads.ts';
 import { alertsReport } from './alerts.ts';
+import { connectionsReport } from './connections.ts';
+import { twoFanoutsReport } from './two-fanouts.ts';
 import { fmt, type Latency } from './common.ts';
 
 type Row = [scenario: string, metric: string, castlog: string, baseline: string, ratio: string, target: string];
@@ -257,6 +259,11 @@ export function report(r: Results): string {
   const al = alertsReport(r.alerts, r.alertsLatency);
   rows.push(...al.rows);
   notes.push(...al.notes);
+  for (const part of [r.connections && connectionsReport(r.connections), r.twoFanouts && twoFanoutsReport(r.twoFanouts)]) {
+    if (!part) continue;
+    rows.push(...part.rows);
+    notes.push(...part.notes);
+  }
   for (const [k, v] of Object.entries(r.errors)) notes.push(`${k} FAILED: ${v.split('\n')[0]}`);
 
   const head: Row = ['scenario', 'metric', 'castlog', 'baseline (same run)', 'ratio', 'target'];

@@ -4,7 +4,7 @@
 //
 // Knobs (full default / BENCH_QUICK=1 default):
 //   BENCH_QUICK=1                 small and short, for development
-//   BENCH_ONLY=ingest,e2e,fanout,projection,rebuild,activations,search,uploads,alerts,alertsLatency
+//   BENCH_ONLY=ingest,e2e,fanout,projection,rebuild,activations,search,uploads,alerts,alertsLatency,connections,twoFanouts
 //   BENCH_PROF=1                  api, fanout, projector and the fanout bench servers run under
 //                                 node --cpu-prof; profiles land in .castlog/prof
 //   ingest:     BENCH_INGEST_STATIONS (8/4), _WINDOW fragments in flight per station (500/200),
@@ -17,6 +17,11 @@
 //   projection: BENCH_PROJECTION_EVENTS (200000/30000), _APPEND_CHUNK (10000)
 //   search:     BENCH_SEARCH_FRAGMENTS (1000000/100000), _QUERIES per kind of query (40/10)
 //   alerts, alertsLatency: see test/bench/alerts.ts
+//   connections: see test/bench/connections.ts; BENCH_CONN_SINGLE (19000/2000),
+//               _SERVERS (6/2), _TOTAL (100000/4000), _SINGLE_PROCS (2), _CONCURRENCY (200), _CHANNELS (100),
+//               _ADDRESSES source addresses per client process (8), BENCH_CONN_BARE=0 skips the bare uWS baseline
+//   twoFanouts:  see test/bench/two-fanouts.ts; BENCH_TWO_SUBS (10000/2000),
+//               _CAPTIONS per run (50000/5000), _ROUNDS (2/1), _WINDOW deliveries in flight (1000000/200000)
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,6 +37,8 @@ import { alertsBench, alertsLatencyBench, type AlertsLatencyResult, type AlertsR
 import { searchBench, type SearchResult } from './search.ts';
 import { uploadsBench, type UploadsResult } from './uploads.ts';
 import { report } from './report.ts';
+import { connectionsBench, type ConnectionsResult } from './connections.ts';
+import { twoFanoutsBench, type TwoFanoutsResult } from './two-fanouts.ts';
 
 // The machine's own services, as `npm test` uses them: the local Kafka (started here unless
 // KAFKA_BROKERS points at one) and Postgres, never containers (they would measure Docker too).
@@ -63,7 +70,7 @@ for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
 }
 
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'ingest,e2e,fanout,projection,rebuild,activations,search,uploads,alerts,alertsLatency')
+  (process.env.BENCH_ONLY ?? 'ingest,e2e,fanout,projection,rebuild,activations,search,uploads,alerts,alertsLatency,connections,twoFanouts')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean),
@@ -94,6 +101,8 @@ export interface Results {
   uploads?: UploadsResult;
   alerts?: AlertsResult;
   alertsLatency?: AlertsLatencyResult;
+  connections?: ConnectionsResult;
+  twoFanouts?: TwoFanoutsResult;
   errors: Record<string, string>;
 }
 
@@ -101,7 +110,19 @@ const loadavg = () => spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).
 const results: Results = { at: new Date().toISOString(), quick: QUICK, cores: CORES, loadavg: loadavg(), errors: {} };
 
 async function scenario<
-  K extends 'ingest' | 'e2e' | 'fanout' | 'projection' | 'rebuild' | 'activations' | 'search' | 'uploads' | 'alerts' | 'alertsLatency',
+  K extends
+    | 'ingest'
+    | 'e2e'
+    | 'fanout'
+    | 'projection'
+    | 'rebuild'
+    | 'activations'
+    | 'search'
+    | 'uploads'
+    | 'alerts'
+    | 'alertsLatency'
+    | 'connections'
+    | 'twoFanouts',
 >(name: K, fn: () => Promise<NonNullable<Results[K]>>): Promise<void> {
   if (!only.has(name)) return;
   const t0 = Date.now();
@@ -125,6 +146,8 @@ try {
   await scenario('uploads', () => uploadsBench(log));
   await scenario('alerts', () => alertsBench(log));
   await scenario('alertsLatency', () => alertsLatencyBench(log));
+  await scenario('connections', () => connectionsBench(log));
+  await scenario('twoFanouts', () => twoFanoutsBench(log));
 } finally {
   // Each scenario stops its own processes; this catches any a failure left behind.
   killEverythingStarted();

@@ -26,6 +26,13 @@ interface StartMsg {
   progressMs: number;
   /** Subscribe with batch: true (the server may send several captions in one batch frame; 'ws' mode). */
   batch?: boolean;
+  /** Open client i's connection from localAddresses[i % length] (one address has ~28k ephemeral ports,
+   *  and binding one costs the kernel a scan of the ports its address already uses: spread them). */
+  localAddresses?: string[];
+  /** Connections being opened at once (default 200). */
+  concurrency?: number;
+  /** Track each client's caption seqs (first, last, breaks in the +1 sequence) for the snapshot. */
+  checkSeq?: boolean;
 }
 
 const CAPTION = 0x63; // 'c' of {"type":"caption"
@@ -105,7 +112,9 @@ function onBatch(b: Buffer, idx: number): void {
   for (let i = b.indexOf(SEQ); i >= 0; i = b.indexOf(SEQ, i + SEQ.length)) {
     received++;
     perClient[idx] = perClient[idx]! + 1;
-    onCaptionSeq(parseSeq(b, i));
+    const seq = parseSeq(b, i);
+    if (checkSeq) onClientSeq(idx, seq);
+    onCaptionSeq(seq);
   }
 }
 
@@ -115,6 +124,20 @@ let received = 0;
 let subscribed = 0;
 let closedUnexpectedly = 0;
 const perClient: number[] = [];
+/** With checkSeq: per client, the first and last caption seq received and how many times a seq
+ *  was not the previous one + 1 (a gap, a repeat or a reordering). */
+let checkSeq = false;
+const firstSeq: number[] = [];
+const lastSeq: number[] = [];
+const seqBreaks: number[] = [];
+/** Bytes of a caption frame read to find its seq (it comes after type, channel, position, station). */
+const SEQ_PREFIX = 192;
+
+function onClientSeq(idx: number, seq: number): void {
+  if (!firstSeq[idx]) firstSeq[idx] = seq;
+  else if (seq !== lastSeq[idx]! + 1) seqBreaks[idx] = seqBreaks[idx]! + 1;
+  lastSeq[idx] = seq;
+}
 const closers: (() => void)[] = [];
 let finishing = false;
 
@@ -132,7 +155,9 @@ function connectWs(url: string, channel: string, idx: number, batch = false): Pr
       if (kind === CAPTION) {
         received++;
         perClient[idx] = perClient[idx]! + 1;
-        onCaptionSeq(parseSeq(data));
+        const seq = parseSeq(data);
+        if (checkSeq) onClientSeq(idx, seq);
+        onCaptionSeq(seq);
       } else if (kind === BATCH) onBatch(data, idx);
       else if (kind === SUBSCRIBED) subscribed++;
     });
@@ -144,10 +169,12 @@ function connectWs(url: string, channel: string, idx: number, batch = false): Pr
 }
 
 /** Minimal client: handshake, one masked subscribe frame, then count frames by walking headers. */
-function connectRaw(url: string, channel: string, idx: number): Promise<void> {
+function connectRaw(url: string, channel: string, idx: number, localAddress?: string): Promise<void> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: u.hostname, port: Number(u.port), noDelay: true });
+    const sock = net.connect({ host: u.hostname, port: Number(u.port), noDelay: true, localAddress });
+    // With checkSeq, the start of each frame's payload, where a caption's seq is.
+    const prefix = checkSeq ? Buffer.alloc(SEQ_PREFIX) : undefined;
     let handshaken = false;
     let pending = Buffer.alloc(0);
     // Frame parser state.
@@ -163,6 +190,7 @@ function connectRaw(url: string, channel: string, idx: number): Promise<void> {
         if (kind === CAPTION) {
           received++;
           perClient[idx] = perClient[idx]! + 1;
+          if (prefix) onClientSeq(idx, parseSeq(prefix.subarray(0, Math.min(pos, SEQ_PREFIX))));
         } else if (kind === SUBSCRIBED) subscribed++;
       } else if (opcode === 9) {
         // ping: answer with an empty masked pong
@@ -197,6 +225,7 @@ function connectRaw(url: string, channel: string, idx: number): Promise<void> {
         }
         const take = Math.min(remaining, n - i);
         if (pos <= 9 && pos + take > 9) kind = c[i + 9 - pos]!;
+        if (prefix && pos < SEQ_PREFIX) c.copy(prefix, pos, i, i + Math.min(take, SEQ_PREFIX - pos));
         i += take;
         pos += take;
         remaining -= take;
@@ -247,9 +276,13 @@ function connectRaw(url: string, channel: string, idx: number): Promise<void> {
 
 async function start(m: StartMsg): Promise<void> {
   measureFrom = m.measureFrom;
-  const connect = m.mode === 'raw' ? connectRaw : (u: string, ch: string, i: number) => connectWs(u, ch, i, m.batch);
+  checkSeq = m.checkSeq === true;
+  const connect =
+    m.mode === 'raw'
+      ? (u: string, ch: string, i: number) => connectRaw(u, ch, i, m.localAddresses?.[i % m.localAddresses.length])
+      : (u: string, ch: string, i: number) => connectWs(u, ch, i, m.batch);
   const t0 = performance.now();
-  const CONCURRENCY = 200;
+  const CONCURRENCY = m.concurrency ?? 200;
   let next = 0;
   let failures = 0;
   let lastError = '';
@@ -257,6 +290,7 @@ async function start(m: StartMsg): Promise<void> {
     while (next < m.clients) {
       const i = next++;
       perClient[i] = 0;
+      firstSeq[i] = lastSeq[i] = seqBreaks[i] = 0;
       const channel = m.channels[(m.base + i) % m.channels.length]!;
       for (let attempt = 1; ; attempt++) {
         try {
@@ -307,7 +341,7 @@ process.on('message', (m: Msg) => {
       process.send!({ type: 'count', received });
       break;
     case 'snapshot':
-      process.send!({ type: 'snapshot', received, perClient, closedUnexpectedly });
+      process.send!({ type: 'snapshot', received, perClient, closedUnexpectedly, ...(checkSeq ? { firstSeq, lastSeq, seqBreaks } : {}) });
       break;
     case 'finish': {
       finishing = true;
