@@ -1,5 +1,6 @@
 // CloudEvents Kafka protocol binding, binary mode: attributes travel as ce_* headers,
 // the value is the Avro single-object encoded event.
+import { randomFillSync } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 
 export interface EventMeta {
@@ -15,8 +16,28 @@ export interface EventMeta {
   streamVersion?: number;
 }
 
+// uuid asks the platform for 16 random bytes per id, a tenth of the CPU of an append: ids take
+// theirs from a pool filled 256 ids at a time, and keep v7's order within a millisecond (a counter
+// started at random each new millisecond, as uuid's own state does).
+const POOL_BYTES = 16 * 256;
+let pool = Buffer.alloc(0);
+let used = POOL_BYTES;
+const v7 = { msecs: -1, seq: 0 };
+
+function eventId(): string {
+  if (used + 16 > pool.length) {
+    pool = randomFillSync(Buffer.allocUnsafe(POOL_BYTES));
+    used = 0;
+  }
+  const random = pool.subarray(used, (used += 16));
+  const now = Date.now();
+  if (now > v7.msecs) Object.assign(v7, { msecs: now, seq: random.readUInt32BE(6) & 0x7fffffff });
+  else if ((v7.seq = (v7.seq + 1) | 0) === 0) v7.msecs++; // the counter wrapped: move the clock on, as uuid does
+  return uuidv7({ random, msecs: v7.msecs, seq: v7.seq });
+}
+
 export function newMeta(type: string, source: string, correlationId?: string, causationId?: string): EventMeta {
-  const id = uuidv7();
+  const id = eventId();
   return { id, type, source, time: new Date().toISOString(), correlationId: correlationId ?? id, causationId: causationId ?? null };
 }
 

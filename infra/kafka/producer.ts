@@ -51,6 +51,22 @@ export class BatchingProducer {
         resolve,
         reject,
       });
+      this.flushSoon();
+    });
+  }
+
+  private flushScheduled = false;
+
+  /**
+   * Starts a send once this turn of the event loop is done, not at once: callers answered by the
+   * last acknowledgement append their next events in the microtasks that follow it, and a send
+   * started by the first of them would carry that one event alone while the rest wait behind it.
+   */
+  private flushSoon(): void {
+    if (this.flushing || this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
       void this.flush();
     });
   }
