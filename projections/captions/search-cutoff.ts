@@ -70,18 +70,19 @@ const tokensFrom = (lexemes: string[], m: number) => lexemes.map((l) => `${l}/${
 
 /**
  * A page of `f` by the cut-off, or null when it cannot prove one (the caller then ranks every hit).
- * `rankAll` is the full ranking with the hits capped: it answers alone when there are few hits.
+ * `rankAll` is the full ranking with the hits capped: it answers alone when there are at most `rankAllUpTo`.
  */
 export async function searchHitsByCutoff(
   db: Db,
   f: SearchFilter,
   rankAll: (cap: number) => Promise<{ rows: SearchHitRow[]; hits: number }>,
+  rankAllUpTo = RANK_ALL_UP_TO,
 ): Promise<SearchHitRow[] | null> {
   if (f.channel !== null || f.from !== undefined || f.to !== undefined) return null;
   const lexemes = disjunctionLexemes(f.tsq);
   if (!lexemes) return null;
-  const few = await rankAll(RANK_ALL_UP_TO);
-  if (few.hits <= RANK_ALL_UP_TO) return few.rows;
+  const few = await rankAll(rankAllUpTo);
+  if (few.hits <= rankAllUpTo) return few.rows;
 
   // Two different lexemes in one hit: S >= 2 without a repeat.
   const pairs: string[] = [];
@@ -89,6 +90,7 @@ export async function searchHitsByCutoff(
     for (let b = a + 1; b < lexemes.length; b++) pairs.push(`${quoteLexeme(lexemes[a]!)} & ${quoteLexeme(lexemes[b]!)}`);
   const candidate = (m: number, alias: string) => {
     const t = sql.ref(`${alias}.search_vector`);
+    // NULL where the hit has no repeated lexeme: the tail's NOT needs it read as false.
     const repeats = sql`public.castlog_search_repeats(${t}) && ${tokensFrom(lexemes, m)}::text[]`;
     return pairs.length ? sql`(${repeats} OR ${t} @@ ${pairs.join(' | ')}::tsquery)` : repeats;
   };
@@ -138,7 +140,7 @@ export async function searchHitsByCutoff(
         LIMIT ${TAIL_WINDOW}
       ), hits AS (
         SELECT w.*, ts_rank_cd(w.search_vector, ${f.tsq}::tsquery) AS rank
-        FROM w WHERE w.search_vector @@ ${f.tsq}::tsquery AND NOT ${candidate(2, 'w')}
+        FROM w WHERE w.search_vector @@ ${f.tsq}::tsquery AND NOT coalesce(${candidate(2, 'w')}, false)
       )
       SELECT * FROM hits h WHERE true ${page('h')}
       ORDER BY h.partition, h."offset"
