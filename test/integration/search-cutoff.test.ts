@@ -20,7 +20,8 @@ beforeAll(async () => {
   await sql`SELECT setseed(0.25)`.execute(sys.db);
   // 2 to 9 words each from WORDS (storm in about 3 of 4 captions), a third without a language.
   await sql`
-    INSERT INTO captions_v1.caption_fragments (channel, partition, "offset", station, seq, text, start_ms, end_ms, mode, lang, received_at_ms)
+    INSERT INTO captions_v1.caption_fragments
+      (channel, partition, "offset", station, seq, text, start_ms, end_ms, mode, lang, received_at_ms)
     SELECT 'cut.ch' || (i % 7), (i % 7)::int, i / 7, 'cut-station', i / 7 + 1,
            (SELECT string_agg((${WORDS}::text[])[1 + floor(random() * ${WORDS.length})::int], ' ')
             FROM generate_series(1, 2 + (i % 8)::int) AS w(k) WHERE i >= 0),
