@@ -13,6 +13,7 @@
 // Runnable on its own: `tsx test/bench/search.ts`.
 import { sql } from 'kysely';
 import { addRepeatsIndex } from '../../projections/captions/search-sql.ts';
+import { TOPICS } from '../../schemas/catalog.ts';
 import { System } from '../support/system.ts';
 import { histogram, knob, latency, now, type Latency } from './common.ts';
 
@@ -76,9 +77,10 @@ async function load(
   for (let lo = 0; lo < n; lo += chunk) {
     const hi = Math.min(n, lo + chunk);
     // 6 to 14 words per caption, word rank log-uniform in [1, V]: floor(V ^ random()).
+    // A channel's rows in a partition the topic has (a cursor naming another is refused: a 400), at offset i.
     await sql`
       INSERT INTO ${table} (channel, partition, "offset", station, seq, text, start_ms, end_ms, mode, lang, received_at_ms)
-      SELECT 'bench.ch' || lpad((i % ${CHANNELS})::text, 3, '0'), (i % ${CHANNELS})::int, i / ${CHANNELS}, 'bench-station',
+      SELECT 'bench.ch' || lpad((i % ${CHANNELS})::text, 3, '0'), (i % ${CHANNELS} % ${TOPICS.captions.partitions})::int, i, 'bench-station',
              i / ${CHANNELS} + 1,
              (SELECT string_agg((${vocab}::text[])[floor(power(${vocab.length}::float8, random()))::int], ' ')
               FROM generate_series(1, 6 + (i % 9)::int) AS w(k) WHERE i >= 0),
