@@ -15,6 +15,9 @@
 // succeeds — m = s + 1 is tried first, having fewer candidates. Past m = 2 the rest of the hits all
 // have S = 1, one rank, whose order is the log's: read them in primary-key order after the candidates.
 //
+// Any other query without a negation (several words, phrases) ranks at most 0.1 per position of its
+// lexemes, so the same candidates with a page whose last hit ranks above 0.1 (m - 1) prove it too:
+// a search of two words of which one is a stop word in English is the other word in English captions.
 // It answers only when it can prove the answer; otherwise (another kind of query, a filter, few
 // hits, hits too sparse for a log-order read) the caller ranks every hit as before.
 import { sql, type Kysely, type RawBuilder } from 'kysely';
@@ -23,6 +26,8 @@ import type { SearchFilter, SearchHitRow } from './queries.ts';
 
 /** Up to this many hits, ranking them all is cheap (a few ms): the first statement does it and is the answer. */
 export const RANK_ALL_UP_TO = 2000;
+/** Lexemes of a query the cut-off takes (their pairs make one tsquery): 12, 66 pairs. */
+const MAX_LEXEMES = 12;
 /** The rows read in log order for the hits of the lowest rank; fewer matches than needed in them: give up. */
 const TAIL_WINDOW = 20_000;
 
@@ -56,6 +61,64 @@ export function disjunctionLexemes(tsq: string): string[] | null {
   }
 }
 
+/**
+ * Every lexeme of a query with no negation, weight or prefix (`'a' & 'b' | 'c' <-> 'd'`), or null.
+ * For such a query a hit's rank is at most 0.1 per position of these lexemes in it: each cover
+ * ts_rank_cd counts begins at a distinct one and adds at most 0.1 (all weights D, noise >= 0).
+ */
+export function queryLexemes(tsq: string): string[] | null {
+  const out: string[] = [];
+  for (let i = 0; i < tsq.length; i++) {
+    const c = tsq[i]!;
+    if (c === '!') return null;
+    if (c !== "'") continue;
+    let lexeme = '';
+    for (i++; ; i++) {
+      if (i >= tsq.length) return null;
+      const d = tsq[i]!;
+      if (d === '\\') lexeme += tsq[++i] ?? '';
+      else if (d === "'") {
+        if (tsq[i + 1] !== "'") break;
+        lexeme += "'";
+        i++;
+      } else lexeme += d;
+    }
+    if (tsq[i + 1] === ':') return null;
+    out.push(lexeme);
+  }
+  return out.length ? [...new Set(out)] : null;
+}
+
+/**
+ * Whether one of the query's top-level alternatives is a lone lexeme (`'a' & 'b' | 'a'`: "a b" where
+ * b is a stop word in English). Only then are its best hits few among many: in a query made of
+ * phrases or conjunctions every hit has two lexemes, and the cut-off would rank them all anyway.
+ */
+export function hasLoneLexeme(tsq: string): boolean {
+  let depth = 0;
+  let start = 0;
+  const parts: string[] = [];
+  for (let i = 0; i < tsq.length; i++) {
+    const c = tsq[i]!;
+    if (c === "'") {
+      for (i++; i < tsq.length; i++) {
+        if (tsq[i] === '\\') i++;
+        else if (tsq[i] === "'") {
+          if (tsq[i + 1] !== "'") break;
+          i++;
+        }
+      }
+    } else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) {
+      parts.push(tsq.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(tsq.slice(start));
+  return parts.some((p) => disjunctionLexemes(p.trim())?.length === 1);
+}
+
 type Db = Kysely<Database>;
 
 interface Ranked extends SearchHitRow {
@@ -79,8 +142,10 @@ export async function searchHitsByCutoff(
   rankAllUpTo = RANK_ALL_UP_TO,
 ): Promise<SearchHitRow[] | null> {
   if (f.channel !== null || f.from !== undefined || f.to !== undefined) return null;
-  const lexemes = disjunctionLexemes(f.tsq);
-  if (!lexemes) return null;
+  // A disjunction ranks exactly 0.1 per occurrence (S); any other query without negation at most that.
+  const exact = disjunctionLexemes(f.tsq) !== null;
+  const lexemes = queryLexemes(f.tsq);
+  if (!lexemes || lexemes.length > MAX_LEXEMES || !(exact || hasLoneLexeme(f.tsq))) return null;
   const few = await rankAll(rankAllUpTo);
   if (few.hits <= rankAllUpTo) return few.rows;
 
@@ -100,8 +165,9 @@ export async function searchHitsByCutoff(
              AND (${sql.ref(`${alias}.partition`)}, ${sql.ref(`${alias}.offset`)}) > (${f.after.partition}, ${f.after.offset})))`
       : sql``;
 
-  // S of the sampled page's last hit (rank 0.1 per occurrence): a lower bound of the true page's.
-  const sampled = few.rows.length === f.limit ? Math.round(few.rows.at(-1)!.rank * 10) : 2;
+  // S of the sampled page's last hit (rank 0.1 per occurrence, or at most that): a lower bound of the true page's.
+  const last = few.rows.length === f.limit ? few.rows.at(-1)!.rank * 10 : 0;
+  const sampled = exact ? Math.round(last) : Math.floor(last + 1e-6);
   const ladder = sampled > 2 ? [sampled + 1, sampled, 2] : [3, 2];
   for (const m of ladder) {
     const rows = await ranked(
@@ -119,8 +185,10 @@ export async function searchHitsByCutoff(
       ORDER BY h.rank DESC, h.partition, h."offset"
       LIMIT ${f.limit}`,
     );
-    if (rows.length === f.limit && rows.at(-1)!.s >= m) return withoutS(rows);
-    if (m > 2) continue;
+    // Exact: S >= m ranks above every other hit (S < m). Otherwise: above 0.1 (m - 1), the most a
+    // hit with S < m can rank (the margin covers the real's rounding).
+    if (rows.length === f.limit && (exact ? rows.at(-1)!.s >= m : rows.at(-1)!.rank > 0.1 * (m - 1) + 1e-4)) return withoutS(rows);
+    if (m > 2 || !exact) continue;
     // Every candidate after the cursor is in rows (S >= 2 for all of them); the rest have S = 1:
     // the lowest rank, in log order. Where they start: after the cursor if it is at that rank, else
     // from the log's beginning (a cursor above that rank has every S = 1 hit after it).
