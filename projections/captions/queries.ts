@@ -149,7 +149,7 @@ export interface SearchFilter {
 /** Hits of a search, best ranked (ts_rank_cd) first, then in log order, each with its headline. */
 export async function searchHits(db: Db, f: SearchFilter): Promise<SearchHitRow[]> {
   // A one-word search with many hits: its best hits without ranking them all (search-cutoff.ts).
-  const cut = await searchHitsByCutoff(db, f, (cap) => rankAll(db, f, cap));
+  const cut = await searchHitsByCutoff(db, f, (trx, cap) => rankAll(trx, f, cap));
   return cut ?? (await rankAll(db, f)).rows;
 }
 

@@ -138,7 +138,7 @@ const tokensFrom = (lexemes: string[], m: number) => lexemes.map((l) => `${l}/${
 export async function searchHitsByCutoff(
   db: Db,
   f: SearchFilter,
-  rankAll: (cap: number) => Promise<{ rows: SearchHitRow[]; hits: number }>,
+  rankAll: (db: Db, cap: number) => Promise<{ rows: SearchHitRow[]; hits: number }>,
   rankAllUpTo = RANK_ALL_UP_TO,
 ): Promise<SearchHitRow[] | null> {
   if (f.channel !== null || f.from !== undefined || f.to !== undefined) return null;
@@ -146,78 +146,84 @@ export async function searchHitsByCutoff(
   const exact = disjunctionLexemes(f.tsq) !== null;
   const lexemes = queryLexemes(f.tsq);
   if (!lexemes || lexemes.length > MAX_LEXEMES || !(exact || hasLoneLexeme(f.tsq))) return null;
-  const few = await rankAll(rankAllUpTo);
-  if (few.hits <= rankAllUpTo) return few.rows;
+  // Its statements read one snapshot: a page of one state of the table, as one statement gives.
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (trx) => {
+      const few = await rankAll(trx, rankAllUpTo);
+      if (few.hits <= rankAllUpTo) return few.rows;
 
-  // Two different lexemes in one hit: S >= 2 without a repeat.
-  const pairs: string[] = [];
-  for (let a = 0; a < lexemes.length; a++)
-    for (let b = a + 1; b < lexemes.length; b++) pairs.push(`${quoteLexeme(lexemes[a]!)} & ${quoteLexeme(lexemes[b]!)}`);
-  const candidate = (m: number, alias: string) => {
-    const t = sql.ref(`${alias}.search_vector`);
-    // NULL where the hit has no repeated lexeme: the tail's NOT needs it read as false.
-    const repeats = sql`public.castlog_search_repeats(${t}) && ${tokensFrom(lexemes, m)}::text[]`;
-    return pairs.length ? sql`(${repeats} OR ${t} @@ ${pairs.join(' | ')}::tsquery)` : repeats;
-  };
-  const page = (alias: string): RawBuilder<unknown> =>
-    f.after
-      ? sql`AND (${sql.ref(`${alias}.rank`)} < ${f.after.rank}::real OR (${sql.ref(`${alias}.rank`)} = ${f.after.rank}::real
-             AND (${sql.ref(`${alias}.partition`)}, ${sql.ref(`${alias}.offset`)}) > (${f.after.partition}, ${f.after.offset})))`
-      : sql``;
+      // Two different lexemes in one hit: S >= 2 without a repeat.
+      const pairs: string[] = [];
+      for (let a = 0; a < lexemes.length; a++)
+        for (let b = a + 1; b < lexemes.length; b++) pairs.push(`${quoteLexeme(lexemes[a]!)} & ${quoteLexeme(lexemes[b]!)}`);
+      const candidate = (m: number, alias: string) => {
+        const t = sql.ref(`${alias}.search_vector`);
+        // NULL where the hit has no repeated lexeme: the tail's NOT needs it read as false.
+        const repeats = sql`public.castlog_search_repeats(${t}) && ${tokensFrom(lexemes, m)}::text[]`;
+        return pairs.length ? sql`(${repeats} OR ${t} @@ ${pairs.join(' | ')}::tsquery)` : repeats;
+      };
+      const page = (alias: string): RawBuilder<unknown> =>
+        f.after
+          ? sql`AND (${sql.ref(`${alias}.rank`)} < ${f.after.rank}::real OR (${sql.ref(`${alias}.rank`)} = ${f.after.rank}::real
+                 AND (${sql.ref(`${alias}.partition`)}, ${sql.ref(`${alias}.offset`)}) > (${f.after.partition}, ${f.after.offset})))`
+          : sql``;
 
-  // S of the sampled page's last hit (rank 0.1 per occurrence, or at most that): a lower bound of the true page's.
-  const last = few.rows.length === f.limit ? few.rows.at(-1)!.rank * 10 : 0;
-  const sampled = exact ? Math.round(last) : Math.floor(last + 1e-6);
-  const ladder = sampled > 2 ? [sampled + 1, sampled, 2] : [3, 2];
-  for (const m of ladder) {
-    const rows = await ranked(
-      db,
-      f,
-      lexemes,
-      sql`
-      WITH hits AS (
-        SELECT f.channel, f.partition, f."offset", f.station, f.seq, f.text, f.start_ms, f.end_ms, f.lang, f.search_vector,
-               ts_rank_cd(f.search_vector, ${f.tsq}::tsquery) AS rank
-        FROM caption_fragments f
-        WHERE ${candidate(m, 'f')} AND f.search_vector @@ ${f.tsq}::tsquery
-      )
-      SELECT * FROM hits h WHERE true ${page('h')}
-      ORDER BY h.rank DESC, h.partition, h."offset"
-      LIMIT ${f.limit}`,
-    );
-    // Exact: S >= m ranks above every other hit (S < m). Otherwise: above 0.1 (m - 1), the most a
-    // hit with S < m can rank (the margin covers the real's rounding).
-    if (rows.length === f.limit && (exact ? rows.at(-1)!.s >= m : rows.at(-1)!.rank > 0.1 * (m - 1) + 1e-4)) return withoutS(rows);
-    if (m > 2 || !exact) continue;
-    // Every candidate after the cursor is in rows (S >= 2 for all of them); the rest have S = 1:
-    // the lowest rank, in log order. Where they start: after the cursor if it is at that rank, else
-    // from the log's beginning (a cursor above that rank has every S = 1 hit after it).
-    const need = f.limit - rows.length;
-    const fromCursor = f.after && Math.fround(Number(f.after.rank)) <= Math.fround(S1_RANK);
-    const start = fromCursor ? sql`(${f.after!.partition}::int, ${f.after!.offset}::bigint)` : sql`(-1, -1::bigint)`;
-    const tail = await ranked(
-      db,
-      f,
-      lexemes,
-      sql`
-      WITH w AS (
-        SELECT f.channel, f.partition, f."offset", f.station, f.seq, f.text, f.start_ms, f.end_ms, f.lang, f.search_vector
-        FROM caption_fragments f
-        WHERE (f.partition, f."offset") > ${start}
-        ORDER BY f.partition, f."offset"
-        LIMIT ${TAIL_WINDOW}
-      ), hits AS (
-        SELECT w.*, ts_rank_cd(w.search_vector, ${f.tsq}::tsquery) AS rank
-        FROM w WHERE w.search_vector @@ ${f.tsq}::tsquery AND NOT coalesce(${candidate(2, 'w')}, false)
-      )
-      SELECT * FROM hits h WHERE true ${page('h')}
-      ORDER BY h.partition, h."offset"
-      LIMIT ${need}`,
-    );
-    if (tail.length < need) return null;
-    return withoutS([...rows, ...tail]);
-  }
-  return null;
+      // S of the sampled page's last hit (rank 0.1 per occurrence, or at most that): a lower bound of the true page's.
+      const last = few.rows.length === f.limit ? few.rows.at(-1)!.rank * 10 : 0;
+      const sampled = exact ? Math.round(last) : Math.floor(last + 1e-6);
+      const ladder = sampled > 2 ? [sampled + 1, sampled, 2] : [3, 2];
+      for (const m of ladder) {
+        const rows = await ranked(
+          trx,
+          f,
+          lexemes,
+          sql`
+          WITH hits AS (
+            SELECT f.channel, f.partition, f."offset", f.station, f.seq, f.text, f.start_ms, f.end_ms, f.lang, f.search_vector,
+                   ts_rank_cd(f.search_vector, ${f.tsq}::tsquery) AS rank
+            FROM caption_fragments f
+            WHERE ${candidate(m, 'f')} AND f.search_vector @@ ${f.tsq}::tsquery
+          )
+          SELECT * FROM hits h WHERE true ${page('h')}
+          ORDER BY h.rank DESC, h.partition, h."offset"
+          LIMIT ${f.limit}`,
+        );
+        // Exact: S >= m ranks above every other hit (S < m). Otherwise: above 0.1 (m - 1), the most a
+        // hit with S < m can rank (the margin covers the real's rounding).
+        if (rows.length === f.limit && (exact ? rows.at(-1)!.s >= m : rows.at(-1)!.rank > 0.1 * (m - 1) + 1e-4)) return withoutS(rows);
+        if (m > 2 || !exact) continue;
+        // Every candidate after the cursor is in rows (S >= 2 for all of them); the rest have S = 1:
+        // the lowest rank, in log order. Where they start: after the cursor if it is at that rank, else
+        // from the log's beginning (a cursor above that rank has every S = 1 hit after it).
+        const need = f.limit - rows.length;
+        const fromCursor = f.after && Math.fround(Number(f.after.rank)) <= Math.fround(S1_RANK);
+        const start = fromCursor ? sql`(${f.after!.partition}::int, ${f.after!.offset}::bigint)` : sql`(-1, -1::bigint)`;
+        const tail = await ranked(
+          trx,
+          f,
+          lexemes,
+          sql`
+          WITH w AS (
+            SELECT f.channel, f.partition, f."offset", f.station, f.seq, f.text, f.start_ms, f.end_ms, f.lang, f.search_vector
+            FROM caption_fragments f
+            WHERE (f.partition, f."offset") > ${start}
+            ORDER BY f.partition, f."offset"
+            LIMIT ${TAIL_WINDOW}
+          ), hits AS (
+            SELECT w.*, ts_rank_cd(w.search_vector, ${f.tsq}::tsquery) AS rank
+            FROM w WHERE w.search_vector @@ ${f.tsq}::tsquery AND NOT coalesce(${candidate(2, 'w')}, false)
+          )
+          SELECT * FROM hits h WHERE true ${page('h')}
+          ORDER BY h.partition, h."offset"
+          LIMIT ${need}`,
+        );
+        if (tail.length < need) return null;
+        return withoutS([...rows, ...tail]);
+      }
+      return null;
+    });
 }
 
 const withoutS = (rows: Ranked[]): SearchHitRow[] => rows.map(({ s: _s, ...r }) => r);

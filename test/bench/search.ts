@@ -80,7 +80,8 @@ async function load(
     // A channel's rows in a partition the topic has (a cursor naming another is refused: a 400), at offset i.
     await sql`
       INSERT INTO ${table} (channel, partition, "offset", station, seq, text, start_ms, end_ms, mode, lang, received_at_ms)
-      SELECT 'bench.ch' || lpad((i % ${CHANNELS})::text, 3, '0'), (i % ${CHANNELS} % ${TOPICS.captions.partitions})::int, i, 'bench-station',
+      SELECT 'bench.ch' || lpad((i % ${CHANNELS})::text, 3, '0'), (i % ${CHANNELS} % ${TOPICS.captions.partitions})::int, i,
+             'bench-station',
              i / ${CHANNELS} + 1,
              (SELECT string_agg((${vocab}::text[])[floor(power(${vocab.length}::float8, random()))::int], ' ')
               FROM generate_series(1, 6 + (i % 9)::int) AS w(k) WHERE i >= 0),

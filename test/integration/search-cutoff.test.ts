@@ -65,7 +65,7 @@ describe('search rank cut-off', () => {
         for (;;) {
           const full = (await rankAll(sys.db, f)).rows;
           // A cap of 50 so these 3000 captions take the cut-off's way (the API's is 2000).
-          const got = await searchHitsByCutoff(sys.db, f, (cap) => rankAll(sys.db, f, cap), 50);
+          const got = await searchHitsByCutoff(sys.db, f, (trx, cap) => rankAll(trx, f, cap), 50);
           if (got) {
             cut++;
             expect(got, `${q}, limit ${limit}, page ${pages + 1}`).toEqual(full);
