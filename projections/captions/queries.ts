@@ -6,6 +6,7 @@ import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import type { ChannelsTable, CaptionFragmentsTable, Database } from '../database.ts';
 import { servingNextOffset } from '../versions.ts';
 import { FRAGMENT_COLUMNS } from './tables.ts';
+import { searchHitsByCutoff } from './search-cutoff.ts';
 
 type Db = Kysely<Database>;
 
@@ -147,6 +148,16 @@ export interface SearchFilter {
 
 /** Hits of a search, best ranked (ts_rank_cd) first, then in log order, each with its headline. */
 export async function searchHits(db: Db, f: SearchFilter): Promise<SearchHitRow[]> {
+  // A one-word search with many hits: its best hits without ranking them all (search-cutoff.ts).
+  const cut = await searchHitsByCutoff(db, f, (trx, cap) => rankAll(trx, f, cap));
+  return cut ?? (await rankAll(db, f)).rows;
+}
+
+/**
+ * Every hit ranked, the page taken from them. With `cap`, at most cap + 1 hits are read: `hits` says
+ * how many (past cap, the page is not the answer).
+ */
+export async function rankAll(db: Db, f: SearchFilter, cap?: number): Promise<{ rows: SearchHitRow[]; hits: number }> {
   const filters = [sql`f.search_vector @@ ${f.tsq}::tsquery`];
   if (f.channel !== null) filters.push(sql`f.channel = ${f.channel}`);
   if (f.from !== undefined) filters.push(sql`f.start_ms >= ${f.from}`);
@@ -155,12 +166,13 @@ export async function searchHits(db: Db, f: SearchFilter): Promise<SearchHitRow[
     ? sql`WHERE h.rank < ${f.after.rank}::real
              OR (h.rank = ${f.after.rank}::real AND (h.partition, h."offset") > (${f.after.partition}, ${f.after.offset}))`
     : sql``;
-  const { rows } = await sql<SearchHitRow>`
+  const { rows } = await sql<SearchHitRow & { hits: number }>`
     WITH hits AS (
       SELECT f.channel, f.partition, f."offset", f.station, f.seq, f.text, f.start_ms, f.end_ms, f.lang,
              ts_rank_cd(f.search_vector, ${f.tsq}::tsquery) AS rank
       FROM caption_fragments f
       WHERE ${sql.join(filters, sql` AND `)}
+      ${cap === undefined ? sql`` : sql`LIMIT ${cap + 1}`}
     ), top AS (
       SELECT * FROM hits h ${page}
       ORDER BY h.rank DESC, h.partition, h."offset"
@@ -168,8 +180,19 @@ export async function searchHits(db: Db, f: SearchFilter): Promise<SearchHitRow[
     )
     SELECT t.*, t.rank::text AS rank_text,
            ts_headline(public.castlog_ts_config(t.lang), translate(t.text, ${f.marks.start + f.marks.stop}, '  '), ${f.tsq}::tsquery,
-                       ${`StartSel=${f.marks.start}, StopSel=${f.marks.stop}, MinWords=12, MaxWords=30, ShortWord=2`}) AS headline
+                       ${`StartSel=${f.marks.start}, StopSel=${f.marks.stop}, MinWords=12, MaxWords=30, ShortWord=2`}) AS headline,
+           ${cap === undefined ? sql`0` : sql`(SELECT count(*) FROM hits)`}::int AS hits
     FROM top t
     ORDER BY t.rank DESC, t.partition, t."offset"`.execute(db);
-  return rows;
+  // With no row on the page, the count is lost with it: read it alone (only with a cap, so a small number).
+  const hits =
+    cap === undefined
+      ? 0
+      : rows.length
+        ? rows[0]!.hits
+        : (
+            await sql<{ n: number }>`SELECT count(*)::int AS n FROM (SELECT 1 FROM caption_fragments f
+              WHERE ${sql.join(filters, sql` AND `)} LIMIT ${cap + 1}) x`.execute(db)
+          ).rows[0]!.n;
+  return { rows: rows.map(({ hits: _, ...r }) => r), hits };
 }

@@ -203,7 +203,8 @@ export function report(r: Results): string {
       `5 search ${fmt(se.fragments)} fragments`,
       'GET /v1/search p50 / p99 / max ms, all kinds',
       ms(se.overall),
-      `load ${fmt(se.loadSeconds, 1)} s, GIN build ${fmt(se.indexSeconds, 1)} s (${fmt(se.indexMB)} MB)`,
+      `load ${fmt(se.loadSeconds, 1)} s, GIN build ${fmt(se.indexSeconds, 1)} s (${fmt(se.indexMB)} MB), ` +
+        `repeats ${fmt(se.repeatsIndexSeconds, 1)} s (${fmt(se.repeatsIndexMB)} MB)`,
       '',
       '',
     ]);
