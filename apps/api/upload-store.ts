@@ -30,6 +30,8 @@ export interface UploadRequest {
   checksum?: { algorithm: 'sha1' | 'sha256'; digest: Buffer };
   /** The upload this request created (creation, creation-with-upload). */
   created?: string;
+  /** The upload as tus last had it loaded for this request (under its lock). */
+  loaded?: { id: string; state: UploadState; version: number };
 }
 
 /** A tus error: status and body, as @tus/server expects them thrown. */
@@ -89,8 +91,8 @@ export class UploadStore extends DataStore {
     return ctx;
   }
 
-  decide(uploadId: string, command: () => UploadCommand) {
-    return this.handler.handle(upload, uploadStream(uploadId), command, { key: uploadId, source: SOURCE });
+  decide(uploadId: string, command: () => UploadCommand, known?: { state: UploadState; version: number }) {
+    return this.handler.handle(upload, uploadStream(uploadId), command, { key: uploadId, source: SOURCE, known });
   }
 
   load(uploadId: string) {
@@ -138,7 +140,11 @@ export class UploadStore extends DataStore {
   }
 
   override async getUpload(id: string): Promise<Upload> {
-    const state = await this.owned(id, this.caller().userId);
+    const ctx = this.caller();
+    const { state, version } = await this.load(id);
+    if (state.status === 'none' || state.userId !== ctx.userId) throw ERRORS.FILE_NOT_FOUND;
+    // tus asks under the upload's lock, just before a PATCH writes: the decision starts from this.
+    ctx.loaded = { id, state, version };
     if (state.status === 'terminated') throw ERRORS.FILE_NOT_FOUND;
     if (state.status === 'expired' || state.status === 'rejected') throw ERRORS.FILE_NO_LONGER_EXISTS;
     return new Upload({
@@ -151,24 +157,26 @@ export class UploadStore extends DataStore {
   }
 
   override async write(stream: Readable, id: string, offset: number): Promise<number> {
-    const { userId, checksum } = this.caller();
+    const { userId, checksum, loaded } = this.caller();
     const { blobs } = this.deps;
     const path = blobs.uploadData(id);
     // The whole file's hash goes on from where it was when this process saw every chunk before this one.
     const running = this.running.get(id);
-    const continues = offset === 0 || running?.offset === offset;
-    const algorithms: [string, string][] = [['chunk', 'sha256']];
+    const first = offset === 0;
+    const continues = first || running?.offset === offset;
+    // A first chunk's bytes are the file's so far: one hash serves as both (hashed once).
+    const algorithms: [string, string][] = [[first ? 'whole' : 'chunk', 'sha256']];
     if (checksum && checksum.algorithm !== 'sha256') algorithms.push(['checksum', checksum.algorithm]);
-    if (offset === 0) algorithms.push(['whole', 'sha256']);
-    const hashes = this.hashes.start(algorithms, offset !== 0 && continues ? { session: running!.hashes, name: 'whole' } : undefined);
+    const hashes = this.hashes.start(algorithms, !first && continues ? { session: running!.hashes, name: 'whole' } : undefined);
     let accepted = false;
     try {
       // tus locked the upload and read its offset under the lock: bytes past it are no one's.
       const size = await blobs.writeAt(path, offset, stream, [hashes]);
       // A client that went away before sending a byte changed nothing.
       if (size === 0) return offset;
-      const digests = await hashes.digest(['chunk', 'checksum']);
-      if (checksum && !(digests.checksum ?? digests.chunk!).equals(checksum.digest)) {
+      const digests = first ? await hashes.peek(['whole', 'checksum']) : await hashes.digest(['chunk', 'checksum']);
+      const chunk = first ? digests.whole! : digests.chunk!;
+      if (checksum && !(digests.checksum ?? chunk).equals(checksum.digest)) {
         throw new TusError(
           460,
           JSON.stringify({
@@ -179,15 +187,21 @@ export class UploadStore extends DataStore {
       }
       // The lock lost meanwhile (its connection dropped): another request may own the upload now.
       if (!this.locker.holds(id)) throw ERRORS.ABORTED;
-      await this.decide(id, () => ({
-        type: 'AppendChunk',
-        uploadId: id,
-        userId,
-        offset,
-        length: size,
-        sha256: digests.chunk!.toString('hex'),
-        now: Date.now(),
-      }));
+      // Decided on the state tus had us load under this lock (a write meanwhile costs a reload).
+      const known = loaded?.id === id ? { state: loaded.state, version: loaded.version } : undefined;
+      await this.decide(
+        id,
+        () => ({
+          type: 'AppendChunk',
+          uploadId: id,
+          userId,
+          offset,
+          length: size,
+          sha256: chunk.toString('hex'),
+          now: Date.now(),
+        }),
+        known,
+      );
       accepted = true;
       this.forget([id]);
       if (continues) this.running.set(id, { offset: offset + size, hashes, at: Date.now() });
