@@ -47,6 +47,8 @@ export class TusError extends Error {
 const SOURCE = '/api/uploads';
 export const MAX_FILENAME_CHARS = 255;
 export const MAX_FILETYPE_CHARS = 255;
+/** Upload owners kept in memory; an upload beyond these is loaded to check its owner. */
+const MAX_OWNERS = 10_000;
 
 export class UploadStore extends DataStore {
   private readonly handler: CommandHandler;
@@ -56,6 +58,8 @@ export class UploadStore extends DataStore {
    */
   private readonly running = new Map<string, { offset: number; hashes: HashSession; at: number }>();
   private readonly hashes = new HashThread();
+  /** Owners of uploads seen lately (owners never change), oldest first. */
+  private readonly owners = new Map<string, string>();
 
   constructor(
     private readonly deps: { store: EventStore; blobs: BlobStore; config: Config; db: Db; logger: Logger },
@@ -103,7 +107,21 @@ export class UploadStore extends DataStore {
   async owned(uploadId: string, userId: string): Promise<UploadState> {
     const { state } = await this.load(uploadId);
     if (state.status === 'none' || state.userId !== userId) throw ERRORS.FILE_NOT_FOUND;
+    this.rememberOwner(uploadId, userId);
     return state;
+  }
+
+  /**
+   * Throws unless the caller owns the upload. An upload's owner never changes once it exists, so
+   * an owner seen before is taken from memory: a PATCH needs no load of its own before tus's.
+   */
+  async checkOwner(uploadId: string, userId: string): Promise<void> {
+    if (this.owners.get(uploadId) !== userId) await this.owned(uploadId, userId);
+  }
+
+  private rememberOwner(uploadId: string, userId: string): void {
+    if (this.owners.size >= MAX_OWNERS) this.owners.delete(this.owners.keys().next().value!);
+    this.owners.set(uploadId, userId);
   }
 
   override async create(file: Upload): Promise<Upload> {
@@ -143,6 +161,7 @@ export class UploadStore extends DataStore {
     const ctx = this.caller();
     const { state, version } = await this.load(id);
     if (state.status === 'none' || state.userId !== ctx.userId) throw ERRORS.FILE_NOT_FOUND;
+    this.rememberOwner(id, ctx.userId);
     // tus asks under the upload's lock, just before a PATCH writes: the decision starts from this.
     ctx.loaded = { id, state, version };
     if (state.status === 'terminated') throw ERRORS.FILE_NOT_FOUND;
@@ -285,7 +304,7 @@ export class UploadStore extends DataStore {
 
   private async finishLocked(uploadId: string): Promise<{ rejected?: string }> {
     const { blobs, config, logger } = this.deps;
-    const { state } = await this.load(uploadId);
+    const { state, version } = await this.load(uploadId);
     if (state.status === 'completed') return {};
     if (state.status === 'rejected') return { rejected: state.reason ?? 'rejected' };
     if (state.status !== 'uploading' || state.offset !== state.length) return {};
@@ -326,7 +345,11 @@ export class UploadStore extends DataStore {
       if (sha256 !== undefined && !kept) await blobs.remove(sha256);
       logger.info({ uploadId, reason }, 'upload rejected');
     } else {
-      await this.decide(uploadId, () => ({ type: 'Complete', uploadId, sha256: sha256!, size, durationSeconds, now: Date.now() }));
+      // Under the lock since the load above: decided on that state (a write meanwhile costs a reload).
+      await this.decide(uploadId, () => ({ type: 'Complete', uploadId, sha256: sha256!, size, durationSeconds, now: Date.now() }), {
+        state,
+        version,
+      });
     }
     await blobs.removeDir(blobs.uploadDir(uploadId));
     return reason ? { rejected: reason } : {};

@@ -217,7 +217,12 @@ export async function uploadsBench(log: Log): Promise<UploadsResult> {
         600_000,
         20,
       );
-      const rows = await sys.db.selectFrom('events').select(['type', 'data']).where('stream', '=', `encode-${jobId}`).execute();
+      const rows = await sys.db
+        .selectFrom('events')
+        .select(['type', 'data'])
+        .where('stream', '=', `encode-${jobId}`)
+        .orderBy('version')
+        .execute();
       const events = rows.map((e) => ({ type: e.type, ...(sys.log.codec.decode(e.data).data as { at: number; step?: string }) }));
       // As the events record them: from the request's acceptance on.
       const at = (t: string) => events.find((e) => e.type === t)!.at;
