@@ -117,7 +117,10 @@ export class UploadLocker implements Locker {
 
   private async unlock(id: string): Promise<void> {
     if (!this.held.delete(id)) return; // lost with its connection already
-    const client = await this.client?.catch(() => undefined);
-    await client?.query(`SELECT pg_advisory_unlock(${KEY_SQL})`, [lockText(LOCKS.upload(id))]).catch(() => undefined);
+    // Sent, not waited for: the answer to a PATCH need not wait a round trip for it. The lock
+    // connection runs its queries in order, so this process's next ask for the upload comes after
+    // it; another process's ask that comes too soon retries (and its NOTIFY finds nothing held here).
+    const client = this.client;
+    void client?.then((c) => c.query(`SELECT pg_advisory_unlock(${KEY_SQL})`, [lockText(LOCKS.upload(id))])).catch(() => undefined);
   }
 }

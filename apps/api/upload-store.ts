@@ -30,6 +30,8 @@ export interface UploadRequest {
   checksum?: { algorithm: 'sha1' | 'sha256'; digest: Buffer };
   /** The upload this request created (creation, creation-with-upload). */
   created?: string;
+  /** The upload as tus last had it loaded for this request (under its lock). */
+  loaded?: { id: string; state: UploadState; version: number };
 }
 
 /** A tus error: status and body, as @tus/server expects them thrown. */
@@ -45,6 +47,8 @@ export class TusError extends Error {
 const SOURCE = '/api/uploads';
 export const MAX_FILENAME_CHARS = 255;
 export const MAX_FILETYPE_CHARS = 255;
+/** Upload owners kept in memory; an upload beyond these is loaded to check its owner. */
+const MAX_OWNERS = 10_000;
 
 export class UploadStore extends DataStore {
   private readonly handler: CommandHandler;
@@ -54,6 +58,8 @@ export class UploadStore extends DataStore {
    */
   private readonly running = new Map<string, { offset: number; hashes: HashSession; at: number }>();
   private readonly hashes = new HashThread();
+  /** Owners of uploads seen lately (owners never change), oldest first. */
+  private readonly owners = new Map<string, string>();
 
   constructor(
     private readonly deps: { store: EventStore; blobs: BlobStore; config: Config; db: Db; logger: Logger },
@@ -89,8 +95,8 @@ export class UploadStore extends DataStore {
     return ctx;
   }
 
-  decide(uploadId: string, command: () => UploadCommand) {
-    return this.handler.handle(upload, uploadStream(uploadId), command, { key: uploadId, source: SOURCE });
+  decide(uploadId: string, command: () => UploadCommand, known?: { state: UploadState; version: number }) {
+    return this.handler.handle(upload, uploadStream(uploadId), command, { key: uploadId, source: SOURCE, known });
   }
 
   load(uploadId: string) {
@@ -101,7 +107,21 @@ export class UploadStore extends DataStore {
   async owned(uploadId: string, userId: string): Promise<UploadState> {
     const { state } = await this.load(uploadId);
     if (state.status === 'none' || state.userId !== userId) throw ERRORS.FILE_NOT_FOUND;
+    this.rememberOwner(uploadId, userId);
     return state;
+  }
+
+  /**
+   * Throws unless the caller owns the upload. An upload's owner never changes once it exists, so
+   * an owner seen before is taken from memory: a PATCH needs no load of its own before tus's.
+   */
+  async checkOwner(uploadId: string, userId: string): Promise<void> {
+    if (this.owners.get(uploadId) !== userId) await this.owned(uploadId, userId);
+  }
+
+  private rememberOwner(uploadId: string, userId: string): void {
+    if (this.owners.size >= MAX_OWNERS) this.owners.delete(this.owners.keys().next().value!);
+    this.owners.set(uploadId, userId);
   }
 
   override async create(file: Upload): Promise<Upload> {
@@ -138,7 +158,12 @@ export class UploadStore extends DataStore {
   }
 
   override async getUpload(id: string): Promise<Upload> {
-    const state = await this.owned(id, this.caller().userId);
+    const ctx = this.caller();
+    const { state, version } = await this.load(id);
+    if (state.status === 'none' || state.userId !== ctx.userId) throw ERRORS.FILE_NOT_FOUND;
+    this.rememberOwner(id, ctx.userId);
+    // tus asks under the upload's lock, just before a PATCH writes: the decision starts from this.
+    ctx.loaded = { id, state, version };
     if (state.status === 'terminated') throw ERRORS.FILE_NOT_FOUND;
     if (state.status === 'expired' || state.status === 'rejected') throw ERRORS.FILE_NO_LONGER_EXISTS;
     return new Upload({
@@ -151,24 +176,26 @@ export class UploadStore extends DataStore {
   }
 
   override async write(stream: Readable, id: string, offset: number): Promise<number> {
-    const { userId, checksum } = this.caller();
+    const { userId, checksum, loaded } = this.caller();
     const { blobs } = this.deps;
     const path = blobs.uploadData(id);
     // The whole file's hash goes on from where it was when this process saw every chunk before this one.
     const running = this.running.get(id);
-    const continues = offset === 0 || running?.offset === offset;
-    const algorithms: [string, string][] = [['chunk', 'sha256']];
+    const first = offset === 0;
+    const continues = first || running?.offset === offset;
+    // A first chunk's bytes are the file's so far: one hash serves as both (hashed once).
+    const algorithms: [string, string][] = [[first ? 'whole' : 'chunk', 'sha256']];
     if (checksum && checksum.algorithm !== 'sha256') algorithms.push(['checksum', checksum.algorithm]);
-    if (offset === 0) algorithms.push(['whole', 'sha256']);
-    const hashes = this.hashes.start(algorithms, offset !== 0 && continues ? { session: running!.hashes, name: 'whole' } : undefined);
+    const hashes = this.hashes.start(algorithms, !first && continues ? { session: running!.hashes, name: 'whole' } : undefined);
     let accepted = false;
     try {
       // tus locked the upload and read its offset under the lock: bytes past it are no one's.
       const size = await blobs.writeAt(path, offset, stream, [hashes]);
       // A client that went away before sending a byte changed nothing.
       if (size === 0) return offset;
-      const digests = await hashes.digest(['chunk', 'checksum']);
-      if (checksum && !(digests.checksum ?? digests.chunk!).equals(checksum.digest)) {
+      const digests = first ? await hashes.peek(['whole', 'checksum']) : await hashes.digest(['chunk', 'checksum']);
+      const chunk = first ? digests.whole! : digests.chunk!;
+      if (checksum && !(digests.checksum ?? chunk).equals(checksum.digest)) {
         throw new TusError(
           460,
           JSON.stringify({
@@ -179,15 +206,21 @@ export class UploadStore extends DataStore {
       }
       // The lock lost meanwhile (its connection dropped): another request may own the upload now.
       if (!this.locker.holds(id)) throw ERRORS.ABORTED;
-      await this.decide(id, () => ({
-        type: 'AppendChunk',
-        uploadId: id,
-        userId,
-        offset,
-        length: size,
-        sha256: digests.chunk!.toString('hex'),
-        now: Date.now(),
-      }));
+      // Decided on the state tus had us load under this lock (a write meanwhile costs a reload).
+      const known = loaded?.id === id ? { state: loaded.state, version: loaded.version } : undefined;
+      await this.decide(
+        id,
+        () => ({
+          type: 'AppendChunk',
+          uploadId: id,
+          userId,
+          offset,
+          length: size,
+          sha256: chunk.toString('hex'),
+          now: Date.now(),
+        }),
+        known,
+      );
       accepted = true;
       this.forget([id]);
       if (continues) this.running.set(id, { offset: offset + size, hashes, at: Date.now() });
@@ -271,7 +304,7 @@ export class UploadStore extends DataStore {
 
   private async finishLocked(uploadId: string): Promise<{ rejected?: string }> {
     const { blobs, config, logger } = this.deps;
-    const { state } = await this.load(uploadId);
+    const { state, version } = await this.load(uploadId);
     if (state.status === 'completed') return {};
     if (state.status === 'rejected') return { rejected: state.reason ?? 'rejected' };
     if (state.status !== 'uploading' || state.offset !== state.length) return {};
@@ -312,7 +345,11 @@ export class UploadStore extends DataStore {
       if (sha256 !== undefined && !kept) await blobs.remove(sha256);
       logger.info({ uploadId, reason }, 'upload rejected');
     } else {
-      await this.decide(uploadId, () => ({ type: 'Complete', uploadId, sha256: sha256!, size, durationSeconds, now: Date.now() }));
+      // Under the lock since the load above: decided on that state (a write meanwhile costs a reload).
+      await this.decide(uploadId, () => ({ type: 'Complete', uploadId, sha256: sha256!, size, durationSeconds, now: Date.now() }), {
+        state,
+        version,
+      });
     }
     await blobs.removeDir(blobs.uploadDir(uploadId));
     return reason ? { rejected: reason } : {};

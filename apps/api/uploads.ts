@@ -141,7 +141,9 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
       const id = (req.params as { id?: string }).id || undefined; // '/v1/uploads/' is the collection
       if (id !== undefined && method !== 'OPTIONS') {
         if (!isUuid(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
-        await owned(id, ctx.userId);
+        await store.checkOwner(id, ctx.userId).catch((err) => {
+          throw err instanceof EventStoreUnavailable ? err : new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
+        });
       }
       if (method === 'POST') refuseOversizedCreation(req);
       req.raw.method = method;

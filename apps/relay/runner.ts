@@ -9,6 +9,9 @@ import { tryRelayLock, type HeldLock } from './lock.ts';
 import { Relay } from './relay.ts';
 import { wakeableSleep } from '../../infra/retry.ts';
 
+/** First wait before looking again for an announced append not yet visible; doubles up to the poll. */
+const OWED_FIRST_MS = 5;
+
 export interface RelayRunnerOptions {
   databaseUrl: string;
   db: Db;
@@ -27,6 +30,8 @@ export interface RelayRunnerOptions {
 export class RelayRunner {
   private stopping = false;
   private readonly sleeper = wakeableSleep();
+  /** An append was announced since the last step began. */
+  private notified = false;
   private running: Promise<void> | undefined;
 
   constructor(private readonly opts: RelayRunnerOptions) {}
@@ -62,7 +67,10 @@ export class RelayRunner {
     let said: 'standby' | 'unavailable' | undefined;
     while (!this.stopping) {
       try {
-        const lock = await tryRelayLock(databaseUrl, () => this.sleeper.wake());
+        const lock = await tryRelayLock(databaseUrl, () => {
+          this.notified = true;
+          this.sleeper.wake();
+        });
         if (lock) return lock;
         if (said !== 'standby') logger.info('relay standby: another copy holds the lock');
         said = 'standby';
@@ -97,8 +105,15 @@ export class RelayRunner {
     if (!stillHeld()) return;
     logger.info('relay active');
     this.opts.onActive?.(true);
+    const pollMs = this.opts.pollMs ?? 250;
+    // An append was announced and not seen yet: it is held back behind an older transaction still
+    // running (anywhere on the server: the safe high-water mark is cluster-wide), and no second
+    // notification comes when that one ends. Looked for again soon, backing off to the poll.
+    let owedMs = 0;
     try {
       while (stillHeld()) {
+        if (this.notified) owedMs = OWED_FIRST_MS;
+        this.notified = false;
         try {
           const n = await relay.step(stillHeld);
           this.opts.onPublished?.(n);
@@ -108,7 +123,13 @@ export class RelayRunner {
           await this.pause(500);
           continue;
         }
-        await this.pause(this.opts.pollMs ?? 250);
+        if (owedMs && owedMs < pollMs) {
+          await this.pause(owedMs);
+          owedMs *= 2;
+        } else {
+          owedMs = 0;
+          await this.pause(pollMs);
+        }
       }
     } finally {
       this.opts.onActive?.(false);

@@ -31,15 +31,29 @@ export class JobSession {
 
   /** Decides against the state this worker holds and appends at the version it last saw, one at a time. */
   apply(command: Command): Promise<EncodeEvent[]> {
-    const next = this.queue.then(() => this.applyNow(command));
+    return this.applyAll([command]);
+  }
+
+  /**
+   * Several commands decided in turn and appended together, in one round trip: a step's completion
+   * and the next step's start are one write, so nothing waits between the two.
+   */
+  applyAll(commands: Command[]): Promise<EncodeEvent[]> {
+    const next = this.queue.then(() => this.applyNow(commands));
     this.queue = next.catch(() => undefined);
     return next;
   }
 
-  private async applyNow(command: Command): Promise<EncodeEvent[]> {
+  private async applyNow(commands: Command[]): Promise<EncodeEvent[]> {
     for (;;) {
-      const events = encodeJob.decide({ ...command, jobId: this.jobId, now: Date.now() } as EncodeCommand, this.state);
-      const next = events.reduce(encodeJob.evolve, this.state);
+      const now = Date.now();
+      let next = this.state;
+      const events: EncodeEvent[] = [];
+      for (const command of commands) {
+        const decided = encodeJob.decide({ ...command, jobId: this.jobId, now } as EncodeCommand, next);
+        next = decided.reduce(encodeJob.evolve, next);
+        events.push(...decided);
+      }
       try {
         const { version } = await this.store.append(jobStream(this.jobId), this.version, events, {
           key: this.jobId,
@@ -51,9 +65,9 @@ export class JobSession {
         return events;
       } catch (err) {
         if (!(err instanceof WrongExpectedVersion)) throw err;
-        const now = await this.store.load(jobStream(this.jobId), encodeJob.initialState, encodeJob.evolve);
-        if (!isDeepStrictEqual(now.state, this.state)) throw new JobLost(`job ${this.jobId} was written by another worker`);
-        this.version = now.version;
+        const current = await this.store.load(jobStream(this.jobId), encodeJob.initialState, encodeJob.evolve);
+        if (!isDeepStrictEqual(current.state, this.state)) throw new JobLost(`job ${this.jobId} was written by another worker`);
+        this.version = current.version;
       }
     }
   }

@@ -19,6 +19,9 @@ import { JobLost, JobSession } from './job-session.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { STEPS, stillThere, type StepContext, type StepInfo } from './steps.ts';
 
+/** Jobs kept in mind while busy; beyond this many the sweep finds them. */
+const MAX_WAITING = 1000;
+
 export interface WorkerDeps {
   store: EventStore;
   db: Db;
@@ -31,6 +34,8 @@ export interface WorkerDeps {
 export class Worker {
   readonly id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   private readonly running = new Map<string, { done: Promise<void>; abort: AbortController }>();
+  /** Jobs offered while this worker had no room, in the order they came. */
+  private readonly waiting = new Set<string>();
   private readonly encoder = onPath('kvazaar') ? 'kvazaar' : 'x265';
   private stopped = false;
 
@@ -40,16 +45,34 @@ export class Worker {
     return this.running.size;
   }
 
-  /** Starts the job if this worker has room; false when it has not. */
+  /**
+   * Starts the job if this worker has room; false when it has not. A job turned away is kept in
+   * mind and started the moment a run ends, rather than left to a sweep that waits for it to age.
+   */
   offer(jobId: string): boolean {
     if (this.stopped || this.running.has(jobId)) return true;
-    if (this.running.size >= this.deps.config.workerConcurrency) return false;
+    if (this.running.size >= this.deps.config.workerConcurrency) {
+      if (this.waiting.size < MAX_WAITING) this.waiting.add(jobId);
+      return false;
+    }
+    this.waiting.delete(jobId);
     const abort = new AbortController();
     const done = this.run(jobId, abort.signal)
       .catch((err) => this.deps.logger.error({ jobId, err }, 'job run failed'))
-      .finally(() => this.running.delete(jobId));
+      .finally(() => {
+        this.running.delete(jobId);
+        this.offerWaiting();
+      });
     this.running.set(jobId, { done, abort });
     return true;
+  }
+
+  /** The jobs turned away, oldest first, while there is room (one already taken elsewhere is left at once by run). */
+  private offerWaiting(): void {
+    for (const jobId of this.waiting) {
+      if (this.stopped || this.running.size >= this.deps.config.workerConcurrency) return;
+      this.offer(jobId);
+    }
   }
 
   /** Offers jobs that are queued with nobody on them, or whose worker has gone quiet. */
@@ -136,10 +159,13 @@ export class Worker {
       }
       await this.removeAllBut(dir, kept);
       await mkdir(dir, { recursive: true });
+      // A step's completion is written with the next step's start (and the last with the job's).
+      let completed: Parameters<JobSession['apply']>[0][] = [];
       for (const step of plan.slice(from)) {
         current = step;
         lastPercent = 0;
-        await session.apply({ type: 'StartStep', step, worker: this.id });
+        await session.applyAll([...completed, { type: 'StartStep', step, worker: this.id }]);
+        completed = [];
         lastSent = stepStarted = Date.now();
         // The job's last event was its request: how long it waited for a worker.
         if (fresh && step === plan[0]) metrics?.queueWait.observe((stepStarted - job.lastEventAt) / 1000);
@@ -147,13 +173,13 @@ export class Worker {
         const info = await STEPS[step](ctx);
         if (stopAll.aborted) throw stopAll.reason ?? new JobLost('stopped');
         done[step] = info;
-        await session.apply({ type: 'CompleteStep', step, info: JSON.stringify(info) });
+        completed = [{ type: 'CompleteStep', step, info: JSON.stringify(info) }];
         metrics?.steps.observe({ step, outcome: 'completed' }, (Date.now() - stepStarted) / 1000);
         stepStarted = 0;
       }
       const output = done.mux?.output;
       if (!output) throw new Error('no output recorded by the mux step');
-      await session.apply({ type: 'Complete', outputSha256: output.sha256, size: output.size });
+      await session.applyAll([...completed, { type: 'Complete', outputSha256: output.sha256, size: output.size }]);
       metrics?.jobs.inc({ outcome: 'completed' });
       logger.info({ jobId, worker: this.id, output: output.sha256 }, 'job completed');
     } catch (err) {

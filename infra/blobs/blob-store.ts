@@ -5,13 +5,19 @@
 // intermediates. A file joins sha256/ only once whole (a hard link), so a hash never names half a file.
 import { createHash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { link, mkdir, open, rm, stat, truncate, unlink } from 'node:fs/promises';
+import { link, mkdir, open, rm, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 
 const SHA256 = /^[0-9a-f]{64}$/;
 const WRITE_BATCH = 1024 * 1024;
-const SYNC_EVERY = 8 * 1024 * 1024;
+const SYNC_EVERY = 4 * 1024 * 1024;
+
+/** Where written bytes go to be hashed. `take` (optional) is handed a buffer the writer no longer uses. */
+export interface HashSink {
+  update(data: Buffer): void;
+  take?(data: Buffer): void;
+}
 
 export class BlobStore {
   readonly root: string;
@@ -52,37 +58,47 @@ export class BlobStore {
    * Writes a stream into a file from `offset` on (the file is cut there first, created if missing),
    * feeding every byte to `hashes` on the way, and makes it durable. Returns the bytes written.
    */
-  async writeAt(path: string, offset: number, source: Readable, hashes: { update(data: Buffer): void }[]): Promise<number> {
+  async writeAt(path: string, offset: number, source: Readable, hashes: HashSink[]): Promise<number> {
     await mkdir(dirname(path), { recursive: true });
     const fh = await open(path, constants.O_RDWR | constants.O_CREAT);
     let size = 0;
     try {
       await fh.truncate(offset);
       // Gathered into writes of about a megabyte (request bodies arrive in much smaller pieces), one
-      // in flight while the next is read and hashed.
+      // in flight while the next is read. A written batch then goes to the hashes whole: one hand-over
+      // per megabyte rather than per piece, and the only hash may take the buffer itself.
       let batch: Buffer[] = [];
       let batched = 0;
       let writing: Promise<unknown> = Promise.resolve();
-      // The disk is asked to catch up every few megabytes while the rest arrives, so the sync
-      // before the answer has little left to do.
-      let syncing: Promise<unknown> = Promise.resolve();
+      // The disk is asked to catch up with what is written every few megabytes while the rest
+      // arrives (never waited for while reading), so the sync before the answer has little left.
+      let syncing: Promise<unknown> | undefined;
       let unsynced = 0;
+      const syncSoon = () => {
+        if (!this.fsync || syncing || unsynced < SYNC_EVERY) return;
+        unsynced = 0;
+        syncing = fh.datasync().finally(() => (syncing = undefined));
+        // Awaited (and its error seen) before the answer; never left to reject unheard.
+        syncing.catch(() => undefined);
+      };
       const flush = async () => {
         await writing;
-        if (this.fsync && unsynced >= SYNC_EVERY) {
-          await syncing;
-          syncing = fh.datasync();
-          unsynced = 0;
-        }
-        if (batched) writing = fh.writev(batch, offset + size - batched);
-        unsynced += batched;
+        syncSoon();
+        if (!batched) return;
+        const own = batch.length > 1;
+        const buf = own ? Buffer.concat(batch, batched) : batch[0]!;
+        const at = offset + size - batched;
+        const length = batched;
         batch = [];
         batched = 0;
+        writing = writeAll(fh, buf, at).then(() => {
+          unsynced += length;
+          handOver(hashes, buf, own);
+        });
       };
       try {
         for await (const chunk of source) {
           const buf = chunk as Buffer;
-          for (const h of hashes) h.update(buf);
           size += buf.length;
           batch.push(buf);
           batched += buf.length;
@@ -90,13 +106,13 @@ export class BlobStore {
         }
         await flush();
         await writing;
-        await syncing;
+        // The last sync goes out at once, alongside one still under way (the disk serves both).
+        await Promise.all([syncing, this.fsync ? fh.datasync() : undefined]);
       } catch (err) {
         // Nothing may still be writing to the file when it is closed (and maybe cut by the caller).
         await Promise.allSettled([writing, syncing]);
         throw err;
       }
-      if (this.fsync) await fh.datasync();
       return size;
     } finally {
       await fh.close();
@@ -173,4 +189,20 @@ export class BlobStore {
 function safeName(id: string): string {
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(id) || id.startsWith('.')) throw new Error(`unsafe name for the blob store: ${JSON.stringify(id)}`);
   return id;
+}
+
+/** Writes all of `buf` at `position` (a write may take less than asked). */
+async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < buf.length;) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** Gives written bytes to the hashes; a buffer of the writer's own making may be taken as it is. */
+function handOver(hashes: HashSink[], buf: Buffer, own: boolean): void {
+  // Only a buffer that is all of its memory may go: a slice of a pool would take its neighbours along.
+  const whole = own && buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength;
+  if (whole && hashes.length === 1 && hashes[0]!.take) return hashes[0]!.take(buf);
+  for (const h of hashes) h.update(buf);
 }

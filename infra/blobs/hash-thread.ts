@@ -1,7 +1,8 @@
-// Hashing on a thread of its own: an upload's bytes are hashed twice (the chunk's sha256 for its
-// event, the whole file's for its address), and on the main thread that would slow every upload
-// down to the speed of the hash. The main thread hands each piece over (a copy, transferred) and
-// goes on reading the socket and writing the file while the other core hashes.
+// Hashing on a thread of its own: an upload's bytes feed two sha256s (the chunk's for its event, the
+// whole file's for its address; one alone where the two are the same bytes, a first chunk), and on
+// the main thread that would slow every upload down to the speed of the hash. The main thread hands
+// each written megabyte over (transferred, not copied) and goes on reading the socket and writing
+// the file while the other core hashes.
 import { Worker } from 'node:worker_threads';
 import type { HashMessage, HashReply } from './hash-worker.ts';
 
@@ -9,6 +10,10 @@ import type { HashMessage, HashReply } from './hash-worker.ts';
 export interface HashSession {
   readonly id: number;
   update(data: Buffer): void;
+  /** As update, but the buffer itself is handed over (it must be all of its memory; the caller lets go of it). */
+  take(data: Buffer): void;
+  /** The digests of these hashes as they stand, which go on. */
+  peek(names: string[]): Promise<Record<string, Buffer>>;
   /** The digests of these hashes (each ends; hashes not named keep going). */
   digest(names: string[]): Promise<Record<string, Buffer>>;
   drop(): void;
@@ -50,6 +55,12 @@ export class HashThread {
   start(algorithms: [string, string][], fork?: { session: HashSession; name: string }): HashSession {
     const worker = this.thread();
     const send = (m: HashMessage, transfer?: ArrayBuffer[]) => worker.postMessage(m, transfer);
+    const ask = (m: Extract<HashMessage, { op: 'digest' }>) =>
+      new Promise<Record<string, Buffer>>((resolve, reject) => {
+        const reply = this.nextId++;
+        this.replies.set(reply, { resolve, reject });
+        send({ ...m, reply });
+      });
     const id = this.nextId++;
     send({ op: 'start', id, algorithms, fork: fork && { id: fork.session.id, name: fork.name } });
     return {
@@ -59,12 +70,12 @@ export class HashThread {
         const copy = new Uint8Array(data);
         send({ op: 'update', id, data: copy }, [copy.buffer]);
       },
-      digest: (names) =>
-        new Promise((resolve, reject) => {
-          const reply = this.nextId++;
-          this.replies.set(reply, { resolve, reject });
-          send({ op: 'digest', id, names, reply });
-        }),
+      take: (data) => {
+        const view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        send({ op: 'update', id, data: view }, [view.buffer as ArrayBuffer]);
+      },
+      peek: (names) => ask({ op: 'digest', id, names, reply: 0, peek: true }),
+      digest: (names) => ask({ op: 'digest', id, names, reply: 0 }),
       drop: () => send({ op: 'drop', id }),
     };
   }

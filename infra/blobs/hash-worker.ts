@@ -5,7 +5,8 @@ import { parentPort } from 'node:worker_threads';
 export type HashMessage =
   | { op: 'start'; id: number; algorithms: [string, string][]; fork?: { id: number; name: string } }
   | { op: 'update'; id: number; data: Uint8Array }
-  | { op: 'digest'; id: number; names: string[]; reply: number }
+  /** `peek`: digests of copies, the hashes go on. */
+  | { op: 'digest'; id: number; names: string[]; reply: number; peek?: boolean }
   | { op: 'drop'; id: number };
 
 export interface HashReply {
@@ -33,6 +34,10 @@ function handle(m: HashMessage): HashReply | undefined {
       for (const name of m.names) {
         const h = session?.get(name);
         if (!h) continue;
+        if (m.peek) {
+          digests[name] = h.copy().digest();
+          continue;
+        }
         digests[name] = h.digest();
         session!.delete(name);
       }

@@ -24,14 +24,24 @@ export class CommandHandler {
     decider: Decider<C, E, S>,
     stream: string,
     command: C | (() => C),
-    opts: { key: string; source: string; correlationId?: string },
+    options: {
+      key: string;
+      source: string;
+      correlationId?: string;
+      /** The stream as the caller just loaded it, decided on first instead of a load (a stale one costs a retry). */
+      known?: { state: S; version: number };
+    },
     /** Another stream that must exist first (an issued id), read in the same round trip as the state. */
     requires?: { stream: string; missing: () => Error },
   ): Promise<Handled<E, S>> {
+    const { known, ...opts } = options;
     const exists = requires ? [requires.stream] : undefined;
     const run = async (): Promise<Handled<E, S>> => {
       for (let attempt = 1; ; attempt++) {
-        const { version, state, existing } = await this.store.load(stream, decider.initialState, decider.evolve, { exists });
+        const { version, state, existing } =
+          attempt === 1 && known && !requires
+            ? { ...known, existing: undefined }
+            : await this.store.load(stream, decider.initialState, decider.evolve, { exists });
         if (requires && !existing?.has(requires.stream)) throw requires.missing();
         // A command built fresh per attempt (e.g. with the current time) sees the time of its decision.
         const cmd = typeof command === 'function' ? (command as () => C)() : command;

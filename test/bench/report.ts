@@ -254,7 +254,8 @@ export function report(r: Results): string {
         `MB/s per round castlog ${r.uploads.upload.all.castlog.map((v) => fmt(v, 1)).join(', ')}, ` +
         `file-store ${r.uploads.upload.all.fileStore.map((v) => fmt(v, 1)).join(', ')}; ` +
         `encode ${r.uploads.pipeline.clip}, s per round castlog ${r.uploads.pipeline.all.castlog.map((v) => fmt(v, 2)).join(', ')}, ` +
-        `by hand ${r.uploads.pipeline.all.byHand.map((v) => fmt(v, 2)).join(', ')}`,
+        `by hand ${r.uploads.pipeline.all.byHand.map((v) => fmt(v, 2)).join(', ')}; ` +
+        `queue to start ms ${r.uploads.queue.allMs.join(', ')}`,
     );
   }
   const al = alertsReport(r.alerts, r.alertsLatency);

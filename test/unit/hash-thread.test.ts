@@ -43,3 +43,15 @@ it('a fork goes on from its source as it stood, and the source is untouched', as
   buf.fill(0);
   expect((await s.digest(['x'])).x!.toString('hex')).toBe(hex('sha256', Buffer.from('hello')));
 });
+
+it('a peek gives the digest so far and the hash goes on; a buffer taken is hashed without a copy', async () => {
+  const [one, two] = [randomBytes(1 << 20), randomBytes(33_333)];
+  const s = thread.start([['whole', 'sha256']]);
+  const taken = Buffer.concat([one]);
+  s.take(taken);
+  // Handed over, not copied: the caller's view of it is gone.
+  expect(taken.byteLength).toBe(0);
+  expect((await s.peek(['whole'])).whole!.toString('hex')).toBe(hex('sha256', one));
+  s.update(two);
+  expect((await s.digest(['whole'])).whole!.toString('hex')).toBe(hex('sha256', one, two));
+});
