@@ -575,3 +575,9 @@ export const fmt = (n: number | undefined, digits = 0): string =>
   n === undefined || !Number.isFinite(n)
     ? 'n/a'
     : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+/** The channels client `i` (counted over the whole population) subscribes to: k of them, spread evenly. */
+export function channelsOf(channels: string[], i: number, k = 1): string[] {
+  const stride = Math.max(1, Math.floor(channels.length / k));
+  return Array.from({ length: k }, (_, j) => channels[(i + j * stride) % channels.length]!);
+}

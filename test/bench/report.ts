@@ -121,7 +121,9 @@ export function report(r: Results): string {
   const fo = r.fanout;
   if (fo) {
     for (const sh of fo.shapes) {
-      const s = `3 fanout ${fmt(fo.clients)} clients, ${fo.channels} ch, ${sh.perChannel} msg/client/round`;
+      const layout =
+        sh.channelsPerClient > 1 ? `${sh.channels} ch, ${sh.channelsPerClient} per client` : `${sh.channels ?? fo.channels} ch`;
+      const s = `3 fanout ${fmt(fo.clients)} clients, ${layout}, ${sh.perChannel} msg/ch/round`;
       const ok = sh.castlog.deliveriesPerSec >= 1_000_000 && sh.ratio >= 5 && sh.castlog.verified;
       rows.push([
         s,
@@ -150,7 +152,7 @@ export function report(r: Results): string {
         ]);
       }
       notes.push(
-        `fanout ${sh.perChannel}/round CPU of the best runs: castlog ${cpu(sh.castlog.cpu)}; ws ${cpu(sh.ws.cpu)}` +
+        `fanout ${sh.channels}x${sh.channelsPerClient} ${sh.perChannel}/round CPU of the best runs: castlog ${cpu(sh.castlog.cpu)}; ws ${cpu(sh.ws.cpu)}` +
           `${sh.uws ? `; bare uWS ${cpu(sh.uws.cpu)}` : ''}`,
       );
       for (const run of sh.runs)

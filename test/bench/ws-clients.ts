@@ -1,5 +1,6 @@
 // A child process holding many /v1/live WebSocket clients, so their CPU is not the server's.
-// Each client subscribes to one channel (client i to channels[i % channels.length]).
+// Each client subscribes to one channel (client i to channels[i % channels.length]), or to k spread
+// over them (channelsOf: i, i + C/k, i + 2C/k, ... modulo C).
 //
 //   mode 'ws'  : `ws` package clients, as a browser-like client library would be. Used for latency:
 //                each caption's seq is matched with the acknowledgement time the parent sends
@@ -10,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import WebSocket from 'ws';
-import { childFatal, cpuSeconds, encodeHistogram, histogram, now, sleep, type Msg } from './common.ts';
+import { channelsOf, childFatal, cpuSeconds, encodeHistogram, histogram, now, sleep, type Msg } from './common.ts';
 
 interface StartMsg {
   type: 'start';
@@ -33,6 +34,8 @@ interface StartMsg {
   concurrency?: number;
   /** Track each client's caption seqs (first, last, breaks in the +1 sequence) for the snapshot. */
   checkSeq?: boolean;
+  /** Channels each client subscribes to (default 1). */
+  channelsPerClient?: number;
 }
 
 const CAPTION = 0x63; // 'c' of {"type":"caption"
@@ -141,12 +144,12 @@ function onClientSeq(idx: number, seq: number): void {
 const closers: (() => void)[] = [];
 let finishing = false;
 
-function connectWs(url: string, channel: string, idx: number, batch = false): Promise<void> {
+function connectWs(url: string, channels: string[], idx: number, batch = false): Promise<void> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false });
     ws.binaryType = 'nodebuffer';
     ws.once('open', () => {
-      ws.send(JSON.stringify({ op: 'subscribe', channel, ...(batch ? { batch } : {}) }));
+      for (const channel of channels) ws.send(JSON.stringify({ op: 'subscribe', channel, ...(batch ? { batch } : {}) }));
       resolve();
     });
     ws.once('error', reject);
@@ -169,7 +172,7 @@ function connectWs(url: string, channel: string, idx: number, batch = false): Pr
 }
 
 /** Minimal client: handshake, one masked subscribe frame, then count frames by walking headers. */
-function connectRaw(url: string, channel: string, idx: number, localAddress?: string): Promise<void> {
+function connectRaw(url: string, channels: string[], idx: number, localAddress?: string): Promise<void> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const sock = net.connect({ host: u.hostname, port: Number(u.port), noDelay: true, localAddress });
@@ -253,14 +256,16 @@ function connectRaw(url: string, channel: string, idx: number, localAddress?: st
         return reject(new Error(`handshake refused: ${head.split('\r\n')[0]}`));
       }
       handshaken = true;
-      const payload = Buffer.from(JSON.stringify({ op: 'subscribe', channel }));
-      const mask = randomBytes(4);
-      const frame = Buffer.alloc(6 + payload.length);
-      frame[0] = 0x81;
-      frame[1] = 0x80 | payload.length;
-      mask.copy(frame, 2);
-      for (let j = 0; j < payload.length; j++) frame[6 + j] = payload[j]! ^ mask[j & 3]!;
-      sock.write(frame);
+      for (const channel of channels) {
+        const payload = Buffer.from(JSON.stringify({ op: 'subscribe', channel }));
+        const mask = randomBytes(4);
+        const frame = Buffer.alloc(6 + payload.length);
+        frame[0] = 0x81;
+        frame[1] = 0x80 | payload.length;
+        mask.copy(frame, 2);
+        for (let j = 0; j < payload.length; j++) frame[6 + j] = payload[j]! ^ mask[j & 3]!;
+        sock.write(frame);
+      }
       const restBytes = pending.subarray(end + 4);
       pending = Buffer.alloc(0);
       resolve();
@@ -279,8 +284,8 @@ async function start(m: StartMsg): Promise<void> {
   checkSeq = m.checkSeq === true;
   const connect =
     m.mode === 'raw'
-      ? (u: string, ch: string, i: number) => connectRaw(u, ch, i, m.localAddresses?.[i % m.localAddresses.length])
-      : (u: string, ch: string, i: number) => connectWs(u, ch, i, m.batch);
+      ? (u: string, ch: string[], i: number) => connectRaw(u, ch, i, m.localAddresses?.[i % m.localAddresses.length])
+      : (u: string, ch: string[], i: number) => connectWs(u, ch, i, m.batch);
   const t0 = performance.now();
   const CONCURRENCY = m.concurrency ?? 200;
   let next = 0;
@@ -291,7 +296,7 @@ async function start(m: StartMsg): Promise<void> {
       const i = next++;
       perClient[i] = 0;
       firstSeq[i] = lastSeq[i] = seqBreaks[i] = 0;
-      const channel = m.channels[(m.base + i) % m.channels.length]!;
+      const channel = channelsOf(m.channels, m.base + i, m.channelsPerClient);
       for (let attempt = 1; ; attempt++) {
         try {
           await connect(m.url, channel, i);
@@ -307,8 +312,17 @@ async function start(m: StartMsg): Promise<void> {
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, m.clients) }, worker));
   const deadline = Date.now() + 30_000;
-  while (subscribed < m.clients && Date.now() < deadline) await sleep(20);
-  process.send!({ type: 'ready', subscribed, clients: m.clients, connectMs: Math.round(performance.now() - t0), failures, lastError });
+  const subscriptions = m.clients * (m.channelsPerClient ?? 1);
+  while (subscribed < subscriptions && Date.now() < deadline) await sleep(20);
+  process.send!({
+    type: 'ready',
+    subscribed,
+    subscriptions,
+    clients: m.clients,
+    connectMs: Math.round(performance.now() - t0),
+    failures,
+    lastError,
+  });
   if (m.progressMs > 0) {
     let last = -1;
     setInterval(() => {
