@@ -454,7 +454,7 @@ export async function e2eBench(log: (s: string) => void): Promise<E2eResult> {
     { subs: large, rate: rate / 10, batch: false },
     { subs: large, rate, batch: true },
     ...(process.env.BENCH_E2E_UNBATCHED ? [{ subs: large, rate, batch: false }] : []),
-  ];
+  ].filter((_, i) => !process.env.BENCH_E2E_PHASES || process.env.BENCH_E2E_PHASES.split(',').includes(String(i + 1)));
   const sys = trackSystem(await System.create());
   try {
     log(`e2e: Kafka floor (EventLog.append ack -> EventLog.consume) at ${rate}/s`);
