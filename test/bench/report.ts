@@ -152,7 +152,8 @@ export function report(r: Results): string {
         ]);
       }
       notes.push(
-        `fanout ${sh.channels}x${sh.channelsPerClient} ${sh.perChannel}/round CPU of the best runs: castlog ${cpu(sh.castlog.cpu)}; ws ${cpu(sh.ws.cpu)}` +
+        `fanout ${sh.channels}x${sh.channelsPerClient} ${sh.perChannel}/round CPU of the best runs: ` +
+          `castlog ${cpu(sh.castlog.cpu)}; ws ${cpu(sh.ws.cpu)}` +
           `${sh.uws ? `; bare uWS ${cpu(sh.uws.cpu)}` : ''}`,
       );
       for (const run of sh.runs)
