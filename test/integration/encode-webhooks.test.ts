@@ -107,7 +107,11 @@ describe('encode webhooks', () => {
     );
     expect(completed!.headers['castlog-event']).toBe('EncodeCompleted');
     expect(verifyWebhookSignature(secret, completed!.body, String(completed!.headers['castlog-signature']), now())).toBe(true);
-    const job = (await call('GET', `/v1/encodes/${jobId}`, user)).body;
+    // The webhook may arrive before the read model has the completion.
+    const job = await waitFor('the job completed in the read model', async () => {
+      const body = (await call('GET', `/v1/encodes/${jobId}`, user)).body;
+      return body?.status === 'completed' && body;
+    });
     expect(completed!.json).toEqual({
       type: 'EncodeCompleted',
       id: `encode:${jobId}:2:EncodeCompleted`,

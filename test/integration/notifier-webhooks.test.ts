@@ -178,8 +178,10 @@ describe('webhooks', () => {
     expect(JSON.parse(last.body).id).toBe(cause);
     expect(verified(secret, last)).toBe(true);
 
-    // One that is waiting already cannot be redelivered; ids that are not one are 404.
-    const waiting = await insertDeliveries(sys.db, user, matchOf(alertId, 'storm', 'storm, later'), { webhook: receiver.url('/down') });
+    // One that is waiting already cannot be redelivered; ids that are not one are 404. Its receiver
+    // refuses, so an attempt the notifier makes before the wait below is set leaves it waiting too.
+    receiver.answer = (hook) => (hook.path === '/later' ? { status: 503 } : {});
+    const waiting = await insertDeliveries(sys.db, user, matchOf(alertId, 'storm', 'storm, later'), { webhook: receiver.url('/later') });
     await sys.db
       .updateTable('deliveries')
       .set({ next_attempt_at_ms: Date.now() + 3600_000 })
