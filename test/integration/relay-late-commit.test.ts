@@ -15,11 +15,13 @@ beforeAll(async () => {
 });
 afterAll(() => sys?.stop());
 
-/** The row the event store writes for a user id issued: version 1 of the user's stream. */
-function issuedRow(userId: string): unknown[] {
+/** The row the event store writes for a user id issued: version 1 of the user's stream. Both rows
+ *  of the test share one Kafka key, so one partition: the order the relay published them in is the
+ *  order a reader sees (across partitions there is none). */
+function issuedRow(userId: string, key: string): unknown[] {
   const stream = viewerStream(userId);
   const meta = { ...newMeta('UserIdIssued', 'test'), stream, streamVersion: 1 };
-  return [stream, 1, 'UserIdIssued', userId, sys.log.codec.encode('UserIdIssued', { userId, at: Date.now() }), JSON.stringify(meta)];
+  return [stream, 1, 'UserIdIssued', key, sys.log.codec.encode('UserIdIssued', { userId, at: Date.now() }), JSON.stringify(meta)];
 }
 const INSERT = 'INSERT INTO events (stream, version, type, key, data, meta) VALUES ($1, $2, $3, $4, $5, $6::jsonb)';
 
@@ -33,8 +35,8 @@ it('holds back what committed after an open transaction, then publishes the late
   try {
     // The late one gets its transaction id first, and commits last.
     await open.query('BEGIN');
-    await open.query(INSERT, issuedRow(late));
-    await other.query(INSERT, issuedRow(early));
+    await open.query(INSERT, issuedRow(late, late));
+    await other.query(INSERT, issuedRow(early, late));
     const users = () => topic.records.map((r) => (r.event.data as { userId: string }).userId).filter((u) => u === late || u === early);
 
     // While the late one is open, the one committed after it is not published: publishing it would
