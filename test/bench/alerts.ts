@@ -34,6 +34,7 @@ import {
   latency,
   now,
   openStations,
+  paceFragments,
   sleep,
   startApp,
   trackSystem,
@@ -323,32 +324,11 @@ export async function alertsLatencyBench(log: (s: string) => void): Promise<Aler
       `alerts latency: ${rate} fragments/s over ${channels.length} channels, ` +
         `one in ${matchEvery} a match, for ${(warmMs + runMs) / 1000} s`,
     );
-    // Fixed-rate pacing: every 2 ms, write what is due, round-robin over the channels.
-    seq -= 1;
-    let sent = 0;
     const total = Math.round(((warmMs + runMs) / 1000) * rate);
-    const start = now();
-    await new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        const due = Math.min(total, Math.floor(((now() - start) / 1000) * rate)) - sent;
-        const batch = new Map<StationStream, { seqs: number[]; lines: string }>();
-        for (let k = 0; k < due; k++) {
-          const s = streams[sent % streams.length]!;
-          sent++;
-          const q = ++seq;
-          if (q === measureFrom) meter.begin();
-          if (q >= measureFrom && q % matchEvery === 0) sentMatching++;
-          let b = batch.get(s);
-          if (!b) batch.set(s, (b = { seqs: [], lines: '' }));
-          b.seqs.push(q);
-          b.lines += fragmentLine(q, q % matchEvery === 0 ? MATCHING : undefined);
-        }
-        for (const [s, b] of batch) s.write(b.seqs, b.lines);
-        if (sent >= total) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, 2);
+    await paceFragments(streams, rate, total, seq, (_s, q) => {
+      if (q === measureFrom) meter.begin();
+      if (q >= measureFrom && q % matchEvery === 0) sentMatching++;
+      return fragmentLine(q, q % matchEvery === 0 ? MATCHING : undefined);
     });
     const cpu = meter.end();
     await Promise.all(streams.map((s) => s.end()));

@@ -398,6 +398,41 @@ export interface AckEvent {
 }
 
 /**
+ * Fixed-rate pacing: `total` fragments at `rate` a second, round-robin over `streams`; every 2 ms
+ * what is due goes out, one write per stream. Seqs run on from `firstSeq`; `lineOf` is told each
+ * one in order, with its stream, and gives its line. Resolves with the last seq used once all are written.
+ */
+export function paceFragments(
+  streams: StationStream[],
+  rate: number,
+  total: number,
+  firstSeq: number,
+  lineOf: (stream: StationStream, seq: number) => string,
+): Promise<number> {
+  let sent = 0;
+  const start = now();
+  return new Promise<number>((resolve) => {
+    const timer = setInterval(() => {
+      const due = Math.min(total, Math.floor(((now() - start) / 1000) * rate)) - sent;
+      const batch = new Map<StationStream, { seqs: number[]; lines: string }>();
+      for (let k = 0; k < due; k++) {
+        const s = streams[sent % streams.length]!;
+        const q = firstSeq + sent++;
+        let b = batch.get(s);
+        if (!b) batch.set(s, (b = { seqs: [], lines: '' }));
+        b.seqs.push(q);
+        b.lines += lineOf(s, q);
+      }
+      for (const [s, b] of batch) s.write(b.seqs, b.lines);
+      if (sent >= total) {
+        clearInterval(timer);
+        resolve(firstSeq + sent - 1);
+      }
+    }, 2);
+  });
+}
+
+/**
  * A capture station's long-running POST /v1/channels/{channel}/captions with an NDJSON body:
  * lines go out as they are written, acknowledgements come back in order on the same request.
  */

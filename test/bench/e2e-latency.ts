@@ -26,6 +26,7 @@ import {
   nextMessage,
   now,
   openStations,
+  paceFragments,
   scrapeHistogram,
   scrapeValue,
   send,
@@ -285,9 +286,6 @@ async function phase(
       stations: process.pid,
       ...Object.fromEntries(children.map((c, i) => [`clients${i}`, c.pid])),
     }));
-    // Fixed-rate pacing: every 2 ms, write what is due, round-robin over the channels.
-    seq -= 1; // the last seq used
-    let sent = 0;
     let measuredFragments = 0;
     let expected = 0;
     let expectedAll = 0;
@@ -303,37 +301,20 @@ async function phase(
     const counters = () => Promise.all(COUNTERS.map((n) => scrapeValue(metricsUrl, n)));
     const countersBefore = await counters();
     const total = Math.round(((warmMs + runMs) / 1000) * rate);
-    const t0 = now();
-    await new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        const due = Math.min(total, Math.floor(((now() - t0) / 1000) * rate)) - sent;
-        const batch = new Map<StationStream, { seqs: number[]; lines: string }>();
-        for (let k = 0; k < due; k++) {
-          const s = streams[sent % streams.length]!;
-          sent++;
-          const q = ++seq;
-          expectedAll += subsOf.get(s.channel) ?? 0;
-          if (q === measureFrom) {
-            const from = now();
-            for (const c of children) send(c, { type: 'windows', from });
-            meter.begin();
-            metricBefore = scrape();
-          }
-          if (q >= measureFrom) {
-            measuredFragments++;
-            expected += subsOf.get(s.channel) ?? 0;
-          }
-          let b = batch.get(s);
-          if (!b) batch.set(s, (b = { seqs: [], lines: '' }));
-          b.seqs.push(q);
-          b.lines += fragmentLine(q);
-        }
-        for (const [s, b] of batch) s.write(b.seqs, b.lines);
-        if (sent >= total) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, 2);
+    // The fragments at a fixed rate; afterwards seq is the last one used.
+    seq = await paceFragments(streams, rate, total, seq, (s, q) => {
+      expectedAll += subsOf.get(s.channel) ?? 0;
+      if (q === measureFrom) {
+        const from = now();
+        for (const c of children) send(c, { type: 'windows', from });
+        meter.begin();
+        metricBefore = scrape();
+      }
+      if (q >= measureFrom) {
+        measuredFragments++;
+        expected += subsOf.get(s.channel) ?? 0;
+      }
+      return fragmentLine(q);
     });
     const cpu = meter.end();
     await Promise.all(streams.map((s) => s.end()));
