@@ -105,10 +105,15 @@ export class UploadStore extends DataStore {
 
   /** The upload if the caller owns it; anyone else is told it does not exist. */
   async owned(uploadId: string, userId: string): Promise<UploadState> {
-    const { state } = await this.load(uploadId);
+    return (await this.loadOwned(uploadId, userId)).state;
+  }
+
+  /** The upload as loaded, if `userId` owns it; anyone else is told it does not exist. */
+  private async loadOwned(uploadId: string, userId: string): Promise<{ state: UploadState; version: number }> {
+    const { state, version } = await this.load(uploadId);
     if (state.status === 'none' || state.userId !== userId) throw ERRORS.FILE_NOT_FOUND;
     this.rememberOwner(uploadId, userId);
-    return state;
+    return { state, version };
   }
 
   /**
@@ -159,9 +164,7 @@ export class UploadStore extends DataStore {
 
   override async getUpload(id: string): Promise<Upload> {
     const ctx = this.caller();
-    const { state, version } = await this.load(id);
-    if (state.status === 'none' || state.userId !== ctx.userId) throw ERRORS.FILE_NOT_FOUND;
-    this.rememberOwner(id, ctx.userId);
+    const { state, version } = await this.loadOwned(id, ctx.userId);
     // tus asks under the upload's lock, just before a PATCH writes: the decision starts from this.
     ctx.loaded = { id, state, version };
     if (state.status === 'terminated') throw ERRORS.FILE_NOT_FOUND;

@@ -109,11 +109,11 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
     },
   });
 
-  /** The upload if the caller owns it; anyone else is told it does not exist. */
-  const owned = (id: string, userId: string) =>
-    store.owned(id, userId).catch((err) => {
-      throw err instanceof EventStoreUnavailable ? err : new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
-    });
+  /** Anyone but the owner is told the upload does not exist; an unreachable store stays a 503. */
+  const notFound = (id: string) => (err: unknown) => {
+    throw err instanceof EventStoreUnavailable ? err : new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
+  };
+  const owned = (id: string, userId: string) => store.owned(id, userId).catch(notFound(id));
 
   return async (scope) => {
     // tus reads the body itself, as a stream: fastify must not parse or buffer it.
@@ -141,9 +141,7 @@ export function uploadRoutes(deps: { store: EventStore; blobs: BlobStore; config
       const id = (req.params as { id?: string }).id || undefined; // '/v1/uploads/' is the collection
       if (id !== undefined && method !== 'OPTIONS') {
         if (!isUuid(id)) throw new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
-        await store.checkOwner(id, ctx.userId).catch((err) => {
-          throw err instanceof EventStoreUnavailable ? err : new HttpError(404, `uploadId: no upload ${id}`, 'uploadId');
-        });
+        await store.checkOwner(id, ctx.userId).catch(notFound(id));
       }
       if (method === 'POST') refuseOversizedCreation(req);
       req.raw.method = method;

@@ -11,6 +11,7 @@ import { parseTsVector } from '../../domain/alerts/tsquery.ts';
 import { isRepeat, NO_SEQ } from '../../domain/captions/repeats.ts';
 import { MARKS, snippetHtml } from '../../domain/captions/snippet.ts';
 import { formatPosition } from '../../domain/position.ts';
+import { headlineSql } from '../../projections/captions/search-sql.ts';
 import type { Database } from '../../projections/database.ts';
 import type { Projection } from '../../projections/projection.ts';
 import type { AlertBook } from './alert-book.ts';
@@ -135,10 +136,8 @@ async function saveStates(trx: Transaction<Database>, states: Map<string, Statio
 
 /** Snippets as search makes them (ts_headline under the caption's language). */
 async function headlines(trx: Transaction<Database>, found: { tsquery: string; text: string; lang: string | null }[]): Promise<string[]> {
-  const options = `StartSel=${MARKS.start}, StopSel=${MARKS.stop}, MinWords=12, MaxWords=30, ShortWord=2`;
   const { rows } = await sql<{ h: string }>`
-    SELECT ts_headline(public.castlog_ts_config(x.lang), translate(x.text, ${MARKS.start + MARKS.stop}, '  '),
-                       x.q::tsquery, ${options}) AS h
+    SELECT ${headlineSql(sql.ref('x.text'), sql.ref('x.lang'), sql`x.q::tsquery`, MARKS)} AS h
     FROM unnest(${found.map((f) => f.lang)}::text[], ${found.map((f) => f.text)}::text[], ${found.map((f) => f.tsquery)}::text[])
       WITH ORDINALITY AS x(lang, text, q, i)
     ORDER BY x.i`.execute(trx);

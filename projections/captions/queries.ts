@@ -7,6 +7,7 @@ import type { ChannelsTable, CaptionFragmentsTable, Database } from '../database
 import { servingNextOffset } from '../versions.ts';
 import { FRAGMENT_COLUMNS } from './tables.ts';
 import { searchHitsByCutoff } from './search-cutoff.ts';
+import { headlineSql } from './search-sql.ts';
 
 type Db = Kysely<Database>;
 
@@ -179,8 +180,7 @@ export async function rankAll(db: Db, f: SearchFilter, cap?: number): Promise<{ 
       LIMIT ${f.limit}
     )
     SELECT t.*, t.rank::text AS rank_text,
-           ts_headline(public.castlog_ts_config(t.lang), translate(t.text, ${f.marks.start + f.marks.stop}, '  '), ${f.tsq}::tsquery,
-                       ${`StartSel=${f.marks.start}, StopSel=${f.marks.stop}, MinWords=12, MaxWords=30, ShortWord=2`}) AS headline,
+           ${headlineSql(sql.ref('t.text'), sql.ref('t.lang'), sql`${f.tsq}::tsquery`, f.marks)} AS headline,
            ${cap === undefined ? sql`0` : sql`(SELECT count(*) FROM hits)`}::int AS hits
     FROM top t
     ORDER BY t.rank DESC, t.partition, t."offset"`.execute(db);

@@ -23,6 +23,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Database } from '../database.ts';
 import type { SearchFilter, SearchHitRow } from './queries.ts';
+import { headlineSql } from './search-sql.ts';
 
 /** Up to this many hits, ranking them all is cheap (a few ms): the first statement does it and is the answer. */
 export const RANK_ALL_UP_TO = 2000;
@@ -236,8 +237,7 @@ async function ranked(db: Db, f: SearchFilter, lexemes: string[], hits: RawBuild
   const { rows } = await sql<Ranked>`
     WITH top AS (${hits})
     SELECT t.channel, t.partition, t."offset", t.station, t.seq, t.text, t.start_ms, t.end_ms, t.lang, t.rank, t.rank::text AS rank_text,
-           ts_headline(public.castlog_ts_config(t.lang), translate(t.text, ${f.marks.start + f.marks.stop}, '  '), ${f.tsq}::tsquery,
-                       ${`StartSel=${f.marks.start}, StopSel=${f.marks.stop}, MinWords=12, MaxWords=30, ShortWord=2`}) AS headline,
+           ${headlineSql(sql.ref('t.text'), sql.ref('t.lang'), sql`${f.tsq}::tsquery`, f.marks)} AS headline,
            (SELECT coalesce(sum(pg_catalog.cardinality(u.positions)), 0)::int FROM unnest(t.search_vector) u
             WHERE u.lexeme = ANY(${lexemes}::text[])) AS s
     FROM top t

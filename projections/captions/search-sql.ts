@@ -13,7 +13,7 @@
 // Phrases ("quoted") keep their word distance: stop words the stemmer drops still count as
 // positions, on both sides. The price: a query made only of a language's stop words ("to be or not
 // to be") finds nothing in that language's captions, as in any stemmed search.
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { LOCKS, lockKey } from '../../infra/locks.ts';
 
 /** BCP-47 primary language subtag -> Postgres text search configuration. Anything else: simple. */
@@ -181,3 +181,19 @@ export async function addRepeatsIndex(db: Kysely<any>, schema?: string): Promise
 }
 
 const fragments = (schema?: string) => (schema ? sql.id(schema, 'caption_fragments') : sql.id('caption_fragments'));
+
+/**
+ * A caption's words around its matches of `tsquery`, each match between `marks.start` and
+ * `marks.stop` (marks already in the text are blanked first), under the caption's language: the
+ * snippet search pages and alert matches show.
+ */
+export function headlineSql(
+  text: RawBuilder<unknown>,
+  lang: RawBuilder<unknown>,
+  tsquery: RawBuilder<unknown>,
+  marks: { start: string; stop: string },
+): RawBuilder<string> {
+  const options = `StartSel=${marks.start}, StopSel=${marks.stop}, MinWords=12, MaxWords=30, ShortWord=2`;
+  const blanked = sql`translate(${text}, ${marks.start + marks.stop}, '  ')`;
+  return sql<string>`ts_headline(public.castlog_ts_config(${lang}), ${blanked}, ${tsquery}, ${options})`;
+}
