@@ -127,8 +127,8 @@ interface LiveSource {
 }
 
 /** Subscribers' buffers are looked at each time 1/CHECK_SHARE of the limit was published to a channel: a
- *  socket on MAX_SUBSCRIPTIONS (256) channels is closed by 9 limits at most, under uWS's own 16 (server.ts). */
-const CHECK_SHARE = 32;
+ *  socket on MAX_SUBSCRIPTIONS (256) busy channels is closed by twice the limit at most (uWS's own is 16×). */
+const CHECK_SHARE = 256;
 
 export class Hub {
   readonly partitions: number;
@@ -145,9 +145,9 @@ export class Hub {
   private publisher: Publisher | undefined;
   /**
    * Per channel, bytes published to its topics since its subscribers' buffers were last looked at.
-   * Asking uWS for a socket's buffered amount is a native call per subscriber: done every round it
-   * cost castlog a tenth of bare uWS's deliveries per CPU-second; now once per 1/CHECK_SHARE of the
-   * limit published, so a slow socket is closed at most that much (per channel it holds) past it.
+   * Asking uWS for a socket's buffered amount is a native call per subscriber; asked once per
+   * 1/CHECK_SHARE of the limit published rather than every round, a slow socket is closed at most
+   * that much (per channel it holds) past the limit.
    */
   private readonly unchecked = new Map<string, number>();
   /** This hub's subscriptions of each client (a client may hold the same channel in other hubs). */
