@@ -1,6 +1,5 @@
 import { boot, retry } from '../boot.ts';
 import { createDb } from '../../infra/db.ts';
-import { CommandHandler } from '../../infra/eventstore/command-handler.ts';
 import { PostgresEventStore } from '../../infra/eventstore/postgres.ts';
 import { Gate } from '../../infra/gate.ts';
 import { StationKeys } from '../../infra/stations.ts';
@@ -9,6 +8,7 @@ import { uploadsProjection } from '../../projections/uploads/projection.ts';
 import { ensureRegistered } from '../../projections/versions.ts';
 import { startLeaseSweeper } from './lease-sweeper.ts';
 import { readPool } from './reads.ts';
+import { handlerOf } from './streams.ts';
 import { buildApi } from './server.ts';
 import type { Database } from '../../projections/database.ts';
 
@@ -36,6 +36,6 @@ for (const p of [uploadsProjection, encodesProjection])
 const api = await buildApi({ ...app, store, reads, stations });
 await api.listen({ port: app.config.apiPort, host: '0.0.0.0' });
 app.onClose(() => api.close());
-const stopSweeper = startLeaseSweeper(app.db, new CommandHandler(store), app.logger);
+const stopSweeper = startLeaseSweeper(app.db, handlerOf(store), app.logger);
 app.onClose(stopSweeper);
 app.logger.info({ url: `http://localhost:${app.config.apiPort}/` }, 'api listening');

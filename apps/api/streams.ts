@@ -4,6 +4,7 @@
 // Errors answer in canWatch's shape (server.ts adds "status": "ko").
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { LRUCache } from 'lru-cache';
 import { DomainError } from '../../domain/decider.ts';
 import { isUuid } from '../../domain/ids.ts';
 import { streamIds, streamIdStream } from '../../domain/streams/stream-ids.ts';
@@ -32,9 +33,9 @@ interface Deps {
   metrics: Registry;
 }
 
-/** One command handler per api process: it queues a stream's commands so they do not fight. */
+/** One command handler per api process (routes and lease sweeper): it queues a stream's commands so they do not fight. */
 const handlers = new WeakMap<EventStore, CommandHandler>();
-const handlerOf = (store: EventStore) => {
+export const handlerOf = (store: EventStore) => {
   let h = handlers.get(store);
   if (!h) handlers.set(store, (h = new CommandHandler(store)));
   return h;
@@ -43,8 +44,8 @@ const handlerOf = (store: EventStore) => {
 const viewerCommand = (store: EventStore, userId: string, make: () => ViewerCommand, requires?: { stream: string; missing: () => Error }) =>
   handlerOf(store).handle(viewer, viewerStream(userId), make, { key: userId, source: SOURCE }, requires);
 
-/** Issued stream ids never change, so once seen they need no second read. */
-const knownStreamIds = new Set<string>();
+/** Issued stream ids never change, so once seen they need no second read (the most recent 100,000). */
+const knownStreamIds = new LRUCache<string, true>({ max: 100_000 });
 
 /** GET /users/newId and GET /streams/newId: anyone may ask for an id; only issued ids are valid. */
 export function canWatchIdRoutes(deps: Deps): FastifyPluginAsync {
@@ -68,7 +69,7 @@ export function canWatchIdRoutes(deps: Deps): FastifyPluginAsync {
         { type: 'IssueStreamId', streamId, now: Date.now() },
         { key: streamId, source: SOURCE },
       );
-      knownStreamIds.add(streamId);
+      knownStreamIds.set(streamId, true);
       return { streamId };
     });
   };
@@ -106,7 +107,7 @@ export function canWatchStreamRoutes(deps: Deps): FastifyPluginAsync {
     let outcome = 'error';
     try {
       const { events, state } = await viewerCommand(store, userId, make, issuedStreamId(streamId));
-      knownStreamIds.add(streamId);
+      knownStreamIds.set(streamId, true);
       const active = activeStreams(state, Date.now());
       const limit = limitOf(state, config.streamLimit);
       const rejected = events.some((e) => e.type === 'ActivationRejected');

@@ -112,17 +112,16 @@ export async function runProjection(
         // The version's own tables come first; shared ones (positions) are in public. Rows and
         // positions commit together, so a commit lost to a Postgres crash loses both and is
         // applied again: no need to wait for the WAL flush.
-        await sql`SET LOCAL search_path TO ${sql.id(key)}, public`.execute(trx);
-        if (!opts.durable) await sql`SET LOCAL synchronous_commit TO off`.execute(trx);
-        const pos = await trx
-          .selectFrom('projection_positions')
-          .select('next_offset')
-          .where('projection', '=', key)
-          .where('topic', '=', batch.topic)
-          .where('partition', '=', batch.partition)
-          .forUpdate()
-          .executeTakeFirst();
-        const next = pos?.next_offset ?? 0;
+        // One round trip for both settings and the position (a batch of a few records is mostly
+        // round trips): set_config(…, true) is SET LOCAL.
+        const { rows } = await sql<{ next_offset: number | null }>`
+          SELECT set_config('search_path', ${`"${key.replaceAll('"', '""')}", public`}, true),
+                 set_config('synchronous_commit', ${opts.durable ? 'on' : 'off'}, true),
+                 p.next_offset
+          FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+            SELECT next_offset FROM projection_positions
+            WHERE projection = ${key} AND topic = ${batch.topic} AND partition = ${batch.partition} FOR UPDATE) AS p ON true`.execute(trx);
+        const next = Number(rows[0]?.next_offset ?? 0);
         const fresh = batch.records.filter((r) => r.offset >= next);
         if (!fresh.length) return { next };
         // Records before our position were already applied; a hole after it means the consumer

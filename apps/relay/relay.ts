@@ -62,11 +62,14 @@ export class Relay {
     if (!stillHeld()) return rows.length;
     const last = rows.at(-1)!;
     this.checkpoint = { txId: last.tx_id, position: Number(last.position) };
-    await this.db
-      .insertInto('relay_checkpoints')
-      .values({ name: this.name, tx_id: last.tx_id, position: Number(last.position) })
-      .onConflict((oc) => oc.column('name').doUpdateSet({ tx_id: last.tx_id, position: Number(last.position) }))
-      .execute();
+    // Without waiting for the WAL flush (set_config(…, true) lasts to this statement's commit): a
+    // checkpoint lost with Postgres only republishes what Kafka already has, and a flush per step
+    // made every decision's own commit wait behind the relay's.
+    await sql`
+      WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+      INSERT INTO relay_checkpoints (name, tx_id, position)
+      SELECT ${this.name}, ${last.tx_id}::xid8, ${Number(last.position)} FROM async
+      ON CONFLICT (name) DO UPDATE SET tx_id = excluded.tx_id, position = excluded.position`.execute(this.db);
     return rows.length;
   }
 }

@@ -2,6 +2,7 @@
 // if another writer got there first, load again and decide again. Commands for one stream are
 // queued within a process, so concurrent requests for one user do not fight each other here;
 // across processes the expected version settles it.
+import { LRUCache } from 'lru-cache';
 import type { Decider } from '../../domain/decider.ts';
 import { sleep } from '../retry.ts';
 import { WrongExpectedVersion, type DomainEvent, type EventStore } from './port.ts';
@@ -12,13 +13,27 @@ export interface Handled<E, S> {
   version: number;
 }
 
+interface Known {
+  state: unknown;
+  version: number;
+}
+
 export class CommandHandler {
   private readonly queues = new Map<string, Promise<unknown>>();
+  /**
+   * Each stream as this process last appended to it, decided on first instead of a load: a
+   * decision is then one round trip, not two. The append's expected version proves it current; a
+   * stale one (another process appended since) costs a load and a retry, nothing else.
+   */
+  private readonly recent: LRUCache<string, Known>;
 
   constructor(
     private readonly store: EventStore,
     private readonly maxAttempts = 100,
-  ) {}
+    remember = 10_000,
+  ) {
+    this.recent = new LRUCache({ max: Math.max(1, remember) });
+  }
 
   handle<C, E extends DomainEvent, S>(
     decider: Decider<C, E, S>,
@@ -38,21 +53,33 @@ export class CommandHandler {
     const exists = requires ? [requires.stream] : undefined;
     const run = async (): Promise<Handled<E, S>> => {
       for (let attempt = 1; ; attempt++) {
-        const { version, state, existing } =
-          attempt === 1 && known && !requires
-            ? { ...known, existing: undefined }
-            : await this.store.load(stream, decider.initialState, decider.evolve, { exists });
+        const unverified = attempt === 1 && !requires ? (known ?? (this.recent.get(stream) as Known & { state: S })) : undefined;
+        const { version, state, existing } = unverified
+          ? { ...unverified, existing: undefined }
+          : await this.store.load(stream, decider.initialState, decider.evolve, { exists });
+        if (!unverified) this.recent.set(stream, { state, version });
         if (requires && !existing?.has(requires.stream)) throw requires.missing();
         // A command built fresh per attempt (e.g. with the current time) sees the time of its decision.
         const cmd = typeof command === 'function' ? (command as () => C)() : command;
-        const events = decider.decide(cmd, state);
+        let events: E[];
+        try {
+          events = decider.decide(cmd, state);
+        } catch (err) {
+          if (unverified) continue; // a refusal is only said on the stream as stored
+          throw err;
+        }
+        // Nothing to append proves nothing about the state: answer from the stream as stored.
+        if (unverified && !events.length) continue;
         const next = events.reduce(decider.evolve, state);
         try {
           const { version: v } = await this.store.append(stream, version, events, { ...opts, snapshot: next });
+          this.recent.set(stream, { state: next, version: v });
           return { events, state: next, version: v };
         } catch (err) {
+          this.recent.delete(stream);
           if (!(err instanceof WrongExpectedVersion) || attempt >= this.maxAttempts) throw err;
-          await sleep(Math.random() * Math.min(50, attempt * 2)); // jitter: two writers part ways
+          // A remembered state was merely old; two live writers part ways with a jitter.
+          if (!unverified) await sleep(Math.random() * Math.min(50, attempt * 2));
         }
       }
     };

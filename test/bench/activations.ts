@@ -3,7 +3,8 @@
 // already watch their limit), through the real api with the relay and projector running.
 // Baseline in the same run: the same open-loop rate against GET /healthz on the same api (the
 // HTTP floor), so the ratio shows what deciding and appending adds. Requests go over a bounded
-// pool of connections (BENCH_ACTIVATION_CONNECTIONS); a request the network fails is counted
+// pool of connections (BENCH_ACTIVATION_CONNECTIONS; BENCH_ACTIVATION_PIPELINE=0 leaves the relay
+// and projector out); a request the network fails is counted
 // under "network error", never the end of the run.
 import { System, waitFor } from '../support/system.ts';
 import { PooledHttp, histogram, knob, latency, now, sleep, startApp, type Latency } from './common.ts';
@@ -13,6 +14,8 @@ export interface ActivationsResult {
   users: number;
   rate: number;
   connections: number;
+  /** Whether the relay and projector ran alongside the api. */
+  pipeline: boolean;
   seconds: number;
   requests: number;
   achievedPerSec: number;
@@ -46,10 +49,12 @@ export async function activationsBench(log: (s: string) => void): Promise<Activa
   const rate = knob('ACTIVATION_RATE', 500);
   const seconds = knob('ACTIVATION_SECONDS', 20, 5);
   const connections = knob('ACTIVATION_CONNECTIONS', 128);
+  // 0: the api alone, without the relay and projector that share the machine (what they cost).
+  const pipeline = knob('ACTIVATION_PIPELINE', 1) > 0;
   const sys = await System.create({ STREAM_LIMIT: '3' });
   const http = new PooledHttp(sys.api, connections);
   try {
-    await Promise.all([startApp(sys, 'api'), startApp(sys, 'relay'), startApp(sys, 'projector')]);
+    await Promise.all([startApp(sys, 'api'), ...(pipeline ? [startApp(sys, 'relay'), startApp(sys, 'projector')] : [])]);
     log(`activations: issuing ${users} user ids and ${users * 2} stream ids`);
     // An id the api could not issue at once (a 503 while it warms up) is asked for again.
     const issue = async (path: string, field: string): Promise<string> => {
@@ -113,13 +118,14 @@ export async function activationsBench(log: (s: string) => void): Promise<Activa
     const hFloor = histogram();
     await openLoop(rate, Math.min(seconds, 10), () => health(hFloor));
     // Every decision reached Kafka through the relay.
-    await waitFor('relay', async () => (await sys.log.offsets('streams')).reduce((n, o) => n + o.high, 0) > 0, 30_000);
+    if (pipeline) await waitFor('relay', async () => (await sys.log.offsets('streams')).reduce((n, o) => n + o.high, 0) > 0, 30_000);
     const all = latency(hAll);
     const floor = latency(hFloor);
     return {
       users,
       rate,
       connections,
+      pipeline,
       seconds,
       requests: hAll.totalCount,
       achievedPerSec: Math.round(hAll.totalCount / took),

@@ -243,11 +243,14 @@ export function report(r: Results): string {
     ]);
     rows.push(['', 'decisions/s achieved (activate + deactivate)', fmt(ac.achievedPerSec), '', '', '']);
     notes.push(
-      `stream limits: ${fmt(ac.requests)} decisions over ${ac.seconds} s on ${fmt(ac.connections)} connections; statuses ${Object.entries(
-        ac.statuses,
-      )
-        .map(([k, v]) => `${k}: ${v}`)
-        .join(', ')}; all decisions p50 / p99 / max ${ms(ac.all)} ms${ac.networkError ? `; first network error: ${ac.networkError}` : ''}`,
+      `stream limits: ${fmt(ac.requests)} decisions over ${ac.seconds} s on ${fmt(ac.connections)} connections, ` +
+        `${ac.pipeline ? 'relay and projector running' : 'the api alone (BENCH_ACTIVATION_PIPELINE=0)'}; statuses ${Object.entries(
+          ac.statuses,
+        )
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(
+            ', ',
+          )}; all decisions p50 / p99 / max ${ms(ac.all)} ms${ac.networkError ? `; first network error: ${ac.networkError}` : ''}`,
     );
   }
   if (r.uploads) {

@@ -205,6 +205,66 @@ describe('CommandHandler: another writer got there first', () => {
   });
 });
 
+describe('CommandHandler: the state it last appended, remembered', () => {
+  it('decides the next command on it, without a load', async () => {
+    const store = new InMemoryEventStore();
+    const handler = new CommandHandler(store);
+    await handle(handler, issue());
+    await handle(handler, setLimit(2));
+    const loads = store.loads;
+    expect((await handle(handler, activate('a'))).events).toEqual([activatedEvent('a')]);
+    expect((await handle(handler, activate('b'))).events).toEqual([activatedEvent('b')]);
+    expect((await handle(handler, activate('c'))).events.map((e) => e.type)).toEqual(['ActivationRejected']);
+    expect(store.loads - loads).toBe(0);
+    expect(activeStreams(fold(store.events(STREAM)), T0)).toEqual(['a', 'b']);
+  });
+
+  it('overtaken by another process, it costs one load and a retry, and the limit holds', async () => {
+    const store = new InMemoryEventStore();
+    await userWithLimit(store, 2);
+    const mine = new CommandHandler(store);
+    const other = new CommandHandler(store); // another api process
+    await handle(mine, activate('a'));
+    await handle(other, activate('b'));
+    const loads = store.loads;
+    const { events } = await handle(mine, activate('c'));
+    expect(events).toEqual([{ type: 'ActivationRejected', data: { userId: U, streamId: 'c', limit: 2, active: ['a', 'b'], at: T0 } }]);
+    expect(store.loads - loads).toBe(1);
+    expect(store.conflicts).toBe(1);
+  });
+
+  it('a refusal or a no-op decided on it is decided again on the stream as stored', async () => {
+    const store = new InMemoryEventStore();
+    await userWithLimit(store, 5);
+    const mine = new CommandHandler(store);
+    const other = new CommandHandler(store);
+    await handle(mine, activate('a'));
+    await handle(other, activate('b'));
+    // Remembered, b is not active: a heartbeat would be refused and a deactivation do nothing.
+    const before = store.conflicts;
+    const beat = await handle(mine, { type: 'Heartbeat', userId: U, streamId: 'b', now: T0 + 1, ttlMs: TTL });
+    expect(beat.events.map((e) => e.type)).toEqual(['StreamHeartbeat']);
+    expect(store.conflicts).toBe(before); // checked by a load, not by a failed append
+    await handle(other, activate('c'));
+    const between = store.conflicts;
+    const stop = await handle(mine, { type: 'Deactivate', userId: U, streamId: 'c', now: T0 + 2 });
+    expect(stop.events.map((e) => e.type)).toEqual(['StreamDeactivated']);
+    expect(activeStreams(fold(store.events(STREAM)), T0 + 2)).toEqual(['a', 'b']);
+    expect(store.conflicts).toBe(between);
+  });
+
+  it('remembers at most `remember` streams', async () => {
+    const store = new InMemoryEventStore();
+    const handler = new CommandHandler(store, 100, 1);
+    const users = ['u1', 'u2'];
+    for (const u of users) await handler.handle(viewer, viewerStream(u), { type: 'IssueUserId', userId: u, now: T0 }, OPTS);
+    const loads = store.loads;
+    for (const u of [...users, ...users])
+      await handler.handle(viewer, viewerStream(u), { type: 'SetLimit', userId: u, limit: 3, now: T0 }, OPTS);
+    expect(store.loads - loads).toBe(4);
+  });
+});
+
 describe('CommandHandler: failures', () => {
   it('a DomainError propagates and nothing is appended', async () => {
     const store = new InMemoryEventStore();
@@ -232,7 +292,8 @@ describe('CommandHandler: failures', () => {
     await handle(handler, issue());
     const down = new EventStoreUnavailable('down');
     store.failNext('load', down);
-    expect(await rejection(handle(handler, activate('a')))).toBe(down);
+    // A process that has not appended to the stream yet loads it first.
+    expect(await rejection(handle(new CommandHandler(store), activate('a')))).toBe(down);
     expect(store.version(STREAM)).toBe(1);
   });
 
@@ -240,12 +301,16 @@ describe('CommandHandler: failures', () => {
     const store = new InMemoryEventStore();
     const handler = new CommandHandler(store);
     await handle(handler, issue());
-    const loads = store.loads;
+    const appends = store.appendCalls.length;
     const down = new EventStoreUnavailable('timeout');
     store.failNext('append', down);
     expect(await rejection(handle(handler, activate('a')))).toBe(down);
-    expect(store.loads - loads).toBe(1);
+    expect(store.appendCalls.length - appends).toBe(1);
     expect(store.version(STREAM)).toBe(1);
+    // What it remembered is forgotten: the append's outcome is unknown, so the next command loads.
+    const loads = store.loads;
+    await handle(handler, activate('a'));
+    expect(store.loads - loads).toBe(1);
   });
 
   it('a failed command does not hold up the next one for the stream', async () => {
