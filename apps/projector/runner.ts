@@ -111,17 +111,32 @@ export async function runProjection(
       const outcome = await db.transaction().execute(async (trx) => {
         // The version's own tables come first; shared ones (positions) are in public. Rows and
         // positions commit together, so a commit lost to a Postgres crash loses both and is
-        // applied again: no need to wait for the WAL flush.
-        // One round trip for both settings and the position (a batch of a few records is mostly
-        // round trips): set_config(…, true) is SET LOCAL.
-        const { rows } = await sql<{ next_offset: number | null }>`
-          SELECT set_config('search_path', ${`"${key.replaceAll('"', '""')}", public`}, true),
-                 set_config('synchronous_commit', ${opts.durable ? 'on' : 'off'}, true),
-                 p.next_offset
-          FROM (SELECT 1) AS one LEFT JOIN LATERAL (
-            SELECT next_offset FROM projection_positions
-            WHERE projection = ${key} AND topic = ${batch.topic} AND partition = ${batch.partition} FOR UPDATE) AS p ON true`.execute(trx);
-        const next = Number(rows[0]?.next_offset ?? 0);
+        // applied again: no need to wait for the WAL flush. set_config(…, true) is SET LOCAL.
+        const settings = sql`set_config('search_path', ${`"${key.replaceAll('"', '""')}", public`}, true) AS search_path,
+                             set_config('synchronous_commit', ${opts.durable ? 'on' : 'off'}, true) AS synchronous_commit`;
+        const here = sql`projection = ${key} AND topic = ${batch.topic} AND partition = ${batch.partition}`;
+        const lastOffset = batch.records.at(-1)?.offset;
+        // A batch of a few records is mostly round trips, so the usual case is one statement: the
+        // settings, and the position locked and moved past the batch when it lies within it
+        // (the rows below are in the same transaction, so a failure moves nothing).
+        const moved =
+          lastOffset === undefined
+            ? undefined
+            : (
+                await sql<{ before: number }>`
+                  UPDATE projection_positions p SET next_offset = ${lastOffset + 1}, updated_at = now()
+                  FROM (SELECT next_offset, ${settings} FROM projection_positions WHERE ${here} FOR UPDATE) AS o
+                  WHERE p.projection = ${key} AND p.topic = ${batch.topic} AND p.partition = ${batch.partition}
+                    AND o.next_offset BETWEEN ${batch.firstOffset} AND ${lastOffset}
+                  RETURNING o.next_offset AS before`.execute(trx)
+              ).rows[0]?.before;
+        let next = moved;
+        if (next === undefined) {
+          const { rows } = await sql<{ next_offset: number | null }>`
+            SELECT ${settings}, p.next_offset FROM (SELECT 1) AS one
+            LEFT JOIN LATERAL (SELECT next_offset FROM projection_positions WHERE ${here} FOR UPDATE) AS p ON true`.execute(trx);
+          next = Number(rows[0]?.next_offset ?? 0);
+        }
         const fresh = batch.records.filter((r) => r.offset >= next);
         if (!fresh.length) return { next };
         // Records before our position were already applied; a hole after it means the consumer
@@ -129,11 +144,12 @@ export async function runProjection(
         if (batch.firstOffset > next) return { seek: next };
         await projection.apply(trx, fresh);
         const nextOffset = fresh.at(-1)!.offset + 1;
-        await sql`INSERT INTO projection_positions (projection, topic, partition, next_offset, updated_at)
-                  VALUES (${key}, ${batch.topic}, ${batch.partition}, ${nextOffset}, now())
-                  ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()`.execute(
-          trx,
-        );
+        if (moved === undefined)
+          await sql`INSERT INTO projection_positions (projection, topic, partition, next_offset, updated_at)
+                    VALUES (${key}, ${batch.topic}, ${batch.partition}, ${nextOffset}, now())
+                    ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()`.execute(
+            trx,
+          );
         return { next: nextOffset, applied: fresh };
       });
       if ('seek' in outcome && outcome.seek !== undefined) {
