@@ -88,6 +88,7 @@ export async function runProjection(
     // The next fetch runs while batches are written; positions are checked per batch, so batches
     // fetched ahead of a seek or a rebalance are filtered or trigger a seek back, never applied twice.
     pipeline: 2,
+    ...(projection.lingerMs ? { linger: { minBytes: 256 * 1024, maxWaitMs: projection.lingerMs } } : {}),
     startAt: async (topic, partition) => {
       const ends = (await log.offsets(topic)).find((o) => o.partition === partition);
       const first = (opts.startAtEnd ? ends?.high : ends?.low) ?? 0;

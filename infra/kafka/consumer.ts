@@ -38,7 +38,8 @@ export async function runConsumer(
     allowAutoTopicCreation: false,
     sessionTimeout: 10_000,
     heartbeatInterval: 1000,
-    maxWaitTimeInMs: 100,
+    maxWaitTimeInMs: opts.linger?.maxWaitMs ?? 100,
+    minBytes: opts.linger?.minBytes ?? 1,
     maxBytesPerPartition: opts.maxBytesPerPartition ?? 4 * 1024 * 1024,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 2000 },
   });

@@ -57,6 +57,11 @@ export interface ConsumeOptions {
   /** Commit consumed offsets to the group (for lag tools); positions of record live elsewhere. */
   commit?: boolean;
   maxBytesPerPartition?: number;
+  /**
+   * How long a fetch may wait for `minBytes` when records are few (default: none, any record is
+   * handed at once). For a reader nobody watches live: fewer, larger batches for some latency.
+   */
+  linger?: { minBytes: number; maxWaitMs: number };
   /** How many partitions' batches may be handled at once (each partition stays in order). */
   partitionsConcurrently?: number;
   /**
