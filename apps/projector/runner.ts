@@ -148,9 +148,8 @@ export async function runProjection(
         if (moved === undefined)
           await sql`INSERT INTO projection_positions (projection, topic, partition, next_offset, updated_at)
                     VALUES (${key}, ${batch.topic}, ${batch.partition}, ${nextOffset}, now())
-                    ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()`.execute(
-            trx,
-          );
+                    ON CONFLICT (projection, topic, partition)
+                    DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()`.execute(trx);
         return { next: nextOffset, applied: fresh };
       });
       if ('seek' in outcome && outcome.seek !== undefined) {
