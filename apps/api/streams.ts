@@ -33,11 +33,14 @@ interface Deps {
   metrics: Registry;
 }
 
-/** One command handler per api process (routes and lease sweeper): it queues a stream's commands so they do not fight. */
+/**
+ * One command handler per api process (routes and lease sweeper): it queues a stream's commands so
+ * they do not fight, and remembers the last 100,000 viewers' states (a few leases each).
+ */
 const handlers = new WeakMap<EventStore, CommandHandler>();
 export const handlerOf = (store: EventStore) => {
   let h = handlers.get(store);
-  if (!h) handlers.set(store, (h = new CommandHandler(store)));
+  if (!h) handlers.set(store, (h = new CommandHandler(store, 100, 100_000)));
   return h;
 };
 

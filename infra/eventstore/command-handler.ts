@@ -25,14 +25,18 @@ export class CommandHandler {
    * decision is then one round trip, not two. The append's expected version proves it current; a
    * stale one (another process appended since) costs a load and a retry, nothing else.
    */
-  private readonly recent: LRUCache<string, Known>;
+  private readonly recent?: LRUCache<string, Known>;
 
+  /**
+   * `remember`: how many streams' states to keep (0: none). Only for aggregates whose state stays
+   * small (a viewer's leases); an upload's grows with its chunks.
+   */
   constructor(
     private readonly store: EventStore,
     private readonly maxAttempts = 100,
-    remember = 10_000,
+    remember = 0,
   ) {
-    this.recent = new LRUCache({ max: Math.max(1, remember) });
+    if (remember > 0) this.recent = new LRUCache({ max: remember });
   }
 
   handle<C, E extends DomainEvent, S>(
@@ -53,11 +57,12 @@ export class CommandHandler {
     const exists = requires ? [requires.stream] : undefined;
     const run = async (): Promise<Handled<E, S>> => {
       for (let attempt = 1; ; attempt++) {
-        const unverified = attempt === 1 && !requires ? (known ?? (this.recent.get(stream) as Known & { state: S })) : undefined;
+        const unverified =
+          attempt === 1 && !requires ? (known ?? (this.recent?.get(stream) as (Known & { state: S }) | undefined)) : undefined;
         const { version, state, existing } = unverified
           ? { ...unverified, existing: undefined }
           : await this.store.load(stream, decider.initialState, decider.evolve, { exists });
-        if (!unverified) this.recent.set(stream, { state, version });
+        if (!unverified) this.recent?.set(stream, { state, version });
         if (requires && !existing?.has(requires.stream)) throw requires.missing();
         // A command built fresh per attempt (e.g. with the current time) sees the time of its decision.
         const cmd = typeof command === 'function' ? (command as () => C)() : command;
@@ -73,10 +78,10 @@ export class CommandHandler {
         const next = events.reduce(decider.evolve, state);
         try {
           const { version: v } = await this.store.append(stream, version, events, { ...opts, snapshot: next });
-          this.recent.set(stream, { state: next, version: v });
+          this.recent?.set(stream, { state: next, version: v });
           return { events, state: next, version: v };
         } catch (err) {
-          this.recent.delete(stream);
+          this.recent?.delete(stream);
           if (!(err instanceof WrongExpectedVersion) || attempt >= this.maxAttempts) throw err;
           // A remembered state was merely old; two live writers part ways with a jitter.
           if (!unverified) await sleep(Math.random() * Math.min(50, attempt * 2));

@@ -208,7 +208,7 @@ describe('CommandHandler: another writer got there first', () => {
 describe('CommandHandler: the state it last appended, remembered', () => {
   it('decides the next command on it, without a load', async () => {
     const store = new InMemoryEventStore();
-    const handler = new CommandHandler(store);
+    const handler = new CommandHandler(store, 100, 1000);
     await handle(handler, issue());
     await handle(handler, setLimit(2));
     const loads = store.loads;
@@ -222,8 +222,8 @@ describe('CommandHandler: the state it last appended, remembered', () => {
   it('overtaken by another process, it costs one load and a retry, and the limit holds', async () => {
     const store = new InMemoryEventStore();
     await userWithLimit(store, 2);
-    const mine = new CommandHandler(store);
-    const other = new CommandHandler(store); // another api process
+    const mine = new CommandHandler(store, 100, 1000);
+    const other = new CommandHandler(store, 100, 1000); // another api process
     await handle(mine, activate('a'));
     await handle(other, activate('b'));
     const loads = store.loads;
@@ -236,8 +236,8 @@ describe('CommandHandler: the state it last appended, remembered', () => {
   it('a refusal or a no-op decided on it is decided again on the stream as stored', async () => {
     const store = new InMemoryEventStore();
     await userWithLimit(store, 5);
-    const mine = new CommandHandler(store);
-    const other = new CommandHandler(store);
+    const mine = new CommandHandler(store, 100, 1000);
+    const other = new CommandHandler(store, 100, 1000);
     await handle(mine, activate('a'));
     await handle(other, activate('b'));
     // Remembered, b is not active: a heartbeat would be refused and a deactivation do nothing.
@@ -251,6 +251,16 @@ describe('CommandHandler: the state it last appended, remembered', () => {
     expect(stop.events.map((e) => e.type)).toEqual(['StreamDeactivated']);
     expect(activeStreams(fold(store.events(STREAM)), T0 + 2)).toEqual(['a', 'b']);
     expect(store.conflicts).toBe(between);
+  });
+
+  it("remembers nothing unless asked to (an upload's state grows with its chunks)", async () => {
+    const store = new InMemoryEventStore();
+    const handler = new CommandHandler(store);
+    await handle(handler, issue());
+    const loads = store.loads;
+    await handle(handler, setLimit(2));
+    await handle(handler, activate('a'));
+    expect(store.loads - loads).toBe(2);
   });
 
   it('remembers at most `remember` streams', async () => {
@@ -292,14 +302,13 @@ describe('CommandHandler: failures', () => {
     await handle(handler, issue());
     const down = new EventStoreUnavailable('down');
     store.failNext('load', down);
-    // A process that has not appended to the stream yet loads it first.
-    expect(await rejection(handle(new CommandHandler(store), activate('a')))).toBe(down);
+    expect(await rejection(handle(handler, activate('a')))).toBe(down);
     expect(store.version(STREAM)).toBe(1);
   });
 
   it('EventStoreUnavailable on append propagates and is not retried (the caller answers 503, never guesses)', async () => {
     const store = new InMemoryEventStore();
-    const handler = new CommandHandler(store);
+    const handler = new CommandHandler(store, 100, 1000);
     await handle(handler, issue());
     const appends = store.appendCalls.length;
     const down = new EventStoreUnavailable('timeout');
