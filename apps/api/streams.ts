@@ -35,12 +35,12 @@ interface Deps {
 
 /**
  * One command handler per api process (routes and lease sweeper): it queues a stream's commands so
- * they do not fight, and remembers the last 100,000 viewers' states (a few leases each).
+ * they do not fight, and remembers the latest viewers' states (32 MB of them: ~100,000 of a few leases).
  */
 const handlers = new WeakMap<EventStore, CommandHandler>();
 export const handlerOf = (store: EventStore) => {
   let h = handlers.get(store);
-  if (!h) handlers.set(store, (h = new CommandHandler(store, 100, 100_000)));
+  if (!h) handlers.set(store, (h = new CommandHandler(store, 100, 32 * 1024 * 1024)));
   return h;
 };
 

@@ -28,15 +28,19 @@ export class CommandHandler {
   private readonly recent?: LRUCache<string, Known>;
 
   /**
-   * `remember`: how many streams' states to keep (0: none). Only for aggregates whose state stays
-   * small (a viewer's leases); an upload's grows with its chunks.
+   * `rememberBytes`: how much state to keep, counted as its JSON (0: none). A viewer's state is a
+   * few leases, an upload's grows with its chunks: a bound in bytes holds for both.
    */
   constructor(
     private readonly store: EventStore,
     private readonly maxAttempts = 100,
-    remember = 0,
+    rememberBytes = 0,
   ) {
-    if (remember > 0) this.recent = new LRUCache({ max: remember });
+    if (rememberBytes > 0)
+      this.recent = new LRUCache({
+        maxSize: rememberBytes,
+        sizeCalculation: (k: Known, stream) => stream.length + JSON.stringify(k.state).length,
+      });
   }
 
   handle<C, E extends DomainEvent, S>(

@@ -208,7 +208,7 @@ describe('CommandHandler: another writer got there first', () => {
 describe('CommandHandler: the state it last appended, remembered', () => {
   it('decides the next command on it, without a load', async () => {
     const store = new InMemoryEventStore();
-    const handler = new CommandHandler(store, 100, 1000);
+    const handler = new CommandHandler(store, 100, 1 << 20);
     await handle(handler, issue());
     await handle(handler, setLimit(2));
     const loads = store.loads;
@@ -222,8 +222,8 @@ describe('CommandHandler: the state it last appended, remembered', () => {
   it('overtaken by another process, it costs one load and a retry, and the limit holds', async () => {
     const store = new InMemoryEventStore();
     await userWithLimit(store, 2);
-    const mine = new CommandHandler(store, 100, 1000);
-    const other = new CommandHandler(store, 100, 1000); // another api process
+    const mine = new CommandHandler(store, 100, 1 << 20);
+    const other = new CommandHandler(store, 100, 1 << 20); // another api process
     await handle(mine, activate('a'));
     await handle(other, activate('b'));
     const loads = store.loads;
@@ -236,8 +236,8 @@ describe('CommandHandler: the state it last appended, remembered', () => {
   it('a refusal or a no-op decided on it is decided again on the stream as stored', async () => {
     const store = new InMemoryEventStore();
     await userWithLimit(store, 5);
-    const mine = new CommandHandler(store, 100, 1000);
-    const other = new CommandHandler(store, 100, 1000);
+    const mine = new CommandHandler(store, 100, 1 << 20);
+    const other = new CommandHandler(store, 100, 1 << 20);
     await handle(mine, activate('a'));
     await handle(other, activate('b'));
     // Remembered, b is not active: a heartbeat would be refused and a deactivation do nothing.
@@ -263,9 +263,9 @@ describe('CommandHandler: the state it last appended, remembered', () => {
     expect(store.loads - loads).toBe(2);
   });
 
-  it('remembers at most `remember` streams', async () => {
+  it('remembers at most `rememberBytes` of state', async () => {
     const store = new InMemoryEventStore();
-    const handler = new CommandHandler(store, 100, 1);
+    const handler = new CommandHandler(store, 100, 60); // one viewer's state and name (46 bytes), not two
     const users = ['u1', 'u2'];
     for (const u of users) await handler.handle(viewer, viewerStream(u), { type: 'IssueUserId', userId: u, now: T0 }, OPTS);
     const loads = store.loads;
@@ -308,7 +308,7 @@ describe('CommandHandler: failures', () => {
 
   it('EventStoreUnavailable on append propagates and is not retried (the caller answers 503, never guesses)', async () => {
     const store = new InMemoryEventStore();
-    const handler = new CommandHandler(store, 100, 1000);
+    const handler = new CommandHandler(store, 100, 1 << 20);
     await handle(handler, issue());
     const appends = store.appendCalls.length;
     const down = new EventStoreUnavailable('timeout');
