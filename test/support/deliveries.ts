@@ -28,6 +28,8 @@ export class TestSmtp {
   readonly received: ReceivedMail[] = [];
   /** Messages offered (accepted or not). */
   offered = 0;
+  /** Connections that broke (a client that went away mid-message). */
+  readonly connectionErrors: Error[] = [];
   answer: (n: number) => Answer = () => ({});
   port = 0;
   private readonly server = new SMTPServer({
@@ -63,6 +65,9 @@ export class TestSmtp {
 
   static async start(): Promise<TestSmtp> {
     const smtp = new TestSmtp();
+    // A client gone mid-message (a notifier killed with -9: the restart test's point) is reported
+    // by smtp-server as an 'error' event, which unheard would be an uncaught exception here.
+    smtp.server.on('error', (err: Error) => smtp.connectionErrors.push(err));
     await new Promise<void>((resolve) => smtp.server.listen(0, '127.0.0.1', resolve));
     smtp.port = (smtp.server.server.address() as AddressInfo).port;
     return smtp;
@@ -98,6 +103,7 @@ export class WebhookReceiver {
   port = 0;
   private readonly server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
+    req.on('error', () => undefined); // a sender killed mid-body: nothing was received
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const hook: ReceivedHook = {
