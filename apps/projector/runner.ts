@@ -115,6 +115,7 @@ export async function runProjection(
         // applied again: no need to wait for the WAL flush. set_config(…, true) is SET LOCAL.
         const settings = sql`set_config('search_path', ${`"${key.replaceAll('"', '""')}", public`}, true) AS search_path,
                              set_config('synchronous_commit', ${opts.durable ? 'on' : 'off'}, true) AS synchronous_commit`;
+        // This partition's position row (unqualified: o below has none of these columns).
         const here = sql`projection = ${key} AND topic = ${batch.topic} AND partition = ${batch.partition}`;
         const lastOffset = batch.records.at(-1)?.offset;
         // A batch of a few records is mostly round trips, so the usual case is one statement: the
@@ -127,8 +128,7 @@ export async function runProjection(
                 await sql<{ before: number }>`
                   UPDATE projection_positions p SET next_offset = ${lastOffset + 1}, updated_at = now()
                   FROM (SELECT next_offset, ${settings} FROM projection_positions WHERE ${here} FOR UPDATE) AS o
-                  WHERE p.projection = ${key} AND p.topic = ${batch.topic} AND p.partition = ${batch.partition}
-                    AND o.next_offset BETWEEN ${batch.firstOffset} AND ${lastOffset}
+                  WHERE ${here} AND o.next_offset BETWEEN ${batch.firstOffset} AND ${lastOffset}
                   RETURNING o.next_offset AS before`.execute(trx)
               ).rows[0]?.before;
         let next = moved;
