@@ -174,7 +174,12 @@ describe('reading the log from outside', () => {
       meta: { type: 'CaptionFragmentReceived' },
       data: { channel: 'tail.one', station: 'admin-station' },
     });
-    const streams = await lines('streams', (l) => l.some((x) => x.type === 'StreamDeactivated' && x.data.userId === u));
+    // Every type, not only the last event: the ids' events are in other partitions, read in parallel.
+    const types = ['UserIdIssued', 'StreamIdIssued', 'StreamActivated', 'StreamDeactivated'];
+    const streams = await lines(
+      'streams',
+      (l) => l.some((x) => x.type === 'StreamDeactivated' && x.data.userId === u) && types.every((t) => l.some((x) => x.type === t)),
+    );
     expect(new Set(streams.map((x) => x.type))).toEqual(
       new Set(['UserIdIssued', 'StreamIdIssued', 'StreamActivated', 'StreamDeactivated']),
     );
