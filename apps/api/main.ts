@@ -15,6 +15,7 @@ import type { Database } from '../../projections/database.ts';
 /** Decisions at once per api process, the size of their pool: two short round trips each, so a
  * few connections keep a 2-core Postgres busy; more would only queue inside Postgres. */
 const DECISION_CONNECTIONS = 8;
+const LISTEN_BACKLOG = 4096; // the kernel caps it at net.core.somaxconn
 
 const app = await boot('api');
 // The API must answer (503s, /readyz) even while Kafka is down, so topics are made in the background.
@@ -34,7 +35,9 @@ app.onClose(() => stations.close());
 for (const p of [uploadsProjection, encodesProjection])
   await retry(() => ensureRegistered(app.db, p), app.logger, `register projection ${p.name}`);
 const api = await buildApi({ ...app, store, reads, stations });
-await api.listen({ port: app.config.apiPort, host: '0.0.0.0' });
+// A burst of connects (a client's pool opening at once) waits in the kernel while the event loop is
+// busy, instead of overflowing Node's default queue of 511 into dropped SYNs and connect timeouts.
+await api.listen({ port: app.config.apiPort, host: '0.0.0.0', backlog: LISTEN_BACKLOG });
 app.onClose(() => api.close());
 const stopSweeper = startLeaseSweeper(app.db, handlerOf(store), app.logger);
 app.onClose(stopSweeper);
