@@ -60,18 +60,20 @@ export function toHeaders(meta: EventMeta): Record<string, string> {
 type RawHeaders = Record<string, Buffer | string | (Buffer | string)[] | undefined>;
 
 export function fromHeaders(headers: RawHeaders | undefined): EventMeta {
-  const get = (k: string): string | undefined => {
-    const v = headers?.[k];
-    const one = Array.isArray(v) ? v[0] : v;
-    return one === undefined ? undefined : one.toString();
-  };
+  const stream = header(headers, 'stream');
   return {
-    id: get('ce_id') ?? '',
-    type: get('ce_type') ?? '',
-    source: get('ce_source') ?? '',
-    time: get('ce_time') ?? '',
-    correlationId: get('correlation_id') ?? '',
-    causationId: get('causation_id') ?? null,
-    ...(get('stream') !== undefined ? { stream: get('stream'), streamVersion: Number(get('stream_version')) } : {}),
+    id: header(headers, 'ce_id') ?? '',
+    type: header(headers, 'ce_type') ?? '',
+    source: header(headers, 'ce_source') ?? '',
+    time: header(headers, 'ce_time') ?? '',
+    correlationId: header(headers, 'correlation_id') ?? '',
+    causationId: header(headers, 'causation_id') ?? null,
+    ...(stream !== undefined ? { stream, streamVersion: Number(header(headers, 'stream_version')) } : {}),
   };
+}
+
+function header(headers: RawHeaders | undefined, k: string): string | undefined {
+  const v = headers?.[k];
+  const one = Array.isArray(v) ? v[0] : v;
+  return one === undefined ? undefined : one.toString();
 }

@@ -1,5 +1,8 @@
 // Every event travels with CloudEvents attributes as Kafka headers (binary mode).
 import { describe, expect, it } from 'vitest';
+import type { KafkaMessage } from 'kafkajs';
+import { decodeRecord } from '../../infra/kafka/consumer.ts';
+import { AvroCodec } from '../../schemas/codec.ts';
 import { fromHeaders, newMeta, toHeaders, type EventMeta } from '../../schemas/envelope.ts';
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -83,5 +86,32 @@ describe('fromHeaders', () => {
     const empty = { id: '', type: '', source: '', time: '', correlationId: '', causationId: null };
     expect(fromHeaders(undefined)).toEqual(empty);
     expect(fromHeaders({})).toEqual(empty);
+  });
+});
+
+describe('a decoded record', () => {
+  it('has the attributes its headers carry, and keeps them when written as JSON', () => {
+    const codec = new AvroCodec();
+    const meta = { ...newMeta('UserIdIssued', '/test'), stream: 'user-7', streamVersion: 3 };
+    const message = {
+      offset: '41',
+      key: Buffer.from('u7'),
+      value: codec.encode('UserIdIssued', { userId: 'u7', at: 1_700_000_000_000 }),
+      timestamp: '1700000000123',
+      headers: asKafka(toHeaders(meta)),
+      attributes: 0,
+    } as unknown as KafkaMessage;
+    const record = decodeRecord(codec, 'streams', 2, message);
+    expect(record.meta).toEqual(meta);
+    expect(record.meta, 'read once').toBe(record.meta);
+    expect(JSON.parse(JSON.stringify(record))).toEqual({
+      topic: 'streams',
+      partition: 2,
+      offset: 41,
+      key: 'u7',
+      timestamp: 1_700_000_000_123,
+      meta,
+      event: { type: 'UserIdIssued', version: 1, data: { userId: 'u7', at: 1_700_000_000_000 } },
+    });
   });
 });
