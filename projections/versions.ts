@@ -102,13 +102,24 @@ async function indexWhenCaughtUp(
   newKey: string,
 ): Promise<boolean> {
   if ((await recordsBehind(db, oldKey, newKey)) > NEAR_RECORDS) return false;
-  await db.transaction().execute(async (trx) => {
-    await sql`SET LOCAL search_path TO ${sql.id(newKey)}, public; SET LOCAL maintenance_work_mem TO '256MB'`.execute(trx);
-    await projection.createIndexes?.(trx);
-    await sql`UPDATE projection_versions SET building_indexed_at = now() WHERE name = ${projection.name} AND building = ${version}`.execute(
-      trx,
-    );
-  });
+  // Each in a transaction of its own, all at once: builds of one table share its SHARE lock, and a
+  // GIN build uses one core (1M fragments: 9.6 s one after another, 6.1-6.5 s side by side). A
+  // batch of this version asking for the table between two builds' locks only makes the later ones
+  // wait for it (Postgres queues them behind it); nothing waits in a circle. All are waited for, so
+  // none still runs when the next attempt starts.
+  const built = await Promise.allSettled(
+    (projection.indexes ?? []).map((build) =>
+      db.transaction().execute(async (trx) => {
+        await sql`SET LOCAL search_path TO ${sql.id(newKey)}, public; SET LOCAL maintenance_work_mem TO '256MB'`.execute(trx);
+        await build(trx);
+      }),
+    ),
+  );
+  const failed = built.find((b) => b.status === 'rejected');
+  if (failed) throw failed.reason;
+  await sql`UPDATE projection_versions SET building_indexed_at = now() WHERE name = ${projection.name} AND building = ${version}`.execute(
+    db,
+  );
   return true;
 }
 
@@ -170,7 +181,7 @@ export async function ensureRegistered(db: Kysely<Database>, projection: Project
     await sql`SET LOCAL search_path TO ${sql.id(schema)}, public`.execute(trx);
     if (!fromMigrations) await projection.createTables(trx);
     // The first version serves at once: its readers' indexes come with it.
-    await projection.createIndexes?.(trx);
+    for (const build of projection.indexes ?? []) await build(trx);
     await sql`SET LOCAL search_path TO public`.execute(trx);
     for (const v of projection.views) await sql`CREATE VIEW ${sql.id(v)} AS SELECT * FROM ${sql.id(schema, v)}`.execute(trx);
     await sql`UPDATE projection_positions SET projection = ${schema} WHERE projection = ${projection.name}`.execute(trx);

@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { LastSeqs } from '../../domain/captions/repeats.ts';
 import { copyRows } from '../../infra/copy.ts';
 import type { Projection } from '../projection.ts';
-import { CAPTION_TABLES, createCaptionIndexes, createCaptionTables } from './tables.ts';
+import { CAPTION_INDEXES, CAPTION_TABLES, createCaptionTables } from './tables.ts';
 
 /** A fragment row's columns in the order the projector COPYs them (the bench copies the same). */
 export const FRAGMENT_COLUMNS = [
@@ -26,7 +26,7 @@ export const captionsProjection: Projection<'captions'> = {
   topics: ['captions'],
   views: CAPTION_TABLES,
   createTables: createCaptionTables,
-  createIndexes: createCaptionIndexes,
+  indexes: CAPTION_INDEXES,
   async apply(trx, records) {
     const rows = records.filter((r) => r.event.type === 'CaptionFragmentReceived');
     if (!rows.length) return;

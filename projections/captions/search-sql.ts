@@ -14,6 +14,7 @@
 // positions, on both sides. The price: a query made only of a language's stop words ("to be or not
 // to be") finds nothing in that language's captions, as in any stemmed search.
 import { sql, type Kysely, type RawBuilder } from 'kysely';
+import type { IndexBuild } from '../projection.ts';
 import { LOCKS, lockKey } from '../../infra/locks.ts';
 
 /** BCP-47 primary language subtag -> Postgres text search configuration. Anything else: simple. */
@@ -165,13 +166,17 @@ export async function addSearchColumn(db: Kysely<any>, schema?: string): Promise
  * arrive roughly in time order, so it prunes well and costs next to nothing to keep; it turned a
  * one-hour search over 300k rows from 207 ms into 28 ms.
  */
-export async function addSearchIndexes(db: Kysely<any>, schema?: string): Promise<void> {
-  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_search
-    ON ${fragments(schema)} USING gin (search_vector) WITH (fastupdate = on)`.execute(db);
-  await addRepeatsIndex(db, schema);
-  await sql`CREATE INDEX IF NOT EXISTS caption_fragments_by_start
-    ON ${fragments(schema)} USING brin (start_ms) WITH (autosummarize = on)`.execute(db);
-}
+export const SEARCH_INDEXES: IndexBuild[] = [
+  (db) =>
+    sql`CREATE INDEX IF NOT EXISTS caption_fragments_search ON caption_fragments USING gin (search_vector) WITH (fastupdate = on)`.execute(
+      db,
+    ),
+  (db) => addRepeatsIndex(db),
+  (db) =>
+    sql`CREATE INDEX IF NOT EXISTS caption_fragments_by_start ON caption_fragments USING brin (start_ms) WITH (autosummarize = on)`.execute(
+      db,
+    ),
+];
 
 /** The repeat index (see REPEATS_SQL); its function is made first if missing. */
 export async function addRepeatsIndex(db: Kysely<any>, schema?: string): Promise<void> {

@@ -1,6 +1,7 @@
 // The caption read model's tables. Each projection version creates them in its own schema.
 import type { Kysely } from 'kysely';
-import { addSearchColumn, addSearchIndexes } from './search-sql.ts';
+import type { IndexBuild } from '../projection.ts';
+import { SEARCH_INDEXES, addSearchColumn } from './search-sql.ts';
 
 export const CAPTION_TABLES = ['caption_fragments', 'channels'];
 
@@ -48,13 +49,10 @@ export async function createCaptionTables(db: Kysely<any>): Promise<void> {
 }
 
 /** History, export and search read through these; the projection itself never does. */
-export async function createCaptionIndexes(db: Kysely<any>): Promise<void> {
-  await db.schema
-    .createIndex('caption_fragments_by_channel')
-    .ifNotExists()
-    .on('caption_fragments')
-    .columns(['channel', 'offset'])
-    .execute();
-  await db.schema.createIndex('caption_fragments_by_time').ifNotExists().on('caption_fragments').columns(['channel', 'start_ms']).execute();
-  await addSearchIndexes(db);
-}
+export const CAPTION_INDEXES: IndexBuild[] = [
+  (db) =>
+    db.schema.createIndex('caption_fragments_by_channel').ifNotExists().on('caption_fragments').columns(['channel', 'offset']).execute(),
+  (db) =>
+    db.schema.createIndex('caption_fragments_by_time').ifNotExists().on('caption_fragments').columns(['channel', 'start_ms']).execute(),
+  ...SEARCH_INDEXES,
+];

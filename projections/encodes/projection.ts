@@ -11,7 +11,7 @@ export const encodesProjection: Projection<'encodes'> = {
   topics: ['encodes'],
   views: ENCODE_TABLES,
   createTables: createEncodeTables,
-  createIndexes: createOutputIndex,
+  indexes: [createOutputIndex],
   async apply(trx, records) {
     for (const r of records) {
       if (!(await firstTime(trx, NAME, r))) continue;

@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 
 // The repeat index (projections/captions/search-sql.ts, REPEATS_SQL) on every captions version that
 // already has its readers' indexes; a version still being built gets it with the others
-// (createIndexes). The function is a frozen copy made here only if missing: its output is part of
+// (Projection.indexes). The function is a frozen copy made here only if missing: its output is part of
 // every index built on it and must never change.
 const REPEATS_FN_V1 = `CREATE OR REPLACE FUNCTION public.castlog_search_repeats(v tsvector) RETURNS text[]
   LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $f$
