@@ -57,7 +57,8 @@ export function toHeaders(meta: EventMeta): Record<string, string> {
   return headers;
 }
 
-type RawHeaders = Record<string, Buffer | string | (Buffer | string)[] | undefined>;
+/** As kafkajs hands them over: a header may repeat, and Kafka allows one without a value (null). */
+type RawHeaders = Record<string, Buffer | string | null | (Buffer | string | null)[] | undefined>;
 
 export function fromHeaders(headers: RawHeaders | undefined): EventMeta {
   const stream = header(headers, 'stream');
@@ -75,5 +76,5 @@ export function fromHeaders(headers: RawHeaders | undefined): EventMeta {
 function header(headers: RawHeaders | undefined, k: string): string | undefined {
   const v = headers?.[k];
   const one = Array.isArray(v) ? v[0] : v;
-  return one === undefined ? undefined : one.toString();
+  return one == null ? undefined : one.toString();
 }

@@ -82,6 +82,11 @@ describe('fromHeaders', () => {
     expect(fromHeaders(repeated).id).toBe('first');
   });
 
+  it('reads a header without a value (Kafka allows one) as absent, not as an exception', () => {
+    const headers = { ...asKafka(toHeaders(meta)), causation_id: null, correlation_id: [null, Buffer.from('second')] };
+    expect(fromHeaders(headers)).toEqual({ ...meta, causationId: null, correlationId: '' });
+  });
+
   it('gives empty values, not an exception, for a message without headers', () => {
     const empty = { id: '', type: '', source: '', time: '', correlationId: '', causationId: null };
     expect(fromHeaders(undefined)).toEqual(empty);
