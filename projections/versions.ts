@@ -105,7 +105,7 @@ async function indexWhenCaughtUp(
 ): Promise<boolean> {
   if ((await recordsBehind(db, oldKey, newKey)) > NEAR_RECORDS) return false;
   // Each in a transaction of its own, all at once: builds of one table share its SHARE lock, and a
-  // GIN build uses one core (1M fragments: 9.6 s one after another, 6.1-6.5 s side by side). A
+  // GIN build uses one core (1M fragments: 9.6 s one after another, 5.2-6.5 s side by side). A
   // batch of this version asking for the table between two builds' locks only makes the later ones
   // wait for it (Postgres queues them behind it); nothing waits in a circle. All are waited for, so
   // none still runs when the next attempt starts. They share the memory one build had (as fast:
