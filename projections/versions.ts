@@ -111,7 +111,7 @@ async function indexWhenCaughtUp(
   // none still runs when the next attempt starts. They share the memory one build had (as fast:
   // 4.9-6.3 s with 51 MB each, 5.2-5.7 s with 256 MB each).
   const builds = projection.indexes ?? [];
-  const memory = sql.lit(`${Math.max(16, Math.floor(INDEX_BUILD_MEMORY_MB / Math.max(1, builds.length)))}MB`);
+  const memory = sql.lit(`${Math.max(16, Math.floor(INDEX_BUILD_MEMORY_MB / (builds.length || 1)))}MB`);
   const built = await Promise.allSettled(
     builds.map((build) =>
       db.transaction().execute(async (trx) => {

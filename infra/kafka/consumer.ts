@@ -29,7 +29,7 @@ class DecodedRecord implements LogRecord {
   ) {}
 
   get meta(): EventMeta {
-    return (this.attributes ??= fromHeaders(this.headers as Record<string, Buffer>));
+    return (this.attributes ??= fromHeaders(this.headers));
   }
 
   /** As a plain record, for logs and JSON. */
