@@ -224,9 +224,17 @@ export function report(r: Results): string {
       x(rb.ratioToFirstBuild),
       `<= ${rb.targetSeconds} s: ${verdict(rb.rebuild.seconds <= rb.targetSeconds)}`,
     ]);
+    rows.push([
+      '',
+      'catch-up events/s, partitions assigned -> all applied',
+      fmt(rb.rebuild.catchUpEventsPerSec),
+      `COPY into the index-less table ${fmt(rb.copy.rowsPerSec)} (batch ${fmt(rb.copy.batch)})`,
+      x(rb.catchUpRatioToCopy),
+      `>= 0.8x COPY: ${verdict(rb.catchUpRatioToCopy >= 0.8)}`,
+    ]);
     notes.push(
       `rebuild: ${fmt(rb.rebuild.eventsPerSec)} events/s while v1 kept serving ` +
-        `(catching up ${fmt(rb.rebuild.catchUpSeconds, 1)} s, ` +
+        `(catching up ${fmt(rb.rebuild.catchUpSeconds, 1)} s, of which start-up ${fmt(rb.rebuild.startUpSeconds, 1)} s, ` +
         `then the readers' indexes and the swap ${fmt(rb.rebuild.indexAndSwapSeconds, 1)} s); ` +
         `rows verified: ${rb.rebuild.rowsVerified}; append ${fmt(rb.appendSeconds, 1)} s`,
     );
