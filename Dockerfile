@@ -8,8 +8,10 @@
 FROM node:20-bookworm-slim AS check
 WORKDIR /src
 COPY package.json package-lock.json ./
-# --ignore-scripts: the lint tools' postinstall and native builds are not wanted (uWebSockets.js ships binaries).
-RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY patches patches
+# --ignore-scripts: the lint tools' postinstall and native builds are not wanted (uWebSockets.js ships
+# binaries); our patches to dependencies (patches/) are applied on their own.
+RUN npm ci --ignore-scripts --no-audit --no-fund && npx patch-package --error-on-fail
 COPY tsconfig.json vitest.config.ts ./
 COPY apps apps
 COPY bin bin
@@ -24,7 +26,8 @@ RUN npx tsc --noEmit
 FROM node:20-bookworm-slim AS deps
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+COPY patches patches
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npx patch-package --error-on-fail
 
 # 3. The image: Node, ffmpeg (the encode worker), tini (signals reach Node; zombies are reaped),
 # the production dependencies and the source. No npm, no compiler, no package caches.
