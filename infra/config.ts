@@ -8,6 +8,9 @@ export interface Config {
   fanoutPort: number;
   /** /healthz, /readyz and /metrics of the processes without an API of their own. */
   projectorPort: number;
+  /** The projections this projector runs (by name); empty: every one. Lets a heavy one run in a
+   *  process (or on a machine) of its own, beside the caption history viewers wait for. */
+  projections: string[];
   relayPort: number;
   workerPort: number;
   matcherPort: number;
@@ -132,6 +135,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiPort: num('API_PORT', 8080),
     fanoutPort: num('FANOUT_PORT', 8081),
     projectorPort: num('PROJECTOR_PORT', 8082),
+    projections: (env.PROJECTIONS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     relayPort: num('RELAY_PORT', 8083),
     workerPort: num('WORKER_PORT', 8084),
     matcherPort: num('MATCHER_PORT', 8085),

@@ -8,10 +8,13 @@ import { PROJECTIONS } from '../../projections/catalog.ts';
 import { ensureRegistered, schemaOf, trySwap, versions } from '../../projections/versions.ts';
 import { runProjection, type RunningProjection } from './runner.ts';
 
+/** Runs the named projections (each projector may run some; every projection must run somewhere). */
 export function superviseProjections(
   deps: { log: EventLog; db: Db; logger: Logger; metrics: Registry },
+  names: readonly string[] = Object.keys(PROJECTIONS),
   everyMs = 1000,
 ): { stop: () => Promise<void> } {
+  const mine = new Map(names.map((name) => [name, PROJECTIONS[name]!]));
   const running = new Map<string, RunningProjection>();
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -39,11 +42,11 @@ export function superviseProjections(
   let registered = false;
   async function reconcile(): Promise<void> {
     if (!registered) {
-      for (const p of Object.values(PROJECTIONS)) await ensureRegistered(deps.db, p);
+      for (const p of mine.values()) await ensureRegistered(deps.db, p);
       registered = true;
     }
     for (const row of await versions(deps.db)) {
-      const projection = PROJECTIONS[row.name];
+      const projection = mine.get(row.name);
       if (!projection) continue;
       const wanted = new Set([row.current, ...(row.building !== null ? [row.building] : [])].map((v) => schemaOf(row.name, v)));
       for (const [key, r] of running) {

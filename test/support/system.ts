@@ -192,17 +192,24 @@ export class System {
     };
     const port = portVar ? Number(env[portVar]) : fixed[app as AppName];
     this.ports.set(app, port);
-    await waitFor(
-      `${app} to be ready`,
-      async () => {
-        if (child.exitCode !== null) throw new Error(`${app} exited: ${lines.join('')}`);
-        if (app === 'dev-mail') return smtpGreets(port);
-        const r = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
-        return r?.ok;
-      },
-      60_000,
-      200,
+    // A process that exits before it is ready fails the start at once, with what it said.
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code, signal) => reject(new Error(`${app} exited (${signal ?? code}) before it was ready: ${lines.join('')}`))),
     );
+    exited.catch(() => undefined);
+    await Promise.race([
+      exited,
+      waitFor(
+        `${app} to be ready`,
+        async () => {
+          if (app === 'dev-mail') return smtpGreets(port);
+          const r = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
+          return r?.ok;
+        },
+        60_000,
+        200,
+      ),
+    ]);
   }
 
   /** kill -9: no chance to flush or commit anything. */

@@ -1,0 +1,61 @@
+// Projections split across projectors (PROJECTIONS): each process runs only the ones it is given,
+// a projection nobody runs waits in the log, and the process that takes it up later builds it from
+// there. A name that is no projection stops the projector with a message that says which.
+import { sql } from 'kysely';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { System, fragment, waitFor } from '../support/system.ts';
+
+let sys: System;
+let other: System;
+const CHANNEL = 'split.news';
+
+beforeAll(async () => {
+  sys = await System.create();
+  other = await System.sharing(sys);
+  await sys.start('api');
+}, 120_000);
+
+afterAll(async () => {
+  await other?.stop();
+  await sys?.stop();
+});
+
+/** Per projection version: how many caption records it has applied (its positions on that topic). */
+async function appliedCaptions(): Promise<Map<string, number>> {
+  const { rows } = await sql<{ projection: string; applied: string }>`
+    SELECT projection, sum(next_offset) AS applied FROM projection_positions WHERE topic = 'captions' GROUP BY projection`.execute(sys.db);
+  return new Map(rows.map((r) => [r.projection, Number(r.applied)]));
+}
+
+/** Fragments the analytics rollup has counted on the channel (its public view, as readers see it). */
+async function fragmentsCounted(): Promise<number> {
+  const { rows } = await sql<{ n: string | null }>`
+    SELECT sum(fragments) AS n FROM analytics_caption_minutes WHERE channel = ${CHANNEL}`.execute(sys.db);
+  return Number(rows[0]?.n ?? 0);
+}
+
+it('runs only the projections it is given; one nobody ran is built from the log once a projector takes it', async () => {
+  await sys.start('projector', { PROJECTIONS: 'captions' });
+  const key = await sys.stationKey();
+  const sent = Array.from({ length: 20 }, (_, i) => fragment(i + 1, `split fragment ${i + 1}`));
+  const posted = await sys.postNdjson(CHANNEL, key, sent.map((f) => JSON.stringify(f)).join('\n') + '\n');
+  expect(posted.status).toBe(200);
+  expect(posted.lines.filter((l) => l.position)).toHaveLength(20);
+
+  await waitFor('the caption history', async () => (await sys.fragments(CHANNEL)).length === 20, 30_000, 100);
+  expect((await sys.fragments(CHANNEL)).map((f) => f.seq)).toEqual(sent.map((f) => f.seq));
+  const applied = await appliedCaptions();
+  expect(applied.get('captions_v1')).toBe(20);
+  expect(applied.has('analytics_v1'), 'the captions-only projector did not run analytics').toBe(false);
+
+  await other.start('projector', { PROJECTIONS: 'analytics, streams,uploads,encodes' });
+  await waitFor('analytics from the log', async () => (await appliedCaptions()).get('analytics_v1') === 20, 30_000, 100);
+  await waitFor('the per-minute rollup', async () => (await fragmentsCounted()) === 20, 30_000, 100);
+  expect((await sys.fragments(CHANNEL)).length, 'nothing applied twice').toBe(20);
+}, 120_000);
+
+it('refuses a name that is no projection, saying which', async () => {
+  await other.kill('projector'); // else its port would answer for the one started next
+  const start = other.start('projector', { PROJECTIONS: 'captions,captionz' });
+  await expect(start).rejects.toThrow(/captionz/);
+}, 60_000);
