@@ -175,15 +175,15 @@ export class PooledHttp {
  * sys.start(app), or with BENCH_PROF set the same process under `node --cpu-prof` (profiles land
  * in .castlog/prof when it stops); registered in sys.procs either way, so sys.stop() ends it.
  */
-export async function startApp(sys: System, app: AppName): Promise<void> {
+export async function startApp(sys: System, app: AppName, env: NodeJS.ProcessEnv = {}): Promise<void> {
   // Whatever a scenario starts, an interrupted or crashed bench ends.
   trackSystem(sys);
-  if (!process.env.BENCH_PROF) return sys.start(app);
+  if (!process.env.BENCH_PROF) return sys.start(app, env);
   const lines: string[] = [];
   sys.output.set(app, lines);
   const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir=.castlog/prof', '--import', 'tsx', `apps/${app}/main.ts`], {
     cwd: ROOT,
-    env: sys.env,
+    env: { ...sys.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (d: Buffer) => lines.push(d.toString()));

@@ -10,6 +10,7 @@ import { EventLog, type NewEvent } from '../../infra/kafka/index.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import { FRAGMENT_COLUMNS } from '../../projections/captions/projection.ts';
+import { PROJECTIONS } from '../../projections/catalog.ts';
 import { schemaOf } from '../../projections/versions.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import { System } from '../support/system.ts';
@@ -34,6 +35,8 @@ export interface ProjectionResult {
     others: Record<string, number | string>;
     cpu: Record<string, number>;
   };
+  /** The same, with the captions projection in a projector of its own and the others in a second. */
+  projectorAlone: ProjectionResult['projector'];
   consumeOnly: { seconds: number; eventsPerSec: number; batches: number; meanBatch: number };
   insertUnnest: { seconds: number; eventsPerSec: number; batch: number };
   copy: { seconds: number; eventsPerSec: number; batch: number };
@@ -41,6 +44,7 @@ export interface ProjectionResult {
   /** The projector against a bare COPY of the same rows into the same table: the goal is >= 0.8. */
   ratioToCopy: number;
   ratioToConsume: number;
+  ratioAloneToCopy: number;
 }
 
 function events(n: number, channels: string[]): NewEvent<'CaptionFragmentReceived'>[] {
@@ -131,7 +135,24 @@ async function servingSchema(sys: System): Promise<string> {
   return schemaOf('captions', rows[0]?.current ?? 1);
 }
 
-async function runProjector(sys: System, n: number, unique: number) {
+/** Empties every serving read model and its positions, so the projectors build them again from the log. */
+async function resetReadModels(sys: System): Promise<void> {
+  const { rows } = await sql<{ schema: string; table: string }>`
+    SELECT schemaname AS schema, tablename AS table FROM pg_tables
+    WHERE schemaname IN (SELECT name || '_v' || current FROM projection_versions)`.execute(sys.db);
+  await sql`TRUNCATE ${sql.join(rows.map((r) => sql.id(r.schema, r.table)))}`.execute(sys.db);
+  await sql`DELETE FROM projection_positions`.execute(sys.db);
+}
+
+/** Every projection but the captions one: what the second projector runs when they are split. */
+const OTHERS = Object.keys(PROJECTIONS).filter((name) => name !== 'captions');
+
+/**
+ * Runs the real projector until every reader of the captions topic has applied `n` events: one
+ * process running every projection (npm start's shape), or, given `rest`, the captions projection
+ * in a process of its own (PROJECTIONS=captions) and the others in a second.
+ */
+async function runProjector(sys: System, n: number, unique: number, rest?: System) {
   const name = await servingSchema(sys); // positions are kept under the version's name
   /** Every projection that reads `captions` (the captions read model, and others such as analytics). */
   const positions = async () => {
@@ -142,9 +163,16 @@ async function runProjector(sys: System, n: number, unique: number) {
   };
   const t0 = now();
   // The real apps/projector/main.ts; startApp resolves once its /healthz answers, so poll alongside.
-  const started = startApp(sys, 'projector');
+  const started = Promise.all([
+    startApp(sys, 'projector', rest ? { PROJECTIONS: 'captions' } : {}),
+    ...(rest ? [startApp(rest, 'projector', { PROJECTIONS: OTHERS.join(',') })] : []),
+  ]);
   started.catch(() => undefined);
-  const meter = new CpuMeter(() => ({ projector: sys.procs.get('projector')?.pid, kafka: kafkaPid() }));
+  const meter = new CpuMeter(() => ({
+    projector: sys.procs.get('projector')?.pid,
+    ...(rest ? { 'second projector': rest.procs.get('projector')?.pid } : {}),
+    kafka: kafkaPid(),
+  }));
   let tAssigned = 0;
   let tDone = 0;
   const doneAt = new Map<string, number>();
@@ -163,8 +191,10 @@ async function runProjector(sys: System, n: number, unique: number) {
     }
     // Done when the captions read model is, and every other reader of the topic too (or 30 s later).
     if (tDone && ([...seen.keys()].every((p) => doneAt.has(p)) || now() - tDone > 30_000)) break;
-    const child = sys.procs.get('projector');
-    if (child && child.exitCode !== null) throw new Error(`the projector exited: ${sys.output.get('projector')?.join('')}`);
+    for (const at of rest ? [sys, rest] : [sys]) {
+      const child = at.procs.get('projector');
+      if (child && child.exitCode !== null) throw new Error(`a projector exited: ${at.output.get('projector')?.join('')}`);
+    }
     await sleep(20);
   }
   await started;
@@ -183,14 +213,16 @@ async function runProjector(sys: System, n: number, unique: number) {
       }),
   );
   return {
-    which: `apps/projector/main.ts (${name})`,
+    which: rest
+      ? `apps/projector/main.ts PROJECTIONS=captions (${name}), the others in a second projector`
+      : `apps/projector/main.ts (${name})`,
     totalSeconds: Math.round(tDone - t0) / 1000,
     totalEventsPerSec: Math.round(n / ((tDone - t0) / 1000)),
     applySeconds: Math.round(tDone - tAssigned) / 1000,
     eventsPerSec: Math.round(n / ((tDone - tAssigned) / 1000)),
     startupSeconds: Math.round(tAssigned - t0) / 1000,
     rowsVerified,
-    /** Other projections in the same process reading the captions topic: their events/s (same clock). */
+    /** Other projections reading the captions topic: their events/s (same clock). */
     others,
     cpu,
   };
@@ -237,6 +269,16 @@ export async function projectionBench(log: (s: string) => void): Promise<Project
     log(`projection: COPY ${copy.eventsPerSec.toLocaleString()} rows/s; projector`);
     const projector = await runProjector(sys, inLog, n);
     log(`projection: projector ${projector.eventsPerSec.toLocaleString()} events/s after ${projector.startupSeconds}s start-up`);
+    await sys.kill('projector', 'SIGTERM');
+    await resetReadModels(sys);
+    const rest = trackSystem(await System.sharing(sys));
+    let projectorAlone: ProjectionResult['projector'];
+    try {
+      projectorAlone = await runProjector(sys, inLog, n, rest);
+    } finally {
+      await rest.stop();
+    }
+    log(`projection: captions alone ${projectorAlone.eventsPerSec.toLocaleString()} events/s, the others in a second projector`);
     return {
       events: n,
       records: inLog,
@@ -247,12 +289,14 @@ export async function projectionBench(log: (s: string) => void): Promise<Project
         failures: appendFailures,
       },
       projector,
+      projectorAlone,
       consumeOnly: consume,
       insertUnnest: insert,
       copy,
       ratioToInsert: Math.round((projector.eventsPerSec / insert.eventsPerSec) * 100) / 100,
       ratioToCopy: Math.round((projector.eventsPerSec / copy.eventsPerSec) * 100) / 100,
       ratioToConsume: Math.round((projector.eventsPerSec / consume.eventsPerSec) * 100) / 100,
+      ratioAloneToCopy: Math.round((projectorAlone.eventsPerSec / copy.eventsPerSec) * 100) / 100,
     };
   } finally {
     await sys.stop();

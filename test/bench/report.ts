@@ -174,6 +174,14 @@ export function report(r: Results): string {
       x(p.ratioToCopy),
       `>= 0.8x COPY: ${verdict(p.ratioToCopy >= 0.8 && p.projector.rowsVerified)}`,
     ]);
+    rows.push([
+      '',
+      '  same, captions in a projector of its own',
+      fmt(p.projectorAlone.eventsPerSec),
+      `COPY ${fmt(p.copy.eventsPerSec)}`,
+      x(p.ratioAloneToCopy),
+      `>= 0.8x COPY: ${verdict(p.ratioAloneToCopy >= 0.8 && p.projectorAlone.rowsVerified)}`,
+    ]);
     rows.push(['', '', '', `INSERT unnest ${fmt(p.insertUnnest.eventsPerSec)}`, x(p.ratioToInsert), '']);
     rows.push(['', '', '', `consume only ${fmt(p.consumeOnly.eventsPerSec)}`, x(p.ratioToConsume), '']);
     rows.push([
@@ -199,6 +207,13 @@ export function report(r: Results): string {
         'projection: other projections in the projector reading captions, events/s from the same start: ' +
           others.map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join(', '),
       );
+    notes.push(
+      `projection, split: ${p.projectorAlone.which}; rows verified: ${p.projectorAlone.rowsVerified}; ` +
+        `CPU (while applying): ${cpu(p.projectorAlone.cpu)}; others from the same start: ` +
+        Object.entries(p.projectorAlone.others)
+          .map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`)
+          .join(', '),
+    );
   }
   const se = r.search;
   if (se) {
