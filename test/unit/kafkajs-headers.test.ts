@@ -1,7 +1,9 @@
-// kafkajs's record decoder, as patched (patches/kafkajs+*.patch): a record's headers come back as
-// they were written. The patch fills one object in place instead of spreading a new one per header
-// (the largest self time of a consumer); these pin the behaviour, and fail if the patch is missing
-// (the original turned a header named `toString` into [Object's toString, value]).
+// kafkajs's record encoder and decoder, as patched (patches/kafkajs+*.patch). The encoder writes a
+// record's headers straight into one buffer of the record's size (it made an encoder, 512 zeroed
+// bytes, per header): the bytes must be the ones the protocol says, as before. The decoder fills
+// one object in place (it spread a new one per header, the largest self time of a consumer): a
+// record's headers come back as written; the original turned a header named `toString` into
+// [Object's toString, value], so these fail if the patch is missing.
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 
@@ -14,32 +16,64 @@ interface Encoder {
   writeVarIntArray(items: Encoder[]): Encoder;
   buffer: Buffer;
 }
+interface Decoder {
+  readVarIntBytes(): Buffer;
+}
+type Decoded = { offset: string; key: Buffer; value: Buffer; headers: Record<string, unknown> };
 const require = createRequire(import.meta.url);
 const protocol = 'kafkajs/src/protocol';
 const Encoder = require(`${protocol}/encoder`) as new () => Encoder;
-const Decoder = require(`${protocol}/decoder`) as new (b: Buffer) => unknown;
+const Decoder = require(`${protocol}/decoder`) as new (b: Buffer) => Decoder;
 const HeaderEncoder = require(`${protocol}/recordBatch/header/v0`) as (h: Header) => Encoder;
-const decodeRecord = require(`${protocol}/recordBatch/record/v0/decoder`) as (
-  decoder: unknown,
-  context: object,
-) => { offset: string; value: Buffer; headers: Record<string, unknown> };
+const encodeRecord = require(`${protocol}/recordBatch/record/v0`) as (r: {
+  offsetDelta: number;
+  timestampDelta: number;
+  key: string;
+  value: string;
+  headers: Record<string, string | string[]>;
+}) => Encoder;
+const decodeRecord = require(`${protocol}/recordBatch/record/v0/decoder`) as (decoder: Decoder, context: object) => Decoded;
 
-/** One record's bytes as a broker sends them (after its length), with these headers in this order. */
-function record(headers: Header[]): Buffer {
-  return new Encoder()
+/** A record as the protocol lays it out, each header through kafkajs's own header encoder: its length, then its body. */
+function record(headers: Header[], value = 'value'): Buffer {
+  const body = new Encoder()
     .writeInt8(0)
     .writeVarLong(5)
     .writeVarInt(2)
     .writeVarIntBytes('key')
-    .writeVarIntBytes('value')
+    .writeVarIntBytes(value)
     .writeVarIntArray(headers.map(HeaderEncoder)).buffer;
+  return Buffer.concat([new Encoder().writeVarInt(body.length).buffer, body]);
 }
 
-const decode = (headers: Header[]) =>
-  decodeRecord(new Decoder(record(headers)), { firstOffset: '40', firstTimestamp: '1000', magicByte: 2 });
+/** Reads one length-prefixed record, as the batch decoder does. */
+const read = (bytes: Buffer): Decoded =>
+  decodeRecord(new Decoder(new Decoder(bytes).readVarIntBytes()), { firstOffset: '40', firstTimestamp: '1000', magicByte: 2 });
 
-describe('kafkajs record headers', () => {
-  it('come back as written: one value per name, repeats as an array in order, a header without a value as null', () => {
+const decode = (headers: Header[]) => read(record(headers));
+
+describe('kafkajs records', () => {
+  it('are written as the protocol says: each header name and value, a repeated name once per value, in order', () => {
+    const headers = { ce_id: 'a', x: ['1', '2', '3'], 'content-type': 'application/avro', empty: '' };
+    const written = encodeRecord({ offsetDelta: 2, timestampDelta: 5, key: 'key', value: 'value', headers }).buffer;
+    expect(written).toEqual(
+      record([
+        { key: 'ce_id', value: 'a' },
+        { key: 'x', value: '1' },
+        { key: 'x', value: '2' },
+        { key: 'x', value: '3' },
+        { key: 'content-type', value: 'application/avro' },
+        { key: 'empty', value: '' },
+      ]),
+    );
+    // Larger than any encoder's starting size, and multi-byte text.
+    const big = 'värde '.repeat(20_000);
+    const large = encodeRecord({ offsetDelta: 2, timestampDelta: 5, key: 'key', value: big, headers: { h: big } }).buffer;
+    expect(large).toEqual(record([{ key: 'h', value: big }], big));
+    expect(String(read(large).headers.h)).toBe(big);
+  });
+
+  it('come back with their headers as written: one value per name, repeats as an array in order, no value as null', () => {
     const r = decode([
       { key: 'ce_id', value: 'a' },
       { key: 'x', value: '1' },
@@ -62,7 +96,7 @@ describe('kafkajs record headers', () => {
     expect(decode([]).headers).toEqual({});
   });
 
-  it("names like Object's own members, or __proto__, are headers like any other", () => {
+  it("have headers named like Object's own members, or __proto__, as headers like any other", () => {
     const r = decode([
       { key: 'toString', value: 'ts' },
       { key: 'constructor', value: 'c' },
