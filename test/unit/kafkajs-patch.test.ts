@@ -1,4 +1,6 @@
-// kafkajs's record encoder and decoder, as patched (patches/kafkajs+*.patch). The encoder writes a
+// kafkajs as patched (patches/kafkajs+*.patch): its producer groups a batch's messages by partition
+// in place (it copied a partition's list per message) and makes each record from the message's
+// fields (it copied each message). Its record encoder writes a
 // record's headers straight into one buffer of the record's size (it made an encoder, 512 zeroed
 // bytes, per header): the bytes must be the ones the protocol says, as before. The decoder fills
 // one object in place (it spread a new one per header, the largest self time of a consumer): a
@@ -33,6 +35,13 @@ const encodeRecord = require(`${protocol}/recordBatch/record/v0`) as (r: {
   headers: Record<string, string | string[]>;
 }) => Encoder;
 const decodeRecord = require(`${protocol}/recordBatch/record/v0/decoder`) as (decoder: Decoder, context: object) => Decoded;
+type Message = { key: string; value: string; partition: number };
+const groupMessagesPerPartition = require('kafkajs/src/producer/groupMessagesPerPartition') as (args: {
+  topic: string;
+  partitionMetadata: unknown[];
+  messages: Message[];
+  partitioner: (args: { message: Message }) => number;
+}) => Record<string, Message[]>;
 
 /** A record as the protocol lays it out, each header through kafkajs's own header encoder: its length, then its body. */
 function record(headers: Header[], value = 'value'): Buffer {
@@ -51,6 +60,22 @@ const read = (bytes: Buffer): Decoded =>
   decodeRecord(new Decoder(new Decoder(bytes).readVarIntBytes()), { firstOffset: '40', firstTimestamp: '1000', magicByte: 2 });
 
 const decode = (headers: Header[]) => read(record(headers));
+
+describe('kafkajs producer batches', () => {
+  it('are grouped by partition, each partition its messages in the order given', () => {
+    const messages = Array.from({ length: 1000 }, (_, i) => ({ key: `k${i % 7}`, value: `v${i}`, partition: (i * 7919) % 6 }));
+    const grouped = groupMessagesPerPartition({
+      topic: 't',
+      partitionMetadata: [{}, {}, {}, {}, {}, {}],
+      messages,
+      partitioner: ({ message }) => message.partition,
+    });
+    expect(Object.keys(grouped).sort()).toEqual(['0', '1', '2', '3', '4', '5']);
+    for (const [partition, list] of Object.entries(grouped))
+      expect(list).toEqual(messages.filter((m) => m.partition === Number(partition)));
+    expect(groupMessagesPerPartition({ topic: 't', partitionMetadata: [], messages, partitioner: () => 0 })).toEqual({});
+  });
+});
 
 describe('kafkajs records', () => {
   it('are written as the protocol says: each header name and value, a repeated name once per value, in order', () => {
