@@ -170,6 +170,9 @@ export class System {
   }
 
   async start(app: ProcessName, env: NodeJS.ProcessEnv = {}): Promise<void> {
+    // Started again while running, the first would be left behind, out of reach of stop().
+    const previous = this.procs.get(app);
+    if (previous && previous.exitCode === null && previous.signalCode === null) throw new Error(`${app} is already running`);
     // A fresh health port each time, so one can be started after another was killed.
     const portVar = app in HEALTH_PORT ? HEALTH_PORT[app as keyof typeof HEALTH_PORT] : undefined;
     if (portVar && !env[portVar]) env = { ...env, [portVar]: String(await freePort()) };
