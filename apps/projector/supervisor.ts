@@ -11,7 +11,7 @@ import { runProjection, type RunningProjection } from './runner.ts';
 /** Runs the named projections (each projector may run some; every projection must run somewhere). */
 export function superviseProjections(
   deps: { log: EventLog; db: Db; logger: Logger; metrics: Registry },
-  names: readonly string[] = Object.keys(PROJECTIONS),
+  names: readonly string[],
   everyMs = 1000,
 ): { stop: () => Promise<void> } {
   const mine = new Map(names.map((name) => [name, PROJECTIONS[name]!]));
