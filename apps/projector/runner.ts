@@ -33,6 +33,16 @@ function projectionMetrics(metrics: Registry) {
           registers: [metrics],
         }),
     ),
+    pastLogEnd: get(
+      'castlog_projection_position_past_log_end',
+      () =>
+        new prom.Gauge({
+          name: 'castlog_projection_position_past_log_end',
+          help: 'Records a stored position lies past the end of its partition (1+: the log was replaced or cut; rebuild the projection)',
+          labelNames: ['projection', 'topic', 'partition'],
+          registers: [metrics],
+        }),
+    ),
     latency: get(
       'castlog_projection_latency_seconds',
       () =>
@@ -78,7 +88,7 @@ export async function runProjection(
   const { log, db, metrics } = deps;
   const key = schemaOf(projection.name, version);
   const logger = deps.logger.child({ projection: key });
-  const { applied, lag, latency } = projectionMetrics(metrics);
+  const { applied, lag, latency, pastLogEnd } = projectionMetrics(metrics);
   const consumer = await log.consume({
     groupId: `castlog-projection-${key}`,
     topics: projection.topics,
@@ -105,6 +115,18 @@ export async function runProjection(
         .where('partition', '=', partition)
         .executeTakeFirstOrThrow();
       logger.info({ topic, partition, offset: row.next_offset }, 'projection starts at stored position');
+      // A position past the log's end means this read model was built from another log (the topic
+      // was deleted and made again, a cluster restored from an older copy): the records the new log
+      // gets below that position would be taken for applied ones. Said loudly; a rebuild fixes it.
+      // The end is read after the position: the log only grows, so a live position is never past it.
+      const end = (await log.offsets(topic)).find((o) => o.partition === partition)?.high;
+      const past = end === undefined ? 0 : row.next_offset - end;
+      pastLogEnd.set({ projection: key, topic, partition }, Math.max(0, past));
+      if (past > 0)
+        logger.error(
+          { topic, partition, position: row.next_offset, logEnd: end },
+          `the stored position lies past the end of the log: this read model was built from another log; rebuild ${projection.name}`,
+        );
       return row.next_offset;
     },
     onPoison: (topic, partition, offset, error) => logger.error({ topic, partition, offset, err: error }, 'undecodable record skipped'),
