@@ -119,7 +119,8 @@ export async function runProjection(
       // was deleted and made again, a cluster restored from an older copy): the records the new log
       // gets below that position would be taken for applied ones. Said loudly; a rebuild fixes it.
       // The end is read after the position: the log only grows, so a live position is never past it.
-      const end = (await log.offsets(topic)).find((o) => o.partition === partition)?.high;
+      // Not known (Kafka away for a moment): not checked, rather than not started.
+      const end = (await log.offsets(topic).catch(() => [])).find((o) => o.partition === partition)?.high;
       const past = end === undefined ? 0 : row.next_offset - end;
       pastLogEnd.set({ projection: key, topic, partition }, Math.max(0, past));
       if (past > 0)
