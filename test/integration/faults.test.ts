@@ -16,7 +16,8 @@ import { SupervisedStack } from '../support/supervised.ts';
 import { USER_TOKEN_SECRET, freePort, metricValue, readTopic, readyz, waitFor } from '../support/system.ts';
 
 const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:19092';
-const PROCESSES = ['api', 'relay', 'projector', 'fanout', 'worker'] as const;
+// Every process npm start runs (and dev-mail): the outage below must find each of them running.
+const PROCESSES = ['api', 'relay', 'projector', 'fanout', 'worker', 'matcher', 'notifier'] as const;
 type Name = (typeof PROCESSES)[number];
 
 let postgres: PrivatePostgres;
@@ -78,6 +79,13 @@ async function expectOnKafka(userIds: string[]): Promise<void> {
   }
 }
 
+/** No process the supervisor runs has ended; if one has, what the processes said last tells why. */
+function expectNoExits(): void {
+  const ended = stack.said.filter((l) => / (exited with code|was killed by) /.test(l));
+  const lastWords = stack.output.filter((l) => !l.startsWith('{"level":30')).slice(-60);
+  expect(ended, lastWords.join('\n')).toEqual([]);
+}
+
 const relayActive = async (p = port.relay) => (await metricValue(p, 'castlog_relay_active').catch(() => undefined)) === 1;
 
 beforeAll(async () => {
@@ -95,9 +103,9 @@ beforeAll(async () => {
     PROJECTOR_PORT: String(port.projector),
     FANOUT_PORT: String(port.fanout),
     WORKER_PORT: String(port.worker),
-    // The notifier and the local SMTP server npm start runs too, on ports of their own here.
-    NOTIFIER_PORT: String(await freePort()),
-    MATCHER_PORT: String(await freePort()),
+    // The local SMTP server npm start runs too, on a port of its own here.
+    NOTIFIER_PORT: String(port.notifier),
+    MATCHER_PORT: String(port.matcher),
     DEV_MAIL_PORT: String(await freePort()),
     DEV_MAIL_DIR: join(blobDir, 'mail'),
     SIGNING_SECRET: 'faults-test-signing-secret-of-at-least-32-bytes',
@@ -145,7 +153,7 @@ describe('npm start when Postgres restarts', () => {
     // The same relay process: it reconnected, it was not restarted.
     expect(await metricValue(port.relay, 'process_start_time_seconds')).toBe(relayStartedAt);
     await allReady();
-    expect(stack.said.filter((l) => / (exited with code|was killed by) /.test(l))).toEqual([]);
+    expectNoExits();
     expect(stack.running).toBe(true);
   }, 180_000);
 });
@@ -187,7 +195,7 @@ describe('the relay lock session cut', () => {
       }
       await expectOnKafka(load.accepted);
       expect(standby.exitCode).toBe(null);
-      expect(stack.said.filter((l) => / (exited with code|was killed by) /.test(l))).toEqual([]);
+      expectNoExits();
     } finally {
       await SupervisedStack.stopProcess(standby);
     }
