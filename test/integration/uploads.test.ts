@@ -303,7 +303,8 @@ describe('limits, termination and expiration leave no bytes behind', () => {
       (e) => e,
     );
     expect(err?.originalResponse?.getStatus()).toBe(422);
-    expect(JSON.parse(err.originalResponse.getBody()).error).toMatch(/not a readable video/);
+    // ffprobe now and then finds a format in random bytes (an audio stream, say) but never a video.
+    expect(JSON.parse(err.originalResponse.getBody()).error).toMatch(/not a readable video|no video stream found/);
     expect(existsSync(blobPath(sha256(junk)))).toBe(false);
     const url = await tusUpload(sys.api, junk, { userId: user, filename: 'junk.yuv' });
     expect((await uploadEvents(idOf(url))).at(-1)).toMatchObject({ type: 'UploadCompleted' });
