@@ -118,9 +118,13 @@ export async function runProjection(
       // A position past the log's end means this read model was built from another log (the topic
       // was deleted and made again, a cluster restored from an older copy): the records the new log
       // gets below that position would be taken for applied ones. Said loudly; a rebuild fixes it.
-      // The end is read after the position: the log only grows, so a live position is never past it.
-      // Not known (Kafka away for a moment): not checked, rather than not started.
-      const end = (await log.offsets(topic).catch(() => [])).find((o) => o.partition === partition)?.high;
+      // The log only grows, so a position within the end read above is within it now; one past it
+      // is checked against the end read again (another projector may have moved it meanwhile).
+      // That end not known (Kafka away for a moment): not checked, rather than not started.
+      const end =
+        ends && row.next_offset <= ends.high
+          ? ends.high
+          : (await log.offsets(topic).catch(() => [])).find((o) => o.partition === partition)?.high;
       const past = end === undefined ? 0 : row.next_offset - end;
       pastLogEnd.set({ projection: key, topic, partition }, Math.max(0, past));
       if (past > 0)

@@ -20,6 +20,12 @@ const cpu = (c: Record<string, number> | undefined) =>
     : '';
 const verdict = (ok: boolean) => (ok ? 'MET' : 'MISSED');
 
+/** Other projections' rates from the same start: "analytics_v1 41,000, …" (or why one is missing). */
+const eventsPerSecOf = (others: Record<string, number | string>) =>
+  Object.entries(others)
+    .map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`)
+    .join(', ');
+
 export function report(r: Results): string {
   const rows: Row[] = [];
   const notes: string[] = [];
@@ -201,18 +207,15 @@ export function report(r: Results): string {
     notes.push(
       `projection: ${p.projector.which}; rows verified: ${p.projector.rowsVerified}; CPU (while applying): ${cpu(p.projector.cpu)}`,
     );
-    const others = Object.entries(p.projector.others);
-    if (others.length)
+    if (Object.keys(p.projector.others).length)
       notes.push(
         'projection: other projections in the projector reading captions, events/s from the same start: ' +
-          others.map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join(', '),
+          eventsPerSecOf(p.projector.others),
       );
     notes.push(
       `projection, split: ${p.projectorAlone.which}; rows verified: ${p.projectorAlone.rowsVerified}; ` +
         `CPU (while applying): ${cpu(p.projectorAlone.cpu)}; others from the same start: ` +
-        Object.entries(p.projectorAlone.others)
-          .map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`)
-          .join(', '),
+        eventsPerSecOf(p.projectorAlone.others),
     );
   }
   const se = r.search;
