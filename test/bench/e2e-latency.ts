@@ -43,6 +43,8 @@ export interface E2ePhase {
   batch: boolean;
   /** Batch frames received (each holds two captions or more). */
   batchFrames: number;
+  /** The subscribers' WebSocket client: the `ws` package, or the bench's minimal one (BENCH_E2E_CLIENT). */
+  client: 'ws' | 'raw';
   /** Ack -> WS per 5-second window of the time the fragments were sent, over the measured run. */
   windows: Latency[];
   subscribers: number;
@@ -179,6 +181,14 @@ async function kafkaFloor(log: EventLog, channels: string[], rate: number, warmM
   return { samples, beforeAck, latency: latency(hist), append: latency(appendHist) };
 }
 
+/** The viewers' client: the bench's minimal one by default, so that the CPU the clients need on
+ *  this shared box (about half of the `ws` package's) goes to the system measured. */
+function e2eClient(): 'ws' | 'raw' {
+  const c = process.env.BENCH_E2E_CLIENT ?? 'raw';
+  if (c !== 'ws' && c !== 'raw') throw new Error(`BENCH_E2E_CLIENT=${c}: ws or raw`);
+  return c;
+}
+
 async function phase(
   sys: System,
   keys: string[],
@@ -192,6 +202,7 @@ async function phase(
   batch = false,
 ) {
   const procs = knob('E2E_CLIENT_PROCS', 2);
+  const client = e2eClient();
   const problems: string[] = [];
   const children: ChildProcess[] = [];
   const per = Math.ceil(subscribers / procs);
@@ -230,7 +241,7 @@ async function phase(
         clients: Math.min(per, subscribers - i * per),
         base: i * per,
         channels,
-        mode: 'ws',
+        mode: client,
         measureFrom,
         progressMs: 0,
         batch,
@@ -390,6 +401,7 @@ async function phase(
       phase: {
         batch,
         batchFrames,
+        client,
         // The last window is partial (the run ends inside it): only whole ones.
         windows: Array.from({ length: Math.floor(runMs / 5000) }, (_, i) => latency(windowHists[i] ?? histogram())),
         subscribers,

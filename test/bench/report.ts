@@ -109,7 +109,7 @@ export function report(r: Results): string {
         '',
       ]);
       notes.push(
-        `e2e ${p.subscribers} subs at ${p.rate}/s${p.batch ? ' (batch)' : ''} CPU: ${cpu(p.cpu)};` +
+        `e2e ${p.subscribers} subs at ${p.rate}/s${p.batch ? ' (batch)' : ''}, ${p.client} clients, CPU: ${cpu(p.cpu)};` +
           `${p.refusedStreams ? ` ${p.refusedStreams} stream openings refused and retried;` : ''}` +
           ` clock offsets child-parent ${p.clockOffsetMs.join(', ')} ms; connect ${p.connectMs} ms` +
           `${p.problems.length ? `; PROBLEMS: ${p.problems.join('; ')}` : ''}`,

@@ -2,12 +2,13 @@
 // Each client subscribes to one channel (client i to channels[i % channels.length]), or to k spread
 // over them (channelsOf: i, i + C/k, i + 2C/k, ... modulo C).
 //
-//   mode 'ws'  : `ws` package clients, as a browser-like client library would be. Used for latency:
-//                each caption's seq is matched with the acknowledgement time the parent sends
-//                (the moment the station's NDJSON ack line arrived), one sample per delivery.
-//   mode 'raw' : a minimal RFC 6455 client on net.Socket that only walks frame headers and
-//                counts captions: cheap enough that a million messages a second can be counted
-//                on one core, so the server, not the client, is what a throughput run measures.
+//   mode 'ws'  : `ws` package clients, as a browser-like client library would be.
+//   mode 'raw' : a minimal RFC 6455 client on net.Socket that walks frame headers and reads a
+//                caption's seq only when asked to: cheap enough that a million messages a second can
+//                be counted on one core, so the server, not the client, is what a run measures.
+// Either mode measures latency when measureFrom is set: each caption's seq is matched with the
+// acknowledgement time the parent sends (the moment the station's NDJSON ack line arrived), one
+// sample per delivery, batch frames included.
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import WebSocket from 'ws';
@@ -25,7 +26,7 @@ interface StartMsg {
   measureFrom: number;
   /** Send {type:'progress'} with the received count every this many ms (0: never). */
   progressMs: number;
-  /** Subscribe with batch: true (the server may send several captions in one batch frame; 'ws' mode). */
+  /** Subscribe with batch: true (the server may send several captions in one batch frame). */
   batch?: boolean;
   /** Open client i's connection from localAddresses[i % length] (one address has ~28k ephemeral ports,
    *  and binding one costs the kernel a scan of the ports its address already uses: spread them). */
@@ -133,8 +134,6 @@ let checkSeq = false;
 const firstSeq: number[] = [];
 const lastSeq: number[] = [];
 const seqBreaks: number[] = [];
-/** Bytes of a caption frame read to find its seq (it comes after type, channel, position, station). */
-const SEQ_PREFIX = 192;
 
 function onClientSeq(idx: number, seq: number): void {
   if (!firstSeq[idx]) firstSeq[idx] = seq;
@@ -171,13 +170,25 @@ function connectWs(url: string, channels: string[], idx: number, batch = false):
   });
 }
 
-/** Minimal client: handshake, one masked subscribe frame, then count frames by walking headers. */
-function connectRaw(url: string, channels: string[], idx: number, localAddress?: string): Promise<void> {
+/** A caption's or a batch frame's captions, from its whole payload. */
+function onCaptionPayload(kind: number, payload: Buffer, idx: number): void {
+  if (kind === BATCH) return onBatch(payload, idx);
+  received++;
+  perClient[idx] = perClient[idx]! + 1;
+  const seq = parseSeq(payload);
+  if (checkSeq) onClientSeq(idx, seq);
+  onCaptionSeq(seq);
+}
+
+/** Minimal client: handshake, masked subscribe frames, then frames read by walking headers; a
+ *  caption's payload is looked at only when seqs are checked or latency measured. */
+function connectRaw(url: string, channels: string[], idx: number, batch: boolean, localAddress?: string): Promise<void> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const sock = net.connect({ host: u.hostname, port: Number(u.port), noDelay: true, localAddress });
-    // With checkSeq, the start of each frame's payload, where a caption's seq is.
-    const prefix = checkSeq ? Buffer.alloc(SEQ_PREFIX) : undefined;
+    // The payload of a text frame that spans reads, kept while seqs are wanted.
+    const wantSeqs = checkSeq || batch || measureFrom !== Number.MAX_SAFE_INTEGER;
+    let body = Buffer.alloc(0);
     let handshaken = false;
     let pending = Buffer.alloc(0);
     // Frame parser state.
@@ -188,12 +199,14 @@ function connectRaw(url: string, channels: string[], idx: number, localAddress?:
     let pos = 0;
     let opcode = 0;
     let kind = 0;
-    const frameDone = () => {
+    const frameDone = (payload?: Buffer) => {
       if (opcode === 1) {
-        if (kind === CAPTION) {
-          received++;
-          perClient[idx] = perClient[idx]! + 1;
-          if (prefix) onClientSeq(idx, parseSeq(prefix.subarray(0, Math.min(pos, SEQ_PREFIX))));
+        if (kind === CAPTION || kind === BATCH) {
+          if (wantSeqs) onCaptionPayload(kind, payload ?? body.subarray(0, pos), idx);
+          else {
+            received++;
+            perClient[idx] = perClient[idx]! + 1;
+          }
         } else if (kind === SUBSCRIBED) subscribed++;
       } else if (opcode === 9) {
         // ping: answer with an empty masked pong
@@ -228,7 +241,21 @@ function connectRaw(url: string, channels: string[], idx: number, localAddress?:
         }
         const take = Math.min(remaining, n - i);
         if (pos <= 9 && pos + take > 9) kind = c[i + 9 - pos]!;
-        if (prefix && pos < SEQ_PREFIX) c.copy(prefix, pos, i, i + Math.min(take, SEQ_PREFIX - pos));
+        if (wantSeqs && opcode === 1) {
+          if (pos === 0 && take === remaining) {
+            // The whole payload is in this read: read it where it lies.
+            i += take;
+            remaining = -1;
+            frameDone(c.subarray(i - take, i));
+            continue;
+          }
+          if (body.length < pos + remaining) {
+            const grown = Buffer.allocUnsafe(Math.max(pos + remaining, 2 * body.length));
+            body.copy(grown, 0, 0, pos);
+            body = grown;
+          }
+          c.copy(body, pos, i, i + take);
+        }
         i += take;
         pos += take;
         remaining -= take;
@@ -257,7 +284,8 @@ function connectRaw(url: string, channels: string[], idx: number, localAddress?:
       }
       handshaken = true;
       for (const channel of channels) {
-        const payload = Buffer.from(JSON.stringify({ op: 'subscribe', channel }));
+        const payload = Buffer.from(JSON.stringify({ op: 'subscribe', channel, ...(batch ? { batch } : {}) }));
+        if (payload.length > 125) throw new Error(`subscribe frame of ${payload.length} bytes: longer than this client writes`);
         const mask = randomBytes(4);
         const frame = Buffer.alloc(6 + payload.length);
         frame[0] = 0x81;
@@ -284,7 +312,7 @@ async function start(m: StartMsg): Promise<void> {
   checkSeq = m.checkSeq === true;
   const connect =
     m.mode === 'raw'
-      ? (u: string, ch: string[], i: number) => connectRaw(u, ch, i, m.localAddresses?.[i % m.localAddresses.length])
+      ? (u: string, ch: string[], i: number) => connectRaw(u, ch, i, m.batch === true, m.localAddresses?.[i % m.localAddresses.length])
       : (u: string, ch: string[], i: number) => connectWs(u, ch, i, m.batch);
   const t0 = performance.now();
   const CONCURRENCY = m.concurrency ?? 200;
