@@ -4,9 +4,9 @@ import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { LastSeqs } from '../domain/captions/repeats.ts';
 import type { Db } from '../projections/database.ts';
-import { EventLog } from '../infra/kafka/index.ts';
+import { EventLog, type GroupMember } from '../infra/kafka/index.ts';
 import { PROJECTIONS } from '../projections/catalog.ts';
-import { positionsOf, schemaOf, startRebuild, versions } from '../projections/versions.ts';
+import { positionsOf, projectionGroup, schemaOf, startRebuild, versions } from '../projections/versions.ts';
 import type { CaptionFragmentReceived } from '../schemas/types.generated.ts';
 import { fragmentOf, fragmentsInLogOrder } from '../projections/captions/queries.ts';
 
@@ -18,6 +18,10 @@ export interface VersionStatus {
   lag: number;
   /** Share of the log applied, 0..1 (for a version being built, its progress). */
   progress: number;
+  /** The projector processes running this version: its Kafka consumer group's members. None means
+   *  no projector was given this projection (PROJECTIONS) or none is up; a process killed stays
+   *  listed until its group session ends (10 s). */
+  runners: GroupMember[];
 }
 
 export interface ProjectionStatus {
@@ -38,9 +42,13 @@ async function rowCount(db: Db, schema: string, table: string): Promise<number> 
 
 export async function projectionStatus(db: Db, log: EventLog): Promise<ProjectionStatus[]> {
   const out: ProjectionStatus[] = [];
-  for (const row of await versions(db)) {
-    const projection = PROJECTIONS[row.name];
-    if (!projection) continue;
+  const rows = (await versions(db)).filter((row) => PROJECTIONS[row.name]);
+  const groups = rows.flatMap((row) =>
+    [row.current, row.building].flatMap((v) => (v === null ? [] : [projectionGroup(schemaOf(row.name, v))])),
+  );
+  const members = await log.groupMembers(groups);
+  for (const row of rows) {
+    const projection = PROJECTIONS[row.name]!;
     const ends = new Map<string, { low: number; high: number }>();
     for (const topic of projection.topics) for (const o of await log.offsets(topic)) ends.set(`${topic}/${o.partition}`, o);
     const vs: VersionStatus[] = [];
@@ -67,6 +75,7 @@ export async function projectionStatus(db: Db, log: EventLog): Promise<Projectio
         positions,
         lag: positions.reduce((n, p) => n + p.lag, 0),
         progress: total === 0 ? 1 : Math.min(1, done / total),
+        runners: members.get(projectionGroup(key)) ?? [],
       });
     }
     out.push({ name: row.name, current: row.current, building: row.building, versions: vs });

@@ -7,6 +7,9 @@ import type { Projection } from './projection.ts';
 import { LOCKS, lockKey } from '../infra/locks.ts';
 
 export const schemaOf = (name: string, version: number) => `${name}_v${version}`;
+/** The Kafka consumer group of a projection version (`key`: its schema): its members are the
+ *  projector processes running it, which is how the admin status knows who runs what. */
+export const projectionGroup = (key: string) => `castlog-projection-${key}`;
 
 export interface VersionRow {
   name: string;

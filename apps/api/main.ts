@@ -3,8 +3,7 @@ import { createDb } from '../../infra/db.ts';
 import { PostgresEventStore } from '../../infra/eventstore/postgres.ts';
 import { Gate } from '../../infra/gate.ts';
 import { StationKeys } from '../../infra/stations.ts';
-import { encodesProjection } from '../../projections/encodes/projection.ts';
-import { uploadsProjection } from '../../projections/uploads/projection.ts';
+import { PROJECTIONS } from '../../projections/catalog.ts';
 import { ensureRegistered } from '../../projections/versions.ts';
 import { startLeaseSweeper } from './lease-sweeper.ts';
 import { readPool } from './reads.ts';
@@ -31,9 +30,9 @@ const reads = readPool(app.config);
 app.onClose(() => reads.close());
 const stations = new StationKeys(app.db, app.config.databaseUrl, app.logger);
 app.onClose(() => stations.close());
-// The upload and encode routes read these views: they exist before the projector first runs.
-for (const p of [uploadsProjection, encodesProjection])
-  await retry(() => ensureRegistered(app.db, p), app.logger, `register projection ${p.name}`);
+// The routes read every projection's views: they exist before any projector first runs (and a
+// projection no projector has been given yet is listed by the admin status, run by nobody).
+for (const p of Object.values(PROJECTIONS)) await retry(() => ensureRegistered(app.db, p), app.logger, `register projection ${p.name}`);
 const api = await buildApi({ ...app, store, reads, stations });
 // A burst of connects (a client's pool opening at once) waits in the kernel while the event loop is
 // busy, instead of overflowing Node's default queue of 511 into dropped SYNs and connect timeouts.

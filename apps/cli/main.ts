@@ -2,7 +2,7 @@
 import { loadConfig } from '../../infra/config.ts';
 import { createDb } from '../../infra/db.ts';
 import type { Db, Database } from '../../projections/database.ts';
-import { EventLog } from '../../infra/kafka/index.ts';
+import { EventLog, type GroupMember } from '../../infra/kafka/index.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { addStation, listStations, removeStation, STATION_NAME, STATION_NAME_RULE } from '../../infra/stations.ts';
 import { migrate } from '../../projections/migrate.ts';
@@ -52,6 +52,11 @@ async function stations(db: Db, command: string | undefined, arg: string | undef
   }
 }
 
+function runnersText(runners: GroupMember[]): string {
+  if (!runners.length) return 'run by no projector: start one whose PROJECTIONS includes it';
+  return `run by ${runners.length} projector${runners.length === 1 ? '' : 's'} (${runners.map((r) => r.host).join(', ')})`;
+}
+
 async function projections(db: Db, log: EventLog, command: string | undefined, arg: string | undefined): Promise<number> {
   switch (command) {
     case 'status': {
@@ -63,6 +68,7 @@ async function projections(db: Db, log: EventLog, command: string | undefined, a
               .map(([t, n]) => `${t}=${n}`)
               .join(' ')}`,
           );
+          console.log(`      ${runnersText(v.runners)}`);
           for (const pos of v.positions) console.log(`      ${pos.topic}/${pos.partition}  at ${pos.next} of ${pos.end}`);
         }
       }
@@ -72,6 +78,7 @@ async function projections(db: Db, log: EventLog, command: string | undefined, a
       if (!arg) throw new Error('which projection?');
       const version = await rebuild(db, arg);
       console.error(`building ${arg} v${version} from offset 0; v${version - 1} keeps serving until it has caught up`);
+      const asked = Date.now();
       for (;;) {
         await sleep(500);
         const p = (await projectionStatus(db, log)).find((x) => x.name === arg)!;
@@ -81,7 +88,9 @@ async function projections(db: Db, log: EventLog, command: string | undefined, a
           return 0;
         }
         if (!building) throw new Error(`the build of v${version} was abandoned`);
-        process.stderr.write(`\r${bar(building.progress)}  lag ${building.lag}   `);
+        // A projector picks a new version up within a second or two; past that, nobody will.
+        const idle = building.runners.length === 0 && Date.now() - asked > 15_000;
+        process.stderr.write(`\r${bar(building.progress)}  lag ${building.lag}${idle ? `  (${runnersText([])})` : ''}   `);
       }
     }
     case 'verify': {

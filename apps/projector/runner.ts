@@ -7,7 +7,7 @@ import type { EventLog } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { prom, LATENCY_BUCKETS, type Registry } from '../../infra/metrics.ts';
 import type { Projection } from '../../projections/projection.ts';
-import { schemaOf } from '../../projections/versions.ts';
+import { projectionGroup, schemaOf } from '../../projections/versions.ts';
 
 /** One set of metrics per process, labelled by projection. */
 function projectionMetrics(metrics: Registry) {
@@ -90,7 +90,7 @@ export async function runProjection(
   const logger = deps.logger.child({ projection: key });
   const { applied, lag, latency, pastLogEnd } = projectionMetrics(metrics);
   const consumer = await log.consume({
-    groupId: `castlog-projection-${key}`,
+    groupId: projectionGroup(key),
     topics: projection.topics,
     commit: true,
     // Partitions are independent: applying several at once keeps Node and Postgres both busy.

@@ -10,7 +10,15 @@ import { decodeRecord, runConsumer, type RunningConsumer } from './consumer.ts';
 import { BatchingProducer } from './producer.ts';
 import { KafkaReachability } from './reachability.ts';
 import { Topics, type PartitionReplicas } from './topics.ts';
-import { TopicNames, type ConsumeOptions, type EncodedEvent, type LogRecord, type NewEvent, type Position } from './types.ts';
+import {
+  TopicNames,
+  type ConsumeOptions,
+  type EncodedEvent,
+  type GroupMember,
+  type LogRecord,
+  type NewEvent,
+  type Position,
+} from './types.ts';
 
 export class EventLog {
   readonly codec: AvroCodec;
@@ -84,6 +92,11 @@ export class EventLog {
   /** Offsets a consumer group (named without the prefix) has committed, per partition (-1: none). */
   committed(groupId: string, topic: TopicName): Promise<Map<number, number>> {
     return this.topics.committed(groupId, topic);
+  }
+
+  /** Who is in each consumer group (named without the prefix) now: the processes consuming for it. */
+  groupMembers(groupIds: string[]): Promise<Map<string, GroupMember[]>> {
+    return this.topics.groupMembers(groupIds);
   }
 
   /** Deletes every topic of this log's prefix: for test and bench runs, never the default prefix. */

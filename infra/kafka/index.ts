@@ -3,4 +3,4 @@
 // files are its parts: topics (admin), the batching producer, consumers, and reachability.
 export { EventLog } from './event-log.ts';
 export { KafkaUnavailable, withTimeout } from './reachability.ts';
-export type { ConsumeOptions, EncodedEvent, LogRecord, NewEvent, PartitionBatch, Position } from './types.ts';
+export type { ConsumeOptions, EncodedEvent, GroupMember, LogRecord, NewEvent, PartitionBatch, Position } from './types.ts';

@@ -5,7 +5,7 @@ import { retry } from '../retry.ts';
 
 // A CommonJS export Node cannot name statically.
 const { ConfigResourceTypes } = kafkajs;
-import type { TopicNames } from './types.ts';
+import type { GroupMember, TopicNames } from './types.ts';
 
 export interface PartitionReplicas {
   partition: number;
@@ -131,6 +131,20 @@ export class Topics {
     const admin = await this.admin();
     const [offsets] = await admin.fetchOffsets({ groupId: this.names.prefix + groupId, topics: [this.names.physical(topic)] });
     return new Map((offsets?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+  }
+
+  /** The members of consumer groups (named without the prefix); a group with none has an empty list. */
+  async groupMembers(groupIds: string[]): Promise<Map<string, GroupMember[]>> {
+    if (!groupIds.length) return new Map();
+    const admin = await this.admin();
+    const { groups } = await admin.describeGroups(groupIds.map((g) => this.names.prefix + g));
+    const members = new Map(groups.map((g) => [g.groupId, g.members]));
+    return new Map(
+      groupIds.map((g) => [
+        g,
+        (members.get(this.names.prefix + g) ?? []).map((m) => ({ clientId: m.clientId, host: m.clientHost.replace(/^\//, '') })),
+      ]),
+    );
   }
 
   /** Deletes every topic of this prefix (a test or bench run cleaning up after itself). */

@@ -45,6 +45,13 @@ export interface PartitionBatch {
   highWatermark: number;
 }
 
+/** A process in a consumer group, as Kafka's group coordinator has it (until its session ends). */
+export interface GroupMember {
+  clientId: string;
+  /** The address the member connected from. */
+  host: string;
+}
+
 export interface ConsumeOptions {
   groupId: string;
   topics: TopicName[];

@@ -71,6 +71,8 @@ describe('the projections admin page', () => {
     expect(await text('rows-captions-1')).toContain('channels 3');
     expect(await text('lag-captions-1')).toBe('0');
     expect(await byTestId('version-captions-1').getAttribute('data-role')).toBe('serving');
+    expect(await text('runners-captions-1')).toMatch(/^1 projector · [\d.:a-f]+$/);
+    expect(await byTestId('runners-captions-1').getAttribute('data-none')).toBe('false');
   });
 
   it('shows the lag live: it grows while the projector is down and falls back to 0 when it catches up', async () => {
@@ -79,6 +81,9 @@ describe('the projections admin page', () => {
     await expect.poll(() => text('lag-captions-1'), { timeout: 10_000 }).toBe('7');
     expect(await byTestId('lag-captions-1').getAttribute('data-behind')).toBe('true');
     await expect.poll(() => text('pace-captions-1'), { timeout: 10_000 }).toBe('not moving');
+    // Killed, it leaves its consumer groups when its session ends (10 s): then nobody runs v1.
+    await expect.poll(() => text('runners-captions-1'), { timeout: 20_000 }).toBe('no projector');
+    expect(await byTestId('runners-captions-1').getAttribute('data-none')).toBe('true');
     // Per partition: the 7 are all in the partition of adm.one.
     await byTestId('partitions-captions-1').locator('summary').click();
     const lags = async () =>

@@ -1,6 +1,7 @@
 // Projections split across projectors (PROJECTIONS): each process runs only the ones it is given,
 // a projection nobody runs waits in the log, and the process that takes it up later builds it from
-// there. A name that is no projection stops the projector with a message that says which.
+// there. A name that is no projection stops the projector with a message that says which. The
+// admin status says which versions a projector runs, and which none does.
 import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { System, fragment, waitFor } from '../support/system.ts';
@@ -27,6 +28,16 @@ async function appliedCaptions(): Promise<Map<string, number>> {
   return new Map(rows.map((r) => [r.projection, Number(r.applied)]));
 }
 
+/** Per serving version, the projector processes the admin status says run it. */
+async function runners(): Promise<Record<string, { host: string }[]>> {
+  const r = await fetch(`${sys.api}/v1/admin/projections`, { headers: { authorization: 'Bearer test-admin-token' } });
+  expect(r.status).toBe(200);
+  const { projections } = (await r.json()) as {
+    projections: { name: string; versions: { role: string; runners: { host: string }[] }[] }[];
+  };
+  return Object.fromEntries(projections.map((p) => [p.name, p.versions.find((v) => v.role === 'serving')!.runners]));
+}
+
 /** Fragments the analytics rollup has counted on the channel (its public view, as readers see it). */
 async function fragmentsCounted(): Promise<number> {
   const { rows } = await sql<{ n: string | null }>`
@@ -47,11 +58,17 @@ it('runs only the projections it is given; one nobody ran is built from the log 
   const applied = await appliedCaptions();
   expect(applied.get('captions_v1')).toBe(20);
   expect(applied.has('analytics_v1'), 'the captions-only projector did not run analytics').toBe(false);
+  await waitFor('the captions projector in the status', async () => (await runners()).captions!.length === 1, 30_000, 200);
+  const alone = await runners();
+  expect(alone.captions).toEqual([{ clientId: 'castlog', host: expect.stringMatching(/^[\d.:a-f]+$/) }]);
+  for (const name of ['analytics', 'streams', 'uploads', 'encodes']) expect(alone[name], `${name}: nobody runs it`).toEqual([]);
 
   await other.start('projector', { PROJECTIONS: 'analytics, streams,uploads,encodes' });
   await waitFor('analytics from the log', async () => (await appliedCaptions()).get('analytics_v1') === 20, 30_000, 100);
   await waitFor('the per-minute rollup', async () => (await fragmentsCounted()) === 20, 30_000, 100);
   expect((await sys.fragments(CHANNEL)).length, 'nothing applied twice').toBe(20);
+  await waitFor('both projectors in the status', async () => (await runners()).analytics!.length === 1, 30_000, 200);
+  expect(Object.values(await runners()).map((r) => r.length)).toEqual([1, 1, 1, 1, 1]);
 }, 120_000);
 
 it('refuses a name that is no projection, saying which', async () => {
