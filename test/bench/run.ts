@@ -11,7 +11,8 @@
 //               _SECONDS (8/3), _WARMUP (2/1), _RAW_BATCH (2000/1000), _ROUNDS (2/1)
 //   e2e:        BENCH_E2E_RATE fragments/s (2000), _SECONDS (15/4), _WARMUP (3/2), _CHANNELS (100),
 //               _SUBS_SMALL (1000/200), _SUBS_LARGE (10000/2000), _CLIENT_PROCS (2), _OPEN_CONCURRENCY (10),
-//               _PHASES which of the phases to run (1,2,3: small, large at a tenth, large batched)
+//               _PHASES which of the phases to run (1,2,3: small, large at a tenth, large batched),
+//               BENCH_E2E_CLIENT=ws (`ws` package viewers instead of the bench's minimal client)
 //   fanout:     BENCH_FANOUT_CLIENTS (10000/2000), _CHANNELS (100), _SECONDS per run (4/2),
 //               _ROUNDS (2/1), _WINDOW deliveries in flight (200000/100000), _SHAPES (1,4),
 //               BENCH_FANOUT_CLIENT=ws (`ws` package clients instead of the raw counting ones)
