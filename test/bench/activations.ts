@@ -8,7 +8,6 @@
 // under "network error", never the end of the run.
 import { System, waitFor } from '../support/system.ts';
 import { PooledHttp, histogram, knob, latency, now, sleep, startApp, type Latency } from './common.ts';
-import { dropSystem } from './ingest.ts';
 
 export interface ActivationsResult {
   users: number;
@@ -140,6 +139,5 @@ export async function activationsBench(log: (s: string) => void): Promise<Activa
   } finally {
     http.close();
     await sys.stop();
-    await dropSystem(sys);
   }
 }

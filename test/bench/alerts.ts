@@ -42,7 +42,6 @@ import {
   type Latency,
   type StationStream,
 } from './common.ts';
-import { dropSystem } from './ingest.ts';
 import { vocabulary } from './search.ts';
 
 export interface AlertsWorkload {
@@ -375,7 +374,6 @@ export async function alertsLatencyBench(log: (s: string) => void): Promise<Aler
     socket?.close();
     for (const s of streams) s.destroy();
     await sys.stop();
-    await dropSystem(sys);
   }
 }
 

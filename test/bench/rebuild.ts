@@ -11,7 +11,6 @@ import { FRAGMENT_COLUMNS } from '../../projections/captions/projection.ts';
 import { createCaptionTables } from '../../projections/captions/tables.ts';
 import { System } from '../support/system.ts';
 import { BenchCaptions, channelNames, knob, now, sleep, startApp } from './common.ts';
-import { dropSystem } from './ingest.ts';
 
 export interface RebuildResult {
   events: number;
@@ -152,6 +151,5 @@ export async function rebuildBench(log: (s: string) => void): Promise<RebuildRes
     };
   } finally {
     await sys.stop();
-    await dropSystem(sys);
   }
 }

@@ -30,7 +30,6 @@ import {
   trackSystem,
   type Msg,
 } from './common.ts';
-import { dropSystem } from './ingest.ts';
 
 export interface TwoFanoutsRun {
   fanouts: 1 | 2;
@@ -260,7 +259,6 @@ export async function twoFanoutsBench(log: (s: string) => void): Promise<TwoFano
   } finally {
     await other.stop();
     await sys.stop();
-    await dropSystem(sys);
   }
 }
 
