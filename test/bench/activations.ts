@@ -8,6 +8,7 @@
 // under "network error", never the end of the run.
 import { System, waitFor } from '../support/system.ts';
 import { PooledHttp, histogram, knob, latency, now, sleep, startApp, type Latency } from './common.ts';
+import { dropSystem } from './ingest.ts';
 
 export interface ActivationsResult {
   users: number;
@@ -139,5 +140,6 @@ export async function activationsBench(log: (s: string) => void): Promise<Activa
   } finally {
     http.close();
     await sys.stop();
+    await dropSystem(sys);
   }
 }

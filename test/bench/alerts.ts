@@ -42,6 +42,7 @@ import {
   type Latency,
   type StationStream,
 } from './common.ts';
+import { dropSystem } from './ingest.ts';
 import { vocabulary } from './search.ts';
 
 export interface AlertsWorkload {
@@ -374,6 +375,7 @@ export async function alertsLatencyBench(log: (s: string) => void): Promise<Aler
     socket?.close();
     for (const s of streams) s.destroy();
     await sys.stop();
+    await dropSystem(sys);
   }
 }
 

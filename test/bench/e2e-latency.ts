@@ -36,6 +36,7 @@ import {
   trackSystem,
   type Latency,
 } from './common.ts';
+import { dropSystem } from './ingest.ts';
 
 export interface E2ePhase {
   /** Subscribers asked for batch frames. */
@@ -489,5 +490,6 @@ export async function e2eBench(log: (s: string) => void): Promise<E2eResult> {
     return { rate, kafkaFloor: floor, startBurst, phases };
   } finally {
     await sys.stop();
+    await dropSystem(sys);
   }
 }

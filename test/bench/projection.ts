@@ -15,6 +15,7 @@ import { schemaOf } from '../../projections/versions.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 import { System } from '../support/system.ts';
 import { BenchCaptions, CpuMeter, channelNames, kafkaPid, knob, now, sleep, startApp, trackSystem } from './common.ts';
+import { dropSystem } from './ingest.ts';
 
 export interface ProjectionResult {
   events: number;
@@ -299,5 +300,6 @@ export async function projectionBench(log: (s: string) => void): Promise<Project
     };
   } finally {
     await sys.stop();
+    await dropSystem(sys);
   }
 }

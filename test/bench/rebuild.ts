@@ -11,6 +11,7 @@ import { FRAGMENT_COLUMNS } from '../../projections/captions/projection.ts';
 import { createCaptionTables } from '../../projections/captions/tables.ts';
 import { System } from '../support/system.ts';
 import { BenchCaptions, channelNames, knob, now, sleep, startApp } from './common.ts';
+import { dropSystem } from './ingest.ts';
 
 export interface RebuildResult {
   events: number;
@@ -151,5 +152,6 @@ export async function rebuildBench(log: (s: string) => void): Promise<RebuildRes
     };
   } finally {
     await sys.stop();
+    await dropSystem(sys);
   }
 }

@@ -30,6 +30,7 @@ import {
   trackSystem,
   type Msg,
 } from './common.ts';
+import { dropSystem } from './ingest.ts';
 
 export interface TwoFanoutsRun {
   fanouts: 1 | 2;
@@ -259,6 +260,7 @@ export async function twoFanoutsBench(log: (s: string) => void): Promise<TwoFano
   } finally {
     await other.stop();
     await sys.stop();
+    await dropSystem(sys);
   }
 }
 

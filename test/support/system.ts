@@ -5,10 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { dropDatabase, ensureDatabase } from '../../infra/stack/postgres-local.ts';
+import { ensureDatabase } from '../../infra/stack/postgres-local.ts';
 import { createDb } from '../../infra/db.ts';
 import type { Db, Database } from '../../projections/database.ts';
-import { EventLog, withTimeout, type LogRecord } from '../../infra/kafka/index.ts';
+import { EventLog, type LogRecord } from '../../infra/kafka/index.ts';
 import type { TopicName } from '../../schemas/catalog.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { addStation } from '../../infra/stations.ts';
@@ -136,7 +136,6 @@ export class System {
     await migrate(sys.db);
     sys.log = new EventLog(brokers.split(','), sys.env.TOPIC_PREFIX!, createLogger('test', 'silent'));
     await sys.log.ensureTopics();
-    sys.ownDatabase = sys.env.DATABASE_URL; // a test may point env at a proxy later
     running.add(sys);
     return sys;
   }
@@ -289,20 +288,11 @@ export class System {
     return (await this.log.offsets('captions')).reduce((n, o) => n + o.high - o.low, 0);
   }
 
-  /** The database and topics this System made (create), not another's it shares (sharing). */
-  private ownDatabase: string | undefined;
-
-  /** Ends its processes; the System that made the database and topics drops them too (best effort,
-   *  so runs on a long-lived dev stack do not pile them up), unless KEEP_TEST_DATA is set. */
   async stop(): Promise<void> {
     running.delete(this);
     await Promise.all([...this.procs.keys()].map((a) => this.kill(a, 'SIGTERM')));
-    const drop = this.ownDatabase !== undefined && !process.env.KEEP_TEST_DATA;
-    // A test's private broker may be gone by now: a few seconds at most for the topics.
-    if (drop) await withTimeout(this.log.deleteTopics(), 5000).catch(() => undefined);
     await this.log?.close();
     await this.db?.destroy();
-    if (drop) await dropDatabase(this.ownDatabase!).catch(() => undefined);
   }
 }
 
