@@ -19,6 +19,8 @@ const LISTEN_BACKLOG = 4096; // the kernel caps it at net.core.somaxconn
 const app = await boot('api');
 // The API must answer (503s, /readyz) even while Kafka is down, so topics are made in the background.
 void retry(() => app.log.ensureTopics(), app.logger, 'ensure topics', Infinity).catch(() => undefined);
+// Ingest asks whether Kafka answers before it starts: connect that probe now, not on a station's first request.
+void app.log.ping();
 // Decisions get their own pool, behind a gate of the same size: a burst waits its turn in the
 // gate (and past its queue is told "busy"), so the pool's connect timeout only ever measures
 // Postgres itself — a stopped or cut-off server refuses at once (a fast 503 "unavailable").

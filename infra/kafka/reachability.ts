@@ -159,9 +159,12 @@ export class KafkaReachability {
   }
 }
 
+/** `p`, or KafkaUnavailable when it has not settled within `ms`. An answer that arrived while this
+ *  process's event loop was busy (a cold start, a burst) is not silence: the timer runs before
+ *  the loop reads sockets, so the verdict waits for one pass of I/O (setImmediate) first. */
 export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new KafkaUnavailable(`Kafka did not answer within ${ms} ms`)), ms);
+    const t = setTimeout(() => setImmediate(() => reject(new KafkaUnavailable(`Kafka did not answer within ${ms} ms`))), ms);
     p.then(
       (v) => (clearTimeout(t), resolve(v)),
       (e) => (clearTimeout(t), reject(e)),
