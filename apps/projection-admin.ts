@@ -46,11 +46,17 @@ export async function projectionStatus(db: Db, log: EventLog): Promise<Projectio
   const groups = rows.flatMap((row) =>
     [row.current, row.building].flatMap((v) => (v === null ? [] : [projectionGroup(schemaOf(row.name, v))])),
   );
-  const members = await log.groupMembers(groups);
+  // Each topic's ends read once per call, however many projections read it.
+  const topics = [...new Set(rows.flatMap((row) => PROJECTIONS[row.name]!.topics))];
+  const [members, topicEnds] = await Promise.all([
+    log.groupMembers(groups),
+    Promise.all(topics.map(async (topic) => [topic, await log.offsets(topic)] as const)),
+  ]);
+  const endsOf = new Map(topicEnds);
   for (const row of rows) {
     const projection = PROJECTIONS[row.name]!;
     const ends = new Map<string, { low: number; high: number }>();
-    for (const topic of projection.topics) for (const o of await log.offsets(topic)) ends.set(`${topic}/${o.partition}`, o);
+    for (const topic of projection.topics) for (const o of endsOf.get(topic)!) ends.set(`${topic}/${o.partition}`, o);
     const vs: VersionStatus[] = [];
     for (const [version, role] of [
       [row.current, 'serving'],

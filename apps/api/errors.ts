@@ -13,7 +13,7 @@ import { CallerRefused } from '../../infra/caller.ts';
 import { isStatementTimeout, isUnreachable } from '../../infra/db.ts';
 import { EventStoreUnavailable } from '../../infra/eventstore/port.ts';
 import { Overloaded } from '../../infra/gate.ts';
-import { KafkaUnavailable } from '../../infra/kafka/index.ts';
+import { KafkaUnavailable, TopicMissing } from '../../infra/kafka/index.ts';
 
 export class HttpError extends Error {
   constructor(
@@ -75,6 +75,8 @@ export function answerOf(err: unknown): HttpAnswer {
   if (err instanceof EventStoreUnavailable) return answer(503, 'Service Unavailable', undefined, { 'retry-after': '1' });
   if (err instanceof KafkaUnavailable)
     return answer(503, 'Service Unavailable: Kafka cannot be reached; nothing was written', undefined, { 'retry-after': '1' });
+  // The api makes the topics in the background as it starts: until then, "not yet".
+  if (err instanceof TopicMissing) return answer(503, `Service Unavailable: ${err.message}`, undefined, { 'retry-after': '1' });
   if (isStatementTimeout(err)) return answer(503, 'the query took longer than its time budget: narrow it');
   if (isUnreachable(err)) return answer(503, 'Service Unavailable: the database cannot be reached', undefined, { 'retry-after': '1' });
   const e = err as FastifyError;

@@ -14,6 +14,22 @@ export interface PartitionReplicas {
   isr: number[];
 }
 
+/** The cluster has no such topic: a log not made yet (every castlog process makes the topics as it starts), or
+ *  KAFKA_BROKERS / TOPIC_PREFIX pointing somewhere other than the log this database was built from. */
+export class TopicMissing extends Error {
+  constructor(readonly topic: string) {
+    super(
+      `topic ${topic} does not exist on this Kafka: check KAFKA_BROKERS and TOPIC_PREFIX, or start castlog once (its processes make the topics)`,
+    );
+  }
+}
+
+/** kafkajs's "This server does not host this topic-partition", also after its retries gave up. */
+function isUnknownTopic(err: unknown): boolean {
+  const e = err as { type?: string; cause?: { type?: string } } | undefined;
+  return e?.type === 'UNKNOWN_TOPIC_OR_PARTITION' || e?.cause?.type === 'UNKNOWN_TOPIC_OR_PARTITION';
+}
+
 export class Topics {
   private adminClient: Admin | undefined;
   private adminReady: Promise<Admin> | undefined;
@@ -98,10 +114,13 @@ export class Topics {
     return found;
   }
 
-  /** [low, high) offsets of every partition of a topic. */
+  /** [low, high) offsets of every partition of a topic; TopicMissing when the cluster has no such topic. */
   async offsets(topic: TopicName): Promise<{ partition: number; low: number; high: number }[]> {
     const admin = await this.admin();
-    const rows = await admin.fetchTopicOffsets(this.names.physical(topic));
+    const physical = this.names.physical(topic);
+    const rows = await admin.fetchTopicOffsets(physical).catch((err: unknown) => {
+      throw isUnknownTopic(err) ? new TopicMissing(physical) : err;
+    });
     return rows
       .map((r) => ({ partition: r.partition, low: Number(r.low), high: Number(r.high) }))
       .sort((a, b) => a.partition - b.partition);
