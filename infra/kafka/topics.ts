@@ -18,9 +18,7 @@ export interface PartitionReplicas {
  *  KAFKA_BROKERS / TOPIC_PREFIX pointing somewhere other than the log this database was built from. */
 export class TopicMissing extends Error {
   constructor(readonly topic: string) {
-    super(
-      `topic ${topic} does not exist on this Kafka: check KAFKA_BROKERS and TOPIC_PREFIX, or start castlog once (its processes make the topics)`,
-    );
+    super(`topic ${topic} does not exist on this Kafka: check KAFKA_BROKERS and TOPIC_PREFIX, or start castlog once (it makes its topics)`);
   }
 }
 
