@@ -3,11 +3,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { CHANNEL_ID_RULE, isChannelId } from '../../domain/captions/channel.ts';
 import { parseTime } from '../../domain/time.ts';
-import type { Db } from '../../projections/database.ts';
-import { analyticsProjection } from '../../projections/analytics/projection.ts';
 import { captionMinutes, encodeTimings, viewerMinutes } from '../../projections/analytics/queries.ts';
 import { MINUTE } from '../../projections/analytics/tables.ts';
-import { ensureRegistered } from '../../projections/versions.ts';
 import { badRequest } from './errors.ts';
 import type { Reads } from './reads.ts';
 import { json, nullableInteger, nullableString, obj } from './api-schemas.ts';
@@ -37,16 +34,9 @@ function minuteRange(q: Range, now: number): { first: number; last: number } {
 const iso = (ms: number) => new Date(ms).toISOString();
 const rangeQuery = { from: { type: 'string' }, to: { type: 'string' } } as const;
 
-export function analyticsRoutes(deps: { db: Db; reads: Reads }): FastifyPluginAsync {
-  const { db, reads } = deps;
-  // The views exist once the projection is registered; the projector does it, but the API may
-  // answer first.
-  let registered: Promise<void> | undefined;
-  const ready = () =>
-    (registered ??= ensureRegistered(db, analyticsProjection).catch((err) => {
-      registered = undefined;
-      throw err;
-    }));
+/** The views exist before these answer: the api registers every projection before it listens (main.ts). */
+export function analyticsRoutes(deps: { reads: Reads }): FastifyPluginAsync {
+  const { reads } = deps;
 
   return async (app) => {
     app.get<{ Querystring: Range & { channel?: string } }>(
@@ -73,7 +63,6 @@ export function analyticsRoutes(deps: { db: Db; reads: Reads }): FastifyPluginAs
         const { channel } = req.query;
         if (channel !== undefined && !isChannelId(channel)) throw badRequest('channel', CHANNEL_ID_RULE);
         const { first, last } = minuteRange(req.query, Date.now());
-        await ready();
         const rows = await reads.run((rdb) => captionMinutes(rdb, first, last, channel ?? null));
         const minutes = rows.map((r) => ({ minute: iso(Number(r.minute_ms)), fragments: Number(r.fragments), words: Number(r.words) }));
         return {
@@ -108,7 +97,6 @@ export function analyticsRoutes(deps: { db: Db; reads: Reads }): FastifyPluginAs
       async (req) => {
         const now = Date.now();
         const { first, last } = minuteRange(req.query, now);
-        await ready();
         const rows = await reads.run((rdb) => viewerMinutes(rdb, first, last, now));
         const minutes = rows.map((r) => ({ minute: iso(Number(r.minute_ms)), viewers: r.viewers }));
         return { from: iso(first), to: iso(last + MINUTE), peak: minutes.reduce((n, m) => Math.max(n, m.viewers), 0), minutes };
@@ -153,7 +141,6 @@ export function analyticsRoutes(deps: { db: Db; reads: Reads }): FastifyPluginAs
         const from = parseTime('from', req.query.from);
         const to = parseTime('to', req.query.to);
         if (from !== undefined && to !== undefined && to <= from) throw badRequest('to', 'must be after from');
-        await ready();
         const rows = await reads.run((rdb) => encodeTimings(rdb, { from, to, preset: req.query.preset }));
         const ms = (v: number | null) => (v === null ? null : Math.round(Number(v)));
         return {
