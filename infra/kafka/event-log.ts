@@ -99,10 +99,10 @@ export class EventLog {
     return this.topics.groupMembers(groupIds);
   }
 
-  /** Deletes every topic of this log's prefix: for test and bench runs, never the default prefix. */
-  deleteTopics(): Promise<void> {
+  /** Deletes every topic of this log's prefix (how many): for test and bench runs, never the default prefix. */
+  deleteTopics(timeoutMs = 5000): Promise<number> {
     if (!this.names.prefix) throw new Error('refusing to delete the topics of a deployment without a prefix');
-    return this.topics.deleteAll();
+    return this.topics.deleteAll(timeoutMs);
   }
 
   /** Whether Kafka answers now: false within a second of the brokers going away (readiness

@@ -165,10 +165,11 @@ export class Topics {
   }
 
   /** Deletes every topic of this prefix (a test or bench run cleaning up after itself). */
-  async deleteAll(): Promise<void> {
+  async deleteAll(timeoutMs: number): Promise<number> {
     const admin = await this.admin();
     const mine = (await admin.listTopics()).filter((t) => t.startsWith(this.names.prefix));
-    if (mine.length) await admin.deleteTopics({ topics: mine, timeout: 5000 });
+    if (mine.length) await admin.deleteTopics({ topics: mine, timeout: timeoutMs });
+    return mine.length;
   }
 
   async close(): Promise<void> {

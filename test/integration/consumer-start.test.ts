@@ -8,14 +8,11 @@ import type { LogRecord } from '../../infra/kafka/types.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import { waitFor } from '../support/system.ts';
+import { testName } from '../support/test-data.ts';
 
 let log: EventLog;
 beforeAll(async () => {
-  log = new EventLog(
-    (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','),
-    `t_start_${randomUUID().slice(0, 8)}.`,
-    createLogger('test', 'silent'),
-  );
+  log = new EventLog((process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','), `${testName('start')}.`, createLogger('test', 'silent'));
   await log.ensureTopics();
 });
 afterAll(() => log?.close());

@@ -2,7 +2,6 @@
 // castlog process): Postgres restarted under the system, the relay's lock session cut, a process
 // killed with SIGKILL. Postgres here is a private server (restarting the machine's one would break
 // every other test); Kafka is the shared one, under a topic prefix of this file's own.
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { LOCKS, lockText } from '../../infra/locks.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { PrivatePostgres } from '../support/private-postgres.ts';
 import { SupervisedStack } from '../support/supervised.ts';
+import { testName } from '../support/test-data.ts';
 import { USER_TOKEN_SECRET, freePort, metricValue, readTopic, readyz, waitFor } from '../support/system.ts';
 
 const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:19092';
@@ -93,7 +93,7 @@ beforeAll(async () => {
   databaseUrl = postgres.url('castlog_faults');
   blobDir = mkdtempSync(join(tmpdir(), 'castlog-faults-blobs-'));
   for (const name of PROCESSES) port[name] = await freePort();
-  const prefix = `f_${randomBytes(5).toString('hex')}.`;
+  const prefix = `${testName('faults')}.`;
   env = {
     KAFKA_BROKERS: BROKERS,
     DATABASE_URL: databaseUrl,

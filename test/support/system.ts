@@ -14,6 +14,7 @@ import { createLogger } from '../../infra/logger.ts';
 import { addStation } from '../../infra/stations.ts';
 import { migrate } from '../../projections/migrate.ts';
 import { checkFrame, frameCheck, watchApi } from './contract.ts';
+import { testName } from './test-data.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export type AppName = 'api' | 'projector' | 'fanout' | 'relay';
@@ -123,7 +124,7 @@ export class System {
   /** A new database and topic prefix. `opts.kafkaBrokers` points the processes and the test's own
    *  log at another Kafka (a private broker a test may kill); by default, the shared one. */
   static async create(extraEnv: NodeJS.ProcessEnv = {}, opts: { kafkaBrokers?: string } = {}): Promise<System> {
-    const name = `t_${randomBytes(5).toString('hex')}`;
+    const name = testName();
     const brokers = opts.kafkaBrokers ?? process.env.KAFKA_BROKERS ?? '127.0.0.1:19092';
     const sys = new System(name, await freePort(), await freePort(), await freePort(), {
       ...extraEnv,
