@@ -16,6 +16,10 @@ export interface VersionStatus {
   rows: Record<string, number>;
   positions: { topic: string; partition: number; next: number; end: number; lag: number }[];
   lag: number;
+  /** Records by which its positions lie past the end of the log (0 normally): it was built from
+   *  another log (a topic made again, a cluster restored from an older copy), and records the log
+   *  gets below those positions would be taken for applied ones. A rebuild fixes it. */
+  pastLogEnd: number;
   /** Share of the log applied, 0..1 (for a version being built, its progress). */
   progress: number;
   /** The projector processes running this version: its Kafka consumer group's members. None means
@@ -80,6 +84,7 @@ export async function projectionStatus(db: Db, log: EventLog): Promise<Projectio
         rows,
         positions,
         lag: positions.reduce((n, p) => n + p.lag, 0),
+        pastLogEnd: positions.reduce((n, p) => n + Math.max(0, p.next - p.end), 0),
         progress: total === 0 ? 1 : Math.min(1, done / total),
         runners: members.get(projectionGroup(key)) ?? [],
       });
@@ -87,6 +92,11 @@ export async function projectionStatus(db: Db, log: EventLog): Promise<Projectio
     out.push({ name: row.name, current: row.current, building: row.building, versions: vs });
   }
   return out;
+}
+
+/** "name vN" for every version whose positions lie past the end of the log (see pastLogEnd). */
+export function builtFromAnotherLog(status: ProjectionStatus[]): string[] {
+  return status.flatMap((p) => p.versions.filter((v) => v.pastLogEnd > 0).map((v) => `${p.name} v${v.version}`));
 }
 
 export class UnknownProjection extends Error {}

@@ -9,9 +9,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchStack } from '../infra/stack/launch.ts';
 import { loadConfig } from '../infra/config.ts';
+import { createDb } from '../infra/db.ts';
 import { EventLog } from '../infra/kafka/index.ts';
 import { createLogger } from '../infra/logger.ts';
+import type { Database } from '../projections/database.ts';
+import { migrate } from '../projections/migrate.ts';
 import { withMailSetup } from './dev-mail/setup.ts';
+import { builtFromAnotherLog, projectionStatus } from './projection-admin.ts';
 import { Supervisor } from './supervisor.ts';
 
 const APPS = ['api', 'relay', 'projector', 'fanout', 'worker', 'matcher', 'notifier'] as const;
@@ -34,6 +38,18 @@ function signingSecret(file: string): string {
   return secret;
 }
 
+/** The projection versions whose positions lie past the end of `log` (a local log deleted while the
+ *  database was kept, say): started anyway, they would skip what the new log gets. */
+async function readModelsFromAnotherLog(log: EventLog, databaseUrl: string): Promise<string[]> {
+  const db = createDb<Database>(databaseUrl, 1);
+  try {
+    await migrate(db);
+    return builtFromAnotherLog(await projectionStatus(db, log));
+  } finally {
+    await db.destroy();
+  }
+}
+
 const stack = await launchStack();
 // Every process must share one user-token secret; on this machine, one made up per run does.
 const base: NodeJS.ProcessEnv = {
@@ -49,7 +65,18 @@ const config = loadConfig(env);
 // Topics first, so no app races another to create them.
 const log = new EventLog(config.kafkaBrokers, config.topicPrefix, createLogger('start'));
 await log.ensureTopics();
+const foreign = await readModelsFromAnotherLog(log, config.databaseUrl);
 await log.close();
+if (foreign.length) {
+  const database = decodeURIComponent(new URL(config.databaseUrl).pathname.slice(1));
+  console.error(`castlog: the database ${database} holds read models built from another log (${foreign.join(', ')}):
+their positions lie past the end of the log at ${config.kafkaBrokers}, so what it gets next would be taken for applied.
+Point KAFKA_BROKERS / TOPIC_PREFIX at the log it was built from, or start afresh with an empty database${
+    process.env.DATABASE_URL ? '' : ` (here: dropdb -h 127.0.0.1 -U postgres ${database})`
+  }. Nothing was started.`);
+  await stack.stop();
+  process.exit(1);
+}
 
 const supervisor = new Supervisor(
   [...APPS, ...(devMail ? ['dev-mail'] : [])].map((name) => ({

@@ -21,7 +21,7 @@ export function adminRoutes(deps: { db: Db; log: EventLog; config: Config; store
       name: { type: 'string' },
       current: { type: 'integer' },
       building: nullableInteger,
-      versions: { type: 'array', items: { type: 'object', required: ['version', 'role', 'lag', 'progress', 'runners'] } },
+      versions: { type: 'array', items: { type: 'object', required: ['version', 'role', 'lag', 'pastLogEnd', 'progress', 'runners'] } },
     });
     const projections = {
       200: json('Every projection, its versions, their lag and progress', obj({ projections: { type: 'array', items: status } })),

@@ -69,6 +69,8 @@ async function projections(db: Db, log: EventLog, command: string | undefined, a
               .join(' ')}`,
           );
           console.log(`      ${runnersText(v.runners)}`);
+          if (v.pastLogEnd > 0)
+            console.log(`      past the end of the log by ${v.pastLogEnd} records: built from another log; rebuild ${p.name}`);
           for (const pos of v.positions) console.log(`      ${pos.topic}/${pos.partition}  at ${pos.next} of ${pos.end}`);
         }
       }

@@ -19,17 +19,6 @@ beforeAll(async () => {
 });
 afterAll(() => sys?.stop());
 
-/** The CLI run to its end against this system (env overrides on top): exit code, stdout, stderr. */
-const run = (args: string[], env: Record<string, string> = {}) =>
-  new Promise<{ code: number; out: string; err: string }>((resolve) => {
-    const cli = spawn(process.execPath, ['bin/castlog.mjs', ...args], { env: { ...sys.env, ...env } });
-    let out = '';
-    let err = '';
-    cli.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    cli.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    cli.on('exit', (code) => resolve({ code: code ?? -1, out, err }));
-  });
-
 describe('rebuild', () => {
   it('builds the next version beside the serving one under live ingest and queries, then swaps: same rows, no failed query', async () => {
     const channels = ['rb.a', 'rb.b', 'rb.c'];
@@ -201,16 +190,16 @@ describe('reading the log from outside', () => {
   }, 90_000);
 
   it('tail refuses a bad --from and an unknown topic with a clear message', async () => {
-    expect(await run(['tail', 'captions', '--from', 'last tuesday'])).toMatchObject({
+    expect(await sys.run(['bin/castlog.mjs', 'tail', 'captions', '--from', 'last tuesday'])).toMatchObject({
       code: 1,
       err: expect.stringMatching(/--from must be/),
     });
-    expect(await run(['tail', 'nope'])).toMatchObject({ code: 1, err: expect.stringMatching(/unknown topic nope/) });
+    expect(await sys.run(['bin/castlog.mjs', 'tail', 'nope'])).toMatchObject({ code: 1, err: expect.stringMatching(/unknown topic nope/) });
   });
 
   it('projections status names the topic a Kafka does not have, instead of a client library error', async () => {
     const elsewhere = `${sys.env.TOPIC_PREFIX}elsewhere.`;
-    const r = await run(['projections', 'status'], { TOPIC_PREFIX: elsewhere });
+    const r = await sys.run(['bin/castlog.mjs', 'projections', 'status'], { TOPIC_PREFIX: elsewhere });
     expect(r.code).toBe(1);
     expect(r.out).toBe('');
     expect(r.err).toMatch(

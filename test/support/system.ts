@@ -216,6 +216,19 @@ export class System {
     ]);
   }
 
+  /** A command (node's arguments: a script, or --import tsx and one) run to its end with this
+   *  system's environment, `env` on top: its exit code, stdout and stderr. */
+  run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, args, { env: { ...this.env, ...env } });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('exit', (code) => resolve({ code: code ?? -1, out, err }));
+    });
+  }
+
   /** kill -9: no chance to flush or commit anything. */
   async kill(app: ProcessName, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = this.procs.get(app);
