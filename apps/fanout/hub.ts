@@ -273,10 +273,14 @@ export class Hub {
     for (const e of entries) published += e.json.length;
     const look = published >= this.maxBackpressure / CHECK_SHARE;
     this.unchecked.set(channel, look ? 0 : published);
+    /** Subscriptions that have just reached this fanout's reading: they join their topic once
+     *  these entries are published, or the topic would hand them the entries again. */
+    let joining: [Client, Subscription][] | undefined;
     for (const [client, sub] of clients) {
       if (!sub.live || client.closed) continue;
       if (sub.topic === undefined) {
         this.deliver(client, sub, entries);
+        if (this.publisher && !client.closed && this.levelWithHistory(sub)) (joining ??= []).push([client, sub]);
         continue;
       }
       // What is published is queued by uWS without a check: a socket over the limit is closed
@@ -286,7 +290,11 @@ export class Hub {
       else onSingles = true;
     }
     const publisher = this.publisher;
-    if (!publisher || !(onSingles || onBatches)) return;
+    if (publisher && (onSingles || onBatches)) this.publish(publisher, channel, entries, onSingles, onBatches);
+    for (const [client, sub] of joining ?? []) this.joinTopic(client, sub);
+  }
+
+  private publish(publisher: Publisher, channel: string, entries: Entry[], onSingles: boolean, onBatches: boolean): void {
     if (onSingles) {
       const topic = singlesTopic(channel);
       for (const e of entries) publisher.publish(topic, e.json);
@@ -306,6 +314,18 @@ export class Hub {
    *  the tick that sent the last entry it had, so nothing published falls between the two. */
   private goLive(client: Client, sub: Subscription): void {
     sub.live = true;
+    // Ahead of what this fanout has read (its history still warming up after a start, or behind
+    // the fanout that handed the position out): a topic carries every record published, older
+    // ones too, so it is served one by one, past its position, until the records reach it.
+    if (this.levelWithHistory(sub)) this.joinTopic(client, sub);
+  }
+
+  /** True when every record this fanout reads from now on comes after the subscription's position. */
+  private levelWithHistory(sub: Subscription): boolean {
+    return sub.partition < 0 || sub.after < this.histories[sub.partition]!.next;
+  }
+
+  private joinTopic(client: Client, sub: Subscription): void {
     if (!this.publisher || !client.socket.subscribe || client.closed) return;
     sub.topic = sub.batch ? batchTopic(sub.channel) : singlesTopic(sub.channel);
     client.socket.subscribe(sub.topic);

@@ -351,3 +351,104 @@ describe('the hub under random traffic', () => {
     expect(totals.resumed).toBeGreaterThan(0);
   });
 });
+
+// A fanout that has just started reads the last records of each partition again to warm its
+// history up, while clients already subscribe: some resuming from positions another fanout (or
+// this one before a restart) handed out, ahead of what this one has read so far.
+describe('a fanout still warming its history up', () => {
+  const CHANNEL = 'news';
+  const P = partitionFor(CHANNEL, PARTITIONS);
+  /** The partition held records 0..11 of CHANNEL before this fanout started. */
+  const BEFORE = 12;
+
+  function started() {
+    const uws = new FakeUws();
+    const archive = new Archive();
+    const liveFrom = Array<number>(PARTITIONS).fill(0);
+    liveFrom[P] = BEFORE;
+    const hub = new Hub({
+      partitions: PARTITIONS,
+      startOffsets: Array(PARTITIONS).fill(0),
+      liveFrom,
+      historyCapacity: 100,
+      maxBackpressure: MAX_BACKPRESSURE,
+      archive,
+      stats: { delivered: () => undefined, slowClosed: () => undefined, fannedOut: () => undefined },
+      feed: captionsFeed(),
+    });
+    hub.publishWith(uws);
+    const record = (offset: number) => {
+      const data: CaptionFragmentReceived = {
+        channel: CHANNEL,
+        station: 'studio',
+        seq: offset + 1,
+        text: `#${offset + 1}`,
+        start: offset * 1000,
+        end: offset * 1000 + 500,
+        mode: 'rollup',
+        lang: 'en',
+        receivedAt: Date.now(),
+      };
+      archive.rows[P]!.push({ offset, channel: CHANNEL, json: captionMessage(data, formatPosition({ partition: P, offset })) });
+      archive.applied[P] = offset + 1;
+      return { offset, data };
+    };
+    /** The tail consumer hands the hub records [from, to) in batches of `size`, uWS writing after each. */
+    const read = (from: number, to: number, size = 4) => {
+      for (let o = from; o < to; o += size) {
+        const records = [];
+        for (let k = o; k < Math.min(to, o + size); k++) records.push(record(k));
+        hub.onRecords(P, records, Math.max(BEFORE, to));
+        uws.drain();
+      }
+    };
+    const viewer = (batch: boolean) => {
+      const socket = new FakeSocket(uws, hub);
+      socket.client = new Client(socket);
+      /** Every caption's offset the client read, batch frames opened, and the subscribed answers. */
+      const seen = () => {
+        socket.readSome();
+        const out: { offsets: number[]; subscribed: Parsed[] } = { offsets: [], subscribed: [] };
+        for (const raw of socket.read) {
+          const m = JSON.parse(raw) as Parsed;
+          if (m.type === 'subscribed') out.subscribed.push(m);
+          for (const c of m.type === 'batch' ? m.messages! : m.type === 'caption' ? [m] : [])
+            out.offsets.push(Number(c.position!.split(':')[1]));
+        }
+        return out;
+      };
+      return { socket, subscribe: (since?: string) => hub.subscribe(socket.client, CHANNEL, since, batch), seen };
+    };
+    return { read, viewer };
+  }
+
+  const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
+
+  for (const batch of [false, true]) {
+    const frames = batch ? ' (batch frames)' : '';
+    it(`resumes a client from a position ahead of what it has read: each later caption once, in order${frames}`, async () => {
+      const { read, viewer } = started();
+      const v = viewer(batch);
+      v.subscribe(`${P}:4`); // as the previous fanout handed it out: 0..4 read there
+      read(0, BEFORE); // the warm-up, then what comes after the start
+      read(BEFORE, BEFORE + 3);
+      await vi.waitFor(() => expect(v.seen().offsets).toEqual(range(5, BEFORE + 3)));
+      expect(v.seen().subscribed).toMatchObject([{ position: `${P}:4`, recovered: true }]);
+      read(BEFORE + 3, BEFORE + 6);
+      expect(v.seen().offsets).toEqual(range(5, BEFORE + 6));
+    });
+
+    it(`gives a client that subscribes without since only what comes after the log end the fanout started at${frames}`, async () => {
+      const { read, viewer } = started();
+      const v = viewer(batch);
+      v.subscribe();
+      read(0, 6); // half the warm-up: the client has subscribed at the log's end, 11
+      const w = viewer(batch);
+      w.subscribe(`${P}:2`); // one more, resuming from a position inside what is read so far
+      read(6, BEFORE + 4);
+      await vi.waitFor(() => expect(w.seen().offsets).toEqual(range(3, BEFORE + 4)));
+      expect(v.seen().subscribed).toMatchObject([{ position: `${P}:${BEFORE - 1}`, recovered: false }]);
+      expect(v.seen().offsets).toEqual(range(BEFORE, BEFORE + 4));
+    });
+  }
+});
