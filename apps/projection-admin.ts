@@ -44,49 +44,43 @@ async function rowCount(db: Db, schema: string, table: string): Promise<number> 
   return rows[0]!.n;
 }
 
-export async function projectionStatus(db: Db, log: EventLog): Promise<ProjectionStatus[]> {
-  const out: ProjectionStatus[] = [];
+/** A version's place in the log: everything of its status but row counts and runners. */
+type VersionPositions = Omit<VersionStatus, 'rows' | 'runners'>;
+
+/** Every projection version's positions against the log's ends, each topic's ends read once
+ *  however many projections read it. */
+async function projectionPositions(
+  db: Db,
+  log: EventLog,
+): Promise<(Omit<ProjectionStatus, 'versions'> & { versions: VersionPositions[] })[]> {
   const rows = (await versions(db)).filter((row) => PROJECTIONS[row.name]);
-  const groups = rows.flatMap((row) =>
-    [row.current, row.building].flatMap((v) => (v === null ? [] : [projectionGroup(schemaOf(row.name, v))])),
-  );
-  // Each topic's ends read once per call, however many projections read it.
   const topics = [...new Set(rows.flatMap((row) => PROJECTIONS[row.name]!.topics))];
-  const [members, topicEnds] = await Promise.all([
-    log.groupMembers(groups),
-    Promise.all(topics.map(async (topic) => [topic, await log.offsets(topic)] as const)),
-  ]);
-  const endsOf = new Map(topicEnds);
+  const endsOf = new Map(await Promise.all(topics.map(async (topic) => [topic, await log.offsets(topic)] as const)));
+  const out = [];
   for (const row of rows) {
-    const projection = PROJECTIONS[row.name]!;
     const ends = new Map<string, { low: number; high: number }>();
-    for (const topic of projection.topics) for (const o of endsOf.get(topic)!) ends.set(`${topic}/${o.partition}`, o);
-    const vs: VersionStatus[] = [];
+    for (const topic of PROJECTIONS[row.name]!.topics) for (const o of endsOf.get(topic)!) ends.set(`${topic}/${o.partition}`, o);
+    const total = [...ends.values()].reduce((n, e) => n + e.high - e.low, 0);
+    const vs: VersionPositions[] = [];
     for (const [version, role] of [
       [row.current, 'serving'],
       [row.building, 'building'],
     ] as const) {
       if (version === null) continue;
-      const key = schemaOf(row.name, version);
       const stored = await positionsOf(db, row.name, version);
       const positions = [...ends].map(([tp, e]) => {
         const [topic, p] = tp.split('/');
         const next = stored.find((s) => s.topic === topic && s.partition === Number(p))?.next_offset ?? e.low;
         return { topic: topic!, partition: Number(p), next, end: e.high, lag: Math.max(0, e.high - next) };
       });
-      const total = [...ends.values()].reduce((n, e) => n + e.high - e.low, 0);
       const done = positions.reduce((n, p) => n + Math.max(0, p.next - (ends.get(`${p.topic}/${p.partition}`)?.low ?? 0)), 0);
-      const rows: Record<string, number> = {};
-      for (const table of projection.views) rows[table] = await rowCount(db, key, table);
       vs.push({
         version,
         role,
-        rows,
         positions,
         lag: positions.reduce((n, p) => n + p.lag, 0),
         pastLogEnd: positions.reduce((n, p) => n + Math.max(0, p.next - p.end), 0),
         progress: total === 0 ? 1 : Math.min(1, done / total),
-        runners: members.get(projectionGroup(key)) ?? [],
       });
     }
     out.push({ name: row.name, current: row.current, building: row.building, versions: vs });
@@ -94,9 +88,29 @@ export async function projectionStatus(db: Db, log: EventLog): Promise<Projectio
   return out;
 }
 
-/** "name vN" for every version whose positions lie past the end of the log (see pastLogEnd). */
-export function builtFromAnotherLog(status: ProjectionStatus[]): string[] {
-  return status.flatMap((p) => p.versions.filter((v) => v.pastLogEnd > 0).map((v) => `${p.name} v${v.version}`));
+export async function projectionStatus(db: Db, log: EventLog): Promise<ProjectionStatus[]> {
+  const projections = await projectionPositions(db, log);
+  const members = await log.groupMembers(projections.flatMap((p) => p.versions.map((v) => projectionGroup(schemaOf(p.name, v.version)))));
+  const out: ProjectionStatus[] = [];
+  for (const p of projections) {
+    const vs: VersionStatus[] = [];
+    for (const v of p.versions) {
+      const key = schemaOf(p.name, v.version);
+      const rows: Record<string, number> = {};
+      for (const table of PROJECTIONS[p.name]!.views) rows[table] = await rowCount(db, key, table);
+      vs.push({ ...v, rows, runners: members.get(projectionGroup(key)) ?? [] });
+    }
+    out.push({ ...p, versions: vs });
+  }
+  return out;
+}
+
+/** "name vN" for every version whose positions lie past the end of the log (see pastLogEnd): only
+ *  positions and ends are read, no row counts, so `npm start` can ask before it starts anything. */
+export async function builtFromAnotherLog(db: Db, log: EventLog): Promise<string[]> {
+  return (await projectionPositions(db, log)).flatMap((p) =>
+    p.versions.filter((v) => v.pastLogEnd > 0).map((v) => `${p.name} v${v.version}`),
+  );
 }
 
 export class UnknownProjection extends Error {}

@@ -15,7 +15,7 @@ import { createLogger } from '../infra/logger.ts';
 import type { Database } from '../projections/database.ts';
 import { migrate } from '../projections/migrate.ts';
 import { withMailSetup } from './dev-mail/setup.ts';
-import { builtFromAnotherLog, projectionStatus } from './projection-admin.ts';
+import { builtFromAnotherLog } from './projection-admin.ts';
 import { Supervisor } from './supervisor.ts';
 
 const APPS = ['api', 'relay', 'projector', 'fanout', 'worker', 'matcher', 'notifier'] as const;
@@ -44,7 +44,7 @@ async function readModelsFromAnotherLog(log: EventLog, databaseUrl: string): Pro
   const db = createDb<Database>(databaseUrl, 1);
   try {
     await migrate(db);
-    return builtFromAnotherLog(await projectionStatus(db, log));
+    return await builtFromAnotherLog(db, log);
   } finally {
     await db.destroy();
   }

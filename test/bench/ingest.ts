@@ -4,11 +4,11 @@
 // idempotent producer sending pre-encoded batches with acks=all (what Kafka takes from one client).
 import { Kafka, logLevel } from 'kafkajs';
 import { EventLog } from '../../infra/kafka/index.ts';
-import { createLogger } from '../../infra/logger.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { newMeta, toHeaders } from '../../schemas/envelope.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import { System } from '../support/system.ts';
+import { dropNamed } from '../support/test-data.ts';
 import {
   CAPTION_TEXT,
   CpuMeter,
@@ -266,28 +266,5 @@ export async function ingestBench(log: (s: string) => void): Promise<IngestResul
 
 /** Removes a System's database and topics once its scenario is done (best effort). */
 export async function dropSystem(sys: System): Promise<void> {
-  const { default: pg } = await import('pg');
-  const admin = new URL(sys.env.DATABASE_URL!);
-  admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.toString() });
-  try {
-    await client.connect();
-    await client.query(`DROP DATABASE IF EXISTS "${sys.name}" WITH (FORCE)`);
-  } catch {
-    // left behind: harmless
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-  const log = new EventLog(
-    (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','),
-    sys.env.TOPIC_PREFIX!,
-    createLogger('bench', 'silent'),
-  );
-  try {
-    await log.deleteTopics();
-  } catch {
-    // left behind: harmless
-  } finally {
-    await log.close();
-  }
+  await dropNamed(sys.name, sys.env.DATABASE_URL!, process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').catch(() => undefined);
 }

@@ -16,6 +16,7 @@ import { addRepeatsIndex } from '../../projections/captions/search-sql.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { System } from '../support/system.ts';
 import { histogram, knob, latency, now, type Latency } from './common.ts';
+import { dropSystem } from './ingest.ts';
 
 export interface SearchKindResult extends Latency {
   /** Mean hits per query (the size of what had to be ranked), counted in SQL after the run. */
@@ -185,15 +186,7 @@ export async function searchBench(log: (s: string) => void): Promise<SearchResul
   } finally {
     await sys.stop();
     // The database is large: drop it rather than leave it behind.
-    const { default: pg } = await import('pg');
-    const admin = new URL(sys.env.DATABASE_URL!);
-    admin.pathname = '/postgres';
-    const client = new pg.Client({ connectionString: admin.toString() });
-    await client
-      .connect()
-      .then(() => client.query(`DROP DATABASE IF EXISTS "${sys.name}" WITH (FORCE)`))
-      .catch(() => undefined);
-    await client.end().catch(() => undefined);
+    await dropSystem(sys);
   }
 }
 

@@ -18,8 +18,13 @@ export function testName(label = ''): string {
 }
 
 /** Drops every database and topic this run made (best effort: what is left is harmless). */
-export async function dropRunData(run: string, databaseUrl: string, kafkaBrokers: string): Promise<{ databases: number; topics: number }> {
-  const tag = runTag(run);
+export function dropRunData(run: string, databaseUrl: string, kafkaBrokers: string): Promise<{ databases: number; topics: number }> {
+  return dropNamed(runTag(run), databaseUrl, kafkaBrokers);
+}
+
+/** Drops the databases (on the server of `databaseUrl`) and topics whose names begin with `tag`:
+ *  a run's (`t_<run>_`), or one System's (its name). Says how many of each. */
+export async function dropNamed(tag: string, databaseUrl: string, kafkaBrokers: string): Promise<{ databases: number; topics: number }> {
   const server = new URL(databaseUrl);
   server.pathname = '/postgres';
   const client = new pg.Client({ connectionString: server.toString() });
