@@ -117,12 +117,19 @@ export interface LiveSourceOptions {
   topic: string;
   partitions: number;
   startOffsets: number[];
+  /**
+   * Per partition, the log end when the fanout started. Records before it are read only so that
+   * the feed learns what a repeat would look like; they were news before anyone here subscribed,
+   * and a client back after a fanout restart already had them.
+   */
+  liveFrom?: number[];
   feed: Feed;
 }
 
 /** A live-only source: its histories only remember where each partition is (never replayed). */
 interface LiveSource {
   histories: PartitionHistory[];
+  liveFrom: number[];
   feed: Feed;
 }
 
@@ -179,6 +186,7 @@ export class Hub {
       this.liveSources.set(source.topic, {
         feed: source.feed,
         histories: source.startOffsets.map((offset) => new PartitionHistory(0, offset)),
+        liveFrom: source.liveFrom ?? source.startOffsets,
       });
     }
   }
@@ -228,7 +236,7 @@ export class Hub {
       if (r.offset < h.next) continue; // seen already (a re-fetch)
       h.add(r.offset, undefined);
       const e = source.feed.entry(partition, r);
-      if (!e) continue;
+      if (!e || r.offset < source.liveFrom[partition]!) continue;
       this.stats.fannedOut(partition, r.offset, e.at);
       for (const client of this.listeners.get(e.key)?.keys() ?? []) {
         if (client.closed) continue;

@@ -63,6 +63,7 @@ const hubs = {
       topic: t,
       partitions: TOPICS[t].partitions,
       startOffsets: starts(t),
+      liveFrom: ends[t]!.map((o) => o.high),
       feed: userEventsFeed(t),
     })),
   }),

@@ -996,4 +996,45 @@ describe('a user channel fed by several topics', () => {
     hub.onLiveRecords('encodes', 1, [event(5, 'EncodeProgressed')]);
     expect(socket.messages().filter((m) => m.type === 'event')).toHaveLength(3);
   });
+
+  it('sends none of what a live source read while warming up, and knows a repeat of it afterwards', async () => {
+    const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
+    const zeros = Array(PARTITIONS).fill(0);
+    const hub = new Hub({
+      partitions: PARTITIONS,
+      startOffsets: zeros,
+      historyCapacity: 100,
+      maxBackpressure: 1_000_000,
+      stats,
+      feed: userEventsFeed(),
+      // The fanout started with 5 alert records in each partition: it reads them back, then live.
+      liveSources: [
+        {
+          topic: 'alerts',
+          partitions: PARTITIONS,
+          startOffsets: zeros,
+          liveFrom: Array(PARTITIONS).fill(5),
+          feed: userEventsFeed('alerts'),
+        },
+      ],
+    });
+    const match = (offset: number, caption: string) => ({
+      offset,
+      type: 'AlertMatched',
+      data: { userId, alertId: 'a1', position: caption, at: 1 },
+      meta: undefined,
+    });
+    const socket = new FakeSocket();
+    hub.subscribe(new Client(socket), `user:${userId}`);
+    // Read while warming up: the client (back after a fanout restart) had these already.
+    hub.onLiveRecords(
+      'alerts',
+      1,
+      [0, 1, 2, 3, 4].map((o) => match(o, `0:${o}`)),
+    );
+    // The matcher publishing one of them again after the restart is a repeat; the next is news.
+    hub.onLiveRecords('alerts', 1, [match(5, '0:2'), match(6, '0:9')]);
+    const events = socket.messages().filter((m) => m.type === 'event');
+    expect(events.map((m) => m.position)).toEqual(['alerts/1:6']);
+  });
 });
