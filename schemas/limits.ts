@@ -56,21 +56,44 @@ export const STRING_LIMITS: Record<EventType, Record<string, number>> = {
   AlertMatched: { alertId: ID, userId: ID, channel: 64, position: 30, station: 64, text: 4000, snippet: 40_000 },
 };
 
+/** One step of a field path: a property, or every element of the array under it ("active[]"). */
+interface Step {
+  key: string;
+  each: boolean;
+}
+
+interface FieldLimit {
+  steps: Step[];
+  max: number;
+  problem: string;
+}
+
+/** Per event, its limits with their paths split once (every append checks them). */
+const FIELD_LIMITS = new Map<string, FieldLimit[]>(
+  Object.entries(STRING_LIMITS).map(([type, fields]) => [
+    type,
+    Object.entries(fields).map(([path, max]) => ({
+      steps: path.split('.').map((part) => ({ key: part.replace(/\[\]$/, ''), each: part.endsWith('[]') })),
+      max,
+      problem: `${path.replace('[]', '')}: longer than ${max} characters`,
+    })),
+  ]),
+);
+
 /** The first string field of `data` longer than its limit, as "field: ...", or undefined. */
 export function overLimit(type: EventType, data: unknown): string | undefined {
-  for (const [path, max] of Object.entries(STRING_LIMITS[type] ?? {})) {
-    for (const value of valuesAt(data, path.split('.'))) {
-      if (typeof value === 'string' && value.length > max) return `${path.replace('[]', '')}: longer than ${max} characters`;
-    }
-  }
+  for (const field of FIELD_LIMITS.get(type) ?? []) if (longer(data, field, 0)) return field.problem;
   return undefined;
 }
 
-function valuesAt(data: unknown, path: string[]): unknown[] {
-  if (path.length === 0) return [data];
-  if (typeof data !== 'object' || data === null) return [];
-  const [head, ...rest] = path;
-  const many = head!.endsWith('[]');
-  const value = (data as Record<string, unknown>)[many ? head!.slice(0, -2) : head!];
-  return many ? (Array.isArray(value) ? value.flatMap((v) => valuesAt(v, rest)) : []) : valuesAt(value, rest);
+/** Whether a string at `field`'s path below `data` (from step `i` on) is longer than its limit. */
+function longer(data: unknown, field: FieldLimit, i: number): boolean {
+  if (i === field.steps.length) return typeof data === 'string' && data.length > field.max;
+  if (typeof data !== 'object' || data === null) return false;
+  const { key, each } = field.steps[i]!;
+  const value = (data as Record<string, unknown>)[key];
+  if (!each) return longer(value, field, i + 1);
+  if (!Array.isArray(value)) return false;
+  for (const element of value) if (longer(element, field, i + 1)) return true;
+  return false;
 }

@@ -43,6 +43,22 @@ describe('AvroCodec', () => {
     expect(codec.writerOf(bytes)).toBe(latest);
   });
 
+  it('writes what avsc writes, for events small and larger than its scratch buffer, each in bytes of its own', () => {
+    const avsc = (data: CaptionFragmentReceived) =>
+      Buffer.concat([Buffer.from([0xc3, 0x01]), latest.fingerprint, latest.type.toBuffer(data)]);
+    const small = codec.encode('CaptionFragmentReceived', fragment);
+    // A caption at its limit: 4,000 UTF-16 units, 8 KB of UTF-8.
+    const large = { ...fragment, text: '😀'.repeat(2000) };
+    const big = codec.encode('CaptionFragmentReceived', large);
+    const after = codec.encode('CaptionFragmentReceived', { ...fragment, text: 'after' });
+    expect(small).toEqual(avsc(fragment));
+    expect(big).toEqual(avsc(large));
+    expect(after).toEqual(avsc({ ...fragment, text: 'after' }));
+    const snippet = '世'.repeat(40_000); // 120 KB: encoded past the scratch buffer
+    const match = { alertId: 'a', userId: 'u', channel: 'c', position: '0:1', station: 's', start: 0, text: 't', snippet, at: 1 };
+    expect(codec.decode(codec.encode('AlertMatched', match)).data).toMatchObject({ snippet });
+  });
+
   it('refuses to encode data that does not fit the schema', () => {
     expect(() => codec.encode('CaptionFragmentReceived', { ...fragment, text: undefined } as never)).toThrow();
     expect(() => codec.encode('CaptionFragmentReceived', { ...fragment, mode: 'scroll' } as never)).toThrow();

@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { AvroCodec, CodecError } from '../../schemas/codec.ts';
-import { STRING_LIMITS } from '../../schemas/limits.ts';
+import { STRING_LIMITS, overLimit } from '../../schemas/limits.ts';
 import type { EventType } from '../../schemas/types.generated.ts';
 
 const ROOT = new URL('../../schemas/avro/', import.meta.url);
@@ -45,4 +45,22 @@ describe('string limits', () => {
     expect(() => codec.encode('ActivationRejected', { ...rejected, active: ['a'.repeat(36)] })).not.toThrow();
     expect(() => codec.encode('ActivationRejected', { ...rejected, active: ['a'.repeat(37)] })).toThrow(/active: longer than 36/);
   });
+
+  /** `data` with `value` at `path` ("options.preset", "active[]"), an array element where it says []. */
+  const at = (path: string, value: string): unknown =>
+    path
+      .split('.')
+      .reverse()
+      .reduce<unknown>((inner, part) => (part.endsWith('[]') ? { [part.slice(0, -2)]: ['ok', inner] } : { [part]: inner }), value);
+
+  it.each(Object.entries(STRING_LIMITS).flatMap(([type, fields]) => Object.entries(fields).map(([path, max]) => ({ type, path, max }))))(
+    '$type.$path: $max characters pass, one more is named',
+    ({ type, path, max }) => {
+      expect(overLimit(type as EventType, at(path, 'x'.repeat(max)))).toBeUndefined();
+      expect(overLimit(type as EventType, at(path, 'x'.repeat(max + 1)))).toBe(`${path.replace('[]', '')}: longer than ${max} characters`);
+      // A field missing, or no object at all, is the schema's to refuse.
+      expect(overLimit(type as EventType, { other: 'x'.repeat(max + 1) })).toBeUndefined();
+      expect(overLimit(type as EventType, null)).toBeUndefined();
+    },
+  );
 });
