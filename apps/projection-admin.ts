@@ -90,7 +90,15 @@ async function projectionPositions(
 
 export async function projectionStatus(db: Db, log: EventLog): Promise<ProjectionStatus[]> {
   const projections = await projectionPositions(db, log);
-  const members = await log.groupMembers(projections.flatMap((p) => p.versions.map((v) => projectionGroup(schemaOf(p.name, v.version)))));
+  // A projector reads each topic once for the versions it runs (apps/projector/runner.ts): its
+  // groups are named by the versions they serve, joined by "+". A process is in one group per topic,
+  // so a version's runners are those of its group with the most.
+  const groups = [...(await log.groupMembers(projectionGroup(''))).entries()].map(([name, members]) => ({
+    keys: name.slice(projectionGroup('').length).split('+'),
+    members,
+  }));
+  const runnersOf = (key: string) =>
+    groups.filter((g) => g.keys.includes(key)).reduce<GroupMember[]>((most, g) => (g.members.length > most.length ? g.members : most), []);
   const out: ProjectionStatus[] = [];
   for (const p of projections) {
     const vs: VersionStatus[] = [];
@@ -98,7 +106,7 @@ export async function projectionStatus(db: Db, log: EventLog): Promise<Projectio
       const key = schemaOf(p.name, v.version);
       const rows: Record<string, number> = {};
       for (const table of PROJECTIONS[p.name]!.views) rows[table] = await rowCount(db, key, table);
-      vs.push({ ...v, rows, runners: members.get(projectionGroup(key)) ?? [] });
+      vs.push({ ...v, rows, runners: runnersOf(key) });
     }
     out.push({ ...p, versions: vs });
   }

@@ -1,12 +1,15 @@
-// Runs one projection: consumes its topics and, per batch, writes its rows and its positions in
-// one Postgres transaction. It starts from the positions in Postgres, never from group offsets,
-// so a crash at any point neither loses nor doubles a row.
+// Runs projection versions: each writes, per batch, its rows and its positions in one Postgres
+// transaction of its own, starting from its positions in Postgres, never from group offsets, so a
+// crash at any point neither loses nor doubles a row. The versions a projector serves read each
+// topic once between them (a caption is fetched and decoded once for the caption history and for
+// analytics); a version being rebuilt reads alone.
 import { sql } from 'kysely';
 import type { Db } from '../../projections/database.ts';
-import type { EventLog } from '../../infra/kafka/index.ts';
+import type { EventLog, PartitionBatch } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { prom, LATENCY_BUCKETS, type Registry } from '../../infra/metrics.ts';
 import type { Projection } from '../../projections/projection.ts';
+import type { TopicName } from '../../schemas/catalog.ts';
 import { projectionGroup, schemaOf } from '../../projections/versions.ts';
 
 /** One set of metrics per process, labelled by projection. */
@@ -74,127 +77,197 @@ export interface RunOptions {
   durable?: boolean;
 }
 
+/** One projection version as a member of a reader: where it starts in each partition, and how it
+ *  applies a batch (its rows and its position in one transaction of its own). */
+interface Member {
+  key: string;
+  projection: Projection;
+  startAt(topic: TopicName, partition: number): Promise<number>;
+  apply(batch: PartitionBatch): Promise<void | { seek: number }>;
+}
+
+type Deps = { log: EventLog; db: Db; logger: Logger; metrics: Registry };
+
 /**
- * Runs version `version` of a projection: its tables are in schema <name>_v<version>, its
- * positions are kept under that name.
+ * Version `version` of a projection: its tables are in schema <name>_v<version>, its positions are
+ * kept under that name.
  */
-export async function runProjection(
-  deps: { log: EventLog; db: Db; logger: Logger; metrics: Registry },
-  projection: Projection,
-  version: number,
-  opts: RunOptions = {},
-): Promise<RunningProjection> {
+function member(deps: Deps, projection: Projection, version: number, opts: RunOptions): Member {
   const afterBatch = opts.afterBatch ?? (async () => undefined);
   const { log, db, metrics } = deps;
   const key = schemaOf(projection.name, version);
   const logger = deps.logger.child({ projection: key });
   const { applied, lag, latency, pastLogEnd } = projectionMetrics(metrics);
-  const consumer = await log.consume({
-    groupId: projectionGroup(key),
-    topics: projection.topics,
+  const startAt = async (topic: TopicName, partition: number): Promise<number> => {
+    const ends = (await log.offsets(topic)).find((o) => o.partition === partition);
+    const first = (opts.startAtEnd ? ends?.high : ends?.low) ?? 0;
+    await db
+      .insertInto('projection_positions')
+      .values({ projection: key, topic, partition, next_offset: first })
+      .onConflict((oc) => oc.doNothing())
+      .execute();
+    const row = await db
+      .selectFrom('projection_positions')
+      .select('next_offset')
+      .where('projection', '=', key)
+      .where('topic', '=', topic)
+      .where('partition', '=', partition)
+      .executeTakeFirstOrThrow();
+    logger.info({ topic, partition, offset: row.next_offset }, 'projection starts at stored position');
+    // A position past the log's end means this read model was built from another log (the topic
+    // was deleted and made again, a cluster restored from an older copy): the records the new log
+    // gets below that position would be taken for applied ones. Said loudly; a rebuild fixes it.
+    // The log only grows, so a position within the end read above is within it now; one past it
+    // is checked against the end read again (another projector may have moved it meanwhile).
+    // That end not known (Kafka away for a moment): not checked, rather than not started.
+    const end =
+      ends && row.next_offset <= ends.high
+        ? ends.high
+        : (await log.offsets(topic).catch(() => [])).find((o) => o.partition === partition)?.high;
+    const past = end === undefined ? 0 : row.next_offset - end;
+    pastLogEnd.set({ projection: key, topic, partition }, Math.max(0, past));
+    if (past > 0)
+      logger.error(
+        { topic, partition, position: row.next_offset, logEnd: end },
+        `the stored position lies past the end of the log: this read model was built from another log; rebuild ${projection.name}`,
+      );
+    return row.next_offset;
+  };
+  const apply = async (batch: PartitionBatch): Promise<void | { seek: number }> => {
+    const outcome = await db.transaction().execute(async (trx) => {
+      // The version's own tables come first; shared ones (positions) are in public. Rows and
+      // positions commit together, so a commit lost to a Postgres crash loses both and is
+      // applied again: no need to wait for the WAL flush. set_config(…, true) is SET LOCAL.
+      const settings = sql`set_config('search_path', ${`"${key.replaceAll('"', '""')}", public`}, true) AS search_path,
+                           set_config('synchronous_commit', ${opts.durable ? 'on' : 'off'}, true) AS synchronous_commit`;
+      // This partition's position row (unqualified: o below has none of these columns).
+      const here = sql`projection = ${key} AND topic = ${batch.topic} AND partition = ${batch.partition}`;
+      const lastOffset = batch.records.at(-1)?.offset;
+      // A batch of a few records is mostly round trips, so the usual case is one statement: the
+      // settings, and the position locked and moved past the batch when it lies within it
+      // (the rows below are in the same transaction, so a failure moves nothing).
+      const moved =
+        lastOffset === undefined
+          ? undefined
+          : (
+              await sql<{ before: number }>`
+                UPDATE projection_positions p SET next_offset = ${lastOffset + 1}, updated_at = now()
+                FROM (SELECT next_offset, ${settings} FROM projection_positions WHERE ${here} FOR UPDATE) AS o
+                WHERE ${here} AND o.next_offset BETWEEN ${batch.firstOffset} AND ${lastOffset}
+                RETURNING o.next_offset AS before`.execute(trx)
+            ).rows[0]?.before;
+      let next = moved;
+      if (next === undefined) {
+        const { rows } = await sql<{ next_offset: number | null }>`
+          SELECT ${settings}, p.next_offset FROM (SELECT 1) AS one
+          LEFT JOIN LATERAL (SELECT next_offset FROM projection_positions WHERE ${here} FOR UPDATE) AS p ON true`.execute(trx);
+        next = Number(rows[0]?.next_offset ?? 0);
+      }
+      const fresh = batch.records.filter((r) => r.offset >= next);
+      if (!fresh.length) return { next };
+      // Records before our position were already applied; a hole after it means the consumer
+      // started somewhere else (a lost seek): go back rather than skip.
+      if (batch.firstOffset > next) return { seek: next };
+      await projection.apply(trx, fresh);
+      const nextOffset = fresh.at(-1)!.offset + 1;
+      if (moved === undefined)
+        await sql`INSERT INTO projection_positions (projection, topic, partition, next_offset, updated_at)
+                  VALUES (${key}, ${batch.topic}, ${batch.partition}, ${nextOffset}, now())
+                  ON CONFLICT (projection, topic, partition)
+                  DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()`.execute(trx);
+      return { next: nextOffset, applied: fresh };
+    });
+    if ('seek' in outcome && outcome.seek !== undefined) {
+      logger.warn({ topic: batch.topic, partition: batch.partition, seek: outcome.seek }, 'gap before stored position, seeking back');
+      return { seek: outcome.seek };
+    }
+    const behind = Math.max(0, batch.highWatermark - outcome.next);
+    lag.set({ projection: key, topic: batch.topic, partition: batch.partition }, behind);
+    if ('applied' in outcome && outcome.applied) {
+      applied.inc({ projection: projection.name }, outcome.applied.length);
+      await afterBatch(behind);
+      const now = Date.now();
+      const last = outcome.applied.at(-1)!;
+      const receivedAt = last.event.type === 'CaptionFragmentReceived' ? last.event.data.receivedAt : Date.parse(last.meta.time);
+      latency.observe({ projection: projection.name }, Math.max(0, now - receivedAt) / 1000);
+    }
+    return undefined;
+  };
+  return { key, projection, startAt, apply };
+}
+
+/**
+ * Reads topics once for several projection versions (each of which reads every one of them). Each
+ * applies every batch at its own position, in its own transaction; the reader starts each partition
+ * at the lowest of their positions, and one that finds a hole sends it back there (the others skip
+ * what they applied). The members wait for each other: a batch is done when each has applied it.
+ */
+async function runReader(deps: Deps, members: Member[], topics: TopicName[]): Promise<RunningProjection> {
+  const keys = members.map((m) => m.key).sort();
+  // The reader waits for a fuller batch only when every member may.
+  const linger = Math.min(...members.map((m) => m.projection.lingerMs ?? 0));
+  return deps.log.consume({
+    groupId: projectionGroup(keys.join('+')),
+    topics,
     commit: true,
     // Partitions are independent: applying several at once keeps Node and Postgres both busy.
     partitionsConcurrently: 3,
     // The next fetch runs while batches are written; positions are checked per batch, so batches
     // fetched ahead of a seek or a rebalance are filtered or trigger a seek back, never applied twice.
     pipeline: 2,
-    ...(projection.lingerMs ? { linger: { minBytes: 256 * 1024, maxWaitMs: projection.lingerMs } } : {}),
-    startAt: async (topic, partition) => {
-      const ends = (await log.offsets(topic)).find((o) => o.partition === partition);
-      const first = (opts.startAtEnd ? ends?.high : ends?.low) ?? 0;
-      await db
-        .insertInto('projection_positions')
-        .values({ projection: key, topic, partition, next_offset: first })
-        .onConflict((oc) => oc.doNothing())
-        .execute();
-      const row = await db
-        .selectFrom('projection_positions')
-        .select('next_offset')
-        .where('projection', '=', key)
-        .where('topic', '=', topic)
-        .where('partition', '=', partition)
-        .executeTakeFirstOrThrow();
-      logger.info({ topic, partition, offset: row.next_offset }, 'projection starts at stored position');
-      // A position past the log's end means this read model was built from another log (the topic
-      // was deleted and made again, a cluster restored from an older copy): the records the new log
-      // gets below that position would be taken for applied ones. Said loudly; a rebuild fixes it.
-      // The log only grows, so a position within the end read above is within it now; one past it
-      // is checked against the end read again (another projector may have moved it meanwhile).
-      // That end not known (Kafka away for a moment): not checked, rather than not started.
-      const end =
-        ends && row.next_offset <= ends.high
-          ? ends.high
-          : (await log.offsets(topic).catch(() => [])).find((o) => o.partition === partition)?.high;
-      const past = end === undefined ? 0 : row.next_offset - end;
-      pastLogEnd.set({ projection: key, topic, partition }, Math.max(0, past));
-      if (past > 0)
-        logger.error(
-          { topic, partition, position: row.next_offset, logEnd: end },
-          `the stored position lies past the end of the log: this read model was built from another log; rebuild ${projection.name}`,
-        );
-      return row.next_offset;
-    },
-    onPoison: (topic, partition, offset, error) => logger.error({ topic, partition, offset, err: error }, 'undecodable record skipped'),
+    ...(linger > 0 ? { linger: { minBytes: 256 * 1024, maxWaitMs: linger } } : {}),
+    startAt: async (topic, partition) => Math.min(...(await Promise.all(members.map((m) => m.startAt(topic, partition))))),
+    onPoison: (topic, partition, offset, error) =>
+      deps.logger.error({ projections: keys, topic, partition, offset, err: error }, 'undecodable record skipped'),
     onBatch: async (batch) => {
-      const outcome = await db.transaction().execute(async (trx) => {
-        // The version's own tables come first; shared ones (positions) are in public. Rows and
-        // positions commit together, so a commit lost to a Postgres crash loses both and is
-        // applied again: no need to wait for the WAL flush. set_config(…, true) is SET LOCAL.
-        const settings = sql`set_config('search_path', ${`"${key.replaceAll('"', '""')}", public`}, true) AS search_path,
-                             set_config('synchronous_commit', ${opts.durable ? 'on' : 'off'}, true) AS synchronous_commit`;
-        // This partition's position row (unqualified: o below has none of these columns).
-        const here = sql`projection = ${key} AND topic = ${batch.topic} AND partition = ${batch.partition}`;
-        const lastOffset = batch.records.at(-1)?.offset;
-        // A batch of a few records is mostly round trips, so the usual case is one statement: the
-        // settings, and the position locked and moved past the batch when it lies within it
-        // (the rows below are in the same transaction, so a failure moves nothing).
-        const moved =
-          lastOffset === undefined
-            ? undefined
-            : (
-                await sql<{ before: number }>`
-                  UPDATE projection_positions p SET next_offset = ${lastOffset + 1}, updated_at = now()
-                  FROM (SELECT next_offset, ${settings} FROM projection_positions WHERE ${here} FOR UPDATE) AS o
-                  WHERE ${here} AND o.next_offset BETWEEN ${batch.firstOffset} AND ${lastOffset}
-                  RETURNING o.next_offset AS before`.execute(trx)
-              ).rows[0]?.before;
-        let next = moved;
-        if (next === undefined) {
-          const { rows } = await sql<{ next_offset: number | null }>`
-            SELECT ${settings}, p.next_offset FROM (SELECT 1) AS one
-            LEFT JOIN LATERAL (SELECT next_offset FROM projection_positions WHERE ${here} FOR UPDATE) AS p ON true`.execute(trx);
-          next = Number(rows[0]?.next_offset ?? 0);
-        }
-        const fresh = batch.records.filter((r) => r.offset >= next);
-        if (!fresh.length) return { next };
-        // Records before our position were already applied; a hole after it means the consumer
-        // started somewhere else (a lost seek): go back rather than skip.
-        if (batch.firstOffset > next) return { seek: next };
-        await projection.apply(trx, fresh);
-        const nextOffset = fresh.at(-1)!.offset + 1;
-        if (moved === undefined)
-          await sql`INSERT INTO projection_positions (projection, topic, partition, next_offset, updated_at)
-                    VALUES (${key}, ${batch.topic}, ${batch.partition}, ${nextOffset}, now())
-                    ON CONFLICT (projection, topic, partition)
-                    DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()`.execute(trx);
-        return { next: nextOffset, applied: fresh };
-      });
-      if ('seek' in outcome && outcome.seek !== undefined) {
-        logger.warn({ topic: batch.topic, partition: batch.partition, seek: outcome.seek }, 'gap before stored position, seeking back');
-        return { seek: outcome.seek };
-      }
-      const behind = Math.max(0, batch.highWatermark - outcome.next);
-      lag.set({ projection: key, topic: batch.topic, partition: batch.partition }, behind);
-      if ('applied' in outcome && outcome.applied) {
-        applied.inc({ projection: projection.name }, outcome.applied.length);
-        await afterBatch(behind);
-        const now = Date.now();
-        const last = outcome.applied.at(-1)!;
-        const receivedAt = last.event.type === 'CaptionFragmentReceived' ? last.event.data.receivedAt : Date.parse(last.meta.time);
-        latency.observe({ projection: projection.name }, Math.max(0, now - receivedAt) / 1000);
-      }
-      return undefined;
+      const outcomes = await Promise.allSettled(members.map((m) => m.apply(batch)));
+      // Retried whole: a member that applied it finds its position past the batch and skips it.
+      const failed = outcomes.find((o) => o.status === 'rejected');
+      if (failed) throw failed.reason;
+      const seeks = outcomes.flatMap((o) => (o.status === 'fulfilled' && o.value ? [o.value.seek] : []));
+      return seeks.length ? { seek: Math.min(...seeks) } : undefined;
     },
   });
-  return consumer;
+}
+
+/** Runs version `version` of a projection on a consumer of its own. */
+export function runProjection(deps: Deps, projection: Projection, version: number, opts: RunOptions = {}): Promise<RunningProjection> {
+  return runReader(deps, [member(deps, projection, version, opts)], projection.topics);
+}
+
+/** Versions of projections that read some topics together, on one consumer (see runReader). */
+export interface ReaderPlan {
+  /** The versions' keys, joined: also the consumer group's name. */
+  id: string;
+  versions: { projection: Projection; version: number }[];
+  topics: TopicName[];
+}
+
+/**
+ * How versions of several projections read the log: each topic once for all of them that read it
+ * (a caption fetched and decoded once for the caption read model and for analytics). Topics read by
+ * the same versions share a reader, so a version alone is one reader, as runProjection's.
+ */
+export function planReaders(versions: { projection: Projection; version: number }[]): ReaderPlan[] {
+  const plans = new Map<string, ReaderPlan>();
+  for (const topic of new Set(versions.flatMap((v) => v.projection.topics))) {
+    const readers = versions.filter((v) => v.projection.topics.includes(topic));
+    const id = readers
+      .map((v) => schemaOf(v.projection.name, v.version))
+      .sort()
+      .join('+');
+    const plan = plans.get(id) ?? { id, versions: readers, topics: [] };
+    plan.topics.push(topic);
+    plans.set(id, plan);
+  }
+  return [...plans.values()];
+}
+
+/** Runs one reader of planReaders. */
+export function runPlannedReader(deps: Deps, plan: ReaderPlan): Promise<RunningProjection> {
+  return runReader(
+    deps,
+    plan.versions.map(({ projection, version }) => member(deps, projection, version, {})),
+    plan.topics,
+  );
 }

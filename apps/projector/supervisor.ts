@@ -1,12 +1,13 @@
-// Keeps the right projection versions running: the serving one, and the one being built, if any.
-// When the one being built has caught up, it is swapped in and the old one stops.
+// Keeps the right projection versions running: the serving ones, reading each topic once between
+// them, and each one being built, alone. When one being built has caught up, it is swapped in, the
+// readers of its topics start again with it, and the old one stops.
 import type { Db } from '../../projections/database.ts';
 import type { EventLog } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import type { Registry } from '../../infra/metrics.ts';
 import { PROJECTIONS } from '../../projections/catalog.ts';
 import { ensureRegistered, schemaOf, trySwap, versions } from '../../projections/versions.ts';
-import { runProjection, type RunningProjection } from './runner.ts';
+import { planReaders, runPlannedReader, runProjection, type RunningProjection } from './runner.ts';
 
 /** Runs the named projections (each projector may run some; every projection must run somewhere). */
 export function superviseProjections(
@@ -45,28 +46,29 @@ export function superviseProjections(
       for (const p of mine.values()) await ensureRegistered(deps.db, p);
       registered = true;
     }
-    for (const row of await versions(deps.db)) {
-      const projection = mine.get(row.name);
-      if (!projection) continue;
-      const wanted = new Set([row.current, ...(row.building !== null ? [row.building] : [])].map((v) => schemaOf(row.name, v)));
-      for (const [key, r] of running) {
-        if (key.startsWith(`${row.name}_v`) && !wanted.has(key)) {
-          running.delete(key);
-          await r.stop();
-          deps.logger.info({ projection: key }, 'projection version stopped');
-        }
-      }
-      for (const version of [row.current, row.building]) {
-        if (version === null || running.has(schemaOf(row.name, version))) continue;
-        const building = version === row.building;
-        const r = await runProjection(
-          deps,
-          projection,
-          version,
-          building ? { afterBatch: async (lag) => (lag === 0 ? swapSoon(row.name, version) : undefined) } : {},
-        );
-        running.set(schemaOf(row.name, version), r);
-      }
+    const rows = (await versions(deps.db)).filter((row) => mine.has(row.name));
+    // Serving versions read each topic once between them; a version being built reads alone, from
+    // the log's start, and is swapped in once it has caught up.
+    const wanted = new Map<string, () => Promise<RunningProjection>>();
+    for (const plan of planReaders(rows.map((row) => ({ projection: mine.get(row.name)!, version: row.current }))))
+      wanted.set(plan.id, () => runPlannedReader(deps, plan));
+    for (const row of rows) {
+      const version = row.building;
+      if (version === null) continue;
+      wanted.set(`building ${schemaOf(row.name, version)}`, () =>
+        runProjection(deps, mine.get(row.name)!, version, {
+          afterBatch: async (lag) => (lag === 0 ? swapSoon(row.name, version) : undefined),
+        }),
+      );
+    }
+    for (const [id, r] of running) {
+      if (wanted.has(id)) continue;
+      running.delete(id);
+      await r.stop();
+      deps.logger.info({ reader: id }, 'projection reader stopped');
+    }
+    for (const [id, start] of wanted) if (!running.has(id)) running.set(id, await start());
+    for (const row of rows) {
       // Also try on a timer: a version may catch up on a partition that then stays quiet.
       if (row.building !== null) await swapIfReady(row.name, row.building);
     }

@@ -94,9 +94,9 @@ export class EventLog {
     return this.topics.committed(groupId, topic);
   }
 
-  /** Who is in each consumer group (named without the prefix) now: the processes consuming for it. */
-  groupMembers(groupIds: string[]): Promise<Map<string, GroupMember[]>> {
-    return this.topics.groupMembers(groupIds);
+  /** Who is in each consumer group whose name (without the prefix) starts with `start`: the processes consuming for it. */
+  groupMembers(start: string): Promise<Map<string, GroupMember[]>> {
+    return this.topics.groupMembers(start);
   }
 
   /** Deletes every topic of this log's prefix (how many): for test and bench runs, never the default prefix. */

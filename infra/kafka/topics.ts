@@ -150,16 +150,17 @@ export class Topics {
     return new Map((offsets?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
   }
 
-  /** The members of consumer groups (named without the prefix); a group with none has an empty list. */
-  async groupMembers(groupIds: string[]): Promise<Map<string, GroupMember[]>> {
-    if (!groupIds.length) return new Map();
+  /** The members of every consumer group whose name (without the prefix) starts with `start`, by that name. */
+  async groupMembers(start: string): Promise<Map<string, GroupMember[]>> {
     const admin = await this.admin();
-    const { groups } = await admin.describeGroups(groupIds.map((g) => this.names.prefix + g));
-    const members = new Map(groups.map((g) => [g.groupId, g.members]));
+    const named = this.names.prefix + start;
+    const ids = (await admin.listGroups()).groups.map((g) => g.groupId).filter((id) => id.startsWith(named));
+    if (!ids.length) return new Map();
+    const { groups } = await admin.describeGroups(ids);
     return new Map(
-      groupIds.map((g) => [
-        g,
-        (members.get(this.names.prefix + g) ?? []).map((m) => ({ clientId: m.clientId, host: m.clientHost.replace(/^\//, '') })),
+      groups.map((g) => [
+        g.groupId.slice(this.names.prefix.length),
+        g.members.map((m) => ({ clientId: m.clientId, host: m.clientHost.replace(/^\//, '') })),
       ]),
     );
   }

@@ -76,3 +76,34 @@ it('refuses a name that is no projection, saying which', async () => {
   const start = other.start('projector', { PROJECTIONS: 'captions,captionz' });
   await expect(start).rejects.toThrow(/captionz/);
 }, 60_000);
+
+it('reads a topic once for the projections one projector runs, each from its own position', async () => {
+  await sys.kill('projector');
+  await other.start('projector', { PROJECTIONS: 'analytics' });
+  const key = await sys.stationKey();
+  const post = async (seqs: number[]) => {
+    const lines = seqs.map((seq) => JSON.stringify(fragment(seq, `split fragment ${seq}`)));
+    expect((await sys.postNdjson(CHANNEL, key, lines.join('\n') + '\n')).status).toBe(200);
+  };
+  await post([21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
+  await waitFor('analytics ahead of the caption history', async () => (await appliedCaptions()).get('analytics_v1') === 30, 30_000, 100);
+  expect((await appliedCaptions()).get('captions_v1')).toBe(20);
+  await other.kill('projector');
+
+  // One projector for all of them: it reads the captions topic once, from the lower of the two
+  // positions; analytics, ahead, skips what it has counted.
+  await sys.start('projector');
+  await post([31, 32, 33, 34, 35]);
+  await waitFor(
+    'both at the end of the log',
+    async () => {
+      const applied = await appliedCaptions();
+      return applied.get('captions_v1') === 35 && applied.get('analytics_v1') === 35;
+    },
+    30_000,
+    100,
+  );
+  expect((await sys.fragments(CHANNEL)).map((f) => f.seq)).toEqual(Array.from({ length: 35 }, (_, i) => i + 1));
+  expect(await fragmentsCounted(), 'nothing counted twice').toBe(35);
+  await waitFor('one projector runs each', async () => Object.values(await runners()).every((r) => r.length === 1), 30_000, 200);
+}, 120_000);
