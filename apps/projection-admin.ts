@@ -90,11 +90,12 @@ async function projectionPositions(
 
 export async function projectionStatus(db: Db, log: EventLog): Promise<ProjectionStatus[]> {
   const projections = await projectionPositions(db, log);
-  // A projector reads each topic once for the versions it runs (apps/projector/runner.ts): its
-  // groups are named by the versions they serve, joined by "+". A process is in one group per topic,
-  // so a version's runners are those of its group with the most.
+  // A projector reads each topic once for the versions it serves (apps/projector/runner.ts): its
+  // groups are named by them ("analytics_v1+captions_v1@captions"; a version being rebuilt reads
+  // alone, "captions_v2"). A process is in one group per reader, so a version's runners are those
+  // of its group with the most.
   const groups = [...(await log.groupMembers(projectionGroup(''))).entries()].map(([name, members]) => ({
-    keys: name.slice(projectionGroup('').length).split('+'),
+    keys: name.slice(projectionGroup('').length).split('@')[0]!.split('+'),
     members,
   }));
   const runnersOf = (key: string) =>

@@ -44,9 +44,10 @@ export interface Projection<T extends TopicName = TopicName> {
   indexes?: IndexBuild[];
   apply(trx: Transaction<Database>, records: ProjectedRecord<T>[]): Promise<void>;
   /**
-   * How long its consumer may wait to fill a batch when records are few. For a read model nobody
-   * needs within the second: a transaction per handful of records costs the machine more than
-   * the records do (the streams topic at 500 decisions/s was a transaction per one or two).
+   * Per topic, how long its reader may wait to fill a batch when records are few. For a read model
+   * nobody needs within the second: a transaction per handful of records costs the machine more than
+   * the records do (the streams topic at 500 decisions/s was a transaction per one or two). A topic
+   * read with a wait is read apart from projections that read it without one.
    */
-  lingerMs?: number;
+  lingerMs?: Partial<Record<T, number>>;
 }

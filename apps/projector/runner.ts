@@ -196,26 +196,34 @@ function member(deps: Deps, projection: Projection, version: number, opts: RunOp
   return { key, projection, startAt, apply };
 }
 
+/** Versions of projections that read some topics together, on one consumer (see runReader). */
+export interface ReaderPlan {
+  /** Its consumer group: the versions' keys joined by "+", then "@" and its topics. */
+  group: string;
+  versions: { projection: Projection; version: number }[];
+  topics: TopicName[];
+  /** How long a fetch may wait to fill a batch when records are few (0: not at all). */
+  lingerMs: number;
+}
+
 /**
  * Reads topics once for several projection versions (each of which reads every one of them). Each
  * applies every batch at its own position, in its own transaction; the reader starts each partition
  * at the lowest of their positions, and one that finds a hole sends it back there (the others skip
  * what they applied). The members wait for each other: a batch is done when each has applied it.
  */
-async function runReader(deps: Deps, members: Member[], topics: TopicName[]): Promise<RunningProjection> {
-  const keys = members.map((m) => m.key).sort();
-  // The reader waits for a fuller batch only when every member may.
-  const linger = Math.min(...members.map((m) => m.projection.lingerMs ?? 0));
+async function runReader(deps: Deps, members: Member[], plan: Omit<ReaderPlan, 'versions'>): Promise<RunningProjection> {
+  const keys = members.map((m) => m.key);
   return deps.log.consume({
-    groupId: projectionGroup(keys.join('+')),
-    topics,
+    groupId: plan.group,
+    topics: plan.topics,
     commit: true,
     // Partitions are independent: applying several at once keeps Node and Postgres both busy.
     partitionsConcurrently: 3,
     // The next fetch runs while batches are written; positions are checked per batch, so batches
     // fetched ahead of a seek or a rebalance are filtered or trigger a seek back, never applied twice.
     pipeline: 2,
-    ...(linger > 0 ? { linger: { minBytes: 256 * 1024, maxWaitMs: linger } } : {}),
+    ...(plan.lingerMs > 0 ? { linger: { minBytes: 256 * 1024, maxWaitMs: plan.lingerMs } } : {}),
     startAt: async (topic, partition) => Math.min(...(await Promise.all(members.map((m) => m.startAt(topic, partition))))),
     onPoison: (topic, partition, offset, error) =>
       deps.logger.error({ projections: keys, topic, partition, offset, err: error }, 'undecodable record skipped'),
@@ -230,37 +238,36 @@ async function runReader(deps: Deps, members: Member[], topics: TopicName[]): Pr
   });
 }
 
-/** Runs version `version` of a projection on a consumer of its own. */
-export function runProjection(deps: Deps, projection: Projection, version: number, opts: RunOptions = {}): Promise<RunningProjection> {
-  return runReader(deps, [member(deps, projection, version, opts)], projection.topics);
-}
+const lingerOf = (projection: Projection, topic: TopicName) => projection.lingerMs?.[topic] ?? 0;
 
-/** Versions of projections that read some topics together, on one consumer (see runReader). */
-export interface ReaderPlan {
-  /** The versions' keys, joined: also the consumer group's name. */
-  id: string;
-  versions: { projection: Projection; version: number }[];
-  topics: TopicName[];
+/** Runs version `version` of a projection on a consumer of its own (a version being rebuilt, the matcher). */
+export function runProjection(deps: Deps, projection: Projection, version: number, opts: RunOptions = {}): Promise<RunningProjection> {
+  return runReader(deps, [member(deps, projection, version, opts)], {
+    group: projectionGroup(schemaOf(projection.name, version)),
+    topics: projection.topics,
+    lingerMs: Math.min(...projection.topics.map((t) => lingerOf(projection, t))),
+  });
 }
 
 /**
  * How versions of several projections read the log: each topic once for all of them that read it
- * (a caption fetched and decoded once for the caption read model and for analytics). Topics read by
- * the same versions share a reader, so a version alone is one reader, as runProjection's.
+ * alike (a caption fetched and decoded once for the caption history and for analytics), and topics
+ * read alike by the same versions on one consumer.
  */
 export function planReaders(versions: { projection: Projection; version: number }[]): ReaderPlan[] {
   const plans = new Map<string, ReaderPlan>();
   for (const topic of new Set(versions.flatMap((v) => v.projection.topics))) {
-    const readers = versions.filter((v) => v.projection.topics.includes(topic));
-    const id = readers
-      .map((v) => schemaOf(v.projection.name, v.version))
-      .sort()
-      .join('+');
-    const plan = plans.get(id) ?? { id, versions: readers, topics: [] };
-    plan.topics.push(topic);
-    plans.set(id, plan);
+    const reading = versions.filter((v) => v.projection.topics.includes(topic));
+    // Those that wait for fuller batches read apart from those that do not, one reader per wait.
+    for (const lingerMs of new Set(reading.map((v) => lingerOf(v.projection, topic)))) {
+      const alike = reading.filter((v) => lingerOf(v.projection, topic) === lingerMs);
+      const keys = alike.map((v) => schemaOf(v.projection.name, v.version)).sort();
+      const plan = plans.get(`${keys} ${lingerMs}`) ?? { group: keys.join('+'), versions: alike, topics: [], lingerMs };
+      plan.topics.push(topic);
+      plans.set(`${keys} ${lingerMs}`, plan);
+    }
   }
-  return [...plans.values()];
+  return [...plans.values()].map((p) => ({ ...p, group: projectionGroup(`${p.group}@${[...p.topics].sort().join(',')}`) }));
 }
 
 /** Runs one reader of planReaders. */
@@ -268,6 +275,6 @@ export function runPlannedReader(deps: Deps, plan: ReaderPlan): Promise<RunningP
   return runReader(
     deps,
     plan.versions.map(({ projection, version }) => member(deps, projection, version, {})),
-    plan.topics,
+    plan,
   );
 }

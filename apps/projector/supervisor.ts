@@ -51,7 +51,7 @@ export function superviseProjections(
     // the log's start, and is swapped in once it has caught up.
     const wanted = new Map<string, () => Promise<RunningProjection>>();
     for (const plan of planReaders(rows.map((row) => ({ projection: mine.get(row.name)!, version: row.current }))))
-      wanted.set(plan.id, () => runPlannedReader(deps, plan));
+      wanted.set(plan.group, () => runPlannedReader(deps, plan));
     for (const row of rows) {
       const version = row.building;
       if (version === null) continue;

@@ -215,8 +215,10 @@ export const analyticsProjection: Projection<AnalyticsTopic> = {
   topics: ['captions', 'streams', 'encodes'],
   views: ANALYTICS_TABLES,
   createTables: createAnalyticsTables,
-  // Per-minute rollups: a quarter of a second later is nothing to their readers.
-  lingerMs: 250,
+  // Per-minute rollups: a quarter of a second later is nothing to their readers. Not on captions:
+  // there it shares the caption history's reader (each caption fetched and decoded once), and
+  // captions come in numbers that fill batches anyway; decisions at 500/s come one or two a fetch.
+  lingerMs: { streams: 250, encodes: 250 },
   async apply(trx, records) {
     // Captions are counted a batch at a time, leases likewise; encodes (a few per job) one by one.
     await countCaptions(
