@@ -255,19 +255,25 @@ export function runProjection(deps: Deps, projection: Projection, version: numbe
  * read alike by the same versions on one consumer.
  */
 export function planReaders(versions: { projection: Projection; version: number }[]): ReaderPlan[] {
-  const plans = new Map<string, ReaderPlan>();
+  const alike = new Map<string, { keys: string[]; versions: ReaderPlan['versions']; topics: TopicName[]; lingerMs: number }>();
   for (const topic of new Set(versions.flatMap((v) => v.projection.topics))) {
     const reading = versions.filter((v) => v.projection.topics.includes(topic));
     // Those that wait for fuller batches read apart from those that do not, one reader per wait.
     for (const lingerMs of new Set(reading.map((v) => lingerOf(v.projection, topic)))) {
-      const alike = reading.filter((v) => lingerOf(v.projection, topic) === lingerMs);
-      const keys = alike.map((v) => schemaOf(v.projection.name, v.version)).sort();
-      const plan = plans.get(`${keys} ${lingerMs}`) ?? { group: keys.join('+'), versions: alike, topics: [], lingerMs };
-      plan.topics.push(topic);
-      plans.set(`${keys} ${lingerMs}`, plan);
+      const readers = reading.filter((v) => lingerOf(v.projection, topic) === lingerMs);
+      const keys = readers.map((v) => schemaOf(v.projection.name, v.version)).sort();
+      const id = `${keys} ${lingerMs}`;
+      const reader = alike.get(id) ?? { keys, versions: readers, topics: [], lingerMs };
+      reader.topics.push(topic);
+      alike.set(id, reader);
     }
   }
-  return [...plans.values()].map((p) => ({ ...p, group: projectionGroup(`${p.group}@${[...p.topics].sort().join(',')}`) }));
+  return [...alike.values()].map(({ keys, versions, topics, lingerMs }) => ({
+    group: projectionGroup(`${keys.join('+')}@${[...topics].sort().join(',')}`),
+    versions,
+    topics,
+    lingerMs,
+  }));
 }
 
 /** Runs one reader of planReaders. */

@@ -1,12 +1,13 @@
 // The fanout hub with fake sockets and an in-memory read model: who gets which caption, once, in order.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Entry } from '../../apps/fanout/history.ts';
-import { captionsFeed } from '../../apps/fanout/feeds.ts';
+import { captionsFeed, userEventsFeed } from '../../apps/fanout/feeds.ts';
 import {
   Client,
   Hub,
   type CaptionArchive,
   type HubStats,
+  type LiveSourceOptions,
   type LogEnd,
   type Record as LogRecord,
   type Socket,
@@ -957,23 +958,28 @@ describe('a user channel fed by several topics', () => {
   const userId = '7d6f6a52-3a5e-4c1e-9f0e-2b1f9b6e7a10';
   const event = (offset: number, type: string) => ({ offset, type, data: { userId, at: 1 }, meta: undefined });
 
-  it('is one subscription: one answer, one toward the limit, and every source’s events on it', async () => {
-    const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
-    const zeros = Array(PARTITIONS).fill(0);
-    const hub = new Hub({
+  const zeros = Array(PARTITIONS).fill(0);
+  /** User channels: their own topic (streams) from its start, and these live sources. */
+  const userHub = (liveSources: LiveSourceOptions[]) =>
+    new Hub({
       partitions: PARTITIONS,
       startOffsets: zeros,
       historyCapacity: 100,
       maxBackpressure: 1_000_000,
       stats,
       feed: userEventsFeed(),
-      liveSources: (['uploads', 'encodes'] as const).map((topic) => ({
+      liveSources,
+    });
+
+  it('is one subscription: one answer, one toward the limit, and every source’s events on it', () => {
+    const hub = userHub(
+      (['uploads', 'encodes'] as const).map((topic) => ({
         topic,
         partitions: PARTITIONS,
         startOffsets: zeros,
         feed: userEventsFeed(topic),
       })),
-    });
+    );
     const socket = new FakeSocket();
     const client = new Client(socket);
     hub.subscribe(client, `user:${userId}`);
@@ -997,27 +1003,11 @@ describe('a user channel fed by several topics', () => {
     expect(socket.messages().filter((m) => m.type === 'event')).toHaveLength(3);
   });
 
-  it('sends none of what a live source read while warming up, and knows a repeat of it afterwards', async () => {
-    const { userEventsFeed } = await import('../../apps/fanout/feeds.ts');
-    const zeros = Array(PARTITIONS).fill(0);
-    const hub = new Hub({
-      partitions: PARTITIONS,
-      startOffsets: zeros,
-      historyCapacity: 100,
-      maxBackpressure: 1_000_000,
-      stats,
-      feed: userEventsFeed(),
-      // The fanout started with 5 alert records in each partition: it reads them back, then live.
-      liveSources: [
-        {
-          topic: 'alerts',
-          partitions: PARTITIONS,
-          startOffsets: zeros,
-          liveFrom: Array(PARTITIONS).fill(5),
-          feed: userEventsFeed('alerts'),
-        },
-      ],
-    });
+  it('sends none of what a live source read while warming up, and knows a repeat of it afterwards', () => {
+    // The fanout started with 5 alert records in each partition: it reads them back, then live.
+    const hub = userHub([
+      { topic: 'alerts', partitions: PARTITIONS, startOffsets: zeros, liveFrom: Array(PARTITIONS).fill(5), feed: userEventsFeed('alerts') },
+    ]);
     const match = (offset: number, caption: string) => ({
       offset,
       type: 'AlertMatched',
