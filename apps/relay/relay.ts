@@ -30,7 +30,8 @@ export class Relay {
     private readonly log: EventLog,
     private readonly logger: Logger,
     readonly name = 'default',
-    private readonly batch = 1000,
+    /** The most events one step reads and publishes. */
+    readonly batch = 1000,
   ) {}
 
   async loadCheckpoint(): Promise<Checkpoint> {

@@ -11,6 +11,8 @@ import { wakeableSleep } from '../../infra/retry.ts';
 
 /** First wait before looking again for an announced append not yet visible; doubles up to the poll. */
 const OWED_FIRST_MS = 5;
+/** See RelayRunnerOptions.gatherMs: measured at 500 decisions/s, p50 4.1–5.2 → 2.4–3.1 ms. */
+const GATHER_MS = 10;
 
 export interface RelayRunnerOptions {
   databaseUrl: string;
@@ -25,6 +27,13 @@ export interface RelayRunnerOptions {
   retryMs?: number;
   /** How long to wait for a notification before looking for new events anyway. */
   pollMs?: number;
+  /**
+   * After a step that published fewer events than a full batch, how long to let the next ones
+   * gather before looking again (notifications do not cut it short). Stepping at every
+   * notification made a step, and an empty one after it, per decision: at 500 decisions/s, four
+   * Postgres statements and a produce request each, on the cores the decisions need.
+   */
+  gatherMs?: number;
 }
 
 export class RelayRunner {
@@ -117,6 +126,7 @@ export class RelayRunner {
         try {
           const n = await relay.step(stillHeld);
           this.opts.onPublished?.(n);
+          if (n > 0 && n < relay.batch) await new Promise((r) => setTimeout(r, this.opts.gatherMs ?? GATHER_MS));
           if (n > 0) continue;
         } catch (err) {
           logger.warn({ err }, 'relay step failed; retrying');
