@@ -6,7 +6,7 @@ import { LastSeqs } from '../domain/captions/repeats.ts';
 import type { Db } from '../projections/database.ts';
 import { EventLog, type GroupMember } from '../infra/kafka/index.ts';
 import { PROJECTIONS } from '../projections/catalog.ts';
-import { positionsOf, projectionGroup, schemaOf, startRebuild, versions } from '../projections/versions.ts';
+import { PROJECTION_GROUPS, positionsOf, schemaOf, startRebuild, versions, versionsOfGroup } from '../projections/versions.ts';
 import type { CaptionFragmentReceived } from '../schemas/types.generated.ts';
 import { fragmentOf, fragmentsInLogOrder } from '../projections/captions/queries.ts';
 
@@ -94,8 +94,8 @@ export async function projectionStatus(db: Db, log: EventLog): Promise<Projectio
   // groups are named by them ("analytics_v1+captions_v1@captions"; a version being rebuilt reads
   // alone, "captions_v2"). A process is in one group per reader, so a version's runners are those
   // of its group with the most.
-  const groups = [...(await log.groupMembers(projectionGroup(''))).entries()].map(([name, members]) => ({
-    keys: name.slice(projectionGroup('').length).split('@')[0]!.split('+'),
+  const groups = [...(await log.groupMembers(PROJECTION_GROUPS)).entries()].map(([name, members]) => ({
+    keys: versionsOfGroup(name),
     members,
   }));
   const runnersOf = (key: string) =>

@@ -7,9 +7,17 @@ import type { Projection } from './projection.ts';
 import { LOCKS, lockKey } from '../infra/locks.ts';
 
 export const schemaOf = (name: string, version: number) => `${name}_v${version}`;
-/** The Kafka consumer group of a projection version (`key`: its schema): its members are the
- *  projector processes running it, which is how the admin status knows who runs what. */
-export const projectionGroup = (key: string) => `castlog-projection-${key}`;
+/** Where every projection reader's consumer group name begins. */
+export const PROJECTION_GROUPS = 'castlog-projection-';
+/**
+ * The Kafka consumer group of a projector's reader of some versions (`keys`: their schemas), and of
+ * `topics` when it reads only those ("analytics_v1+captions_v1@captions"): its members are the
+ * projector processes running them, which is how the admin status knows who runs what.
+ */
+export const projectionGroup = (keys: string[], topics?: string[]) =>
+  PROJECTION_GROUPS + [...keys].sort().join('+') + (topics ? `@${[...topics].sort().join(',')}` : '');
+/** The versions a reader's group serves, read back from its name (see projectionGroup). */
+export const versionsOfGroup = (group: string): string[] => group.slice(PROJECTION_GROUPS.length).split('@')[0]!.split('+');
 
 export interface VersionRow {
   name: string;

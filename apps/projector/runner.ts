@@ -198,7 +198,7 @@ function member(deps: Deps, projection: Projection, version: number, opts: RunOp
 
 /** Versions of projections that read some topics together, on one consumer (see runReader). */
 export interface ReaderPlan {
-  /** Its consumer group: the versions' keys joined by "+", then "@" and its topics. */
+  /** Its consumer group, named by its versions and topics (projectionGroup). */
   group: string;
   versions: { projection: Projection; version: number }[];
   topics: TopicName[];
@@ -243,7 +243,7 @@ const lingerOf = (projection: Projection, topic: TopicName) => projection.linger
 /** Runs version `version` of a projection on a consumer of its own (a version being rebuilt, the matcher). */
 export function runProjection(deps: Deps, projection: Projection, version: number, opts: RunOptions = {}): Promise<RunningProjection> {
   return runReader(deps, [member(deps, projection, version, opts)], {
-    group: projectionGroup(schemaOf(projection.name, version)),
+    group: projectionGroup([schemaOf(projection.name, version)]),
     topics: projection.topics,
     lingerMs: Math.min(...projection.topics.map((t) => lingerOf(projection, t))),
   });
@@ -269,7 +269,7 @@ export function planReaders(versions: { projection: Projection; version: number 
     }
   }
   return [...alike.values()].map(({ keys, versions, topics, lingerMs }) => ({
-    group: projectionGroup(`${keys.join('+')}@${[...topics].sort().join(',')}`),
+    group: projectionGroup(keys, topics),
     versions,
     topics,
     lingerMs,

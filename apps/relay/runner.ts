@@ -7,7 +7,7 @@ import type { EventLog } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { tryRelayLock, type HeldLock } from './lock.ts';
 import { Relay } from './relay.ts';
-import { wakeableSleep } from '../../infra/retry.ts';
+import { sleep, wakeableSleep } from '../../infra/retry.ts';
 
 /** First wait before looking again for an announced append not yet visible; doubles up to the poll. */
 const OWED_FIRST_MS = 5;
@@ -127,7 +127,7 @@ export class RelayRunner {
         try {
           const n = await relay.step(stillHeld);
           this.opts.onPublished?.(n);
-          if (n > 0 && n < relay.batch) await new Promise((r) => setTimeout(r, this.opts.gatherMs ?? GATHER_MS));
+          if (n > 0 && n < relay.batch) await sleep(this.opts.gatherMs ?? GATHER_MS);
           if (n > 0) continue;
         } catch (err) {
           logger.warn({ err }, 'relay step failed; retrying');

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { planReaders } from '../../apps/projector/runner.ts';
 import { PROJECTIONS } from '../../projections/catalog.ts';
 import type { Projection } from '../../projections/projection.ts';
-import { schemaOf } from '../../projections/versions.ts';
+import { schemaOf, versionsOfGroup } from '../../projections/versions.ts';
 
 const serving = (names: string[], version = 1) => names.map((name) => ({ projection: PROJECTIONS[name]!, version }));
 const shape = (plans: ReturnType<typeof planReaders>) =>
@@ -49,6 +49,10 @@ describe('planReaders', () => {
       const wanted = versions.flatMap((v) => v.projection.topics.map((t) => `${schemaOf(v.projection.name, v.version)} ${t}`));
       expect(read.sort()).toEqual(wanted.sort());
       expect(new Set(plans.map((p) => p.group)).size, 'one consumer group per reader').toBe(plans.length);
+      for (const p of plans)
+        expect(versionsOfGroup(p.group), 'the status reads the versions back from the name').toEqual(
+          p.versions.map((v) => schemaOf(v.projection.name, v.version)).sort(),
+        );
       for (const p of plans)
         for (const v of p.versions) for (const t of p.topics) expect(v.projection.lingerMs?.[t] ?? 0, `${p.group} ${t}`).toBe(p.lingerMs);
     }
