@@ -1,10 +1,12 @@
-// What every app starts with: config, JSON logger, Postgres (migrated), the event log, metrics.
+// What every app starts with: config, JSON logger, Postgres (migrated), the event log, metrics;
+// a background app (projections, the relay, encodes) also its lower CPU priority.
 import { loadConfig, type Config } from '../infra/config.ts';
 import { createDb } from '../infra/db.ts';
 import type { Db, Database } from '../projections/database.ts';
 import { EventLog } from '../infra/kafka/index.ts';
 import { createLogger, type Logger } from '../infra/logger.ts';
 import { createRegistry, type Registry } from '../infra/metrics.ts';
+import { yieldCpu } from '../infra/priority.ts';
 import { retry as retryWith } from '../infra/retry.ts';
 import { migrate } from '../projections/migrate.ts';
 
@@ -19,9 +21,22 @@ export interface App {
   close(): Promise<void>;
 }
 
-export async function boot(name: string, opts: { migrate?: boolean; appendTimeoutMs?: number; poolSize?: number } = {}): Promise<App> {
+export async function boot(
+  name: string,
+  opts: {
+    migrate?: boolean;
+    appendTimeoutMs?: number;
+    poolSize?: number;
+    /** Work nobody waits on by the request (projections, the relay, encodes): it yields the CPU to those who do. */
+    background?: boolean;
+  } = {},
+): Promise<App> {
   const config = loadConfig();
   const logger = createLogger(name, config.logLevel);
+  if (opts.background) {
+    const failed = yieldCpu(config.backgroundNice);
+    if (failed) logger.warn({ nice: config.backgroundNice }, failed);
+  }
   const db = createDb<Database>(config.databaseUrl, opts.poolSize);
   if (opts.migrate !== false) await retry(() => migrate(db), logger, 'migrate');
   const log = new EventLog(config.kafkaBrokers, config.topicPrefix, logger, undefined, opts.appendTimeoutMs);

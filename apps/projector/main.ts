@@ -5,7 +5,7 @@ import { pingDb } from '../../infra/db.ts';
 import { PROJECTIONS } from '../../projections/catalog.ts';
 import { superviseProjections } from './supervisor.ts';
 
-const app = await boot('projector');
+const app = await boot('projector', { background: true });
 const unknown = app.config.projections.filter((name) => !(name in PROJECTIONS));
 if (unknown.length) {
   app.logger.error(

@@ -12,7 +12,7 @@ import { workerMetrics } from './metrics.ts';
 import { Worker } from './worker.ts';
 import type { Database } from '../../projections/database.ts';
 
-const app = await boot('worker');
+const app = await boot('worker', { background: true });
 const { config, logger, log, db } = app;
 await retry(() => log.ensureTopics(), logger, 'ensure topics', Infinity);
 // The sweep reads the jobs view; it exists before the projector first runs.

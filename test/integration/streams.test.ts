@@ -1,5 +1,6 @@
 // Concurrent stream limits through real API processes, the event store in Postgres, the relay
 // and Kafka: races across instances, leases, outages, and canWatch's own scenarios.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiveClient, System, waitFor } from '../support/system.ts';
 import { TcpProxy } from '../support/proxy.ts';
@@ -411,5 +412,19 @@ describe('bad input', () => {
       expect(r.body.error, `${method} ${path}`).toEqual(expect.any(String));
     }
     expect(await count()).toBe(before);
+  });
+});
+
+describe('on a shared machine', () => {
+  // /proc/<pid>/stat's 19th field; the command name before it may hold spaces, so count after ')'.
+  const niceOf = (pid: number) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  };
+  it.runIf(process.platform === 'linux')('the relay and projector yield the CPU to the api and fanout (BACKGROUND_NICE, 10)', () => {
+    const nice = Object.fromEntries(
+      (['api', 'fanout', 'relay', 'projector'] as const).map((app) => [app, niceOf(sys.procs.get(app)!.pid!)]),
+    );
+    expect(nice).toEqual({ api: 0, fanout: 0, relay: 10, projector: 10 });
   });
 });
