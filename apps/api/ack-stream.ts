@@ -25,8 +25,8 @@ export class AckStream<A> {
     this.done = this.write();
   }
 
-  /** Queues the answer to the next line; resolves once there is room for another. */
-  async push(answer: Promise<A>): Promise<void> {
+  /** Queues the answer to the next line; while the queue is full, answers a promise of room for another. */
+  push(answer: Promise<A>): Promise<void> | undefined {
     const queued: Queued<A> = { promise: answer, settled: false };
     answer.then(
       (value) => Object.assign(queued, { settled: true, value }),
@@ -34,7 +34,15 @@ export class AckStream<A> {
     );
     this.queue.push(queued);
     this.wakeWriter?.();
-    while (this.queue.length >= this.capacity && !this.out.destroyed) await new Promise<void>((r) => (this.wakeReader = r));
+    return this.full() ? this.room() : undefined;
+  }
+
+  private full(): boolean {
+    return this.queue.length >= this.capacity && !this.out.destroyed;
+  }
+
+  private async room(): Promise<void> {
+    while (this.full()) await new Promise<void>((r) => (this.wakeReader = r));
   }
 
   /** Writes what is queued, then resolves; nothing may be pushed after. */

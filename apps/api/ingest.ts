@@ -17,7 +17,7 @@ import { LATENCY_BUCKETS, prom, type Registry } from '../../infra/metrics.ts';
 import type { StationKeys } from '../../infra/stations.ts';
 import { AckStream } from './ack-stream.ts';
 import { badRequest, HttpError } from './errors.ts';
-import { splitLines, type Line } from './lines.ts';
+import { isBlank, splitLines, type Line } from './lines.ts';
 import { ingestDocs } from './api-schemas.ts';
 
 const MAX_LINE_BYTES = 64 * 1024;
@@ -158,38 +158,43 @@ export function ingestRoutes(deps: { log: EventLog; stations: StationKeys; metri
           );
 
         let line = 0;
-        const lines = splitLines(req.body as Readable, MAX_LINE_BYTES)[Symbol.asyncIterator]();
-        const nextLine = () =>
-          new Promise<IteratorResult<Line> | undefined>((resolve, reject) => {
+        const chunks = splitLines(req.body as Readable, MAX_LINE_BYTES)[Symbol.asyncIterator]();
+        const nextLines = () =>
+          new Promise<IteratorResult<Line[]> | undefined>((resolve, reject) => {
             wake = () => resolve(undefined);
-            lines.next().then(resolve, reject);
+            chunks.next().then(resolve, reject);
           });
+        // Answers the next line; a promise only while the answers waiting to be written are at their cap.
+        const answer = (l: Line): Promise<void> | undefined => {
+          line++;
+          if ('tooLong' in l) {
+            fragments.inc({ outcome: 'rejected' });
+            return acks.push(Promise.resolve({ line, error: `line is longer than ${MAX_LINE_BYTES} bytes` }));
+          }
+          if (isBlank(l.bytes)) return undefined;
+          const check = parseFragmentLine(l.bytes);
+          if (!check.ok) {
+            fragments.inc({ outcome: 'rejected' });
+            return acks.push(Promise.resolve({ line, error: check.error }));
+          }
+          const { seq } = check.fragment;
+          const n = line;
+          return acks.push(
+            append(channel, station, check.fragment).then(
+              (position): Ack => ({ seq, position }),
+              (): Ack => (fragments.inc({ outcome: 'unavailable' }), { line: n, seq, error: NOT_STORED }),
+            ),
+          );
+        };
         try {
           for (;;) {
-            const next = endedBy === undefined ? await nextLine() : undefined;
+            const next = endedBy === undefined ? await nextLines() : undefined;
             if (next === undefined || next.done) break;
-            const l = next.value;
-            line++;
-            if ('tooLong' in l) {
-              fragments.inc({ outcome: 'rejected' });
-              await acks.push(Promise.resolve({ line, error: `line is longer than ${MAX_LINE_BYTES} bytes` }));
-              continue;
+            for (const l of next.value) {
+              if (endedBy !== undefined) break;
+              const full = answer(l);
+              if (full) await full;
             }
-            if (l.bytes.length === 0 || /^\s*$/.test(l.bytes.toString('latin1'))) continue;
-            const check = parseFragmentLine(l.bytes);
-            if (!check.ok) {
-              fragments.inc({ outcome: 'rejected' });
-              await acks.push(Promise.resolve({ line, error: check.error }));
-              continue;
-            }
-            const { seq } = check.fragment;
-            const n = line;
-            await acks.push(
-              append(channel, station, check.fragment).then(
-                (position): Ack => ({ seq, position }),
-                (): Ack => (fragments.inc({ outcome: 'unavailable' }), { line: n, seq, error: NOT_STORED }),
-              ),
-            );
           }
         } catch (err) {
           req.log.info({ err }, 'ingest stream ended early');

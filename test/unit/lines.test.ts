@@ -1,7 +1,7 @@
 // NDJSON bodies arrive in whatever chunks the network makes; lines must come out the same regardless.
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { splitLines } from '../../apps/api/lines.ts';
+import { isBlank, splitLines } from '../../apps/api/lines.ts';
 
 const TOO_LONG = '<too long>';
 
@@ -9,7 +9,8 @@ const TOO_LONG = '<too long>';
 async function linesOf(chunks: (string | Buffer)[], maxBytes = 1024): Promise<string[]> {
   const out: string[] = [];
   const input = Readable.from(chunks.map((c) => (typeof c === 'string' ? Buffer.from(c) : c)));
-  for await (const line of splitLines(input, maxBytes)) out.push('tooLong' in line ? TOO_LONG : line.bytes.toString('utf8'));
+  for await (const lines of splitLines(input, maxBytes))
+    for (const line of lines) out.push('tooLong' in line ? TOO_LONG : line.bytes.toString('utf8'));
   return out;
 }
 
@@ -106,7 +107,26 @@ describe('splitLines', () => {
   it('gives each line its own bytes, unaffected by later chunks', async () => {
     const input = Readable.from([Buffer.from('one\ntw'), Buffer.from('o\nthree\n')]);
     const kept: Buffer[] = [];
-    for await (const line of splitLines(input, 100)) if ('bytes' in line) kept.push(line.bytes);
+    for await (const lines of splitLines(input, 100)) for (const line of lines) if ('bytes' in line) kept.push(line.bytes);
     expect(kept.map((b) => b.toString())).toEqual(['one', 'two', 'three']);
+  });
+
+  it("hands over a chunk's lines together, and every line once", async () => {
+    const input = Readable.from([Buffer.from('a\nb\nc'), Buffer.from('\nd\n'), Buffer.from('e')]);
+    const batches: string[][] = [];
+    for await (const lines of splitLines(input, 100)) batches.push(lines.map((l) => ('bytes' in l ? l.bytes.toString() : TOO_LONG)));
+    expect(batches).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+  });
+});
+
+describe('isBlank', () => {
+  it('agrees with /^\\s*$/ over the Latin-1 reading of generated lines', () => {
+    const alphabet = [0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0xa0, 0x08, 0x0e, 0x1f, 0x21, 0x7b, 0x85, 0xc2, 0xff, 0x00];
+    for (let i = 0; i < 5000; i++) {
+      const bytes = Buffer.from(
+        Array.from({ length: i % 7 }, (_, k) => alphabet[(i * 31 + k * 17 + (i >> 3)) % (k === 0 && i % 3 ? 7 : alphabet.length)]!),
+      );
+      expect(isBlank(bytes), JSON.stringify([...bytes])).toBe(/^\s*$/.test(bytes.toString('latin1')));
+    }
   });
 });
