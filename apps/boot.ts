@@ -1,5 +1,5 @@
 // What every app starts with: config, JSON logger, Postgres (migrated), the event log, metrics;
-// a background app (projections, the relay, encodes) also its lower CPU priority.
+// a background app (projections, the relay, encodes) also the lower CPU priority BACKGROUND_NICE asks.
 import { loadConfig, type Config } from '../infra/config.ts';
 import { createDb } from '../infra/db.ts';
 import type { Db, Database } from '../projections/database.ts';
@@ -27,7 +27,7 @@ export async function boot(
     migrate?: boolean;
     appendTimeoutMs?: number;
     poolSize?: number;
-    /** Work nobody waits on by the request (projections, the relay, encodes): it yields the CPU to those who do. */
+    /** Work nobody waits on by the request (projections, the relay, encodes): it may yield the CPU to those who do. */
     background?: boolean;
   } = {},
 ): Promise<App> {

@@ -22,7 +22,7 @@ export interface Config {
   /** Bytes a WebSocket may have queued before it is closed as a slow consumer. */
   fanoutMaxBackpressure: number;
   logLevel: string;
-  /** Niceness the background processes (projector, relay, worker) give themselves (0: none). */
+  /** Niceness the background processes (projector, relay, worker) give themselves (0, the default: none). */
   backgroundNice: number;
   /** Streams a viewer may watch at once unless an admin set their own limit. */
   streamLimit: number;
@@ -149,7 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fanoutHistoryPerPartition: num('FANOUT_HISTORY_PER_PARTITION', 50_000),
     fanoutMaxBackpressure: num('FANOUT_MAX_BACKPRESSURE', 1024 * 1024),
     logLevel: env.LOG_LEVEL ?? 'info',
-    backgroundNice: Math.min(19, num('BACKGROUND_NICE', 10)),
+    backgroundNice: Math.min(19, num('BACKGROUND_NICE', 0)),
     publicLiveUrl: env.PUBLIC_LIVE_URL || undefined,
     allowedOrigins: origins('ALLOWED_ORIGINS', env),
     streamLimit: num('STREAM_LIMIT', 3),

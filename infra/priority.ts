@@ -1,6 +1,8 @@
-// Background work (projections, the relay, encodes) yields the CPU to the processes that answer
+// Background work (projections, the relay, encodes) may yield the CPU to the processes that answer
 // requests when they share a machine: a stream decision then waits less behind a projector's batch
-// or an encode. With cores to spare it changes nothing; niceness only orders who runs first.
+// or an encode. The price is the background processes' own reactions (their /readyz in an outage)
+// when the machine is saturated, so it is asked for (BACKGROUND_NICE), not the default. With cores
+// to spare it changes nothing; niceness only orders who runs first.
 import { readdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 
