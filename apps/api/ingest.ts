@@ -160,7 +160,7 @@ export function ingestRoutes(deps: { log: EventLog; stations: StationKeys; metri
         let line = 0;
         const chunks = splitLines(req.body as Readable, MAX_LINE_BYTES)[Symbol.asyncIterator]();
         const nextLines = () =>
-          new Promise<IteratorResult<Line[]> | undefined>((resolve, reject) => {
+          new Promise<IteratorResult<Iterable<Line>> | undefined>((resolve, reject) => {
             wake = () => resolve(undefined);
             chunks.next().then(resolve, reject);
           });

@@ -114,8 +114,19 @@ describe('splitLines', () => {
   it("hands over a chunk's lines together, and every line once", async () => {
     const input = Readable.from([Buffer.from('a\nb\nc'), Buffer.from('\nd\n'), Buffer.from('e')]);
     const batches: string[][] = [];
-    for await (const lines of splitLines(input, 100)) batches.push(lines.map((l) => ('bytes' in l ? l.bytes.toString() : TOO_LONG)));
+    for await (const lines of splitLines(input, 100)) batches.push([...lines].map((l) => ('bytes' in l ? l.bytes.toString() : TOO_LONG)));
     expect(batches).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+  });
+
+  it('cuts the rest of a chunk a reader left before the next one, so no line is lost or joined', async () => {
+    const input = Readable.from([Buffer.from('a\nb\nc'), Buffer.from('d\ne\n')]);
+    const seen: string[] = [];
+    for await (const lines of splitLines(input, 100))
+      for (const l of lines) {
+        if ('bytes' in l) seen.push(l.bytes.toString());
+        break; // the first line of each chunk only
+      }
+    expect(seen).toEqual(['a', 'cd']);
   });
 });
 
