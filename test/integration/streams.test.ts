@@ -1,6 +1,5 @@
 // Concurrent stream limits through real API processes, the event store in Postgres, the relay
 // and Kafka: races across instances, leases, outages, and canWatch's own scenarios.
-import { readFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiveClient, System, waitFor } from '../support/system.ts';
@@ -417,13 +416,8 @@ describe('bad input', () => {
 });
 
 describe('on a shared machine', () => {
-  // /proc/<pid>/stat's 19th field; the command name before it may hold spaces, so count after ')'.
-  const niceOf = (pid: number) => {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-  };
   const nicenessOf = (s: System, apps: ('api' | 'fanout' | 'relay' | 'projector')[]) =>
-    Object.fromEntries(apps.map((app) => [app, niceOf(s.procs.get(app)!.pid!)]));
+    Object.fromEntries(apps.map((app) => [app, getPriority(s.procs.get(app)!.pid!)]));
   const base = getPriority(); // the processes start at the test's own niceness
 
   it.runIf(process.platform === 'linux')('every process keeps its priority unless BACKGROUND_NICE is set', () => {

@@ -12,15 +12,14 @@ const base = getPriority();
 /** Runs yieldCpu in a fresh process started at `startNice`; the niceness of its threads and of a child it starts after. */
 function run(nice: number, startNice = 0): { failed: string | null; threads: number[]; child: number } {
   const script = `
-    import { readdirSync, readFileSync } from 'node:fs';
+    import { readdirSync } from 'node:fs';
     import { execFileSync } from 'node:child_process';
-import { getPriority } from 'node:os';
+    import { getPriority } from 'node:os';
     import { yieldCpu } from ${JSON.stringify(priority)};
     const failed = yieldCpu(${nice}) ?? null;
     await import('node:crypto').then((c) => new Promise((r) => c.pbkdf2('x', 'y', 1, 8, 'sha256', r))); // starts the thread pool
-    const niceOf = (stat) => Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-    const threads = readdirSync('/proc/self/task').map((t) => niceOf(readFileSync('/proc/self/task/' + t + '/stat', 'utf8')));
-    const child = Number(execFileSync('sh', ['-c', 'cut -d" " -f19 /proc/$$/stat']).toString());
+    const threads = readdirSync('/proc/self/task').map((tid) => getPriority(Number(tid)));
+    const child = Number(execFileSync('nice').toString()); // nice with no command prints its own niceness
     console.log(JSON.stringify({ failed, threads, child }));`;
   const out = execFileSync('nice', ['-n', String(startNice), process.execPath, '--import', 'tsx', '--input-type=module', '-e', script]);
   return JSON.parse(out.toString()) as { failed: string | null; threads: number[]; child: number };
