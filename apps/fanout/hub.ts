@@ -133,6 +133,14 @@ interface LiveSource {
   feed: Feed;
 }
 
+/** A channel's subscriptions. */
+interface Listeners {
+  all: Map<Client, Subscription>;
+  /** Live subscriptions on no publisher topic, sent to one by one: a live round walks only these
+   *  (the topics' subscribers are uWS's to write), not every subscriber of the channel. */
+  direct: Map<Client, Subscription>;
+}
+
 /** Subscribers' buffers are looked at each time 1/CHECK_SHARE of the limit was published to a channel: a
  *  socket on MAX_SUBSCRIPTIONS (256) busy channels is closed by twice the limit at most (uWS's own is 16×). */
 const CHECK_SHARE = 256;
@@ -148,7 +156,7 @@ export class Hub {
   private readonly feed: Feed;
   private readonly logEnd: LogEnd | undefined;
   private readonly liveSources = new Map<string, LiveSource>();
-  private readonly listeners = new Map<string, Map<Client, Subscription>>();
+  private readonly listeners = new Map<string, Listeners>();
   private publisher: Publisher | undefined;
   /**
    * Per channel, bytes published to its topics since its subscribers' buffers were last looked at.
@@ -238,7 +246,7 @@ export class Hub {
       const e = source.feed.entry(partition, r);
       if (!e || r.offset < source.liveFrom[partition]!) continue;
       this.stats.fannedOut(partition, r.offset, e.at);
-      for (const client of this.listeners.get(e.key)?.keys() ?? []) {
+      for (const client of this.listeners.get(e.key)?.all.keys() ?? []) {
         if (client.closed) continue;
         if (client.socket.bufferedAmount() > this.maxBackpressure) this.closeSlow(client);
         else this.sendEntries(client, UNORDERED, [{ offset: r.offset, channel: e.key, json: e.json }], false);
@@ -267,54 +275,52 @@ export class Hub {
       list.push(entry);
     }
     for (const [channel, entries] of fresh) {
-      const clients = this.listeners.get(channel);
-      if (clients) this.fanOut(channel, clients, entries);
+      const listeners = this.listeners.get(channel);
+      if (listeners) this.fanOut(channel, listeners, entries);
     }
   }
 
   /** Live entries of one channel to its subscribers: published once to each topic in use, sent
    *  one by one to subscriptions that are on none. */
-  private fanOut(channel: string, clients: Map<Client, Subscription>, entries: Entry[]): void {
-    let onSingles = false;
-    let onBatches = false;
+  private fanOut(channel: string, listeners: Listeners, entries: Entry[]): void {
     let published = this.unchecked.get(channel) ?? 0;
     for (const e of entries) published += e.json.length;
     const look = published >= this.maxBackpressure / CHECK_SHARE;
     this.unchecked.set(channel, look ? 0 : published);
+    // What is published is queued by uWS without a check: a socket over the limit is closed
+    // before it is handed more (uWS would skip it silently past its own, far higher, limit).
+    if (look) {
+      for (const [client, sub] of listeners.all) {
+        if (sub.topic !== undefined && !client.closed && client.socket.bufferedAmount() > this.maxBackpressure) this.closeSlow(client);
+      }
+    }
     /** Subscriptions that have just reached this fanout's reading: they join their topic once
      *  these entries are published, or the topic would hand them the entries again. */
     let joining: [Client, Subscription][] | undefined;
-    for (const [client, sub] of clients) {
-      if (!sub.live || client.closed) continue;
-      if (sub.topic === undefined) {
-        this.deliver(client, sub, entries);
-        if (this.publisher && !client.closed && this.levelWithHistory(sub)) (joining ??= []).push([client, sub]);
-        continue;
-      }
-      // What is published is queued by uWS without a check: a socket over the limit is closed
-      // before it is handed more (uWS would skip it silently past its own, far higher, limit).
-      if (look && client.socket.bufferedAmount() > this.maxBackpressure) this.closeSlow(client);
-      else if (sub.batch) onBatches = true;
-      else onSingles = true;
+    for (const [client, sub] of listeners.direct) {
+      this.deliver(client, sub, entries);
+      if (this.publisher && !client.closed && this.levelWithHistory(sub)) (joining ??= []).push([client, sub]);
     }
-    const publisher = this.publisher;
-    if (publisher && (onSingles || onBatches)) this.publish(publisher, channel, entries, onSingles, onBatches);
+    if (this.publisher) this.publish(this.publisher, channel, entries);
     for (const [client, sub] of joining ?? []) this.joinTopic(client, sub);
   }
 
-  private publish(publisher: Publisher, channel: string, entries: Entry[], onSingles: boolean, onBatches: boolean): void {
-    if (onSingles) {
+  /** To the sockets on the channel's topics (uWS counts them; a closed one has left them). */
+  private publish(publisher: Publisher, channel: string, entries: Entry[]): void {
+    const singles = publisher.subscribers(singlesTopic(channel));
+    if (singles > 0) {
       const topic = singlesTopic(channel);
       for (const e of entries) publisher.publish(topic, e.json);
-      this.stats.delivered(entries.length * publisher.subscribers(topic));
+      this.stats.delivered(entries.length * singles);
     }
-    if (onBatches) {
+    const batches = publisher.subscribers(batchTopic(channel));
+    if (batches > 0) {
       const topic = batchTopic(channel);
       for (let i = 0; i < entries.length; i += BATCH_MAX) {
         const group = entries.slice(i, i + BATCH_MAX);
         publisher.publish(topic, group.length === 1 ? group[0]!.json : batchMessage(channel, group));
       }
-      this.stats.delivered(entries.length * publisher.subscribers(topic));
+      this.stats.delivered(entries.length * batches);
     }
   }
 
@@ -326,6 +332,8 @@ export class Hub {
     // the fanout that handed the position out): a topic carries every record published, older
     // ones too, so it is served one by one, past its position, until the records reach it.
     if (this.levelWithHistory(sub)) this.joinTopic(client, sub);
+    const listeners = this.listeners.get(sub.channel);
+    if (sub.topic === undefined && listeners?.all.get(client) === sub) listeners.direct.set(client, sub);
   }
 
   /** True when every record this fanout reads from now on comes after the subscription's position. */
@@ -337,6 +345,7 @@ export class Hub {
     if (!this.publisher || !client.socket.subscribe || client.closed) return;
     sub.topic = sub.batch ? batchTopic(sub.channel) : singlesTopic(sub.channel);
     client.socket.subscribe(sub.topic);
+    this.listeners.get(sub.channel)?.direct.delete(client);
   }
 
   private deliver(client: Client, sub: Subscription, entries: Entry[]): void {
@@ -400,9 +409,9 @@ export class Hub {
     this.unsubscribe(client, sub.channel, false);
     this.subs(client).set(sub.channel, sub);
     client.subscriptions++;
-    let set = this.listeners.get(sub.channel);
-    if (!set) this.listeners.set(sub.channel, (set = new Map()));
-    set.set(client, sub);
+    let listeners = this.listeners.get(sub.channel);
+    if (!listeners) this.listeners.set(sub.channel, (listeners = { all: new Map(), direct: new Map() }));
+    listeners.all.set(client, sub);
   }
 
   /** `batch`: the client takes batch frames (several waiting captions in one frame). */
@@ -565,9 +574,10 @@ export class Hub {
       client.subscriptions--;
       // A closed socket has left every topic already (uWS frees it).
       if (sub.topic !== undefined && !client.closed) client.socket.unsubscribe?.(sub.topic);
-      const set = this.listeners.get(channel);
-      set?.delete(client);
-      if (set?.size === 0) {
+      const listeners = this.listeners.get(channel);
+      listeners?.all.delete(client);
+      listeners?.direct.delete(client);
+      if (listeners?.all.size === 0) {
         this.listeners.delete(channel);
         this.unchecked.delete(channel);
       }
@@ -582,7 +592,7 @@ export class Hub {
 
   subscriptionCount(): number {
     let n = 0;
-    for (const s of this.listeners.values()) n += s.size;
+    for (const l of this.listeners.values()) n += l.all.size;
     return n;
   }
 }
