@@ -206,15 +206,41 @@ export interface ReaderPlan {
   lingerMs: number;
 }
 
+/** Attempts in a row a member may fail while the others of its reader apply the same batch before
+ *  it goes on a reader of its own: a broken projection must not hold up the others of its process. */
+export const ALONE_AFTER = 3;
+
 /**
  * Reads topics once for several projection versions (each of which reads every one of them). Each
  * applies every batch at its own position, in its own transaction; the reader starts each partition
  * at the lowest of their positions, and one that finds a hole sends it back there (the others skip
- * what they applied). The members wait for each other: a batch is done when each has applied it.
+ * what they applied). A batch is done when each has applied it, so a failure is retried for all;
+ * but a member that keeps failing while the others apply (a bug in it, its tables' disk full) goes
+ * on a reader of its own, from its own positions, until the process restarts. When every member
+ * fails (Postgres away), nobody is split off.
  */
 async function runReader(deps: Deps, members: Member[], plan: Omit<ReaderPlan, 'versions'>): Promise<RunningProjection> {
   const keys = members.map((m) => m.key);
-  return deps.log.consume({
+  const current = [...members];
+  const failures = new Map<Member, number>();
+  const alone: Promise<RunningProjection | undefined>[] = [];
+  let stopped = false;
+  const goAlone = (m: Member, err: unknown) => {
+    current.splice(current.indexOf(m), 1);
+    const group = projectionGroup([m.key], plan.topics);
+    deps.logger.error(
+      { projection: m.key, group, err },
+      `${m.key} failed ${ALONE_AFTER} times in a row where the others applied the batch: ` +
+        'it goes on a reader of its own so that they do not wait for it',
+    );
+    const started = runReader(deps, [m], { ...plan, group }).catch((e: unknown) => {
+      deps.logger.error({ projection: m.key, err: e }, 'could not start its own reader: it stays on the shared one');
+      if (!stopped) current.push(m);
+      return undefined;
+    });
+    alone.push(started);
+  };
+  const reader = await deps.log.consume({
     groupId: plan.group,
     topics: plan.topics,
     commit: true,
@@ -224,18 +250,35 @@ async function runReader(deps: Deps, members: Member[], plan: Omit<ReaderPlan, '
     // fetched ahead of a seek or a rebalance are filtered or trigger a seek back, never applied twice.
     pipeline: 2,
     ...(plan.lingerMs > 0 ? { linger: { minBytes: 256 * 1024, maxWaitMs: plan.lingerMs } } : {}),
-    startAt: async (topic, partition) => Math.min(...(await Promise.all(members.map((m) => m.startAt(topic, partition))))),
+    startAt: async (topic, partition) => Math.min(...(await Promise.all(current.map((m) => m.startAt(topic, partition))))),
     onPoison: (topic, partition, offset, error) =>
       deps.logger.error({ projections: keys, topic, partition, offset, err: error }, 'undecodable record skipped'),
     onBatch: async (batch) => {
-      const outcomes = await Promise.allSettled(members.map((m) => m.apply(batch)));
+      const applying = [...current];
+      const outcomes = await Promise.allSettled(applying.map((m) => m.apply(batch)));
+      const someApplied = outcomes.some((o) => o.status === 'fulfilled');
+      let failure: { reason: unknown } | undefined;
+      outcomes.forEach((o, i) => {
+        const m = applying[i]!;
+        if (o.status === 'fulfilled') return void failures.delete(m);
+        const times = (failures.get(m) ?? 0) + 1;
+        failures.set(m, times);
+        if (someApplied && times >= ALONE_AFTER && current.length > 1 && current.includes(m)) goAlone(m, o.reason);
+        else failure ??= { reason: o.reason };
+      });
       // Retried whole: a member that applied it finds its position past the batch and skips it.
-      const failed = outcomes.find((o) => o.status === 'rejected');
-      if (failed) throw failed.reason;
+      if (failure) throw failure.reason;
       const seeks = outcomes.flatMap((o) => (o.status === 'fulfilled' && o.value ? [o.value.seek] : []));
       return seeks.length ? { seek: Math.min(...seeks) } : undefined;
     },
   });
+  return {
+    stop: async () => {
+      stopped = true;
+      await reader.stop();
+      for (const own of await Promise.all(alone)) await own?.stop();
+    },
+  };
 }
 
 const lingerOf = (projection: Projection, topic: TopicName) => projection.lingerMs?.[topic] ?? 0;

@@ -38,6 +38,13 @@ async function runners(): Promise<Record<string, { host: string }[]>> {
   return Object.fromEntries(projections.map((p) => [p.name, p.versions.find((v) => v.role === 'serving')!.runners]));
 }
 
+/** Posts fragments of the channel with these seqs. */
+async function post(seqs: number[]): Promise<void> {
+  const key = await sys.stationKey();
+  const lines = seqs.map((seq) => JSON.stringify(fragment(seq, `split fragment ${seq}`)));
+  expect((await sys.postNdjson(CHANNEL, key, lines.join('\n') + '\n')).status).toBe(200);
+}
+
 /** Fragments the analytics rollup has counted on the channel (its public view, as readers see it). */
 async function fragmentsCounted(): Promise<number> {
   const { rows } = await sql<{ n: string | null }>`
@@ -80,11 +87,6 @@ it('refuses a name that is no projection, saying which', async () => {
 it('reads a topic once for the projections one projector runs, each from its own position', async () => {
   await sys.kill('projector');
   await other.start('projector', { PROJECTIONS: 'analytics' });
-  const key = await sys.stationKey();
-  const post = async (seqs: number[]) => {
-    const lines = seqs.map((seq) => JSON.stringify(fragment(seq, `split fragment ${seq}`)));
-    expect((await sys.postNdjson(CHANNEL, key, lines.join('\n') + '\n')).status).toBe(200);
-  };
   await post([21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
   await waitFor('analytics ahead of the caption history', async () => (await appliedCaptions()).get('analytics_v1') === 30, 30_000, 100);
   expect((await appliedCaptions()).get('captions_v1')).toBe(20);
@@ -105,5 +107,67 @@ it('reads a topic once for the projections one projector runs, each from its own
   );
   expect((await sys.fragments(CHANNEL)).map((f) => f.seq)).toEqual(Array.from({ length: 35 }, (_, i) => i + 1));
   expect(await fragmentsCounted(), 'nothing counted twice').toBe(35);
+  await waitFor('one projector runs each', async () => Object.values(await runners()).every((r) => r.length === 1), 30_000, 200);
+}, 120_000);
+
+it('lets the other projections of a projector go on while one keeps failing; that one catches up on its own once it can', async () => {
+  const seqs = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+  const applied = async (key: string) => (await appliedCaptions()).get(key);
+  const said = (pattern: RegExp) =>
+    sys.output
+      .get('projector')!
+      .join('')
+      .split('\n')
+      .filter((l) => pattern.test(l)).length;
+  const ALONE = /failed 3 times in a row .* a reader of its own/;
+  // A projection broken from outside: every write to one of its tables fails, as a bug in it
+  // would, or a full disk under its tables.
+  await sql`CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'broken (test)'; END $$`.execute(sys.db);
+  const breakTable = (table: string) =>
+    sql`CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON ${sql.raw(table)} FOR EACH ROW EXECUTE FUNCTION public.refuse()`.execute(sys.db);
+  const mend = (table: string) => sql`DROP TRIGGER refuse ON ${sql.raw(table)}`.execute(sys.db);
+
+  // Both failing (as when Postgres is away): retried together, nobody goes alone.
+  await breakTable('captions_v1.channels');
+  await breakTable('analytics_v1.analytics_caption_minutes');
+  const failedBefore = said(/batch handler failed/);
+  await post([36, 37, 38, 39, 40]);
+  await waitFor('four attempts', async () => said(/batch handler failed/) >= failedBefore + 4, 30_000, 100);
+  expect(said(ALONE), 'nobody split off while every member fails').toBe(0);
+  expect(await applied('captions_v1')).toBe(35);
+
+  // Analytics alone failing: the others apply the batch at once, and the ones after it would wait
+  // for analytics (retried together) but for its going on a reader of its own.
+  await mend('captions_v1.channels');
+  await waitFor('the caption history of the failing batch', async () => (await applied('captions_v1')) === 40, 30_000, 100);
+  await post([41, 42, 43, 44, 45]);
+  await waitFor(
+    'the caption history past the broken projection',
+    async () => (await appliedCaptions()).get('captions_v1') === 45,
+    30_000,
+    100,
+  );
+  expect((await sys.fragments(CHANNEL)).map((f) => f.seq)).toEqual(seqs(45));
+  expect((await appliedCaptions()).get('analytics_v1'), 'the broken one applied nothing').toBe(35);
+  expect(await fragmentsCounted()).toBe(35);
+  expect(said(ALONE)).toBe(1);
+  expect(sys.output.get('projector')!.join('')).toMatch(/analytics_v1 failed 3 times in a row/);
+
+  await mend('analytics_v1.analytics_caption_minutes');
+  await waitFor('analytics caught up on its own reader', async () => (await appliedCaptions()).get('analytics_v1') === 45, 30_000, 100);
+  expect(await fragmentsCounted(), 'each counted once').toBe(45);
+  await post([46, 47]);
+  await waitFor(
+    'both at the end of the log',
+    async () => {
+      const applied = await appliedCaptions();
+      return applied.get('captions_v1') === 47 && applied.get('analytics_v1') === 47;
+    },
+    30_000,
+    100,
+  );
+  expect((await sys.fragments(CHANNEL)).map((f) => f.seq)).toEqual(seqs(47));
+  expect(await fragmentsCounted(), 'each counted once').toBe(47);
   await waitFor('one projector runs each', async () => Object.values(await runners()).every((r) => r.length === 1), 30_000, 200);
 }, 120_000);
