@@ -84,6 +84,11 @@ export class EventLog {
     return this.topics.offsetsAt(topic, time);
   }
 
+  /** How many brokers the cluster lists now. */
+  brokerCount(): Promise<number> {
+    return this.topics.brokerCount();
+  }
+
   /** Each partition's leader, replicas and in-sync replicas, as the cluster reports them now. */
   replicas(topic: TopicName): Promise<PartitionReplicas[]> {
     return this.topics.replicas(topic);

@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { replicationFor } from '../../schemas/catalog.ts';
 import { ROOT, STATE_DIR, waitForPort, isPortOpen } from './ports.ts';
+import { EventLog } from '../kafka/index.ts';
+import { createLogger } from '../logger.ts';
+import { sleep } from '../retry.ts';
 
 const KAFKA_DIR = join(ROOT, 'infra', 'stack', 'kafka');
 const LIB = join(KAFKA_DIR, 'lib');
@@ -17,6 +20,24 @@ export function ensureKafkaJars(): void {
   console.error('fetching Apache Kafka jars with Maven (first run only)...');
   const r = spawnSync('mvn', ['-q', '-B', '-f', join(KAFKA_DIR, 'pom.xml'), 'dependency:copy-dependencies'], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error('mvn could not fetch the Kafka jars (see output above)');
+}
+
+/**
+ * Waits until the cluster lists every broker: one listens before the controller has it, and topics
+ * made meanwhile would be given the replication of the brokers listed then (fewer copies than asked).
+ */
+async function untilListed(brokers: string, nodes: number, timeoutMs = 120_000): Promise<void> {
+  const log = new EventLog(brokers.split(','), '', createLogger('kafka-local', 'silent'));
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (let listed = 0; ; await sleep(200)) {
+      listed = await log.brokerCount().catch(() => 0);
+      if (listed >= nodes) return;
+      if (Date.now() > deadline) throw new Error(`the local Kafka cluster lists ${listed} of its ${nodes} brokers after ${timeoutMs} ms`);
+    }
+  } finally {
+    await log.close();
+  }
 }
 
 /** How many local brokers `npm start` and `npm test` run: CASTLOG_LOCAL_BROKERS, one by default. */
@@ -100,6 +121,7 @@ export async function startLocalKafka(port = 19092, nodes = 1): Promise<LocalKaf
   // Together: a controller quorum needs a majority of its voters before any broker listens (on a
   // loaded machine, three JVMs may take minutes).
   await Promise.all(started.map((n) => n.start()));
+  if (nodes > 1) await untilListed(brokers, nodes);
   return {
     brokers,
     nodes: started,
