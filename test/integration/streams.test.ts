@@ -417,7 +417,15 @@ describe('bad input', () => {
 
 describe('on a shared machine', () => {
   const nicenessOf = (s: System, apps: ('api' | 'fanout' | 'relay' | 'projector')[]) =>
-    Object.fromEntries(apps.map((app) => [app, getPriority(s.procs.get(app)!.pid!)]));
+    Object.fromEntries(
+      apps.map((app) => {
+        const child = s.procs.get(app);
+        // A process that ended is a failure of its own: say which, and what it said last.
+        if (!child || child.exitCode !== null || child.signalCode !== null)
+          throw new Error(`${app} has ended (${child?.exitCode ?? child?.signalCode}): ${(s.output.get(app) ?? []).join('').slice(-3000)}`);
+        return [app, getPriority(child.pid!)];
+      }),
+    );
   const base = getPriority(); // the processes start at the test's own niceness
 
   it.runIf(process.platform === 'linux')('every process keeps its priority unless BACKGROUND_NICE is set', () => {
