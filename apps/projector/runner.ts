@@ -208,7 +208,7 @@ export interface ReaderPlan {
 
 /** Attempts in a row a member may fail while the others of its reader apply the same batch before
  *  it goes on a reader of its own: a broken projection must not hold up the others of its process. */
-export const ALONE_AFTER = 3;
+const ALONE_AFTER = 3;
 
 /**
  * Reads topics once for several projection versions (each of which reads every one of them). Each
@@ -263,7 +263,7 @@ async function runReader(deps: Deps, members: Member[], plan: Omit<ReaderPlan, '
         if (o.status === 'fulfilled') return void failures.delete(m);
         const times = (failures.get(m) ?? 0) + 1;
         failures.set(m, times);
-        if (someApplied && times >= ALONE_AFTER && current.length > 1 && current.includes(m)) goAlone(m, o.reason);
+        if (!stopped && someApplied && times >= ALONE_AFTER && current.length > 1 && current.includes(m)) goAlone(m, o.reason);
         else failure ??= { reason: o.reason };
       });
       // Retried whole: a member that applied it finds its position past the batch and skips it.
