@@ -38,6 +38,18 @@ async function runners(): Promise<Record<string, { host: string }[]>> {
   return Object.fromEntries(projections.map((p) => [p.name, p.versions.find((v) => v.role === 'serving')!.runners]));
 }
 
+/** Waits until the caption history and analytics have both applied the first n caption records. */
+async function bothApplied(n: number): Promise<void> {
+  const both = async () => {
+    const applied = await appliedCaptions();
+    return applied.get('captions_v1') === n && applied.get('analytics_v1') === n;
+  };
+  await waitFor(`both projections at ${n}`, both, 30_000, 100);
+}
+
+/** 1..n */
+const seqs = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
 /** Posts fragments of the channel with these seqs. */
 async function post(seqs: number[]): Promise<void> {
   const key = await sys.stationKey();
@@ -96,22 +108,13 @@ it('reads a topic once for the projections one projector runs, each from its own
   // positions; analytics, ahead, skips what it has counted.
   await sys.start('projector');
   await post([31, 32, 33, 34, 35]);
-  await waitFor(
-    'both at the end of the log',
-    async () => {
-      const applied = await appliedCaptions();
-      return applied.get('captions_v1') === 35 && applied.get('analytics_v1') === 35;
-    },
-    30_000,
-    100,
-  );
-  expect((await sys.fragments(CHANNEL)).map((f) => f.seq)).toEqual(Array.from({ length: 35 }, (_, i) => i + 1));
+  await bothApplied(35);
+  expect((await sys.fragments(CHANNEL)).map((f) => f.seq)).toEqual(seqs(35));
   expect(await fragmentsCounted(), 'nothing counted twice').toBe(35);
   await waitFor('one projector runs each', async () => Object.values(await runners()).every((r) => r.length === 1), 30_000, 200);
 }, 120_000);
 
 it('lets the other projections of a projector go on while one keeps failing; that one catches up on its own once it can', async () => {
-  const seqs = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
   const applied = async (key: string) => (await appliedCaptions()).get(key);
   const said = (pattern: RegExp) =>
     sys.output
@@ -158,15 +161,7 @@ it('lets the other projections of a projector go on while one keeps failing; tha
   await waitFor('analytics caught up on its own reader', async () => (await appliedCaptions()).get('analytics_v1') === 45, 30_000, 100);
   expect(await fragmentsCounted(), 'each counted once').toBe(45);
   await post([46, 47]);
-  await waitFor(
-    'both at the end of the log',
-    async () => {
-      const applied = await appliedCaptions();
-      return applied.get('captions_v1') === 47 && applied.get('analytics_v1') === 47;
-    },
-    30_000,
-    100,
-  );
+  await bothApplied(47);
   expect((await sys.fragments(CHANNEL)).map((f) => f.seq)).toEqual(seqs(47));
   expect(await fragmentsCounted(), 'each counted once').toBe(47);
   await waitFor('one projector runs each', async () => Object.values(await runners()).every((r) => r.length === 1), 30_000, 200);
