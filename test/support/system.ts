@@ -92,6 +92,8 @@ export class System {
   readonly output = new Map<ProcessName, string[]>();
   /** The port each started process serves /healthz, /readyz and /metrics on. */
   readonly ports = new Map<ProcessName, number>();
+  /** Processes being ended by kill() or stop(), told apart from ones that end by themselves. */
+  private readonly ending = new WeakSet<ChildProcess>();
   db!: Db;
   log!: EventLog;
 
@@ -187,6 +189,10 @@ export class System {
     child.stdout!.on('data', (d: Buffer) => lines.push(d.toString()));
     child.stderr!.on('data', (d: Buffer) => lines.push(d.toString()));
     this.procs.set(app, child);
+    // A process that ends without kill() or stop() is a failure of its own: its output says so.
+    child.once('exit', (code, signal) => {
+      if (!this.ending.has(child)) lines.push(`\n[${app} ended by itself: ${signal ?? `exit code ${code}`}]\n`);
+    });
     if (app === 'api') watchApi(this.api);
     const fixed: Record<AppName, number> = {
       api: this.apiPort,
@@ -233,6 +239,7 @@ export class System {
   async kill(app: ProcessName, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = this.procs.get(app);
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    this.ending.add(child);
     await new Promise((r) => (child.once('exit', r), child.kill(signal)));
     this.procs.delete(app);
   }
