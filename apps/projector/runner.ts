@@ -83,7 +83,8 @@ interface Member {
   key: string;
   projection: Projection;
   startAt(topic: TopicName, partition: number): Promise<number>;
-  apply(batch: PartitionBatch): Promise<void | { seek: number }>;
+  /** Applies a batch: how far behind the partition's end it then is, or where to read from instead. */
+  apply(batch: PartitionBatch): Promise<{ behind: number } | { seek: number }>;
 }
 
 type Deps = { log: EventLog; db: Db; logger: Logger; metrics: Registry };
@@ -133,7 +134,7 @@ function member(deps: Deps, projection: Projection, version: number, opts: RunOp
       );
     return row.next_offset;
   };
-  const apply = async (batch: PartitionBatch): Promise<void | { seek: number }> => {
+  const apply = async (batch: PartitionBatch): Promise<{ behind: number } | { seek: number }> => {
     const outcome = await db.transaction().execute(async (trx) => {
       // The version's own tables come first; shared ones (positions) are in public. Rows and
       // positions commit together, so a commit lost to a Postgres crash loses both and is
@@ -191,7 +192,7 @@ function member(deps: Deps, projection: Projection, version: number, opts: RunOp
       const receivedAt = last.event.type === 'CaptionFragmentReceived' ? last.event.data.receivedAt : Date.parse(last.meta.time);
       latency.observe({ projection: projection.name }, Math.max(0, now - receivedAt) / 1000);
     }
-    return undefined;
+    return { behind };
   };
   return { key, projection, startAt, apply };
 }
@@ -209,6 +210,9 @@ export interface ReaderPlan {
 /** Attempts in a row a member may fail while the others of its reader apply the same batch before
  *  it goes on a reader of its own: a broken projection must not hold up the others of its process. */
 const ALONE_AFTER = 3;
+/** A member on a reader of its own goes back to the shared one once it has failed nothing for this
+ *  long and its last batches left it at the end of their partitions. */
+const REJOIN_AFTER_MS = 5000;
 
 /**
  * Reads topics once for several projection versions (each of which reads every one of them). Each
@@ -216,14 +220,20 @@ const ALONE_AFTER = 3;
  * at the lowest of their positions, and one that finds a hole sends it back there (the others skip
  * what they applied). A batch is done when each has applied it, so a failure is retried for all;
  * but a member that keeps failing while the others apply (a bug in it, its tables' disk full) goes
- * on a reader of its own, from its own positions, until the process restarts. When every member
- * fails (Postgres away), nobody is split off.
+ * on a reader of its own, from its own positions, and comes back once it has caught up there. When
+ * every member fails (Postgres away), nobody is split off.
+ * `caughtUp`, for a reader of one member split off: called once that member has caught up.
  */
-async function runReader(deps: Deps, members: Member[], plan: Omit<ReaderPlan, 'versions'>): Promise<RunningProjection> {
+async function runReader(
+  deps: Deps,
+  members: Member[],
+  plan: Omit<ReaderPlan, 'versions'>,
+  caughtUp?: () => void,
+): Promise<RunningProjection> {
   const keys = members.map((m) => m.key);
   const current = [...members];
   const failures = new Map<Member, number>();
-  const alone: Promise<RunningProjection | undefined>[] = [];
+  const alone = new Set<Promise<RunningProjection | undefined>>();
   let stopped = false;
   const goAlone = (m: Member, err: unknown) => {
     current.splice(current.indexOf(m), 1);
@@ -233,13 +243,32 @@ async function runReader(deps: Deps, members: Member[], plan: Omit<ReaderPlan, '
       `${m.key} failed ${ALONE_AFTER} times in a row where the others applied the batch: ` +
         'it goes on a reader of its own so that they do not wait for it',
     );
-    const started = runReader(deps, [m], { ...plan, group }).catch((e: unknown) => {
-      deps.logger.error({ projection: m.key, err: e }, 'could not start its own reader: it stays on the shared one');
-      if (!stopped) current.push(m);
+    const back = (reason: string) => {
+      alone.delete(started);
+      if (stopped) return;
+      failures.delete(m);
+      current.push(m);
+      deps.logger.info({ projection: m.key }, reason);
+    };
+    // Stopped from outside its own batch handling (stop() waits for the batches in hand).
+    const rejoin = () =>
+      void started
+        .then((own) => own?.stop())
+        .then(
+          () => back(`${m.key} has caught up on its own reader: it is back on the shared one`),
+          (e: unknown) => deps.logger.error({ projection: m.key, err: e }, 'could not stop its own reader'),
+        );
+    const started: Promise<RunningProjection | undefined> = runReader(deps, [m], { ...plan, group }, rejoin).catch((e: unknown) => {
+      deps.logger.error({ projection: m.key, err: e }, 'could not start its own reader');
+      back(`${m.key} stays on the shared reader`);
       return undefined;
     });
-    alone.push(started);
+    alone.add(started);
   };
+  // For a member split off: when it last failed, and how far behind each partition it was left.
+  let lastFailure = Date.now();
+  const behindBy = new Map<string, number>();
+  let rejoining = false;
   const reader = await deps.log.consume({
     groupId: plan.group,
     topics: plan.topics,
@@ -267,16 +296,28 @@ async function runReader(deps: Deps, members: Member[], plan: Omit<ReaderPlan, '
         else failure ??= { reason: o.reason };
       });
       // Retried whole: a member that applied it finds its position past the batch and skips it.
-      if (failure) throw failure.reason;
-      const seeks = outcomes.flatMap((o) => (o.status === 'fulfilled' && o.value ? [o.value.seek] : []));
-      return seeks.length ? { seek: Math.min(...seeks) } : undefined;
+      if (failure) {
+        lastFailure = Date.now();
+        throw failure.reason;
+      }
+      const seeks = outcomes.flatMap((o) => (o.status === 'fulfilled' && 'seek' in o.value ? [o.value.seek] : []));
+      if (seeks.length) return { seek: Math.min(...seeks) };
+      if (caughtUp && !rejoining) {
+        for (const o of outcomes)
+          if (o.status === 'fulfilled' && 'behind' in o.value) behindBy.set(`${batch.topic}/${batch.partition}`, o.value.behind);
+        if (Date.now() - lastFailure >= REJOIN_AFTER_MS && [...behindBy.values()].every((b) => b === 0)) {
+          rejoining = true;
+          caughtUp();
+        }
+      }
+      return undefined;
     },
   });
   return {
     stop: async () => {
       stopped = true;
       await reader.stop();
-      for (const own of await Promise.all(alone)) await own?.stop();
+      for (const own of await Promise.all([...alone])) await own?.stop();
     },
   };
 }

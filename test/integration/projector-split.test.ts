@@ -5,6 +5,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { System, fragment, waitFor } from '../support/system.ts';
+import { projectionGroup } from '../../projections/versions.ts';
 
 let sys: System;
 let other: System;
@@ -46,6 +47,9 @@ async function bothApplied(n: number): Promise<void> {
   };
   await waitFor(`both projections at ${n}`, both, 30_000, 100);
 }
+
+/** The consumer group of analytics on a reader of its own (apps/projector/runner.ts). */
+const ALONE_GROUP = projectionGroup(['analytics_v1'], ['captions']);
 
 /** 1..n */
 const seqs = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
@@ -155,14 +159,30 @@ it('lets the other projections of a projector go on while one keeps failing; tha
   expect((await appliedCaptions()).get('analytics_v1'), 'the broken one applied nothing').toBe(35);
   expect(await fragmentsCounted()).toBe(35);
   expect(said(ALONE)).toBe(1);
+  const aloneMembers = async () => ((await sys.log.groupMembers(ALONE_GROUP)).get(ALONE_GROUP) ?? []).length;
+  await waitFor('analytics in a consumer group of its own', async () => (await aloneMembers()) === 1, 30_000, 200);
   expect(sys.output.get('projector')!.join('')).toMatch(/analytics_v1 failed 3 times in a row/);
 
   await mend('analytics_v1.analytics_caption_minutes');
   await waitFor('analytics caught up on its own reader', async () => (await appliedCaptions()).get('analytics_v1') === 45, 30_000, 100);
   expect(await fragmentsCounted(), 'each counted once').toBe(45);
-  await post([46, 47]);
-  await bothApplied(47);
-  expect((await sys.fragments(CHANNEL)).map((f) => f.seq)).toEqual(seqs(47));
-  expect(await fragmentsCounted(), 'each counted once').toBe(47);
+  // Caught up and failing no more for a while, it goes back on the shared reader with the next
+  // records that find it at the end of the log.
+  let last = 45;
+  await waitFor(
+    'analytics back on the shared reader (its own consumer group left)',
+    async () => {
+      await post([++last]);
+      await bothApplied(last);
+      return (await aloneMembers()) === 0;
+    },
+    30_000,
+    1000,
+  );
+  await post([last + 1, last + 2]);
+  await bothApplied(last + 2);
+  expect((await sys.fragments(CHANNEL)).map((f) => f.seq)).toEqual(seqs(last + 2));
+  expect(await fragmentsCounted(), 'each counted once').toBe(last + 2);
+  expect(said(ALONE), 'split off once').toBe(1);
   await waitFor('one projector runs each', async () => Object.values(await runners()).every((r) => r.length === 1), 30_000, 200);
 }, 120_000);
