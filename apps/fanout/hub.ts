@@ -307,20 +307,20 @@ export class Hub {
 
   /** To the sockets on the channel's topics (uWS counts them; a closed one has left them). */
   private publish(publisher: Publisher, channel: string, entries: Entry[]): void {
-    const singles = publisher.subscribers(singlesTopic(channel));
-    if (singles > 0) {
-      const topic = singlesTopic(channel);
-      for (const e of entries) publisher.publish(topic, e.json);
-      this.stats.delivered(entries.length * singles);
+    const singles = singlesTopic(channel);
+    const onSingles = publisher.subscribers(singles);
+    if (onSingles > 0) {
+      for (const e of entries) publisher.publish(singles, e.json);
+      this.stats.delivered(entries.length * onSingles);
     }
-    const batches = publisher.subscribers(batchTopic(channel));
-    if (batches > 0) {
-      const topic = batchTopic(channel);
+    const batches = batchTopic(channel);
+    const onBatches = publisher.subscribers(batches);
+    if (onBatches > 0) {
       for (let i = 0; i < entries.length; i += BATCH_MAX) {
         const group = entries.slice(i, i + BATCH_MAX);
-        publisher.publish(topic, group.length === 1 ? group[0]!.json : batchMessage(channel, group));
+        publisher.publish(batches, group.length === 1 ? group[0]!.json : batchMessage(channel, group));
       }
-      this.stats.delivered(entries.length * batches);
+      this.stats.delivered(entries.length * onBatches);
     }
   }
 

@@ -134,12 +134,12 @@ export class Topics {
     );
   }
 
-  /** Each partition's leader, replicas and in-sync replicas (broker ids; leader -1: none). */
   /** How many brokers the cluster lists now (a broker listening is listed once the controller has it). */
   async brokerCount(): Promise<number> {
     return (await (await this.admin()).describeCluster()).brokers.length;
   }
 
+  /** Each partition's leader, replicas and in-sync replicas (broker ids; leader -1: none). */
   async replicas(topic: TopicName): Promise<PartitionReplicas[]> {
     const admin = await this.admin();
     const { topics } = await admin.fetchTopicMetadata({ topics: [this.names.physical(topic)] });

@@ -10,7 +10,7 @@ import { replicationFor } from '../../schemas/catalog.ts';
 import { ROOT, STATE_DIR, waitForPort, isPortOpen } from './ports.ts';
 import { EventLog } from '../kafka/index.ts';
 import { createLogger } from '../logger.ts';
-import { sleep } from '../retry.ts';
+import { retry } from '../retry.ts';
 
 const KAFKA_DIR = join(ROOT, 'infra', 'stack', 'kafka');
 const LIB = join(KAFKA_DIR, 'lib');
@@ -26,15 +26,17 @@ export function ensureKafkaJars(): void {
  * Waits until the cluster lists every broker: one listens before the controller has it, and topics
  * made meanwhile would be given the replication of the brokers listed then (fewer copies than asked).
  */
-async function untilListed(brokers: string, nodes: number, timeoutMs = 120_000): Promise<void> {
+async function untilListed(brokers: string, nodes: number): Promise<void> {
   const log = new EventLog(brokers.split(','), '', createLogger('kafka-local', 'silent'));
-  const deadline = Date.now() + timeoutMs;
   try {
-    for (let listed = 0; ; await sleep(200)) {
-      listed = await log.brokerCount().catch(() => 0);
-      if (listed >= nodes) return;
-      if (Date.now() > deadline) throw new Error(`the local Kafka cluster lists ${listed} of its ${nodes} brokers after ${timeoutMs} ms`);
-    }
+    // Up to two minutes, as a loaded machine may need.
+    await retry(
+      async () => {
+        const listed = await log.brokerCount();
+        if (listed < nodes) throw new Error(`the local Kafka cluster lists ${listed} of its ${nodes} brokers`);
+      },
+      { attempts: 600, delayMs: 200 },
+    );
   } finally {
     await log.close();
   }
