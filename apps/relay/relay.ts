@@ -1,6 +1,7 @@
-// Publishes every event appended to the event store onto its Kafka topic, in commit order, at
-// least once. It reads only below the oldest transaction still running, so an event whose
-// transaction commits late is never skipped; its checkpoint advances only after Kafka acks.
+// Publishes every event appended to the event store onto its Kafka topic, in transaction order, at
+// least once. It reads only below the oldest transaction still running in this database (HORIZON),
+// so an event whose transaction commits late is never skipped; its checkpoint advances only after
+// Kafka acks.
 import { sql } from 'kysely';
 import type { Db } from '../../projections/database.ts';
 import type { EventLog } from '../../infra/kafka/index.ts';
@@ -12,6 +13,24 @@ export interface Checkpoint {
   txId: string;
   position: number;
 }
+
+/**
+ * Below this transaction id, every transaction that could have written to this database has
+ * ended. Ids are the server's, so the snapshot's oldest running transaction may be another
+ * database's (a bulk load, a report, another castlog's rebuild), which alone held every relay on
+ * the server back for as long as it ran. A running transaction is passed over only when
+ * `pg_stat_activity` shows it to a backend connected to another database (a backend never changes
+ * database, and an id is never given twice; any role may read another's `backend_xid`). One it
+ * cannot place still holds the relay back: one that ended after the snapshot was taken (its events,
+ * if it wrote any, are not in this snapshot) or a prepared one (no backend).
+ * Evaluated in the reading statement, so the snapshot is the one the events are read with.
+ */
+export const HORIZON = `(
+  SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
+  FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+  WHERE x::xid NOT IN (
+    SELECT backend_xid FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()))`;
 
 interface Row {
   position: number;
@@ -55,7 +74,7 @@ export class Relay {
     const { rows } = await sql<Row>`
       SELECT position, tx_id::text AS tx_id, type, key, data, meta FROM events
       WHERE (tx_id, position) > (${txId}::xid8, ${position})
-        AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+        AND tx_id < ${sql.raw(HORIZON)}
       ORDER BY tx_id, position
       LIMIT ${this.batch}`.execute(this.db);
     if (!rows.length || !stillHeld()) return 0;

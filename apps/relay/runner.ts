@@ -117,7 +117,7 @@ export class RelayRunner {
     this.opts.onActive?.(true);
     const pollMs = this.opts.pollMs ?? 250;
     // An append was announced and not seen yet: it is held back behind an older transaction still
-    // running (anywhere on the server: the safe high-water mark is cluster-wide), and no second
+    // running (in this database, or one the relay cannot place: see HORIZON), and no second
     // notification comes when that one ends. Looked for again soon, backing off to the poll.
     let owedMs = 0;
     try {

@@ -1,11 +1,13 @@
-// The relay publishes in commit order and never skips a transaction that commits late: an event
-// whose transaction is still open when later ones commit holds those back, and once it commits it
-// goes out first. (Anyone changing the relay's horizon must keep this test passing.)
-import { randomUUID } from 'node:crypto';
+// The relay never skips a transaction that commits late: an event whose transaction is still open
+// when later ones commit holds those back, and once it commits it goes out first. (Anyone changing
+// the relay's horizon must keep these tests passing.) A transaction open in another database of the
+// same server holds nothing back, unless the relay cannot tell whose it is.
+import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { newMeta } from '../../schemas/envelope.ts';
 import { viewerStream } from '../../domain/streams/viewer.ts';
+import { HORIZON } from '../../apps/relay/relay.ts';
 import { System, readTopic, waitFor } from '../support/system.ts';
 
 let sys: System;
@@ -52,5 +54,80 @@ it('holds back what committed after an open transaction, then publishes the late
     await open.end().catch(() => undefined);
     await other.end().catch(() => undefined);
     await topic.stop();
+  }
+});
+
+/** A connection to another database of the same server, as the test's own role. */
+function elsewhere(): pg.Client {
+  const url = new URL(sys.env.DATABASE_URL!);
+  url.pathname = '/postgres';
+  return new pg.Client({ connectionString: url.toString() });
+}
+
+/** Opens a transaction on `c` that has a transaction id, and returns it. */
+async function openWithId(c: pg.Client): Promise<bigint> {
+  await c.query('BEGIN');
+  const { rows } = await c.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id');
+  return BigInt(rows[0]!.id);
+}
+
+it('publishes while a transaction older than its events is open in another database', async () => {
+  const user = randomUUID();
+  const topic = await readTopic(sys.log, 'streams');
+  const away = elsewhere();
+  const here = new pg.Client({ connectionString: sys.env.DATABASE_URL });
+  await Promise.all([away.connect(), here.connect()]);
+  try {
+    // Older than the event, and still open when it commits: before, the relay waited for it.
+    await openWithId(away);
+    await here.query(INSERT, issuedRow(user, user));
+    await waitFor(
+      "published with the other database's transaction still open",
+      () => topic.records.some((r) => (r.event.data as { userId: string }).userId === user),
+      15_000,
+    );
+    const { rows } = await away.query<{ open: boolean }>('SELECT pg_current_xact_id_if_assigned() IS NOT NULL AS open');
+    expect(rows[0]!.open).toBe(true);
+  } finally {
+    await away.query('ROLLBACK').catch(() => undefined);
+    await away.end().catch(() => undefined);
+    await here.end().catch(() => undefined);
+    await topic.stop();
+  }
+});
+
+it("passes over another database's transaction, as any role, and not over its own database's", async () => {
+  // A role with no privileges at all, as a deployment's owner role may be (backend_xid is readable
+  // by every role, unlike a session's query).
+  const role = `t_relay_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: sys.env.DATABASE_URL });
+  await admin.connect();
+  const password = randomBytes(12).toString('hex');
+  await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+  const asRole = new URL(sys.env.DATABASE_URL!);
+  asRole.username = role;
+  asRole.password = password;
+  const plain = new pg.Client({ connectionString: asRole.toString() });
+  const away = elsewhere();
+  const here = new pg.Client({ connectionString: sys.env.DATABASE_URL });
+  const horizon = async (c: pg.Client) => BigInt((await c.query<{ h: string }>(`SELECT ${HORIZON}::text AS h`)).rows[0]!.h);
+  try {
+    await Promise.all([plain.connect(), away.connect(), here.connect()]);
+    // Each time, a transaction that began later has ended, so the horizon could pass the open one.
+    const other = await openWithId(away);
+    await admin.query('SELECT pg_current_xact_id()');
+    expect(await horizon(admin)).toBeGreaterThan(other);
+    expect(await horizon(plain)).toBeGreaterThan(other);
+    await away.query('ROLLBACK');
+
+    const own = await openWithId(here);
+    await admin.query('SELECT pg_current_xact_id()');
+    expect(await horizon(admin)).toBeLessThanOrEqual(own);
+    expect(await horizon(plain)).toBeLessThanOrEqual(own);
+    await here.query('ROLLBACK');
+  } finally {
+    await Promise.all([plain, away, here].map((c) => c.end().catch(() => undefined)));
+    await admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+    await admin.end();
   }
 });
