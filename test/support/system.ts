@@ -1,7 +1,8 @@
 // Runs the real castlog processes against the real Kafka and Postgres for a test file. Each file
 // gets its own topic prefix and database, so files can run side by side.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
@@ -36,14 +37,40 @@ function smtpGreets(port: number): Promise<boolean> {
   });
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * The ports this process hands to the processes it starts: a block of its own, below the kernel's
+ * ephemeral range. A port the kernel picked and freed could be picked again, by another test file
+ * running at once or by any outgoing connection, before the started process bound it: it then
+ * exited, and another file's process on that port answered its readiness probe.
+ */
+const OWN_PORTS = (() => {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: the default range's start
+  }
+  const size = 1000;
+  const slots = Math.max(1, Math.min(8, Math.floor((low - 10_000) / size)));
+  // vitest numbers its concurrent workers from 1; a bench or script runs alone.
+  const slot = (Number(process.env.VITEST_POOL_ID) || 0) % slots;
+  return { first: low - (slots - slot) * size, size, next: randomInt(size) };
+})();
+
+/** A port nothing listens on, from this process's own block (see OWN_PORTS). */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < OWN_PORTS.size; i++) {
+    const port = OWN_PORTS.first + (OWN_PORTS.next++ % OWN_PORTS.size);
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port in ${OWN_PORTS.first}–${OWN_PORTS.first + OWN_PORTS.size - 1}`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.once('error', reject);
+    s.once('error', () => resolve(false));
+    s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)));
   });
 }
 
@@ -190,8 +217,13 @@ export class System {
     child.stderr!.on('data', (d: Buffer) => lines.push(d.toString()));
     this.procs.set(app, child);
     // A process that ends without kill() or stop() is a failure of its own: its output says so.
+    // Said at once on the runner's stderr too, with the end of what it wrote: the test that fails
+    // next may only see a refused connection.
     child.once('exit', (code, signal) => {
-      if (!this.ending.has(child)) lines.push(`\n[${app} ended by itself: ${signal ?? `exit code ${code}`}]\n`);
+      if (this.ending.has(child)) return;
+      const said = `[${app} ended by itself: ${signal ?? `exit code ${code}`}]`;
+      lines.push(`\n${said}\n`);
+      process.stderr.write(`${said} (pid ${child.pid}); its last output:\n${lines.join('').slice(-4000)}\n`);
     });
     if (app === 'api') watchApi(this.api);
     const fixed: Record<AppName, number> = {
