@@ -1,7 +1,8 @@
-// Publishes every event appended to the event store onto its Kafka topic, in transaction order, at
-// least once. It reads only below the oldest transaction still running in this database (HORIZON),
-// so an event whose transaction commits late is never skipped; its checkpoint advances only after
-// Kafka acks.
+// Publishes every event appended to the event store onto its Kafka topic, in transaction-id order
+// (for one stream, its commit order: a version is appended only after the one before committed),
+// at least once. It reads only below the oldest transaction still running in this database
+// (HORIZON), so an event whose transaction commits late is never skipped; its checkpoint advances
+// only after Kafka acks.
 import { sql } from 'kysely';
 import type { Db } from '../../projections/database.ts';
 import type { EventLog } from '../../infra/kafka/index.ts';
