@@ -16,6 +16,11 @@ const active = new prom.Gauge({
   help: '1 while this copy holds the relay lock and publishes, 0 as a standby',
   registers: [metrics],
 });
+const heldBack = new prom.Gauge({
+  name: 'castlog_relay_held_back_seconds',
+  help: 'How long the open transaction keeping committed events from being published has been running (0 when none waits)',
+  registers: [metrics],
+});
 const server = serveMetrics(metrics, config.relayPort, async () => (await pingDb(db)) && (await log.ping()));
 app.onClose(() => new Promise((r) => server.close(r)));
 
@@ -25,6 +30,7 @@ const runner = new RelayRunner({
   log,
   logger,
   onPublished: (n) => published.inc(n),
+  onHeldBack: (seconds) => heldBack.set(seconds),
   onActive: (on) => active.set(on ? 1 : 0),
 });
 // Registered last, so it runs first on close: publishing stops before Kafka and Postgres close.

@@ -33,6 +33,14 @@ export const HORIZON = `(
     SELECT backend_xid FROM pg_stat_activity
     WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()))`;
 
+/** What keeps committed events from being published, as the relay saw it. */
+export interface HeldBack {
+  /** Committed events past the checkpoint at or above the horizon (counted up to 10,000). */
+  waiting: number;
+  /** The transaction at the horizon, while pg_stat_activity still shows it. */
+  holder?: { pid: number; database: string | null; application: string; seconds: number };
+}
+
 interface Row {
   position: number;
   tx_id: string;
@@ -62,6 +70,29 @@ export class Relay {
       .executeTakeFirst();
     this.checkpoint = row ? { txId: row.tx_id, position: row.position } : { txId: '0', position: 0 };
     return this.checkpoint;
+  }
+
+  /** Asks what holds committed events back, if anything: a diagnostic, for a step that found none. */
+  async heldBack(): Promise<HeldBack> {
+    const { txId, position } = this.checkpoint;
+    const { rows } = await sql<{
+      waiting: number;
+      pid: number | null;
+      database: string | null;
+      application: string | null;
+      seconds: number | null;
+    }>`
+      WITH h AS (SELECT ${sql.raw(HORIZON)} AS horizon)
+      SELECT (SELECT count(*)::int FROM (
+                SELECT 1 FROM events WHERE (tx_id, position) > (${txId}::xid8, ${position}) AND tx_id >= h.horizon
+                LIMIT 10000) w) AS waiting,
+             a.pid, a.datname AS database, a.application_name AS application,
+             extract(epoch FROM clock_timestamp() - a.xact_start)::float8 AS seconds
+      FROM h LEFT JOIN pg_stat_activity a ON a.backend_xid = h.horizon::xid
+      LIMIT 1`.execute(this.db);
+    const r = rows[0]!;
+    if (!r.waiting || r.pid === null) return { waiting: r.waiting };
+    return { waiting: r.waiting, holder: { pid: r.pid, database: r.database, application: r.application ?? '', seconds: r.seconds ?? 0 } };
   }
 
   /**

@@ -14,6 +14,10 @@ const OWED_FIRST_MS = 5;
 /** See RelayRunnerOptions.gatherMs. At 500 decisions/s, alternated: none p50 / p99 4.1–5.2 / 22.5–34.8 ms,
  *  10 ms 2.2–2.8 / 13.0–18.8, 25 ms 1.7–2.0 / 10.0–15.2. */
 const GATHER_MS = 25;
+/** While steps find nothing, how often to ask what holds committed events back (one query). */
+const HELD_LOOK_MS = 1000;
+/** A transaction holding events back this long is logged as a warning, naming it, once. */
+const HELD_WARN_S = 5;
 
 export interface RelayRunnerOptions {
   databaseUrl: string;
@@ -22,6 +26,8 @@ export interface RelayRunnerOptions {
   logger: Logger;
   /** Called with the number of events each step published. */
   onPublished?: (n: number) => void;
+  /** Called with how long the transaction keeping committed events back has been running (0: none). */
+  onHeldBack?: (seconds: number) => void;
   /** Called when this copy becomes the active one, and when it stops being it. */
   onActive?: (active: boolean) => void;
   /** How long to wait between attempts at the lock (standby, or Postgres away). */
@@ -120,6 +126,7 @@ export class RelayRunner {
     // running (in this database, or one the relay cannot place: see HORIZON), and no second
     // notification comes when that one ends. Looked for again soon, backing off to the poll.
     let owedMs = 0;
+    const heldBack = new HeldBackWatch(relay, logger, this.opts.onHeldBack);
     try {
       while (stillHeld()) {
         if (this.notified) owedMs = OWED_FIRST_MS;
@@ -129,6 +136,7 @@ export class RelayRunner {
           this.opts.onPublished?.(n);
           if (n > 0 && n < relay.batch) await sleep(this.opts.gatherMs ?? GATHER_MS);
           if (n > 0) continue;
+          await heldBack.look();
         } catch (err) {
           logger.warn({ err }, 'relay step failed; retrying');
           await this.pause(500);
@@ -143,6 +151,7 @@ export class RelayRunner {
         }
       }
     } finally {
+      this.opts.onHeldBack?.(0);
       this.opts.onActive?.(false);
     }
   }
@@ -150,5 +159,45 @@ export class RelayRunner {
   /** Sleeps, or less when woken (a notification, the lock lost, stop()). */
   private pause(ms: number): Promise<void> {
     return this.sleeper.sleep(ms);
+  }
+}
+
+/**
+ * Says what keeps committed events from being published: a transaction of this database left open
+ * (an operator's `BEGIN`, a rebuild's index build) holds back every event committed after it began.
+ */
+class HeldBackWatch {
+  private lastLook = 0;
+  /** The holder last warned about, so a long one is named once. */
+  private warned: number | undefined;
+
+  constructor(
+    private readonly relay: Relay,
+    private readonly logger: Logger,
+    private readonly report: ((seconds: number) => void) | undefined,
+  ) {}
+
+  /** Called after a step that found nothing; asks Postgres at most once per HELD_LOOK_MS. */
+  async look(): Promise<void> {
+    if (Date.now() - this.lastLook < HELD_LOOK_MS) return;
+    this.lastLook = Date.now();
+    const { waiting, holder } = await this.relay.heldBack();
+    this.report?.(waiting && holder ? holder.seconds : 0);
+    if (waiting && holder && holder.seconds >= HELD_WARN_S && this.warned !== holder.pid) {
+      this.warned = holder.pid;
+      this.logger.warn(
+        {
+          waiting,
+          backendPid: holder.pid,
+          database: holder.database,
+          application: holder.application,
+          seconds: Math.round(holder.seconds),
+        },
+        'relay held back: events committed after a transaction still open wait for it to end (backendPid: its pid in pg_stat_activity)',
+      );
+    } else if (!waiting && this.warned !== undefined) {
+      this.warned = undefined;
+      this.logger.info('relay no longer held back');
+    }
   }
 }

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { newMeta } from '../../schemas/envelope.ts';
 import { viewerStream } from '../../domain/streams/viewer.ts';
 import { HORIZON } from '../../apps/relay/relay.ts';
-import { System, readTopic, waitFor } from '../support/system.ts';
+import { System, metricValue, readTopic, waitFor } from '../support/system.ts';
 
 let sys: System;
 beforeAll(async () => {
@@ -46,10 +46,30 @@ it('holds back what committed after an open transaction, then publishes the late
     await new Promise((r) => setTimeout(r, 1500));
     expect(users()).toEqual([]);
 
+    // An operator sees why: the gauge says how long the holder has run, and past 5 s the log names
+    // it by the pid pg_stat_activity shows (what pg_terminate_backend takes).
+    const pid = (await open.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    const heldFor = () => metricValue(sys.relayPort, 'castlog_relay_held_back_seconds');
+    await waitFor('the gauge to say the relay is held back', async () => ((await heldFor()) ?? 0) >= 1, 10_000);
+    const warning = () =>
+      sys.output
+        .get('relay')!
+        .join('')
+        .split('\n')
+        .filter((l) => l.includes('relay held back'))
+        .map((l) => JSON.parse(l) as { backendPid: number; waiting: number; database: string });
+    await waitFor('a warning naming the holder', () => warning().length > 0, 15_000);
+    expect(warning()).toEqual([
+      expect.objectContaining({ backendPid: pid, waiting: 1, database: new URL(sys.env.DATABASE_URL!).pathname.slice(1) }),
+    ]);
+    expect(users()).toEqual([]);
+
     await open.query('COMMIT');
     await waitFor('both on the log', () => users().length >= 2, 15_000);
     const firsts = users().filter((u, i, all) => all.indexOf(u) === i);
     expect(firsts).toEqual([late, early]);
+    await waitFor('the gauge back at 0', async () => (await heldFor()) === 0, 10_000);
+    expect(warning()).toHaveLength(1);
   } finally {
     await open.end().catch(() => undefined);
     await other.end().catch(() => undefined);
