@@ -393,7 +393,7 @@ async function phase(
           `(the fanout counted ${fanoutCounters.deliveries} deliveries of ${expectedAll} over the phase)`,
       );
       for (const app of ['api', 'fanout'] as const) {
-        const out = (sys.output.get(app) ?? []).join('').trim().split('\n').slice(-3).join(' | ');
+        const out = sys.said(app).trim().split('\n').slice(-3).join(' | ');
         if (out) problems.push(`${app} said: ${out.slice(0, 600)}`);
       }
     }

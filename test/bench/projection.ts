@@ -192,8 +192,7 @@ async function runProjector(sys: System, n: number, unique: number, rest?: Syste
     // Done when the captions read model is, and every other reader of the topic too (or 30 s later).
     if (tDone && ([...seen.keys()].every((p) => doneAt.has(p)) || now() - tDone > 30_000)) break;
     for (const at of rest ? [sys, rest] : [sys]) {
-      const child = at.procs.get('projector');
-      if (child && child.exitCode !== null) throw new Error(`a projector exited: ${at.output.get('projector')?.join('')}`);
+      if (at.procs.has('projector') && !at.running('projector')) throw new Error(`a projector exited: ${at.said('projector')}`);
     }
     await sleep(20);
   }

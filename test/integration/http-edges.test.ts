@@ -150,7 +150,7 @@ describe('logs', () => {
     await rawRequest(sys.apiPort, 'GET', '/v1/channels?token=secret-token-in-a-url&key=secret-key-in-a-url');
     await rawRequest(sys.apiPort, 'GET', '/nowhere?token=secret-token-in-a-url');
     const logs = await waitFor('request logs', () => {
-      const text = sys.output.get('api')!.join('');
+      const text = sys.said('api');
       return text.includes('/nowhere') && text;
     });
     expect(logs).toContain('token=[redacted]');

@@ -121,9 +121,8 @@ it('reads a topic once for the projections one projector runs, each from its own
 it('lets the other projections of a projector go on while one keeps failing; that one catches up on its own once it can', async () => {
   const applied = async (key: string) => (await appliedCaptions()).get(key);
   const said = (pattern: RegExp) =>
-    sys.output
-      .get('projector')!
-      .join('')
+    sys
+      .said('projector')
       .split('\n')
       .filter((l) => pattern.test(l)).length;
   const ALONE = /failed 3 times in a row .* a reader of its own/;
@@ -161,7 +160,7 @@ it('lets the other projections of a projector go on while one keeps failing; tha
   expect(said(ALONE)).toBe(1);
   const aloneMembers = async () => ((await sys.log.groupMembers(ALONE_GROUP)).get(ALONE_GROUP) ?? []).length;
   await waitFor('analytics in a consumer group of its own', async () => (await aloneMembers()) === 1, 30_000, 200);
-  expect(sys.output.get('projector')!.join('')).toMatch(/analytics_v1 failed 3 times in a row/);
+  expect(sys.said('projector')).toMatch(/analytics_v1 failed 3 times in a row/);
 
   await mend('analytics_v1.analytics_caption_minutes');
   await waitFor('analytics caught up on its own reader', async () => (await appliedCaptions()).get('analytics_v1') === 45, 30_000, 100);

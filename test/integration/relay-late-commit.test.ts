@@ -52,9 +52,8 @@ it('holds back what committed after an open transaction, then publishes the late
     const heldFor = () => metricValue(sys.relayPort, 'castlog_relay_held_back_seconds');
     await waitFor('the gauge to say the relay is held back', async () => ((await heldFor()) ?? 0) >= 1, 10_000);
     const warning = () =>
-      sys.output
-        .get('relay')!
-        .join('')
+      sys
+        .said('relay')
         .split('\n')
         .filter((l) => l.includes('relay held back'))
         .map((l) => JSON.parse(l) as { backendPid: number; waiting: number; database: string });

@@ -101,9 +101,7 @@ describe('a replicated Kafka losing the leader of the captions partition', () =>
     try {
       await waitFor('fragments acknowledged before the kill', () => acked.size >= 30, 120_000).catch((err) => {
         const statuses = answers.reduce<Record<number, number>>((n, a) => ({ ...n, [a.status]: (n[a.status] ?? 0) + 1 }), {});
-        throw new Error(
-          `${err.message}; answers by status: ${JSON.stringify(statuses)}; api: ${sys.output.get('api')?.join('').slice(-2000)}`,
-        );
+        throw new Error(`${err.message}; answers by status: ${JSON.stringify(statuses)}; api: ${sys.said('api').slice(-2000)}`);
       });
       const leaderId = (await sys.log.replicas('captions')).find((p) => p.partition === partition)!.leader;
       const leader = kafka.nodes.find((n) => n.id === leaderId)!;

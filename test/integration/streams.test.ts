@@ -283,7 +283,7 @@ describe('outages', () => {
       );
       expect(back.body).toMatchObject({ status: 'ok', active: [streamId] });
     } catch (e) {
-      console.error(cut.output.get('api')?.join(''));
+      console.error(cut.said('api'));
       throw e;
     } finally {
       await proxy.down();
@@ -419,10 +419,9 @@ describe('on a shared machine', () => {
   const nicenessOf = (s: System, apps: ('api' | 'fanout' | 'relay' | 'projector')[]) =>
     Object.fromEntries(
       apps.map((app) => {
-        const child = s.procs.get(app);
+        const child = s.running(app);
         // A process that ended is a failure of its own: say which, and what it said last.
-        if (!child || child.exitCode !== null || child.signalCode !== null)
-          throw new Error(`${app} has ended (${child?.exitCode ?? child?.signalCode}): ${(s.output.get(app) ?? []).join('').slice(-3000)}`);
+        if (!child) throw new Error(`${app} has ended: ${s.said(app).slice(-3000)}`);
         return [app, getPriority(child.pid!)];
       }),
     );

@@ -199,10 +199,20 @@ export class System {
     return `ws://127.0.0.1:${this.fanoutPort}/v1/live`;
   }
 
+  /** The process, while it runs. */
+  running(app: ProcessName): ChildProcess | undefined {
+    const child = this.procs.get(app);
+    return child && child.exitCode === null && child.signalCode === null ? child : undefined;
+  }
+
+  /** Everything the process wrote (it logs warnings and errors only), as text. */
+  said(app: ProcessName): string {
+    return (this.output.get(app) ?? []).join('');
+  }
+
   async start(app: ProcessName, env: NodeJS.ProcessEnv = {}): Promise<void> {
     // Started again while running, the first would be left behind, out of reach of stop().
-    const previous = this.procs.get(app);
-    if (previous && previous.exitCode === null && previous.signalCode === null) throw new Error(`${app} is already running`);
+    if (this.running(app)) throw new Error(`${app} is already running`);
     // A fresh health port each time, so one can be started after another was killed.
     const portVar = app in HEALTH_PORT ? HEALTH_PORT[app as keyof typeof HEALTH_PORT] : undefined;
     if (portVar && !env[portVar]) env = { ...env, [portVar]: String(await freePort()) };
@@ -269,8 +279,8 @@ export class System {
 
   /** kill -9: no chance to flush or commit anything. */
   async kill(app: ProcessName, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const child = this.procs.get(app);
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const child = this.running(app);
+    if (!child) return;
     this.ending.add(child);
     await new Promise((r) => (child.once('exit', r), child.kill(signal)));
     this.procs.delete(app);
