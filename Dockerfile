@@ -55,5 +55,6 @@ COPY --from=check /src/schemas schemas
 # The uid of the image's `node` user: not root, and a number Kubernetes can check (runAsNonRoot).
 USER 1000:1000
 EXPOSE 8080 8081 8082 8083 8084 8085 8086
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--import", "tsx"]
+# node runs an app with the flags apps/node-args.ts gives (deploy-manifests.test.ts compares them).
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=64", "--import", "tsx"]
 CMD ["apps/api/main.ts"]

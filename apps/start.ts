@@ -15,6 +15,7 @@ import { createLogger } from '../infra/logger.ts';
 import type { Database } from '../projections/database.ts';
 import { migrate } from '../projections/migrate.ts';
 import { withMailSetup } from './dev-mail/setup.ts';
+import { appArgs } from './node-args.ts';
 import { builtFromAnotherLog } from './projection-admin.ts';
 import { Supervisor } from './supervisor.ts';
 
@@ -82,7 +83,7 @@ const supervisor = new Supervisor(
   [...APPS, ...(devMail ? ['dev-mail'] : [])].map((name) => ({
     name,
     command: process.execPath,
-    args: ['--import', 'tsx', `apps/${name}/main.ts`],
+    args: appArgs(name),
   })),
   { cwd: root, env },
 );

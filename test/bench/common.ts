@@ -6,6 +6,7 @@ import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import * as hdr from 'hdr-histogram-js';
+import { appArgs, NODE_FLAGS } from '../../apps/node-args.ts';
 import { waitFor, type AppName, type System } from '../support/system.ts';
 import type { NewEvent } from '../../infra/kafka/index.ts';
 
@@ -79,11 +80,12 @@ export function killEverythingStarted(): void {
   for (const sys of systems) for (const c of sys.procs.values()) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 }
 
-/** Forks one of the bench's own TypeScript files with an IPC channel. */
+/** Forks one of the bench's own TypeScript files with an IPC channel, run with the apps' node flags
+ *  (a baseline server runs as castlog's own does). */
 export function forkBench(file: string, env: NodeJS.ProcessEnv = {}, execArgv: string[] = []): ChildProcess {
   const child = fork(fileURLToPath(new URL(file, import.meta.url)), [], {
     cwd: ROOT,
-    execArgv: ['--import', 'tsx', ...execArgv],
+    execArgv: [...NODE_FLAGS, '--import', 'tsx', ...execArgv],
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -181,7 +183,7 @@ export async function startApp(sys: System, app: AppName, env: NodeJS.ProcessEnv
   if (!process.env.BENCH_PROF) return sys.start(app, env);
   const lines: string[] = [];
   sys.output.set(app, lines);
-  const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir=.castlog/prof', '--import', 'tsx', `apps/${app}/main.ts`], {
+  const child = spawn(process.execPath, appArgs(app, ['--cpu-prof', '--cpu-prof-dir=.castlog/prof']), {
     cwd: ROOT,
     env: { ...sys.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -41,6 +41,14 @@ import { uploadsBench, type UploadsResult } from './uploads.ts';
 import { report } from './report.ts';
 import { connectionsBench, type ConnectionsResult } from './connections.ts';
 import { twoFanoutsBench, type TwoFanoutsResult } from './two-fanouts.ts';
+import { NODE_FLAGS } from '../../apps/node-args.ts';
+
+// This process hosts castlog code too (the ingest scenario's EventLog.append, beside raw kafkajs):
+// it runs with the apps' node flags, as every process the bench forks does.
+if (!NODE_FLAGS.every((f) => process.execArgv.includes(f))) {
+  const again = spawnSync(process.execPath, [...NODE_FLAGS, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+  process.exit(again.status ?? 1);
+}
 
 // The machine's own services, as `npm test` uses them: the local Kafka (started here unless
 // KAFKA_BROKERS points at one) and Postgres, never containers (they would measure Docker too).

@@ -11,6 +11,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import formats from 'ajv-formats';
 import { parseAllDocuments, parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { appArgs } from '../../apps/node-args.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SCHEMAS = join(ROOT, 'deploy', 'schemas');
@@ -166,8 +167,11 @@ describe('Dockerfile', () => {
     expect(final).toMatch(/^USER (?!0\b|root\b)\S+/m);
     expect(final).toMatch(/rm -rf [^\n]*\/usr\/local\/lib\/node_modules\/npm/);
     expect(final).not.toMatch(/build-essential|gcc|g\+\+|python3|make\b/);
-    expect(final).toMatch(/^ENTRYPOINT \[.*"node", "--import", "tsx"\]/m);
-    expect(final).toMatch(/^CMD \["apps\/api\/main\.ts"\]/m);
+    // The image runs an app as the supervisor, tests and benches do (apps/node-args.ts), flags included.
+    const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(final)![1]!) as string[];
+    const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(final)![1]!) as string[];
+    expect(entrypoint.slice(0, 2)).toEqual(['/usr/bin/tini', '--']);
+    expect([...entrypoint.slice(2), ...cmd]).toEqual(['node', ...appArgs('api')]);
     for (const p of PROCESSES) expect(readdirSync(join(ROOT, 'apps', p))).toContain('main.ts');
   });
 });

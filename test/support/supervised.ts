@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { appArgs } from '../../apps/node-args.ts';
 import { waitFor } from './system.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -28,7 +29,7 @@ export class SupervisedStack {
 
   /** One castlog process outside the supervisor (a second copy, say), with the same environment. */
   static startProcess(name: string, env: NodeJS.ProcessEnv): ChildProcess {
-    return spawn(process.execPath, ['--import', 'tsx', `apps/${name}/main.ts`], {
+    return spawn(process.execPath, appArgs(name), {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'inherit'],

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { appArgs } from '../../apps/node-args.ts';
 import { ensureDatabase } from '../../infra/stack/postgres-local.ts';
 import { createDb } from '../../infra/db.ts';
 import type { Db, Database } from '../../projections/database.ts';
@@ -218,7 +219,7 @@ export class System {
     if (portVar && !env[portVar]) env = { ...env, [portVar]: String(await freePort()) };
     const lines: string[] = [];
     this.output.set(app, lines);
-    const child = spawn(process.execPath, ['--import', 'tsx', `apps/${app}/main.ts`], {
+    const child = spawn(process.execPath, appArgs(app), {
       cwd: ROOT,
       env: { ...this.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
