@@ -24,7 +24,7 @@
 //               _ADDRESSES source addresses per client process (8), BENCH_CONN_BARE=0 skips the bare uWS baseline
 //   twoFanouts:  see test/bench/two-fanouts.ts; BENCH_TWO_SUBS (10000/2000),
 //               _CAPTIONS per run (50000/5000), _ROUNDS (2/1), _WINDOW deliveries in flight (1000000/200000)
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { launchStack } from '../../infra/stack/launch.ts';
@@ -45,9 +45,11 @@ import { NODE_FLAGS } from '../../apps/node-args.ts';
 
 // This process hosts castlog code too (the ingest scenario's EventLog.append, beside raw kafkajs):
 // it runs with the apps' node flags, as every process the bench forks does.
+// Signals are passed on, so an interrupted bench still ends what it started.
 if (!NODE_FLAGS.every((f) => process.execArgv.includes(f))) {
-  const again = spawnSync(process.execPath, [...NODE_FLAGS, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
-  process.exit(again.status ?? 1);
+  const again = spawn(process.execPath, [...NODE_FLAGS, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => again.kill(signal));
+  process.exit(await new Promise<number>((done) => again.once('exit', (code) => done(code ?? 1))));
 }
 
 // The machine's own services, as `npm test` uses them: the local Kafka (started here unless

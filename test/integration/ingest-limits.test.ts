@@ -70,7 +70,7 @@ describe('memory per ingest request', () => {
       const payload = body();
       // Warm up with the same body, its answers read: what is measured is then what an unread
       // request holds, not the first JIT of the paths or the garbage collector growing its young
-      // generation to the allocation rate (up to ~16 MB more on a loaded machine, and given back).
+      // generation to the allocation rate (up to 128 MB with the apps' node flags, and given back).
       await sys.postNdjson('warm', key, Buffer.from(`${JSON.stringify(fragment(1))}\n`));
       await sys.postNdjson('warm', key, payload);
       const sockets: net.Socket[] = [];
