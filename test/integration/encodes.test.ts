@@ -414,19 +414,23 @@ describe('a worker killed mid-encode', () => {
     const asked = await call('POST', '/v1/encodes', user, { uploadId, options: { preset: 'medium', qp: 24 } });
     expect(asked.status).toBe(202);
     const { jobId } = asked.body;
+    const jobDir = join(blobDir, 'jobs', jobId);
 
     const first = await waitFor(
       'the encode step to be running',
       async () => {
         const events = await jobEvents(jobId);
         const started = events.find((e) => e.type === 'EncodeStepStarted' && e.data.step === 'encode');
-        return started && events.some((e) => e.type === 'EncodeProgressed' && e.data.step === 'encode') && started.data.worker;
+        // Progress alone can be the worker's heartbeat before ffmpeg has opened its output: wait for
+        // the half-written file too (a fresh-clone run on a busy machine killed the worker before it).
+        const writing = () => existsSync(jobDir) && readdirSync(jobDir).some((f) => f.includes('.part-'));
+        return started && events.some((e) => e.type === 'EncodeProgressed' && e.data.step === 'encode') && writing() && started.data.worker;
       },
       60_000,
       50,
     );
     await sys.kill('worker');
-    const partial = readdirSync(join(blobDir, 'jobs', jobId));
+    const partial = readdirSync(jobDir);
     expect(partial.some((f) => f.includes('.part-'))).toBe(true); // the killed worker's half-written output
 
     await sys.start('worker');
