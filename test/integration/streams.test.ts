@@ -310,21 +310,28 @@ describe('outages', () => {
       const from = await storedCount();
       await waitFor(what, async () => (await storedCount()) >= from + n, 30_000, 50);
     };
-    // What every relay said (warnings: failed steps and appends), for a failure to show.
+    // What every relay said, and when each was killed and started, for a failure to show. The
+    // relays started here log at info (pino's times, "relay active"), so a record's producer
+    // timestamp places it in one relay's life.
     const relaysSaid: string[] = [];
+    const timeline: string[] = [];
     for (let k = 0; k < 2; k++) {
       await moreStored('the load to run', 50);
+      timeline.push(`kill ${Date.now()}`);
       await sys.kill('relay');
+      timeline.push(`killed ${Date.now()}`);
       relaysSaid.push(...(sys.output.get('relay') ?? []));
       await moreStored('events stored while the relay is down', 20);
-      await sys.start('relay');
+      timeline.push(`start ${Date.now()}`);
+      await sys.start('relay', { LOG_LEVEL: 'info' });
+      timeline.push(`started ${Date.now()}`);
     }
     running = false;
     await load;
 
     const stored = await sys.db.selectFrom('events').select(['stream', 'version']).execute();
     const seen = new Map<string, number[]>();
-    const offsets = new Map<string, string[]>(); // partition:offset of each, for the failure message
+    const offsets = new Map<string, string[]>(); // partition:offset@timestamp of each, for the failure message
     let records = 0;
     const consumer = await sys.log.consume({
       groupId: `verify-${Date.now()}`,
@@ -336,7 +343,7 @@ describe('outages', () => {
           const list = seen.get(r.meta.stream!) ?? [];
           list.push(r.meta.streamVersion!);
           seen.set(r.meta.stream!, list);
-          offsets.set(r.meta.stream!, [...(offsets.get(r.meta.stream!) ?? []), `${r.partition}:${r.offset}`]);
+          offsets.set(r.meta.stream!, [...(offsets.get(r.meta.stream!) ?? []), `${r.partition}:${r.offset}@${r.timestamp}`]);
         }
       },
     });
@@ -360,7 +367,8 @@ describe('outages', () => {
       expect.fail(
         `${stream}: ${versions.join(',')} at ${offsets.get(stream)!.join(',')}\n` +
           `in the store (version tx/position): ${rows.map((r) => `${r.version} ${r.tx_id}/${r.position}`).join(', ')}\n` +
-          `the relays said:\n${[...relaysSaid, ...(sys.output.get('relay') ?? [])].join('').slice(-6000)}`,
+          `relays killed and started: ${timeline.join(', ')}\n` +
+          `the relays said:\n${[...relaysSaid, ...(sys.output.get('relay') ?? [])].join('').slice(-12000)}`,
       );
     }
   }, 120_000);
