@@ -103,11 +103,15 @@ export class Relay {
   async step(stillHeld: () => boolean = () => true): Promise<number> {
     if (!stillHeld()) return 0;
     const { txId, position } = this.checkpoint;
+    // ORDER BY names the table's columns: a bare `tx_id` there is the output column, the id as
+    // text, and "10000" sorts before "9999" — every time transaction ids gained a digit, a batch
+    // went out of order, its checkpoint (its last row) fell behind rows it had sent, and with a
+    // full batch rows could be left behind the checkpoint for good.
     const { rows } = await sql<Row>`
       SELECT position, tx_id::text AS tx_id, type, key, data, meta FROM events
-      WHERE (tx_id, position) > (${txId}::xid8, ${position})
-        AND tx_id < ${sql.raw(HORIZON)}
-      ORDER BY tx_id, position
+      WHERE (events.tx_id, events.position) > (${txId}::xid8, ${position})
+        AND events.tx_id < ${sql.raw(HORIZON)}
+      ORDER BY events.tx_id, events.position
       LIMIT ${this.batch}`.execute(this.db);
     if (!rows.length || !stillHeld()) return 0;
     await this.log.appendEncodedAll(rows.map((r) => ({ type: r.type as EventType, key: r.key, value: r.data, meta: r.meta })));

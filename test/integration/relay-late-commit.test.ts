@@ -7,7 +7,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { newMeta } from '../../schemas/envelope.ts';
 import { viewerStream } from '../../domain/streams/viewer.ts';
-import { HORIZON } from '../../apps/relay/relay.ts';
+import { HORIZON, Relay } from '../../apps/relay/relay.ts';
+import { createLogger } from '../../infra/logger.ts';
 import { System, metricValue, readTopic, waitFor } from '../support/system.ts';
 
 let sys: System;
@@ -151,5 +152,41 @@ it("passes over another database's transaction, as any role, and not over its ow
     await Promise.all([plain, away, here].map((c) => c.end().catch(() => undefined)));
     await admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
     await admin.end();
+  }
+});
+
+it('publishes in transaction-id order where the ids gain a digit, and leaves nothing behind its checkpoint', async () => {
+  // Ids 8, 9, 10, 11 stand for any ids crossing a power of ten (9,999 -> 10,000 comes on every
+  // server). The relay's ORDER BY once sorted them as text ("10" < "8"): with a batch of 2 it sent
+  // versions 3 and 4, took 11 for its checkpoint, and never sent 1 and 2.
+  const fresh = await System.create();
+  const client = new pg.Client({ connectionString: fresh.env.DATABASE_URL });
+  await client.connect();
+  const topic = await readTopic(fresh.log, 'streams');
+  try {
+    const userId = randomUUID();
+    const stream = viewerStream(userId);
+    for (const [i, tx] of [8, 9, 10, 11].entries()) {
+      const version = i + 1;
+      const meta = { ...newMeta('UserIdIssued', 'test'), stream, streamVersion: version };
+      const data = fresh.log.codec.encode('UserIdIssued', { userId, at: Date.now() });
+      await client.query(
+        'INSERT INTO events (tx_id, stream, version, type, key, data, meta) VALUES ($1::xid8, $2, $3, $4, $5, $6, $7::jsonb)',
+        [String(tx), stream, version, 'UserIdIssued', userId, data, JSON.stringify(meta)],
+      );
+    }
+    const relay = new Relay(fresh.db, fresh.log, createLogger('test', 'silent'), 'digits', 2);
+    await relay.loadCheckpoint();
+    let published = 0;
+    for (let n; (n = await relay.step()) > 0;) published += n;
+    const versions = () => topic.records.filter((r) => r.meta.stream === stream).map((r) => r.meta.streamVersion);
+    await waitFor('the four versions on the log', () => versions().length >= 4, 10_000).catch(() => undefined);
+    expect(versions()).toEqual([1, 2, 3, 4]);
+    expect(published).toBe(4);
+    expect((await relay.loadCheckpoint()).txId).toBe('11');
+  } finally {
+    await topic.stop();
+    await client.end();
+    await fresh.stop();
   }
 });
