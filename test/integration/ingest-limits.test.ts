@@ -7,7 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeStation } from '../../infra/stations.ts';
-import { System, fragment, waitFor } from '../support/system.ts';
+import { System, fragment, metricValue, waitFor } from '../support/system.ts';
 
 let sys: System;
 let second: System;
@@ -61,10 +61,9 @@ async function heldGrowth(pid: number, during: () => Promise<void>): Promise<num
 
 /** The api's V8 young generation as committed now (both half-spaces), from its /metrics. */
 async function youngGeneration(port: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const m = /^nodejs_heap_space_size_total_bytes\{[^}]*space="new"[^}]*\} (\d+)/m.exec(text);
-  if (!m) throw new Error('no nodejs_heap_space_size_total_bytes{space="new"} on /metrics');
-  return Number(m[1]);
+  const bytes = await metricValue(port, 'nodejs_heap_space_size_total_bytes', 'space="new"');
+  if (bytes === undefined) throw new Error('no nodejs_heap_space_size_total_bytes{space="new"} on /metrics');
+  return bytes;
 }
 
 describe('memory per ingest request', () => {

@@ -18,13 +18,13 @@ beforeAll(async () => {
 });
 afterAll(() => sys?.stop());
 
-/** The row the event store writes for a user id issued: version 1 of the user's stream. Both rows
- *  of the test share one Kafka key, so one partition: the order the relay published them in is the
- *  order a reader sees (across partitions there is none). */
-function issuedRow(userId: string, key: string): unknown[] {
+/** A row as the event store writes it for a user id issued (version 1 of the user's stream unless
+ *  said). Rows of one test share one Kafka key, so one partition: the order the relay published
+ *  them in is the order a reader sees (across partitions there is none). */
+function issuedRow(userId: string, key: string, version = 1): unknown[] {
   const stream = viewerStream(userId);
-  const meta = { ...newMeta('UserIdIssued', 'test'), stream, streamVersion: 1 };
-  return [stream, 1, 'UserIdIssued', key, sys.log.codec.encode('UserIdIssued', { userId, at: Date.now() }), JSON.stringify(meta)];
+  const meta = { ...newMeta('UserIdIssued', 'test'), stream, streamVersion: version };
+  return [stream, version, 'UserIdIssued', key, sys.log.codec.encode('UserIdIssued', { userId, at: Date.now() }), JSON.stringify(meta)];
 }
 const INSERT = 'INSERT INTO events (stream, version, type, key, data, meta) VALUES ($1, $2, $3, $4, $5, $6::jsonb)';
 
@@ -167,12 +167,9 @@ it('publishes in transaction-id order where the ids gain a digit, and leaves not
     const userId = randomUUID();
     const stream = viewerStream(userId);
     for (const [i, tx] of [8, 9, 10, 11].entries()) {
-      const version = i + 1;
-      const meta = { ...newMeta('UserIdIssued', 'test'), stream, streamVersion: version };
-      const data = fresh.log.codec.encode('UserIdIssued', { userId, at: Date.now() });
       await client.query(
         'INSERT INTO events (tx_id, stream, version, type, key, data, meta) VALUES ($1::xid8, $2, $3, $4, $5, $6, $7::jsonb)',
-        [String(tx), stream, version, 'UserIdIssued', userId, data, JSON.stringify(meta)],
+        [String(tx), ...issuedRow(userId, userId, i + 1)],
       );
     }
     const relay = new Relay(fresh.db, fresh.log, createLogger('test', 'silent'), 'digits', 2);

@@ -360,11 +360,14 @@ export class System {
   }
 }
 
-/** The value of a Prometheus metric (summed over its labels) on a process's /metrics page. */
-export async function metricValue(port: number, name: string): Promise<number | undefined> {
+/** The value of a Prometheus metric on a process's /metrics page, summed over its series, or over
+ *  those whose labels include `label` (`space="new"`). */
+export async function metricValue(port: number, name: string, label?: string): Promise<number | undefined> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   let sum: number | undefined;
-  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) sum = (sum ?? 0) + Number(m[1]);
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, 'gm'))) {
+    if (label === undefined || (m[1] ?? '').split(',').includes(label)) sum = (sum ?? 0) + Number(m[2]);
+  }
   return sum;
 }
 
