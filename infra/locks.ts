@@ -11,6 +11,9 @@ export const LOCKS = {
   leaseSweep: 'lease-sweep',
   /** Registering a projection's first version, or swapping versions, one process at a time. */
   projectionVersions: 'projection-versions',
+  /** Held (shared) by a transaction that said it appends no events: the relay publishes past it.
+   *  Taken only by castlog_writes_no_events() (migration 0024, which names the key itself). */
+  writesNoEvents: 'writes-no-events',
   /** Creating the full-text search functions once, however many migrations race. */
   searchFunctions: 'search-functions',
   /** A notifier process holds its own while it lives: a delivery it left 'sending' is its dead copy's. */

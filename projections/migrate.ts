@@ -8,6 +8,7 @@ import * as m0003 from '../infra/migrations/0003_event_store.ts';
 import * as m0020 from '../infra/migrations/0020_alert_outbox.ts';
 import * as m0021 from '../infra/migrations/0021_delivery_state.ts';
 import * as m0023 from './migrations/0023_search_repeats.ts';
+import * as m0024 from '../infra/migrations/0024_writes_no_events.ts';
 import * as m0004 from './migrations/0004_streams.ts';
 import * as m0010 from './migrations/0010_projection_versions.ts';
 import * as m0011 from './migrations/0011_search.ts';
@@ -26,6 +27,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0020_alert_outbox': m0020,
   '0021_delivery_state': m0021,
   '0023_search_repeats': m0023,
+  '0024_writes_no_events': m0024,
 };
 
 export async function migrate(db: Db): Promise<void> {

@@ -1,10 +1,11 @@
 // Versions of a projection. Version N of projection P lives in schema P_vN; public views show the
 // serving one. A rebuild creates P_vN+1, the projector fills it from offset 0 while P_vN keeps
 // serving, and once it has caught up one transaction points the views at it.
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Database, ProjectionPositionsTable } from './database.ts';
 import type { Projection } from './projection.ts';
 import { LOCKS, lockKey } from '../infra/locks.ts';
+import { writesNoEvents } from '../infra/eventstore/postgres.ts';
 
 export const schemaOf = (name: string, version: number) => `${name}_v${version}`;
 /** Where every projection reader's consumer group name begins. */
@@ -55,9 +56,21 @@ export async function servingNextOffset(db: Kysely<Database>, name: string, topi
 
 export class RebuildError extends Error {}
 
+/**
+ * A transaction of this module: versions, their tables, indexes and swaps, never events. Saying so
+ * first lets the relay publish decisions' events while one runs (an index build over millions of
+ * rows takes seconds; the swap holds the serving version for up to HOLD_MS).
+ */
+function versionsTransaction<T>(db: Kysely<Database>, work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  return db.transaction().execute(async (trx) => {
+    await writesNoEvents(trx);
+    return work(trx);
+  });
+}
+
 /** Creates the next version's schema and tables and marks it as building. */
 export async function startRebuild(db: Kysely<Database>, projection: Projection): Promise<number> {
-  return db.transaction().execute(async (trx) => {
+  return versionsTransaction(db, async (trx) => {
     const { rows } =
       await sql<VersionRow>`SELECT name, current, building FROM projection_versions WHERE name = ${projection.name} FOR UPDATE`.execute(
         trx,
@@ -125,7 +138,7 @@ async function indexWhenCaughtUp(
   const memory = sql.lit(`${Math.max(16, Math.floor(INDEX_BUILD_MEMORY_MB / (builds.length || 1)))}MB`);
   const built = await Promise.allSettled(
     builds.map((build) =>
-      db.transaction().execute(async (trx) => {
+      versionsTransaction(db, async (trx) => {
         await sql`SET LOCAL search_path TO ${sql.id(newKey)}, public; SET LOCAL maintenance_work_mem TO ${memory}`.execute(trx);
         await build(trx);
       }),
@@ -154,7 +167,7 @@ export async function trySwap(db: Kysely<Database>, projection: Projection, vers
   const newKey = schemaOf(projection.name, version);
   if (!now[0].indexed && !(await indexWhenCaughtUp(db, projection, version, oldKey, newKey))) return false;
   if ((await recordsBehind(db, oldKey, newKey)) > NEAR_RECORDS) return false;
-  return db.transaction().execute(async (trx) => {
+  return versionsTransaction(db, async (trx) => {
     const { rows } =
       await sql<VersionRow>`SELECT name, current, building FROM projection_versions WHERE name = ${projection.name} FOR UPDATE`.execute(
         trx,
@@ -183,7 +196,7 @@ export async function trySwap(db: Kysely<Database>, projection: Projection, vers
  * first time. Tables a migration already made in public are moved into it rather than recreated.
  */
 export async function ensureRegistered(db: Kysely<Database>, projection: Projection): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+  await versionsTransaction(db, async (trx) => {
     await sql`SELECT pg_advisory_xact_lock(${lockKey(LOCKS.projectionVersions)})`.execute(trx);
     const { rows } = await sql`SELECT 1 FROM projection_versions WHERE name = ${projection.name}`.execute(trx);
     if (rows.length) return;

@@ -1,11 +1,12 @@
 // Publishes every event appended to the event store onto its Kafka topic, in transaction-id order
 // (for one stream, its commit order: a version is appended only after the one before committed),
-// at least once. It reads only below the oldest transaction still running in this database
-// (HORIZON), so an event whose transaction commits late is never skipped; its checkpoint advances
-// only after Kafka acks.
+// at least once. It reads only below the oldest transaction still running in this database that
+// could append events (HORIZON), so an event whose transaction commits late is never skipped; its
+// checkpoint advances only after Kafka acks.
 import { sql } from 'kysely';
 import type { Db } from '../../projections/database.ts';
 import type { EventLog } from '../../infra/kafka/index.ts';
+import { LOCKS, lockText } from '../../infra/locks.ts';
 import type { Logger } from '../../infra/logger.ts';
 import type { EventMeta } from '../../schemas/envelope.ts';
 import type { EventType } from '../../schemas/types.generated.ts';
@@ -15,14 +16,21 @@ export interface Checkpoint {
   position: number;
 }
 
+/** The key of the lock a transaction that appends no events holds (castlog_writes_no_events()). */
+const WRITES_NONE_KEY = `hashtextextended('${lockText(LOCKS.writesNoEvents)}', 0)`;
+
 /**
  * Below this transaction id, every transaction that could have written to this database has
  * ended. Ids are the server's, so the snapshot's oldest running transaction may be another
  * database's (a bulk load, a report, another castlog's rebuild), which alone held every relay on
  * the server back for as long as it ran. A running transaction is passed over only when
  * `pg_stat_activity` shows it to a backend connected to another database (a backend never changes
- * database, and an id is never given twice; any role may read another's `backend_xid`). One it
- * cannot place still holds the relay back: one that ended after the snapshot was taken (its events,
+ * database, and an id is never given twice; any role may read another's `backend_xid`), or when
+ * `pg_locks` shows it holding the lock of a transaction that said, before it wrote anything, that
+ * it appends no events (a rebuild's index build or swap; such a one's inserts into `events` are
+ * refused). Its id lock and that lock are matched by virtual transaction in one read of the lock
+ * table, so a transaction that ended meanwhile is not mistaken for its backend's next. One the
+ * relay cannot place still holds it back: one that ended after the snapshot was taken (its events,
  * if it wrote any, are not in this snapshot) or a prepared one (no backend).
  * Evaluated in the reading statement, so the snapshot is the one the events are read with.
  */
@@ -30,8 +38,13 @@ export const HORIZON = `(
   SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
   FROM pg_snapshot_xip(pg_current_snapshot()) AS x
   WHERE x::xid NOT IN (
-    SELECT backend_xid FROM pg_stat_activity
-    WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()))`;
+      SELECT backend_xid FROM pg_stat_activity
+      WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database())
+    AND x::xid NOT IN (
+      SELECT id.transactionid FROM pg_locks id JOIN pg_locks said ON said.virtualtransaction = id.virtualtransaction
+      WHERE id.locktype = 'transactionid' AND id.mode = 'ExclusiveLock' AND id.granted
+        AND said.locktype = 'advisory' AND said.granted AND said.objsubid = 1
+        AND ((said.classid::int8 << 32) | said.objid::int8) = ${WRITES_NONE_KEY}))`;
 
 /** What keeps committed events from being published, as the relay saw it. */
 export interface HeldBack {

@@ -1,6 +1,6 @@
 // The event store in Postgres: an `events` table with unique (stream, version). The unique key is
 // the guard against a concurrent writer; the snapshot is written in the same transaction.
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { AvroCodec } from '../../schemas/codec.ts';
 import { newMeta } from '../../schemas/envelope.ts';
 import type { WriteDb as Db } from '../write-tables.ts';
@@ -139,4 +139,14 @@ export class PostgresEventStore implements EventStore {
         }
       });
   }
+}
+
+/**
+ * Says, as a transaction's first statement, that it will append no events (a rebuild's index
+ * build, a swap): the relay then publishes past it while it runs, where any other open transaction
+ * of this database holds back every event committed after it began. An insert into `events` later
+ * in it is refused; said after the transaction has written anything, it is refused itself.
+ */
+export async function writesNoEvents(trx: Kysely<any>): Promise<void> {
+  await sql`SELECT castlog_writes_no_events()`.execute(trx);
 }
