@@ -11,6 +11,7 @@ import { prom, LATENCY_BUCKETS, type Registry } from '../../infra/metrics.ts';
 import type { Projection } from '../../projections/projection.ts';
 import type { TopicName } from '../../schemas/catalog.ts';
 import { projectionGroup, schemaOf } from '../../projections/versions.ts';
+import { writesNoEvents } from '../../infra/eventstore/postgres.ts';
 
 /** One set of metrics per process, labelled by projection. */
 function projectionMetrics(metrics: Registry) {
@@ -136,6 +137,9 @@ function member(deps: Deps, projection: Projection, version: number, opts: RunOp
   };
   const apply = async (batch: PartitionBatch): Promise<{ behind: number } | { seek: number }> => {
     const outcome = await db.transaction().execute(async (trx) => {
+      // A projection appends no events: saying so lets the relay publish decisions' events while
+      // this batch runs (a catch-up's batch can take a second or more), where it waited for it.
+      await writesNoEvents(trx);
       // The version's own tables come first; shared ones (positions) are in public. Rows and
       // positions commit together, so a commit lost to a Postgres crash loses both and is
       // applied again: no need to wait for the WAL flush. set_config(…, true) is SET LOCAL.
@@ -144,7 +148,7 @@ function member(deps: Deps, projection: Projection, version: number, opts: RunOp
       // This partition's position row (unqualified: o below has none of these columns).
       const here = sql`projection = ${key} AND topic = ${batch.topic} AND partition = ${batch.partition}`;
       const lastOffset = batch.records.at(-1)?.offset;
-      // A batch of a few records is mostly round trips, so the usual case is one statement: the
+      // A batch of a few records is mostly round trips, so the usual case is one statement more: the
       // settings, and the position locked and moved past the batch when it lies within it
       // (the rows below are in the same transaction, so a failure moves nothing).
       const moved =
