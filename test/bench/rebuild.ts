@@ -3,14 +3,18 @@
 // and the same projector builds it beside v1 and swaps it in; timed from the request to the swap.
 // Baselines in the same run: the projector building v1 from the same log, and a COPY of the same
 // rows into the table the catch-up writes (the version's own, before its readers' indexes).
+// Meanwhile a decision's event is appended to the event store every 100 ms, timed from before its
+// insert to its record on the log: what a rebuild costs the relay.
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { copyRows } from '../../infra/copy.ts';
-import type { NewEvent } from '../../infra/kafka/index.ts';
+import { EventLog, type NewEvent } from '../../infra/kafka/index.ts';
 import { rebuild } from '../../apps/projection-admin.ts';
 import { FRAGMENT_COLUMNS } from '../../projections/captions/projection.ts';
 import { createCaptionTables } from '../../projections/captions/tables.ts';
 import { System } from '../support/system.ts';
-import { BenchCaptions, channelNames, knob, now, sleep, startApp } from './common.ts';
+import { BenchCaptions, channelNames, histogram, knob, latency, now, sleep, startApp, type Latency } from './common.ts';
+import { issuedRow } from '../support/event-rows.ts';
 import { dropSystem } from './ingest.ts';
 
 export interface RebuildResult {
@@ -32,6 +36,8 @@ export interface RebuildResult {
   copy: { seconds: number; rowsPerSec: number; batch: number };
   /** Catch-up over that COPY: the goal is >= 0.8. */
   catchUpRatioToCopy: number;
+  /** Decisions' events appended during the rebuild, from before the insert to the record on the log. */
+  decisionEvents: Latency & { unpublished: number };
   /** Rebuild time over first-build time: the cost of building beside a serving version and swapping. */
   ratioToFirstBuild: number;
   targetSeconds: number;
@@ -74,6 +80,45 @@ async function applied(sys: System, key: string): Promise<number> {
   return Number(rows[0]?.n ?? 0);
 }
 
+/** Appends a decision's event every `everyMs` and times it to its record on the log, until stopped. */
+async function decisionProbe(sys: System, everyMs = 100) {
+  const pending = new Map<string, number>();
+  const hist = histogram();
+  const consumer = await sys.log.consume({
+    groupId: EventLog.privateGroup('bench-probe'),
+    topics: ['streams'],
+    startAt: async () => 0,
+    onBatch: async (b) => {
+      const t = now();
+      for (const r of b.records) {
+        const userId = (r.event.data as { userId?: string }).userId ?? '';
+        const sent = pending.get(userId);
+        if (sent === undefined) continue;
+        pending.delete(userId);
+        hist.recordValue(Math.max(1, Math.round((t - sent) * 1000)));
+      }
+    },
+  });
+  let on = true;
+  const appending = (async () => {
+    while (on) {
+      const userId = randomUUID();
+      pending.set(userId, now());
+      const row = issuedRow(sys.log.codec, userId, userId);
+      await sql`INSERT INTO events (stream, version, type, key, data, meta) VALUES (${sql.join(row)})`.execute(sys.db);
+      await sleep(everyMs);
+    }
+  })();
+  return async (): Promise<Latency & { unpublished: number }> => {
+    on = false;
+    await appending;
+    const until = Date.now() + 10_000;
+    while (pending.size && Date.now() < until) await sleep(50);
+    await consumer.stop();
+    return { ...latency(hist), unpublished: pending.size };
+  };
+}
+
 export async function rebuildBench(log: (s: string) => void): Promise<RebuildResult> {
   const n = knob('REBUILD_EVENTS', 1_000_000, 50_000);
   const chunk = 10_000;
@@ -106,6 +151,8 @@ export async function rebuildBench(log: (s: string) => void): Promise<RebuildRes
     const first = (now() - t1) / 1000;
 
     log(`rebuild: v1 built in ${first.toFixed(1)}s; rebuilding v2 beside it`);
+    await startApp(sys, 'relay');
+    const probed = await decisionProbe(sys);
     const t2 = now();
     const version = await rebuild(sys.db, 'captions');
     const deadline = Date.now() + 600_000;
@@ -124,6 +171,7 @@ export async function rebuildBench(log: (s: string) => void): Promise<RebuildRes
       await sleep(50);
     }
     const seconds = (now() - t2) / 1000;
+    const decisionEvents = await probed();
     const catchUpSeconds = ((caughtUp ?? now()) - t2) / 1000;
     const { rows } = await sql<{
       n: number;
@@ -147,6 +195,7 @@ export async function rebuildBench(log: (s: string) => void): Promise<RebuildRes
       },
       copy,
       catchUpRatioToCopy: Math.round((catchUpEventsPerSec / copy.rowsPerSec) * 100) / 100,
+      decisionEvents,
       ratioToFirstBuild: Math.round((seconds / first) * 100) / 100,
       targetSeconds: 20,
     };

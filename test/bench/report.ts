@@ -250,6 +250,14 @@ export function report(r: Results): string {
       x(rb.catchUpRatioToCopy),
       `>= 0.8x COPY: ${verdict(rb.catchUpRatioToCopy >= 0.8)}`,
     ]);
+    rows.push([
+      '',
+      "decisions' events during the rebuild, insert -> log p50 / p99 / max ms",
+      ms(rb.decisionEvents),
+      `${fmt(rb.decisionEvents.count)} appended, one per 100 ms`,
+      '',
+      rb.decisionEvents.unpublished ? `${fmt(rb.decisionEvents.unpublished)} never published` : '',
+    ]);
     notes.push(
       `rebuild: ${fmt(rb.rebuild.eventsPerSec)} events/s while v1 kept serving ` +
         `(catching up ${fmt(rb.rebuild.catchUpSeconds, 1)} s, of which start-up ${fmt(rb.rebuild.startUpSeconds, 1)} s, ` +
