@@ -148,7 +148,7 @@ function member(deps: Deps, projection: Projection, version: number, opts: RunOp
       // This partition's position row (unqualified: o below has none of these columns).
       const here = sql`projection = ${key} AND topic = ${batch.topic} AND partition = ${batch.partition}`;
       const lastOffset = batch.records.at(-1)?.offset;
-      // A batch of a few records is mostly round trips, so the usual case is one statement more: the
+      // A batch of a few records is mostly round trips, so besides that declaration the usual case is one statement: the
       // settings, and the position locked and moved past the batch when it lies within it
       // (the rows below are in the same transaction, so a failure moves nothing).
       const moved =

@@ -6,7 +6,7 @@
 // Meanwhile a decision's event is appended to the event store every 100 ms, timed from before its
 // insert to its record on the log: what a rebuild costs the relay.
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import { copyRows } from '../../infra/copy.ts';
 import { EventLog, type NewEvent } from '../../infra/kafka/index.ts';
 import { rebuild } from '../../apps/projection-admin.ts';
@@ -14,7 +14,7 @@ import { FRAGMENT_COLUMNS } from '../../projections/captions/projection.ts';
 import { createCaptionTables } from '../../projections/captions/tables.ts';
 import { System } from '../support/system.ts';
 import { BenchCaptions, channelNames, histogram, knob, latency, now, sleep, startApp, type Latency } from './common.ts';
-import { issuedRow } from '../support/event-rows.ts';
+import { INSERT_EVENT, issuedRow } from '../support/event-rows.ts';
 import { dropSystem } from './ingest.ts';
 
 export interface RebuildResult {
@@ -104,8 +104,7 @@ async function decisionProbe(sys: System, everyMs = 100) {
     while (on) {
       const userId = randomUUID();
       pending.set(userId, now());
-      const row = issuedRow(sys.log.codec, userId, userId);
-      await sql`INSERT INTO events (stream, version, type, key, data, meta) VALUES (${sql.join(row)})`.execute(sys.db);
+      await sys.db.executeQuery(CompiledQuery.raw(INSERT_EVENT, issuedRow(sys.log.codec, userId, userId)));
       await sleep(everyMs);
     }
   })();

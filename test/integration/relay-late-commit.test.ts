@@ -12,6 +12,7 @@ import { HORIZON, Relay } from '../../apps/relay/relay.ts';
 import { ensureRegistered } from '../../projections/versions.ts';
 import type { Projection } from '../../projections/projection.ts';
 import { createLogger } from '../../infra/logger.ts';
+import { sleep } from '../../infra/retry.ts';
 import { System, metricValue, readTopic, waitFor } from '../support/system.ts';
 import { INSERT_EVENT, issuedRow as eventRow } from '../support/event-rows.ts';
 
@@ -82,11 +83,16 @@ function elsewhere(): pg.Client {
   return new pg.Client({ connectionString: url.toString() });
 }
 
+/** The id of the transaction open on `c`, given it if it had none. */
+async function idOf(c: pg.Client): Promise<bigint> {
+  const { rows } = await c.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id');
+  return BigInt(rows[0]!.id);
+}
+
 /** Opens a transaction on `c` that has a transaction id, and returns it. */
 async function openWithId(c: pg.Client): Promise<bigint> {
   await c.query('BEGIN');
-  const { rows } = await c.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id');
-  return BigInt(rows[0]!.id);
+  return idOf(c);
 }
 
 it('publishes while a transaction older than its events is open in another database', async () => {
@@ -130,7 +136,6 @@ it("passes over another database's transaction, as any role, and not over its ow
   const plain = new pg.Client({ connectionString: asRole.toString() });
   const away = elsewhere();
   const here = new pg.Client({ connectionString: sys.env.DATABASE_URL });
-  const horizon = horizonOf;
   try {
     await Promise.all([plain.connect(), away.connect(), here.connect()]);
     // Each time, a transaction that began later has ended, so the horizon could pass the open one.
@@ -138,15 +143,15 @@ it("passes over another database's transaction, as any role, and not over its ow
     await admin.query('SELECT pg_current_xact_id()');
     // Another test file's transaction that ends between the snapshot and the read of
     // pg_stat_activity cannot be placed and bounds that one answer: ask again.
-    const passes = async (c: pg.Client) => (await horizon(c)) > other;
+    const passes = async (c: pg.Client) => (await horizonOf(c)) > other;
     await waitFor("the horizon past the other database's transaction, as superuser", () => passes(admin), 5000, 20);
     await waitFor("the horizon past the other database's transaction, as a plain role", () => passes(plain), 5000, 20);
     await away.query('ROLLBACK');
 
     const own = await openWithId(here);
     await admin.query('SELECT pg_current_xact_id()');
-    expect(await horizon(admin)).toBeLessThanOrEqual(own);
-    expect(await horizon(plain)).toBeLessThanOrEqual(own);
+    expect(await horizonOf(admin)).toBeLessThanOrEqual(own);
+    expect(await horizonOf(plain)).toBeLessThanOrEqual(own);
     await here.query('ROLLBACK');
   } finally {
     await Promise.all([plain, away, here].map((c) => c.end().catch(() => undefined)));
@@ -197,7 +202,7 @@ it('publishes past a transaction of its own database that said first it appends 
   try {
     await none.query('BEGIN');
     await none.query('SELECT castlog_writes_no_events()');
-    const id = BigInt((await none.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id')).rows[0]!.id);
+    const id = await idOf(none);
     await here.query(INSERT_EVENT, issuedRow(user, user));
     await waitFor(
       'published with the transaction that writes no events still open',
@@ -235,7 +240,7 @@ it('is held back by a transaction that wrote before saying it appends none, or t
     await c.query('SAVEPOINT s');
     await c.query('SELECT castlog_writes_no_events()');
     await c.query('ROLLBACK TO SAVEPOINT s');
-    const own = BigInt((await c.query<{ id: string }>('SELECT pg_current_xact_id()::text AS id')).rows[0]!.id);
+    const own = await idOf(c);
     await other.query('SELECT pg_current_xact_id()');
     expect(await horizonOf(other)).toBeLessThanOrEqual(own);
     const user = randomUUID();
@@ -304,7 +309,6 @@ it('skips nothing while writers and transactions that said they append none come
   await Promise.all(clients.map((c) => c.connect()));
   const committed: string[] = [];
   const until = Date.now() + 6000;
-  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
   let refused = 0;
   let declared = 0;
   try {
@@ -318,7 +322,7 @@ it('skips nothing while writers and transactions that said they append none come
           declared++;
           await c.query('SELECT castlog_writes_no_events()');
           await c.query('SELECT pg_current_xact_id()');
-          await pause(Math.random() * 40);
+          await sleep(Math.random() * 40);
           if (Math.random() < 0.1) {
             await c.query(INSERT_EVENT, issuedRow(userId, userId, version + 1)).catch(() => void refused++);
             await c.query('ROLLBACK');
@@ -328,9 +332,9 @@ it('skips nothing while writers and transactions that said they append none come
         } else {
           // The id first, the event later: a writer old enough for the relay to pass if it misplaced it.
           await c.query('SELECT pg_current_xact_id()');
-          await pause(Math.random() * 30);
+          await sleep(Math.random() * 30);
           await c.query(INSERT_EVENT, issuedRow(userId, userId, version + 1));
-          await pause(Math.random() * 10);
+          await sleep(Math.random() * 10);
           if (Math.random() < 0.2) {
             await c.query('ROLLBACK');
             continue;
@@ -343,7 +347,7 @@ it('skips nothing while writers and transactions that said they append none come
     });
     let stepping = true;
     const stepper = (async () => {
-      while (stepping) if ((await relay.step()) === 0) await pause(2);
+      while (stepping) if ((await relay.step()) === 0) await sleep(2);
     })();
     await Promise.all(work);
     stepping = false;
