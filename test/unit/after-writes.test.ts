@@ -1,0 +1,54 @@
+// afterWrites, with a real uWebSockets.js server and a client in this process: once it resolves,
+// what was published has been written to the client, not still waiting in uWS (the fanout's consumer
+// fetches again only then, so the next fetch brings what arrived while the writes went out).
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import uWS from 'uWebSockets.js';
+import WebSocket from 'ws';
+import { afterWrites } from '../../apps/fanout/server.ts';
+
+let app: uWS.TemplatedApp;
+let listening: uWS.us_listen_socket;
+let port = 0;
+const clients: WebSocket[] = [];
+
+beforeAll(async () => {
+  app = uWS.App().ws('/*', { open: (ws) => void ws.subscribe('news') });
+  listening = await new Promise<uWS.us_listen_socket>((done, fail) =>
+    app.listen('127.0.0.1', 0, (s) => (s ? done(s) : fail(new Error('uWS did not listen')))),
+  );
+  port = uWS.us_socket_local_port(listening);
+});
+afterAll(() => {
+  for (const c of clients) c.terminate();
+  uWS.us_listen_socket_close(listening);
+});
+
+/** A client subscribed to 'news' (once the server counts it), recording what it reads. */
+async function subscriber(): Promise<string[]> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+  clients.push(ws);
+  const got: string[] = [];
+  ws.on('message', (m) => got.push(String(m)));
+  await new Promise((done, fail) => ws.once('open', done).once('error', fail));
+  while (app.numSubscribers('news') < clients.length) await new Promise((r) => setTimeout(r, 5));
+  return got;
+}
+
+it('resolves after what this turn published has reached a client', async () => {
+  const got = await subscriber();
+  for (let i = 1; i <= 50; i++) {
+    app.publish('news', `caption ${i}`);
+    await afterWrites();
+    // Read by the client already: nothing is left for a later turn to write.
+    expect(got.at(-1)).toBe(`caption ${i}`);
+  }
+  expect(got).toHaveLength(50);
+});
+
+it('covers several publishes to many sockets in one turn', async () => {
+  const all = [await subscriber(), ...(await Promise.all(Array.from({ length: 20 }, subscriber)))];
+  const before = all.map((g) => g.length);
+  for (let i = 0; i < 10; i++) app.publish('news', `burst ${i}`);
+  await afterWrites();
+  for (const [k, g] of all.entries()) expect(g.slice(before[k])).toEqual(Array.from({ length: 10 }, (_, i) => `burst ${i}`));
+});
