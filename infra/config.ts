@@ -21,6 +21,8 @@ export interface Config {
   fanoutHistoryPerPartition: number;
   /** Bytes a WebSocket may have queued before it is closed as a slow consumer. */
   fanoutMaxBackpressure: number;
+  /** Slices the fanout writes its sockets in, one per loop turn, with fetches between (1, the default: all at once). */
+  fanoutWriteSlices: number;
   logLevel: string;
   /** Niceness the background processes (projector, relay, worker) give themselves (0, the default: none). */
   backgroundNice: number;
@@ -148,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     topicPrefix: env.TOPIC_PREFIX ?? '',
     fanoutHistoryPerPartition: num('FANOUT_HISTORY_PER_PARTITION', 50_000),
     fanoutMaxBackpressure: num('FANOUT_MAX_BACKPRESSURE', 1024 * 1024),
+    fanoutWriteSlices: Math.max(1, num('FANOUT_WRITE_SLICES', 1)),
     logLevel: env.LOG_LEVEL ?? 'info',
     backgroundNice: Math.min(19, num('BACKGROUND_NICE', 0)),
     publicLiveUrl: env.PUBLIC_LIVE_URL || undefined,

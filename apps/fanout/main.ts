@@ -88,7 +88,9 @@ const consumer = await log.consume({
     const records = batch.records.map((r) => ({ offset: r.offset, data: r.event.data, type: r.event.type, meta: r.meta }));
     if (liveSource) hub.onLiveRecords(liveSource, batch.partition, records);
     else hub.onRecords(batch.partition, records, batch.highWatermark);
-    if (records.length) await afterWrites();
+    // Written all at once, the writes go out before the next fetch (so it brings what came meanwhile);
+    // written in slices, a turn each, the next fetch goes out now and comes back between two slices.
+    if (records.length && config.fanoutWriteSlices === 1) await afterWrites();
     return undefined;
   },
 });
@@ -101,6 +103,7 @@ const server = await startFanoutServer(hubs, {
   ready: async () => (await pingDb(db)) && (await log.ping()),
   tokens: userTokensOf(config),
   origins: { allowed: config.allowedOrigins, apiPort: config.apiPort },
+  writeSlices: config.fanoutWriteSlices,
 });
 new prom.Gauge({
   name: 'castlog_fanout_connections',

@@ -18,9 +18,11 @@ import {
   refusal,
 } from './protocol.ts';
 import { originRefusal, type OriginRule } from '../../infra/origins.ts';
+import { WriteSlices, type Member } from './slices.ts';
 
 interface UserData {
   client?: Client;
+  socket?: UwsSocket;
   /** The user the trusted proxy in front vouched for (x-userid on the upgrade request), or a user token named. */
   userId: string;
 }
@@ -29,26 +31,51 @@ interface UserData {
  * The hub's view of one uWS socket. A class, so each connection holds one small object and shares
  * the methods: an object of six arrow functions closing over the socket cost ~2 KB of JS heap per
  * connection, most of what a connection cost the fanout (the connections bench measures it).
+ * Its topics are joined and left in its write slice's turn (slices.ts); a direct send first replays
+ * that slice, so what was published before it comes first.
  */
-class UwsSocket implements Socket {
-  constructor(private readonly ws: uWS.WebSocket<UserData>) {}
+class UwsSocket implements Socket, Member {
+  gone = false;
+  /** The topics it is on once its slice's log is replayed. */
+  private topics: string[] | undefined;
+  constructor(
+    private readonly ws: uWS.WebSocket<UserData>,
+    private readonly slices: WriteSlices,
+    private readonly slice: number,
+  ) {}
   send(message: string): number {
+    this.slices.flush(this.slice);
     return this.ws.send(message, false);
   }
   bufferedAmount(): number {
     return this.ws.getBufferedAmount();
   }
   cork(fn: () => void): void {
+    this.slices.flush(this.slice);
     this.ws.cork(fn);
   }
   end(code: number, reason: string): void {
     this.ws.end(code, reason);
   }
   subscribe(topic: string): void {
-    this.ws.subscribe(topic);
+    (this.topics ??= []).push(topic);
+    this.slices.join(this, this.slice, topic);
   }
   unsubscribe(topic: string): void {
+    const i = this.topics?.indexOf(topic) ?? -1;
+    if (i >= 0) this.topics!.splice(i, 1);
+    this.slices.leave(this, this.slice, topic);
+  }
+  join(topic: string): void {
+    this.ws.subscribe(topic);
+  }
+  leave(topic: string): void {
     this.ws.unsubscribe(topic);
+  }
+  /** uWS closed it, and took it off its topics. */
+  closed(): void {
+    this.gone = true;
+    this.slices.closed(this.topics ?? []);
   }
 }
 
@@ -85,10 +112,14 @@ export function startFanoutServer(
     tokens?: UserTokens;
     /** Which pages may connect; absent: any (for tests and benchmarks that embed the server). */
     origins?: OriginRule;
+    /** Slices the sockets are written in, one per loop turn (slices.ts); absent: 1, all at once. */
+    writeSlices?: number;
   },
 ): Promise<FanoutServer> {
   const sockets = new Set<uWS.WebSocket<UserData>>();
   const decoder = new TextDecoder();
+  // Live captions go out through uWS pub/sub, written by uWS to every socket on a topic, a slice a turn.
+  const slices = new WriteSlices({ publish: (topic, message) => void app.publish(topic, message, false, false) }, opts.writeSlices ?? 1);
   const app = uWS
     .App()
     .ws<UserData>('/v1/live', {
@@ -143,7 +174,8 @@ export function startFanoutServer(
       },
       open: (ws) => {
         sockets.add(ws);
-        ws.getUserData().client = new Client(new UwsSocket(ws));
+        const socket = new UwsSocket(ws, slices, slices.assign());
+        Object.assign(ws.getUserData(), { socket, client: new Client(socket) });
       },
       message: (ws, raw, isBinary) => {
         const client = ws.getUserData().client!;
@@ -184,6 +216,7 @@ export function startFanoutServer(
       },
       close: (ws) => {
         sockets.delete(ws);
+        ws.getUserData().socket?.closed();
         const client = ws.getUserData().client;
         if (client) {
           for (const hub of [hubs.captions, hubs.users]) hub?.disconnect(client);
@@ -211,12 +244,7 @@ export function startFanoutServer(
     })
     .any('/*', (res) => void res.writeStatus('404 Not Found').end('{"error":"not found"}'));
 
-  // Live captions go out through uWS pub/sub: one publish per caption, written by uWS to every socket on the topic.
-  const publisher = {
-    publish: (topic: string, message: string) => void app.publish(topic, message, false, false),
-    subscribers: (topic: string) => app.numSubscribers(topic),
-  };
-  for (const hub of [hubs.captions, hubs.users]) hub?.publishWith(publisher);
+  for (const hub of [hubs.captions, hubs.users]) hub?.publishWith(slices);
 
   return new Promise((resolve, reject) => {
     app.listen('0.0.0.0', opts.port, (token) => {
