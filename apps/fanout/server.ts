@@ -57,13 +57,16 @@ class UwsSocket implements Socket, Member {
   end(code: number, reason: string): void {
     this.ws.end(code, reason);
   }
+  // Counted once each way, as uWS counts a socket on a topic, so the slices' counts cannot drift.
   subscribe(topic: string): void {
+    if (this.topics?.includes(topic)) return;
     (this.topics ??= []).push(topic);
     this.slices.join(this, this.slice, topic);
   }
   unsubscribe(topic: string): void {
     const i = this.topics?.indexOf(topic) ?? -1;
-    if (i >= 0) this.topics!.splice(i, 1);
+    if (i < 0) return;
+    this.topics!.splice(i, 1);
     this.slices.leave(this, this.slice, topic);
   }
   join(topic: string): void {
