@@ -11,6 +11,7 @@ import { Client, Hub, type CaptionArchive, type Publisher, type Socket } from '.
 import { CLOSE_SLOW_CONSUMER, captionMessage } from '../../apps/fanout/protocol.ts';
 import { formatPosition } from '../../domain/position.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
+import { seededRandom } from '../support/seeded-random.ts';
 import type { CaptionFragmentReceived } from '../../schemas/types.generated.ts';
 
 const PARTITIONS = 3;
@@ -18,19 +19,6 @@ const CHANNELS = ['news', 'sports', 'weather', 'music', 'kids', 'docs', 'film'];
 const MAX_BACKPRESSURE = 6000;
 
 afterEach(() => void vi.useRealTimers());
-
-/** A small deterministic generator, so a failing seed can be run again. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]! };
-}
 
 /** uWS pub/sub as the hub sees it. */
 class FakeUws implements Publisher {
@@ -135,7 +123,7 @@ type Parsed = { type: string; channel?: string; position?: string; recovered?: b
 
 /** One run: `steps` random actions, then everything settles and every sequence is checked. */
 async function run(seed: number, steps: number): Promise<{ closedSlow: number; batchFrames: number; resumed: number }> {
-  const rnd = random(seed);
+  const rnd = seededRandom(seed);
   const uws = new FakeUws();
   const archive = new Archive();
   const hub = new Hub({

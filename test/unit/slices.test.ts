@@ -4,19 +4,7 @@
 // direct sends in their place; and `subscribers` always says how many sockets a publish would reach.
 import { describe, expect, it } from 'vitest';
 import { WriteSlices, sliceTopic, type Member } from '../../apps/fanout/slices.ts';
-
-/** A small deterministic generator, so a failing seed can be run again. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, int: (n: number) => Math.floor(next() * n) };
-}
+import { seededRandom } from '../support/seeded-random.ts';
 
 /** uWS as far as the slices use it: a publish reaches the sockets on the topic at that moment. */
 class FakeUws {
@@ -74,7 +62,7 @@ class Expected {
 const TOPICS = ['news', 'news#batch', 'sports', 'sports#batch', 'user:7'];
 
 function run(seed: number, count: number, steps: number) {
-  const rnd = random(seed);
+  const rnd = seededRandom(seed);
   const uws = new FakeUws();
   const turns: (() => void)[] = [];
   const slices = new WriteSlices(uws, count, (turn) => turns.push(turn));

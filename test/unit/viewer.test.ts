@@ -14,6 +14,7 @@ import {
   type ViewerState,
 } from '../../domain/streams/viewer.ts';
 import { spec } from '../support/decider-spec.ts';
+import { seededRandom } from '../support/seeded-random.ts';
 
 const { given, stateAfter } = spec(viewer);
 
@@ -292,18 +293,6 @@ describe('viewer decider: leases past their TTL', () => {
 
 // ---- properties over random command sequences ----
 
-/** mulberry32: a small seeded PRNG, so a failure can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Step {
   command: ViewerCommand;
   before: ViewerState;
@@ -312,7 +301,7 @@ interface Step {
 
 /** Runs random commands through decide/evolve, as the command handler would. */
 function simulate(seed: number, steps: number, opts: { setLimits: boolean }): { defaultLimit: number; history: Step[] } {
-  const rnd = prng(seed);
+  const rnd = seededRandom(seed).next;
   const int = (n: number) => Math.floor(rnd() * n);
   const streams = ['s0', 's1', 's2', 's3', 's4', 's5'];
   const defaultLimit = int(5); // 0..4
