@@ -87,23 +87,32 @@ describe('memory per ingest request', () => {
         if (now === young && i > 0) break;
         young = now;
       }
-      const sockets: net.Socket[] = [];
-      const growth = await heldGrowth(pid, async () => {
-        sockets.push(
-          unreadRequest(
-            sys.apiPort,
-            '/v1/channels/mem/captions',
-            { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}` },
-            payload,
-          ),
+      // Measured again when the young generation grew in the window anyway (the warm-up saw it
+      // steady, yet it grew by 64 MB during one window of a fresh-clone run): that growth is the
+      // collector sizing itself, not what the request holds, and it can grow only so far (128 MB).
+      let growth = 0;
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const sockets: net.Socket[] = [];
+        growth = await heldGrowth(pid, async () => {
+          sockets.push(
+            unreadRequest(
+              sys.apiPort,
+              '/v1/channels/mem/captions',
+              { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}` },
+              payload,
+            ),
+          );
+          await new Promise((r) => setTimeout(r, 3000));
+        });
+        for (const s of sockets) s.destroy();
+        const now = await youngGeneration(sys.apiPort);
+        const grew = now - young;
+        console.log(
+          `rss growth: ${(growth / 2 ** 20).toFixed(1)} MB (young generation ${young / 2 ** 20} MB, +${grew / 2 ** 20} in the window)`,
         );
-        await new Promise((r) => setTimeout(r, 3000));
-      });
-      for (const s of sockets) s.destroy();
-      const grew = (await youngGeneration(sys.apiPort)) - young;
-      console.log(
-        `rss growth: ${(growth / 2 ** 20).toFixed(1)} MB (young generation ${young / 2 ** 20} MB, +${grew / 2 ** 20} in the window)`,
-      );
+        young = now;
+        if (grew === 0) break;
+      }
       expect(growth).toBeLessThanOrEqual(16 * 2 ** 20);
     },
     60_000,
