@@ -35,6 +35,8 @@ export interface Socket {
 export interface Publisher {
   publish(topic: string, message: string): void;
   subscribers(topic: string): number;
+  /** Resolves when the hub's consumer may fetch again (slices.ts); absent: at once. */
+  written?(): Promise<void>;
 }
 
 interface Subscription {
@@ -202,6 +204,11 @@ export class Hub {
   /** From now on, live captions go out through the publisher to sockets that can join its topics. */
   publishWith(publisher: Publisher): void {
     this.publisher = publisher;
+  }
+
+  /** Resolves when what the hub published is written as far as its consumer should wait for. */
+  written(): Promise<void> {
+    return this.publisher?.written?.() ?? Promise.resolve();
   }
 
   private knownEnd(partition: number): number {

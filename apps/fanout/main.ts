@@ -9,7 +9,7 @@ import { postgresArchive, postgresReplaySource } from './archive.ts';
 import { Replayer } from './replay.ts';
 import { captionsFeed, userEventsFeed } from './feeds.ts';
 import { Hub } from './hub.ts';
-import { afterWrites, startFanoutServer } from './server.ts';
+import { startFanoutServer } from './server.ts';
 import { userTokensOf } from '../../infra/config.ts';
 import { fanoutMetrics } from './metrics.ts';
 
@@ -88,9 +88,7 @@ const consumer = await log.consume({
     const records = batch.records.map((r) => ({ offset: r.offset, data: r.event.data, type: r.event.type, meta: r.meta }));
     if (liveSource) hub.onLiveRecords(liveSource, batch.partition, records);
     else hub.onRecords(batch.partition, records, batch.highWatermark);
-    // Written all at once, the writes go out before the next fetch (so it brings what came meanwhile);
-    // written in slices, a turn each, the next fetch goes out now and comes back between two slices.
-    if (records.length && config.fanoutWriteSlices === 1) await afterWrites();
+    await hub.written(); // the next fetch should bring what arrived while these went out
     return undefined;
   },
 });

@@ -82,15 +82,6 @@ class UwsSocket implements Socket, Member {
   }
 }
 
-/**
- * Resolves once uWS has written what this loop turn published. uWS writes published messages in
- * its own handler at the end of a turn; two turns on, whichever order libuv runs the handlers in,
- * those writes are out. The fanout's consumer waits for it before fetching again, so the next fetch
- * brings what arrived while the writes went out instead of what was there when they began: with
- * 10,000 viewers a turn's writes take a fifth of a second, and a caption waited a turn longer.
- */
-export const afterWrites = (): Promise<void> => new Promise((done) => setImmediate(() => setImmediate(done)));
-
 export interface Hubs {
   captions: Hub;
   /** Users' own events, on channels "user:<id>". */

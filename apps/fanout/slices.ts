@@ -35,8 +35,17 @@ type Op = { kind: typeof PUBLISH; topic: string; message: string } | { kind: typ
  *  with one slice, the topic itself. */
 export const sliceTopic = (topic: string, slice: number, count: number): string => (count === 1 ? topic : `${topic}#${slice}`);
 
+/**
+ * Resolves once uWS has written what this loop turn published. uWS writes published messages in
+ * its own handler at the end of a turn; two turns on, whichever order libuv runs the handlers in,
+ * those writes are out.
+ */
+export const afterWrites = (): Promise<void> => new Promise((done) => setImmediate(() => setImmediate(done)));
+
 export class WriteSlices implements Publisher {
   private logs: Op[][];
+  /** Published since the consumer last asked `written()`. */
+  private unwritten = false;
   /** Per topic, the sockets on it once every log is replayed (what the hub asks). */
   private readonly members = new Map<string, number>();
   private next = 0;
@@ -60,9 +69,25 @@ export class WriteSlices implements Publisher {
 
   publish(topic: string, message: string): void {
     // One slice: everything at once, as uWS pub/sub does by itself.
-    if (this.count === 1) return this.pubsub.publish(topic, message);
+    if (this.count === 1) {
+      this.unwritten = true;
+      return this.pubsub.publish(topic, message);
+    }
     for (const log of this.logs) log.push({ kind: PUBLISH, topic, message });
     this.soon();
+  }
+
+  /**
+   * What the consumer waits for before it fetches again. All at once: the writes of what was
+   * published, so the next fetch brings what arrived while they went out instead of what was there
+   * when they began (10,000 viewers: a turn's writes take a fifth of a second, and a caption waited
+   * a round longer). In slices: nothing; the next fetch goes out now and comes back between two
+   * slices' turns.
+   */
+  written(): Promise<void> {
+    if (!this.unwritten) return Promise.resolve();
+    this.unwritten = false;
+    return afterWrites();
   }
 
   subscribers(topic: string): number {

@@ -1,10 +1,11 @@
-// afterWrites, with a real uWebSockets.js server and a client in this process: once it resolves,
-// what was published has been written to the client, not still waiting in uWS (the fanout's consumer
-// fetches again only then, so the next fetch brings what arrived while the writes went out).
+// afterWrites, and the write slices' `written()` built on it, with a real uWebSockets.js server and
+// clients in this process: once it resolves, what was published has been written to the client, not
+// still waiting in uWS (the fanout's consumer fetches again only then, so the next fetch brings what
+// arrived while the writes went out).
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import uWS from 'uWebSockets.js';
 import WebSocket from 'ws';
-import { afterWrites } from '../../apps/fanout/server.ts';
+import { WriteSlices, afterWrites } from '../../apps/fanout/slices.ts';
 
 let app: uWS.TemplatedApp;
 let listening: uWS.us_listen_socket;
@@ -51,4 +52,31 @@ it('covers several publishes to many sockets in one turn', async () => {
   for (let i = 0; i < 10; i++) app.publish('news', `burst ${i}`);
   await afterWrites();
   for (const [k, g] of all.entries()) expect(g.slice(before[k])).toEqual(Array.from({ length: 10 }, (_, i) => `burst ${i}`));
+});
+
+it('written(): after what was published through one slice, the clients have it; otherwise at once', async () => {
+  const all = [await subscriber(), await subscriber()];
+  const slices = new WriteSlices({ publish: (topic, message) => void app.publish(topic, message) }, 1);
+  /** Whether `written()` resolved before a turn of the loop went by. */
+  const atOnce = async () => {
+    let turned = false;
+    setImmediate(() => (turned = true));
+    await slices.written();
+    return !turned;
+  };
+  expect(await atOnce()).toBe(true); // nothing published: nothing to wait for
+  for (let i = 0; i < 5; i++) {
+    const before = all.map((g) => g.length);
+    slices.publish('news', `round ${i}`);
+    expect(await atOnce()).toBe(false);
+    for (const [k, g] of all.entries()) expect(g.slice(before[k])).toEqual([`round ${i}`]);
+    expect(await atOnce()).toBe(true); // asked again: already written
+  }
+  // In slices the consumer does not wait: the next fetch comes back between two slices' turns.
+  const sliced = new WriteSlices({ publish: () => {} }, 4);
+  sliced.publish('news', 'x');
+  let turned = false;
+  setImmediate(() => (turned = true));
+  await sliced.written();
+  expect(turned).toBe(false);
 });
