@@ -98,11 +98,20 @@ export interface Config {
   devMailPort: number;
 }
 
-function int(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
+/** An integer setting; out of its range it is refused at start, not bent into it silently. */
+function int(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const range =
+      max === Number.MAX_SAFE_INTEGER
+        ? min === 0
+          ? 'a non-negative integer'
+          : `an integer of at least ${min}`
+        : `an integer from ${min} to ${max}`;
+    throw new Error(`${name} must be ${range}, got ${JSON.stringify(raw)}`);
+  }
   return n;
 }
 
@@ -129,7 +138,7 @@ function origins(name: string, env: NodeJS.ProcessEnv): string[] {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const num = (name: string, fallback: number) => int(name, fallback, env);
+  const num = (name: string, fallback: number, min?: number, max?: number) => int(name, fallback, env, min, max);
   return {
     kafkaBrokers: (env.KAFKA_BROKERS ?? '127.0.0.1:19092')
       .split(',')
@@ -150,9 +159,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     topicPrefix: env.TOPIC_PREFIX ?? '',
     fanoutHistoryPerPartition: num('FANOUT_HISTORY_PER_PARTITION', 50_000),
     fanoutMaxBackpressure: num('FANOUT_MAX_BACKPRESSURE', 1024 * 1024),
-    fanoutWriteSlices: Math.max(1, num('FANOUT_WRITE_SLICES', 1)),
+    fanoutWriteSlices: num('FANOUT_WRITE_SLICES', 1, 1, 1024),
     logLevel: env.LOG_LEVEL ?? 'info',
-    backgroundNice: Math.min(19, num('BACKGROUND_NICE', 0)),
+    backgroundNice: num('BACKGROUND_NICE', 0, 0, 19),
     publicLiveUrl: env.PUBLIC_LIVE_URL || undefined,
     allowedOrigins: origins('ALLOWED_ORIGINS', env),
     streamLimit: num('STREAM_LIMIT', 3),
@@ -167,14 +176,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     userTokenSecret: env.USER_TOKEN_SECRET || undefined,
     userTokenTtlSeconds: num('USER_TOKEN_TTL_SECONDS', 3600),
     readTimeoutMs: num('READ_TIMEOUT_MS', 2000),
-    readConcurrency: Math.max(1, num('READ_CONCURRENCY', 4)),
+    readConcurrency: num('READ_CONCURRENCY', 4, 1),
     ingestIdleTimeoutMs: num('INGEST_IDLE_TIMEOUT_MS', 120_000),
-    ingestMaxStreamsPerStation: Math.max(1, num('INGEST_MAX_STREAMS_PER_STATION', 16)),
+    ingestMaxStreamsPerStation: num('INGEST_MAX_STREAMS_PER_STATION', 16, 1),
     bodyIdleTimeoutMs: num('BODY_IDLE_TIMEOUT_MS', 10_000),
     uploadIdleTimeoutMs: num('UPLOAD_IDLE_TIMEOUT_MS', 60_000),
     signingSecret: env.SIGNING_SECRET || undefined,
     publicApiUrl: (env.PUBLIC_API_URL || `http://localhost:${num('API_PORT', 8080)}`).replace(/\/+$/, ''),
-    alertMaxPerUser: Math.max(1, num('ALERT_MAX_PER_USER', 100)),
+    alertMaxPerUser: num('ALERT_MAX_PER_USER', 100, 1),
     alertEmailIntervalMs: num('ALERT_EMAIL_INTERVAL', 5 * 60_000),
     smtpUrl: env.SMTP_URL || undefined,
     mailFrom: env.MAIL_FROM || 'castlog alerts <alerts@castlog.localhost>',
@@ -183,10 +192,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .map((s) => s.trim().toLowerCase())
       .filter(Boolean),
     notifierPort: num('NOTIFIER_PORT', 8086),
-    notifierConcurrency: Math.max(1, num('NOTIFIER_CONCURRENCY', 8)),
-    webhookTimeoutMs: Math.max(1, num('WEBHOOK_TIMEOUT_MS', 10_000)),
-    deliveryRetryBaseMs: Math.max(1, num('DELIVERY_RETRY_BASE_MS', 10_000)),
-    deliveryRetryMaxMs: Math.max(1, num('DELIVERY_RETRY_MAX_MS', 3600_000)),
+    notifierConcurrency: num('NOTIFIER_CONCURRENCY', 8, 1),
+    webhookTimeoutMs: num('WEBHOOK_TIMEOUT_MS', 10_000, 1),
+    deliveryRetryBaseMs: num('DELIVERY_RETRY_BASE_MS', 10_000, 1),
+    deliveryRetryMaxMs: num('DELIVERY_RETRY_MAX_MS', 3600_000, 1),
     deliveryRetryWindowMs: num('DELIVERY_RETRY_WINDOW_MS', 24 * 3600_000),
     devMailDir: env.DEV_MAIL_DIR || undefined,
     devMailPort: num('DEV_MAIL_PORT', 2525),
