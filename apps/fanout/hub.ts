@@ -25,7 +25,8 @@ export interface Socket {
   cork(fn: () => void): void;
   end(code: number, reason: string): void;
   /** Joins or leaves a topic of the hub's Publisher (uWS pub/sub); a socket without them gets every
-   *  live caption sent to it one by one. */
+   *  live caption sent to it one by one. The hub joins a topic once and leaves it once, also after
+   *  the socket closed (uWS has taken it off already; the publisher's count learns it so). */
   subscribe?(topic: string): void;
   unsubscribe?(topic: string): void;
 }
@@ -579,8 +580,7 @@ export class Hub {
     const sub = this.subs(client).get(channel);
     if (sub && this.subs(client).delete(channel)) {
       client.subscriptions--;
-      // A closed socket has left every topic already (uWS frees it).
-      if (sub.topic !== undefined && !client.closed) client.socket.unsubscribe?.(sub.topic);
+      if (sub.topic !== undefined) client.socket.unsubscribe?.(sub.topic);
       const listeners = this.listeners.get(channel);
       listeners?.all.delete(client);
       listeners?.direct.delete(client);

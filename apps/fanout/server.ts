@@ -36,8 +36,6 @@ interface UserData {
  */
 class UwsSocket implements Socket, Member {
   gone = false;
-  /** The topics it is on once its slice's log is replayed. */
-  private topics: string[] | undefined;
   constructor(
     private readonly ws: uWS.WebSocket<UserData>,
     private readonly slices: WriteSlices,
@@ -57,16 +55,10 @@ class UwsSocket implements Socket, Member {
   end(code: number, reason: string): void {
     this.ws.end(code, reason);
   }
-  // Counted once each way, as uWS counts a socket on a topic, so the slices' counts cannot drift.
   subscribe(topic: string): void {
-    if (this.topics?.includes(topic)) return;
-    (this.topics ??= []).push(topic);
     this.slices.join(this, this.slice, topic);
   }
   unsubscribe(topic: string): void {
-    const i = this.topics?.indexOf(topic) ?? -1;
-    if (i < 0) return;
-    this.topics!.splice(i, 1);
     this.slices.leave(this, this.slice, topic);
   }
   join(topic: string): void {
@@ -74,11 +66,6 @@ class UwsSocket implements Socket, Member {
   }
   leave(topic: string): void {
     this.ws.unsubscribe(topic);
-  }
-  /** uWS closed it, and took it off its topics. */
-  closed(): void {
-    this.gone = true;
-    this.slices.closed(this.topics ?? []);
   }
 }
 
@@ -210,7 +197,9 @@ export function startFanoutServer(
       },
       close: (ws) => {
         sockets.delete(ws);
-        ws.getUserData().socket?.closed();
+        // uWS took it off its topics; the hubs' unsubscribes below only bring the counts down.
+        const socket = ws.getUserData().socket;
+        if (socket) socket.gone = true;
         const client = ws.getUserData().client;
         if (client) {
           for (const hub of [hubs.captions, hubs.users]) hub?.disconnect(client);

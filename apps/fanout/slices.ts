@@ -95,22 +95,21 @@ export class WriteSlices implements Publisher {
   }
 
   join(member: Member, slice: number, topic: string): void {
+    if (member.gone) return;
     this.changeMembers(topic, 1);
     if (this.count === 1) return member.join(topic);
     this.logs[slice]!.push({ kind: JOIN, topic, member });
     this.soon();
   }
 
+  /** Leaves a topic; also called for a socket that closed, which uWS took off it already: only
+   *  the count drops then. */
   leave(member: Member, slice: number, topic: string): void {
     this.changeMembers(topic, -1);
+    if (member.gone) return;
     if (this.count === 1) return member.leave(topic);
     this.logs[slice]!.push({ kind: LEAVE, topic, member });
     this.soon();
-  }
-
-  /** A socket closed while on these topics (uWS took it off them itself). */
-  closed(topics: Iterable<string>): void {
-    for (const topic of topics) this.changeMembers(topic, -1);
   }
 
   /**

@@ -79,12 +79,18 @@ class FakeSocket implements Socket {
     this.uws.sockets.delete(this);
     this.hub.disconnect(this.client); // the server's close handler, called by uWS from end()
   }
+  /** Topics as the hub joined and left them: each once each way, closed or not (the write slices count on it). */
+  readonly joined = new Set<string>();
   subscribe(topic: string): void {
+    if (this.closedWith !== undefined) throw new Error(`subscribe to ${topic} on a closed socket`);
+    if (this.joined.has(topic)) throw new Error(`joined ${topic} twice`);
+    this.joined.add(topic);
     let set = this.uws.topics.get(topic);
     if (!set) this.uws.topics.set(topic, (set = new Set()));
     set.add(this);
   }
   unsubscribe(topic: string): void {
+    if (!this.joined.delete(topic)) throw new Error(`left ${topic} without joining it`);
     this.uws.topics.get(topic)?.delete(this);
   }
   /** The client reads up to n messages (all when n is undefined). */
@@ -221,6 +227,8 @@ async function run(seed: number, steps: number): Promise<{ closedSlow: number; b
   };
   /** A viewer closed as a slow consumer reconnects and resumes each channel from what it read. */
   const reconnect = (viewer: Viewer) => {
+    // The hub left every topic the closed socket was on, so the publisher's counts come down.
+    expect([...viewer.socket.joined], 'topics of a closed socket the hub did not leave').toEqual([]);
     readAll(viewer); // what was written before the close frame still arrives
     connect(viewer);
     viewer.slow = false;

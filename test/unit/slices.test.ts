@@ -45,10 +45,11 @@ class Sock implements Member {
     this.slices.flush(this.slice);
     this.read.push(message);
   }
+  /** uWS closes it and takes it off its topics; the hub then leaves each topic it had joined. */
   close(): void {
     this.gone = true;
     for (const set of this.uws.topics.values()) set.delete(this);
-    this.slices.closed(this.on);
+    for (const topic of [...this.on]) this.unsubscribe(topic);
   }
 }
 
