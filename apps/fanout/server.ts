@@ -21,7 +21,6 @@ import { originRefusal, type OriginRule } from '../../infra/origins.ts';
 import { WriteSlices, type Member } from './slices.ts';
 
 interface UserData {
-  client?: Client;
   socket?: UwsSocket;
   /** The user the trusted proxy in front vouched for (x-userid on the upgrade request), or a user token named. */
   userId: string;
@@ -36,6 +35,8 @@ interface UserData {
  */
 class UwsSocket implements Socket, Member {
   gone = false;
+  /** The hub's client on this socket. */
+  readonly client = new Client(this);
   constructor(
     private readonly ws: uWS.WebSocket<UserData>,
     private readonly slices: WriteSlices,
@@ -155,11 +156,10 @@ export function startFanoutServer(
       },
       open: (ws) => {
         sockets.add(ws);
-        const socket = new UwsSocket(ws, slices, slices.assign());
-        Object.assign(ws.getUserData(), { socket, client: new Client(socket) });
+        ws.getUserData().socket = new UwsSocket(ws, slices, slices.assign());
       },
       message: (ws, raw, isBinary) => {
-        const client = ws.getUserData().client!;
+        const { client } = ws.getUserData().socket!;
         if (raw.byteLength > MAX_FRAME_BYTES) return void ws.end(CLOSE_TOO_BIG, `message too big: at most ${MAX_FRAME_BYTES} bytes`);
         if (isBinary)
           return void ws.send(
@@ -197,11 +197,11 @@ export function startFanoutServer(
       },
       close: (ws) => {
         sockets.delete(ws);
-        // uWS took it off its topics; the hubs' unsubscribes below only bring the counts down.
         const socket = ws.getUserData().socket;
-        if (socket) socket.gone = true;
-        const client = ws.getUserData().client;
-        if (client) {
+        if (socket) {
+          // uWS took it off its topics; the hubs' unsubscribes below only bring the counts down.
+          socket.gone = true;
+          const { client } = socket;
           for (const hub of [hubs.captions, hubs.users]) hub?.disconnect(client);
           hubs.replays?.stopAll(client);
         }

@@ -73,7 +73,8 @@ export class WriteSlices implements Publisher {
       this.unwritten = true;
       return this.pubsub.publish(topic, message);
     }
-    for (const log of this.logs) log.push({ kind: PUBLISH, topic, message });
+    const op: Op = { kind: PUBLISH, topic, message }; // one for every log: nothing changes it
+    for (const log of this.logs) log.push(op);
     this.soon();
   }
 

@@ -301,8 +301,7 @@ interface Step {
 
 /** Runs random commands through decide/evolve, as the command handler would. */
 function simulate(seed: number, steps: number, opts: { setLimits: boolean }): { defaultLimit: number; history: Step[] } {
-  const rnd = seededRandom(seed).next;
-  const int = (n: number) => Math.floor(rnd() * n);
+  const { next: rnd, int } = seededRandom(seed);
   const streams = ['s0', 's1', 's2', 's3', 's4', 's5'];
   const defaultLimit = int(5); // 0..4
   let now = T0;
