@@ -87,13 +87,15 @@ describe('memory per ingest request', () => {
         if (now === young && i > 0) break;
         young = now;
       }
-      // Measured again when the young generation grew in the window anyway (the warm-up saw it
-      // steady, yet it grew by 64 MB during one window of a fresh-clone run): that growth is the
-      // collector sizing itself, not what the request holds, and it can grow only so far (128 MB).
-      let growth = 0;
-      for (let attempt = 1; attempt <= 3; attempt++) {
+      // Up to three windows, each with a request of its own, and the smallest growth counts: what an
+      // unread request holds is there in every window, while the collector paging its young
+      // generation in (up to 128 MB, committed before the pages are touched) shows in some and not
+      // others: fresh-clone runs saw +64 MB of young generation inside one window, and +44 MB of RSS
+      // in another with none.
+      let growth = Infinity;
+      for (let attempt = 1; attempt <= 3 && growth > 16 * 2 ** 20; attempt++) {
         const sockets: net.Socket[] = [];
-        growth = await heldGrowth(pid, async () => {
+        const held = await heldGrowth(pid, async () => {
           sockets.push(
             unreadRequest(
               sys.apiPort,
@@ -106,12 +108,10 @@ describe('memory per ingest request', () => {
         });
         for (const s of sockets) s.destroy();
         const now = await youngGeneration(sys.apiPort);
-        const grew = now - young;
-        console.log(
-          `rss growth: ${(growth / 2 ** 20).toFixed(1)} MB (young generation ${young / 2 ** 20} MB, +${grew / 2 ** 20} in the window)`,
-        );
+        const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+        console.log(`rss growth: ${mb(held)} MB (young generation ${mb(young)} MB, +${mb(now - young)} in the window)`);
         young = now;
-        if (grew === 0) break;
+        growth = Math.min(growth, held);
       }
       expect(growth).toBeLessThanOrEqual(16 * 2 ** 20);
     },
