@@ -134,7 +134,11 @@ it('a caption sent by a station reaches the WebSocket, an SMTP mailbox and a web
     expect(jsonOf(after).email).toBeNull();
 
     // 3. The webhook: a 500, then the same delivery again, each attempt signed with the alert's secret.
-    const hooks = await waitFor('the webhook tried again', () => receiver.at('/full').length >= 2 && receiver.at('/full'), 60_000);
+    const hooks = await waitFor(
+      'the webhook tried again and answered',
+      () => receiver.at('/full').length >= 2 && receiver.answeredAt('/full'),
+      60_000,
+    );
     expect(hooks.map((h) => h.status)).toEqual([500, 200]);
     expect(hooks[1]!.at - hooks[0]!.at).toBeGreaterThanOrEqual(300);
     for (const h of hooks) {

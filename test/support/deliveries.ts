@@ -140,6 +140,12 @@ export class WebhookReceiver {
     return this.received.filter((h) => h.path === path);
   }
 
+  /** Requests that came to `path`, once every one of them has been answered (a request is recorded before its answer). */
+  answeredAt(path: string): ReceivedHook[] | undefined {
+    const hooks = this.at(path);
+    return hooks.every((h) => h.status !== 0) ? hooks : undefined;
+  }
+
   close(): Promise<void> {
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
