@@ -102,6 +102,7 @@ const server = await startFanoutServer(hubs, {
   tokens: userTokensOf(config),
   origins: { allowed: config.allowedOrigins, apiPort: config.apiPort },
   writeSlices: config.fanoutWriteSlices,
+  writesPerTurn: config.fanoutWritesPerTurn,
 });
 new prom.Gauge({
   name: 'castlog_fanout_connections',

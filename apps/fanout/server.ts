@@ -94,14 +94,22 @@ export function startFanoutServer(
     tokens?: UserTokens;
     /** Which pages may connect; absent: any (for tests and benchmarks that embed the server). */
     origins?: OriginRule;
-    /** Slices the sockets are written in, one per loop turn (slices.ts); absent: 1, all at once. */
+    /** Slices the sockets are written in (slices.ts); absent: 1, all at once. */
     writeSlices?: number;
+    /** Socket writes a loop turn starts before the slices' next wait for the next turn (slices.ts). */
+    writesPerTurn?: number;
   },
 ): Promise<FanoutServer> {
   const sockets = new Set<uWS.WebSocket<UserData>>();
   const decoder = new TextDecoder();
-  // Live captions go out through uWS pub/sub, written by uWS to every socket on a topic, a slice a turn.
-  const slices = new WriteSlices({ publish: (topic, message) => void app.publish(topic, message, false, false) }, opts.writeSlices ?? 1);
+  // Live captions go out through uWS pub/sub, written by uWS to every socket on a topic, in slices
+  // over several turns where a turn's writes would be many.
+  const slices = new WriteSlices(
+    { publish: (topic, message) => void app.publish(topic, message, false, false) },
+    opts.writeSlices ?? 1,
+    setImmediate,
+    opts.writesPerTurn,
+  );
   const app = uWS
     .App()
     .ws<UserData>('/v1/live', {

@@ -1,8 +1,9 @@
 // The real fanout process (uWebSockets.js pub/sub) with batch frames: a viewer that asked for them
 // and one that did not get the same captions in the same order, a resume after a batch is exact,
 // and what reaches the fanout together (one Kafka read) comes in batch frames only to the one that asked.
-// This fanout writes its sockets in three slices (FANOUT_WRITE_SLICES; the other live tests run the
-// default, all at once), so the same guarantees are checked with what it publishes replayed a slice a turn.
+// This fanout writes its sockets in three slices with no writes to spare in a turn
+// (FANOUT_WRITES_PER_TURN=0; the other live tests run the defaults, under which their few viewers are
+// written at once), so the same guarantees are checked with what it publishes replayed a slice a turn.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LiveClient, System, waitFor } from '../support/system.ts';
 
@@ -13,7 +14,7 @@ const T0 = 1_700_000_000_000;
 
 beforeAll(async () => {
   sys = await System.create();
-  await sys.start('fanout', { FANOUT_WRITE_SLICES: '3' });
+  await sys.start('fanout', { FANOUT_WRITE_SLICES: '3', FANOUT_WRITES_PER_TURN: '0' });
 }, 180_000);
 afterAll(async () => {
   for (const c of clients) c.close();

@@ -5,8 +5,11 @@ import { loadConfig } from '../../infra/config.ts';
 
 describe('integer settings', () => {
   it('take the default when unset or empty, and a value in range as given', () => {
-    expect(loadConfig({}).fanoutWriteSlices).toBe(1);
-    expect(loadConfig({ FANOUT_WRITE_SLICES: '' }).fanoutWriteSlices).toBe(1);
+    expect(loadConfig({}).fanoutWriteSlices).toBe(16);
+    expect(loadConfig({ FANOUT_WRITE_SLICES: '' }).fanoutWriteSlices).toBe(16);
+    expect(loadConfig({ FANOUT_WRITE_SLICES: '1' }).fanoutWriteSlices).toBe(1);
+    expect(loadConfig({}).fanoutWritesPerTurn).toBe(500);
+    expect(loadConfig({ FANOUT_WRITES_PER_TURN: '0' }).fanoutWritesPerTurn).toBe(0);
     expect(loadConfig({ FANOUT_WRITE_SLICES: '16' }).fanoutWriteSlices).toBe(16);
     expect(loadConfig({ FANOUT_WRITE_SLICES: '1024' }).fanoutWriteSlices).toBe(1024);
     expect(loadConfig({ BACKGROUND_NICE: '19' }).backgroundNice).toBe(19);

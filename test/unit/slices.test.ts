@@ -62,11 +62,11 @@ class Expected {
 
 const TOPICS = ['news', 'news#batch', 'sports', 'sports#batch', 'user:7'];
 
-function run(seed: number, count: number, steps: number) {
+function run(seed: number, count: number, steps: number, writesPerTurn: number) {
   const rnd = seededRandom(seed);
   const uws = new FakeUws();
   const turns: (() => void)[] = [];
-  const slices = new WriteSlices(uws, count, (turn) => turns.push(turn));
+  const slices = new WriteSlices(uws, count, (turn) => turns.push(turn), writesPerTurn);
   const socks: [Sock, Expected][] = [];
   const open = () => socks.push([new Sock(uws, slices, slices.assign()), new Expected()]);
   for (let i = 0; i < 6; i++) open();
@@ -127,14 +127,38 @@ function run(seed: number, count: number, steps: number) {
 describe('WriteSlices', () => {
   for (const count of [1, 2, 5]) {
     it(`gives every socket what publishing at once would, in order (${count} slice${count > 1 ? 's' : ''}, 200 seeds)`, () => {
-      for (let seed = 1; seed <= 200; seed++) run(seed * 7919 + count, count, 400);
+      // Budgets from none (every publish logged, one slice a turn) to more than the sockets.
+      for (let seed = 1; seed <= 200; seed++) run(seed * 7919 + count, count, 400, [0, 1, 3, 500][seed % 4]!);
     });
   }
 
-  it('writes one slice a turn, in order, and stops when every log is empty', () => {
+  /** Three slices with a socket on 'news' in each, and what reaches uWS. */
+  function threeSlices(writesPerTurn: number) {
     const published: string[] = [];
     const turns: (() => void)[] = [];
-    const slices = new WriteSlices({ publish: (topic) => published.push(topic) }, 3, (t) => turns.push(t));
+    const slices = new WriteSlices({ publish: (topic) => published.push(topic) }, 3, (t) => turns.push(t), writesPerTurn);
+    const member: Member = { gone: false, join: () => undefined, leave: () => undefined };
+    for (let slice = 0; slice < 3; slice++) slices.join(member, slice, 'news');
+    turns.splice(0); // no turn was asked for the joins: nothing was logged
+    return { published, turns, slices };
+  }
+
+  it('writes a publish at once, to every slice, while nothing is logged and the turn has writes to spare', () => {
+    const { published, turns, slices } = threeSlices(3);
+    slices.publish('news', 'a');
+    expect(published).toEqual(['news#0', 'news#1', 'news#2']);
+    // The turn's budget spent: the next is logged, and written a slice at a time.
+    slices.publish('news', 'b');
+    expect(published).toHaveLength(3);
+    expect(turns).toHaveLength(2); // the budget's reset, then the slices' turn
+    turns.shift()!();
+    turns.shift()!();
+    expect(published).toEqual(['news#0', 'news#1', 'news#2', 'news#0', 'news#1', 'news#2']);
+    expect(turns).toHaveLength(0);
+  });
+
+  it('over the budget, writes one slice a turn, in order, and stops when every log is empty', () => {
+    const { published, turns, slices } = threeSlices(0);
     slices.publish('news', 'a');
     expect(published).toEqual([]); // nothing before its turn
     expect(turns).toHaveLength(1);
