@@ -15,6 +15,7 @@ import { Hub, type CaptionArchive, type Record as HubRecord } from '../../apps/f
 import { startFanoutServer } from '../../apps/fanout/server.ts';
 import { captionMessage, subscribedMessage } from '../../apps/fanout/protocol.ts';
 import { formatPosition } from '../../domain/position.ts';
+import { loadConfig } from '../../infra/config.ts';
 import { createRegistry } from '../../infra/metrics.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
@@ -129,9 +130,11 @@ async function startServer(m: Msg): Promise<number> {
         fannedOut: (_p, _o, receivedAt) => e2e.observe(Math.max(0, Date.now() - receivedAt) / 1000),
       },
     });
+    // Written as the fanout app writes them: its slices and budget (FANOUT_WRITE_SLICES, FANOUT_WRITES_PER_TURN).
+    const { fanoutWriteSlices: writeSlices, fanoutWritesPerTurn: writesPerTurn } = loadConfig(process.env);
     const server = await startFanoutServer(
       { captions: hub },
-      { port: 0, maxBackpressure: m.maxBackpressure, metrics, ready: async () => true },
+      { port: 0, maxBackpressure: m.maxBackpressure, metrics, ready: async () => true, writeSlices, writesPerTurn },
     );
     closeServer = () => server.close();
     return server.port;
