@@ -28,8 +28,9 @@ export interface Config {
   fanoutHistoryPerPartition: number;
   /** Bytes a WebSocket may have queued before it is closed as a slow consumer. */
   fanoutMaxBackpressure: number;
-  /** Slices the fanout writes its sockets in, one per loop turn, with fetches between (1, the default: all at once). */
+  /** Slices the fanout writes its sockets in over several loop turns, with fetches between (16 by default; 1: all at once). */
   fanoutWriteSlices: number;
+  /** Socket writes a loop turn starts before the rest of the slices wait for the next (FANOUT_WRITES_PER_TURN). */
   fanoutWritesPerTurn: number;
   logLevel: string;
   /** Niceness the background processes (projector, relay, worker) give themselves (0, the default: none). */

@@ -96,7 +96,7 @@ export function startFanoutServer(
     origins?: OriginRule;
     /** Slices the sockets are written in (slices.ts); absent: 1, all at once. */
     writeSlices?: number;
-    /** Socket writes a loop turn starts before the slices' next wait for the next turn (slices.ts). */
+    /** Socket writes a loop turn starts before the rest of the slices wait for the next (slices.ts). */
     writesPerTurn?: number;
   },
 ): Promise<FanoutServer> {
