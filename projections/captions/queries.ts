@@ -7,6 +7,7 @@ import type { ChannelsTable, CaptionFragmentsTable, Database } from '../database
 import { servingNextOffset } from '../versions.ts';
 import { FRAGMENT_COLUMNS } from './tables.ts';
 import { searchHitsByCutoff } from './search-cutoff.ts';
+import { phraseHitsByCutoff } from './search-phrase-cutoff.ts';
 import { headlineSql } from './search-sql.ts';
 
 type Db = Kysely<Database>;
@@ -149,8 +150,9 @@ export interface SearchFilter {
 
 /** Hits of a search, best ranked (ts_rank_cd) first, then in log order, each with its headline. */
 export async function searchHits(db: Db, f: SearchFilter): Promise<SearchHitRow[]> {
-  // A one-word search with many hits: its best hits without ranking them all (search-cutoff.ts).
-  const cut = await searchHitsByCutoff(db, f, (trx, cap) => rankAll(trx, f, cap));
+  // A one-word search or a phrase with many hits: its best hits without ranking them all
+  // (search-cutoff.ts, search-phrase-cutoff.ts).
+  const cut = (await searchHitsByCutoff(db, f, (trx, cap) => rankAll(trx, f, cap))) ?? (await phraseHitsByCutoff(db, f));
   return cut ?? (await rankAll(db, f)).rows;
 }
 

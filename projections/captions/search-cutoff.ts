@@ -30,7 +30,7 @@ export const RANK_ALL_UP_TO = 2000;
 /** Lexemes of a query the cut-off takes (their pairs make one tsquery): 12, 66 pairs. */
 const MAX_LEXEMES = 12;
 /** The rows read in log order for the hits of the lowest rank; fewer matches than needed in them: give up. */
-const TAIL_WINDOW = 20_000;
+export const TAIL_WINDOW = 20_000;
 
 /**
  * The lexemes of a query that is only a disjunction of plain lexemes (`'a' | 'b'`, as tsquery
@@ -120,14 +120,14 @@ export function hasLoneLexeme(tsq: string): boolean {
   return parts.some((p) => disjunctionLexemes(p.trim())?.length === 1);
 }
 
-type Db = Kysely<Database>;
+export type Db = Kysely<Database>;
 
-interface Ranked extends SearchHitRow {
+export interface Ranked extends SearchHitRow {
   /** Positions of the query's lexemes in the hit (S). */
   s: number;
 }
 
-const quoteLexeme = (l: string) => `'${l.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+export const quoteLexeme = (l: string) => `'${l.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 
 /** The tokens of the repeat index meaning "one of the lexemes at least m times". */
 const tokensFrom = (lexemes: string[], m: number) => lexemes.map((l) => `${l}/${m}`);
@@ -165,11 +165,7 @@ export async function searchHitsByCutoff(
         const repeats = sql`public.castlog_search_repeats(${t}) && ${tokensFrom(lexemes, m)}::text[]`;
         return pairs.length ? sql`(${repeats} OR ${t} @@ ${pairs.join(' | ')}::tsquery)` : repeats;
       };
-      const page = (alias: string): RawBuilder<unknown> =>
-        f.after
-          ? sql`AND (${sql.ref(`${alias}.rank`)} < ${f.after.rank}::real OR (${sql.ref(`${alias}.rank`)} = ${f.after.rank}::real
-                 AND (${sql.ref(`${alias}.partition`)}, ${sql.ref(`${alias}.offset`)}) > (${f.after.partition}, ${f.after.offset})))`
-          : sql``;
+      const page = (alias: string) => afterCursor(f, alias);
 
       // S of the sampled page's last hit (rank 0.1 per occurrence, or at most that): a lower bound of the true page's.
       const last = few.rows.length === f.limit ? few.rows.at(-1)!.rank * 10 : 0;
@@ -227,13 +223,22 @@ export async function searchHitsByCutoff(
     });
 }
 
-const withoutS = (rows: Ranked[]): SearchHitRow[] => rows.map(({ s: _s, ...r }) => r);
+/** `AND` the hits of `alias` (with its rank) that come after the filter's cursor, if it has one. */
+export function afterCursor(f: SearchFilter, alias: string): RawBuilder<unknown> {
+  const col = (c: string) => sql.ref(`${alias}.${c}`);
+  return f.after
+    ? sql`AND (${col('rank')} < ${f.after.rank}::real OR (${col('rank')} = ${f.after.rank}::real
+           AND (${col('partition')}, ${col('offset')}) > (${f.after.partition}, ${f.after.offset})))`
+    : sql``;
+}
+
+export const withoutS = (rows: Ranked[]): SearchHitRow[] => rows.map(({ s: _s, ...r }) => r);
 
 /** ts_rank_cd of a hit with one occurrence (S = 1): 0.1 as a real. */
-const S1_RANK = 0.1;
+export const S1_RANK = 0.1;
 
 /** Runs a statement selecting hits (with their search_vector and rank) and adds S, rank_text and the headline. */
-async function ranked(db: Db, f: SearchFilter, lexemes: string[], hits: RawBuilder<unknown>): Promise<Ranked[]> {
+export async function ranked(db: Db, f: SearchFilter, lexemes: string[], hits: RawBuilder<unknown>): Promise<Ranked[]> {
   const { rows } = await sql<Ranked>`
     WITH top AS (${hits})
     SELECT t.channel, t.partition, t."offset", t.station, t.seq, t.text, t.start_ms, t.end_ms, t.lang, t.rank, t.rank::text AS rank_text,
