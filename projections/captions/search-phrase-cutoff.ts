@@ -24,6 +24,8 @@ import { afterCursor, quoteLexeme, ranked, S1_RANK, TAIL_WINDOW, withoutS, type 
 
 /** Chains a query may have (their pairs make one tsquery): 10, 45 pairs. */
 const MAX_CHAINS = 10;
+/** Distinct lexemes in them (a phrase of two words under ten configurations has 20 at most). */
+const MAX_LEXEMES = 24;
 
 /**
  * The chains of a query that is only a disjunction of phrases (`'a' <-> 'b' | 'c' <2> 'd' <-> 'e'`,
@@ -81,8 +83,9 @@ export async function phraseHitsByCutoff(db: Db, f: SearchFilter, window = TAIL_
   const chains = phraseChains(f.tsq);
   if (!chains || chains.length > MAX_CHAINS) return null;
   const cursorRank = f.after ? Math.fround(Number(f.after.rank)) : Infinity;
-  if (cursorRank < Math.fround(S1_RANK)) return null;
+  if (!(cursorRank >= Math.fround(S1_RANK))) return null; // below 0.1 (or no number): not a page it can prove
   const lexemes = [...new Set(chains.flat())];
+  if (lexemes.length > MAX_LEXEMES) return null;
 
   const twice = (t: RawBuilder<unknown>) => {
     const repeats = sql`public.castlog_search_repeats(${t})`;
