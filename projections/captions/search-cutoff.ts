@@ -38,28 +38,35 @@ export const TAIL_WINDOW = 20_000;
  */
 export function disjunctionLexemes(tsq: string): string[] | null {
   const out: string[] = [];
-  let i = 0;
-  for (;;) {
-    if (tsq[i] !== "'") return null;
-    let lexeme = '';
-    for (i++; ; i++) {
-      if (i >= tsq.length) return null;
-      const c = tsq[i]!;
-      if (c === '\\') {
-        if (i + 1 >= tsq.length) return null;
-        lexeme += tsq[++i];
-      } else if (c === "'") {
-        if (tsq[i + 1] !== "'") break;
-        lexeme += "'";
-        i++;
-      } else lexeme += c;
-    }
-    out.push(lexeme);
-    i++;
+  for (let i = 0; ; i += 3) {
+    const read = readLexeme(tsq, i);
+    if (!read) return null;
+    out.push(read.lexeme);
+    i = read.end;
     if (i === tsq.length) return [...new Set(out)];
     if (tsq.slice(i, i + 3) !== ' | ') return null;
-    i += 3;
   }
+}
+
+/**
+ * The lexeme quoted at `i` as tsquery writes it ('' for a quote, \\ for a backslash) and the index
+ * just past its closing quote, or null when no lexeme starts there or it does not end.
+ */
+export function readLexeme(tsq: string, i: number): { lexeme: string; end: number } | null {
+  if (tsq[i] !== "'") return null;
+  let lexeme = '';
+  for (i++; i < tsq.length; i++) {
+    const c = tsq[i]!;
+    if (c === '\\') {
+      if (i + 1 >= tsq.length) return null;
+      lexeme += tsq[++i];
+    } else if (c === "'") {
+      if (tsq[i + 1] !== "'") return { lexeme, end: i + 1 };
+      lexeme += "'";
+      i++;
+    } else lexeme += c;
+  }
+  return null;
 }
 
 /**
@@ -73,19 +80,10 @@ export function queryLexemes(tsq: string): string[] | null {
     const c = tsq[i]!;
     if (c === '!') return null;
     if (c !== "'") continue;
-    let lexeme = '';
-    for (i++; ; i++) {
-      if (i >= tsq.length) return null;
-      const d = tsq[i]!;
-      if (d === '\\') lexeme += tsq[++i] ?? '';
-      else if (d === "'") {
-        if (tsq[i + 1] !== "'") break;
-        lexeme += "'";
-        i++;
-      } else lexeme += d;
-    }
-    if (tsq[i + 1] === ':') return null;
-    out.push(lexeme);
+    const read = readLexeme(tsq, i);
+    if (!read || tsq[read.end] === ':') return null;
+    out.push(read.lexeme);
+    i = read.end - 1;
   }
   return out.length ? [...new Set(out)] : null;
 }
@@ -196,31 +194,52 @@ export async function searchHitsByCutoff(
         // from the log's beginning (a cursor above that rank has every S = 1 hit after it).
         const need = f.limit - rows.length;
         const fromCursor = f.after && Math.fround(Number(f.after.rank)) <= Math.fround(S1_RANK);
-        const start = fromCursor ? sql`(${f.after!.partition}::int, ${f.after!.offset}::bigint)` : sql`(-1, -1::bigint)`;
         const tail = await ranked(
           trx,
           f,
           lexemes,
-          sql`
-          WITH w AS (
-            SELECT f.channel, f.partition, f."offset", f.station, f.seq, f.text, f.start_ms, f.end_ms, f.lang, f.search_vector
-            FROM caption_fragments f
-            WHERE (f.partition, f."offset") > ${start}
-            ORDER BY f.partition, f."offset"
-            LIMIT ${TAIL_WINDOW}
-          ), hits AS (
-            SELECT w.*, ts_rank_cd(w.search_vector, ${f.tsq}::tsquery) AS rank
-            FROM w WHERE w.search_vector @@ ${f.tsq}::tsquery AND NOT coalesce(${candidate(2, 'w')}, false)
-          )
-          SELECT * FROM hits h WHERE true ${page('h')}
-          ORDER BY h.partition, h."offset"
-          LIMIT ${need}`,
+          hitsInLogOrder(
+            f,
+            fromCursor ? f.after : undefined,
+            TAIL_WINDOW,
+            sql`NOT coalesce(${candidate(2, 'h')}, false) ${page('h')}`,
+            need,
+          ),
         );
         if (tail.length < need) return null;
         return withoutS([...rows, ...tail]);
       }
       return null;
     });
+}
+
+/**
+ * The first `limit` hits in log order that meet `where` (over `h`, a hit with its rank) among the
+ * `window` captions after `start` (or from the log's beginning): a page's hits of the lowest rank
+ * it ranks, which tie, so their order is the log's.
+ */
+export function hitsInLogOrder(
+  f: SearchFilter,
+  start: { partition: number; offset: number } | undefined,
+  window: number,
+  where: RawBuilder<unknown>,
+  limit: number,
+): RawBuilder<unknown> {
+  const from = start ? sql`(${start.partition}::int, ${start.offset}::bigint)` : sql`(-1, -1::bigint)`;
+  return sql`
+    WITH w AS (
+      SELECT f.channel, f.partition, f."offset", f.station, f.seq, f.text, f.start_ms, f.end_ms, f.lang, f.search_vector
+      FROM caption_fragments f
+      WHERE (f.partition, f."offset") > ${from}
+      ORDER BY f.partition, f."offset"
+      LIMIT ${window}
+    ), hits AS (
+      SELECT w.*, ts_rank_cd(w.search_vector, ${f.tsq}::tsquery) AS rank
+      FROM w WHERE w.search_vector @@ ${f.tsq}::tsquery
+    )
+    SELECT * FROM hits h WHERE ${where}
+    ORDER BY h.partition, h."offset"
+    LIMIT ${limit}`;
 }
 
 /** `AND` the hits of `alias` (with its rank) that come after the filter's cursor, if it has one. */

@@ -20,7 +20,7 @@
 // the caller ranks every hit as before.
 import { sql, type RawBuilder } from 'kysely';
 import type { SearchFilter, SearchHitRow } from './queries.ts';
-import { afterCursor, quoteLexeme, ranked, S1_RANK, TAIL_WINDOW, withoutS, type Db } from './search-cutoff.ts';
+import { afterCursor, hitsInLogOrder, quoteLexeme, ranked, readLexeme, S1_RANK, TAIL_WINDOW, withoutS, type Db } from './search-cutoff.ts';
 
 /** Chains a query may have (their pairs make one tsquery): 10, 45 pairs. */
 const MAX_CHAINS = 10;
@@ -37,23 +37,11 @@ export function phraseChains(tsq: string): string[][] | null {
   let chain: string[] = [];
   let i = 0;
   for (;;) {
-    if (tsq[i] !== "'") return null;
-    let lexeme = '';
-    for (i++; ; i++) {
-      if (i >= tsq.length) return null;
-      const c = tsq[i]!;
-      if (c === '\\') {
-        if (i + 1 >= tsq.length) return null;
-        lexeme += tsq[++i];
-      } else if (c === "'") {
-        if (tsq[i + 1] !== "'") break;
-        lexeme += "'";
-        i++;
-      } else lexeme += c;
-    }
-    chain.push(lexeme);
-    i++;
-    const op = /^ (?:<->|<([1-9][0-9]{0,4})>|\|) /.exec(tsq.slice(i, i + 10));
+    const read = readLexeme(tsq, i);
+    if (!read) return null;
+    chain.push(read.lexeme);
+    i = read.end;
+    const op = /^ (?:<->|<[1-9][0-9]{0,4}>|\|) /.exec(tsq.slice(i, i + 10));
     if (i === tsq.length || op?.[0] === ' | ') {
       if (chain.length < 2) return null;
       chains.push(chain);
@@ -130,29 +118,8 @@ export async function phraseHitsByCutoff(db: Db, f: SearchFilter, window = TAIL_
       if (above.length === f.limit) return withoutS(above);
       // Then the hits at 0.1, in log order: from the cursor when it is at 0.1, else from the beginning.
       const need = f.limit - above.length;
-      const start =
-        f.after && cursorRank === Math.fround(S1_RANK)
-          ? sql`(${f.after.partition}::int, ${f.after.offset}::bigint)`
-          : sql`(-1, -1::bigint)`;
-      const at = await ranked(
-        trx,
-        f,
-        lexemes,
-        sql`
-        WITH w AS (
-          SELECT f.channel, f.partition, f."offset", f.station, f.seq, f.text, f.start_ms, f.end_ms, f.lang, f.search_vector
-          FROM caption_fragments f
-          WHERE (f.partition, f."offset") > ${start}
-          ORDER BY f.partition, f."offset"
-          LIMIT ${window}
-        ), hits AS (
-          SELECT w.*, ts_rank_cd(w.search_vector, ${f.tsq}::tsquery) AS rank
-          FROM w WHERE w.search_vector @@ ${f.tsq}::tsquery
-        )
-        SELECT * FROM hits h WHERE h.rank = ${S1}
-        ORDER BY h.partition, h."offset"
-        LIMIT ${need}`,
-      );
+      const fromCursor = f.after && cursorRank === Math.fround(S1_RANK);
+      const at = await ranked(trx, f, lexemes, hitsInLogOrder(f, fromCursor ? f.after : undefined, window, sql`h.rank = ${S1}`, need));
       if (at.length < need) return null;
       return withoutS([...above, ...at]);
     });
