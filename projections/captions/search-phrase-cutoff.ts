@@ -26,6 +26,13 @@ import { afterCursor, hitsInLogOrder, quoteLexeme, ranked, readLexeme, S1_RANK, 
 const MAX_CHAINS = 10;
 /** Distinct lexemes in them (a phrase of two words under ten configurations has 20 at most). */
 const MAX_LEXEMES = 24;
+/**
+ * Below this many captions holding a phrase's words (the planner's estimate), ranking them all costs
+ * about what the window does and always answers: a phrase's hits are a fraction of those captions (a
+ * tenth in the bench's text), too few to fill a page from the window. A phrase of rare words ("boris
+ * johnson") is ranked in a few ms without reading the window first.
+ */
+const RANK_ALL_UNDER = 10_000;
 
 /**
  * The chains of a query that is only a disjunction of phrases (`'a' <-> 'b' | 'c' <2> 'd' <-> 'e'`,
@@ -63,10 +70,15 @@ export function twiceTokens(chain: string[]): string[] {
 const S1 = sql`${S1_RANK}::real`;
 
 /**
- * A page of a phrase search's hits, or null when it cannot prove one (the caller then ranks every
- * hit). `window`: the rows of the log read for the hits at 0.1.
+ * A page of a phrase search's hits, or null when it cannot prove one or ranking every hit is as cheap
+ * (the caller then ranks every hit). `window`: the rows of the log read for the hits at 0.1;
+ * `rankAllUnder`: see RANK_ALL_UNDER.
  */
-export async function phraseHitsByCutoff(db: Db, f: SearchFilter, window = TAIL_WINDOW): Promise<SearchHitRow[] | null> {
+export async function phraseHitsByCutoff(
+  db: Db,
+  f: SearchFilter,
+  { window = TAIL_WINDOW, rankAllUnder = RANK_ALL_UNDER }: { window?: number; rankAllUnder?: number } = {},
+): Promise<SearchHitRow[] | null> {
   if (f.channel !== null || f.from !== undefined || f.to !== undefined) return null;
   const chains = phraseChains(f.tsq);
   if (!chains || chains.length > MAX_CHAINS) return null;
@@ -85,6 +97,8 @@ export async function phraseHitsByCutoff(db: Db, f: SearchFilter, window = TAIL_
     if (pairs.length) same.push(sql`${t} @@ ${pairs.join(' | ')}::tsquery`);
     return sql`(${sql.join(same, sql` OR `)})`;
   };
+
+  if ((await estimatedRows(db, f.tsq)) < rankAllUnder) return null;
 
   // Its statements read one snapshot: a page of one state of the table, as one statement gives.
   return db
@@ -123,4 +137,12 @@ export async function phraseHitsByCutoff(db: Db, f: SearchFilter, window = TAIL_
       if (at.length < need) return null;
       return withoutS([...above, ...at]);
     });
+}
+
+/** How many captions the planner expects to hold the query's words (phrase distances aside): from the column's statistics. */
+async function estimatedRows(db: Db, tsq: string): Promise<number> {
+  const { rows } = await sql<{
+    'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }];
+  }>`EXPLAIN (FORMAT JSON) SELECT 1 FROM caption_fragments f WHERE f.search_vector @@ ${tsq}::tsquery`.execute(db);
+  return rows[0]!['QUERY PLAN'][0].Plan['Plan Rows'];
 }
