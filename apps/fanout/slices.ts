@@ -182,13 +182,15 @@ export class WriteSlices implements Publisher {
    */
   private turn(): void {
     this.scheduled = false;
-    let writes = -1;
-    for (let i = 0; i < this.count && writes < this.writesPerTurn; i++) {
+    let writes = 0;
+    let flushed = false;
+    for (let i = 0; i < this.count && (!flushed || writes < this.writesPerTurn); i++) {
       const slice = this.next;
       this.next = (slice + 1) % this.count;
       if (this.logs[slice]!.length === 0) continue;
-      writes = Math.max(writes, 0) + this.writesOf(slice);
+      writes += this.writesOf(slice);
       this.flush(slice);
+      flushed = true;
     }
     if (this.logs.some((log) => log.length > 0)) this.soon();
   }

@@ -163,7 +163,6 @@ export async function searchHitsByCutoff(
         const repeats = sql`public.castlog_search_repeats(${t}) && ${tokensFrom(lexemes, m)}::text[]`;
         return pairs.length ? sql`(${repeats} OR ${t} @@ ${pairs.join(' | ')}::tsquery)` : repeats;
       };
-      const page = (alias: string) => afterCursor(f, alias);
 
       // S of the sampled page's last hit (rank 0.1 per occurrence, or at most that): a lower bound of the true page's.
       const last = few.rows.length === f.limit ? few.rows.at(-1)!.rank * 10 : 0;
@@ -181,7 +180,7 @@ export async function searchHitsByCutoff(
             FROM caption_fragments f
             WHERE ${candidate(m, 'f')} AND f.search_vector @@ ${f.tsq}::tsquery
           )
-          SELECT * FROM hits h WHERE true ${page('h')}
+          SELECT * FROM hits h WHERE true ${afterCursor(f, 'h')}
           ORDER BY h.rank DESC, h.partition, h."offset"
           LIMIT ${f.limit}`,
         );
@@ -202,7 +201,7 @@ export async function searchHitsByCutoff(
             f,
             fromCursor ? f.after : undefined,
             TAIL_WINDOW,
-            sql`NOT coalesce(${candidate(2, 'h')}, false) ${page('h')}`,
+            sql`NOT coalesce(${candidate(2, 'h')}, false) ${afterCursor(f, 'h')}`,
             need,
           ),
         );
