@@ -7,7 +7,7 @@
 // and projector out); a request the network fails is counted
 // under "network error", never the end of the run.
 import { System, waitFor } from '../support/system.ts';
-import { PooledHttp, histogram, knob, latency, now, sleep, startApp, type Latency } from './common.ts';
+import { CpuMeter, PooledHttp, histogram, kafkaPid, knob, latency, now, sleep, startApp, type Latency } from './common.ts';
 import { dropSystem } from './ingest.ts';
 
 export interface ActivationsResult {
@@ -25,6 +25,10 @@ export interface ActivationsResult {
   activate: Latency;
   all: Latency;
   healthFloor: Latency;
+  /** % of one core per process over the decisions, and the machine's (out of cores × 100). */
+  cpu: Record<string, number>;
+  /** The machine's busy CPU per decision, µs: what a decision costs whatever else the day runs. */
+  machineCpuUsPerDecision: number;
   ratioP99ToFloor: number;
   targetP99Ms: number;
 }
@@ -113,7 +117,17 @@ export async function activationsBench(log: (s: string) => void): Promise<Activa
     // A short warm-up, not measured.
     await openLoop(rate, 2, () => health());
     log(`activations: ${rate}/s for ${seconds}s over ${users} users`);
+    const kafka = kafkaPid();
+    const meter = new CpuMeter(() => ({
+      api: sys.procs.get('api')?.pid,
+      relay: sys.procs.get('relay')?.pid,
+      projector: sys.procs.get('projector')?.pid,
+      kafka,
+      bench: process.pid,
+    }));
+    meter.begin();
     const took = await openLoop(rate, seconds, fire);
+    const cpu = meter.end();
     log('activations: HTTP floor (GET /healthz) at the same rate');
     const hFloor = histogram();
     await openLoop(rate, Math.min(seconds, 10), () => health(hFloor));
@@ -134,6 +148,8 @@ export async function activationsBench(log: (s: string) => void): Promise<Activa
       activate: latency(hActivate),
       all,
       healthFloor: floor,
+      cpu,
+      machineCpuUsPerDecision: Math.round(((cpu.machine! / 100) * took * 1e6) / Math.max(1, hAll.totalCount)),
       ratioP99ToFloor: Math.round((all.p99 / Math.max(floor.p99, 0.001)) * 100) / 100,
       targetP99Ms: 10,
     };

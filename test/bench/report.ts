@@ -276,15 +276,15 @@ export function report(r: Results): string {
       `p99 <= ${ac.targetP99Ms}: ${verdict(ac.activate.p99 <= ac.targetP99Ms)}`,
     ]);
     rows.push(['', 'decisions/s achieved (activate + deactivate)', fmt(ac.achievedPerSec), '', '', '']);
+    const statuses = Object.entries(ac.statuses)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ');
     notes.push(
       `stream limits: ${fmt(ac.requests)} decisions over ${ac.seconds} s on ${fmt(ac.connections)} connections, ` +
-        `${ac.pipeline ? 'relay and projector running' : 'the api alone (BENCH_ACTIVATION_PIPELINE=0)'}; statuses ${Object.entries(
-          ac.statuses,
-        )
-          .map(([k, v]) => `${k}: ${v}`)
-          .join(
-            ', ',
-          )}; all decisions p50 / p99 / max ${ms(ac.all)} ms${ac.networkError ? `; first network error: ${ac.networkError}` : ''}`,
+        `${ac.pipeline ? 'relay and projector running' : 'the api alone (BENCH_ACTIVATION_PIPELINE=0)'}; statuses ${statuses}; ` +
+        `all decisions p50 / p99 / max ${ms(ac.all)} ms; CPU (% of one core) ${cpu(ac.cpu)}, ` +
+        `the machine's ${fmt(ac.machineCpuUsPerDecision)} µs a decision` +
+        (ac.networkError ? `; first network error: ${ac.networkError}` : ''),
     );
   }
   if (r.uploads) {
