@@ -12,12 +12,12 @@ const shape = (plans: ReturnType<typeof planReaders>) =>
   plans.map((p) => ({ group: p.group, topics: p.topics, lingerMs: p.lingerMs })).sort((a, b) => (a.group < b.group ? -1 : 1));
 
 describe('planReaders', () => {
-  it('reads captions once for the caption history and analytics; analytics waits on streams and encodes, apart', () => {
+  it('reads captions once for the caption history and analytics; analytics and the streams read model each wait, apart', () => {
     expect(shape(planReaders(serving(Object.keys(PROJECTIONS))))).toEqual([
       { group: 'castlog-projection-analytics_v1+captions_v1@captions', topics: ['captions'], lingerMs: 0 },
       { group: 'castlog-projection-analytics_v1@encodes,streams', topics: ['streams', 'encodes'], lingerMs: 250 },
       { group: 'castlog-projection-encodes_v1@encodes', topics: ['encodes'], lingerMs: 0 },
-      { group: 'castlog-projection-streams_v1@streams', topics: ['streams'], lingerMs: 0 },
+      { group: 'castlog-projection-streams_v1@streams', topics: ['streams'], lingerMs: 100 },
       { group: 'castlog-projection-uploads_v1@uploads', topics: ['uploads'], lingerMs: 0 },
     ]);
   });
