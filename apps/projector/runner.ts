@@ -3,15 +3,16 @@
 // crash at any point neither loses nor doubles a row. The versions a projector serves read each
 // topic once between them (a caption is fetched and decoded once for the caption history and for
 // analytics); a version being rebuilt reads alone.
-import { sql } from 'kysely';
-import type { Db } from '../../projections/database.ts';
+import { sql, type Transaction } from 'kysely';
+import type { Database, Db } from '../../projections/database.ts';
 import type { EventLog, PartitionBatch } from '../../infra/kafka/index.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { prom, LATENCY_BUCKETS, type Registry } from '../../infra/metrics.ts';
-import type { Projection } from '../../projections/projection.ts';
+import type { ProjectedRecord, Projection } from '../../projections/projection.ts';
 import type { TopicName } from '../../schemas/catalog.ts';
 import { projectionGroup, schemaOf } from '../../projections/versions.ts';
 import { writesNoEvents } from '../../infra/eventstore/postgres.ts';
+import { sameTurn } from './same-turn.ts';
 
 /** One set of metrics per process, labelled by projection. */
 function projectionMetrics(metrics: Registry) {
@@ -94,7 +95,7 @@ type Deps = { log: EventLog; db: Db; logger: Logger; metrics: Registry };
  * Version `version` of a projection: its tables are in schema <name>_v<version>, its positions are
  * kept under that name.
  */
-function member(deps: Deps, projection: Projection, version: number, opts: RunOptions): Member {
+function member(deps: Deps, projection: Projection, version: number, opts: RunOptions, join: boolean): Member {
   const afterBatch = opts.afterBatch ?? (async () => undefined);
   const { log, db, metrics } = deps;
   const key = schemaOf(projection.name, version);
@@ -135,60 +136,86 @@ function member(deps: Deps, projection: Projection, version: number, opts: RunOp
       );
     return row.next_offset;
   };
-  const apply = async (batch: PartitionBatch): Promise<{ behind: number } | { seek: number }> => {
-    const outcome = await db.transaction().execute(async (trx) => {
+  /** Locks a batch's position and moves it past the batch when it lies within it: one statement, the usual case. */
+  const position = async (trx: Transaction<Database>, batch: PartitionBatch): Promise<{ next: number; moved: boolean }> => {
+    // The version's own tables come first; shared ones (positions) are in public. Rows and
+    // positions commit together, so a commit lost to a Postgres crash loses both and is
+    // applied again: no need to wait for the WAL flush. set_config(…, true) is SET LOCAL.
+    const settings = sql`set_config('search_path', ${`"${key.replaceAll('"', '""')}", public`}, true) AS search_path,
+                         set_config('synchronous_commit', ${opts.durable ? 'on' : 'off'}, true) AS synchronous_commit`;
+    // This partition's position row (unqualified: o below has none of these columns).
+    const here = sql`projection = ${key} AND topic = ${batch.topic} AND partition = ${batch.partition}`;
+    const lastOffset = batch.records.at(-1)?.offset;
+    // A batch of a few records is mostly round trips, so the usual case is one statement: the
+    // settings, and the position locked and moved past the batch when it lies within it
+    // (the rows are written in the same transaction, so a failure moves nothing).
+    const moved =
+      lastOffset === undefined
+        ? undefined
+        : (
+            await sql<{ before: number }>`
+              UPDATE projection_positions p SET next_offset = ${lastOffset + 1}, updated_at = now()
+              FROM (SELECT next_offset, ${settings} FROM projection_positions WHERE ${here} FOR UPDATE) AS o
+              WHERE ${here} AND o.next_offset BETWEEN ${batch.firstOffset} AND ${lastOffset}
+              RETURNING o.next_offset AS before`.execute(trx)
+          ).rows[0]?.before;
+    if (moved !== undefined) return { next: moved, moved: true };
+    const { rows } = await sql<{ next_offset: number | null }>`
+      SELECT ${settings}, p.next_offset FROM (SELECT 1) AS one
+      LEFT JOIN LATERAL (SELECT next_offset FROM projection_positions WHERE ${here} FOR UPDATE) AS p ON true`.execute(trx);
+    return { next: Number(rows[0]?.next_offset ?? 0), moved: false };
+  };
+  type Outcome = { next: number; applied?: ProjectedRecord[] } | { seek: number };
+  /**
+   * Applies batches of different partitions in one transaction: their rows and positions commit
+   * together. Positions are locked in (topic, partition) order, so two projectors taking over each
+   * other's partitions cannot deadlock on them.
+   */
+  const applyAll = (batches: PartitionBatch[]): Promise<Outcome[]> =>
+    db.transaction().execute(async (trx) => {
       // A projection appends no events: saying so lets the relay publish decisions' events while
       // this batch runs (a catch-up's batch can take a second or more), where it waited for it.
       await writesNoEvents(trx);
-      // The version's own tables come first; shared ones (positions) are in public. Rows and
-      // positions commit together, so a commit lost to a Postgres crash loses both and is
-      // applied again: no need to wait for the WAL flush. set_config(…, true) is SET LOCAL.
-      const settings = sql`set_config('search_path', ${`"${key.replaceAll('"', '""')}", public`}, true) AS search_path,
-                           set_config('synchronous_commit', ${opts.durable ? 'on' : 'off'}, true) AS synchronous_commit`;
-      // This partition's position row (unqualified: o below has none of these columns).
-      const here = sql`projection = ${key} AND topic = ${batch.topic} AND partition = ${batch.partition}`;
-      const lastOffset = batch.records.at(-1)?.offset;
-      // A batch of a few records is mostly round trips, so besides that declaration the usual case is one statement: the
-      // settings, and the position locked and moved past the batch when it lies within it
-      // (the rows below are in the same transaction, so a failure moves nothing).
-      const moved =
-        lastOffset === undefined
-          ? undefined
-          : (
-              await sql<{ before: number }>`
-                UPDATE projection_positions p SET next_offset = ${lastOffset + 1}, updated_at = now()
-                FROM (SELECT next_offset, ${settings} FROM projection_positions WHERE ${here} FOR UPDATE) AS o
-                WHERE ${here} AND o.next_offset BETWEEN ${batch.firstOffset} AND ${lastOffset}
-                RETURNING o.next_offset AS before`.execute(trx)
-            ).rows[0]?.before;
-      let next = moved;
-      if (next === undefined) {
-        const { rows } = await sql<{ next_offset: number | null }>`
-          SELECT ${settings}, p.next_offset FROM (SELECT 1) AS one
-          LEFT JOIN LATERAL (SELECT next_offset FROM projection_positions WHERE ${here} FOR UPDATE) AS p ON true`.execute(trx);
-        next = Number(rows[0]?.next_offset ?? 0);
-      }
-      const fresh = batch.records.filter((r) => r.offset >= next);
-      if (!fresh.length) return { next };
-      // Records before our position were already applied; a hole after it means the consumer
-      // started somewhere else (a lost seek): go back rather than skip.
-      if (batch.firstOffset > next) return { seek: next };
-      await projection.apply(trx, fresh);
-      const nextOffset = fresh.at(-1)!.offset + 1;
-      if (moved === undefined)
+      const order = [...batches.keys()].sort((a, b) => {
+        const [x, y] = [batches[a]!, batches[b]!];
+        return x.topic === y.topic ? x.partition - y.partition : x.topic < y.topic ? -1 : 1;
+      });
+      const taken: { next: number; moved: boolean }[] = [];
+      for (const i of order) taken[i] = await position(trx, batches[i]!);
+      const outcomes = batches.map((batch, i): Outcome => {
+        const { next } = taken[i]!;
+        const fresh = batch.records.filter((r) => r.offset >= next);
+        if (!fresh.length) return { next };
+        // Records before our position were already applied; a hole after it means the consumer
+        // started somewhere else (a lost seek): go back rather than skip.
+        if (batch.firstOffset > next) return { seek: next };
+        return { next: fresh.at(-1)!.offset + 1, applied: fresh };
+      });
+      const fresh = outcomes.flatMap((o) => ('applied' in o && o.applied) || []);
+      if (fresh.length) await projection.apply(trx, fresh);
+      for (const i of order) {
+        const o = outcomes[i]!;
+        if (!('applied' in o) || !o.applied || taken[i]!.moved) continue;
+        const batch = batches[i]!;
         await sql`INSERT INTO projection_positions (projection, topic, partition, next_offset, updated_at)
-                  VALUES (${key}, ${batch.topic}, ${batch.partition}, ${nextOffset}, now())
+                  VALUES (${key}, ${batch.topic}, ${batch.partition}, ${o.next}, now())
                   ON CONFLICT (projection, topic, partition)
                   DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()`.execute(trx);
-      return { next: nextOffset, applied: fresh };
+      }
+      return outcomes;
     });
-    if ('seek' in outcome && outcome.seek !== undefined) {
+  // A reader that waits to fill its batches (a read model nobody needs within the second) hands each
+  // partition's batch of a fetch at once: they go in one transaction, where each was one of its own.
+  const applyBatch = join ? sameTurn(applyAll) : async (batch: PartitionBatch) => (await applyAll([batch]))[0]!;
+  const apply = async (batch: PartitionBatch): Promise<{ behind: number } | { seek: number }> => {
+    const outcome = await applyBatch(batch);
+    if ('seek' in outcome) {
       logger.warn({ topic: batch.topic, partition: batch.partition, seek: outcome.seek }, 'gap before stored position, seeking back');
       return { seek: outcome.seek };
     }
     const behind = Math.max(0, batch.highWatermark - outcome.next);
     lag.set({ projection: key, topic: batch.topic, partition: batch.partition }, behind);
-    if ('applied' in outcome && outcome.applied) {
+    if (outcome.applied) {
       applied.inc({ projection: projection.name }, outcome.applied.length);
       await afterBatch(behind);
       const now = Date.now();
@@ -277,8 +304,10 @@ async function runReader(
     groupId: plan.group,
     topics: plan.topics,
     commit: true,
-    // Partitions are independent: applying several at once keeps Node and Postgres both busy.
-    partitionsConcurrently: 3,
+    // Partitions are independent: applying several at once keeps Node and Postgres both busy. A
+    // reader that waits to fill its batches hands every partition's batch of a fetch at once, and
+    // its members apply them in one transaction each (see member's `join`).
+    partitionsConcurrently: plan.lingerMs > 0 ? 64 : 3,
     // The next fetch runs while batches are written; positions are checked per batch, so batches
     // fetched ahead of a seek or a rebalance are filtered or trigger a seek back, never applied twice.
     pipeline: 2,
@@ -330,10 +359,11 @@ const lingerOf = (projection: Projection, topic: TopicName) => projection.linger
 
 /** Runs version `version` of a projection on a consumer of its own (a version being rebuilt, the matcher). */
 export function runProjection(deps: Deps, projection: Projection, version: number, opts: RunOptions = {}): Promise<RunningProjection> {
-  return runReader(deps, [member(deps, projection, version, opts)], {
+  const lingerMs = Math.min(...projection.topics.map((t) => lingerOf(projection, t)));
+  return runReader(deps, [member(deps, projection, version, opts, lingerMs > 0)], {
     group: projectionGroup([schemaOf(projection.name, version)]),
     topics: projection.topics,
-    lingerMs: Math.min(...projection.topics.map((t) => lingerOf(projection, t))),
+    lingerMs,
   });
 }
 
@@ -368,7 +398,7 @@ export function planReaders(versions: { projection: Projection; version: number 
 export function runPlannedReader(deps: Deps, plan: ReaderPlan): Promise<RunningProjection> {
   return runReader(
     deps,
-    plan.versions.map(({ projection, version }) => member(deps, projection, version, {})),
+    plan.versions.map(({ projection, version }) => member(deps, projection, version, {}, plan.lingerMs > 0)),
     plan,
   );
 }
