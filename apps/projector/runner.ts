@@ -204,9 +204,23 @@ function member(deps: Deps, projection: Projection, version: number, opts: RunOp
       }
       return outcomes;
     });
-  // A reader that waits to fill its batches (a read model nobody needs within the second) hands each
-  // partition's batch of a fetch at once: they go in one transaction, where each was one of its own.
-  const applyBatch = join ? sameTurn(applyAll) : async (batch: PartitionBatch) => (await applyAll([batch]))[0]!;
+  const applyOne = async (batch: PartitionBatch) => (await applyAll([batch]))[0]!;
+  /**
+   * A reader that waits to fill its batches (a read model nobody needs within the second) hands each
+   * partition's batch of a fetch at once: they go in one transaction, where each was one of its own.
+   * If it fails, each is tried again alone, so a record that fails holds back its own partition only.
+   */
+  const applyTogether = (batches: PartitionBatch[]): Promise<Outcome>[] => {
+    if (batches.length === 1) return [applyOne(batches[0]!)];
+    const together = applyAll(batches);
+    return batches.map((batch, i) =>
+      together.then(
+        (outcomes) => outcomes[i]!,
+        () => applyOne(batch),
+      ),
+    );
+  };
+  const applyBatch = join ? sameTurn(applyTogether) : applyOne;
   const apply = async (batch: PartitionBatch): Promise<{ behind: number } | { seek: number }> => {
     const outcome = await applyBatch(batch);
     if ('seek' in outcome) {

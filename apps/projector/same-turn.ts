@@ -1,24 +1,26 @@
 // Calls made in one turn of the event loop, handled together: `all` gets their arguments in the
-// order they came and answers each in the same order; if it fails, every call of that turn fails.
-// A call made while a turn's `all` runs starts the next turn's.
+// order they came and gives back one answer for each, in the same order, so each call succeeds or
+// fails on its own. A call made while a turn's `all` runs starts the next turn's.
 interface Call<T, R> {
   item: T;
-  resolve: (r: R) => void;
-  reject: (e: unknown) => void;
+  resolve: (r: Promise<R>) => void;
 }
 
-export function sameTurn<T, R>(all: (items: T[]) => Promise<R[]>): (item: T) => Promise<R> {
+export function sameTurn<T, R>(all: (items: T[]) => Promise<R>[]): (item: T) => Promise<R> {
   let turn: Call<T, R>[] | undefined;
   const handle = (calls: Call<T, R>[]) => {
     turn = undefined;
-    all(calls.map((c) => c.item)).then(
-      (results) => calls.forEach((c, i) => c.resolve(results[i]!)),
-      (err: unknown) => calls.forEach((c) => c.reject(err)),
-    );
+    let answers: Promise<R>[];
+    try {
+      answers = all(calls.map((c) => c.item));
+    } catch (err) {
+      answers = calls.map(() => Promise.reject(err));
+    }
+    calls.forEach((c, i) => c.resolve(answers[i]!));
   };
   return (item) =>
-    new Promise<R>((resolve, reject) => {
+    new Promise<R>((resolve) => {
       if (!turn) setImmediate(handle, (turn = []));
-      turn.push({ item, resolve, reject });
+      turn.push({ item, resolve });
     });
 }
