@@ -321,7 +321,7 @@ async function runReader(
     // Partitions are independent: applying several at once keeps Node and Postgres both busy. A
     // reader that waits to fill its batches hands every partition's batch of a fetch at once, and
     // its members apply them in one transaction each (see member's `join`).
-    partitionsConcurrently: plan.lingerMs > 0 ? 64 : 3,
+    partitionsConcurrently: joinsPartitions(plan.lingerMs) ? 64 : 3,
     // The next fetch runs while batches are written; positions are checked per batch, so batches
     // fetched ahead of a seek or a rebalance are filtered or trigger a seek back, never applied twice.
     pipeline: 2,
@@ -370,11 +370,13 @@ async function runReader(
 }
 
 const lingerOf = (projection: Projection, topic: TopicName) => projection.lingerMs?.[topic] ?? 0;
+/** Whether a reader's members apply a fetch's partitions in one transaction: those of a reader that waits to fill its batches. */
+const joinsPartitions = (lingerMs: number) => lingerMs > 0;
 
 /** Runs version `version` of a projection on a consumer of its own (a version being rebuilt, the matcher). */
 export function runProjection(deps: Deps, projection: Projection, version: number, opts: RunOptions = {}): Promise<RunningProjection> {
   const lingerMs = Math.min(...projection.topics.map((t) => lingerOf(projection, t)));
-  return runReader(deps, [member(deps, projection, version, opts, lingerMs > 0)], {
+  return runReader(deps, [member(deps, projection, version, opts, joinsPartitions(lingerMs))], {
     group: projectionGroup([schemaOf(projection.name, version)]),
     topics: projection.topics,
     lingerMs,
@@ -412,7 +414,7 @@ export function planReaders(versions: { projection: Projection; version: number 
 export function runPlannedReader(deps: Deps, plan: ReaderPlan): Promise<RunningProjection> {
   return runReader(
     deps,
-    plan.versions.map(({ projection, version }) => member(deps, projection, version, {}, plan.lingerMs > 0)),
+    plan.versions.map(({ projection, version }) => member(deps, projection, version, {}, joinsPartitions(plan.lingerMs))),
     plan,
   );
 }
