@@ -212,7 +212,13 @@ function member(deps: Deps, projection: Projection, version: number, opts: RunOp
    */
   const applyTogether = (batches: PartitionBatch[]): Promise<Outcome>[] => {
     if (batches.length === 1) return [applyOne(batches[0]!)];
-    const together = applyAll(batches);
+    // Said once, with the partitions it held: a failure only the joined attempt meets (a deadlock,
+    // one partition's records failing with another's) would otherwise pass unseen.
+    const together = applyAll(batches).catch((err: unknown) => {
+      const partitions = batches.map((b) => `${b.topic}/${b.partition}`);
+      logger.warn({ err, projection: key, partitions }, 'joined batches failed; trying each partition alone');
+      throw err;
+    });
     return batches.map((batch, i) =>
       together.then(
         (outcomes) => outcomes[i]!,

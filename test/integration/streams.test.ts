@@ -250,6 +250,17 @@ describe('the streams read model', () => {
       await waitFor('the refused row tried', async () => failedIn().length > 0);
       expect(await shown(bad), 'the refused lease is not there').toEqual([]);
       expect(new Set(failedIn()), 'failures said of its partition only').toEqual(new Set([partitionOf(bad)]));
+      // The fetch that first carried the refused lease carried other partitions' too: that joined
+      // attempt's failure is said once, with the partitions it held, before each goes alone.
+      const joined = sys
+        .said('projector')
+        .slice(saidBefore)
+        .split('\n')
+        .filter((l) => l.includes('joined batches failed'))
+        .map((l) => (JSON.parse(l) as { partitions: string[] }).partitions);
+      expect(joined.length, 'the joined attempt said').toBeGreaterThan(0);
+      for (const held of joined) expect(held.length, 'a joined attempt holds several partitions').toBeGreaterThan(1);
+      expect(joined.flat(), 'the refused partition among them').toContain(`streams/${partitionOf(bad)}`);
     } finally {
       await sql`DROP TRIGGER refuse_lease ON streams_v1.viewer_leases`.execute(sys.db);
     }
