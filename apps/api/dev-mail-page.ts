@@ -3,7 +3,7 @@
 // link, which works as it would from a mailbox. The routes exist only when DEV_MAIL_DIR is set
 // (`npm start` sets it when SMTP_URL is not).
 import type { FastifyPluginAsync } from 'fastify';
-import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
+import type { AddressObject, ParsedMail } from 'mailparser';
 import { escapeHtml } from '../../domain/captions/snippet.ts';
 import type { Config } from '../../infra/config.ts';
 import { listMail, readMail } from '../../infra/dev-mailbox.ts';
@@ -43,6 +43,9 @@ export function devMailRoutes(config: Config): FastifyPluginAsync {
   const dir = config.devMailDir;
   return async (app) => {
     if (!dir) return;
+    // Loaded here, not at the top: only a development api serves these pages, and mailparser (with
+    // its charsets) is a tenth of a second of every api's start.
+    const { simpleParser } = await import('mailparser');
     const parsed = async (id: string) => {
       const raw = await readMail(dir, id);
       if (!raw) throw new HttpError(404, `id: no message ${id}`, 'id');
