@@ -233,14 +233,16 @@ describe('the streams read model', () => {
               FOR EACH ROW EXECUTE FUNCTION public.refuse_lease()`.execute(sys.db);
     try {
       const saidBefore = sys.said('projector').length;
-      /** The partitions the projector has said a batch failed in since. */
-      const failedIn = () =>
+      /** The projector's log lines since, that say `what`. */
+      const saidSince = <T>(what: string) =>
         sys
           .said('projector')
           .slice(saidBefore)
           .split('\n')
-          .filter((l) => l.includes('batch handler failed'))
-          .map((l) => (JSON.parse(l) as { topic: string; partition: number }).partition);
+          .filter((l) => l.includes(what))
+          .map((l) => JSON.parse(l) as T);
+      /** The partitions the projector has said a batch failed in since. */
+      const failedIn = () => saidSince<{ partition: number }>('batch handler failed').map((l) => l.partition);
       const answers = await Promise.all(users.map((u, i) => activate(sys.api, u, streams[i]!)));
       expect(answers.map((a) => a.status)).toEqual(users.map(() => 200));
       await waitFor('every user of the other partitions in the read model', async () => {
@@ -252,12 +254,7 @@ describe('the streams read model', () => {
       expect(new Set(failedIn()), 'failures said of its partition only').toEqual(new Set([partitionOf(bad)]));
       // The fetch that first carried the refused lease carried other partitions' too: that joined
       // attempt's failure is said once, with the partitions it held, before each goes alone.
-      const joined = sys
-        .said('projector')
-        .slice(saidBefore)
-        .split('\n')
-        .filter((l) => l.includes('joined batches failed'))
-        .map((l) => (JSON.parse(l) as { partitions: string[] }).partitions);
+      const joined = saidSince<{ partitions: string[] }>('joined batches failed').map((l) => l.partitions);
       expect(joined.length, 'the joined attempt said').toBeGreaterThan(0);
       for (const held of joined) expect(held.length, 'a joined attempt holds several partitions').toBeGreaterThan(1);
       expect(joined.flat(), 'the refused partition among them').toContain(`streams/${partitionOf(bad)}`);
