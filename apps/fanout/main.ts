@@ -1,5 +1,5 @@
-// The fanout process: tails every partition of `captions` (its own consumer group, so each
-// instance sees everything) and pushes captions to subscribed browsers.
+// The fanout process: tails every partition of `captions` and of the user topics (consumer groups of
+// its own, so each instance sees everything) and pushes what it reads to subscribed browsers.
 import { boot, retry } from '../boot.ts';
 import { pingDb } from '../../infra/db.ts';
 import { EventLog } from '../../infra/kafka/index.ts';
@@ -69,30 +69,36 @@ const hubs = {
   }),
   replays: new Replayer(postgresReplaySource(db), config.fanoutMaxBackpressure),
 };
-/** Which hub reads a topic, and whether the topic is one of its live sources. */
-const route = (topic: string): { hub: Hub; liveSource?: string } =>
-  topic === 'captions' ? { hub: hubs.captions } : topic === 'streams' ? { hub: hubs.users } : { hub: hubs.users, liveSource: topic };
-
-const consumer = await log.consume({
-  groupId: EventLog.privateGroup('castlog-fanout'),
-  topics: [...topics],
-  startAt: async (topic, partition) => {
-    const { hub, liveSource } = route(topic);
-    return hub.history(partition, liveSource).next;
-  },
-  onPoison: (topic, partition, offset, err) => logger.error({ topic, partition, offset, err }, 'undecodable record skipped'),
-  onBatch: async (batch) => {
-    const { hub, liveSource } = route(batch.topic);
-    const next = hub.history(batch.partition, liveSource).next;
-    if (batch.firstOffset > next) return { seek: next }; // never skip: read the hole first
-    const records = batch.records.map((r) => ({ offset: r.offset, data: r.event.data, type: r.event.type, meta: r.meta }));
-    if (liveSource) hub.onLiveRecords(liveSource, batch.partition, records);
-    else hub.onRecords(batch.partition, records, batch.highWatermark);
-    await hub.written(); // the next fetch should bring what arrived while these went out
-    return undefined;
-  },
+/**
+ * Each hub's topics are read by a consumer of its own. A fetch asks for every partition of its
+ * consumer, and kafkajs makes a batch, a promise and a heartbeat check of each, records or not:
+ * read together, the user topics' 24 mostly idle partitions were most of what each of the fetches
+ * a busy captions topic makes cost (its garbage collections the most of the fanout's pauses).
+ */
+const readers = [
+  { hub: hubs.captions, topics: ['captions'] as const },
+  { hub: hubs.users, topics: ['streams', 'uploads', 'encodes', 'alerts'] as const },
+].map(({ hub, topics }) => {
+  // Streams are the users hub's own partitions; the others are live sources beside them.
+  const liveSource = (topic: string) => (hub === hubs.users && topic !== 'streams' ? topic : undefined);
+  return log.consume({
+    groupId: EventLog.privateGroup(`castlog-fanout-${topics[0]}`),
+    topics: [...topics],
+    startAt: async (topic, partition) => hub.history(partition, liveSource(topic)).next,
+    onPoison: (topic, partition, offset, err) => logger.error({ topic, partition, offset, err }, 'undecodable record skipped'),
+    onBatch: async (batch) => {
+      const source = liveSource(batch.topic);
+      const next = hub.history(batch.partition, source).next;
+      if (batch.firstOffset > next) return { seek: next }; // never skip: read the hole first
+      const records = batch.records.map((r) => ({ offset: r.offset, data: r.event.data, type: r.event.type, meta: r.meta }));
+      if (source) hub.onLiveRecords(source, batch.partition, records);
+      else hub.onRecords(batch.partition, records, batch.highWatermark);
+      await hub.written(); // the next fetch should bring what arrived while these went out
+      return undefined;
+    },
+  });
 });
-app.onClose(() => consumer.stop());
+for (const consumer of await Promise.all(readers)) app.onClose(() => consumer.stop());
 
 const server = await startFanoutServer(hubs, {
   port: config.fanoutPort,
