@@ -28,6 +28,21 @@ function isUnknownTopic(err: unknown): boolean {
   return e?.type === 'UNKNOWN_TOPIC_OR_PARTITION' || e?.cause?.type === 'UNKNOWN_TOPIC_OR_PARTITION';
 }
 
+/** How many answers `clusterSize` asks for. */
+export const SIZE_ANSWERS = 10;
+
+/**
+ * How many brokers the cluster has: the most that any of several answers lists. kafkajs asks a
+ * broker picked at random each time, and a broker that has just started may not list the others
+ * yet: a topic made on its word alone gets fewer copies than the cluster can hold, for good. Ten
+ * round trips, as a process starts.
+ */
+export async function clusterSize(listed: () => Promise<number>, answers = SIZE_ANSWERS): Promise<number> {
+  let most = 0;
+  for (let i = 0; i < answers; i++) most = Math.max(most, await listed());
+  return most;
+}
+
 export class Topics {
   private adminClient: Admin | undefined;
   private adminReady: Promise<Admin> | undefined;
@@ -68,7 +83,7 @@ export class Topics {
    */
   async ensure(): Promise<string[]> {
     const admin = await this.admin();
-    const need = replicationFor((await admin.describeCluster()).brokers.length);
+    const need = replicationFor(await clusterSize(async () => (await admin.describeCluster()).brokers.length));
     const existing = new Set(await admin.listTopics());
     const missing = Object.entries(TOPICS)
       .filter(([name]) => !existing.has(this.names.physical(name as TopicName)))
