@@ -77,7 +77,7 @@ const hubs = {
  */
 const readers = [
   { hub: hubs.captions, topics: ['captions'] as const },
-  { hub: hubs.users, topics: ['streams', 'uploads', 'encodes', 'alerts'] as const },
+  { hub: hubs.users, topics: topics.filter((t) => t !== 'captions') },
 ].map(({ hub, topics }) => {
   // Streams are the users hub's own partitions; the others are live sources beside them.
   const liveSource = (topic: string) => (hub === hubs.users && topic !== 'streams' ? topic : undefined);

@@ -25,30 +25,22 @@ export function ensureKafkaJars(): void {
 /**
  * Waits until the cluster lists every broker: one listens before the controller has it, and topics
  * made meanwhile would be given the replication of the brokers listed then (fewer copies than asked).
- * Each answer comes from a broker picked at random, and a broker's view may lag the controller's (a
- * CI run made its topics with two copies of three, just after another broker had listed three): so
- * every broker is waited for, and then as many answers in a row as make a lagging one unlikely to
- * have been missed.
  */
 async function untilListed(brokers: string, nodes: number): Promise<void> {
   const log = new EventLog(brokers.split(','), '', createLogger('kafka-local', 'silent'));
-  let inARow = 0;
   try {
     // Up to two minutes, as a loaded machine may need.
     await retry(
       async () => {
         const listed = await log.brokerCount();
-        inARow = listed < nodes ? 0 : inARow + 1;
-        if (inARow < LISTED_IN_A_ROW) throw new Error(`the local Kafka cluster lists ${listed} of its ${nodes} brokers`);
+        if (listed < nodes) throw new Error(`the local Kafka cluster lists ${listed} of its ${nodes} brokers`);
       },
-      { attempts: 1200, delayMs: 100 },
+      { attempts: 600, delayMs: 200 },
     );
   } finally {
     await log.close();
   }
 }
-/** With three brokers, a lagging one escapes this many random picks once in about 400. */
-const LISTED_IN_A_ROW = 15;
 
 /** How many local brokers `npm start` and `npm test` run: CASTLOG_LOCAL_BROKERS, one by default. */
 export function localBrokerCount(env: NodeJS.ProcessEnv = process.env): number {

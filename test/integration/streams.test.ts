@@ -216,15 +216,16 @@ describe('the streams read model', () => {
     const bad = users[0]!;
     const others = users.filter((u) => partitionOf(u) !== partitionOf(bad));
     expect(new Set(others.map(partitionOf)).size, 'users on several other partitions').toBeGreaterThan(1);
+    const streamsOf = (u: string) => call(sys.api, 'GET', `/v1/users/${u}/streams`, { 'x-userid': u });
     const shown = async (u: string) => {
-      const r = await call(sys.api, 'GET', `/v1/users/${u}/streams`, { 'x-userid': u });
+      const r = await streamsOf(u);
       expect(r.status).toBe(200);
       return r.body.active.map((a: { streamId: string }) => a.streamId) as string[];
     };
     // Every user known to the read model first: a refused batch that also held a user's issuing
     // would leave that user unknown (404), not without leases.
     await waitFor('every user in the read model', async () => {
-      for (const u of users) if ((await call(sys.api, 'GET', `/v1/users/${u}/streams`, { 'x-userid': u })).status !== 200) return false;
+      for (const u of users) if ((await streamsOf(u)).status !== 200) return false;
       return true;
     });
     // Broken from outside for one user, as a bug in the projection or a bad row would be.
