@@ -65,7 +65,7 @@ const { env, devMail } = withMailSetup(base, root, loadConfig(base).devMailPort)
 const config = loadConfig(env);
 // Topics first, so no app races another to create them.
 const log = new EventLog(config.kafkaBrokers, config.topicPrefix, createLogger('start'));
-await log.ensureTopics();
+await log.ensureTopics(config.kafkaClusterSize);
 const foreign = await readModelsFromAnotherLog(log, config.databaseUrl);
 await log.close();
 if (foreign.length) {

@@ -10,6 +10,10 @@ export const FANOUT_WRITES_PER_TURN = 500;
 
 export interface Config {
   kafkaBrokers: string[];
+  /** How many brokers the operator says the cluster has (unset: as many as answer). New topics are
+   *  made for that size, so a first start while a broker is away waits for it instead of making
+   *  topics with fewer copies than the cluster can hold. */
+  kafkaClusterSize: number | undefined;
   databaseUrl: string;
   apiPort: number;
   fanoutPort: number;
@@ -153,6 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),
+    kafkaClusterSize: env.KAFKA_CLUSTER_SIZE ? num('KAFKA_CLUSTER_SIZE', 1, 1, 1000) : undefined,
     databaseUrl: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/castlog',
     apiPort: num('API_PORT', 8080),
     fanoutPort: num('FANOUT_PORT', 8081),

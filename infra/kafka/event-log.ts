@@ -62,10 +62,11 @@ export class EventLog {
   /** Topics found with less replication than the catalog asks (see ensureTopics); readiness shows them. */
   replicationShortfalls: string[] = [];
 
-  /** Creates every topic of the catalog that does not exist yet; topics that exist with less
-   *  replication than the catalog asks are used, but logged as a warning and kept for /readyz. */
-  async ensureTopics(): Promise<void> {
-    this.replicationShortfalls = await this.topics.ensure();
+  /** Creates every topic of the catalog that does not exist yet, for a cluster of the brokers
+   *  listed or `declaredSize` (KAFKA_CLUSTER_SIZE) if more; topics that exist with less replication
+   *  than the catalog asks are used, but logged as a warning and kept for /readyz. */
+  async ensureTopics(declaredSize?: number): Promise<void> {
+    this.replicationShortfalls = await this.topics.ensure(declaredSize);
     if (this.replicationShortfalls.length) {
       this.logger.warn(
         { shortfalls: this.replicationShortfalls },

@@ -3,5 +3,5 @@
 // files are its parts: topics (admin), the batching producer, consumers, and reachability.
 export { EventLog } from './event-log.ts';
 export { KafkaUnavailable, withTimeout } from './reachability.ts';
-export { TopicMissing } from './topics.ts';
+export { ClusterIncomplete, TopicMissing } from './topics.ts';
 export type { ConsumeOptions, EncodedEvent, GroupMember, LogRecord, NewEvent, PartitionBatch, Position } from './types.ts';

@@ -22,6 +22,21 @@ export class TopicMissing extends Error {
   }
 }
 
+/** Fewer brokers answer than the copies a new topic needs on the cluster the operator declared. */
+export class ClusterIncomplete extends Error {
+  constructor(
+    readonly listed: number,
+    readonly declared: number,
+    readonly copies: number,
+    readonly topics: string[],
+  ) {
+    super(
+      `the cluster lists ${listed} of the ${declared} brokers KAFKA_CLUSTER_SIZE declares, and each new topic needs ${copies} copies: ` +
+        `waiting for the others before making ${topics.join(', ')}`,
+    );
+  }
+}
+
 /** kafkajs's "This server does not host this topic-partition", also after its retries gave up. */
 function isUnknownTopic(err: unknown): boolean {
   const e = err as { type?: string; cause?: { type?: string } } | undefined;
@@ -78,10 +93,16 @@ export class Topics {
    * Creates every topic of the catalog that does not exist yet, with the replication the catalog
    * asks of a cluster this size, and says which existing topics have less (a topic made on a
    * smaller cluster, or by hand): those are used, but the caller must report them.
+   *
+   * `declared` is the size the operator says the cluster has (KAFKA_CLUSTER_SIZE): counted when
+   * more than the brokers listed, so a first start while a broker is away waits for it
+   * (ClusterIncomplete) rather than make topics with fewer copies for good. Topics that exist
+   * already are used whoever is away.
    */
-  async ensure(): Promise<string[]> {
+  async ensure(declared?: number): Promise<string[]> {
     const admin = await this.admin();
-    const need = replicationFor(await clusterSize(async () => (await admin.describeCluster()).brokers.length));
+    const listed = await clusterSize(async () => (await admin.describeCluster()).brokers.length);
+    const need = replicationFor(Math.max(listed, declared ?? 0));
     const existing = new Set(await admin.listTopics());
     const missing = Object.entries(TOPICS)
       .filter(([name]) => !existing.has(this.names.physical(name as TopicName)))
@@ -91,6 +112,14 @@ export class Topics {
         replicationFactor: need.replicationFactor,
         configEntries: [{ name: 'min.insync.replicas', value: String(need.minInsyncReplicas) }],
       }));
+    if (missing.length && listed < need.replicationFactor) {
+      throw new ClusterIncomplete(
+        listed,
+        declared ?? 0,
+        need.replicationFactor,
+        missing.map((m) => m.topic),
+      );
+    }
     if (missing.length) {
       // kafkajs's own waitForLeaders gives up when metadata briefly says "unknown topic": wait below instead.
       await admin.createTopics({ topics: missing, waitForLeaders: false }).catch((e: { type?: string }) => {

@@ -12,6 +12,7 @@ import formats from 'ajv-formats';
 import { parseAllDocuments, parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { appArgs } from '../../apps/node-args.ts';
+import { loadConfig } from '../../infra/config.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SCHEMAS = join(ROOT, 'deploy', 'schemas');
@@ -123,6 +124,8 @@ describe('Kubernetes manifests', () => {
     expect(kafka.spec.kafka.config).toMatchObject({ 'min.insync.replicas': 2, 'default.replication.factor': 3 });
     const config = manifests.find((m) => m.kind === 'ConfigMap' && m.metadata.name === 'castlog-config')!;
     expect(config.data.KAFKA_BROKERS).toMatch(new RegExp(`^${kafka.metadata.name}-kafka-bootstrap\\b`));
+    // New topics wait for the whole pool at a first start (an operator scaling the pool changes both).
+    expect(loadConfig(config.data).kafkaClusterSize).toBe(pool.spec.replicas);
     const db = manifests.find((m) => m.kind === 'Cluster')!;
     expect(db.spec.instances).toBe(3);
     const uri = manifests

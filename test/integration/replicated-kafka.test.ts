@@ -7,11 +7,14 @@ import { createServer } from 'node:net';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterIncomplete, EventLog } from '../../infra/kafka/index.ts';
+import { createLogger } from '../../infra/logger.ts';
 import { startLocalKafka, type LocalKafka } from '../../infra/stack/kafka-local.ts';
 import { STATE_DIR } from '../../infra/stack/ports.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
 import { LiveClient, System, fragment, freePort, readTopic, waitFor } from '../support/system.ts';
+import { testName } from '../support/test-data.ts';
 
 const NODES = 3;
 const CHANNEL = 'replicated.news';
@@ -185,4 +188,48 @@ describe('a replicated Kafka losing the leader of the captions partition', () =>
     steady.close();
     resumer.close();
   }, 900_000);
+
+  it('makes a first start wait for a broker that is away when KAFKA_CLUSTER_SIZE says the cluster has it', async () => {
+    const logs = ['undeclared', 'declared'].map(
+      (n) => new EventLog(kafka.brokers.split(','), `${testName(n)}.`, createLogger('test', 'silent')),
+    );
+    const [undeclared, declared] = logs as [EventLog, EventLog];
+    const away = kafka.nodes.at(-1)!;
+    try {
+      await away.stop('SIGTERM');
+      await waitFor('the cluster to list two brokers', async () => (await sys.log.brokerCount()) === NODES - 1, 60_000, 250);
+
+      // Told nothing, a start makes its topics for the brokers it sees: two copies, for good.
+      await undeclared.ensureTopics();
+      expect(new Set((await undeclared.replicas('captions')).map((p) => p.replicas.length))).toEqual(new Set([NODES - 1]));
+
+      // Told the cluster's size, it makes nothing and says why, until the broker is back.
+      await expect(declared.ensureTopics(NODES)).rejects.toBeInstanceOf(ClusterIncomplete);
+      await expect(declared.offsets('captions')).rejects.toThrow(/does not exist/);
+      await away.start();
+      await waitFor(
+        'topics made once every broker answers',
+        () =>
+          declared.ensureTopics(NODES).then(
+            () => true,
+            () => false,
+          ),
+        180_000,
+        500,
+      );
+      for (const topic of Object.keys(TOPICS) as (keyof typeof TOPICS)[]) {
+        for (const p of await declared.replicas(topic)) expect(p.replicas.length, `${topic}/${p.partition}`).toBe(NODES);
+      }
+      expect(declared.replicationShortfalls).toEqual([]);
+      // The start told nothing now reports its topics short of the size it is told.
+      await undeclared.ensureTopics(NODES);
+      expect(undeclared.replicationShortfalls).toContain(`${undeclared.topicName('captions')}: 2 replicas, the catalog asks 3`);
+    } finally {
+      if (!away.running) await away.start();
+      for (const log of logs) {
+        await log.deleteTopics(30_000).catch(() => undefined);
+        await log.close();
+      }
+    }
+  }, 600_000);
 });

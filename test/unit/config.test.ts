@@ -14,6 +14,10 @@ describe('integer settings', () => {
     expect(loadConfig({ FANOUT_WRITE_SLICES: '1024' }).fanoutWriteSlices).toBe(1024);
     expect(loadConfig({ BACKGROUND_NICE: '19' }).backgroundNice).toBe(19);
     expect(loadConfig({ READ_CONCURRENCY: '1' }).readConcurrency).toBe(1);
+    // No default: unset, the cluster's size is what its brokers list.
+    expect(loadConfig({}).kafkaClusterSize).toBeUndefined();
+    expect(loadConfig({ KAFKA_CLUSTER_SIZE: '' }).kafkaClusterSize).toBeUndefined();
+    expect(loadConfig({ KAFKA_CLUSTER_SIZE: '3' }).kafkaClusterSize).toBe(3);
   });
 
   it.each([
@@ -26,6 +30,9 @@ describe('integer settings', () => {
     ['API_PORT', '-1', 'a non-negative integer'],
     ['API_PORT', '80.5', 'a non-negative integer'],
     ['FANOUT_HISTORY_PER_PARTITION', 'lots', 'a non-negative integer'],
+    ['KAFKA_CLUSTER_SIZE', '0', 'an integer from 1 to 1000'],
+    ['KAFKA_CLUSTER_SIZE', 'three', 'an integer from 1 to 1000'],
+    ['KAFKA_CLUSTER_SIZE', '2.5', 'an integer from 1 to 1000'],
   ])('%s=%s is refused: must be %s', (name, value, rule) => {
     expect(() => loadConfig({ [name]: value })).toThrow(`${name} must be ${rule}, got ${JSON.stringify(value)}`);
   });
