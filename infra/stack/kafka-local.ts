@@ -7,10 +7,10 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync, openSync } from 'nod
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { replicationFor } from '../../schemas/catalog.ts';
-import { ROOT, STATE_DIR, waitForPort, isPortOpen } from './ports.ts';
-import { EventLog } from '../kafka/index.ts';
+import { ROOT, STATE_DIR, waitForPort, waitForPortClosed, isPortOpen } from './ports.ts';
+import { EventLog, withTimeout } from '../kafka/index.ts';
 import { createLogger } from '../logger.ts';
-import { retry } from '../retry.ts';
+import { retry, sleep } from '../retry.ts';
 
 const KAFKA_DIR = join(ROOT, 'infra', 'stack', 'kafka');
 const LIB = join(KAFKA_DIR, 'lib');
@@ -20,6 +20,23 @@ export function ensureKafkaJars(): void {
   console.error('fetching Apache Kafka jars with Maven (first run only)...');
   const r = spawnSync('mvn', ['-q', '-B', '-f', join(KAFKA_DIR, 'pom.xml'), 'dependency:copy-dependencies'], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error('mvn could not fetch the Kafka jars (see output above)');
+}
+
+/**
+ * Whether what listens at `brokers` is a working Kafka, asked twice a second apart: a broker told
+ * to stop a moment ago still listens for a while but soon lists no broker (it has left its
+ * cluster), and something else on the port does not answer Kafka's protocol at all.
+ */
+async function answersAsKafka(brokers: string): Promise<boolean> {
+  const log = new EventLog(brokers.split(','), '', createLogger('kafka-local', 'silent'));
+  const listsBrokers = async () => (await withTimeout(log.brokerCount(), 10_000)) > 0;
+  try {
+    return (await listsBrokers()) && (await sleep(1000), await listsBrokers());
+  } catch {
+    return false;
+  } finally {
+    await log.close().catch(() => undefined);
+  }
 }
 
 /**
@@ -98,13 +115,19 @@ export interface LocalKafka {
 
 /**
  * Starts `nodes` KRaft nodes, each broker and controller, on ports `port`, `port + 2`, … (their
- * controllers on the next port up). When a broker already answers on `port`, it is shared as it
- * is: its topics' replication is checked (and a shortfall reported) when castlog starts.
+ * controllers on the next port up). When a working broker already answers on `port`, it is shared
+ * as it is: its topics' replication is checked (and a shortfall reported) when castlog starts. One
+ * that listens but does not work (shutting down) is waited out for `busyPortWaitMs`, then ours starts.
  */
-export async function startLocalKafka(port = 19092, nodes = 1): Promise<LocalKafka> {
+export async function startLocalKafka(port = 19092, nodes = 1, busyPortWaitMs = 60_000): Promise<LocalKafka> {
   const ports = Array.from({ length: nodes }, (_, i) => port + 2 * i);
   const brokers = ports.map((p) => `127.0.0.1:${p}`).join(',');
-  if (await isPortOpen(port)) return { brokers, nodes: [], process: undefined, stop: async () => undefined };
+  if (await isPortOpen(port)) {
+    if (await answersAsKafka(brokers)) return { brokers, nodes: [], process: undefined, stop: async () => undefined };
+    if (!(await waitForPortClosed(port, busyPortWaitMs))) {
+      throw new Error(`port ${port} is taken by something that is not a working Kafka broker; stop it, or set KAFKA_BROKERS`);
+    }
+  }
   ensureKafkaJars();
   const clusterId = randomUUID().replace(/-/g, '').slice(0, 22);
   const voters = ports.map((p, i) => `${i + 1}@127.0.0.1:${p + 1}`).join(',');

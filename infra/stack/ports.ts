@@ -25,3 +25,13 @@ export async function waitForPort(port: number, timeoutMs: number, gaveUp: () =>
   }
   throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
 }
+
+/** Waits until nothing listens on `port` any more. */
+export async function waitForPortClosed(port: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!(await isPortOpen(port))) return true;
+    await sleep(250);
+  }
+  return false;
+}
