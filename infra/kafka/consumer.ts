@@ -11,11 +11,12 @@ import type { ConsumeOptions, LogRecord, PartitionBatch, TopicNames } from './ty
 
 export function decodeRecord(codec: AvroCodec, topic: TopicName, partition: number, m: KafkaMessage): LogRecord {
   const event = codec.decode(m.value ?? Buffer.alloc(0));
-  return new DecodedRecord(topic, partition, Number(m.offset), m.key?.toString() ?? '', Number(m.timestamp), m.headers, event);
+  return new DecodedRecord(topic, partition, Number(m.offset), m.key?.toString() ?? '', Number(m.timestamp), m, event);
 }
 
 /** A record whose CloudEvents attributes are read from its headers when first asked for: most
- * handlers never ask, and turning every header into a string was about 7% of a projector's CPU. */
+ * handlers never ask, and turning every header into a string was about 7% of a projector's CPU
+ * (the patched kafkajs decodes a message's headers only when they are read, too). */
 class DecodedRecord implements LogRecord {
   private attributes: EventMeta | undefined;
   constructor(
@@ -24,12 +25,12 @@ class DecodedRecord implements LogRecord {
     readonly offset: number,
     readonly key: string,
     readonly timestamp: number,
-    private readonly headers: KafkaMessage['headers'],
+    private readonly message: KafkaMessage,
     readonly event: LogRecord['event'],
   ) {}
 
   get meta(): EventMeta {
-    return (this.attributes ??= fromHeaders(this.headers));
+    return (this.attributes ??= fromHeaders(this.message.headers));
   }
 
   /** As a plain record, for logs and JSON. */

@@ -5,7 +5,10 @@
 // bytes, per header): the bytes must be the ones the protocol says, as before. The decoder fills
 // one object in place (it spread a new one per header, the largest self time of a consumer): a
 // record's headers come back as written; the original turned a header named `toString` into
-// [Object's toString, value], so these fail if the patch is missing.
+// [Object's toString, value], so these fail if the patch is missing. And the decoder steps over a
+// record's headers, decoding them when first read (a string and a buffer per header were most of
+// the objects a consumed record cost, and most consumers never read them): every record of a batch,
+// plain or compressed, must still come back whole.
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 
@@ -20,6 +23,7 @@ interface Encoder {
 }
 interface Decoder {
   readVarIntBytes(): Buffer;
+  offset: number;
 }
 type Decoded = { offset: string; key: Buffer; value: Buffer; headers: Record<string, unknown> };
 const require = createRequire(import.meta.url);
@@ -35,6 +39,12 @@ const encodeRecord = require(`${protocol}/recordBatch/record/v0`) as (r: {
   headers: Record<string, string | string[]>;
 }) => Encoder;
 const decodeRecord = require(`${protocol}/recordBatch/record/v0/decoder`) as (decoder: Decoder, context: object) => Decoded;
+const { RecordBatch } = require(`${protocol}/recordBatch/v0`) as {
+  RecordBatch: (b: { compression?: number; firstOffset?: unknown; records: Encoder[] }) => Promise<Encoder>;
+};
+const decodeBatch = require(`${protocol}/recordBatch/v0/decoder`) as (d: Decoder) => Promise<{ records: Decoded[] }>;
+const { Types: Compression } = require(`${protocol}/message/compression`) as { Types: { None: number; GZIP: number } };
+const Long = require('kafkajs/src/utils/long') as { fromValue: (v: number) => unknown };
 type Message = { key: string; value: string; partition: number };
 const groupMessagesPerPartition = require('kafkajs/src/producer/groupMessagesPerPartition') as (args: {
   topic: string;
@@ -135,5 +145,56 @@ describe('kafkajs records', () => {
     expect(String(r.headers.constructor)).toBe('c');
     expect((Object.getOwnPropertyDescriptor(r.headers, '__proto__')?.value as Buffer[]).map(String)).toEqual(['p1', 'p2']);
     expect(String(r.headers.hasOwnProperty)).toBe('h');
+  });
+
+  it.each([
+    ['plain', Compression.None],
+    ['gzip', Compression.GZIP],
+  ])('of a %s batch come back whole, each header as written when read, in any order of reading', async (_, compression) => {
+    const written = Array.from({ length: 50 }, (_, i): Parameters<typeof encodeRecord>[0] => ({
+      offsetDelta: i,
+      timestampDelta: i * 3,
+      key: `key-${i}`,
+      value: `value ${i} `.repeat(i % 7),
+      headers: i % 5 === 0 ? {} : { ce_id: `id-${i}`, ce_type: 'T', x: Array.from({ length: i % 3 }, (_, j) => `${i}.${j}`) },
+    }));
+    const batch = await RecordBatch({ compression, firstOffset: Long.fromValue(1000), records: written.map(encodeRecord) });
+    const { records } = await decodeBatch(new Decoder(batch.buffer));
+    expect(records).toHaveLength(written.length);
+    const text = (v: unknown) => (Array.isArray(v) ? v.map(String) : String(v));
+    // Every other record's headers read first, from the last: each record's are its own however they are read.
+    for (const i of written.keys()) if (i % 2 === 1) void records.at(-i)!.headers;
+    records.forEach((r, i) => {
+      const w = written[i]!;
+      expect({ offset: r.offset, key: String(r.key), value: String(r.value) }).toEqual({
+        offset: String(1000 + i),
+        key: w.key,
+        value: w.value,
+      });
+      const expected = Object.fromEntries(Object.entries(w.headers).filter(([, v]) => !Array.isArray(v) || v.length));
+      expect(Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, text(v)])), `record ${i}`).toEqual(
+        Object.fromEntries(Object.entries(expected).map(([k, v]) => [k, Array.isArray(v) && v.length === 1 ? v[0] : v])),
+      );
+      // Read once: the same object every time after.
+      expect(r.headers).toBe(r.headers);
+    });
+  });
+
+  it('have headers a consumer may set, and are otherwise the fields they were', () => {
+    const r = decode([{ key: 'ce_id', value: 'a' }]);
+    expect(Object.keys(r)).toEqual(['magicByte', 'attributes', 'timestamp', 'offset', 'key', 'value', 'isControlRecord', 'batchContext']);
+    r.headers = { replaced: Buffer.from('yes') };
+    expect(String(r.headers.replaced)).toBe('yes');
+    // Stepped over, not left behind: the decoder ends where the record does, as when it read them.
+    const bytes = new Decoder(
+      record([
+        { key: 'a', value: 'b' },
+        { key: 'none', value: null },
+        { key: 'c', value: '' },
+      ]),
+    ).readVarIntBytes();
+    const decoder = new Decoder(bytes);
+    decodeRecord(decoder, { firstOffset: '0', firstTimestamp: '0', magicByte: 2 });
+    expect(decoder.offset).toBe(bytes.length);
   });
 });
