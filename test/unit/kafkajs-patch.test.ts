@@ -8,7 +8,8 @@
 // [Object's toString, value], so these fail if the patch is missing. And the decoder steps over a
 // record's headers, decoding them when first read (a string and a buffer per header were most of
 // the objects a consumed record cost, and most consumers never read them): every record of a batch,
-// plain or compressed, must still come back whole.
+// plain or compressed, must still come back whole. Offsets and timestamps are added in numbers where
+// exact (it made Longs per record): they must be what int64 arithmetic gives, at any size.
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 
@@ -196,5 +197,30 @@ describe('kafkajs records', () => {
     const decoder = new Decoder(bytes);
     decodeRecord(decoder, { firstOffset: '0', firstTimestamp: '0', magicByte: 2 });
     expect(decoder.offset).toBe(bytes.length);
+  });
+
+  it('have the offset and timestamp int64 arithmetic gives, in numbers where exact and beyond', () => {
+    const deltas = [0, 1, -1, 63, -64, 64, 8191, -8192, 2 ** 31, -(2 ** 31), 2 ** 48 - 1, -(2 ** 48), 2 ** 49, -(2 ** 49) - 1, 2 ** 52 + 3];
+    const firsts = ['0', '1700000000000', '-1', String(2 ** 53 - 10), '9007199254740993', '9223372036854775000', '-9223372036854775000'];
+    for (const first of firsts) {
+      for (const [i, delta] of deltas.entries()) {
+        const offsetDelta = i * 1000 - 5000; // a varint
+        const body = new Encoder()
+          .writeInt8(0)
+          .writeVarLong(delta)
+          .writeVarInt(offsetDelta)
+          .writeVarIntBytes('k')
+          .writeVarIntBytes('v')
+          .writeVarInt(0).buffer;
+        const d = new Decoder(body);
+        const r = decodeRecord(d, { firstOffset: first, firstTimestamp: first, magicByte: 2 }) as Decoded & { timestamp: string };
+        const exact = (n: number) => (BigInt(first) + BigInt(n)).toString(); // as kafkajs's Long (a BigInt) adds
+        expect({ timestamp: r.timestamp, offset: r.offset }, `${first} + ${delta} / ${offsetDelta}`).toEqual({
+          timestamp: exact(delta),
+          offset: exact(offsetDelta),
+        });
+        expect(d.offset).toBe(body.length);
+      }
+    }
   });
 });
