@@ -22,17 +22,18 @@ export class TopicMissing extends Error {
   }
 }
 
-/** Fewer brokers answer than the copies a new topic needs on the cluster the operator declared. */
+/** Fewer brokers answer than the copies a new topic needs: the operator declared more (KAFKA_CLUSTER_SIZE), or
+ *  none is listed at all (a broker on its way out lists none). */
 export class ClusterIncomplete extends Error {
   constructor(
     readonly listed: number,
-    readonly declared: number,
+    readonly declared: number | undefined,
     readonly copies: number,
     readonly topics: string[],
   ) {
+    const cluster = declared === undefined ? `${listed} brokers` : `${listed} of the ${declared} brokers KAFKA_CLUSTER_SIZE declares`;
     super(
-      `the cluster lists ${listed} of the ${declared} brokers KAFKA_CLUSTER_SIZE declares, and each new topic needs ${copies} copies: ` +
-        `waiting for the others before making ${topics.join(', ')}`,
+      `the cluster lists ${cluster}, and each new topic needs ${copies} copies: waiting for the others before making ${topics.join(', ')}`,
     );
   }
 }
@@ -115,7 +116,7 @@ export class Topics {
     if (missing.length && listed < need.replicationFactor) {
       throw new ClusterIncomplete(
         listed,
-        declared ?? 0,
+        declared,
         need.replicationFactor,
         missing.map((m) => m.topic),
       );
