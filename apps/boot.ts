@@ -39,7 +39,10 @@ export async function boot(
   }
   const db = createDb<Database>(config.databaseUrl, opts.poolSize);
   if (opts.migrate !== false) await retry(() => migrate(db), logger, 'migrate');
-  const log = new EventLog(config.kafkaBrokers, config.topicPrefix, logger, undefined, opts.appendTimeoutMs);
+  const log = new EventLog(config.kafkaBrokers, config.topicPrefix, logger, {
+    appendTimeoutMs: opts.appendTimeoutMs,
+    clusterSize: config.kafkaClusterSize,
+  });
   const closers: (() => Promise<unknown> | unknown)[] = [() => db.destroy(), () => log.close()];
   let closing: Promise<void> | undefined;
   const close = () =>

@@ -64,8 +64,8 @@ const base: NodeJS.ProcessEnv = {
 const { env, devMail } = withMailSetup(base, root, loadConfig(base).devMailPort);
 const config = loadConfig(env);
 // Topics first, so no app races another to create them.
-const log = new EventLog(config.kafkaBrokers, config.topicPrefix, createLogger('start'));
-await log.ensureTopics(config.kafkaClusterSize);
+const log = new EventLog(config.kafkaBrokers, config.topicPrefix, createLogger('start'), { clusterSize: config.kafkaClusterSize });
+await log.ensureTopics();
 const foreign = await readModelsFromAnotherLog(log, config.databaseUrl);
 await log.close();
 if (foreign.length) {

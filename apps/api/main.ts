@@ -18,7 +18,7 @@ const LISTEN_BACKLOG = 4096; // the kernel caps it at net.core.somaxconn
 
 const app = await boot('api');
 // The API must answer (503s, /readyz) even while Kafka is down, so topics are made in the background.
-void retry(() => app.log.ensureTopics(app.config.kafkaClusterSize), app.logger, 'ensure topics', Infinity).catch(() => undefined);
+void retry(() => app.log.ensureTopics(), app.logger, 'ensure topics', Infinity).catch(() => undefined);
 // Ingest asks whether Kafka answers before it starts: connect that probe now, not on a station's first request.
 void app.log.ping();
 // Decisions get their own pool, behind a gate of the same size: a burst waits its turn in the

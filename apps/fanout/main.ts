@@ -15,7 +15,7 @@ import { fanoutMetrics } from './metrics.ts';
 
 const app = await boot('fanout');
 const { config, log, db, metrics, logger } = app;
-await retry(() => log.ensureTopics(config.kafkaClusterSize), logger, 'ensure topics');
+await retry(() => log.ensureTopics(), logger, 'ensure topics');
 
 const { deliveries, slowClosed: slow, e2e } = fanoutMetrics(metrics);
 

@@ -13,7 +13,7 @@ import { MatchPublisher } from './publisher.ts';
 
 const app = await boot('matcher');
 const { config, log, db, logger, metrics } = app;
-await retry(() => log.ensureTopics(config.kafkaClusterSize), logger, 'ensure topics', Infinity);
+await retry(() => log.ensureTopics(), logger, 'ensure topics', Infinity);
 
 const book = new AlertBook();
 const alertsGauge = new prom.Gauge({ name: 'castlog_matcher_alerts', help: 'Alerts the matcher holds', registers: [metrics] });

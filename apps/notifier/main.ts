@@ -65,7 +65,7 @@ app.onClose(() => {
 dispatcher.start();
 app.onClose(() => dispatcher.stop());
 
-await retry(() => log.ensureTopics(config.kafkaClusterSize), logger, 'ensure topics', Infinity);
+await retry(() => log.ensureTopics(), logger, 'ensure topics', Infinity);
 const onBatch = encodeWebhookHandler(db, config, logger);
 const consumer = await retry(
   () =>

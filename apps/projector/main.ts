@@ -14,7 +14,7 @@ if (unknown.length) {
   );
   process.exit(1);
 }
-await retry(() => app.log.ensureTopics(app.config.kafkaClusterSize), app.logger, 'ensure topics', Infinity);
+await retry(() => app.log.ensureTopics(), app.logger, 'ensure topics', Infinity);
 const supervisor = superviseProjections(app, app.config.projections.length ? app.config.projections : Object.keys(PROJECTIONS));
 app.onClose(() => supervisor.stop());
 const port = app.config.projectorPort;

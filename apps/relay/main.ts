@@ -9,7 +9,7 @@ import { RelayRunner } from './runner.ts';
 // The relay answers no user: it can wait for Kafka rather than fail and republish.
 const app = await boot('relay', { appendTimeoutMs: 10_000, background: true });
 const { db, log, logger, metrics, config } = app;
-await retry(() => log.ensureTopics(config.kafkaClusterSize), logger, 'ensure topics', Infinity);
+await retry(() => log.ensureTopics(), logger, 'ensure topics', Infinity);
 const published = new prom.Counter({ name: 'castlog_relay_events_total', help: 'Events published to Kafka', registers: [metrics] });
 const active = new prom.Gauge({
   name: 'castlog_relay_active',

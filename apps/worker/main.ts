@@ -14,7 +14,7 @@ import type { Database } from '../../projections/database.ts';
 
 const app = await boot('worker', { background: true });
 const { config, logger, log, db } = app;
-await retry(() => log.ensureTopics(config.kafkaClusterSize), logger, 'ensure topics', Infinity);
+await retry(() => log.ensureTopics(), logger, 'ensure topics', Infinity);
 // The sweep reads the jobs view; it exists before the projector first runs.
 await retry(() => ensureRegistered(db, encodesProjection), logger, 'register projection encodes');
 const decisionsDb = createDb<Database>(config.databaseUrl, 5, { connectTimeoutMs: 3000, queryTimeoutMs: 5000 });

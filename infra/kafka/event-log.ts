@@ -20,6 +20,15 @@ import {
   type Position,
 } from './types.ts';
 
+export interface EventLogOptions {
+  codec?: AvroCodec;
+  /** How long an append may wait for Kafka's acknowledgement before it is reported as not
+   *  acknowledged (an unreachable Kafka is found faster, by ping, before a request starts). */
+  appendTimeoutMs?: number;
+  /** How many brokers the cluster has, in the operator's word (KAFKA_CLUSTER_SIZE; see ensureTopics). */
+  clusterSize?: number;
+}
+
 export class EventLog {
   readonly codec: AvroCodec;
   private readonly kafka: Kafka;
@@ -30,15 +39,17 @@ export class EventLog {
   /** Whether Kafka answers: every connection of this log is watched, so a lost broker is known at once. */
   private readonly reachability: KafkaReachability;
 
+  /** The cluster's size as the operator declared it (KAFKA_CLUSTER_SIZE), for the topics this log makes. */
+  private readonly clusterSize: number | undefined;
+
   constructor(
     brokers: string[],
     prefix: string,
     private readonly logger: Logger,
-    codec?: AvroCodec,
-    /** How long an append may wait for Kafka's acknowledgement before it is reported as not
-     *  acknowledged (an unreachable Kafka is found faster, by ping, before a request starts). */
-    appendTimeoutMs = 3000,
+    opts: EventLogOptions = {},
   ) {
+    const { codec, appendTimeoutMs = 3000 } = opts;
+    this.clusterSize = opts.clusterSize;
     this.codec = codec ?? new AvroCodec();
     this.names = new TopicNames(prefix);
     this.reachability = new KafkaReachability(brokers);
@@ -63,10 +74,10 @@ export class EventLog {
   replicationShortfalls: string[] = [];
 
   /** Creates every topic of the catalog that does not exist yet, for a cluster of the brokers
-   *  listed or `declaredSize` (KAFKA_CLUSTER_SIZE) if more; topics that exist with less replication
-   *  than the catalog asks are used, but logged as a warning and kept for /readyz. */
-  async ensureTopics(declaredSize?: number): Promise<void> {
-    this.replicationShortfalls = await this.topics.ensure(declaredSize);
+   *  listed or of the declared `clusterSize` if more; topics that exist with less replication than
+   *  the catalog asks are used, but logged as a warning and kept for /readyz. */
+  async ensureTopics(): Promise<void> {
+    this.replicationShortfalls = await this.topics.ensure(this.clusterSize);
     if (this.replicationShortfalls.length) {
       this.logger.warn(
         { shortfalls: this.replicationShortfalls },

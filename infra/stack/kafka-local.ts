@@ -27,35 +27,37 @@ export function ensureKafkaJars(): void {
  * to stop a moment ago still listens for a while but soon lists no broker (it has left its
  * cluster), and something else on the port does not answer Kafka's protocol at all.
  */
-async function answersAsKafka(brokers: string): Promise<boolean> {
-  const log = new EventLog(brokers.split(','), '', createLogger('kafka-local', 'silent'));
-  const listsBrokers = async () => (await withTimeout(log.brokerCount(), 10_000)) > 0;
-  try {
+function answersAsKafka(brokers: string): Promise<boolean> {
+  return askingBrokers(brokers, async (brokerCount) => {
+    const listsBrokers = async () => (await withTimeout(brokerCount(), 10_000)) > 0;
     return (await listsBrokers()) && (await sleep(1000), await listsBrokers());
-  } catch {
-    return false;
-  } finally {
-    await log.close().catch(() => undefined);
-  }
+  }).catch(() => false);
 }
 
 /**
  * Waits until the cluster lists every broker: one listens before the controller has it, and topics
  * made meanwhile would be given the replication of the brokers listed then (fewer copies than asked).
  */
-async function untilListed(brokers: string, nodes: number): Promise<void> {
-  const log = new EventLog(brokers.split(','), '', createLogger('kafka-local', 'silent'));
-  try {
+function untilListed(brokers: string, nodes: number): Promise<void> {
+  return askingBrokers(brokers, (brokerCount) =>
     // Up to two minutes, as a loaded machine may need.
-    await retry(
+    retry(
       async () => {
-        const listed = await log.brokerCount();
+        const listed = await brokerCount();
         if (listed < nodes) throw new Error(`the local Kafka cluster lists ${listed} of its ${nodes} brokers`);
       },
       { attempts: 600, delayMs: 200 },
-    );
+    ),
+  );
+}
+
+/** Runs `ask` with a way to count the brokers listed at `brokers`, over a connection closed after. */
+async function askingBrokers<T>(brokers: string, ask: (brokerCount: () => Promise<number>) => Promise<T>): Promise<T> {
+  const log = new EventLog(brokers.split(','), '', createLogger('kafka-local', 'silent'));
+  try {
+    return await ask(() => log.brokerCount());
   } finally {
-    await log.close();
+    await log.close().catch(() => undefined);
   }
 }
 

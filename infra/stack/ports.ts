@@ -16,22 +16,19 @@ export function isPortOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
-export async function waitForPort(port: number, timeoutMs: number, gaveUp: () => boolean = () => false): Promise<void> {
+/** Waits until `port` is open (`open`) or closed; false when `timeoutMs` passed first. */
+async function untilPort(port: number, open: boolean, timeoutMs: number, gaveUp: () => boolean = () => false): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (await isPortOpen(port)) return;
-    if (gaveUp()) return;
-    await sleep(250);
-  }
-  throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
-}
-
-/** Waits until nothing listens on `port` any more. */
-export async function waitForPortClosed(port: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!(await isPortOpen(port))) return true;
+    if ((await isPortOpen(port)) === open || gaveUp()) return true;
     await sleep(250);
   }
   return false;
 }
+
+export async function waitForPort(port: number, timeoutMs: number, gaveUp: () => boolean = () => false): Promise<void> {
+  if (!(await untilPort(port, true, timeoutMs, gaveUp))) throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
+}
+
+/** Waits until nothing listens on `port` any more; false when it still does after `timeoutMs`. */
+export const waitForPortClosed = (port: number, timeoutMs: number): Promise<boolean> => untilPort(port, false, timeoutMs);

@@ -3,31 +3,17 @@
 // worker. The README promises a 503 within a second, for ingest and for /readyz on every process;
 // then the broker comes back on the same port and data, and the system recovers with no process
 // restarted and nothing that was acknowledged lost.
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalKafka, type LocalKafka } from '../../infra/stack/kafka-local.ts';
 import { STATE_DIR } from '../../infra/stack/ports.ts';
-import { System, freePort, fragment, readTopic, waitFor, type ProcessName } from '../support/system.ts';
+import { System, freePort, freePortRun, fragment, readTopic, waitFor, type ProcessName } from '../support/system.ts';
 
 const PROCESSES: ProcessName[] = ['api', 'fanout', 'projector', 'relay', 'worker'];
 // Each probe's fragment goes to a channel of its own: probes overlap, and two fragments of one
 // station on one channel that reach the api out of order are, by design, one fragment and a repeat.
 const channelOf = (n: number) => `outage.${n}`;
-
-/** A free port whose next one is free too (the broker listens on p, its controller on p + 1). */
-async function freePortPair(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    const free = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(p + 1, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return p;
-  }
-}
 
 let kafkaPort: number;
 let kafka: LocalKafka;
@@ -41,7 +27,7 @@ async function stopKafka(k: LocalKafka | undefined): Promise<void> {
 }
 
 beforeAll(async () => {
-  kafkaPort = await freePortPair();
+  kafkaPort = await freePortRun(2); // the broker on p, its controller on p + 1
   rmSync(join(STATE_DIR, `kafka-${kafkaPort}`), { recursive: true, force: true });
   kafka = await startLocalKafka(kafkaPort);
   expect(kafka.process, 'a broker of our own, not one already on that port').toBeDefined();

@@ -9,8 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EventLog } from '../../infra/kafka/index.ts';
 import { createLogger } from '../../infra/logger.ts';
 import { startLocalKafka, type LocalKafka } from '../../infra/stack/kafka-local.ts';
-import { STATE_DIR, isPortOpen } from '../../infra/stack/ports.ts';
-import { freePort } from '../support/system.ts';
+import { STATE_DIR } from '../../infra/stack/ports.ts';
+import { freePortRun } from '../support/system.ts';
 
 const started: LocalKafka[] = [];
 const dirs: string[] = [];
@@ -20,15 +20,11 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-/** A free port whose next one is free too (a node listens on p, its controller on p + 1). */
+/** Ports for a node of our own (its broker on p, its controller on p + 1), its data removed after. */
 async function freePortPair(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    if (p < 65535 && !(await isPortOpen(p + 1))) {
-      dirs.push(join(STATE_DIR, `kafka-${p}`));
-      return p;
-    }
-  }
+  const p = await freePortRun(2);
+  dirs.push(join(STATE_DIR, `kafka-${p}`));
+  return p;
 }
 
 /** A listener that takes connections and hangs up on them: on the port, but no Kafka. */

@@ -3,7 +3,6 @@
 // channel's partition killed with SIGKILL, then started again on its data. The catalog's
 // replication (3 copies, min.insync.replicas 2, acks=all) must keep every acknowledged fragment;
 // ingest may answer 503 while a new leader is elected (measured and printed), never lose or double.
-import { createServer } from 'node:net';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,28 +12,12 @@ import { startLocalKafka, type LocalKafka } from '../../infra/stack/kafka-local.
 import { STATE_DIR } from '../../infra/stack/ports.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
 import { partitionFor } from '../../schemas/partitioner.ts';
-import { LiveClient, System, fragment, freePort, readTopic, waitFor } from '../support/system.ts';
+import { LiveClient, System, fragment, freePortRun, readTopic, waitFor } from '../support/system.ts';
 import { testName } from '../support/test-data.ts';
 
 const NODES = 3;
 const CHANNEL = 'replicated.news';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A free port with the next `n - 1` ports free too (node i listens on base + 2i and base + 2i + 1). */
-async function freePortRun(n: number): Promise<number> {
-  const isFree = (p: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-  for (;;) {
-    const base = await freePort();
-    let ok = base + n < 65536;
-    for (let i = 1; ok && i < n; i++) ok = await isFree(base + i);
-    if (ok) return base;
-  }
-}
 
 const stateDirs = (base: number) => Array.from({ length: NODES }, (_, i) => join(STATE_DIR, `kafka-${base}-of-${NODES}-node-${i + 1}`));
 
@@ -190,10 +173,12 @@ describe('a replicated Kafka losing the leader of the captions partition', () =>
   }, 900_000);
 
   it('makes a first start wait for a broker that is away when KAFKA_CLUSTER_SIZE says the cluster has it', async () => {
-    const logs = ['undeclared', 'declared'].map(
-      (n) => new EventLog(kafka.brokers.split(','), `${testName(n)}.`, createLogger('test', 'silent')),
-    );
-    const [undeclared, declared] = logs as [EventLog, EventLog];
+    const [first, second] = [`${testName('undeclared')}.`, `${testName('declared')}.`];
+    const logOf = (prefix: string, clusterSize?: number) =>
+      new EventLog(kafka.brokers.split(','), prefix, createLogger('test', 'silent'), { clusterSize });
+    // The third is the first's topics seen by a start told the cluster's size.
+    const logs = [logOf(first), logOf(second, NODES), logOf(first, NODES)];
+    const [undeclared, declared, undeclaredThenTold] = logs as [EventLog, EventLog, EventLog];
     const away = kafka.nodes.at(-1)!;
     try {
       await away.stop('SIGTERM');
@@ -204,13 +189,13 @@ describe('a replicated Kafka losing the leader of the captions partition', () =>
       expect(new Set((await undeclared.replicas('captions')).map((p) => p.replicas.length))).toEqual(new Set([NODES - 1]));
 
       // Told the cluster's size, it makes nothing and says why, until the broker is back.
-      await expect(declared.ensureTopics(NODES)).rejects.toBeInstanceOf(ClusterIncomplete);
+      await expect(declared.ensureTopics()).rejects.toBeInstanceOf(ClusterIncomplete);
       await expect(declared.offsets('captions')).rejects.toThrow(/does not exist/);
       await away.start();
       await waitFor(
         'topics made once every broker answers',
         () =>
-          declared.ensureTopics(NODES).then(
+          declared.ensureTopics().then(
             () => true,
             () => false,
           ),
@@ -222,8 +207,8 @@ describe('a replicated Kafka losing the leader of the captions partition', () =>
       }
       expect(declared.replicationShortfalls).toEqual([]);
       // The start told nothing now reports its topics short of the size it is told.
-      await undeclared.ensureTopics(NODES);
-      expect(undeclared.replicationShortfalls).toContain(`${undeclared.topicName('captions')}: 2 replicas, the catalog asks 3`);
+      await undeclaredThenTold.ensureTopics();
+      expect(undeclaredThenTold.replicationShortfalls).toContain(`${undeclared.topicName('captions')}: 2 replicas, the catalog asks 3`);
     } finally {
       if (!away.running) await away.start();
       for (const log of logs) {

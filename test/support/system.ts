@@ -67,6 +67,16 @@ export async function freePort(): Promise<number> {
   throw new Error(`no free port in ${OWN_PORTS.first}–${OWN_PORTS.first + OWN_PORTS.size - 1}`);
 }
 
+/** A free port with the next `n - 1` free too: a local Kafka node listens on p and p + 1, node i of a cluster on p + 2i, p + 2i + 1. */
+export async function freePortRun(n: number): Promise<number> {
+  for (;;) {
+    const base = await freePort();
+    let ok = base + n < 65536;
+    for (let i = 1; ok && i < n; i++) ok = await canListen(base + i);
+    if (ok) return base;
+  }
+}
+
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createServer();
