@@ -43,11 +43,11 @@ it('replays a range in order at its original spacing divided by speed', async ()
     position: expect.stringMatching(/^\d+:\d+$/),
   });
   // 1 s apart on air is 100 ms apart at speed 10. Each caption keeps to that schedule, give or take
-  // timer jitter on a busy machine (a late one does not push the others later).
+  // timer jitter on a busy machine (a late one does not push the others later): the sixth 500 ms
+  // after the first, within 250, which neither sending at once (a few ms) nor speed 1 (5 s) meets.
+  // Measured from the first arrival, a first caption held up shortens the span (a run saw 398 ms).
   const since = arrivals.map((t) => t - arrivals[0]!);
   since.forEach((t, i) => expect(Math.abs(t - i * 100), `caption ${i + 1} at ${t.toFixed(0)} ms`).toBeLessThan(250));
-  expect(since.at(-1)!).toBeGreaterThan(400); // paced, not sent at once
-  expect(since.at(-1)!).toBeLessThan(1000); // and not at speed 1
   c.close();
 });
 
