@@ -7,7 +7,7 @@ import { EventLog } from '../infra/kafka/index.ts';
 import { createLogger, type Logger } from '../infra/logger.ts';
 import { createRegistry, type Registry } from '../infra/metrics.ts';
 import { yieldCpu } from '../infra/priority.ts';
-import { retry as retryWith } from '../infra/retry.ts';
+import { retry as retryWith, sayingWhy } from '../infra/retry.ts';
 import { migrate } from '../projections/migrate.ts';
 
 export interface App {
@@ -67,5 +67,9 @@ export async function boot(
 
 /** Retries start-up work while Kafka or Postgres are still coming up, saying so. */
 export function retry<T>(fn: () => Promise<T>, logger: Logger, what: string, attempts = 60): Promise<T> {
-  return retryWith(fn, { attempts, delayMs: 500, onRetry: (err, attempt) => logger.warn({ err, attempt }, `${what} failed, retrying`) });
+  return retryWith(fn, {
+    attempts,
+    delayMs: 500,
+    onRetry: sayingWhy((err, attempt, unsaid) => logger.warn({ err, attempt, ...(unsaid ? { unsaid } : {}) }, `${what} failed, retrying`)),
+  });
 }

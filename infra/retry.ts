@@ -55,3 +55,25 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryO
     }
   }
 }
+
+/**
+ * An `onRetry` for a wait that may last minutes (a broker away, a database restarting): each new
+ * reason is said at once, and a reason that repeats only every `everyMs`, with how many tries were
+ * not said, rather than twice a second.
+ */
+export function sayingWhy(
+  say: (err: unknown, attempt: number, unsaid: number) => void,
+  everyMs = 10_000,
+  now: () => number = Date.now,
+): (err: unknown, attempt: number) => void {
+  let last: { reason: string; at: number } | undefined;
+  let unsaid = 0;
+  return (err, attempt) => {
+    const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    const t = now();
+    if (last && last.reason === reason && t - last.at < everyMs) return void unsaid++;
+    say(err, attempt, unsaid);
+    last = { reason, at: t };
+    unsaid = 0;
+  };
+}
