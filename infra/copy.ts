@@ -31,8 +31,13 @@ export async function copyRows(
   rows: CopyValue[][],
 ): Promise<number> {
   if (!rows.length) return 0;
+  // Appended field by field: no array and joined string per row, one flattening at the end.
   let text = '';
-  for (const row of rows) text += row.map(field).join('\t') + '\n';
+  for (const row of rows) {
+    text += field(row[0]);
+    for (let i = 1; i < row.length; i++) text += '\t' + field(row[i]);
+    text += '\n';
+  }
   const cols = sql.join(columns.map((c) => sql.id(c)));
   const r = await sql`COPY ${sql.id(table)} (${cols}) FROM STDIN ${new CopyData(text)}`.execute(db);
   return Number(r.numAffectedRows ?? rows.length);
