@@ -58,8 +58,8 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryO
 
 /**
  * An `onRetry` for a wait that may last minutes (a broker away, a database restarting): each new
- * reason is said at once, and a reason that repeats only every `everyMs`, with how many tries were
- * not said, rather than twice a second.
+ * reason is said at once, and a reason that repeats only every `everyMs` rather than twice a
+ * second; `unsaid` is how many failed tries went unsaid since the last one said.
  */
 export function sayingWhy(
   say: (err: unknown, attempt: number, unsaid: number) => void,

@@ -51,6 +51,9 @@ function untilListed(brokers: string, nodes: number): Promise<void> {
   );
 }
 
+/** How many brokers the cluster at `brokers` lists, asked over a connection of its own. */
+export const brokersListed = (brokers: string): Promise<number> => askingBrokers(brokers, (brokerCount) => brokerCount());
+
 /** Runs `ask` with a way to count the brokers listed at `brokers`, over a connection closed after. */
 async function askingBrokers<T>(brokers: string, ask: (brokerCount: () => Promise<number>) => Promise<T>): Promise<T> {
   const log = new EventLog(brokers.split(','), '', createLogger('kafka-local', 'silent'));

@@ -9,6 +9,7 @@ import * as hdr from 'hdr-histogram-js';
 import { appArgs, NODE_FLAGS } from '../../apps/node-args.ts';
 import { waitFor, type AppName, type System } from '../support/system.ts';
 import type { NewEvent } from '../../infra/kafka/index.ts';
+import { sleep } from '../../infra/retry.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const QUICK = process.env.BENCH_QUICK === '1';
@@ -26,7 +27,7 @@ export function knob(name: string, full: number, quick: number = full): number {
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes on this machine. */
 export const now = (): number => performance.timeOrigin + performance.now();
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
 // ---------------------------------------------------------------- histograms (microseconds)
 

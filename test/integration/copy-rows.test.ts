@@ -6,17 +6,12 @@ import fc from 'fast-check';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { copyRows } from '../../infra/copy.ts';
-import { createDb } from '../../infra/db.ts';
-import { ensureDatabase } from '../../infra/stack/postgres-local.ts';
-import { testName } from '../support/test-data.ts';
+import { testDatabase } from '../support/system.ts';
 
 let db: Kysely<any>;
 
 beforeAll(async () => {
-  const url = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/castlog_test');
-  url.pathname = `/${testName('copy')}`;
-  await ensureDatabase(url.toString());
-  db = createDb(url.toString(), 2);
+  db = await testDatabase<any>('copy');
   await sql`CREATE TABLE copied (id int PRIMARY KEY, text text, n bigint, label text)`.execute(db);
 });
 afterAll(() => db?.destroy());

@@ -3,12 +3,10 @@
 // stack stopped a moment ago, still shutting down) is waited out and ours started, instead of a
 // whole test run sharing a broker that is gone a second later; anything else is refused by name.
 import { rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EventLog } from '../../infra/kafka/index.ts';
-import { createLogger } from '../../infra/logger.ts';
-import { startLocalKafka, type LocalKafka } from '../../infra/stack/kafka-local.ts';
+import { brokersListed, startLocalKafka, type LocalKafka } from '../../infra/stack/kafka-local.ts';
 import { STATE_DIR } from '../../infra/stack/ports.ts';
 import { freePortRun } from '../support/system.ts';
 
@@ -27,23 +25,11 @@ async function freePortPair(): Promise<number> {
   return p;
 }
 
-/** A listener that takes connections and hangs up on them: on the port, but no Kafka. */
+/** A listener that takes connections and hangs up on them at once: on the port, but no Kafka. */
 async function notKafkaOn(port: number): Promise<{ close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((s) => (sockets.add(s), s.destroy()));
+  const server = createServer((s) => s.destroy());
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return {
-    close: () => new Promise<void>((resolve) => (sockets.forEach((s) => s.destroy()), server.close(() => resolve()))),
-  };
-}
-
-async function brokersListed(port: number): Promise<number> {
-  const log = new EventLog([`127.0.0.1:${port}`], '', createLogger('test', 'silent'));
-  try {
-    return await log.brokerCount();
-  } finally {
-    await log.close();
-  }
+  return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 describe('the local Kafka on a port already taken', () => {
@@ -64,7 +50,7 @@ describe('the local Kafka on a port already taken', () => {
     started.push(k);
     await leaves;
     expect(k.nodes).toHaveLength(1);
-    expect(await brokersListed(port)).toBe(1);
+    expect(await brokersListed(`127.0.0.1:${port}`)).toBe(1);
   }, 120_000);
 
   it('starts its own in place of a broker shutting down', async () => {
@@ -77,7 +63,7 @@ describe('the local Kafka on a port already taken', () => {
     const next = await startLocalKafka(port);
     started.push(next);
     expect(next.nodes, 'a broker of its own, not the one going away').toHaveLength(1);
-    expect(await brokersListed(port)).toBe(1);
+    expect(await brokersListed(`127.0.0.1:${port}`)).toBe(1);
   }, 180_000);
 
   it('refuses, naming the port, what stays on it without being Kafka', async () => {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterIncomplete, EventLog } from '../../infra/kafka/index.ts';
 import { createLogger } from '../../infra/logger.ts';
+import { sleep } from '../../infra/retry.ts';
 import { startLocalKafka, type LocalKafka } from '../../infra/stack/kafka-local.ts';
 import { STATE_DIR } from '../../infra/stack/ports.ts';
 import { TOPICS } from '../../schemas/catalog.ts';
@@ -17,7 +18,6 @@ import { testName } from '../support/test-data.ts';
 
 const NODES = 3;
 const CHANNEL = 'replicated.news';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const stateDirs = (base: number) => Array.from({ length: NODES }, (_, i) => join(STATE_DIR, `kafka-${base}-of-${NODES}-node-${i + 1}`));
 

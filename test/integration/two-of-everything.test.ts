@@ -8,13 +8,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../../infra/retry.ts';
 import { LiveClient, System, fragment, waitFor } from '../support/system.ts';
 import { idOf, makeClip, sha256, tusUpload } from '../support/uploads.ts';
 
 const KILLED = ['api', 'fanout', 'projector', 'relay', 'worker'] as const;
 const CHANNELS = ['twice.a', 'twice.b', 'twice.c'];
 const LIMIT = 2;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let dir: string;
 let one: System;

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import type { Kysely } from 'kysely';
 import { appArgs } from '../../apps/node-args.ts';
 import { ensureDatabase } from '../../infra/stack/postgres-local.ts';
 import { createDb } from '../../infra/db.ts';
@@ -129,6 +130,20 @@ export const SIGNING_SECRET = 'test-signing-secret-of-at-least-32-bytes';
  *  (a fresh-clone run failed setting up a test that way), and the harness is not what is tested. */
 const HARNESS_POOL = { connectTimeoutMs: 10_000 };
 
+/** The URL of database `name` on the tests' Postgres server. */
+function databaseUrl(name: string): string {
+  const url = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/castlog_test');
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** A database of its own for a test of Postgres alone (dropped with the run's data), on the harness's pool settings. */
+export async function testDatabase<DB extends object = Database>(label: string): Promise<Kysely<DB>> {
+  const url = databaseUrl(testName(label));
+  await ensureDatabase(url);
+  return createDb<DB>(url, 2, HARNESS_POOL);
+}
+
 export class System {
   readonly env: NodeJS.ProcessEnv;
   readonly procs = new Map<ProcessName, ChildProcess>();
@@ -149,11 +164,9 @@ export class System {
     readonly projectorPort: number,
     extraEnv: NodeJS.ProcessEnv,
   ) {
-    const base = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/castlog_test');
-    base.pathname = `/${name}`;
     this.env = {
       ...process.env,
-      DATABASE_URL: base.toString(),
+      DATABASE_URL: databaseUrl(name),
       TOPIC_PREFIX: `${name}.`,
       API_PORT: String(apiPort),
       FANOUT_PORT: String(fanoutPort),
