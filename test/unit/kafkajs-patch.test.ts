@@ -9,12 +9,17 @@
 // record's headers, decoding them when first read (a string and a buffer per header were most of
 // the objects a consumed record cost, and most consumers never read them): every record of a batch,
 // plain or compressed, must still come back whole. Offsets and timestamps are added in numbers where
-// exact (it made Longs per record): they must be what int64 arithmetic gives, at any size.
+// exact (it made Longs per record): they must be what int64 arithmetic gives, at any size. The
+// encoder writes varints straight into its buffer (it made an array and a Buffer per varint), a
+// record into memory not zeroed first, of the size it counted, and the batch checksum eight bytes a
+// step: against references written here from the protocol, for generated records and buffers.
 import { createRequire } from 'node:module';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 type Header = { key: string; value: Buffer | string | null };
 interface Encoder {
+  writeUVarInt(v: number): Encoder;
   writeInt8(v: number): Encoder;
   writeVarLong(v: number): Encoder;
   writeVarInt(v: number): Encoder;
@@ -29,15 +34,20 @@ interface Decoder {
 type Decoded = { offset: string; key: Buffer; value: Buffer; headers: Record<string, unknown> };
 const require = createRequire(import.meta.url);
 const protocol = 'kafkajs/src/protocol';
-const Encoder = require(`${protocol}/encoder`) as new () => Encoder;
+const Encoder = require(`${protocol}/encoder`) as (new () => Encoder) & {
+  exactly(size: number): Encoder & { offset: number; buf: Buffer };
+  sizeOfVarInt(v: number): number;
+  sizeOfVarLong(v: unknown): number;
+};
+const crc32C = require(`${protocol}/recordBatch/crc32C/crc32C`) as (b: Buffer) => number;
 const Decoder = require(`${protocol}/decoder`) as new (b: Buffer) => Decoder;
 const HeaderEncoder = require(`${protocol}/recordBatch/header/v0`) as (h: Header) => Encoder;
 const encodeRecord = require(`${protocol}/recordBatch/record/v0`) as (r: {
   offsetDelta: number;
   timestampDelta: number;
-  key: string;
-  value: string;
-  headers: Record<string, string | string[]>;
+  key: string | Buffer | null;
+  value: string | Buffer | null;
+  headers: Record<string, string | Buffer | (string | Buffer)[]>;
 }) => Encoder;
 const decodeRecord = require(`${protocol}/recordBatch/record/v0/decoder`) as (decoder: Decoder, context: object) => Decoded;
 const { RecordBatch } = require(`${protocol}/recordBatch/v0`) as {
@@ -222,5 +232,105 @@ describe('kafkajs records', () => {
         expect(d.offset).toBe(body.length);
       }
     }
+  });
+});
+
+// The protocol's varints, from its description (seven bits a byte, low first; signed ones zigzag
+// first), in BigInt so that nothing here shares kafkajs's arithmetic.
+function leb128(u: bigint): Buffer {
+  const out: number[] = [];
+  for (; u >= 0x80n; u >>= 7n) out.push(Number(u & 0x7fn) | 0x80);
+  out.push(Number(u));
+  return Buffer.from(out);
+}
+const varint = (v: number | bigint) => leb128(BigInt.asUintN(64, (BigInt(v) << 1n) ^ (BigInt(v) >> 63n)));
+const bytes = (b: Buffer | string | null) => {
+  if (b === null) return varint(-1);
+  const raw = Buffer.from(b);
+  return Buffer.concat([varint(raw.length), raw]);
+};
+type Fields = Parameters<typeof encodeRecord>[0];
+function referenceRecord(r: Fields): Buffer {
+  const headers = Object.entries(r.headers).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((one) => [k, one] as const));
+  const body = Buffer.concat([
+    Buffer.from([0]),
+    varint(r.timestampDelta),
+    varint(r.offsetDelta),
+    bytes(r.key),
+    bytes(r.value),
+    varint(headers.length),
+    ...headers.flatMap(([k, v]) => [bytes(k), bytes(v)]),
+  ]);
+  return Buffer.concat([varint(body.length), body]);
+}
+/** CRC-32C bit by bit, from its polynomial (reflected 0x82f63b78). */
+function referenceCrc(b: Buffer): number {
+  let crc = 0xffffffff;
+  for (const byte of b) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+describe('kafkajs encoding', () => {
+  const int32 = fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 });
+  const text = fc.string({ unit: 'grapheme', maxLength: 40 });
+  const blob = fc.oneof(
+    text,
+    fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+  );
+
+  it('writes varints and varlongs as the protocol says, of the sizes it counts', () => {
+    fc.assert(
+      fc.property(int32, fc.oneof(int32, fc.integer({ min: -(2 ** 53) + 1, max: 2 ** 53 - 1 })), (i, l) => {
+        const written = new Encoder().writeVarInt(i).writeVarLong(l).buffer;
+        expect(written).toEqual(Buffer.concat([varint(i), varint(l)]));
+        expect(Encoder.sizeOfVarInt(i) + Encoder.sizeOfVarLong(l)).toBe(written.length);
+      }),
+      { numRuns: 2000 },
+    );
+    // Unsigned, up to 32 bits, into an encoder of exactly its size: filled, not grown.
+    for (const u of [0, 1, 127, 128, 16_383, 16_384, 2 ** 21, 2 ** 28 - 1, 2 ** 28, 2 ** 32 - 1]) {
+      const expected = leb128(BigInt(u));
+      const e = Encoder.exactly(expected.length);
+      e.writeUVarInt(u);
+      expect({ bytes: e.buf, offset: e.offset, size: e.buf.length }, `${u}`).toEqual({
+        bytes: expected,
+        offset: expected.length,
+        size: expected.length,
+      });
+    }
+  });
+
+  it('writes records byte for byte as the protocol lays them out, every byte of the memory it took', () => {
+    const record = fc.record({
+      offsetDelta: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+      timestampDelta: fc.oneof(int32, fc.integer({ min: -(2 ** 40), max: 2 ** 40 })),
+      key: fc.oneof(fc.constant(null), blob),
+      value: fc.oneof(fc.constant(null), blob),
+      headers: fc.dictionary(
+        fc.string({ unit: 'grapheme', maxLength: 12 }).filter((k) => k !== '__proto__'),
+        fc.oneof(blob, fc.array(blob, { maxLength: 3 })),
+        { maxKeys: 8 },
+      ),
+    });
+    fc.assert(
+      fc.property(record, (r) => {
+        expect(encodeRecord(r).buffer).toEqual(referenceRecord(r));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('checksums a batch as CRC-32C does, at every length and alignment', () => {
+    expect(crc32C(Buffer.from('123456789')).toString(16)).toBe('e3069283'); // the standard check value
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat({ max: 7 }), (a, skip) => {
+        const b = Buffer.from(a).subarray(Math.min(skip, a.length));
+        expect(crc32C(b)).toBe(referenceCrc(b));
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
